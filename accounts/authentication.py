@@ -1,0 +1,55 @@
+"""DRF authentication by API key: ``Authorization: Bearer lsk_…`` or ``X-API-Key: lsk_…``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework import authentication, exceptions
+
+from .models import ApiKey, Tenant
+from .services import api_key_authenticate
+
+
+@dataclass
+class ApiPrincipal:
+    """The caller of an API request: a tenant acting through one key."""
+
+    api_key: ApiKey
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.api_key.tenant
+
+    @property
+    def can_write(self) -> bool:
+        return self.api_key.scope == ApiKey.Scope.WRITE
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}/{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    www_authenticate_realm = "api"
+
+    def authenticate(self, request):
+        raw = None
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
+            raw = value.strip()
+        elif request.META.get("HTTP_X_API_KEY"):
+            raw = request.META["HTTP_X_API_KEY"].strip()
+        if raw is None:
+            return None
+        api_key = api_key_authenticate(plaintext=raw)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked API key")
+        return ApiPrincipal(api_key), api_key
+
+    def authenticate_header(self, request) -> str:
+        # a 401 (not 403) for a missing or bad key needs a WWW-Authenticate value
+        return f'Bearer realm="{self.www_authenticate_realm}"'

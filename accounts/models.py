@@ -1,0 +1,92 @@
+"""Tenants, their members, API keys and quotas."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    is_suspended = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+        VIEWER = "viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_user_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class ApiKey(models.Model):
+    """A tenant's API key. Only ``key_id`` (public) and an HMAC of the whole key are stored."""
+
+    class Scope(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.WRITE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def prefix(self) -> str:
+        return f"lsk_{self.key_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _mb(n: int) -> int:
+    return n * 1024 * 1024
+
+
+class Quota(models.Model):
+    """Per-tenant limits, edited by operators in admin; read on every submission."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="quota")
+    max_concurrency = models.PositiveIntegerField(default=4)
+    submissions_per_minute = models.PositiveIntegerField(default=600)
+    monthly_gb_seconds = models.FloatField(default=100_000.0)
+    max_timeout_ms = models.PositiveIntegerField(default=60_000)
+    max_memory_mb = models.PositiveIntegerField(default=512)
+    max_code_bytes = models.PositiveIntegerField(default=256 * 1024)
+    max_args_bytes = models.PositiveIntegerField(default=256 * 1024)
+    max_result_bytes = models.PositiveIntegerField(default=_mb(1))
+    max_log_bytes = models.PositiveIntegerField(default=_mb(1))
+    default_max_retries = models.PositiveIntegerField(default=0)
+    max_retries_cap = models.PositiveIntegerField(default=10)
+
+    def __str__(self) -> str:
+        return f"quota of {self.tenant}"

@@ -1,0 +1,20 @@
+"""API permissions: a request acts for exactly one tenant, through a key of that tenant."""
+from __future__ import annotations
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from lambdasite.errors import Forbidden
+
+
+class HasTenant(BasePermission):
+    """Authenticated by an API key; write methods need a write-scoped key; suspended tenants are refused."""
+
+    def has_permission(self, request, view) -> bool:
+        principal = request.user
+        if principal is None or not getattr(principal, "is_authenticated", False) or not hasattr(principal, "tenant"):
+            return False
+        if principal.tenant.is_suspended:
+            raise Forbidden("this tenant is suspended", code="tenant_suspended")
+        if request.method not in SAFE_METHODS and not principal.can_write:
+            raise Forbidden("this API key is read-only", code="read_only_key")
+        return True

@@ -1,0 +1,131 @@
+"""Request validation and response shapes of the jobs API."""
+from __future__ import annotations
+
+import json
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from sandbox import RUNTIMES
+
+from ..models import Attempt, Job, LogLine
+
+HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+
+class StrictCharField(serializers.CharField):
+    """A string and only a string: 123 is a type error, not "123"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer and only an integer: "5000", 5.5 and true are type errors."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JobSubmitSerializer(serializers.Serializer):
+    runtime = serializers.ChoiceField(choices=RUNTIMES, help_text="python or node")
+    code = StrictCharField(trim_whitespace=False, help_text="source defining the handler function")
+    args = serializers.JSONField(required=False, help_text="JSON array of positional arguments")
+    handler = StrictCharField(required=False, default="main", max_length=100)
+    timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="wall-clock limit per attempt")
+    memory_mb = StrictIntegerField(required=False, min_value=32, help_text="memory limit (swap is not allowed)")
+    max_retries = StrictIntegerField(required=False, min_value=0)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate_code(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("may not be blank")
+        if "\x00" in value:
+            raise serializers.ValidationError("may not contain NUL characters")
+        return value
+
+    def validate_handler(self, value: str) -> str:
+        import re
+
+        if not re.match(HANDLER_RE, value):
+            raise serializers.ValidationError("must be an identifier such as main")
+        return value
+
+    def validate_args(self, value):
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise serializers.ValidationError("must be a JSON array, e.g. [2, 3]")
+        if "\\u0000" in json.dumps(value):
+            raise serializers.ValidationError("may not contain NUL characters")
+        return value
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attempt
+        fields = ["number", "status", "worker", "started_at", "finished_at", "duration_ms", "start_ms", "cpu_ms", "exit_code", "error"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    limits = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "status", "runtime", "handler", "limits", "max_retries", "result", "error", "exit_code",
+            "attempts", "created_at", "started_at", "finished_at", "queue_wait_ms", "duration_ms",
+            "log_lines", "log_bytes", "dropped_log_bytes", "links",
+        ]
+
+    def get_limits(self, job: Job) -> dict:
+        return {"timeout_ms": job.timeout_ms, "memory_mb": job.memory_mb}
+
+    def get_links(self, job: Job) -> dict:
+        return {
+            "self": reverse("api-job-detail", args=[job.id]),
+            "logs": reverse("api-job-logs", args=[job.id]),
+        }
+
+
+class JobDetailSerializer(JobSerializer):
+    attempt_history = AttemptSerializer(source="attempt_set", many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = JobSerializer.Meta.fields + ["code", "args", "attempt_history"]
+
+
+class LogLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LogLine
+        fields = ["seq", "attempt", "stream", "ts", "text"]
+
+
+class LogPageSerializer(serializers.Serializer):
+    job_id = serializers.UUIDField()
+    job_status = serializers.CharField()
+    lines = LogLineSerializer(many=True)
+    next_after = serializers.IntegerField()
+    complete = serializers.BooleanField(help_text="true once the job is finished and every line was returned")
+
+
+class RuntimeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    language = serializers.CharField()
+    version = serializers.CharField()
+    defaults = serializers.DictField()
+    caps = serializers.DictField()
+    example = serializers.CharField()
+    notes = serializers.CharField()

@@ -1,0 +1,193 @@
+"""Jobs API: thin views that parse, call one service or selector, and shape the answer."""
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lambdasite.errors import ValidationFailed
+from sandbox import RUNTIMES
+
+from .. import selectors, services
+from ..runtimes import RUNTIME_INFO
+from .serializers import (
+    JobDetailSerializer,
+    JobSerializer,
+    JobSubmitSerializer,
+    LogLineSerializer,
+    LogPageSerializer,
+    RuntimeSerializer,
+)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+def _errors(*statuses: int) -> dict:
+    text = {
+        400: "invalid input (the message names the field)",
+        401: "missing, malformed or revoked API key",
+        403: "key is read-only or tenant is suspended",
+        404: "no such job for this tenant",
+        413: "body, code or args over the size cap",
+        429: "rate limited",
+    }
+    return {status: OpenApiResponse(ErrorSerializer, description=text[status]) for status in statuses}
+
+
+class JobCursorPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 200
+
+
+def _int_param(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name}: must be an integer", details={"fields": {name: ["must be an integer"]}}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ValidationFailed(f"{name}: must be {bound}", details={"fields": {name: [f"must be {bound}"]}})
+    return value
+
+
+@extend_schema(
+    methods=["POST"],
+    operation_id="jobs_submit",
+    summary="Submit a function to run",
+    request=JobSubmitSerializer,
+    responses={202: JobSerializer, **_errors(400, 401, 403, 413, 429)},
+    examples=[
+        OpenApiExample(
+            "Add two numbers (Python)",
+            value={"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Async wait (Node)",
+            value={
+                "runtime": "node",
+                "code": "async function main(delay) {\n  await new Promise(r => setTimeout(r, delay));\n  return 'Completed';\n}",
+                "args": [1000],
+                "timeout_ms": 5000,
+            },
+            request_only=True,
+        ),
+    ],
+)
+@extend_schema(
+    methods=["GET"],
+    operation_id="jobs_list",
+    summary="List this tenant's jobs, newest first",
+    parameters=[
+        OpenApiParameter("status", OpenApiTypes.STR, description="comma-separated statuses, e.g. failed,timed_out"),
+        OpenApiParameter("runtime", OpenApiTypes.STR, enum=list(RUNTIMES)),
+        OpenApiParameter("limit", OpenApiTypes.INT, description="page size, at most 200"),
+        OpenApiParameter("cursor", OpenApiTypes.STR, description="opaque cursor from `next`/`previous`"),
+    ],
+    responses={200: JobSerializer(many=True), **_errors(400, 401, 403)},
+)
+@api_view(["GET", "POST"])
+def jobs(request: Request) -> Response:
+    tenant = request.user.tenant
+    if request.method == "POST":
+        incoming = JobSubmitSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        job = services.job_submit(tenant=tenant, api_key=request.auth, spec=services.JobSpec(**incoming.validated_data))
+        body = JobSerializer(job).data
+        return Response(body, status=202, headers={"Location": body["links"]["self"]})
+    statuses = [s for s in request.query_params.get("status", "").split(",") if s]
+    runtime = request.query_params.get("runtime") or None
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ValidationFailed(f"runtime: unknown runtime {runtime!r}", details={"fields": {"runtime": ["unknown runtime"]}})
+    qs = selectors.job_list(tenant=tenant, statuses=statuses, runtime=runtime)
+    paginator = JobCursorPagination()
+    try:
+        page = paginator.paginate_queryset(qs, request)
+    except drf_exceptions.NotFound:  # a forged or stale cursor is the client's error, not a missing resource
+        raise ValidationFailed("cursor: invalid cursor", details={"fields": {"cursor": ["invalid cursor"]}}) from None
+    return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+
+
+@extend_schema(
+    operation_id="jobs_retrieve",
+    summary="One job with its result, error and attempt history",
+    responses={200: JobDetailSerializer, **_errors(401, 403, 404)},
+)
+@api_view(["GET"])
+def job_detail(request: Request, job_id: str) -> Response:
+    job = selectors.job_get(tenant=request.user.tenant, job_id=job_id)
+    return Response(JobDetailSerializer(job).data)
+
+
+@extend_schema(
+    operation_id="jobs_logs",
+    summary="A job's output lines in order",
+    parameters=[
+        OpenApiParameter("after", OpenApiTypes.INT, description="only lines with a larger sequence number"),
+        OpenApiParameter("limit", OpenApiTypes.INT, description="at most this many lines (default 1000, max 5000)"),
+    ],
+    responses={200: LogPageSerializer, **_errors(400, 401, 403, 404)},
+)
+@api_view(["GET"])
+def job_logs(request: Request, job_id: str) -> Response:
+    job = selectors.job_get(tenant=request.user.tenant, job_id=job_id)
+    after = _int_param(request, "after", 0, minimum=0, maximum=2**31 - 1)
+    limit = _int_param(request, "limit", 1000, minimum=1, maximum=5000)
+    lines = selectors.job_logs(job=job, after=after, limit=limit)
+    next_after = lines[-1].seq if lines else after
+    complete = job.is_finished and len(lines) < limit
+    return Response(
+        {
+            "job_id": job.id,
+            "job_status": job.status,
+            "lines": LogLineSerializer(lines, many=True).data,
+            "next_after": next_after,
+            "complete": complete,
+        }
+    )
+
+
+@extend_schema(
+    operation_id="runtimes_list",
+    summary="Available runtimes with their defaults and this tenant's caps",
+    responses={200: RuntimeSerializer(many=True), **_errors(401, 403)},
+)
+@api_view(["GET"])
+def runtimes(request: Request) -> Response:
+    quota = request.user.tenant.quota
+    caps = {
+        "max_timeout_ms": quota.max_timeout_ms,
+        "max_memory_mb": quota.max_memory_mb,
+        "max_retries": quota.max_retries_cap,
+        "max_code_bytes": quota.max_code_bytes,
+        "max_args_bytes": quota.max_args_bytes,
+        "max_result_bytes": quota.max_result_bytes,
+        "max_log_bytes": quota.max_log_bytes,
+    }
+    defaults = {
+        "handler": "main",
+        "timeout_ms": min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms),
+        "memory_mb": min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb),
+        "max_retries": quota.default_max_retries,
+    }
+    data = [{"name": name, **RUNTIME_INFO[name], "defaults": defaults, "caps": caps} for name in RUNTIMES]
+    return Response(RuntimeSerializer(data, many=True).data)

@@ -1,0 +1,37 @@
+"""Run one Lambdasite worker: an RQ worker whose jobs run in the sandbox's warm cells."""
+from __future__ import annotations
+
+import logging
+
+import django_rq
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+import sandbox
+from jobs.services import worker_name
+from jobs.worker import SandboxWorker, sandbox_configure
+
+log = logging.getLogger("lambdasite.worker")
+
+
+class Command(BaseCommand):
+    help = "Run a worker that executes queued jobs in Docker sandboxes."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+        parser.add_argument("--no-spares", action="store_true", help="do not keep pre-started spare containers")
+
+    def handle(self, *args, burst: bool = False, no_spares: bool = False, **options):
+        pool = sandbox_configure()
+        removed = sandbox.sweep_orphans(pool.client)
+        if removed:
+            log.warning("removed %d orphaned sandbox containers", len(removed))
+        if not no_spares and not burst:
+            pool.start_maintenance()
+        queue = django_rq.get_queue(settings.RQ_QUEUE)
+        worker = SandboxWorker([queue], connection=queue.connection, name=worker_name().replace(":", "-"))
+        log.info("worker starting", extra={"worker": worker.name, "event": "worker_start"})
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        finally:
+            pool.close()

@@ -1,0 +1,110 @@
+"""Jobs, their attempts and their log lines: PostgreSQL is the source of truth."""
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from accounts.models import Tenant
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+
+WAITING = (Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED, Status.DEAD)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    runtime = models.CharField(max_length=16)
+    handler = models.CharField(max_length=100, default="main")
+    code = models.TextField()
+    args = models.JSONField(default=list)
+    timeout_ms = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    max_retries = models.PositiveIntegerField(default=0)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    queue_wait_ms = models.FloatField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    log_lines = models.PositiveIntegerField(default=0)
+    log_bytes = models.PositiveBigIntegerField(default=0)
+    dropped_log_bytes = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.runtime}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class Attempt(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    worker = models.CharField(max_length=200, blank=True)
+    container_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    start_ms = models.FloatField(null=True, blank=True)
+    cpu_ms = models.FloatField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="one_attempt_number_per_job")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.number} ({self.status})"
+
+
+class LogLine(models.Model):
+    class Stream(models.TextChoices):
+        STDOUT = "stdout"
+        STDERR = "stderr"
+        SYSTEM = "system"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_set")
+    attempt = models.PositiveIntegerField()
+    seq = models.PositiveIntegerField()
+    stream = models.CharField(max_length=6, choices=Stream.choices)
+    ts = models.DateTimeField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="one_log_seq_per_job")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.seq}"

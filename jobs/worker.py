@@ -1,0 +1,47 @@
+"""The RQ worker: runs jobs in-process so the sandbox's warm cells outlive each job.
+
+RQ's default worker forks a work-horse per job, and anything the horse holds
+(here: started containers) dies with it. Jobs already run in a container, so
+the fork buys no isolation; a ``SimpleWorker`` keeps the cell pool in the
+worker process for its whole life.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import close_old_connections
+from rq.worker import SimpleWorker
+
+import sandbox
+
+log = logging.getLogger("lambdasite.worker")
+
+
+def sandbox_configure() -> sandbox.Sandbox:
+    """Build the process's cell pool from settings, with spares for the default profile of each runtime."""
+    profile = sandbox.Limits(
+        memory_mb=settings.JOB_DEFAULT_MEMORY_MB,
+        cpus=settings.SANDBOX_CPUS,
+        pids=settings.SANDBOX_PIDS,
+        tmpfs_mb=settings.SANDBOX_TMPFS_MB,
+        nofile=settings.SANDBOX_NOFILE,
+        fsize_mb=settings.SANDBOX_FSIZE_MB,
+    )
+    pool = sandbox.configure(
+        reuse=settings.SANDBOX_REUSE,
+        idle_ttl_s=settings.SANDBOX_IDLE_TTL_S,
+        max_idle_cells=settings.SANDBOX_MAX_IDLE_CELLS,
+        spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES) if settings.SANDBOX_SPARES else (),
+        spares_per_profile=settings.SANDBOX_SPARES,
+    )
+    return pool
+
+
+class SandboxWorker(SimpleWorker):
+    def perform_job(self, job, queue, *args, **kwargs):
+        close_old_connections()
+        try:
+            return super().perform_job(job, queue, *args, **kwargs)
+        finally:
+            close_old_connections()

@@ -1,0 +1,2 @@
+"""Websocket routes (live job status and logs arrive with the dashboard)."""
+websocket_urlpatterns: list = []

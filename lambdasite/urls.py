@@ -1,0 +1,47 @@
+"""Top-level routes: API, schema and docs, admin, health."""
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", include("jobs.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+]
+
+
+def _api_or_html(request, status: int, code: str, message: str, fallback):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+    return fallback
+
+
+def handler404(request, exception=None):
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return _api_or_html(request, 404, "not_found", "no such endpoint", None)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    from django.views.defaults import server_error
+
+    if request.path.startswith("/api/"):
+        return _api_or_html(request, 500, "internal_error", "internal server error", None)
+    return server_error(request)
+
+
+def handler400(request, exception=None):
+    from django.views.defaults import bad_request
+
+    if request.path.startswith("/api/"):
+        return _api_or_html(request, 400, "bad_request", "bad request", None)
+    return bad_request(request, exception)

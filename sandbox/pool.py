@@ -1,0 +1,239 @@
+"""The cell pool: warm cells bound to one tenant, blank spares, idle reaping and orphan removal.
+
+The pool lives in the worker process (workers run jobs in-process, not in a
+forked work-horse), so a warm cell outlives the job that started it. A cell
+serves one tenant and one limit profile for its whole life; a spare is a
+started container no job has touched, bound to the first tenant that takes it.
+With ``reuse="never"`` every job gets a container of its own, destroyed after
+the job; spares still hide the start cost from the job that takes them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import replace
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+
+from .cell import LABEL, Cell, OnOutput
+from .exceptions import SandboxError
+from .images import image_tag
+from .spec import Limits, RunResult, RunSpec
+
+log = logging.getLogger("lambdasite.sandbox")
+REUSE_MODES = ("tenant", "never")
+
+
+def _proc_start(pid: int) -> str:
+    """Start time of a process (clock ticks since boot), to tell a live owner from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_labels() -> dict:
+    pid = os.getpid()
+    return {"lambdasite.host": socket.gethostname(), "lambdasite.pid": str(pid), "lambdasite.boot": _proc_start(pid)}
+
+
+class Sandbox:
+    def __init__(
+        self,
+        *,
+        reuse: str = "tenant",
+        idle_ttl_s: float = 300.0,
+        max_idle_cells: int = 16,
+        spare_profiles: tuple[tuple[str, Limits], ...] = (),
+        spares_per_profile: int = 1,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        if reuse not in REUSE_MODES:
+            raise ValueError(f"reuse must be one of {REUSE_MODES}, not {reuse!r}")
+        self.reuse = reuse
+        self.idle_ttl_s = idle_ttl_s
+        self.max_idle_cells = max_idle_cells
+        self.spare_profiles = tuple(spare_profiles)
+        self.spares_per_profile = spares_per_profile
+        self._client = client
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, list[Cell]] = {}
+        self._spares: dict[tuple, list[Cell]] = {}
+        self._busy: set[Cell] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._labels = owner_labels()
+
+    # -- public ------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=30)
+                self._client.ping()
+            except (DockerException, OSError) as exc:
+                self._client = None
+                raise SandboxError(f"Docker engine unreachable: {exc}", code="engine_unavailable") from exc
+        return self._client
+
+    def run(self, spec: RunSpec, on_output: OnOutput | None = None) -> RunResult:
+        t0 = time.monotonic()
+        cell = self._acquire(spec)
+        start_ms = (time.monotonic() - t0) * 1000.0
+        try:
+            result = cell.execute(spec, on_output)
+        except BaseException:
+            cell.destroy()
+            raise
+        finally:
+            self._release(cell, spec)
+        return replace(result, start_ms=start_ms)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {
+                "reuse": self.reuse,
+                "warm_cells": sum(len(v) for v in self._idle.values()) + len(self._busy),
+                "idle_cells": sum(len(v) for v in self._idle.values()),
+                "busy_cells": len(self._busy),
+                "spares": sum(len(v) for v in self._spares.values()),
+            }
+
+    def start_maintenance(self, interval_s: float = 1.0) -> None:
+        """Refill spares and reap idle cells in a background thread."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._maintain_loop, args=(interval_s,), name="sandbox-pool", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        with self._lock:
+            cells = [c for v in self._idle.values() for c in v] + [c for v in self._spares.values() for c in v]
+            self._idle.clear()
+            self._spares.clear()
+        for cell in cells:
+            cell.destroy()
+
+    def maintain(self) -> None:
+        """One maintenance pass: drop expired idle cells, top up spares."""
+        now = time.monotonic()
+        expired = []
+        with self._lock:
+            for key, cells in list(self._idle.items()):
+                keep = [c for c in cells if now - c.last_used < self.idle_ttl_s and not c.broken]
+                expired += [c for c in cells if c not in keep]
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+        for cell in expired:
+            cell.destroy()
+        for runtime, limits in self.spare_profiles:
+            key = (runtime, limits.profile())
+            with self._lock:
+                missing = self.spares_per_profile - len(self._spares.get(key, []))
+            for _ in range(max(missing, 0)):
+                if self._stop.is_set():
+                    return
+                cell = self._new_cell(runtime, limits)
+                with self._lock:
+                    self._spares.setdefault(key, []).append(cell)
+
+    # -- internals ---------------------------------------------------------
+
+    def _maintain_loop(self, interval_s: float) -> None:
+        last_sweep = 0.0
+        while not self._stop.is_set():
+            try:
+                self.maintain()
+                if time.monotonic() - last_sweep > 60:
+                    sweep_orphans(self.client)
+                    last_sweep = time.monotonic()
+            except SandboxError as exc:
+                log.warning("sandbox maintenance: %s", exc)
+            except Exception:  # noqa: BLE001 - the pool thread must not die
+                log.exception("sandbox maintenance failed")
+            self._stop.wait(interval_s)
+
+    def _new_cell(self, runtime: str, limits: Limits) -> Cell:
+        cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels)
+        return cell.start()
+
+    def _acquire(self, spec: RunSpec) -> Cell:
+        profile = (spec.runtime, spec.limits.profile())
+        cell = None
+        with self._lock:
+            if self.reuse == "tenant":
+                idle = self._idle.get((spec.tenant, profile), [])
+                while idle and cell is None:
+                    candidate = idle.pop()
+                    cell = None if candidate.broken else candidate
+            if cell is None:
+                spares = self._spares.get(profile, [])
+                if spares:
+                    cell = spares.pop(0)
+            if cell is not None:
+                self._busy.add(cell)
+        if cell is None:
+            cell = self._new_cell(spec.runtime, spec.limits)
+            with self._lock:
+                self._busy.add(cell)
+        return cell
+
+    def _release(self, cell: Cell, spec: RunSpec) -> None:
+        evicted = None
+        with self._lock:
+            self._busy.discard(cell)
+            keep = self.reuse == "tenant" and not cell.broken and not self._stop.is_set()
+            if keep:
+                self._idle.setdefault((spec.tenant, cell.profile), []).append(cell)
+                evicted = self._evict_over_capacity()
+        if not keep:
+            cell.destroy()
+        if evicted is not None:
+            evicted.destroy()
+
+    def _evict_over_capacity(self) -> Cell | None:
+        """Caller holds the lock; returns the least recently used idle cell if over capacity."""
+        total = sum(len(v) for v in self._idle.values())
+        if total <= self.max_idle_cells:
+            return None
+        key, cells = min(self._idle.items(), key=lambda kv: min(c.last_used for c in kv[1]))
+        oldest = min(cells, key=lambda c: c.last_used)
+        cells.remove(oldest)
+        if not cells:
+            del self._idle[key]
+        return oldest
+
+
+def sweep_orphans(client: docker.DockerClient, *, everything_on_host: bool = False) -> list[str]:
+    """Remove sandbox containers of this host whose owning process is gone (or all, at host start)."""
+    host = socket.gethostname()
+    removed = []
+    try:
+        containers = client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"lambdasite.host={host}"]})
+    except (APIError, DockerException) as exc:
+        raise SandboxError(f"listing sandbox containers failed: {exc}", code="engine_unavailable") from exc
+    for container in containers:
+        labels = container.labels or {}
+        pid = int(labels.get("lambdasite.pid", "0") or 0)
+        alive = pid > 0 and _proc_start(pid) == labels.get("lambdasite.boot")
+        if everything_on_host or not alive:
+            try:
+                container.remove(force=True)
+                removed.append(container.id)
+            except NotFound:
+                pass
+            except (APIError, DockerException) as exc:
+                log.warning("could not remove orphan %s: %s", container.id[:12], exc)
+    return removed

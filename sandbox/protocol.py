@@ -1,0 +1,101 @@
+"""Wire formats: Docker's multiplexed attach stream, the runner's frames, and output lines."""
+from __future__ import annotations
+
+import json
+import struct
+import time
+from typing import Any
+
+from .spec import OutputLine
+
+DOCKER_HEADER = struct.Struct(">BxxxI")
+FRAME_HEADER = struct.Struct(">cI")
+MAX_LINE_BYTES = 16384  # a longer line (or one without newline) is cut into pieces of this size
+STREAM_NAMES = {b"1": "stdout", b"2": "stderr"}
+
+
+def encode_request(meta: dict, body: bytes) -> bytes:
+    head = json.dumps({**meta, "body": len(body)}).encode()
+    return FRAME_HEADER.pack(b"J", len(head)) + head + body
+
+
+class DockerDemux:
+    """Splits Docker's attach stream (no TTY) into the container's stdout and stderr bytes."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        self._buf += data
+        out, err = bytearray(), bytearray()
+        while len(self._buf) >= DOCKER_HEADER.size:
+            stream, size = DOCKER_HEADER.unpack_from(self._buf)
+            if len(self._buf) < DOCKER_HEADER.size + size:
+                break
+            payload = self._buf[DOCKER_HEADER.size : DOCKER_HEADER.size + size]
+            del self._buf[: DOCKER_HEADER.size + size]
+            (err if stream == 2 else out).extend(payload)
+        return bytes(out), bytes(err)
+
+
+class FrameReader:
+    """Parses the runner's frames out of the container's stdout bytes."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        self._buf += data
+        frames = []
+        while len(self._buf) >= FRAME_HEADER.size:
+            kind, size = FRAME_HEADER.unpack_from(self._buf)
+            if len(self._buf) < FRAME_HEADER.size + size:
+                break
+            frames.append((kind, bytes(self._buf[FRAME_HEADER.size : FRAME_HEADER.size + size])))
+            del self._buf[: FRAME_HEADER.size + size]
+        return frames
+
+
+class LineSplitter:
+    """Turns stdout/stderr byte chunks into numbered lines; invalid UTF-8 is replaced, not fatal."""
+
+    def __init__(self, first_seq: int = 1) -> None:
+        self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self.seq = first_seq - 1
+        self.count = 0
+
+    def feed(self, stream: str, data: bytes) -> list[OutputLine]:
+        buf = self._partial[stream]
+        buf += data
+        lines = []
+        while True:
+            cut = buf.find(b"\n")
+            if cut < 0 and len(buf) < MAX_LINE_BYTES:
+                break
+            end = cut if 0 <= cut < MAX_LINE_BYTES else min(len(buf), MAX_LINE_BYTES)
+            raw = bytes(buf[:end])
+            del buf[: end + 1 if end == cut else end]
+            lines.append(self._line(stream, raw))
+        return lines
+
+    def flush(self) -> list[OutputLine]:
+        lines = []
+        for stream, buf in self._partial.items():
+            if buf:
+                lines.append(self._line(stream, bytes(buf)))
+                buf.clear()
+        return lines
+
+    def system(self, text: str) -> OutputLine:
+        return self._line("system", text.encode())
+
+    def _line(self, stream: str, raw: bytes) -> OutputLine:
+        self.seq += 1
+        self.count += 1
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        return OutputLine(stream=stream, seq=self.seq, ts=time.time(), text=raw.decode("utf-8", "replace").replace("\x00", "\ufffd"))
+
+
+def decode_json(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8", "replace"))
