@@ -11,6 +11,7 @@ from sandbox import RUNTIMES
 from ..models import Attempt, Job, LogLine
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+MAX_ARGS_DEPTH = 64
 
 
 class StrictCharField(serializers.CharField):
@@ -67,9 +68,19 @@ class JobSubmitSerializer(serializers.Serializer):
             return []
         if not isinstance(value, list):
             raise serializers.ValidationError("must be a JSON array, e.g. [2, 3]")
+        if _depth(value) > MAX_ARGS_DEPTH:
+            raise serializers.ValidationError(f"may not be nested deeper than {MAX_ARGS_DEPTH} levels")
         if "\\u0000" in json.dumps(value):
             raise serializers.ValidationError("may not contain NUL characters")
         return value
+
+
+def _depth(value, level: int = 1) -> int:
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    return level
 
 
 class AttemptSerializer(serializers.ModelSerializer):

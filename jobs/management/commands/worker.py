@@ -32,6 +32,6 @@ class Command(BaseCommand):
         worker = SandboxWorker([queue], connection=queue.connection, name=worker_name().replace(":", "-"))
         log.info("worker starting", extra={"worker": worker.name, "event": "worker_start"})
         try:
-            worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+            worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
         finally:
             pool.close()

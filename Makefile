@@ -1,0 +1,21 @@
+# The two commands: `make run` and `make test`. Both set up everything first.
+.PHONY: setup run test bench-sandbox images clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@scripts/run.sh
+
+test:
+	@WITH_BROWSER=1 scripts/setup.sh
+	@scripts/test.sh $(ARGS)
+
+images:
+	@.venv/bin/python manage.py sandbox_build
+
+bench-sandbox: setup
+	@.venv/bin/python bench/sandbox.py
+
+clean:
+	rm -rf .venv var

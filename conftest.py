@@ -1,0 +1,83 @@
+"""Shared personas and real-component fixtures: PostgreSQL, Redis and Docker are never mocked here."""
+from __future__ import annotations
+
+import json
+
+import django_rq
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+import sandbox
+from accounts.models import Membership
+from accounts.services import api_key_issue, membership_set, tenant_create, user_get_or_create
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_is_the_test_database():
+    """The suite flushes Redis: refuse to run against database 0, which `make run` uses."""
+    assert not settings.REDIS_URL.rstrip("/").endswith("/0"), "tests need REDIS_URL on a scratch database (use make test)"
+
+
+@pytest.fixture(autouse=True)
+def redis_conn():
+    conn = django_rq.get_connection(settings.RQ_QUEUE)
+    conn.flushdb()
+    yield conn
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The real engine. A missing daemon is a failure, never a skip."""
+    import docker
+
+    client = docker.from_env(timeout=30)
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def sandbox_pool(docker_client):
+    from jobs.worker import sandbox_configure
+
+    pool = sandbox_configure()
+    yield pool
+    pool.close()
+
+
+class Persona:
+    def __init__(self, slug: str, email: str) -> None:
+        self.tenant = tenant_create(slug=slug, name=slug.title())
+        self.user = user_get_or_create(email=email, password="pw-" + slug)
+        membership_set(tenant=self.tenant, user=self.user, role=Membership.Role.OWNER)
+        issued = api_key_issue(tenant=self.tenant, name=f"{slug} key", created_by=self.user)
+        self.api_key = issued.api_key
+        self.key = issued.plaintext
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key}")
+
+    def post_job(self, body: dict, **extra):
+        return self.client.post("/api/v1/jobs", data=json.dumps(body), content_type="application/json", **extra)
+
+
+@pytest.fixture
+def alice(db):
+    return Persona("acme", "alice@acme.test")
+
+
+@pytest.fixture
+def bob(db):
+    """The other tenant, used by every ownership test."""
+    return Persona("globex", "bob@globex.test")
+
+
+@pytest.fixture
+def run_worker(sandbox_pool):
+    """Drain the queue with a real RQ worker in this process (burst mode), jobs running in Docker."""
+    from jobs.worker import SandboxWorker
+
+    def drain() -> None:
+        queue = django_rq.get_queue(settings.RQ_QUEUE)
+        SandboxWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False, logging_level="WARNING")
+
+    return drain
