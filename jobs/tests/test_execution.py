@@ -1,0 +1,133 @@
+"""Jobs submitted over the API, run by a real RQ worker in real Docker containers."""
+from __future__ import annotations
+
+import pytest
+
+from jobs.models import Job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
+
+EXAMPLES = {
+    "python": {
+        "add": ("def main(a, b):\n    print('Adding', a, 'and', b)\n    return a + b\n", [2, 3], 5, ["Adding 2 and 3"]),
+        "sum": (
+            "def main(numbers):\n    print('Processing array:', numbers)\n    return sum(numbers)\n",
+            [[1, 2, 3, 4, 5]],
+            15,
+            ["Processing array: [1, 2, 3, 4, 5]"],
+        ),
+        "async": (
+            "import asyncio\n\nasync def main(delay):\n    print('Waiting', delay, 'ms')\n"
+            "    await asyncio.sleep(delay / 1000)\n    print('Done!')\n    return 'Completed'\n",
+            [1000],
+            "Completed",
+            ["Waiting 1000 ms", "Done!"],
+        ),
+    },
+    "node": {
+        "add": ("function main(a, b) {\n  console.log('Adding', a, 'and', b);\n  return a + b;\n}\n", [2, 3], 5, ["Adding 2 and 3"]),
+        "sum": (
+            "function main(numbers) {\n  console.log('Processing array:', numbers);\n  return numbers.reduce((s, n) => s + n, 0);\n}\n",
+            [[1, 2, 3, 4, 5]],
+            15,
+            ["Processing array: [ 1, 2, 3, 4, 5 ]"],
+        ),
+        "async": (
+            "async function main(delay) {\n  console.log('Waiting', delay, 'ms');\n"
+            "  await new Promise(resolve => setTimeout(resolve, delay));\n  console.log('Done!');\n  return 'Completed';\n}\n",
+            [1000],
+            "Completed",
+            ["Waiting 1000 ms", "Done!"],
+        ),
+    },
+}
+CASES = [(runtime, name) for runtime, examples in EXAMPLES.items() for name in examples]
+
+
+def submit_and_run(persona, run_worker, body: dict) -> dict:
+    response = persona.post_job(body)
+    assert response.status_code == 202, response.content
+    job_id = response.json()["id"]
+    run_worker()
+    detail = persona.client.get(f"/api/v1/jobs/{job_id}").json()
+    return detail
+
+
+@pytest.mark.parametrize("runtime, name", CASES)
+def test_the_readme_examples_run_with_their_logs(alice, run_worker, runtime, name):
+    code, args, expected, lines = EXAMPLES[runtime][name]
+    job = submit_and_run(alice, run_worker, {"runtime": runtime, "code": code, "args": args})
+    assert job["status"] == "succeeded", job["error"]
+    assert job["result"] == expected
+    assert job["exit_code"] == 0 and job["attempts"] == 1
+    assert job["started_at"] and job["finished_at"] and job["queue_wait_ms"] >= 0 and job["duration_ms"] > 0
+    if name == "async":
+        assert job["duration_ms"] >= 1000
+    logs = alice.client.get(f"/api/v1/jobs/{job['id']}/logs").json()
+    assert [line["text"] for line in logs["lines"]] == lines
+    assert [line["seq"] for line in logs["lines"]] == list(range(1, len(lines) + 1))
+    assert {line["stream"] for line in logs["lines"]} == {"stdout"}
+    assert logs["complete"] is True
+    history = job["attempt_history"]
+    assert len(history) == 1 and history[0]["status"] == "succeeded" and history[0]["worker"]
+
+
+FAILURES = {
+    "python": {
+        "exception": ("def main():\n    print('about to fail')\n    raise ValueError('boom')\n", "failed", "ValueError", "boom"),
+        "syntax": ("def main(:\n    return 1\n", "failed", "SyntaxError", "invalid syntax"),
+        "not_json": ("def main():\n    return {1, 2}\n", "failed", "ResultNotSerializable", "not JSON-serialisable"),
+        "no_handler": ("def other():\n    return 1\n", "failed", "LookupError", "main"),
+        "timeout": ("def main():\n    while True:\n        pass\n", "timed_out", "Timeout", "1000 ms"),
+    },
+    "node": {
+        "exception": ("function main() {\n  console.log('about to fail');\n  throw new Error('boom');\n}\n", "failed", "Error", "boom"),
+        "syntax": ("function main( {\n  return 1;\n}\n", "failed", "SyntaxError", ""),
+        "not_json": ("function main() {\n  return 10n;\n}\n", "failed", "ResultNotSerializable", "not JSON-serialisable"),
+        "no_handler": ("function other() { return 1; }\n", "failed", "LookupError", "main"),
+        "timeout": ("function main() {\n  for (;;) {}\n}\n", "timed_out", "Timeout", "1000 ms"),
+    },
+}
+FAILURE_CASES = [(runtime, name) for runtime, cases in FAILURES.items() for name in cases]
+
+
+@pytest.mark.parametrize("runtime, name", FAILURE_CASES)
+def test_failures_end_in_a_clear_terminal_state(alice, run_worker, runtime, name):
+    code, status, etype, message = FAILURES[runtime][name]
+    job = submit_and_run(alice, run_worker, {"runtime": runtime, "code": code, "timeout_ms": 1000})
+    assert job["status"] == status
+    assert job["result"] is None
+    assert job["error"]["type"] == etype
+    assert message in job["error"]["message"]
+    assert job["finished_at"] is not None
+    assert Job.objects.get(pk=job["id"]).is_finished
+    if name == "timeout":
+        assert 1000 <= job["duration_ms"] < 3000
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_a_traceback_shows_the_users_frames_not_the_runners(alice, run_worker, runtime):
+    code = FAILURES[runtime]["exception"][0]
+    job = submit_and_run(alice, run_worker, {"runtime": runtime, "code": code})
+    traceback = job["error"]["traceback"]
+    assert "handler." in traceback
+    assert "runner.py" not in traceback and "child.js" not in traceback
+    assert ("line 3" in traceback) if runtime == "python" else ("handler.js:3" in traceback)
+    logs = alice.client.get(f"/api/v1/jobs/{job['id']}/logs").json()["lines"]
+    assert [line["text"] for line in logs] == ["about to fail"]
+
+
+def test_stdout_and_stderr_are_told_apart(alice, run_worker):
+    code = "import sys\ndef main():\n    print('out')\n    print('err', file=sys.stderr)\n    return None\n"
+    job = submit_and_run(alice, run_worker, {"runtime": "python", "code": code})
+    lines = alice.client.get(f"/api/v1/jobs/{job['id']}/logs").json()["lines"]
+    assert {(line["stream"], line["text"]) for line in lines} == {("stdout", "out"), ("stderr", "err")}
+
+
+def test_status_moves_queued_running_succeeded(alice, run_worker):
+    response = alice.post_job({"runtime": "python", "code": "def main():\n    return 1\n"})
+    assert response.json()["status"] == "queued"
+    run_worker()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.status == "succeeded"
+    assert job.attempt_set.get().status == "succeeded"
