@@ -17,6 +17,12 @@ stop() {
   echo
   echo "[run] stopping ${#pids[@]} processes"
   kill -TERM "${pids[@]}" 2>/dev/null || true
+  # workers finish their running job first; after the grace period nothing may linger
+  for _ in $(seq 1 "${STOP_GRACE_S:-20}"); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 1
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
