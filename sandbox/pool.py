@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from dataclasses import replace
 
 import docker
@@ -67,7 +68,8 @@ class Sandbox:
         self._busy: set[Cell] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._labels = owner_labels()
+        self.pool_id = uuid.uuid4().hex[:12]
+        self._labels = {**owner_labels(), "lambdasite.pool": self.pool_id}
 
     # -- public ------------------------------------------------------------
 

@@ -86,6 +86,7 @@ FAILURES = {
         "not_json": ("function main() {\n  return 10n;\n}\n", "failed", "ResultNotSerializable", "not JSON-serialisable"),
         "no_handler": ("function other() { return 1; }\n", "failed", "LookupError", "main"),
         "timeout": ("function main() {\n  for (;;) {}\n}\n", "timed_out", "Timeout", "1000 ms"),
+        "unsettled": ("async function main() {\n  await new Promise(() => {});\n}\n", "failed", "UnsettledPromise", "never settled"),
     },
 }
 FAILURE_CASES = [(runtime, name) for runtime, cases in FAILURES.items() for name in cases]

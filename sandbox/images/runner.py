@@ -153,6 +153,7 @@ def python_child(meta, out_w, err_w, res_w):
     import traceback
 
     os.setsid()
+    main_pid = os.getpid()
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     body = read_exact(0, meta["body"])
@@ -203,6 +204,9 @@ def python_child(meta, out_w, err_w, res_w):
         tb = traceback.TracebackException.from_exception(exc)
         payload = _error_payload(type(exc).__name__, str(exc), _user_traceback(tb))
     _flush_std()
+    if os.getpid() != main_pid:
+        # a process the user forked reached the end of the handler: only the job's own process reports
+        os._exit(0)
     data = payload.encode("utf-8", "backslashreplace")
     if len(data) > max_result:
         data = _error_payload(
@@ -375,6 +379,7 @@ def run_job(meta, wake_r):
     rusage = None
     open_fds = {out_r, err_r, res_r}
     timed_out = False
+    drain_until = None
     while True:
         if status is None:
             try:
@@ -386,9 +391,14 @@ def run_job(meta, wake_r):
         if status is not None and not open_fds:
             break
         if status is not None:
-            # the child is gone: drain what is already buffered, then stop
-            for fd in list(open_fds):
-                os.set_blocking(fd, False)
+            # the child is gone: drain what is already buffered, briefly, then stop
+            # (a process it left behind must not keep the job open by writing)
+            if drain_until is None:
+                drain_until = min(time.monotonic() + 0.05, deadline)
+                for fd in list(open_fds):
+                    os.set_blocking(fd, False)
+            elif time.monotonic() > drain_until:
+                break
         remaining = deadline - time.monotonic()
         if remaining <= 0 and status is None:
             timed_out = True
@@ -485,8 +495,12 @@ def main():
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    # As PID 1, any signal left at its default disposition is dropped when sent from
+    # inside the container. A handler would make it deliverable, so SIGTERM/SIGINT
+    # (which Python handles by default) go back to SIG_DFL: user code cannot stop the
+    # runner, and the host ends a cell with SIGKILL from outside the namespace.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     warm_up()
     version = "%d.%d.%d" % sys.version_info[:3]
     write_frame(b"H", json.dumps({"v": PROTOCOL_VERSION, "runtime": RUNTIME, "python": version}).encode())

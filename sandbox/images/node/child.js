@@ -7,6 +7,12 @@ const vm = require('vm');
 
 const USER_FILE = 'handler.js';
 
+// stdout/stderr are pipes to the runner: block on a full pipe instead of queueing
+// in memory, so output is bounded by the runner's reading and never lost on exit
+for (const stream of [process.stdout, process.stderr]) {
+  if (stream._handle && typeof stream._handle.setBlocking === 'function') stream._handle.setBlocking(true);
+}
+
 function readAll(fd) {
   const chunks = [];
   const buf = Buffer.allocUnsafe(65536);
@@ -63,6 +69,12 @@ function fail(err) {
 
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
+process.on('beforeExit', () => {
+  // the event loop emptied while the handler's promise was still pending: it can never settle
+  const e = new Error('the handler returned a promise that never settled (nothing else was pending)');
+  e.name = 'UnsettledPromise';
+  fail(e);
+});
 
 const raw = readAll(3);
 fs.closeSync(3);
