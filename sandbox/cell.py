@@ -124,7 +124,8 @@ class Cell:
         self.start_ms = (time.monotonic() - t0) * 1000.0
         return self
 
-    def destroy(self) -> None:
+    def retire(self) -> None:
+        """Never use this cell again; its container is removed by :meth:`destroy` (the pool does it off the job path)."""
         self.broken = True
         if self.sock is not None:
             try:
@@ -132,6 +133,9 @@ class Cell:
             except OSError:
                 pass
             self.sock = None
+
+    def destroy(self) -> None:
+        self.retire()
         if self.container is not None:
             try:
                 self.container.remove(force=True)
@@ -177,11 +181,11 @@ class Cell:
                     break
         except _CellDied as died:
             deliver(lines.flush())
-            self.destroy()
+            self.retire()
             return self._verdict_from_engine(died, limits, lines, t0, reused)
         except _GuardExpired:
             deliver(lines.flush())
-            self.destroy()
+            self.retire()
             return RunResult(
                 status="timed_out",
                 error=_error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
@@ -198,7 +202,7 @@ class Cell:
             result = _replace(result, lines=lines.count)
         if result.status != "succeeded" and (result_frame is None or summary.get("oom")):
             # the child died without reporting: never trust this cell again
-            self.destroy()
+            self.retire()
         return result
 
     def _verdict(self, summary: dict, result_frame: bytes | None, limits: Limits, nlines: int, reused: bool) -> RunResult:

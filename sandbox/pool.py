@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -68,6 +69,8 @@ class Sandbox:
         self._busy: set[Cell] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._doomed: queue.Queue = queue.Queue()
+        self._reaper: threading.Thread | None = None
         self.pool_id = uuid.uuid4().hex[:12]
         self._labels = {**owner_labels(), "lambdasite.pool": self.pool_id}
 
@@ -91,7 +94,7 @@ class Sandbox:
         try:
             result = cell.execute(spec, on_output)
         except BaseException:
-            cell.destroy()
+            cell.retire()
             raise
         finally:
             self._release(cell, spec)
@@ -124,7 +127,41 @@ class Sandbox:
             self._idle.clear()
             self._spares.clear()
         for cell in cells:
-            cell.destroy()
+            cell.retire()
+            self._doomed.put(cell)
+        self.flush()
+
+    def flush(self) -> None:
+        """Remove every retired cell's container now (normally the reaper thread does it)."""
+        while True:
+            try:
+                cell = self._doomed.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                cell.destroy()
+            finally:
+                self._doomed.task_done()
+        self._doomed.join()  # and those the reaper thread is removing right now
+
+    def _discard(self, cell: Cell) -> None:
+        """Retire a cell at once and remove its container in the background, off the job's path."""
+        cell.retire()
+        self._doomed.put(cell)
+        if self._reaper is None or not self._reaper.is_alive():
+            self._reaper = threading.Thread(target=self._reap_loop, name="sandbox-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while True:
+            try:
+                cell = self._doomed.get(timeout=5)
+            except queue.Empty:
+                return
+            try:
+                cell.destroy()
+            finally:
+                self._doomed.task_done()
 
     def maintain(self) -> None:
         """One maintenance pass: drop expired idle cells, top up spares."""
@@ -139,7 +176,7 @@ class Sandbox:
                 else:
                     del self._idle[key]
         for cell in expired:
-            cell.destroy()
+            self._discard(cell)
         for runtime, limits in self.spare_profiles:
             key = (runtime, limits.profile())
             with self._lock:
@@ -201,9 +238,9 @@ class Sandbox:
                 self._idle.setdefault((spec.tenant, cell.profile), []).append(cell)
                 evicted = self._evict_over_capacity()
         if not keep:
-            cell.destroy()
+            self._discard(cell)
         if evicted is not None:
-            evicted.destroy()
+            self._discard(evicted)
 
     def _evict_over_capacity(self) -> Cell | None:
         """Caller holds the lock; returns the least recently used idle cell if over capacity."""

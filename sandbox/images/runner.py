@@ -147,10 +147,8 @@ USER_FILE = "handler.py"
 
 
 def python_child(meta, out_w, err_w, res_w):
-    import asyncio  # noqa: F401  (already imported by warm-up)
-    import inspect
     import linecache
-    import traceback
+    import resource
 
     os.setsid()
     main_pid = os.getpid()
@@ -159,18 +157,12 @@ def python_child(meta, out_w, err_w, res_w):
     body = read_exact(0, meta["body"])
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
-    keep = {0, 1, 2, res_w}
-    for fd in _open_fds():
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    os.dup2(res_w, 3)
+    res_w = 3
+    os.closerange(4, MAX_FD)
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    import resource
-
     cpu = int(meta.get("cpu_s") or 0)
     if cpu > 0:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -192,7 +184,7 @@ def python_child(meta, out_w, err_w, res_w):
             raise LookupError("handler %r is not defined as a function" % req["handler"])
         args = req.get("args") or []
         value = fn(*args) if isinstance(args, list) else fn(**args)
-        if inspect.isawaitable(value):
+        if hasattr(value, "__await__"):
             value = _run_awaitable(value)
         try:
             payload = json.dumps({"ok": True, "result": value}, allow_nan=False)
@@ -201,6 +193,8 @@ def python_child(meta, out_w, err_w, res_w):
                 "ResultNotSerializable", "result is not JSON-serialisable: %s" % exc, ""
             )
     except BaseException as exc:  # noqa: BLE001 - everything the user raised is reported
+        import traceback
+
         tb = traceback.TracebackException.from_exception(exc)
         payload = _error_payload(type(exc).__name__, str(exc), _user_traceback(tb))
     _flush_std()
@@ -214,7 +208,13 @@ def python_child(meta, out_w, err_w, res_w):
             "result is %d bytes, over the %d-byte limit" % (len(data), max_result),
             "",
         ).encode()
-    _write_all(res_w, data)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    stats = '{"cpu_ms": %.3f, "max_rss_kb": %d}\n' % ((usage.ru_utime + usage.ru_stime) * 1000.0, usage.ru_maxrss)
+    # stdout/stderr closed first: the runner sees EOF on all three pipes and answers
+    # without waiting for this process to tear down its address space
+    os.close(1)
+    os.close(2)
+    _write_all(res_w, stats.encode() + data)
     os.close(res_w)
     os._exit(0)
 
@@ -234,6 +234,9 @@ def _flush_std():
             stream.flush()
         except Exception:
             pass
+
+
+MAX_FD = 65536
 
 
 def _open_fds():
@@ -388,8 +391,8 @@ def run_job(meta, wake_r):
                 wpid, st, ru = pid, 0, None
             if wpid == pid:
                 status, rusage = st, ru
-        if status is not None and not open_fds:
-            break
+        if not open_fds and (status is not None or result):
+            break  # the child reported and closed its pipes: answer without waiting for its exit
         if status is not None:
             # the child is gone: drain what is already buffered, briefly, then stop
             # (a process it left behind must not keep the job open by writing)
@@ -403,9 +406,8 @@ def run_job(meta, wake_r):
         if remaining <= 0 and status is None:
             timed_out = True
             break
-        wait_for = [wake_r, *open_fds]
         try:
-            ready, _, _ = select.select(wait_for, [], [], max(remaining, 0) if status is None else 0)
+            ready, _, _ = select.select([wake_r, *open_fds], [], [], max(remaining, 0) if status is None else 0)
         except InterruptedError:
             continue
         if status is not None and not ready:
@@ -439,18 +441,13 @@ def run_job(meta, wake_r):
                 write_frame(b"T", b"")
             dropped += n - keep
     wall_ms = (time.monotonic() - started) * 1000.0
-    sweep()
-    for fd in (out_r, err_r, res_r):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    oom = read_oom_kills() > oom_before >= 0
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
     summary = {
         "wall_ms": round(wall_ms, 3),
         "log_bytes": logged,
         "dropped_bytes": dropped,
-        "oom": bool(oom),
+        "oom": read_oom_kills() > oom_before >= 0,
         "timed_out": timed_out,
         "exit_code": None,
         "signal": None,
@@ -463,17 +460,38 @@ def run_job(meta, wake_r):
         elif os.WIFSIGNALED(status):
             summary["signal"] = os.WTERMSIG(status)
             summary["exit_code"] = 128 + os.WTERMSIG(status)
+    elif result and not timed_out:
+        summary["exit_code"] = 0  # it reported and is exiting; it is reaped below
     if rusage is not None:
         summary["cpu_ms"] = round((rusage.ru_utime + rusage.ru_stime) * 1000.0, 3)
         summary["max_rss_kb"] = rusage.ru_maxrss
+    payload = b""
+    if result and not timed_out:
+        stats_line, _, payload = bytes(result).partition(b"\n")
+        try:
+            stats = json.loads(stats_line)
+            summary["cpu_ms"] = summary["cpu_ms"] if summary["cpu_ms"] is not None else stats.get("cpu_ms")
+            summary["max_rss_kb"] = summary["max_rss_kb"] or stats.get("max_rss_kb")
+        except ValueError:
+            payload = bytes(result)  # written by user code, not the child: judged as a result
     if result_overflow:
         summary["result_overflow"] = True
-    elif result and not timed_out:
-        write_frame(b"R", bytes(result))
+        payload = b""
+    frames = b""
+    if payload:
+        frames += struct.pack(">cI", b"R", len(payload)) + payload
+    x = json.dumps(summary).encode()
+    _write_all(1, frames + struct.pack(">cI", b"X", len(x)) + x)
+    # after answering, before reading the next request: nothing of this job survives
+    sweep()
+    for fd in (out_r, err_r, res_r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     result[:] = bytes(len(result))
     _buf[:] = bytes(CHUNK)
     clean_dirs()
-    write_frame(b"X", json.dumps(summary).encode())
 
 
 def warm_up():

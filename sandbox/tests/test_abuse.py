@@ -67,6 +67,7 @@ def assert_next_job_clean(pool, runtime: str, tenant: str, docker_client) -> Non
     else:
         assert leftovers["procs"] == [], leftovers
     assert leftovers["tmp"] == [] and leftovers["shm"] == [], leftovers
+    pool.flush()
     mine = docker_client.containers.list(all=True, filters={"label": f"lambdasite.pool={pool.pool_id}"})
     known = _ids(pool)
     assert {c.id for c in mine} <= known, "a container was left behind"

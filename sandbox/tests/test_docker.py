@@ -123,6 +123,7 @@ def test_never_mode_uses_a_fresh_container_per_job(docker_client):
         assert first.container_id != second.container_id
         assert not first.reused and not second.reused
         assert pool.stats()["warm_cells"] == 0
+        pool.flush()
         existing = {c.id for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}=1"})}
         assert first.container_id not in existing and second.container_id not in existing
     finally:

@@ -61,6 +61,7 @@ def test_idle_cells_are_removed_after_the_ttl(docker_client):
         time.sleep(0.3)
         pool.maintain()
         assert pool.stats()["idle_cells"] == 0
+        pool.flush()
         with pytest.raises(docker.errors.NotFound):
             docker_client.containers.get(result.container_id)
     finally:
@@ -73,6 +74,7 @@ def test_a_cell_that_hit_its_memory_limit_is_destroyed_not_reused(docker_client)
         bomb = "def main():\n    x = []\n    while True:\n        x.append(b'x' * (8 << 20))\n"
         killed = pool.run(RunSpec(runtime="python", code=bomb, tenant="oom", limits=Limits(memory_mb=64)))
         assert killed.status == "killed" and killed.error["type"] == "MemoryLimitExceeded"
+        pool.flush()
         with pytest.raises(docker.errors.NotFound):
             docker_client.containers.get(killed.container_id)
         after = pool.run(RunSpec(runtime="python", code="def main():\n    return 'fresh'\n", tenant="oom", limits=Limits(memory_mb=64)))

@@ -54,7 +54,9 @@ function finish(payload) {
       message: `result is ${data.length} bytes, over the ${maxResult}-byte limit`,
       traceback: '' } }));
   }
-  try { fs.writeSync(4, data); } catch (e) { /* runner gone */ }
+  const usage = process.resourceUsage();
+  const stats = JSON.stringify({ cpu_ms: (usage.userCPUTime + usage.systemCPUTime) / 1000, max_rss_kb: usage.maxRSS });
+  try { fs.writeSync(4, Buffer.concat([Buffer.from(stats + '\n'), data])); } catch (e) { /* runner gone */ }
   try { fs.closeSync(4); } catch (e) { /* ignore */ }
   process.exit(0);
 }
