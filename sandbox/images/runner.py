@@ -93,19 +93,17 @@ def read_oom_kills():
 
 def sweep():
     """Kill and reap every process in the container except this one."""
-    for _ in range(1000):
+    while True:
         try:
-            os.kill(-1, signal.SIGKILL)
+            os.kill(-1, signal.SIGKILL)  # again each round: a fork bomb may have made more
         except ProcessLookupError:
             pass
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                break
-        time.sleep(0.001)
+        try:
+            os.waitpid(-1, 0)  # SIGKILL cannot be caught or blocked, so this returns promptly
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
 
 
 def clean_dirs():
@@ -146,7 +144,8 @@ def _make_writable(top):
 USER_FILE = "handler.py"
 
 
-def python_child(meta, out_w, err_w, res_w):
+def python_child(out_w, err_w, res_w, go_r):
+    """Pre-forked between jobs: set up, wait for the go signal, then read the body and run it."""
     import linecache
     import resource
 
@@ -154,21 +153,29 @@ def python_child(meta, out_w, err_w, res_w):
     main_pid = os.getpid()
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
-    body = read_exact(0, meta["body"])
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(devnull, 0)
     os.dup2(res_w, 3)
-    res_w = 3
-    os.closerange(4, MAX_FD)
+    os.dup2(go_r, 4)
+    res_w, go_r = 3, 4
+    os.closerange(5, MAX_FD)
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    cpu = int(meta.get("cpu_s") or 0)
-    if cpu > 0:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     os.chdir("/tmp")
     sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
     sys.stderr.reconfigure(line_buffering=True, errors="backslashreplace")
+    try:
+        (size,) = struct.unpack(">I", read_exact(go_r, 4))
+        meta = json.loads(read_exact(go_r, size))
+    except (EOFError, ValueError):
+        os._exit(0)  # the runner discarded this spare
+    os.close(go_r)
+    body = read_exact(0, meta["body"])
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    cpu = int(meta.get("cpu_s") or 0)
+    if cpu > 0:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     max_result = int(meta.get("max_result_bytes") or 1 << 20)
 
     req = json.loads(body)
@@ -304,12 +311,47 @@ class NodeSpare:
             os.close(fd)
 
 
+class PythonSpare:
+    """A child forked ahead of the job from the clean runner; it blocks until given the job's header."""
+
+    def __init__(self):
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.res_r, res_w = os.pipe()
+        go_r, self.go_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                python_child(out_w, err_w, res_w, go_r)
+            finally:
+                os._exit(70)
+        for fd in (out_w, err_w, res_w, go_r):
+            os.close(fd)
+
+    def go(self, meta):
+        head = json.dumps(meta).encode()
+        try:
+            _write_all(self.go_w, struct.pack(">I", len(head)) + head)
+        finally:
+            os.close(self.go_w)
+
+
 _node_spare = None
+_python_spare = None
+
+
+def prepare_next():
+    """Between jobs, after the sweep: start the next job's process so the job does not wait for it."""
+    global _node_spare, _python_spare
+    if RUNTIME == "node":
+        _node_spare = NodeSpare()
+    else:
+        _python_spare = PythonSpare()
 
 
 def start_child(meta):
     """Start the job's child; returns (pid, out_r, err_r, res_r)."""
-    global _node_spare
+    global _node_spare, _python_spare
     if RUNTIME == "node":
         spare = _node_spare or NodeSpare()
         _node_spare = None
@@ -324,18 +366,10 @@ def start_child(meta):
         header = json.dumps({"max_result_bytes": meta.get("max_result_bytes")}).encode()
         _pipe_body(spare.body_w, header, meta["body"])
         return spare.pid, spare.out_r, spare.err_r, spare.res_r
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            python_child(meta, out_w, err_w, res_w)
-        finally:
-            os._exit(70)
-    for fd in (out_w, err_w, res_w):
-        os.close(fd)
-    return pid, out_r, err_r, res_r
+    spare = _python_spare or PythonSpare()
+    _python_spare = None
+    spare.go(meta)
+    return spare.pid, spare.out_r, spare.err_r, spare.res_r
 
 
 def _pipe_body(body_w, header, size):
@@ -496,14 +530,11 @@ def run_job(meta, wake_r):
 
 def warm_up():
     import asyncio  # noqa: F401
-    import inspect  # noqa: F401
     import linecache  # noqa: F401
     import resource  # noqa: F401
     import traceback  # noqa: F401
 
-    if RUNTIME == "node":
-        global _node_spare
-        _node_spare = NodeSpare()
+    prepare_next()
 
 
 def main():
@@ -533,9 +564,7 @@ def main():
             os._exit(3)
         meta = json.loads(read_exact(0, size))
         run_job(meta, wake_r)
-        if RUNTIME == "node":
-            global _node_spare
-            _node_spare = NodeSpare()
+        prepare_next()
 
 
 if __name__ == "__main__":
