@@ -19,10 +19,13 @@ class Status(models.TextChoices):
     KILLED = "killed"
     CANCELLED = "cancelled"
     DEAD = "dead"
+    LOST = "lost"  # attempts only: the worker died or its lease expired
 
 
 WAITING = (Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED, Status.DEAD)
+RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
+REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED)
 
 
 class Job(models.Model):
@@ -36,12 +39,20 @@ class Job(models.Model):
     timeout_ms = models.PositiveIntegerField()
     memory_mb = models.PositiveIntegerField()
     max_retries = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    retry_base = models.PositiveIntegerField(default=0)  # attempts already spent when last (re)queued by hand
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -57,6 +68,14 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
             models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status"),
+            models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="one_job_per_idempotency_key",
+            )
         ]
 
     def __str__(self) -> str:

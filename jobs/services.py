@@ -1,29 +1,45 @@
-"""Every state transition of a job happens here: submit, dispatch, claim, record output, finish."""
+"""Every state transition of a job happens here: submit, dispatch, claim, lease, finish, retry, cancel.
+
+Delivery guarantee: PostgreSQL is the source of truth and RQ only carries job
+ids. A job row is committed before its id reaches Redis; a worker claims it
+with a compare-and-set and holds a lease it renews while the job runs; only the
+job's current attempt may write an outcome (fencing by attempt number); the
+reconciler re-dispatches what Redis lost and retries attempts whose lease
+expired. The result is at-least-once execution with exactly one visible
+outcome per job.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import random
 import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 
 import django_rq
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
+from rq.job import Job as RQJob
 
 import sandbox
 from accounts.models import ApiKey, Quota, Tenant
-from lambdasite.errors import PayloadTooLarge, ValidationFailed
+from lambdasite.errors import ApplicationError, Conflict, PayloadTooLarge, ValidationFailed
 
-from .models import Attempt, Job, LogLine, Status
+from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, LogLine, Status
 
 log = logging.getLogger("lambdasite.jobs")
-INTERNAL_RETRIES = 3  # sandbox failures (engine down, image missing) are retried, never blamed on the user
-INTERNAL_RETRY_DELAY_S = 2
+
+
+class IdempotencyConflict(ApplicationError):
+    status = 422
+    code = "idempotency_conflict"
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,13 @@ class JobSpec:
     timeout_ms: int | None = None
     memory_mb: int | None = None
     max_retries: int | None = None
+
+
+def _event(message: str, job: Job, **extra) -> None:
+    log.info(message, extra={"job_id": str(job.id), "tenant": job.tenant.slug, **extra})
+
+
+# -- submission --------------------------------------------------------------
 
 
 def _json_size(value: Any) -> int:
@@ -69,49 +92,118 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
                 details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
             )
     return JobSpec(
-        runtime=spec.runtime,
-        code=spec.code,
-        args=spec.args,
-        handler=spec.handler,
-        timeout_ms=timeout_ms,
-        memory_mb=memory_mb,
-        max_retries=max_retries,
+        runtime=spec.runtime, code=spec.code, args=spec.args, handler=spec.handler,
+        timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries,
     )
+
+
+def request_hash(spec: JobSpec) -> str:
+    canonical = json.dumps(spec.__dict__, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> Job:
+    return Job(
+        tenant=tenant, api_key=api_key, runtime=spec.runtime, handler=spec.handler, code=spec.code,
+        args=spec.args, timeout_ms=spec.timeout_ms, memory_mb=spec.memory_mb, max_retries=spec.max_retries,
+        next_attempt_at=timezone.now(), **extra,
+    )
+
+
+def job_submit(
+    *, tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
+    """Create a job (or, for a repeated Idempotency-Key with the same body, return the first). -> (job, created)"""
+    spec = job_spec_validate(quota=tenant.quota, spec=spec)
+    digest = request_hash(spec) if idempotency_key else ""
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                job = _new_job(tenant, api_key, spec, idempotency_key=idempotency_key, request_hash=digest)
+                job.save(force_insert=True)
+                transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id))
+            _event("job submitted", job, event="submitted", runtime=job.runtime)
+            return job, True
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            existing = _idempotent_match(tenant, idempotency_key, digest)
+            if existing is not None:
+                return existing, False
+    raise Conflict("could not record the job; retry the request", code="idempotency_busy")
+
+
+def _idempotent_match(tenant: Tenant, key: str, digest: str) -> Job | None:
+    """The job an Idempotency-Key already names; an expired key is released (None: insert again)."""
+    existing = Job.objects.filter(tenant=tenant, idempotency_key=key).first()
+    if existing is None:
+        return None  # deleted in between: try the insert again
+    if existing.created_at < timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_H):
+        Job.objects.filter(pk=existing.pk).update(idempotency_key=None)
+        return None
+    if existing.request_hash != digest:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was used with a different request body",
+            details={"job_id": str(existing.id)},
+        )
+    return existing
 
 
 @transaction.atomic
-def job_submit(*, tenant: Tenant, api_key: ApiKey | None, spec: JobSpec) -> Job:
-    spec = job_spec_validate(quota=tenant.quota, spec=spec)
-    job = Job.objects.create(
-        tenant=tenant,
-        api_key=api_key,
-        runtime=spec.runtime,
-        handler=spec.handler,
-        code=spec.code,
-        args=spec.args,
-        timeout_ms=spec.timeout_ms,
-        memory_mb=spec.memory_mb,
-        max_retries=spec.max_retries,
-    )
-    transaction.on_commit(lambda: job_dispatch(job_id=job.id))
-    log.info("job submitted", extra={"event": "submitted", "job_id": str(job.id), "tenant": tenant.slug, "runtime": job.runtime})
-    return job
+def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobSpec]) -> list[Job]:
+    """All or nothing: every spec is validated before any job is written."""
+    validated = []
+    for index, spec in enumerate(specs):
+        try:
+            validated.append(job_spec_validate(quota=tenant.quota, spec=spec))
+        except ApplicationError as exc:
+            exc.details = {**exc.details, "index": index}
+            exc.message = f"jobs[{index}]: {exc.message}"
+            raise
+    jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec) for spec in validated])
+    ids = [job.id for job in jobs]
+    transaction.on_commit(lambda: [job_dispatch_safely(job_id=job_id) for job_id in ids])
+    log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(ids)})
+    return jobs
 
 
-def job_dispatch(*, job_id, delay_s: float = 0) -> None:
-    """Hand a committed job to the RQ transport. PostgreSQL stays the source of truth."""
+# -- dispatch ----------------------------------------------------------------
+
+
+def rq_job_id(job_id, attempt: int) -> str:
+    return f"{job_id}-{attempt}"
+
+
+def job_dispatch(*, job_id) -> bool:
+    """Put a waiting job's id on the RQ queue and mark it dispatched. PostgreSQL stays the source of truth:
+    if this never happens (crash, Redis down), the reconciler does it again."""
+    job = Job.objects.only("id", "timeout_ms", "attempts", "status").get(pk=job_id)
+    if job.status not in (Status.QUEUED, Status.DISPATCHED):
+        return False
     queue = django_rq.get_queue(settings.RQ_QUEUE)
-    job = Job.objects.only("timeout_ms").get(pk=job_id)
-    options = {
-        "job_timeout": job.timeout_ms // 1000 + 120,
-        "result_ttl": 0,
-        "failure_ttl": 24 * 3600,
-        "description": f"lambdasite job {job_id}",
-    }
-    if delay_s:
-        queue.enqueue_in(timedelta(seconds=delay_s), "jobs.tasks.run_job", str(job_id), **options)
-    else:
-        queue.enqueue("jobs.tasks.run_job", str(job_id), **options)
+    queue.enqueue(
+        "jobs.tasks.run_job", str(job.id),
+        job_id=rq_job_id(job.id, job.attempts + 1),
+        job_timeout=job.timeout_ms // 1000 + 120,
+        result_ttl=0,
+        failure_ttl=3600,
+        description=f"lambdasite job {job.id}",
+    )
+    Job.objects.filter(pk=job.id, status__in=[Status.QUEUED, Status.DISPATCHED]).update(
+        status=Status.DISPATCHED, dispatched_at=timezone.now()
+    )
+    return True
+
+
+def job_dispatch_safely(*, job_id) -> None:
+    """Dispatch after commit; a failure here is logged, never raised: the job is committed and the reconciler retries."""
+    try:
+        job_dispatch(job_id=job_id)
+    except Exception:  # noqa: BLE001 - Redis down must not turn an accepted job into a 500
+        log.warning("dispatch failed; the reconciler will retry", extra={"job_id": str(job_id), "event": "dispatch_failed"})
+
+
+# -- running -----------------------------------------------------------------
 
 
 def worker_name() -> str:
@@ -120,37 +212,68 @@ def worker_name() -> str:
 
 @transaction.atomic
 def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
-    """Compare-and-set a waiting job to running and open its next attempt; None if it is not waiting."""
+    """Compare-and-set a waiting job to running, open its next attempt and take the lease; None if not waiting."""
     now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.DISPATCHED, Status.RETRYING]).update(
-        status=Status.RUNNING, attempts=F("attempts") + 1, started_at=now
+    claimed = Job.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.DISPATCHED], cancel_requested=False).update(
+        status=Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker,
+        lease_expires_at=now + timedelta(seconds=settings.LEASE_S),
     )
     if not claimed:
         return None
-    job = Job.objects.select_related("tenant").get(pk=job_id)
+    job = Job.objects.select_related("tenant", "tenant__quota").get(pk=job_id)
     if job.queue_wait_ms is None:
         job.queue_wait_ms = (now - job.created_at).total_seconds() * 1000.0
         job.save(update_fields=["queue_wait_ms"])
     attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING)
-    log.info(
-        "job started",
-        extra={"event": "started", "job_id": str(job.id), "attempt": attempt.number, "tenant": job.tenant.slug, "worker": worker},
-    )
+    _event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt
+
+
+def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
+    """Extend the lease of the current attempt. -> (still ours, cancel requested)"""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE jobs_job SET lease_expires_at = %s WHERE id = %s AND attempts = %s AND status = %s "
+            "RETURNING cancel_requested",
+            [timezone.now() + timedelta(seconds=settings.LEASE_S), job_id, attempt, Status.RUNNING],
+        )
+        row = cursor.fetchone()
+    return (row is not None, bool(row and row[0]))
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the lease while the job runs and asks the sandbox to stop on cancel or lost lease."""
+
+    def __init__(self, job_id, attempt: int, stop_job: threading.Event) -> None:
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.job_id, self.attempt, self.stop_job = job_id, attempt, stop_job
+        self.done = threading.Event()
+        self.reason = ""
+
+    def run(self) -> None:
+        try:
+            while not self.done.wait(settings.LEASE_RENEW_S):
+                ours, cancel = job_renew_lease(job_id=self.job_id, attempt=self.attempt)
+                if not ours or cancel:
+                    self.reason = "cancelled" if cancel else "lease_lost"
+                    self.stop_job.set()
+                    return
+        except Exception:  # noqa: BLE001 - database trouble: the lease simply expires
+            log.exception("lease renewal failed", extra={"job_id": str(self.job_id), "attempt": self.attempt})
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
 
 
 def job_limits(job: Job) -> sandbox.Limits:
     quota = job.tenant.quota
     return sandbox.Limits(
-        timeout_ms=job.timeout_ms,
-        memory_mb=job.memory_mb,
-        cpus=settings.SANDBOX_CPUS,
-        pids=settings.SANDBOX_PIDS,
-        tmpfs_mb=settings.SANDBOX_TMPFS_MB,
-        nofile=settings.SANDBOX_NOFILE,
-        fsize_mb=settings.SANDBOX_FSIZE_MB,
-        max_log_bytes=quota.max_log_bytes,
-        max_result_bytes=quota.max_result_bytes,
+        timeout_ms=job.timeout_ms, memory_mb=job.memory_mb, cpus=settings.SANDBOX_CPUS, pids=settings.SANDBOX_PIDS,
+        tmpfs_mb=settings.SANDBOX_TMPFS_MB, nofile=settings.SANDBOX_NOFILE, fsize_mb=settings.SANDBOX_FSIZE_MB,
+        max_log_bytes=quota.max_log_bytes, max_result_bytes=quota.max_result_bytes,
     )
 
 
@@ -158,29 +281,23 @@ class LogWriter:
     """Stores output lines as they arrive, one bulk insert per batch the sandbox delivers."""
 
     def __init__(self, job: Job, attempt: Attempt) -> None:
-        self.job = job
-        self.attempt = attempt
+        self.job, self.attempt = job, attempt
         self.offset = job.log_lines  # seq continues across attempts
         self.count = 0
-        self.bytes = 0
 
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:
         if not lines:
             return
-        rows = [
-            LogLine(
-                job_id=self.job.id,
-                attempt=self.attempt.number,
-                seq=self.offset + line.seq,
-                stream=line.stream,
-                ts=datetime.fromtimestamp(line.ts, tz=dt_timezone.utc),
-                text=line.text,
-            )
-            for line in lines
-        ]
-        LogLine.objects.bulk_create(rows)
+        LogLine.objects.bulk_create(
+            [
+                LogLine(
+                    job_id=self.job.id, attempt=self.attempt.number, seq=self.offset + line.seq, stream=line.stream,
+                    ts=datetime.fromtimestamp(line.ts, tz=dt_timezone.utc), text=line.text,
+                )
+                for line in lines
+            ]
+        )
         self.count = max(self.count, lines[-1].seq)
-        self.bytes += sum(len(line.text) for line in lines)
 
 
 def job_execute(*, job_id) -> Job | None:
@@ -191,24 +308,29 @@ def job_execute(*, job_id) -> Job | None:
         return None
     job, attempt = claimed
     spec = sandbox.RunSpec(
-        runtime=job.runtime,
-        code=job.code,
-        args=job.args,
-        handler=job.handler,
-        limits=job_limits(job),
-        tenant=job.tenant.slug,
-        labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
+        runtime=job.runtime, code=job.code, args=job.args, handler=job.handler, limits=job_limits(job),
+        tenant=job.tenant.slug, labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
     )
     writer = LogWriter(job, attempt)
+    stop_job = threading.Event()
+    keeper = LeaseKeeper(job.id, attempt.number, stop_job)
+    keeper.start()
     try:
-        result = sandbox.run(spec, writer)
+        result = sandbox.default().run(spec, writer, cancel=stop_job)
     except sandbox.SandboxError as exc:
-        log.error(
-            "sandbox failure",
-            extra={"event": "internal_error", "job_id": str(job.id), "attempt": attempt.number, "tenant": job.tenant.slug},
-        )
+        keeper.stop()
+        log.error("sandbox failure: %s", exc, extra={"event": "internal_error", "job_id": str(job.id), "attempt": attempt.number})
         return job_internal_error(job_id=job.id, attempt_number=attempt.number, error=exc, log_lines=writer.count)
+    except BaseException:
+        # cold shutdown of the worker mid-job: hand the job back rather than leave it to the lease
+        keeper.stop()
+        job_handback(job_id=job.id, attempt_number=attempt.number, log_lines=writer.count)
+        raise
+    keeper.stop()
     return job_finish(job_id=job.id, attempt_number=attempt.number, result=result, log_lines=writer.count)
+
+
+# -- outcomes ----------------------------------------------------------------
 
 
 def _clean_json(value: Any) -> Any:
@@ -219,67 +341,196 @@ def _clean_json(value: Any) -> Any:
     return json.loads(text.replace("\\u0000", "\\ufffd"))
 
 
+def backoff_s(retry_number: int, *, rand=random.random) -> float:
+    """Delay before retry n (1-based): exponential, capped, with jitter in [50%, 100%] of the step."""
+    step = min(settings.RETRY_BACKOFF_CAP_S, settings.RETRY_BACKOFF_BASE_S * settings.RETRY_BACKOFF_FACTOR ** (retry_number - 1))
+    return step * (0.5 + 0.5 * rand())
+
+
+def _system_failures(job: Job) -> int:
+    return Attempt.objects.filter(job=job).filter(Q(status=Status.LOST) | Q(error__type="InternalError")).count()
+
+
+def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = False) -> None:
+    """Decide what a finished attempt means for the job: done, retry later, or dead."""
+    if job.cancel_requested:
+        job.status, job.finished_at = Status.CANCELLED, now
+        _event("job cancelled", job, event="cancelled", attempt=job.attempts)
+        return
+    if verdict == Status.SUCCEEDED:
+        job.status, job.finished_at = Status.SUCCEEDED, now
+        return
+    if system_failure:
+        # not the user's fault (worker lost, sandbox failed): retried on a separate budget
+        if _system_failures(job) <= settings.SYSTEM_RETRIES:
+            _schedule_retry(job, now, _system_failures(job))
+            return
+        job.status, job.finished_at = (Status.DEAD if job.max_retries else Status.FAILED), now
+        return
+    user_attempts = job.attempts - job.retry_base - _system_failures(job)
+    if verdict in RETRYABLE and user_attempts <= job.max_retries and job.max_retries > 0:
+        _schedule_retry(job, now, user_attempts)
+        return
+    job.status = Status.DEAD if job.max_retries > 0 else verdict
+    job.finished_at = now
+    if job.status == Status.DEAD:
+        _event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
+
+
+def _schedule_retry(job: Job, now: datetime, retry_number: int) -> None:
+    job.status = Status.RETRYING
+    job.next_attempt_at = now + timedelta(seconds=backoff_s(retry_number))
+    job.lease_expires_at = None
+    _event("job retry scheduled", job, event="retried", attempt=job.attempts)
+
+
 @transaction.atomic
-def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job | None:
-    """Record an attempt's verdict; only the job's current attempt may write its outcome."""
+def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:
+    """Record an attempt's verdict; only the job's current, running attempt may write the job's outcome."""
     job = Job.objects.select_for_update().select_related("tenant").get(pk=job_id)
     attempt = Attempt.objects.select_for_update().get(job=job, number=attempt_number)
     now = timezone.now()
-    attempt.status = result.status
-    attempt.finished_at = now
-    attempt.duration_ms = result.duration_ms
-    attempt.start_ms = result.start_ms
-    attempt.cpu_ms = result.cpu_ms
-    attempt.exit_code = result.exit_code
-    attempt.container_id = result.container_id[:64]
-    attempt.error = _clean_json(result.error)
+    verdict = result.status
+    if verdict == "cancelled":
+        verdict = Status.CANCELLED
+    attempt.status, attempt.finished_at = verdict, now
+    attempt.duration_ms, attempt.start_ms, attempt.cpu_ms = result.duration_ms, result.start_ms, result.cpu_ms
+    attempt.exit_code, attempt.container_id, attempt.error = result.exit_code, result.container_id[:64], _clean_json(result.error)
     attempt.save()
+    job.log_lines += log_lines
+    job.log_bytes += result.log_bytes
+    job.dropped_log_bytes += result.dropped_bytes
     if job.attempts != attempt_number or job.status != Status.RUNNING:
+        job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes"])
         log.warning("stale attempt result ignored", extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number})
         return job
-    job.status = result.status
-    job.result = _clean_json(result.result) if result.status == Status.SUCCEEDED else None
+    job.result = _clean_json(result.result) if verdict == Status.SUCCEEDED else None
     job.error = _clean_json(result.error)
     job.exit_code = result.exit_code
-    job.finished_at = now
     job.duration_ms = result.duration_ms
-    job.log_lines = job.log_lines + log_lines
-    job.log_bytes = job.log_bytes + result.log_bytes
-    job.dropped_log_bytes = job.dropped_log_bytes + result.dropped_bytes
+    job.lease_expires_at = None
+    _settle(job, verdict, now)
     job.save()
-    log.info(
-        "job finished",
-        extra={
-            "event": "finished",
-            "job_id": str(job.id),
-            "attempt": attempt_number,
-            "tenant": job.tenant.slug,
-            "status": job.status,
-            "duration_ms": round(result.duration_ms, 2),
-        },
-    )
+    _event("job finished", job, event="finished", attempt=attempt_number, status=job.status, duration_ms=round(result.duration_ms, 2))
     return job
 
 
 @transaction.atomic
 def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lines: int) -> Job:
-    """The sandbox failed (not the user's code): retry a few times, then fail with an internal error."""
+    """The sandbox failed (not the user's code): retried on the system budget, then failed as internal."""
     job = Job.objects.select_for_update().select_related("tenant").get(pk=job_id)
     details = {"type": "InternalError", "code": getattr(error, "code", "sandbox_error"), "message": str(error), "traceback": ""}
-    Attempt.objects.filter(job=job, number=attempt_number).update(
-        status=Status.FAILED, finished_at=timezone.now(), error=details
-    )
-    if job.attempts != attempt_number or job.status != Status.RUNNING:
-        return job
-    internal_failures = Attempt.objects.filter(job=job, error__type="InternalError").count()
+    Attempt.objects.filter(job=job, number=attempt_number).update(status=Status.FAILED, finished_at=timezone.now(), error=details)
     job.log_lines += log_lines
-    if internal_failures < INTERNAL_RETRIES:
-        job.status = Status.QUEUED
-        job.save(update_fields=["status", "log_lines"])
-        transaction.on_commit(lambda: job_dispatch(job_id=job.id, delay_s=INTERNAL_RETRY_DELAY_S))
+    if job.attempts != attempt_number or job.status != Status.RUNNING:
+        job.save(update_fields=["log_lines"])
         return job
-    job.status = Status.FAILED
-    job.error = {**details, "message": f"the sandbox failed {internal_failures} times: {error}"}
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "error", "finished_at", "log_lines"])
+    job.error = details
+    _settle(job, Status.FAILED, timezone.now(), system_failure=True)
+    if job.status in (Status.FAILED, Status.DEAD):
+        job.error = {**details, "message": f"the sandbox failed {_system_failures(job)} times: {error}"}
+    job.save()
     return job
+
+
+@transaction.atomic
+def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
+    """A worker shutting down mid-job gives the job back: the attempt is lost and the job waits again."""
+    job = Job.objects.select_for_update().get(pk=job_id)
+    Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).update(
+        status=Status.LOST, finished_at=timezone.now(), error={"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
+    )
+    if job.attempts == attempt_number and job.status == Status.RUNNING:
+        job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, timezone.now()
+        job.log_lines += log_lines
+        job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines"])
+        transaction.on_commit(lambda: job_dispatch_safely(job_id=job_id))
+
+
+# -- user actions --------------------------------------------------------------
+
+
+@transaction.atomic
+def job_cancel(*, job: Job) -> Job:
+    """A waiting job is cancelled at once; a running one is stopped by its worker (within ~1 s)."""
+    job = Job.objects.select_for_update().select_related("tenant").get(pk=job.pk)
+    if job.status in FINISHED:
+        raise Conflict(f"job is already {job.status}", code="job_finished", details={"status": job.status})
+    job.cancel_requested = True
+    if job.status in WAITING:
+        job.status, job.finished_at = Status.CANCELLED, timezone.now()
+        _event("job cancelled", job, event="cancelled", attempt=job.attempts)
+    job.save(update_fields=["cancel_requested", "status", "finished_at"])
+    return job
+
+
+@transaction.atomic
+def job_requeue(*, job: Job) -> Job:
+    """Run a dead, failed, timed-out, killed or cancelled job again: a new attempt of the same job."""
+    job = Job.objects.select_for_update().select_related("tenant").get(pk=job.pk)
+    if job.status not in REQUEUEABLE:
+        raise Conflict(f"a {job.status} job cannot be retried", code="not_retryable", details={"status": job.status})
+    job.status, job.cancel_requested, job.retry_base = Status.QUEUED, False, job.attempts
+    job.result = job.error = job.exit_code = job.finished_at = None
+    job.next_attempt_at = timezone.now()
+    job.save()
+    transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id))
+    _event("job requeued", job, event="requeued", attempt=job.attempts)
+    return job
+
+
+@transaction.atomic
+def job_delete(*, job: Job) -> None:
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in FINISHED:
+        raise Conflict(f"job is {job.status}; cancel it first or wait for it to finish", code="job_not_finished")
+    job.delete()
+
+
+# -- reconciler ----------------------------------------------------------------
+
+
+def reconcile(*, now: datetime | None = None) -> dict:
+    """One pass: due retries queued, lost dispatches redone, expired leases retried. Safe to run anywhere, any number of times."""
+    now = now or timezone.now()
+    counts = {"retries_due": 0, "redispatched": 0, "leases_expired": 0}
+    due = list(Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list("id", flat=True)[:1000])
+    for job_id in due:
+        if Job.objects.filter(pk=job_id, status=Status.RETRYING).update(status=Status.QUEUED, next_attempt_at=now):
+            job_dispatch_safely(job_id=job_id)
+            counts["retries_due"] += 1
+    stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
+    connection_ = django_rq.get_connection(settings.RQ_QUEUE)
+    waiting = Job.objects.filter(
+        Q(status=Status.QUEUED, next_attempt_at__lte=stale) | Q(status=Status.DISPATCHED, dispatched_at__lte=stale)
+    ).values_list("id", "attempts", "status")[:5000]
+    for job_id, attempts, status in waiting:
+        if status == Status.DISPATCHED and RQJob.exists(rq_job_id(job_id, attempts + 1), connection=connection_):
+            continue  # still in Redis, just a long queue
+        job_dispatch_safely(job_id=job_id)
+        counts["redispatched"] += 1
+    for job_id in Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("id", flat=True)[:1000]:
+        if job_expire_lease(job_id=job_id, now=now):
+            counts["leases_expired"] += 1
+    return counts
+
+
+@transaction.atomic
+def job_expire_lease(*, job_id, now: datetime) -> bool:
+    job = Job.objects.select_for_update(skip_locked=True).select_related("tenant").filter(
+        pk=job_id, status=Status.RUNNING, lease_expires_at__lt=now
+    ).first()
+    if job is None:
+        return False
+    Attempt.objects.filter(job=job, number=job.attempts, status=Status.RUNNING).update(
+        status=Status.LOST, finished_at=now,
+        error={"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""},
+    )
+    job.lease_expires_at = None
+    job.error = {"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""}
+    _settle(job, Status.LOST, now, system_failure=True)
+    job.save()
+    _event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
+    if job.status == Status.QUEUED:
+        transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id))
+    return True

@@ -5,7 +5,10 @@ import json
 import logging
 import time
 
-CONTEXT_FIELDS = ("job_id", "attempt", "tenant", "event", "status", "runtime", "worker", "duration_ms")
+CONTEXT_FIELDS = (
+    "job_id", "attempt", "tenant", "event", "status", "runtime", "worker", "duration_ms", "count",
+    "retries_due", "redispatched", "leases_expired",
+)
 
 
 class JsonFormatter(logging.Formatter):

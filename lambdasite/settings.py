@@ -121,12 +121,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKey": {"type": "http", "scheme": "bearer", "description": "lsk_… API key"},
-        }
-    },
-    "SECURITY": [{"ApiKey": []}],
 }
 
 # -- Jobs and sandbox ---------------------------------------------------------
@@ -144,6 +138,19 @@ JOB_DEFAULT_TIMEOUT_MS = env_int("JOB_DEFAULT_TIMEOUT_MS", 5000, minimum=100)
 JOB_DEFAULT_MEMORY_MB = env_int("JOB_DEFAULT_MEMORY_MB", 128, minimum=32)
 JOB_MIN_MEMORY_MB = 32
 JOB_MIN_TIMEOUT_MS = 100
+
+# -- Delivery: leases, retries, reconciler ---------------------------------------
+LEASE_S = env_float("LEASE_S", 15.0)  # a running attempt whose lease is not renewed for this long is lost
+LEASE_RENEW_S = env_float("LEASE_RENEW_S", 0.5)  # renewal (and cancel check) period while a job runs
+RETRY_BACKOFF_BASE_S = env_float("RETRY_BACKOFF_BASE_S", 1.0)
+RETRY_BACKOFF_FACTOR = env_float("RETRY_BACKOFF_FACTOR", 2.0)
+RETRY_BACKOFF_CAP_S = env_float("RETRY_BACKOFF_CAP_S", 300.0)
+SYSTEM_RETRIES = env_int("SYSTEM_RETRIES", 3, minimum=0)  # extra attempts after lost workers / sandbox failures
+RECONCILE_INTERVAL_S = env_float("RECONCILE_INTERVAL_S", 1.0)
+REDISPATCH_AFTER_S = env_float("REDISPATCH_AFTER_S", 5.0)  # waiting this long without reaching Redis: dispatch again
+WAIT_MAX_S = env_float("WAIT_MAX_S", 30.0)  # cap of ?wait= on submit
+IDEMPOTENCY_TTL_H = env_float("IDEMPOTENCY_TTL_H", 24.0)
+BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

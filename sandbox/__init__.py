@@ -38,5 +38,5 @@ def default() -> Sandbox:
         return _default
 
 
-def run(spec: RunSpec, on_output=None) -> RunResult:
-    return default().run(spec, on_output)
+def run(spec: RunSpec, on_output=None, cancel: threading.Event | None = None) -> RunResult:
+    return default().run(spec, on_output, cancel)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
 from typing import Callable
@@ -31,7 +32,8 @@ from .spec import Limits, OutputLine, RunResult, RunSpec
 
 LABEL = "lambdasite.sandbox"
 HELLO_TIMEOUT_S = 20.0
-GUARD_S = 3.0  # the runner enforces the timeout; the host kills the cell if it has not answered by then
+GUARD_S = 3.0
+CANCEL_POLL_S = 0.25  # the runner enforces the timeout; the host kills the cell if it has not answered by then
 OnOutput = Callable[[list[OutputLine]], None]
 
 
@@ -89,6 +91,7 @@ class Cell:
         self.last_used = self.created_at
         self.start_ms = 0.0
         self.broken = False
+        self._cancel: threading.Event | None = None
 
     @property
     def id(self) -> str:
@@ -146,7 +149,7 @@ class Cell:
 
     # -- one job -----------------------------------------------------------
 
-    def execute(self, spec: RunSpec, on_output: OnOutput | None = None) -> RunResult:
+    def execute(self, spec: RunSpec, on_output: OnOutput | None = None, cancel: threading.Event | None = None) -> RunResult:
         """Run one job; the cell stays usable only if ``self.broken`` is False afterwards."""
         limits = spec.limits
         body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args}).encode()
@@ -163,10 +166,11 @@ class Cell:
         t0 = time.monotonic()
         deadline = t0 + limits.timeout_ms / 1000.0 + GUARD_S
         result_frame = None
+        self._cancel = cancel
         try:
             self.sock.sendall(protocol.encode_request(meta, body))
             while True:
-                kind, payload = self._next_frame(deadline, lines, deliver)
+                kind, payload = self._next_frame(deadline)
                 if kind in protocol.STREAM_NAMES:
                     deliver(lines.feed(protocol.STREAM_NAMES[kind], payload))
                 elif kind == b"T":
@@ -183,6 +187,17 @@ class Cell:
             deliver(lines.flush())
             self.retire()
             return self._verdict_from_engine(died, limits, lines, t0, reused)
+        except _Cancelled:
+            deliver(lines.flush() + [lines.system("[lambdasite] cancelled")])
+            self.retire()  # whatever the job was doing dies with the container
+            return RunResult(
+                status="cancelled",
+                error=_error("Cancelled", "the job was cancelled while running"),
+                duration_ms=(time.monotonic() - t0) * 1000.0,
+                lines=lines.count,
+                container_id=self.id,
+                reused=reused,
+            )
         except _GuardExpired:
             deliver(lines.flush())
             self.retire()
@@ -273,16 +288,19 @@ class Cell:
 
     # -- reading -----------------------------------------------------------
 
-    def _next_frame(self, deadline: float, lines=None, deliver=None) -> tuple[bytes, bytes]:
+    def _next_frame(self, deadline: float) -> tuple[bytes, bytes]:
+        cancel = self._cancel
         while not self._pending:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _GuardExpired()
-            self.sock.settimeout(remaining)
+            self.sock.settimeout(min(remaining, CANCEL_POLL_S) if cancel is not None else remaining)
             try:
                 data = self.sock.recv(262144)
             except socket.timeout:
-                raise _GuardExpired() from None
+                continue
             except OSError:
                 data = b""
             if not data:
@@ -306,6 +324,10 @@ class Cell:
 
 
 class _GuardExpired(Exception):
+    pass
+
+
+class _Cancelled(Exception):
     pass
 
 

@@ -83,6 +83,21 @@ def _depth(value, level: int = 1) -> int:
     return level
 
 
+class BatchSubmitSerializer(serializers.Serializer):
+    jobs = JobSubmitSerializer(many=True, allow_empty=False)
+
+    def validate_jobs(self, value):
+        limit = self.context.get("max", 100)
+        if len(value) > limit:
+            raise serializers.ValidationError(f"at most {limit} jobs per batch")
+        return value
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and isinstance(data.get("jobs"), list) and len(data["jobs"]) > self.context.get("max", 100):
+            raise serializers.ValidationError({"jobs": [f"at most {self.context.get('max', 100)} jobs per batch"]})
+        return super().to_internal_value(data)
+
+
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
@@ -97,8 +112,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "status", "runtime", "handler", "limits", "max_retries", "result", "error", "exit_code",
-            "attempts", "created_at", "started_at", "finished_at", "queue_wait_ms", "duration_ms",
-            "log_lines", "log_bytes", "dropped_log_bytes", "links",
+            "attempts", "cancel_requested", "next_attempt_at", "created_at", "started_at", "finished_at",
+            "queue_wait_ms", "duration_ms", "log_lines", "log_bytes", "dropped_log_bytes", "links",
         ]
 
     def get_limits(self, job: Job) -> dict:

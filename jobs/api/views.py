@@ -1,7 +1,12 @@
 """Jobs API: thin views that parse, call one service or selector, and shape the answer."""
 from __future__ import annotations
 
+import asyncio
+import time
+
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -15,8 +20,10 @@ from lambdasite.errors import ValidationFailed
 from sandbox import RUNTIMES
 
 from .. import selectors, services
+from ..models import FINISHED, Job, Status
 from ..runtimes import RUNTIME_INFO
 from .serializers import (
+    BatchSubmitSerializer,
     JobDetailSerializer,
     JobSerializer,
     JobSubmitSerializer,
@@ -42,7 +49,9 @@ def _errors(*statuses: int) -> dict:
         401: "missing, malformed or revoked API key",
         403: "key is read-only or tenant is suspended",
         404: "no such job for this tenant",
+        409: "not allowed in the job's current state",
         413: "body, code or args over the size cap",
+        422: "Idempotency-Key reused with a different body",
         429: "rate limited",
     }
     return {status: OpenApiResponse(ErrorSerializer, description=text[status]) for status in statuses}
@@ -73,8 +82,17 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int = 0, m
     methods=["POST"],
     operation_id="jobs_submit",
     summary="Submit a function to run",
+    description=(
+        "Returns 202 with the queued job. With `?wait=N` (at most WAIT_MAX_S) the answer is held until the job "
+        "finishes or N seconds pass: 200 with the finished job, else the 202 body. With an `Idempotency-Key` "
+        "header, repeating the same body within 24 h returns the first job (200) instead of a new one."
+    ),
+    parameters=[
+        OpenApiParameter("wait", OpenApiTypes.FLOAT, description="seconds to wait for the result (synchronous invoke)"),
+        OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False),
+    ],
     request=JobSubmitSerializer,
-    responses={202: JobSerializer, **_errors(400, 401, 403, 413, 429)},
+    responses={200: JobDetailSerializer, 202: JobSerializer, **_errors(400, 401, 403, 413, 422, 429)},
     examples=[
         OpenApiExample(
             "Add two numbers (Python)",
@@ -109,9 +127,17 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int = 0, m
 def jobs(request: Request) -> Response:
     tenant = request.user.tenant
     if request.method == "POST":
+        _wait_param(request)  # validated before anything is written
         incoming = JobSubmitSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        job = services.job_submit(tenant=tenant, api_key=request.auth, spec=services.JobSpec(**incoming.validated_data))
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= 255):
+            raise ValidationFailed("Idempotency-Key: must be 1 to 255 characters", details={"fields": {"Idempotency-Key": ["1 to 255 characters"]}})
+        job, created = services.job_submit(
+            tenant=tenant, api_key=request.auth, spec=services.JobSpec(**incoming.validated_data), idempotency_key=key
+        )
+        if not created:
+            return Response(JobDetailSerializer(job).data, status=200)
         body = JobSerializer(job).data
         return Response(body, status=202, headers={"Location": body["links"]["self"]})
     statuses = [s for s in request.query_params.get("status", "").split(",") if s]
@@ -128,13 +154,23 @@ def jobs(request: Request) -> Response:
 
 
 @extend_schema(
+    methods=["GET"],
     operation_id="jobs_retrieve",
     summary="One job with its result, error and attempt history",
     responses={200: JobDetailSerializer, **_errors(401, 403, 404)},
 )
-@api_view(["GET"])
+@extend_schema(
+    methods=["DELETE"],
+    operation_id="jobs_delete",
+    summary="Delete a finished job with its attempts and logs",
+    responses={204: None, **_errors(401, 403, 404, 409)},
+)
+@api_view(["GET", "DELETE"])
 def job_detail(request: Request, job_id: str) -> Response:
     job = selectors.job_get(tenant=request.user.tenant, job_id=job_id)
+    if request.method == "DELETE":
+        services.job_delete(job=job)
+        return Response(status=204)
     return Response(JobDetailSerializer(job).data)
 
 
@@ -191,3 +227,115 @@ def runtimes(request: Request) -> Response:
     }
     data = [{"name": name, **RUNTIME_INFO[name], "defaults": defaults, "caps": caps} for name in RUNTIMES]
     return Response(RuntimeSerializer(data, many=True).data)
+
+
+def _wait_param(request) -> float:
+    raw = request.query_params.get("wait") if hasattr(request, "query_params") else request.GET.get("wait")
+    if raw in (None, ""):
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value <= settings.WAIT_MAX_S) or value != value:
+        raise ValidationFailed(
+            f"wait: must be a number of seconds between 0 and {settings.WAIT_MAX_S:g}",
+            details={"fields": {"wait": [f"between 0 and {settings.WAIT_MAX_S:g}"]}},
+        )
+    return value
+
+
+def _status_of(job_id) -> str | None:
+    return Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+
+
+def _finished_body(job_id, tenant) -> dict:
+    return JobDetailSerializer(selectors.job_get(tenant=tenant, job_id=job_id)).data
+
+
+@csrf_exempt
+async def jobs_endpoint(request):
+    """POST/GET /api/v1/jobs. A ?wait on submit is awaited here, off Django's sync thread, polling PostgreSQL."""
+    response = await sync_to_async(jobs)(request)
+    if request.method != "POST" or response.status_code != 202:
+        return response
+    try:
+        wait = float(request.GET.get("wait") or 0)
+    except ValueError:
+        wait = 0.0
+    if wait <= 0:
+        return response
+    job_id = response.data["id"]
+    deadline = time.monotonic() + min(wait, settings.WAIT_MAX_S)
+    delay = 0.005
+    while time.monotonic() < deadline:
+        if await sync_to_async(_status_of)(job_id) in FINISHED:
+            tenant = response.renderer_context["request"].user.tenant
+            response.data = await sync_to_async(_finished_body)(job_id, tenant)
+            response.status_code = 200
+            response._is_rendered = False
+            return response
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+    return response
+
+
+@extend_schema(
+    operation_id="jobs_batch",
+    summary="Submit up to 100 jobs at once (all validated before any is accepted)",
+    request=BatchSubmitSerializer,
+    responses={202: OpenApiResponse(description='{"ids": [...], "jobs": [...]} in request order'), **_errors(400, 401, 403, 413, 429)},
+)
+@api_view(["POST"])
+def jobs_batch(request: Request) -> Response:
+    incoming = BatchSubmitSerializer(data=request.data, context={"max": settings.BATCH_MAX_JOBS})
+    incoming.is_valid(raise_exception=True)
+    specs = [services.JobSpec(**item) for item in incoming.validated_data["jobs"]]
+    jobs_ = services.job_submit_batch(tenant=request.user.tenant, api_key=request.auth, specs=specs)
+    return Response({"ids": [str(job.id) for job in jobs_], "jobs": JobSerializer(jobs_, many=True).data}, status=202)
+
+
+@extend_schema(
+    operation_id="jobs_cancel",
+    summary="Cancel a job: a waiting job never runs, a running one is killed within ~1 s",
+    request=None,
+    responses={202: JobSerializer, **_errors(401, 403, 404, 409)},
+)
+@api_view(["POST"])
+def job_cancel(request: Request, job_id: str) -> Response:
+    job = services.job_cancel(job=selectors.job_get(tenant=request.user.tenant, job_id=job_id))
+    return Response(JobSerializer(job).data, status=202)
+
+
+@extend_schema(
+    operation_id="jobs_retry",
+    summary="Run a dead, failed, timed-out, killed or cancelled job again (a new attempt of the same job)",
+    request=None,
+    responses={202: JobSerializer, **_errors(401, 403, 404, 409)},
+)
+@api_view(["POST"])
+def job_retry(request: Request, job_id: str) -> Response:
+    job = services.job_requeue(job=selectors.job_get(tenant=request.user.tenant, job_id=job_id))
+    return Response(JobSerializer(job).data, status=202)
+
+
+@extend_schema(
+    operation_id="dead_letters_list",
+    summary="Jobs whose retries are exhausted (the dead-letter queue), newest first",
+    parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("cursor", OpenApiTypes.STR)],
+    responses={200: JobSerializer(many=True), **_errors(401, 403)},
+)
+@api_view(["GET"])
+def dead_letters(request: Request) -> Response:
+    qs = selectors.job_list(tenant=request.user.tenant, statuses=[Status.DEAD])
+    paginator = JobCursorPagination()
+    try:
+        page = paginator.paginate_queryset(qs, request)
+    except drf_exceptions.NotFound:
+        raise ValidationFailed("cursor: invalid cursor", details={"fields": {"cursor": ["invalid cursor"]}}) from None
+    return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+
+
+# the schema generator describes the DRF view behind the async wrapper
+jobs_endpoint.cls = jobs.cls
+jobs_endpoint.initkwargs = jobs.initkwargs

@@ -28,7 +28,7 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
 
 def make_job(persona, **overrides) -> Job:
     spec = JobSpec(**{"runtime": "python", "code": ADD["code"], "args": [2, 3], **overrides})
-    return job_submit(tenant=persona.tenant, api_key=persona.api_key, spec=spec)
+    return job_submit(tenant=persona.tenant, api_key=persona.api_key, spec=spec)[0]
 
 
 def test_it_accepts_a_job_with_202_and_links(alice):

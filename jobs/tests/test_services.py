@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def submit(persona, **overrides) -> Job:
     spec = JobSpec(**{"runtime": "python", "code": "def main():\n    return 1\n", **overrides})
-    return job_submit(tenant=persona.tenant, api_key=persona.api_key, spec=spec)
+    return job_submit(tenant=persona.tenant, api_key=persona.api_key, spec=spec)[0]
 
 
 def test_submit_enqueues_only_after_commit(alice):
@@ -26,6 +26,7 @@ def test_submit_enqueues_only_after_commit(alice):
     job = submit(alice)
     assert queue.count == 1
     assert queue.jobs[0].args == (str(job.id),)
+    assert Job.objects.get(pk=job.id).status == "dispatched"
 
 
 def test_a_job_is_claimed_once(alice):
@@ -38,7 +39,7 @@ def test_a_job_is_claimed_once(alice):
 def test_a_stale_attempt_cannot_overwrite_the_outcome(alice):
     job = submit(alice)
     job_claim(job_id=job.id, worker="w1")
-    Job.objects.filter(pk=job.id).update(status="queued")
+    Job.objects.filter(pk=job.id).update(status="queued")  # as after the reconciler found its lease expired
     job_claim(job_id=job.id, worker="w2")  # attempt 2 is now the current one
     stale = sandbox.RunResult(status="succeeded", result="from the zombie")
     job_finish(job_id=job.id, attempt_number=1, result=stale, log_lines=0)
@@ -62,18 +63,24 @@ def test_a_sandbox_failure_is_retried_then_reported_as_internal(alice, monkeypat
     def broken(spec, on_output=None):
         raise sandbox.SandboxError("engine gone", code="engine_unavailable")
 
-    monkeypatch.setattr(sandbox, "run", broken)
+    class BrokenPool:
+        def run(self, spec, on_output=None, cancel=None):
+            broken(spec)
+
+    monkeypatch.setattr(sandbox, "default", lambda: BrokenPool())
     job = submit(alice)
-    for _ in range(services.INTERNAL_RETRIES):
+    for n in range(settings.SYSTEM_RETRIES + 1):
         services.job_execute(job_id=job.id)
-    job.refresh_from_db()
+        job.refresh_from_db()
+        if n < settings.SYSTEM_RETRIES:
+            assert job.status == "retrying" and job.next_attempt_at is not None
+            Job.objects.filter(pk=job.id).update(status="queued")  # what the reconciler does when the retry is due
     assert job.status == "failed"
     assert job.error["type"] == "InternalError" and job.error["code"] == "engine_unavailable"
     attempts = list(job.attempt_set.all())
-    assert len(attempts) == services.INTERNAL_RETRIES
+    assert len(attempts) == settings.SYSTEM_RETRIES + 1
     assert all(a.error["type"] == "InternalError" for a in attempts)
-    scheduled = django_rq.get_queue(settings.RQ_QUEUE).scheduled_job_registry.get_job_ids()
-    assert len(scheduled) == services.INTERNAL_RETRIES - 1  # each retry but the last was scheduled with a delay
+
 
 
 def test_sandbox_check_reports_engine_images_and_cells(docker_client, capsys):

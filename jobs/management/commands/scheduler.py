@@ -1,38 +1,51 @@
-"""The scheduler process: moves due delayed jobs (retries) onto the queue."""
+"""The scheduler process: the reconciler loop that keeps PostgreSQL and Redis in agreement.
+
+Every RECONCILE_INTERVAL_S it queues retries that fell due, re-dispatches jobs
+that PostgreSQL says are waiting but Redis lost (FLUSHALL, restart, a crash
+between commit and enqueue), and retries attempts whose lease expired (a
+worker that died). Running two of them is safe: every step is a compare-and-set.
+"""
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 
 import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from rq.scheduler import RQScheduler
+from django.db import close_old_connections
+
+from jobs.services import reconcile
 
 log = logging.getLogger("lambdasite.scheduler")
+HEARTBEAT_KEY = "lambdasite:reconciler:heartbeat"
 
 
 class Command(BaseCommand):
-    help = "Run the scheduler: enqueue delayed jobs when they fall due."
+    help = "Run the reconciler: due retries, lost dispatches and expired leases."
 
     def add_arguments(self, parser):
-        parser.add_argument("--interval", type=float, default=1.0)
+        parser.add_argument("--interval", type=float, default=None)
+        parser.add_argument("--once", action="store_true", help="one pass, then exit")
 
-    def handle(self, *args, interval: float, **options):
+    def handle(self, *args, interval: float | None, once: bool, **options):
+        interval = interval or settings.RECONCILE_INTERVAL_S
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        connection = django_rq.get_connection(settings.RQ_QUEUE)
-        rq_scheduler = RQScheduler([settings.RQ_QUEUE], connection=connection, interval=max(1, int(interval)))
-        rq_scheduler.register_birth()
-        log.info("scheduler starting", extra={"event": "scheduler_start"})
-        try:
-            while not stop.is_set():
-                if rq_scheduler.should_reacquire_locks:
-                    rq_scheduler.acquire_locks()
-                rq_scheduler.heartbeat()
-                rq_scheduler.enqueue_scheduled_jobs()
-                stop.wait(interval)
-        finally:
-            rq_scheduler.stop()
+        log.info("reconciler starting", extra={"event": "scheduler_start"})
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                close_old_connections()
+                counts = reconcile()
+                if any(counts.values()):
+                    log.info("reconciled", extra={"event": "reconciled", **counts})
+                django_rq.get_connection(settings.RQ_QUEUE).set(HEARTBEAT_KEY, str(time.time()), ex=max(10, int(interval * 10)))
+            except Exception:  # noqa: BLE001 - a database or Redis outage must not end the loop
+                log.exception("reconcile pass failed")
+            if once:
+                return
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
