@@ -361,9 +361,14 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
         job.status, job.finished_at = Status.SUCCEEDED, now
         return
     if system_failure:
-        # not the user's fault (worker lost, sandbox failed): retried on a separate budget
-        if _system_failures(job) <= settings.SYSTEM_RETRIES:
-            _schedule_retry(job, now, _system_failures(job))
+        # not the user's fault (worker lost, sandbox failed): retried on a separate budget;
+        # a lost worker's job goes straight back to the queue, a failing sandbox gets a backoff
+        failures = _system_failures(job)
+        if failures <= settings.SYSTEM_RETRIES:
+            if verdict == Status.LOST:
+                job.status, job.next_attempt_at = Status.QUEUED, now
+            else:
+                _schedule_retry(job, now, failures)
             return
         job.status, job.finished_at = (Status.DEAD if job.max_retries else Status.FAILED), now
         return
