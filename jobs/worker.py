@@ -34,6 +34,7 @@ def sandbox_configure() -> sandbox.Sandbox:
         max_idle_cells=settings.SANDBOX_MAX_IDLE_CELLS,
         spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES) if settings.SANDBOX_SPARES else (),
         spares_per_profile=settings.SANDBOX_SPARES,
+        sweep_interval_s=settings.SANDBOX_SWEEP_INTERVAL_S,
     )
     return pool
 

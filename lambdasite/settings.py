@@ -128,6 +128,7 @@ SANDBOX_REUSE = env_choice("SANDBOX_REUSE", "tenant", ("tenant", "never"))
 SANDBOX_IDLE_TTL_S = env_float("SANDBOX_IDLE_TTL_S", 300.0)
 SANDBOX_MAX_IDLE_CELLS = env_int("SANDBOX_MAX_IDLE_CELLS", 16, minimum=0)
 SANDBOX_SPARES = env_int("SANDBOX_SPARES", 1, minimum=0)
+SANDBOX_SWEEP_INTERVAL_S = env_float("SANDBOX_SWEEP_INTERVAL_S", 10.0)  # orphaned containers of dead workers
 SANDBOX_CPUS = env_float("SANDBOX_CPUS", 1.0)
 SANDBOX_PIDS = env_int("SANDBOX_PIDS", 64, minimum=8)
 SANDBOX_TMPFS_MB = env_int("SANDBOX_TMPFS_MB", 16, minimum=1)

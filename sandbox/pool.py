@@ -53,6 +53,7 @@ class Sandbox:
         max_idle_cells: int = 16,
         spare_profiles: tuple[tuple[str, Limits], ...] = (),
         spares_per_profile: int = 1,
+        sweep_interval_s: float = 10.0,
         client: docker.DockerClient | None = None,
     ) -> None:
         if reuse not in REUSE_MODES:
@@ -62,6 +63,7 @@ class Sandbox:
         self.max_idle_cells = max_idle_cells
         self.spare_profiles = tuple(spare_profiles)
         self.spares_per_profile = spares_per_profile
+        self.sweep_interval_s = sweep_interval_s
         self._client = client
         self._lock = threading.Lock()
         self._idle: dict[tuple, list[Cell]] = {}
@@ -196,7 +198,7 @@ class Sandbox:
         while not self._stop.is_set():
             try:
                 self.maintain()
-                if time.monotonic() - last_sweep > 60:
+                if time.monotonic() - last_sweep > self.sweep_interval_s:
                     sweep_orphans(self.client)
                     last_sweep = time.monotonic()
             except SandboxError as exc:

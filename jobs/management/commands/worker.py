@@ -19,15 +19,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-        parser.add_argument("--no-spares", action="store_true", help="do not keep pre-started spare containers")
 
-    def handle(self, *args, burst: bool = False, no_spares: bool = False, **options):
+    def handle(self, *args, burst: bool = False, **options):
         pool = sandbox_configure()
         removed = sandbox.sweep_orphans(pool.client)
         if removed:
             log.warning("removed %d orphaned sandbox containers", len(removed))
-        if not no_spares and not burst:
-            pool.start_maintenance()
+        if not burst:
+            pool.start_maintenance()  # spares, idle reaping and sweeping orphans of dead workers
         queue = django_rq.get_queue(settings.RQ_QUEUE)
         worker = SandboxWorker([queue], connection=queue.connection, name=worker_name().replace(":", "-"))
         log.info("worker starting", extra={"worker": worker.name, "event": "worker_start"})
