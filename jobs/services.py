@@ -174,7 +174,7 @@ def rq_job_id(job_id, attempt: int) -> str:
     return f"{job_id}-{attempt}"
 
 
-def job_dispatch(*, job_id) -> bool:
+def job_dispatch(*, job_id, at_front: bool = False) -> bool:
     """Put a waiting job's id on the RQ queue and mark it dispatched. PostgreSQL stays the source of truth:
     if this never happens (crash, Redis down), the reconciler does it again."""
     job = Job.objects.only("id", "timeout_ms", "attempts", "status").get(pk=job_id)
@@ -188,6 +188,7 @@ def job_dispatch(*, job_id) -> bool:
         result_ttl=0,
         failure_ttl=3600,
         description=f"lambdasite job {job.id}",
+        at_front=at_front,
     )
     Job.objects.filter(pk=job.id, status__in=[Status.QUEUED, Status.DISPATCHED]).update(
         status=Status.DISPATCHED, dispatched_at=timezone.now()
@@ -195,10 +196,10 @@ def job_dispatch(*, job_id) -> bool:
     return True
 
 
-def job_dispatch_safely(*, job_id) -> None:
+def job_dispatch_safely(*, job_id, at_front: bool = False) -> None:
     """Dispatch after commit; a failure here is logged, never raised: the job is committed and the reconciler retries."""
     try:
-        job_dispatch(job_id=job_id)
+        job_dispatch(job_id=job_id, at_front=at_front)
     except Exception:  # noqa: BLE001 - Redis down must not turn an accepted job into a 500
         log.warning("dispatch failed; the reconciler will retry", extra={"job_id": str(job_id), "event": "dispatch_failed"})
 
@@ -449,7 +450,7 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
         job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, timezone.now()
         job.log_lines += log_lines
         job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines"])
-        transaction.on_commit(lambda: job_dispatch_safely(job_id=job_id))
+        transaction.on_commit(lambda: job_dispatch_safely(job_id=job_id, at_front=True))
 
 
 # -- user actions --------------------------------------------------------------
@@ -506,18 +507,33 @@ def reconcile(*, now: datetime | None = None) -> dict:
             counts["retries_due"] += 1
     stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
     connection_ = django_rq.get_connection(settings.RQ_QUEUE)
-    waiting = Job.objects.filter(
-        Q(status=Status.QUEUED, next_attempt_at__lte=stale) | Q(status=Status.DISPATCHED, dispatched_at__lte=stale)
-    ).values_list("id", "attempts", "status")[:5000]
-    for job_id, attempts, status in waiting:
-        if status == Status.DISPATCHED and RQJob.exists(rq_job_id(job_id, attempts + 1), connection=connection_):
-            continue  # still in Redis, just a long queue
+    waiting = list(
+        Job.objects.filter(
+            Q(status=Status.QUEUED, next_attempt_at__lte=stale) | Q(status=Status.DISPATCHED, dispatched_at__lte=stale)
+        ).values_list("id", "attempts", "status")[:5000]
+    )
+    in_queue = _rq_statuses(connection_, [(job_id, attempts) for job_id, attempts, _ in waiting])
+    for (job_id, attempts, status), rq_status in zip(waiting, in_queue):
+        # "queued" in RQ: still waiting in a long queue. Anything else (gone after FLUSHALL or a
+        # restart, or "started" by a worker that died before its claim) means Redis lost it.
+        if status == Status.DISPATCHED and rq_status == b"queued":
+            continue
         job_dispatch_safely(job_id=job_id)
         counts["redispatched"] += 1
     for job_id in Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("id", flat=True)[:1000]:
         if job_expire_lease(job_id=job_id, now=now):
             counts["leases_expired"] += 1
     return counts
+
+
+def _rq_statuses(conn, jobs: list[tuple]) -> list[bytes | None]:
+    """RQ's status of each job's current dispatch, in one round trip."""
+    if not jobs:
+        return []
+    with conn.pipeline(transaction=False) as pipe:
+        for job_id, attempts in jobs:
+            pipe.hget(RQJob.key_for(rq_job_id(job_id, attempts + 1)), "status")
+        return pipe.execute()
 
 
 @transaction.atomic
@@ -537,5 +553,6 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     job.save()
     _event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
     if job.status == Status.QUEUED:
-        transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id))
+        # it was already running when its worker died: it goes to the front, not behind the backlog
+        transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id, at_front=True))
     return True

@@ -289,3 +289,26 @@ def test_backoff_grows_and_is_capped(settings):
     assert [services.backoff_s(n, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
     assert [services.backoff_s(n, rand=lambda: 0.0) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
     assert django_settings.RETRY_BACKOFF_CAP_S == 5.0
+
+
+def test_a_worker_dying_between_pop_and_claim_loses_nothing(alice, run_worker, fast_retries):
+    from rq.job import Job as RQJob
+    from rq.job import JobStatus
+
+    job_id = alice.post_job(QUICK).json()["id"]
+    queue = django_rq.get_queue(django_settings.RQ_QUEUE)
+    popped = queue.pop_job_id()  # a worker took it from Redis...
+    RQJob.fetch(popped, connection=queue.connection).set_status(JobStatus.STARTED)  # ...and died before claiming
+    assert queue.count == 0 and Job.objects.get(pk=job_id).status == "dispatched"
+    time.sleep(0.6)
+    assert services.reconcile()["redispatched"] == 1
+    run_worker()
+    assert Job.objects.get(pk=job_id).status == "succeeded"
+
+
+def test_a_long_queue_is_not_dispatched_twice(alice, fast_retries):
+    job_id = alice.post_job(QUICK).json()["id"]
+    time.sleep(0.6)
+    assert services.reconcile()["redispatched"] == 0  # still queued in Redis
+    assert django_rq.get_queue(django_settings.RQ_QUEUE).count == 1
+    assert Job.objects.get(pk=job_id).status == "dispatched"
