@@ -1,0 +1,37 @@
+"""Configuration: every variable the settings read is documented, and bad values fail fast."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from lambdasite import env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_setting_variable_is_in_env_example():
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z0-9_]+)"', (ROOT / "lambdasite" / "settings.py").read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read - documented == set()
+
+
+@pytest.mark.parametrize(
+    "reader, value",
+    [(env.env_int, "ten"), (env.env_bool, "maybe"), (env.env_float, "fast")],
+)
+def test_bad_values_fail_fast(monkeypatch, reader, value):
+    monkeypatch.setenv("LAMBDASITE_X", value)
+    with pytest.raises(ImproperlyConfigured, match="LAMBDASITE_X"):
+        reader("LAMBDASITE_X", 1)
+
+
+def test_choices_and_minimums_are_enforced(monkeypatch):
+    monkeypatch.setenv("LAMBDASITE_X", "sometimes")
+    with pytest.raises(ImproperlyConfigured):
+        env.env_choice("LAMBDASITE_X", "tenant", ("tenant", "never"))
+    monkeypatch.setenv("LAMBDASITE_X", "-1")
+    with pytest.raises(ImproperlyConfigured):
+        env.env_int("LAMBDASITE_X", 1, minimum=0)
