@@ -30,7 +30,28 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "is_suspended", "created_at"]
+    list_display = ["slug", "name", "is_suspended", "waiting", "running", "dead_letters", "created_at"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count, Q
+
+        return super().get_queryset(request).annotate(
+            n_waiting=Count("jobs", filter=Q(jobs__status__in=["queued", "dispatched", "retrying"])),
+            n_running=Count("jobs", filter=Q(jobs__status="running")),
+            n_dead=Count("jobs", filter=Q(jobs__status="dead")),
+        )
+
+    @admin.display(description="waiting", ordering="n_waiting")
+    def waiting(self, obj):
+        return obj.n_waiting
+
+    @admin.display(description="running", ordering="n_running")
+    def running(self, obj):
+        return obj.n_running
+
+    @admin.display(description="DLQ depth", ordering="n_dead")
+    def dead_letters(self, obj):
+        return obj.n_dead
     list_filter = ["is_suspended"]
     search_fields = ["slug", "name"]
     inlines = [QuotaInline, MembershipInline, ApiKeyInline]

@@ -1,7 +1,10 @@
 """Operators' admin for jobs: filters, search by id, read-only code, args, result and logs."""
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import Attempt, Job, LogLine
+from lambdasite.errors import ApplicationError
+
+from . import services
+from .models import Attempt, Job, LogLine, Status
 
 
 class AttemptInline(admin.TabularInline):
@@ -19,9 +22,45 @@ class JobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
     readonly_fields = [f.name for f in Job._meta.fields]
+    actions = ["requeue", "cancel"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Requeue (dead, failed, timed out, killed or cancelled jobs)")
+    def requeue(self, request, queryset):
+        self._apply(request, queryset, services.job_requeue, "requeued")
+
+    @admin.action(description="Cancel (waiting jobs at once, running jobs within ~1 s)")
+    def cancel(self, request, queryset):
+        self._apply(request, queryset, services.job_cancel, "cancelled")
+
+    def _apply(self, request, queryset, action, verb: str) -> None:
+        done, skipped = 0, []
+        for job in queryset:
+            try:
+                action(job=job)
+                done += 1
+            except ApplicationError as exc:
+                skipped.append(f"{job.id}: {exc.message}")
+        self.message_user(request, f"{done} job(s) {verb}.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, "Skipped " + "; ".join(skipped[:10]), messages.WARNING)
+
+
+class DeadLetter(Job):
+    class Meta:
+        proxy = True
+        verbose_name = "dead letter"
+        verbose_name_plural = "dead letters (DLQ)"
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(JobAdmin):
+    list_filter = ["tenant", "runtime", "created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=Status.DEAD)
 
 
 @admin.register(LogLine)
