@@ -62,6 +62,8 @@ class Job(models.Model):
     log_lines = models.PositiveIntegerField(default=0)
     log_bytes = models.PositiveBigIntegerField(default=0)
     dropped_log_bytes = models.PositiveBigIntegerField(default=0)
+    billed_ms = models.PositiveBigIntegerField(default=0)  # every attempt, rounded up to the millisecond
+    gb_seconds = models.FloatField(default=0.0)  # memory limit in GB x billed seconds, every attempt
 
     class Meta:
         ordering = ["-created_at"]
@@ -99,6 +101,8 @@ class Attempt(models.Model):
     cpu_ms = models.FloatField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
+    billed_ms = models.PositiveBigIntegerField(default=0)
+    gb_seconds = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["job", "number"]

@@ -30,7 +30,7 @@ from rq.job import Job as RQJob
 
 import sandbox
 from accounts.models import ApiKey, Quota, Tenant
-from lambdasite.errors import ApplicationError, Conflict, PayloadTooLarge, ValidationFailed
+from lambdasite.errors import ApplicationError, Conflict, Forbidden, PayloadTooLarge, RateLimited, ValidationFailed
 
 from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, LogLine, Status
 
@@ -110,18 +110,49 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> 
     )
 
 
+def tenant_admit(*, tenant: Tenant, count: int = 1) -> None:
+    """Admission: a suspended tenant is refused, a spent compute budget or an empty rate bucket gets 429."""
+    from accounts import ratelimit
+
+    from . import selectors
+
+    if tenant.is_suspended:
+        raise Forbidden("this tenant is suspended", code="tenant_suspended")
+    quota = tenant.quota
+    period_start, resets_at = selectors.billing_period()
+    used = selectors.gb_seconds_used(tenant=tenant, since=period_start)
+    if used >= quota.monthly_gb_seconds:
+        retry_after = max(1, int((resets_at - timezone.now()).total_seconds()))
+        raise RateLimited(
+            f"the monthly compute budget of {quota.monthly_gb_seconds:g} GB-s is spent; it resets {resets_at.isoformat()}",
+            retry_after=retry_after, code="quota_exceeded",
+            details={"used_gb_seconds": round(used, 6), "limit_gb_seconds": quota.monthly_gb_seconds, "resets_at": resets_at.isoformat()},
+        )
+    allowed, wait = ratelimit.take(tenant_slug=tenant.slug, per_minute=quota.submissions_per_minute, count=count)
+    if not allowed:
+        raise RateLimited(
+            f"over the limit of {quota.submissions_per_minute} submissions per minute",
+            retry_after=wait, details={"limit_per_minute": quota.submissions_per_minute},
+        )
+
+
 def job_submit(
     *, tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, idempotency_key: str | None = None
 ) -> tuple[Job, bool]:
     """Create a job (or, for a repeated Idempotency-Key with the same body, return the first). -> (job, created)"""
     spec = job_spec_validate(quota=tenant.quota, spec=spec)
     digest = request_hash(spec) if idempotency_key else ""
+    if idempotency_key:
+        replay = Job.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        if replay is not None and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
+            return match, False  # a replay is answered before admission: it costs no token
+    tenant_admit(tenant=tenant)
     for _ in range(3):
         try:
             with transaction.atomic():
                 job = _new_job(tenant, api_key, spec, idempotency_key=idempotency_key, request_hash=digest)
                 job.save(force_insert=True)
-                transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id))
+                transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
             _event("job submitted", job, event="submitted", runtime=job.runtime)
             return job, True
         except IntegrityError:
@@ -160,10 +191,10 @@ def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobS
             exc.details = {**exc.details, "index": index}
             exc.message = f"jobs[{index}]: {exc.message}"
             raise
+    tenant_admit(tenant=tenant, count=len(validated))
     jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec) for spec in validated])
-    ids = [job.id for job in jobs]
-    transaction.on_commit(lambda: [job_dispatch_safely(job_id=job_id) for job_id in ids])
-    log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(ids)})
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
+    log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(jobs)})
     return jobs
 
 
@@ -174,14 +205,8 @@ def rq_job_id(job_id, attempt: int) -> str:
     return f"{job_id}-{attempt}"
 
 
-def job_dispatch(*, job_id, at_front: bool = False) -> bool:
-    """Put a waiting job's id on the RQ queue and mark it dispatched. PostgreSQL stays the source of truth:
-    if this never happens (crash, Redis down), the reconciler does it again."""
-    job = Job.objects.only("id", "timeout_ms", "attempts", "status").get(pk=job_id)
-    if job.status not in (Status.QUEUED, Status.DISPATCHED):
-        return False
-    queue = django_rq.get_queue(settings.RQ_QUEUE)
-    queue.enqueue(
+def _enqueue(job: Job, *, at_front: bool = False) -> None:
+    django_rq.get_queue(settings.RQ_QUEUE).enqueue(
         "jobs.tasks.run_job", str(job.id),
         job_id=rq_job_id(job.id, job.attempts + 1),
         job_timeout=job.timeout_ms // 1000 + 120,
@@ -190,18 +215,52 @@ def job_dispatch(*, job_id, at_front: bool = False) -> bool:
         description=f"lambdasite job {job.id}",
         at_front=at_front,
     )
-    Job.objects.filter(pk=job.id, status__in=[Status.QUEUED, Status.DISPATCHED]).update(
-        status=Status.DISPATCHED, dispatched_at=timezone.now()
-    )
-    return True
 
 
-def job_dispatch_safely(*, job_id, at_front: bool = False) -> None:
-    """Dispatch after commit; a failure here is logged, never raised: the job is committed and the reconciler retries."""
+def tenant_fill_slots(*, tenant_id) -> int:
+    """Dispatch the tenant's oldest waiting jobs while it has fewer than max_concurrency dispatched or running.
+
+    Each tenant holds at most its concurrency in Redis, so one tenant's flood never
+    sits in front of another tenant's job: RQ's FIFO sees the tenants interleaved.
+    A suspended tenant's jobs stay waiting. Jobs that already ran (lost workers,
+    retries) go to the front of the queue.
+    """
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update(of=("self",)).select_related("quota").get(pk=tenant_id)
+        if tenant.is_suspended:
+            return 0
+        inflight = Job.objects.filter(tenant_id=tenant_id, status__in=[Status.DISPATCHED, Status.RUNNING]).count()
+        free = tenant.quota.max_concurrency - inflight
+        if free <= 0:
+            return 0
+        now = timezone.now()
+        batch = list(
+            Job.objects.filter(tenant_id=tenant_id, status=Status.QUEUED, next_attempt_at__lte=now)
+            .only("id", "attempts", "timeout_ms")
+            .order_by("next_attempt_at", "created_at")[:free]
+        )
+        for job in batch:
+            _enqueue(job, at_front=job.attempts > 0)
+        Job.objects.filter(pk__in=[job.id for job in batch], status=Status.QUEUED).update(
+            status=Status.DISPATCHED, dispatched_at=now
+        )
+    for job in batch:
+        log.info("job dispatched", extra={"event": "dispatched", "job_id": str(job.id), "tenant": tenant.slug, "attempt": job.attempts + 1})
+    return len(batch)
+
+
+def tenant_fill_slots_safely(*, tenant_id) -> None:
+    """After commit; a failure is logged, never raised: the jobs are committed and the reconciler retries."""
     try:
-        job_dispatch(job_id=job_id, at_front=at_front)
+        tenant_fill_slots(tenant_id=tenant_id)
     except Exception:  # noqa: BLE001 - Redis down must not turn an accepted job into a 500
-        log.warning("dispatch failed; the reconciler will retry", extra={"job_id": str(job_id), "event": "dispatch_failed"})
+        log.warning("dispatch failed; the reconciler will retry", exc_info=True, extra={"event": "dispatch_failed", "tenant": str(tenant_id)})
+
+
+def job_dispatch(*, job_id) -> bool:
+    """Dispatch a job's tenant's free slots (the job goes if it is among the oldest waiting)."""
+    tenant_id = Job.objects.filter(pk=job_id).values_list("tenant_id", flat=True).first()
+    return tenant_id is not None and tenant_fill_slots(tenant_id=tenant_id) > 0
 
 
 # -- running -----------------------------------------------------------------
@@ -342,6 +401,18 @@ def _clean_json(value: Any) -> Any:
     return json.loads(text.replace("\\u0000", "\\ufffd"))
 
 
+def billed_ms(duration_ms: float | None) -> int:
+    """Billed duration: rounded up to the next millisecond (at least 1 ms for an attempt that ran)."""
+    import math
+
+    return max(1, math.ceil(duration_ms)) if duration_ms else 0
+
+
+def gb_seconds(memory_mb: int, billed: int) -> float:
+    """Memory limit in GB (1024 MB) times billed seconds."""
+    return (memory_mb / 1024.0) * (billed / 1000.0)
+
+
 def backoff_s(retry_number: int, *, rand=random.random) -> float:
     """Delay before retry n (1-based): exponential, capped, with jitter in [50%, 100%] of the step."""
     step = min(settings.RETRY_BACKOFF_CAP_S, settings.RETRY_BACKOFF_BASE_S * settings.RETRY_BACKOFF_FACTOR ** (retry_number - 1))
@@ -367,7 +438,7 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
         failures = _system_failures(job)
         if failures <= settings.SYSTEM_RETRIES:
             if verdict == Status.LOST:
-                job.status, job.next_attempt_at = Status.QUEUED, now
+                job.status, job.next_attempt_at = Status.QUEUED, job.created_at
             else:
                 _schedule_retry(job, now, failures)
             return
@@ -402,12 +473,17 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     attempt.status, attempt.finished_at = verdict, now
     attempt.duration_ms, attempt.start_ms, attempt.cpu_ms = result.duration_ms, result.start_ms, result.cpu_ms
     attempt.exit_code, attempt.container_id, attempt.error = result.exit_code, result.container_id[:64], _clean_json(result.error)
+    attempt.billed_ms = billed_ms(result.duration_ms)
+    attempt.gb_seconds = gb_seconds(job.memory_mb, attempt.billed_ms)
     attempt.save()
+    job.billed_ms += attempt.billed_ms
+    job.gb_seconds += attempt.gb_seconds
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))  # a slot is free
     job.log_lines += log_lines
     job.log_bytes += result.log_bytes
     job.dropped_log_bytes += result.dropped_bytes
     if job.attempts != attempt_number or job.status != Status.RUNNING:
-        job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes"])
+        job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes", "billed_ms", "gb_seconds"])
         log.warning("stale attempt result ignored", extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number})
         return job
     job.result = _clean_json(result.result) if verdict == Status.SUCCEEDED else None
@@ -432,6 +508,7 @@ def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lin
         job.save(update_fields=["log_lines"])
         return job
     job.error = details
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     _settle(job, Status.FAILED, timezone.now(), system_failure=True)
     if job.status in (Status.FAILED, Status.DEAD):
         job.error = {**details, "message": f"the sandbox failed {_system_failures(job)} times: {error}"}
@@ -447,10 +524,11 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
         status=Status.LOST, finished_at=timezone.now(), error={"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
     )
     if job.attempts == attempt_number and job.status == Status.RUNNING:
-        job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, timezone.now()
+        # back at its original place in the tenant's line, and at the front of Redis's
+        job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
         job.log_lines += log_lines
         job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines"])
-        transaction.on_commit(lambda: job_dispatch_safely(job_id=job_id, at_front=True))
+        transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
 
 
 # -- user actions --------------------------------------------------------------
@@ -467,6 +545,7 @@ def job_cancel(*, job: Job) -> Job:
         job.status, job.finished_at = Status.CANCELLED, timezone.now()
         _event("job cancelled", job, event="cancelled", attempt=job.attempts)
     job.save(update_fields=["cancel_requested", "status", "finished_at"])
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     return job
 
 
@@ -480,7 +559,7 @@ def job_requeue(*, job: Job) -> Job:
     job.result = job.error = job.exit_code = job.finished_at = None
     job.next_attempt_at = timezone.now()
     job.save()
-    transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id))
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     _event("job requeued", job, event="requeued", attempt=job.attempts)
     return job
 
@@ -497,32 +576,30 @@ def job_delete(*, job: Job) -> None:
 
 
 def reconcile(*, now: datetime | None = None) -> dict:
-    """One pass: due retries queued, lost dispatches redone, expired leases retried. Safe to run anywhere, any number of times."""
+    """One pass: due retries queued, free slots filled, lost dispatches redone, expired leases retried.
+    Safe to run anywhere, any number of times: every step is a compare-and-set."""
     now = now or timezone.now()
     counts = {"retries_due": 0, "redispatched": 0, "leases_expired": 0}
-    due = list(Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list("id", flat=True)[:1000])
-    for job_id in due:
-        if Job.objects.filter(pk=job_id, status=Status.RETRYING).update(status=Status.QUEUED, next_attempt_at=now):
-            job_dispatch_safely(job_id=job_id)
-            counts["retries_due"] += 1
-    stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
-    connection_ = django_rq.get_connection(settings.RQ_QUEUE)
-    waiting = list(
-        Job.objects.filter(
-            Q(status=Status.QUEUED, next_attempt_at__lte=stale) | Q(status=Status.DISPATCHED, dispatched_at__lte=stale)
-        ).values_list("id", "attempts", "status")[:5000]
-    )
-    in_queue = _rq_statuses(connection_, [(job_id, attempts) for job_id, attempts, _ in waiting])
-    for (job_id, attempts, status), rq_status in zip(waiting, in_queue):
-        # "queued" in RQ: still waiting in a long queue. Anything else (gone after FLUSHALL or a
-        # restart, or "started" by a worker that died before its claim) means Redis lost it.
-        if status == Status.DISPATCHED and rq_status == b"queued":
-            continue
-        job_dispatch_safely(job_id=job_id)
-        counts["redispatched"] += 1
     for job_id in Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("id", flat=True)[:1000]:
         if job_expire_lease(job_id=job_id, now=now):
             counts["leases_expired"] += 1
+    counts["retries_due"] = Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).update(status=Status.QUEUED)
+    tenants = set(Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now).values_list("tenant_id", flat=True).distinct())
+    for tenant_id in tenants:
+        tenant_fill_slots_safely(tenant_id=tenant_id)
+    stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
+    lost = list(
+        Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only("id", "attempts", "timeout_ms")[:5000]
+    )
+    conn = django_rq.get_connection(settings.RQ_QUEUE)
+    for job, rq_status in zip(lost, _rq_statuses(conn, [(job.id, job.attempts) for job in lost])):
+        # "queued" in RQ: still waiting in a long queue. Anything else (gone after FLUSHALL or a
+        # restart, or "started" by a worker that died before its claim) means Redis lost it.
+        if rq_status == b"queued":
+            continue
+        _enqueue(job, at_front=True)
+        Job.objects.filter(pk=job.id, status=Status.DISPATCHED).update(dispatched_at=now)
+        counts["redispatched"] += 1
     return counts
 
 
@@ -553,6 +630,8 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     job.save()
     _event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
     if job.status == Status.QUEUED:
-        # it was already running when its worker died: it goes to the front, not behind the backlog
-        transaction.on_commit(lambda: job_dispatch_safely(job_id=job.id, at_front=True))
+        # it was already running when its worker died: back at its original place, front of Redis
+        job.next_attempt_at = job.created_at
+        job.save(update_fields=["next_attempt_at"])
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     return True

@@ -153,6 +153,11 @@ WAIT_MAX_S = env_float("WAIT_MAX_S", 30.0)  # cap of ?wait= on submit
 IDEMPOTENCY_TTL_H = env_float("IDEMPOTENCY_TTL_H", 24.0)
 BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
 
+# -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
+PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)
+PRICE_PER_MILLION_REQUESTS = env_float("PRICE_PER_MILLION_REQUESTS", 0.20)
+PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,

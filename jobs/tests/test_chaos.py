@@ -113,6 +113,8 @@ def test_sigkill_one_of_two_workers_while_twenty_jobs_run(alice, stack, docker_c
 
 
 def test_flushall_with_fifty_jobs_waiting_loses_nothing(alice, stack, redis_conn):
+    alice.tenant.quota.max_concurrency = 100  # every job in Redis when it is wiped
+    alice.tenant.quota.save()
     ids = [alice.post_job({**QUICK, "args": [i]}).json()["id"] for i in range(50)]
     assert Job.objects.filter(pk__in=ids, status="dispatched").count() == 50
     redis_conn.flushall()
@@ -158,6 +160,8 @@ def _answers(port: int) -> bool:
 
 
 def test_a_redis_restart_with_fifty_jobs_waiting_loses_nothing(alice, private_redis):
+    alice.tenant.quota.max_concurrency = 100  # every job in Redis when it is wiped
+    alice.tenant.quota.save()
     ids = [alice.post_job({**QUICK, "args": [i]}).json()["id"] for i in range(50)]
     assert Job.objects.filter(pk__in=ids, status="dispatched").count() == 50
     private_redis["proc"].kill()  # no AOF, no snapshot: every queued id is gone

@@ -1,0 +1,56 @@
+"""Per-tenant submission rate limit: a token bucket in Redis, exact under concurrency.
+
+The whole check-and-take runs as one Lua script, so concurrent requests on any
+number of web processes can never take more tokens than the bucket holds. The
+bucket holds ``per_minute`` tokens and refills continuously at ``per_minute/60``
+per second, using Redis's own clock.
+"""
+from __future__ import annotations
+
+import math
+
+import django_rq
+from django.conf import settings
+
+TAKE = """
+local key = KEYS[1]
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', key, 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= want then
+  tokens = tokens - want
+  allowed = 1
+else
+  wait = (want - tokens) / rate
+end
+redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
+return {allowed, tostring(wait)}
+"""
+_script = None
+
+
+def take(*, tenant_slug: str, per_minute: int, count: int = 1) -> tuple[bool, int]:
+    """Take ``count`` tokens. -> (allowed, seconds to wait before retrying when refused)."""
+    global _script
+    if per_minute <= 0:
+        return False, 60
+    if count > per_minute:
+        return False, 60  # can never fit in the bucket
+    conn = django_rq.get_connection(settings.RQ_QUEUE)
+    if _script is None or _script.registered_client is not conn:
+        _script = conn.register_script(TAKE)
+    allowed, wait = _script(keys=[f"lambdasite:rate:{tenant_slug}"], args=[per_minute, per_minute / 60.0, count], client=conn)
+    return bool(allowed), max(1, math.ceil(float(wait)))
