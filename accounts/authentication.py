@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions
 
-from .models import ApiKey, Tenant
+from .models import ApiKey, Membership, Tenant
 from .services import api_key_authenticate
 
 
@@ -24,7 +24,13 @@ class ApiPrincipal:
 
     @property
     def can_write(self) -> bool:
-        return self.api_key.scope == ApiKey.Scope.WRITE
+        """A write-scoped key whose creator (if any) is still an owner or member of the tenant."""
+        if self.api_key.scope != ApiKey.Scope.WRITE:
+            return False
+        if self.api_key.created_by_id is None:
+            return True  # issued by an operator (admin or manage.py)
+        role = Membership.objects.filter(tenant_id=self.api_key.tenant_id, user_id=self.api_key.created_by_id).values_list("role", flat=True).first()
+        return role in (Membership.Role.OWNER, Membership.Role.MEMBER)
 
     def __str__(self) -> str:
         return f"{self.tenant.slug}/{self.api_key.prefix}"

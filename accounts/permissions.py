@@ -16,5 +16,5 @@ class HasTenant(BasePermission):
         if principal.tenant.is_suspended:
             raise Forbidden("this tenant is suspended", code="tenant_suspended")
         if request.method not in SAFE_METHODS and not principal.can_write:
-            raise Forbidden("this API key is read-only", code="read_only_key")
+            raise Forbidden("this API key is read-only (read scope, or its creator is a viewer)", code="read_only_key")
         return True

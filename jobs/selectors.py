@@ -79,9 +79,9 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
         "gb_seconds": {"used": round(used, 6), "limit": quota.monthly_gb_seconds, "left": round(max(0.0, quota.monthly_gb_seconds - used), 6)},
         "cost": {
             "currency": settings.PRICE_CURRENCY,
-            "compute": round(used * settings.PRICE_PER_GB_SECOND, 8),
-            "requests": round(requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS, 8),
-            "total": round(cost(gb_seconds=used, requests=requests), 8),
+            "compute": round(used * settings.PRICE_PER_GB_SECOND, 12),
+            "requests": round(requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS, 12),
+            "total": round(cost(gb_seconds=used, requests=requests), 12),
             "price_per_gb_second": settings.PRICE_PER_GB_SECOND,
             "price_per_million_requests": settings.PRICE_PER_MILLION_REQUESTS,
         },

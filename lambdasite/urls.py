@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/rq/", include("django_rq.urls")),  # queue depth, workers, registries (staff only)
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]

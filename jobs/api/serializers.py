@@ -101,20 +101,30 @@ class BatchSubmitSerializer(serializers.Serializer):
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = ["number", "status", "worker", "started_at", "finished_at", "duration_ms", "start_ms", "cpu_ms", "exit_code", "error"]
+        fields = [
+            "number", "status", "worker", "started_at", "finished_at", "duration_ms", "start_ms", "cpu_ms",
+            "billed_ms", "gb_seconds", "exit_code", "error",
+        ]
 
 
 class JobSerializer(serializers.ModelSerializer):
     limits = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+    cost = serializers.SerializerMethodField(help_text="estimated cost of every attempt so far")
 
     class Meta:
         model = Job
         fields = [
             "id", "status", "runtime", "handler", "limits", "max_retries", "result", "error", "exit_code",
             "attempts", "cancel_requested", "next_attempt_at", "created_at", "started_at", "finished_at",
-            "queue_wait_ms", "duration_ms", "log_lines", "log_bytes", "dropped_log_bytes", "links",
+            "queue_wait_ms", "duration_ms", "billed_ms", "gb_seconds", "cost", "log_lines", "log_bytes",
+            "dropped_log_bytes", "links",
         ]
+
+    def get_cost(self, job: Job) -> float:
+        from ..selectors import cost
+
+        return round(cost(gb_seconds=job.gb_seconds, requests=job.attempts), 10)
 
     def get_limits(self, job: Job) -> dict:
         return {"timeout_ms": job.timeout_ms, "memory_mb": job.memory_mb}

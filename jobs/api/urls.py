@@ -11,4 +11,6 @@ urlpatterns = [
     path("jobs/<str:job_id>/retry", views.job_retry, name="api-job-retry"),
     path("dead-letters", views.dead_letters, name="api-dead-letters"),
     path("runtimes", views.runtimes, name="api-runtimes"),
+    path("usage", views.usage, name="api-usage"),
+    path("stats", views.stats, name="api-stats"),
 ]

@@ -339,3 +339,42 @@ def dead_letters(request: Request) -> Response:
 # the schema generator describes the DRF view behind the async wrapper
 jobs_endpoint.cls = jobs.cls
 jobs_endpoint.initkwargs = jobs.initkwargs
+
+
+@extend_schema(
+    operation_id="usage_retrieve",
+    summary="This billing period's jobs, GB-seconds used and left, estimated cost, concurrency and every limit",
+    responses={200: OpenApiResponse(description="usage of the current calendar month (UTC)"), **_errors(401, 403)},
+)
+@api_view(["GET"])
+def usage(request: Request) -> Response:
+    return Response(selectors.tenant_usage(tenant=request.user.tenant))
+
+
+@extend_schema(
+    operation_id="stats_retrieve",
+    summary="Counts by status and runtime, success rate, p50/p95 run time and queue wait, jobs per minute",
+    parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601; default: 24 hours ago")],
+    responses={200: OpenApiResponse(description="statistics over the window"), **_errors(400, 401, 403)},
+)
+@api_view(["GET"])
+def stats(request: Request) -> Response:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    raw = request.query_params.get("since")
+    now = timezone.now()
+    since = now - timedelta(hours=24)
+    if raw:
+        try:
+            parsed = parse_datetime(raw)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValidationFailed("since: must be an ISO 8601 date-time", details={"fields": {"since": ["ISO 8601 date-time"]}})
+        since = parsed if parsed.tzinfo else timezone.make_aware(parsed, timezone.utc)
+        if since > now:
+            raise ValidationFailed("since: must be in the past", details={"fields": {"since": ["in the past"]}})
+    return Response(selectors.tenant_stats(tenant=request.user.tenant, since=since, now=now))
