@@ -32,6 +32,7 @@ import sandbox
 from accounts.models import ApiKey, Quota, Tenant
 from lambdasite.errors import ApplicationError, Conflict, Forbidden, PayloadTooLarge, RateLimited, ValidationFailed
 
+from . import metrics
 from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, LogLine, Status
 
 log = logging.getLogger("lambdasite.jobs")
@@ -153,6 +154,7 @@ def job_submit(
                 job = _new_job(tenant, api_key, spec, idempotency_key=idempotency_key, request_hash=digest)
                 job.save(force_insert=True)
                 transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
+                transaction.on_commit(lambda: metrics.count_submitted(job.runtime))
             _event("job submitted", job, event="submitted", runtime=job.runtime)
             return job, True
         except IntegrityError:
@@ -194,6 +196,8 @@ def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobS
     tenant_admit(tenant=tenant, count=len(validated))
     jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec) for spec in validated])
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
+    for job in jobs:
+        transaction.on_commit(lambda runtime=job.runtime: metrics.count_submitted(runtime))
     log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(jobs)})
     return jobs
 
@@ -284,6 +288,8 @@ def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
     if job.queue_wait_ms is None:
         job.queue_wait_ms = (now - job.created_at).total_seconds() * 1000.0
         job.save(update_fields=["queue_wait_ms"])
+        wait_s = job.queue_wait_ms / 1000.0
+        transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
     attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING)
     _event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt
@@ -454,6 +460,12 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
         _event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
 
 
+def _count_if_finished(job: Job) -> None:
+    if job.status in FINISHED:
+        runtime, status = job.runtime, job.status
+        transaction.on_commit(lambda: metrics.count_finished(runtime, status))
+
+
 def _schedule_retry(job: Job, now: datetime, retry_number: int) -> None:
     job.status = Status.RETRYING
     job.next_attempt_at = now + timedelta(seconds=backoff_s(retry_number))
@@ -493,7 +505,13 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job.lease_expires_at = None
     _settle(job, verdict, now)
     job.save()
-    _event("job finished", job, event="finished", attempt=attempt_number, status=job.status, duration_ms=round(result.duration_ms, 2))
+    _count_if_finished(job)
+    run_s, start_s = result.duration_ms / 1000.0, result.start_ms / 1000.0
+    transaction.on_commit(lambda: (metrics.observe("job_run_seconds", run_s), metrics.observe("sandbox_start_seconds", start_s)))
+    _event(
+        "job finished", job, event="finished", attempt=attempt_number, status=job.status,
+        duration_ms=round(result.duration_ms, 2), log_lines=log_lines, log_bytes=result.log_bytes, dropped_bytes=result.dropped_bytes,
+    )
     return job
 
 
@@ -513,6 +531,7 @@ def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lin
     if job.status in (Status.FAILED, Status.DEAD):
         job.error = {**details, "message": f"the sandbox failed {_system_failures(job)} times: {error}"}
     job.save()
+    _count_if_finished(job)
     return job
 
 
@@ -545,6 +564,7 @@ def job_cancel(*, job: Job) -> Job:
         job.status, job.finished_at = Status.CANCELLED, timezone.now()
         _event("job cancelled", job, event="cancelled", attempt=job.attempts)
     job.save(update_fields=["cancel_requested", "status", "finished_at"])
+    _count_if_finished(job)
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     return job
 
@@ -628,6 +648,7 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     job.error = {"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""}
     _settle(job, Status.LOST, now, system_failure=True)
     job.save()
+    _count_if_finished(job)
     _event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
     if job.status == Status.QUEUED:
         # it was already running when its worker died: back at its original place, front of Redis

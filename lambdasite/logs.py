@@ -7,7 +7,7 @@ import time
 
 CONTEXT_FIELDS = (
     "job_id", "attempt", "tenant", "event", "status", "runtime", "worker", "duration_ms", "count",
-    "retries_due", "redispatched", "leases_expired",
+    "retries_due", "redispatched", "leases_expired", "log_lines", "log_bytes", "dropped_bytes",
 )
 
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "lambdasite.middleware.ApiBodyLimitMiddleware",
@@ -41,6 +42,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "lambdasite.urls"
@@ -157,6 +159,11 @@ BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)
 PRICE_PER_MILLION_REQUESTS = env_float("PRICE_PER_MILLION_REQUESTS", 0.20)
 PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
+
+# -- Operations ----------------------------------------------------------------
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # when set, /metrics needs `Authorization: Bearer <token>`
+READYZ_CHECK_DOCKER = env_bool("READYZ_CHECK_DOCKER", True)  # off where web has no Docker socket (compose)
+READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

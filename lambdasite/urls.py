@@ -9,12 +9,13 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("api/v1/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/rq/", include("django_rq.urls")),  # queue depth, workers, registries (staff only)
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
 ]
 
 

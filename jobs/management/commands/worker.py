@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import django_rq
 from django.conf import settings
@@ -30,7 +31,18 @@ class Command(BaseCommand):
         queue = django_rq.get_queue(settings.RQ_QUEUE)
         worker = SandboxWorker([queue], connection=queue.connection, name=worker_name().replace(":", "-"))
         log.info("worker starting", extra={"worker": worker.name, "event": "worker_start"})
+        stop_publishing = threading.Event()
+        threading.Thread(target=_publish_pool, args=(worker.name, pool, stop_publishing), daemon=True).start()
         try:
             worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
         finally:
+            stop_publishing.set()
             pool.close()
+
+
+def _publish_pool(name: str, pool, stop: threading.Event) -> None:
+    """Warm cells and spares of this worker, for /metrics (summed over workers there)."""
+    from jobs import metrics
+
+    while not stop.wait(5):
+        metrics.publish_pool(name, pool.stats(), ttl_s=15)

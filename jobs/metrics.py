@@ -1,0 +1,116 @@
+"""Prometheus metrics that stay correct when web, workers and the reconciler are separate processes.
+
+Events (submitted, finished, durations) are counted in Redis by whichever process
+sees them, so every process and host adds to the same numbers; gauges (running,
+queue depth, dead letters, workers, warm cells) are read from PostgreSQL and
+Redis when Prometheus scrapes. A Redis flush resets the counters, which
+Prometheus treats as a counter reset.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import django_rq
+from django.conf import settings
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+log = logging.getLogger("lambdasite.metrics")
+PREFIX = "lambdasite:metrics"
+BUCKETS = {
+    "job_run_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    "job_queue_wait_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    "sandbox_start_seconds": (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+}
+POOL_KEY = f"{PREFIX}:pools"  # hash: worker name -> JSON pool stats, refreshed by each worker
+
+
+def _conn():
+    return django_rq.get_connection(settings.RQ_QUEUE)
+
+
+def _safely(fn):
+    def wrapper(*args, **kwargs):
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - metrics never break the job path
+            log.debug("metrics update failed", exc_info=True)
+
+    return wrapper
+
+
+@_safely
+def count_submitted(runtime: str, n: int = 1) -> None:
+    _conn().hincrby(f"{PREFIX}:submitted", runtime, n)
+
+
+@_safely
+def count_finished(runtime: str, status: str) -> None:
+    _conn().hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
+
+
+@_safely
+def observe(name: str, seconds: float) -> None:
+    buckets = BUCKETS[name]
+    index = next((i for i, bound in enumerate(buckets) if seconds <= bound), len(buckets))
+    with _conn().pipeline(transaction=False) as pipe:
+        pipe.hincrby(f"{PREFIX}:{name}", f"b{index}", 1)
+        pipe.hincrbyfloat(f"{PREFIX}:{name}", "sum", seconds)
+        pipe.execute()
+
+
+@_safely
+def publish_pool(worker: str, stats: dict, ttl_s: float) -> None:
+    conn = _conn()
+    conn.hset(POOL_KEY, worker, json.dumps({**stats, "expires": time.time() + ttl_s}))
+
+
+class LambdasiteCollector:
+    """Registered once per process; reads shared state on every scrape (never at registration)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from .models import Job, Status
+
+        conn = _conn()
+        submitted = CounterMetricFamily("lambdasite_jobs_submitted", "Jobs accepted", labels=["runtime"])
+        for runtime, value in conn.hgetall(f"{PREFIX}:submitted").items():
+            submitted.add_metric([runtime.decode()], int(value))
+        yield submitted
+        finished = CounterMetricFamily("lambdasite_jobs_finished", "Jobs that reached a terminal state", labels=["runtime", "status"])
+        for key, value in conn.hgetall(f"{PREFIX}:finished").items():
+            runtime, _, status = key.decode().partition("|")
+            finished.add_metric([runtime, status], int(value))
+        yield finished
+        for name, buckets in BUCKETS.items():
+            raw = {k.decode(): v for k, v in conn.hgetall(f"{PREFIX}:{name}").items()}
+            cumulative, series = 0, []
+            for i, bound in enumerate(buckets):
+                cumulative += int(raw.get(f"b{i}", 0))
+                series.append((str(bound), cumulative))
+            cumulative += int(raw.get(f"b{len(buckets)}", 0))
+            series.append(("+Inf", cumulative))
+            yield HistogramMetricFamily(f"lambdasite_{name}", name.replace("_", " "), buckets=series, sum_value=float(raw.get("sum", 0.0)))
+        yield GaugeMetricFamily("lambdasite_jobs_running", "Jobs running now", value=Job.objects.filter(status=Status.RUNNING).count())
+        depth = GaugeMetricFamily("lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"])
+        depth.add_metric([settings.RQ_QUEUE], django_rq.get_queue(settings.RQ_QUEUE).count)
+        depth.add_metric(["postgres"], Job.objects.filter(status__in=[Status.QUEUED, Status.RETRYING]).count())
+        yield depth
+        yield GaugeMetricFamily("lambdasite_dead_letters", "Jobs in the dead-letter queue", value=Job.objects.filter(status=Status.DEAD).count())
+        from rq import Worker
+
+        yield GaugeMetricFamily("lambdasite_workers", "Live RQ workers", value=Worker.count(connection=conn))
+        cells = spares = 0
+        now = time.time()
+        for worker, raw in conn.hgetall(POOL_KEY).items():
+            stats = json.loads(raw)
+            if stats.get("expires", 0) < now:
+                conn.hdel(POOL_KEY, worker)
+                continue
+            cells += stats.get("warm_cells", 0)
+            spares += stats.get("spares", 0)
+        yield GaugeMetricFamily("lambdasite_warm_cells", "Warm sandbox cells across workers", value=cells)
+        yield GaugeMetricFamily("lambdasite_spares", "Pre-started spare containers across workers", value=spares)
