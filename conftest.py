@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 
-import django_rq
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-import sandbox
 from accounts.models import Membership
 from accounts.services import api_key_issue, membership_set, tenant_create, user_get_or_create
+from lambdasite.redis_client import get_redis, get_queue
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,7 +20,7 @@ def _redis_is_the_test_database():
 
 @pytest.fixture(autouse=True)
 def redis_conn():
-    conn = django_rq.get_connection(settings.RQ_QUEUE)
+    conn = get_redis()
     conn.flushdb()
     yield conn
 
@@ -77,7 +76,7 @@ def run_worker(sandbox_pool):
     from jobs.worker import SandboxWorker
 
     def drain() -> None:
-        queue = django_rq.get_queue(settings.RQ_QUEUE)
+        queue = get_queue()
         SandboxWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False, logging_level="WARNING")
 
     return drain

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 
-import django_rq
-from django.conf import settings
+from lambdasite.redis_client import get_redis
 
 TAKE = """
 local key = KEYS[1]
@@ -49,7 +48,7 @@ def take(*, tenant_slug: str, per_minute: int, count: int = 1) -> tuple[bool, in
         return False, 60
     if count > per_minute:
         return False, 60  # can never fit in the bucket
-    conn = django_rq.get_connection(settings.RQ_QUEUE)
+    conn = get_redis()
     if _script is None or _script.registered_client is not conn:
         _script = conn.register_script(TAKE)
     allowed, wait = _script(keys=[f"lambdasite:rate:{tenant_slug}"], args=[per_minute, per_minute / 60.0, count], client=conn)

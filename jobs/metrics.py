@@ -12,9 +12,9 @@ import json
 import logging
 import time
 
-import django_rq
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from lambdasite.redis_client import get_redis, get_queue
 
 log = logging.getLogger("lambdasite.metrics")
 PREFIX = "lambdasite:metrics"
@@ -27,7 +27,7 @@ POOL_KEY = f"{PREFIX}:pools"  # hash: worker name -> JSON pool stats, refreshed 
 
 
 def _conn():
-    return django_rq.get_connection(settings.RQ_QUEUE)
+    return get_redis()
 
 
 def _safely(fn):
@@ -48,6 +48,15 @@ def count_submitted(runtime: str, n: int = 1) -> None:
 @_safely
 def count_finished(runtime: str, status: str) -> None:
     _conn().hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
+
+
+DONE_CHANNEL = "lambdasite:job-done:{}"
+
+
+@_safely
+def announce_finished(job_id) -> None:
+    """Wake anyone waiting for this job (POST ?wait); PostgreSQL stays the answer."""
+    _conn().publish(DONE_CHANNEL.format(job_id), "1")
 
 
 @_safely
@@ -96,7 +105,7 @@ class LambdasiteCollector:
             yield HistogramMetricFamily(f"lambdasite_{name}", name.replace("_", " "), buckets=series, sum_value=float(raw.get("sum", 0.0)))
         yield GaugeMetricFamily("lambdasite_jobs_running", "Jobs running now", value=Job.objects.filter(status=Status.RUNNING).count())
         depth = GaugeMetricFamily("lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"])
-        depth.add_metric([settings.RQ_QUEUE], django_rq.get_queue(settings.RQ_QUEUE).count)
+        depth.add_metric([settings.RQ_QUEUE], get_queue().count)
         depth.add_metric(["postgres"], Job.objects.filter(status__in=[Status.QUEUED, Status.RETRYING]).count())
         yield depth
         yield GaugeMetricFamily("lambdasite_dead_letters", "Jobs in the dead-letter queue", value=Job.objects.filter(status=Status.DEAD).count())

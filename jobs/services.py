@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 
-import django_rq
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -34,6 +33,7 @@ from lambdasite.errors import ApplicationError, Conflict, Forbidden, PayloadTooL
 
 from . import metrics
 from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, LogLine, Status
+from lambdasite.redis_client import get_redis, get_queue
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -210,7 +210,7 @@ def rq_job_id(job_id, attempt: int) -> str:
 
 
 def _enqueue(job: Job, *, at_front: bool = False) -> None:
-    django_rq.get_queue(settings.RQ_QUEUE).enqueue(
+    get_queue().enqueue(
         "jobs.tasks.run_job", str(job.id),
         job_id=rq_job_id(job.id, job.attempts + 1),
         job_timeout=job.timeout_ms // 1000 + 120,
@@ -229,8 +229,13 @@ def tenant_fill_slots(*, tenant_id) -> int:
     A suspended tenant's jobs stay waiting. Jobs that already ran (lost workers,
     retries) go to the front of the queue.
     """
+    now = timezone.now()
+    if not Job.objects.filter(tenant_id=tenant_id, status=Status.QUEUED, next_attempt_at__lte=now).exists():
+        return 0  # nothing waiting: no lock taken (a job queued right after this check dispatches itself)
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update(of=("self",)).select_related("quota").get(pk=tenant_id)
+        # NO KEY UPDATE: serializes slot filling per tenant without blocking the FOR KEY SHARE
+        # that every job insert's foreign-key check takes on the tenant row (no deadlocks)
+        tenant = Tenant.objects.select_for_update(of=("self",), no_key=True).select_related("quota").get(pk=tenant_id)
         if tenant.is_suspended:
             return 0
         inflight = Job.objects.filter(tenant_id=tenant_id, status__in=[Status.DISPATCHED, Status.RUNNING]).count()
@@ -462,8 +467,8 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
 
 def _count_if_finished(job: Job) -> None:
     if job.status in FINISHED:
-        runtime, status = job.runtime, job.status
-        transaction.on_commit(lambda: metrics.count_finished(runtime, status))
+        runtime, status, job_id = job.runtime, job.status, job.id
+        transaction.on_commit(lambda: (metrics.count_finished(runtime, status), metrics.announce_finished(job_id)))
 
 
 def _schedule_retry(job: Job, now: datetime, retry_number: int) -> None:
@@ -611,7 +616,7 @@ def reconcile(*, now: datetime | None = None) -> dict:
     lost = list(
         Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only("id", "attempts", "timeout_ms")[:5000]
     )
-    conn = django_rq.get_connection(settings.RQ_QUEUE)
+    conn = get_redis()
     for job, rq_status in zip(lost, _rq_statuses(conn, [(job.id, job.attempts) for job in lost])):
         # "queued" in RQ: still waiting in a long queue. Anything else (gone after FLUSHALL or a
         # restart, or "started" by a worker that died before its claim) means Redis lost it.

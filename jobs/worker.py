@@ -46,3 +46,22 @@ class SandboxWorker(SimpleWorker):
             return super().perform_job(job, queue, *args, **kwargs)
         finally:
             close_old_connections()
+
+
+def relax_commit_durability() -> None:
+    """Workers and the reconciler commit asynchronously (no WAL fsync wait per transaction).
+
+    Safe for them: a PostgreSQL crash can lose only their last ~0.6 s of transitions,
+    which puts a job back into an earlier state (claimed -> dispatched, finished ->
+    running with a lease) that the reconciler resolves by running it again: still
+    at-least-once, one visible outcome. The web process keeps synchronous commits,
+    because a 202 promises the accepted job survives.
+    """
+    from django.db.backends.signals import connection_created
+
+    def _relax(sender, connection, **kwargs):
+        if connection.vendor == "postgresql" and settings.WORKER_ASYNC_COMMIT:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+
+    connection_created.connect(_relax, weak=False, dispatch_uid="lambdasite-relax-commit")

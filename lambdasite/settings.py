@@ -164,6 +164,7 @@ PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # when set, /metrics needs `Authorization: Bearer <token>`
 READYZ_CHECK_DOCKER = env_bool("READYZ_CHECK_DOCKER", True)  # off where web has no Docker socket (compose)
 READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)
+WORKER_ASYNC_COMMIT = env_bool("WORKER_ASYNC_COMMIT", True)  # see jobs.worker.relax_commit_durability
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from lambdasite.redis_client import get_redis
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -46,9 +47,7 @@ def _database():
 
 
 def _redis():
-    import django_rq
-
-    django_rq.get_connection(settings.RQ_QUEUE).ping()
+    get_redis().ping()
 
 
 def _docker():
@@ -58,21 +57,18 @@ def _docker():
 
 
 def _workers():
-    import django_rq
     from rq import Worker
 
-    count = Worker.count(connection=django_rq.get_connection(settings.RQ_QUEUE))
+    count = Worker.count(connection=get_redis())
     if count < 1:
         raise RuntimeError("no live worker")
     return {"count": count}
 
 
 def _reconciler():
-    import django_rq
-
     from jobs.management.commands.scheduler import HEARTBEAT_KEY
 
-    beat = django_rq.get_connection(settings.RQ_QUEUE).get(HEARTBEAT_KEY)
+    beat = get_redis().get(HEARTBEAT_KEY)
     if beat is None:
         raise RuntimeError("no reconciler heartbeat")
     age = time.time() - float(beat)

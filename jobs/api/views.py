@@ -1,7 +1,6 @@
 """Jobs API: thin views that parse, call one service or selector, and shape the answer."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 from asgiref.sync import sync_to_async
@@ -253,10 +252,48 @@ def _finished_body(job_id, tenant) -> dict:
     return JobDetailSerializer(selectors.job_get(tenant=tenant, job_id=job_id)).data
 
 
+_async_redis = None
+
+
+def _redis_async():
+    """One asyncio Redis client per process (the ASGI server runs one event loop)."""
+    global _async_redis
+    if _async_redis is None:
+        import redis.asyncio
+
+        from lambdasite.redis_client import redis_url
+
+        _async_redis = redis.asyncio.Redis.from_url(redis_url())
+    return _async_redis
+
+
+async def _wait_finished(job_id, seconds: float) -> bool:
+    """Wait for the job's done notification; PostgreSQL is checked once after subscribing,
+    so a job that finished before we listened is not missed."""
+    from ..metrics import DONE_CHANNEL
+
+    pubsub = _redis_async().pubsub()
+    try:
+        await pubsub.subscribe(DONE_CHANNEL.format(job_id))
+        if await sync_to_async(_status_of, thread_sensitive=False)(job_id) in FINISHED:
+            return True
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
+            if message is not None:
+                return True
+        return await sync_to_async(_status_of, thread_sensitive=False)(job_id) in FINISHED
+    except Exception:  # noqa: BLE001 - Redis trouble: fall back to one last look at the database
+        return await sync_to_async(_status_of, thread_sensitive=False)(job_id) in FINISHED
+    finally:
+        await pubsub.aclose()
+
+
 @csrf_exempt
 async def jobs_endpoint(request):
-    """POST/GET /api/v1/jobs. A ?wait on submit is awaited here, off Django's sync thread, polling PostgreSQL."""
-    response = await sync_to_async(jobs)(request)
+    """POST/GET /api/v1/jobs. A ?wait on submit is awaited here, off Django's sync thread:
+    the submit runs in a thread of its own and the wait listens for the job's done notification."""
+    response = await sync_to_async(jobs, thread_sensitive=False)(request)
     if request.method != "POST" or response.status_code != 202:
         return response
     try:
@@ -266,17 +303,11 @@ async def jobs_endpoint(request):
     if wait <= 0:
         return response
     job_id = response.data["id"]
-    deadline = time.monotonic() + min(wait, settings.WAIT_MAX_S)
-    delay = 0.005
-    while time.monotonic() < deadline:
-        if await sync_to_async(_status_of)(job_id) in FINISHED:
-            tenant = response.renderer_context["request"].user.tenant
-            response.data = await sync_to_async(_finished_body)(job_id, tenant)
-            response.status_code = 200
-            response._is_rendered = False
-            return response
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.05)
+    if await _wait_finished(job_id, min(wait, settings.WAIT_MAX_S)):
+        tenant = response.renderer_context["request"].user.tenant
+        response.data = await sync_to_async(_finished_body, thread_sensitive=False)(job_id, tenant)
+        response.status_code = 200
+        response._is_rendered = False
     return response
 
 

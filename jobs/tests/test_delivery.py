@@ -8,7 +8,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import django_rq
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import Attempt, Job, LogLine
+from lambdasite.redis_client import get_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
@@ -246,7 +246,7 @@ def test_a_crash_between_commit_and_enqueue_loses_nothing(alice, run_worker, fas
     def redis_gone(*args, **kwargs):
         raise ConnectionError("the process died before it could enqueue")
 
-    monkeypatch.setattr(django_rq, "get_queue", redis_gone)
+    monkeypatch.setattr(services, "get_queue", redis_gone)
     response = alice.post_job(QUICK)
     assert response.status_code == 202  # accepted: the row is committed even though Redis never saw it
     job_id = response.json()["id"]
@@ -299,7 +299,7 @@ def test_a_worker_dying_between_pop_and_claim_loses_nothing(alice, run_worker, f
     from rq.job import JobStatus
 
     job_id = alice.post_job(QUICK).json()["id"]
-    queue = django_rq.get_queue(django_settings.RQ_QUEUE)
+    queue = get_queue()
     popped = queue.pop_job_id()  # a worker took it from Redis...
     RQJob.fetch(popped, connection=queue.connection).set_status(JobStatus.STARTED)  # ...and died before claiming
     assert queue.count == 0 and Job.objects.get(pk=job_id).status == "dispatched"
@@ -313,5 +313,5 @@ def test_a_long_queue_is_not_dispatched_twice(alice, fast_retries):
     job_id = alice.post_job(QUICK).json()["id"]
     time.sleep(0.6)
     assert services.reconcile()["redispatched"] == 0  # still queued in Redis
-    assert django_rq.get_queue(django_settings.RQ_QUEUE).count == 1
+    assert get_queue().count == 1
     assert Job.objects.get(pk=job_id).status == "dispatched"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import django_rq
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -12,6 +11,7 @@ import sandbox
 from jobs import services
 from jobs.models import Attempt, Job
 from jobs.services import JobSpec, job_claim, job_finish, job_submit
+from lambdasite.redis_client import get_queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +22,7 @@ def submit(persona, **overrides) -> Job:
 
 
 def test_submit_enqueues_only_after_commit(alice):
-    queue = django_rq.get_queue(settings.RQ_QUEUE)
+    queue = get_queue()
     job = submit(alice)
     assert queue.count == 1
     assert queue.jobs[0].args == (str(job.id),)

@@ -7,13 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-import django_rq
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from rest_framework.test import APIClient
 
 from jobs.management.commands.scheduler import HEARTBEAT_KEY
+from lambdasite.redis_client import get_queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +33,7 @@ def test_readyz_reports_each_dependency_and_fails_without_workers(docker_client)
 def test_readyz_is_ready_with_a_worker_and_a_fresh_reconciler(docker_client, redis_conn):
     from rq import Worker
 
-    worker = Worker([django_rq.get_queue(django_settings.RQ_QUEUE)], connection=redis_conn)
+    worker = Worker([get_queue()], connection=redis_conn)
     worker.register_birth()
     redis_conn.set(HEARTBEAT_KEY, str(time.time()))
     try:

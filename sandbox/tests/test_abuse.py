@@ -2,7 +2,6 @@
 limit plus a small margin, leaves nothing behind, and the tenant's next job runs clean."""
 from __future__ import annotations
 
-import os
 import resource
 import time
 

@@ -12,12 +12,12 @@ import signal
 import threading
 import time
 
-import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from jobs.services import reconcile
+from lambdasite.redis_client import get_redis
 
 log = logging.getLogger("lambdasite.scheduler")
 HEARTBEAT_KEY = "lambdasite:reconciler:heartbeat"
@@ -31,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="one pass, then exit")
 
     def handle(self, *args, interval: float | None, once: bool, **options):
+        from jobs.worker import relax_commit_durability
+
+        relax_commit_durability()
         interval = interval or settings.RECONCILE_INTERVAL_S
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -43,7 +46,7 @@ class Command(BaseCommand):
                 counts = reconcile()
                 if any(counts.values()):
                     log.info("reconciled", extra={"event": "reconciled", **counts})
-                django_rq.get_connection(settings.RQ_QUEUE).set(HEARTBEAT_KEY, str(time.time()), ex=max(10, int(interval * 10)))
+                get_redis().set(HEARTBEAT_KEY, str(time.time()), ex=max(10, int(interval * 10)))
             except Exception:  # noqa: BLE001 - a database or Redis outage must not end the loop
                 log.exception("reconcile pass failed")
             if once:

@@ -4,13 +4,12 @@ from __future__ import annotations
 import logging
 import threading
 
-import django_rq
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
 import sandbox
 from jobs.services import worker_name
-from jobs.worker import SandboxWorker, sandbox_configure
+from jobs.worker import SandboxWorker, relax_commit_durability, sandbox_configure
+from lambdasite.redis_client import get_queue
 
 log = logging.getLogger("lambdasite.worker")
 
@@ -22,13 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
 
     def handle(self, *args, burst: bool = False, **options):
+        relax_commit_durability()
         pool = sandbox_configure()
         removed = sandbox.sweep_orphans(pool.client)
         if removed:
             log.warning("removed %d orphaned sandbox containers", len(removed))
         if not burst:
             pool.start_maintenance()  # spares, idle reaping and sweeping orphans of dead workers
-        queue = django_rq.get_queue(settings.RQ_QUEUE)
+        queue = get_queue()
         worker = SandboxWorker([queue], connection=queue.connection, name=worker_name().replace(":", "-"))
         log.info("worker starting", extra={"worker": worker.name, "event": "worker_start"})
         stop_publishing = threading.Event()

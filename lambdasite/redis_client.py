@@ -1,0 +1,36 @@
+"""One Redis client (and connection pool) per process and URL.
+
+django-rq's ``get_connection()`` builds a new client, with a new connection and
+handshake, on every call (~4 ms here); the job path talks to Redis several times
+per job, so every module uses this cached, thread-safe client instead.
+"""
+from __future__ import annotations
+
+import threading
+
+import redis
+from django.conf import settings
+from rq import Queue
+
+_clients: dict[str, redis.Redis] = {}
+_lock = threading.Lock()
+
+
+def redis_url() -> str:
+    return settings.RQ_QUEUES[settings.RQ_QUEUE]["URL"]
+
+
+def get_redis() -> redis.Redis:
+    url = redis_url()
+    client = _clients.get(url)
+    if client is None:
+        with _lock:
+            client = _clients.get(url)
+            if client is None:
+                client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+                _clients[url] = client
+    return client
+
+
+def get_queue() -> Queue:
+    return Queue(settings.RQ_QUEUE, connection=get_redis(), default_timeout=3600)
