@@ -1,0 +1,76 @@
+"""The `lambdasite` CLI against a live server: uvicorn and a worker as real processes."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from jobs.tests.test_chaos import Stack
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(alice):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stack = Stack(settings.REDIS_URL)
+    stack.start("reconciler", "scheduler")
+    stack.start("worker", "worker")
+    web = subprocess.Popen(
+        [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    stack.procs["web"] = web
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield {"url": url, "key": alice.key}
+    stack.stop()
+
+
+def cli(server, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LAMBDASITE_URL": server["url"], "LAMBDASITE_KEY": server["key"]}
+    return subprocess.run([sys.executable, str(ROOT / "bin" / "lambdasite"), *args], env=env, capture_output=True, text=True, timeout=90)
+
+
+def test_run_wait_logs_and_jobs(server, tmp_path):
+    handler = tmp_path / "handler.py"
+    handler.write_text("def main(a, b):\n    print('adding', a, b)\n    return a + b\n")
+    done = cli(server, "run", str(handler), "--args", "[2, 3]", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines() == ["adding 2 3", "5"]
+
+    js = tmp_path / "handler.js"
+    js.write_text("async function main(n) { for (let i = 0; i < n; i++) console.log('line', i); return 'ok'; }\n")
+    job_id = cli(server, "run", str(js), "--args", "[3]").stdout.strip()
+    follow = cli(server, "logs", job_id, "--follow")
+    assert follow.returncode == 0 and follow.stdout.splitlines() == ["line 0", "line 1", "line 2"]
+
+    listing = cli(server, "jobs")
+    assert job_id in listing.stdout and "succeeded" in listing.stdout
+    detail = json.loads(cli(server, "get", job_id).stdout)
+    assert detail["result"] == "ok"
+
+
+def test_errors_are_reported_with_a_nonzero_exit(server, tmp_path):
+    handler = tmp_path / "fail.py"
+    handler.write_text("def main():\n    raise ValueError('nope')\n")
+    failed = cli(server, "run", str(handler), "--wait")
+    assert failed.returncode == 1 and "ValueError" in failed.stderr
+    missing = cli(server, "get", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 2 and "not_found" in missing.stderr
