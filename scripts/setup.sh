@@ -128,9 +128,11 @@ if ! "$VPY" -c 'import sys, docker; from sandbox.images import image_tag, image_
 fi
 "$VPY" manage.py sandbox_build
 
-# ---------------------------------------------------------------- browser (tests only)
-if [ "$WITH_BROWSER" = 1 ] && [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-  apt_install chromium
+# ---------------------------------------------------------------- test tools (make test only)
+if [ "$WITH_BROWSER" = 1 ]; then
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
+  # validates compose.yaml offline in the tests (the compose plugin may be absent)
+  command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || apt_install docker-compose
 fi
 
 # ---------------------------------------------------------------- database schema
