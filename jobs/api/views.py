@@ -390,7 +390,7 @@ def usage(request: Request) -> Response:
 )
 @api_view(["GET"])
 def stats(request: Request) -> Response:
-    from datetime import timedelta
+    from datetime import timedelta, timezone as dt_timezone
 
     from django.utils import timezone
     from django.utils.dateparse import parse_datetime
@@ -405,7 +405,10 @@ def stats(request: Request) -> Response:
             parsed = None
         if parsed is None:
             raise ValidationFailed("since: must be an ISO 8601 date-time", details={"fields": {"since": ["ISO 8601 date-time"]}})
-        since = parsed if parsed.tzinfo else timezone.make_aware(parsed, timezone.utc)
+        try:
+            since = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)).astimezone(dt_timezone.utc)
+        except (OverflowError, ValueError):
+            raise ValidationFailed("since: out of range", details={"fields": {"since": ["out of range"]}}) from None
         if since > now:
             raise ValidationFailed("since: must be in the past", details={"fields": {"since": ["in the past"]}})
     return Response(selectors.tenant_stats(tenant=request.user.tenant, since=since, now=now))

@@ -231,3 +231,14 @@ def test_operators_commands(db, capsys):
     quota = Tenant.objects.get(slug="hooli").quota
     assert (quota.max_concurrency, quota.submissions_per_minute, quota.monthly_gb_seconds, quota.max_timeout_ms, quota.max_memory_mb) == (7, 99, 12.5, 9000, 256)
     assert Membership.objects.get(user__username="gavin@hooli.test").role == "viewer"
+
+
+@pytest.mark.parametrize(
+    "since, status",
+    [("2000-01-01T00:00:00+23:59", 200), ("0001-01-01T00:00:00+05:00", 400), ("2999-01-01T00:00:00Z", 400)],
+)
+def test_odd_since_values_are_handled(alice, since, status):
+    response = alice.client.get("/api/v1/stats", {"since": since})
+    assert response.status_code == status
+    if status == 400:
+        assert response.json()["error"]["code"] == "validation_error"
