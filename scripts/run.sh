@@ -28,7 +28,7 @@ stop() {
 trap stop INT TERM EXIT
 
 .venv/bin/uvicorn lambdasite.asgi:application --host "${HOST:-127.0.0.1}" --port "$PORT" \
-  --workers "${WEB_CONCURRENCY:-1}" --no-access-log --log-level warning &
+  --workers "${WEB_CONCURRENCY:-1}" --no-access-log --log-config deploy/uvicorn-logging.json &
 pids+=($!)
 for _ in $(seq 1 "$WORKERS"); do
   $PY manage.py worker &

@@ -91,3 +91,22 @@ def test_metrics_can_require_a_bearer_token(db, settings):
     assert APIClient().get("/metrics").status_code == 401
     assert APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "lambdasite_jobs_running" in scrape(HTTP_AUTHORIZATION="Bearer s3cret")
+
+
+def test_every_process_logs_json_lines(db):
+    """The web server's own lines use the same JSON formatter as Django, workers and the reconciler."""
+    import json as jsonlib
+    import logging.config
+
+    config = jsonlib.loads((ROOT / "deploy" / "uvicorn-logging.json").read_text())
+    logging.config.dictConfig(config)
+    handler = logging.getLogger("uvicorn.error").handlers[0]
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started server process", None, None)
+    line = handler.formatter.format(record)
+    assert jsonlib.loads(line)["msg"] == "Started server process"
+    from lambdasite.logs import JsonFormatter
+
+    job_record = logging.LogRecord("lambdasite.jobs", logging.INFO, __file__, 1, "job finished", None, None)
+    job_record.job_id, job_record.attempt, job_record.tenant = "abc", 2, "acme"
+    entry = jsonlib.loads(JsonFormatter().format(job_record))
+    assert (entry["job_id"], entry["attempt"], entry["tenant"]) == ("abc", 2, "acme")
