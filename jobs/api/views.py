@@ -143,7 +143,10 @@ def jobs(request: Request) -> Response:
     runtime = request.query_params.get("runtime") or None
     if runtime is not None and runtime not in RUNTIMES:
         raise ValidationFailed(f"runtime: unknown runtime {runtime!r}", details={"fields": {"runtime": ["unknown runtime"]}})
-    qs = selectors.job_list(tenant=tenant, statuses=statuses, runtime=runtime)
+    return _paginated(request, selectors.job_list(tenant=tenant, statuses=statuses, runtime=runtime))
+
+
+def _paginated(request: Request, qs) -> Response:
     paginator = JobCursorPagination()
     try:
         page = paginator.paginate_queryset(qs, request)
@@ -275,16 +278,16 @@ async def _wait_finished(job_id, seconds: float) -> bool:
     pubsub = _redis_async().pubsub()
     try:
         await pubsub.subscribe(DONE_CHANNEL.format(job_id))
-        if await sync_to_async(_status_of, thread_sensitive=False)(job_id) in FINISHED:
+        if await sync_to_async(_status_of)(job_id) in FINISHED:
             return True
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
             if message is not None:
                 return True
-        return await sync_to_async(_status_of, thread_sensitive=False)(job_id) in FINISHED
+        return await sync_to_async(_status_of)(job_id) in FINISHED
     except Exception:  # noqa: BLE001 - Redis trouble: fall back to one last look at the database
-        return await sync_to_async(_status_of, thread_sensitive=False)(job_id) in FINISHED
+        return await sync_to_async(_status_of)(job_id) in FINISHED
     finally:
         await pubsub.aclose()
 
@@ -292,8 +295,8 @@ async def _wait_finished(job_id, seconds: float) -> bool:
 @csrf_exempt
 async def jobs_endpoint(request):
     """POST/GET /api/v1/jobs. A ?wait on submit is awaited here, off Django's sync thread:
-    the submit runs in a thread of its own and the wait listens for the job's done notification."""
-    response = await sync_to_async(jobs, thread_sensitive=False)(request)
+    the wait listens for the job's done notification instead of holding a thread."""
+    response = await sync_to_async(jobs)(request)
     if request.method != "POST" or response.status_code != 202:
         return response
     try:
@@ -305,7 +308,7 @@ async def jobs_endpoint(request):
     job_id = response.data["id"]
     if await _wait_finished(job_id, min(wait, settings.WAIT_MAX_S)):
         tenant = response.renderer_context["request"].user.tenant
-        response.data = await sync_to_async(_finished_body, thread_sensitive=False)(job_id, tenant)
+        response.data = await sync_to_async(_finished_body)(job_id, tenant)
         response.status_code = 200
         response._is_rendered = False
     return response
@@ -358,13 +361,7 @@ def job_retry(request: Request, job_id: str) -> Response:
 )
 @api_view(["GET"])
 def dead_letters(request: Request) -> Response:
-    qs = selectors.job_list(tenant=request.user.tenant, statuses=[Status.DEAD])
-    paginator = JobCursorPagination()
-    try:
-        page = paginator.paginate_queryset(qs, request)
-    except drf_exceptions.NotFound:
-        raise ValidationFailed("cursor: invalid cursor", details={"fields": {"cursor": ["invalid cursor"]}}) from None
-    return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+    return _paginated(request, selectors.job_list(tenant=request.user.tenant, statuses=[Status.DEAD]))
 
 
 # the schema generator describes the DRF view behind the async wrapper
