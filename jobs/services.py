@@ -143,10 +143,8 @@ def job_submit(
     """Create a job (or, for a repeated Idempotency-Key with the same body, return the first). -> (job, created)"""
     spec = job_spec_validate(quota=tenant.quota, spec=spec)
     digest = request_hash(spec) if idempotency_key else ""
-    if idempotency_key:
-        replay = Job.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
-        if replay is not None and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
-            return match, False  # a replay is answered before admission: it costs no token
+    if idempotency_key and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
+        return match, False  # a replay is answered before admission: it costs no token
     tenant_admit(tenant=tenant)
     for _ in range(3):
         try:
@@ -242,7 +240,6 @@ def tenant_fill_slots(*, tenant_id) -> int:
         free = tenant.quota.max_concurrency - inflight
         if free <= 0:
             return 0
-        now = timezone.now()
         batch = list(
             Job.objects.filter(tenant_id=tenant_id, status=Status.QUEUED, next_attempt_at__lte=now)
             .only("id", "attempts", "timeout_ms")
@@ -264,12 +261,6 @@ def tenant_fill_slots_safely(*, tenant_id) -> None:
         tenant_fill_slots(tenant_id=tenant_id)
     except Exception:  # noqa: BLE001 - Redis down must not turn an accepted job into a 500
         log.warning("dispatch failed; the reconciler will retry", exc_info=True, extra={"event": "dispatch_failed", "tenant": str(tenant_id)})
-
-
-def job_dispatch(*, job_id) -> bool:
-    """Dispatch a job's tenant's free slots (the job goes if it is among the oldest waiting)."""
-    tenant_id = Job.objects.filter(pk=job_id).values_list("tenant_id", flat=True).first()
-    return tenant_id is not None and tenant_fill_slots(tenant_id=tenant_id) > 0
 
 
 # -- running -----------------------------------------------------------------

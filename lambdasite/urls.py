@@ -1,10 +1,10 @@
 """Top-level routes: API, schema and docs, admin, health."""
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
+from .errors import json_error
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,17 +19,11 @@ urlpatterns = [
 ]
 
 
-def _api_or_html(request, status: int, code: str, message: str, fallback):
-    if request.path.startswith("/api/"):
-        return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
-    return fallback
-
-
 def handler404(request, exception=None):
     from django.views.defaults import page_not_found
 
     if request.path.startswith("/api/"):
-        return _api_or_html(request, 404, "not_found", "no such endpoint", None)
+        return json_error(404, "not_found", "no such endpoint")
     return page_not_found(request, exception)
 
 
@@ -37,7 +31,7 @@ def handler500(request):
     from django.views.defaults import server_error
 
     if request.path.startswith("/api/"):
-        return _api_or_html(request, 500, "internal_error", "internal server error", None)
+        return json_error(500, "internal_error", "internal server error")
     return server_error(request)
 
 
@@ -45,5 +39,5 @@ def handler400(request, exception=None):
     from django.views.defaults import bad_request
 
     if request.path.startswith("/api/"):
-        return _api_or_html(request, 400, "bad_request", "bad request", None)
+        return json_error(400, "bad_request", "bad request")
     return bad_request(request, exception)

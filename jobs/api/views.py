@@ -232,7 +232,7 @@ def runtimes(request: Request) -> Response:
 
 
 def _wait_param(request) -> float:
-    raw = request.query_params.get("wait") if hasattr(request, "query_params") else request.GET.get("wait")
+    raw = request.query_params.get("wait")
     if raw in (None, ""):
         return 0.0
     try:
