@@ -53,3 +53,13 @@ def take(*, tenant_slug: str, per_minute: int, count: int = 1) -> tuple[bool, in
         _script = conn.register_script(TAKE)
     allowed, wait = _script(keys=[f"lambdasite:rate:{tenant_slug}"], args=[per_minute, per_minute / 60.0, count], client=conn)
     return bool(allowed), max(1, math.ceil(float(wait)))
+
+
+def peek(*, tenant_slug: str, per_minute: int) -> float:
+    """Tokens left in the bucket now (without taking any): the dashboard's rate bar."""
+    conn = get_redis()
+    (seconds, micros), (tokens, ts) = conn.time(), conn.hmget(f"lambdasite:rate:{tenant_slug}", "tokens", "ts")
+    if tokens is None or ts is None:
+        return float(per_minute)
+    now = seconds + micros / 1_000_000
+    return min(float(per_minute), float(tokens) + max(0.0, now - float(ts)) * per_minute / 60.0)

@@ -31,7 +31,7 @@ import sandbox
 from accounts.models import ApiKey, Quota, Tenant
 from lambdasite.errors import ApplicationError, Conflict, Forbidden, PayloadTooLarge, RateLimited, ValidationFailed
 
-from . import metrics
+from . import events, metrics
 from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, LogLine, Status
 from lambdasite.redis_client import get_redis, get_queue
 
@@ -56,6 +56,14 @@ class JobSpec:
 
 def _event(message: str, job: Job, **extra) -> None:
     log.info(message, extra={"job_id": str(job.id), "tenant": job.tenant.slug, **extra})
+
+
+def _announce(job: Job) -> None:
+    """Tell live pages about the job's new status once the transaction commits."""
+    job_id, tenant_id, status, attempt, runtime = job.id, job.tenant_id, job.status, job.attempts, job.runtime
+    transaction.on_commit(
+        lambda: events.status_changed(job_id=job_id, tenant_id=tenant_id, status=status, attempt=attempt, runtime=runtime)
+    )
 
 
 # -- submission --------------------------------------------------------------
@@ -153,6 +161,7 @@ def job_submit(
                 job.save(force_insert=True)
                 transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
                 transaction.on_commit(lambda: metrics.count_submitted(job.runtime))
+                _announce(job)
             _event("job submitted", job, event="submitted", runtime=job.runtime)
             return job, True
         except IntegrityError:
@@ -196,6 +205,7 @@ def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobS
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
     for job in jobs:
         transaction.on_commit(lambda runtime=job.runtime: metrics.count_submitted(runtime))
+        _announce(job)
     log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(jobs)})
     return jobs
 
@@ -252,6 +262,7 @@ def tenant_fill_slots(*, tenant_id) -> int:
         )
     for job in batch:
         log.info("job dispatched", extra={"event": "dispatched", "job_id": str(job.id), "tenant": tenant.slug, "attempt": job.attempts + 1})
+        events.status_changed(job_id=job.id, tenant_id=tenant_id, status=Status.DISPATCHED, attempt=job.attempts)
     return len(batch)
 
 
@@ -287,6 +298,7 @@ def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
         wait_s = job.queue_wait_ms / 1000.0
         transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
     attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING)
+    _announce(job)
     _event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt
 
@@ -350,7 +362,7 @@ class LogWriter:
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:
         if not lines:
             return
-        LogLine.objects.bulk_create(
+        rows = LogLine.objects.bulk_create(
             [
                 LogLine(
                     job_id=self.job.id, attempt=self.attempt.number, seq=self.offset + line.seq, stream=line.stream,
@@ -360,6 +372,7 @@ class LogWriter:
             ]
         )
         self.count = max(self.count, lines[-1].seq)
+        events.log_lines(job_id=self.job.id, lines=[events.event_for_line(row) for row in rows])
 
 
 def job_execute(*, job_id) -> Job | None:
@@ -502,6 +515,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     _settle(job, verdict, now)
     job.save()
     _count_if_finished(job)
+    _announce(job)
     run_s, start_s = result.duration_ms / 1000.0, result.start_ms / 1000.0
     transaction.on_commit(lambda: (metrics.observe("job_run_seconds", run_s), metrics.observe("sandbox_start_seconds", start_s)))
     _event(
@@ -528,6 +542,7 @@ def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lin
         job.error = {**details, "message": f"the sandbox failed {_system_failures(job)} times: {error}"}
     job.save()
     _count_if_finished(job)
+    _announce(job)
     return job
 
 
@@ -544,6 +559,7 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
         job.log_lines += log_lines
         job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines"])
         transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
+        _announce(job)
 
 
 # -- user actions --------------------------------------------------------------
@@ -561,6 +577,7 @@ def job_cancel(*, job: Job) -> Job:
         _event("job cancelled", job, event="cancelled", attempt=job.attempts)
     job.save(update_fields=["cancel_requested", "status", "finished_at"])
     _count_if_finished(job)
+    _announce(job)
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     return job
 
@@ -576,6 +593,7 @@ def job_requeue(*, job: Job) -> Job:
     job.next_attempt_at = timezone.now()
     job.save()
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
+    _announce(job)
     _event("job requeued", job, event="requeued", attempt=job.attempts)
     return job
 
@@ -585,7 +603,9 @@ def job_delete(*, job: Job) -> None:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in FINISHED:
         raise Conflict(f"job is {job.status}; cancel it first or wait for it to finish", code="job_not_finished")
+    job_id, tenant_id = job.id, job.tenant_id
     job.delete()
+    transaction.on_commit(lambda: events.job_deleted(job_id=job_id, tenant_id=tenant_id))
 
 
 # -- reconciler ----------------------------------------------------------------
@@ -599,7 +619,11 @@ def reconcile(*, now: datetime | None = None) -> dict:
     for job_id in Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("id", flat=True)[:1000]:
         if job_expire_lease(job_id=job_id, now=now):
             counts["leases_expired"] += 1
-    counts["retries_due"] = Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).update(status=Status.QUEUED)
+    due = list(Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list("id", "tenant_id", "attempts")[:5000])
+    if due:
+        counts["retries_due"] = Job.objects.filter(pk__in=[row[0] for row in due], status=Status.RETRYING).update(status=Status.QUEUED)
+        for job_id, tenant_id, attempts in due:
+            events.status_changed(job_id=job_id, tenant_id=tenant_id, status=Status.QUEUED, attempt=attempts)
     tenants = set(Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now).values_list("tenant_id", flat=True).distinct())
     for tenant_id in tenants:
         tenant_fill_slots_safely(tenant_id=tenant_id)
@@ -645,6 +669,7 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     _settle(job, Status.LOST, now, system_failure=True)
     job.save()
     _count_if_finished(job)
+    _announce(job)
     _event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
     if job.status == Status.QUEUED:
         # it was already running when its worker died: back at its original place, front of Redis

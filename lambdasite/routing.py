@@ -1,2 +1,9 @@
-"""Websocket routes (live job status and logs arrive with the dashboard)."""
-websocket_urlpatterns: list = []
+"""Websocket routes: live job status and logs for the dashboard (see dashboard/consumers.py)."""
+from django.urls import re_path
+
+from dashboard import consumers
+
+websocket_urlpatterns = [
+    re_path(r"^ws/tenants/(?P<ident>[-a-zA-Z0-9_]+)/$", consumers.TenantConsumer.as_asgi()),
+    re_path(r"^ws/jobs/(?P<ident>[-a-fA-F0-9]+)/$", consumers.JobConsumer.as_asgi()),
+]

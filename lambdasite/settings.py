@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "jobs",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -75,17 +76,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_QUEUE = env_str("RQ_QUEUE", "jobs")
 RQ_QUEUES = {RQ_QUEUE: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
+# Live dashboard events ride Redis pub/sub: a publish to a group nobody watches costs
+# one PUBLISH. Pub/sub channels ignore the Redis database number, so processes of
+# different deployments sharing one Redis need different CHANNELS_PREFIX values.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "lambdasite-ch")},
     }
 }
+LIVE_EVENTS = env_bool("LIVE_EVENTS", True)  # workers and web publish status and log events for the dashboard
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/app/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

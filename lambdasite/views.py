@@ -11,6 +11,10 @@ from lambdasite.redis_client import get_redis
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        from django.shortcuts import redirect
+
+        return redirect("dashboard:overview")
     return render(request, "home.html")
 
 

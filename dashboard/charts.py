@@ -1,0 +1,91 @@
+"""Small server-rendered SVG charts: no JavaScript library, readable without scripts."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+W, H = 640, 180
+PAD_L, PAD_R, PAD_T, PAD_B = 44, 8, 10, 22
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    exp = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exp:
+            return step * exp
+    return 10 * exp
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str]:
+    parts = [
+        f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(label)}" preserveAspectRatio="none">',
+        f"<title>{escape(label)}</title>",
+    ]
+    for frac in (0, 0.5, 1):
+        y = PAD_T + (H - PAD_T - PAD_B) * (1 - frac)
+        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>')
+    if times:
+        for index in (0, len(times) // 2, len(times) - 1):
+            x = PAD_L + (W - PAD_L - PAD_R) * (index + 0.5) / len(times)
+            parts.append(f'<text x="{x:.1f}" y="{H - 6}" class="axis" text-anchor="middle">{times[index]:%H:%M}</text>')
+    return parts
+
+
+def bars(values: list[float], times: list[datetime], *, label: str, unit: str = "") -> SafeString:
+    top = _nice_max(max(values, default=0))
+    parts = _frame(top, unit, times, label)
+    slot = (W - PAD_L - PAD_R) / max(len(values), 1)
+    plot_h = H - PAD_T - PAD_B
+    for index, (value, when) in enumerate(zip(values, times)):
+        h = plot_h * value / top
+        x = PAD_L + slot * index
+        parts.append(
+            f'<rect x="{x + slot * 0.1:.1f}" y="{PAD_T + plot_h - h:.1f}" width="{max(slot * 0.8, 1):.1f}" height="{h:.1f}" class="bar">'
+            f"<title>{when:%H:%M} UTC: {_fmt(value)}{escape(unit)}</title></rect>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def lines(series: dict[str, list[float | None]], times: list[datetime], *, label: str, unit: str = "") -> SafeString:
+    """One polyline per series; None is a gap (no jobs in that bucket)."""
+    top = _nice_max(max((v for values in series.values() for v in values if v is not None), default=0))
+    parts = _frame(top, unit, times, label)
+    slot = (W - PAD_L - PAD_R) / max(len(times), 1)
+    plot_h = H - PAD_T - PAD_B
+    for index, (name, values) in enumerate(series.items()):
+        runs, run = [], []
+        for i, value in enumerate(values):
+            if value is None:
+                if run:
+                    runs.append(run)
+                run = []
+                continue
+            run.append((PAD_L + slot * (i + 0.5), PAD_T + plot_h * (1 - value / top), value, times[i]))
+        if run:
+            runs.append(run)
+        for points in runs:
+            if len(points) > 1:
+                coords = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
+                parts.append(f'<polyline points="{coords}" class="series s{index}"/>')
+            for x, y, value, when in points:
+                parts.append(
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" class="dot s{index}">'
+                    f"<title>{escape(name)} {when:%H:%M} UTC: {_fmt(value)}{escape(unit)}</title></circle>"
+                )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -1,0 +1,57 @@
+"""Formatting for the dashboard templates."""
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+STATUS_LABELS = {"timed_out": "timed out"}
+
+
+@register.filter
+def ms(value) -> str:
+    """A duration in milliseconds, readable: 0.8 ms, 37 ms, 4.21 s, 3 min 5 s."""
+    if value is None or value == "":
+        return "—"
+    value = float(value)
+    if value < 10:
+        return f"{value:.1f} ms"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.2f} s"
+    minutes, seconds = divmod(int(value // 1000), 60)
+    return f"{minutes} min {seconds} s"
+
+
+@register.filter
+def short(value) -> str:
+    return str(value)[:8]
+
+
+@register.filter
+def number(value, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.{int(digits)}f}"
+
+
+@register.simple_tag
+def badge(status: str, job_id=None):
+    """A status badge; with a job id, live.js updates it when the job's status changes."""
+    label = STATUS_LABELS.get(status, status)
+    if job_id is not None:
+        return format_html('<span class="badge s-{}" data-job-status="{}">{}</span>', status, job_id, label)
+    return format_html('<span class="badge s-{}">{}</span>', status, label)
+
+
+@register.simple_tag
+def when(value):
+    """A timestamp as <time>: UTC in the HTML, local and relative once live.js runs."""
+    if value is None:
+        return "—"
+    return format_html('<time datetime="{}" data-relative title="{} UTC">{} UTC</time>', value.isoformat(), value.strftime("%Y-%m-%d %H:%M:%S"), value.strftime("%Y-%m-%d %H:%M:%S"))

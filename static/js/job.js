@@ -1,0 +1,78 @@
+/* Job detail: syntax highlighting and the live log pane.
+ * Lines arrive in "logs" events; each has a seq, so a missing one is fetched from
+ * the server (lines?after=N) and nothing is shown twice or out of order. */
+(function () {
+  "use strict";
+  document.querySelectorAll("pre[data-highlight]").forEach(function (pre) {
+    if (window.CodeMirror && CodeMirror.runMode) {
+      var text = pre.textContent;
+      pre.textContent = "";
+      CodeMirror.runMode(text, pre.getAttribute("data-highlight"), pre);
+    }
+  });
+
+  var log = document.getElementById("log");
+  if (!log) return;
+  var follow = document.getElementById("log-follow");
+  var jump = document.getElementById("log-jump");
+  var empty = document.getElementById("log-empty");
+  var count = document.getElementById("log-count");
+  var last = parseInt(log.getAttribute("data-last-seq") || "0", 10);
+  var fetching = false, fetchAgain = false;
+
+  function atBottom() { return log.scrollTop + log.clientHeight >= log.scrollHeight - 4; }
+  function toBottom() { log.scrollTop = log.scrollHeight; }
+  log.addEventListener("scroll", function () {
+    follow.checked = atBottom();   // scrolling up stops following; back at the bottom resumes
+    if (follow.checked) jump.hidden = true;
+  });
+  follow.addEventListener("change", function () { if (follow.checked) { toBottom(); jump.hidden = true; } });
+  jump.addEventListener("click", function () { follow.checked = true; toBottom(); jump.hidden = true; });
+  if (follow.checked) toBottom();
+
+  function time(ts) { var d = new Date(ts); return isNaN(d) ? "" : d.toTimeString().slice(0, 8); }
+
+  function append(lines) {
+    var added = 0, frag = document.createDocumentFragment();
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      if (line.seq <= last) continue;           // already shown
+      if (line.seq !== last + 1) { catchUp(); break; }  // a gap: fetch it in order
+      var row = document.createElement("div");
+      row.className = "line " + line.stream;
+      row.setAttribute("data-seq", line.seq);
+      var ts = document.createElement("span");
+      ts.className = "ts";
+      ts.textContent = time(line.ts);
+      row.appendChild(ts);
+      row.appendChild(document.createTextNode(line.text));
+      frag.appendChild(row);
+      last = line.seq;
+      added++;
+    }
+    if (!added) return;
+    log.appendChild(frag);
+    log.setAttribute("data-last-seq", last);
+    empty.hidden = true;
+    count.textContent = last + " line" + (last === 1 ? "" : "s");
+    if (follow.checked) toBottom(); else jump.hidden = false;
+  }
+
+  function catchUp() {
+    if (fetching) { fetchAgain = true; return; }
+    fetching = true;
+    fetch(log.getAttribute("data-lines-src") + "?after=" + last, { credentials: "same-origin" })
+      .then(function (res) { if (!res.ok) throw new Error("HTTP " + res.status); return res.json(); })
+      .then(function (body) { append(body.lines); if (body.more) fetchAgain = true; })
+      .catch(function () {})
+      .then(function () { fetching = false; if (fetchAgain) { fetchAgain = false; catchUp(); } });
+  }
+
+  document.addEventListener("live:event", function (e) {
+    var msg = e.detail;
+    if (msg.kind === "logs") append(msg.lines);
+    else if (msg.kind === "status") catchUp();
+  });
+  document.addEventListener("live:resync", catchUp);
+  document.addEventListener("live:poll", catchUp);
+})();
