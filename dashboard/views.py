@@ -304,7 +304,7 @@ def job_new(request):
             except ApplicationError as exc:
                 details = exc.details or {}
                 field = details.get("field") or next(iter(details.get("fields") or {}), None)
-                errors[field if field in form else "__all__"] = exc.message
+                errors[field if field in form else "form"] = exc.message
         status = 400
     elif request.GET.get("from"):
         source = _job_or_404(request, request.GET["from"])
@@ -340,7 +340,7 @@ def _parse_job_form(form: dict) -> tuple[dict, dict]:
         serializer.is_valid(raise_exception=True)
     except DRFValidationError:
         for name, problems in serializer.errors.items():
-            errors[name if name in form else "__all__"] = " ".join(str(p) for p in problems)
+            errors[name if name in form else "form"] = " ".join(str(p) for p in problems)
         return body, errors
     return dict(serializer.validated_data), errors
 

@@ -108,17 +108,17 @@ class Publisher(threading.Thread):
             return self.lock.wait_for(lambda: self.pending <= 0, timeout)
 
     def run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
+        # a plain blocking get (no executor thread, which would hold up interpreter exit),
+        # then the batch is sent on this thread's own event loop
         from channels.layers import get_channel_layer
         from redis import asyncio as aioredis
 
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         layer = get_channel_layer()
         conn = aioredis.Redis.from_url(settings.REDIS_URL)
-        loop = asyncio.get_running_loop()
         while True:
-            batch = [await loop.run_in_executor(None, self.queue.get)]
+            batch = [self.queue.get()]
             while len(batch) < 500:
                 try:
                     batch.append(self.queue.get_nowait())
@@ -129,7 +129,7 @@ class Publisher(threading.Thread):
                 dropped, self.dropped = self.dropped, set()
             batch += [(group, {"kind": "resync"}) for group in dropped]
             try:
-                await self._send(layer, conn, batch)
+                loop.run_until_complete(self._send(layer, conn, batch))
             except Exception:  # noqa: BLE001 - Redis away: pages fall back to polling and re-fetch
                 log.warning("live events not sent", exc_info=True, extra={"event": "live_events_failed", "count": len(batch)})
             with self.lock:

@@ -159,9 +159,9 @@ def job_submit(
             with transaction.atomic():
                 job = _new_job(tenant, api_key, spec, idempotency_key=idempotency_key, request_hash=digest)
                 job.save(force_insert=True)
+                _announce(job)  # before the dispatch below: pages see queued, then dispatched
                 transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
                 transaction.on_commit(lambda: metrics.count_submitted(job.runtime))
-                _announce(job)
             _event("job submitted", job, event="submitted", runtime=job.runtime)
             return job, True
         except IntegrityError:
@@ -202,10 +202,10 @@ def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobS
             raise
     tenant_admit(tenant=tenant, count=len(validated))
     jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec) for spec in validated])
-    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
     for job in jobs:
         transaction.on_commit(lambda runtime=job.runtime: metrics.count_submitted(runtime))
         _announce(job)
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=tenant.id))
     log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(jobs)})
     return jobs
 
@@ -558,8 +558,8 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
         job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
         job.log_lines += log_lines
         job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines"])
-        transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
         _announce(job)
+        transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
 
 
 # -- user actions --------------------------------------------------------------
@@ -592,8 +592,8 @@ def job_requeue(*, job: Job) -> Job:
     job.result = job.error = job.exit_code = job.finished_at = None
     job.next_attempt_at = timezone.now()
     job.save()
-    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     _announce(job)
+    transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
     _event("job requeued", job, event="requeued", attempt=job.attempts)
     return job
 

@@ -7,4 +7,6 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432
 # tests use their own Redis database and flush it; never the one `make run` uses
 export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/14}"
 export LAMBDASITE_TESTING=1
+# pub/sub channels ignore the Redis db number: keep the suite's live events apart from `make run`'s
+export CHANNELS_PREFIX="${TEST_CHANNELS_PREFIX:-lambdasite-test}"
 exec .venv/bin/pytest "$@"

@@ -40,6 +40,14 @@ def number(value, digits: int = 2) -> str:
     return f"{value:,.{int(digits)}f}"
 
 
+@register.filter
+def percent(value) -> str:
+    """A 0..1 ratio as a whole percentage; None (nothing finished yet) as a dash."""
+    if value is None:
+        return "—"
+    return f"{float(value) * 100:.0f}%"
+
+
 @register.simple_tag
 def badge(status: str, job_id=None):
     """A status badge; with a job id, live.js updates it when the job's status changes."""
