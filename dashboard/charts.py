@@ -31,7 +31,7 @@ def _fmt(value: float) -> str:
 
 def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str]:
     parts = [
-        f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(label)}" preserveAspectRatio="none">',
+        f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(label)}">',
         f"<title>{escape(label)}</title>",
     ]
     for frac in (0, 0.5, 1):
@@ -39,9 +39,9 @@ def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>')
     if times:
-        for index in (0, len(times) // 2, len(times) - 1):
+        for index, anchor in ((0, "start"), (len(times) // 2, "middle"), (len(times) - 1, "end")):
             x = PAD_L + (W - PAD_L - PAD_R) * (index + 0.5) / len(times)
-            parts.append(f'<text x="{x:.1f}" y="{H - 6}" class="axis" text-anchor="middle">{times[index]:%H:%M}</text>')
+            parts.append(f'<text x="{x:.1f}" y="{H - 6}" class="axis" text-anchor="{anchor}">{times[index]:%H:%M}</text>')
     return parts
 
 

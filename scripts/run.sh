@@ -40,7 +40,8 @@ pids+=($!)
 cat <<MSG
 
   Lambdasite is running on http://127.0.0.1:$PORT  (web + $WORKERS workers + scheduler)
-  admin:    http://127.0.0.1:$PORT/admin/  (admin@example.com / admin unless DEMO_ADMIN_* say otherwise)
+  dashboard: http://127.0.0.1:$PORT/login/  (admin@example.com / admin unless DEMO_ADMIN_* say otherwise)
+  admin:    http://127.0.0.1:$PORT/admin/
   API docs: http://127.0.0.1:$PORT/api/docs/
   demo API key (new on every start, shown once):
 

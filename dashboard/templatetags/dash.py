@@ -1,6 +1,8 @@
 """Formatting for the dashboard templates."""
 from __future__ import annotations
 
+import math
+
 from django import template
 from django.utils.html import format_html
 
@@ -38,6 +40,15 @@ def number(value, digits: int = 2) -> str:
     if value == int(value) and abs(value) < 1e15:
         return f"{int(value):,}"
     return f"{value:,.{int(digits)}f}"
+
+
+@register.filter
+def money(value) -> str:
+    """An amount that may be tiny: 12.34, 0.0123, 0.00000459 (never a misleading 0.00)."""
+    value = float(value or 0)
+    if value == 0 or value >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.{max(2, 2 - math.floor(math.log10(value)))}f}"
 
 
 @register.filter

@@ -12,7 +12,7 @@
 
   var cm = CodeMirror.fromTextArea(document.getElementById("code"), {
     mode: MODES[runtime.value], lineNumbers: true, indentUnit: runtime.value === "python" ? 4 : 2,
-    tabSize: 4, indentWithTabs: false, matchBrackets: true, autoCloseBrackets: true, viewportMargin: Infinity,
+    tabSize: 4, indentWithTabs: false, matchBrackets: true, viewportMargin: Infinity,
     extraKeys: {
       Tab: function (ed) { ed.somethingSelected() ? ed.indentSelection("add") : ed.replaceSelection(Array(ed.getOption("indentUnit") + 1).join(" "), "end"); },
       "Shift-Tab": function (ed) { ed.indentSelection("subtract"); },

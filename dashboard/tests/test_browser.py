@@ -1,0 +1,196 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, against uvicorn,
+a worker and the reconciler running as processes on the test database, jobs running in Docker.
+
+Screenshots of the main pages are saved under var/screenshots/ as test artifacts."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import expect, sync_playwright
+
+from jobs.models import Job
+from jobs.tests.test_chaos import Stack
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "var" / "screenshots"
+TICKER = "import time\n\ndef main(n):\n    for i in range(n):\n        print(f'tick {i}', flush=True)\n        time.sleep(0.7)\n    return n\n"
+
+
+@pytest.fixture
+def server(alice, bob):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stack = Stack(settings.REDIS_URL)
+    stack.start("reconciler", "scheduler")
+    stack.start("worker", "worker")
+    stack.procs["web"] = subprocess.Popen(
+        [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / "browser-web.log", "w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
+    # still plain synchronous code (Django's documented setting for this case)
+    import os
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"])
+        yield instance
+        instance.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def sign_in(browser, server, email: str, password: str, **context):
+    page = browser.new_context(**context).new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # "Cancel this job?" and friends
+    page.goto(server + "/login/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(server + "/app/")
+    return page
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def submit(server: str, persona, body: dict) -> str:
+    """POST /api/v1/jobs on the live server with the persona's key -> job id."""
+    request = urllib.request.Request(
+        server + "/api/v1/jobs", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {persona.key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["id"]
+
+
+def mark_page(page) -> None:
+    """A marker that a reload would wipe: the test checks it survives."""
+    page.evaluate("window.__noReload = 'still here'")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.__noReload") == "still here"
+
+
+def test_write_a_function_run_it_and_watch_it_live(browser, server, alice):
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.click("nav >> text=New job")
+    expect(page.locator(".CodeMirror")).to_be_visible()
+    # write the function with the keyboard; the editor indents after ":" and Shift-Tab dedents
+    page.click(".CodeMirror")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    for line in ["import time", "", "def main(n):", "for i in range(n):", "print(f'tick {i}', flush=True)", "time.sleep(0.7)"]:
+        page.keyboard.type(line)
+        page.keyboard.press("Enter")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.type("return n")
+    page.keyboard.press("Enter")
+    assert page.evaluate("window.LambdasiteEditor.getValue()") == TICKER
+    page.fill("#args", "[3")
+    expect(page.locator("#args-error")).to_contain_text("Not valid JSON")
+    page.fill("#args", "[3]")
+    expect(page.locator("#args-error")).to_be_hidden()
+    shot(page, "new-job")
+    page.click("#run")
+
+    expect(page).to_have_url(re.compile(r"/app/jobs/[0-9a-f-]{36}/$"))
+    job_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    mark_page(page)
+    badge = page.locator(f'.summary [data-job-status="{job_id}"]')
+    # the first line shows up while the job is still running, then the others, then success
+    expect(page.locator("#log .line").first).to_have_text(re.compile(r"tick 0$"), timeout=30_000)
+    assert page.locator("#log .line").count() < 3
+    expect(badge).to_have_text("running")
+    expect(page.locator("#log .line")).to_have_count(3, timeout=15_000)
+    expect(badge).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#job-result")).to_have_text("3")
+    assert [text[-6:] for text in page.locator("#log .line").all_inner_texts()] == ["tick 0", "tick 1", "tick 2"]
+    expect(page.locator(".timeline li")).to_have_count(1)
+    assert_not_reloaded(page)
+    state = page.evaluate("window.Lambdasite.state")
+    assert state["mode"] == "live" and state["polls"] == 0 and state["events"] >= 4  # 3 log batches and succeeded (running may precede the socket)
+    shot(page, "job-detail")
+    assert Job.objects.get(pk=job_id).status == "succeeded"
+
+
+def test_jobs_list_shows_new_jobs_and_status_changes_live(browser, server, alice):
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(server + "/app/jobs/")
+    expect(page.locator(".empty")).to_contain_text("No jobs yet")
+    mark_page(page)
+    expect(page.locator("html[data-live=live]")).to_have_count(1, timeout=10_000)
+    ids = [submit(server, alice, {"runtime": "python", "code": "def main(i):\n    return i\n", "args": [i]}) for i in range(3)]
+    for job_id in ids:
+        expect(page.locator(f'[data-job-status="{job_id}"]')).to_have_text("succeeded", timeout=30_000)
+    assert page.locator("tbody tr").first.get_attribute("data-job") == ids[-1]  # newest on top
+    assert_not_reloaded(page)
+    shot(page, "jobs-list")
+    page.goto(server + "/app/")
+    expect(page.locator(".stat").first).to_contain_text("3")
+    shot(page, "overview")
+    phone = sign_in(browser, server, "alice@acme.test", "pw-acme", viewport={"width": 390, "height": 844})
+    phone.goto(server + "/app/jobs/")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+    shot(phone, "jobs-list-phone")
+
+
+def test_cancel_a_long_job_from_its_page(browser, server, alice):
+    job_id = submit(server, alice, {"runtime": "python", "code": "import time\ndef main():\n    time.sleep(60)\n", "timeout_ms": 60000})
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(f"{server}/app/jobs/{job_id}/")
+    badge = page.locator(f'.summary [data-job-status="{job_id}"]')
+    expect(badge).to_have_text("running", timeout=30_000)
+    page.click("button:has-text('Cancel')")
+    expect(page.locator(".msg.success")).to_contain_text("Cancel requested")
+    expect(badge).to_have_text("cancelled", timeout=10_000)
+    expect(page.locator("button:has-text('Retry')")).to_be_visible()
+    assert Job.objects.get(pk=job_id).status == "cancelled"
+
+
+def test_another_tenants_user_gets_404_for_the_job_page(browser, server, alice):
+    job_id = submit(server, alice, {"runtime": "python", "code": "def main():\n    return 'secret'\n"})
+    page = sign_in(browser, server, "bob@globex.test", "pw-globex")
+    response = page.goto(f"{server}/app/jobs/{job_id}/")
+    assert response.status == 404
+    assert "secret" not in page.content()
+
+
+def test_without_a_websocket_the_page_polls_and_still_converges(browser, server, alice):
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.route_web_socket(re.compile(r".*/ws/.*"), lambda ws: ws.close())  # the socket never gets through
+    job_id = submit(server, alice, {"runtime": "python", "code": "import time\ndef main():\n    print('hello', flush=True)\n    time.sleep(1)\n    return 42\n"})
+    page.goto(f"{server}/app/jobs/{job_id}/")
+    mark_page(page)
+    expect(page.locator(f'.summary [data-job-status="{job_id}"]')).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("#log .line")).to_have_count(1)
+    expect(page.locator("#live-status")).to_contain_text("refreshing every few seconds")
+    state = page.evaluate("window.Lambdasite.state")
+    assert state["mode"] == "polling" and state["polls"] >= 1 and state["events"] == 0
+    assert_not_reloaded(page)
