@@ -56,16 +56,50 @@ DONE_CHANNEL = "lambdasite:job-done:{}"
 @_safely
 def announce_finished(job_id) -> None:
     """Wake anyone waiting for this job (POST ?wait); PostgreSQL stays the answer."""
-    _conn().publish(DONE_CHANNEL.format(job_id), "1")
+    with _conn().pipeline(transaction=False) as pipe:
+        pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
+        pipe.publish(DONE_CHANNEL.format(job_id), "1")
+        pipe.execute()
+
+
+def _observe(pipe, name: str, seconds: float) -> None:
+    buckets = BUCKETS[name]
+    index = next((i for i, bound in enumerate(buckets) if seconds <= bound), len(buckets))
+    pipe.hincrby(f"{PREFIX}:{name}", f"b{index}", 1)
+    pipe.hincrbyfloat(f"{PREFIX}:{name}", "sum", seconds)
 
 
 @_safely
 def observe(name: str, seconds: float) -> None:
-    buckets = BUCKETS[name]
-    index = next((i for i, bound in enumerate(buckets) if seconds <= bound), len(buckets))
     with _conn().pipeline(transaction=False) as pipe:
-        pipe.hincrby(f"{PREFIX}:{name}", f"b{index}", 1)
-        pipe.hincrbyfloat(f"{PREFIX}:{name}", "sum", seconds)
+        _observe(pipe, name, seconds)
+        pipe.execute()
+
+
+DONE_KEY = "lambdasite:job-done-flag:{}"
+DONE_KEY_TTL_S = 120
+USAGE_KEY = "lambdasite:usage:gbs:{tenant}:{period}"
+_ADD_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end return false"
+
+
+@_safely
+def attempt_recorded(*, tenant_id, gb_seconds: float, runtime: str | None = None, status: str | None = None,
+                     job_id=None, run_s: float | None = None, start_s: float | None = None) -> None:
+    """Everything Redis learns when an attempt ends, in one round trip: the tenant's cached
+    compute use, the duration histograms, and (for a finished job) the finished counter and the
+    wake-up of anyone waiting on it."""
+    from jobs.selectors import usage_period
+
+    with _conn().pipeline(transaction=False) as pipe:
+        if gb_seconds:
+            pipe.eval(_ADD_IF_EXISTS, 1, USAGE_KEY.format(tenant=tenant_id, period=usage_period()), gb_seconds)
+        if run_s is not None:
+            _observe(pipe, "job_run_seconds", run_s)
+            _observe(pipe, "sandbox_start_seconds", start_s or 0.0)
+        if status is not None:
+            pipe.hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
+            pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
+            pipe.publish(DONE_CHANNEL.format(job_id), "1")
         pipe.execute()
 
 

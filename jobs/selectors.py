@@ -57,6 +57,39 @@ def gb_seconds_used(*, tenant: Tenant, since: datetime) -> float:
     return Attempt.objects.filter(job__tenant=tenant, started_at__gte=since).aggregate(total=Sum("gb_seconds"))["total"] or 0.0
 
 
+def usage_period(now: datetime | None = None) -> str:
+    return f"{billing_period(now)[0]:%Y%m}"
+
+
+USAGE_REFRESH_S = 300
+
+
+def gb_seconds_used_fast(*, tenant: Tenant) -> float:
+    """This period's compute use for admission, without summing every attempt on every submit.
+
+    Redis holds the sum, seeded from PostgreSQL when missing and re-seeded every
+    USAGE_REFRESH_S (so drift from a lost increment is bounded); each finished attempt
+    adds to it while it exists. With Redis unavailable, PostgreSQL answers."""
+    from jobs.metrics import USAGE_KEY
+    from lambdasite.redis_client import get_redis
+
+    start, _ = billing_period()
+    key = USAGE_KEY.format(tenant=tenant.id, period=usage_period())
+    try:
+        conn = get_redis()
+        cached = conn.get(key)
+        if cached is not None:
+            return float(cached)
+    except Exception:  # noqa: BLE001 - the database is the fallback
+        return gb_seconds_used(tenant=tenant, since=start)
+    used = gb_seconds_used(tenant=tenant, since=start)
+    try:
+        conn.set(key, repr(used), ex=USAGE_REFRESH_S, nx=True)
+    except Exception:  # noqa: BLE001
+        pass
+    return used
+
+
 def cost(*, gb_seconds: float, requests: int) -> float:
     return gb_seconds * settings.PRICE_PER_GB_SECOND + requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS
 

@@ -128,8 +128,8 @@ def tenant_admit(*, tenant: Tenant, count: int = 1) -> None:
     if tenant.is_suspended:
         raise Forbidden("this tenant is suspended", code="tenant_suspended")
     quota = tenant.quota
-    period_start, resets_at = selectors.billing_period()
-    used = selectors.gb_seconds_used(tenant=tenant, since=period_start)
+    _, resets_at = selectors.billing_period()
+    used = selectors.gb_seconds_used_fast(tenant=tenant)
     if used >= quota.monthly_gb_seconds:
         retry_after = max(1, int((resets_at - timezone.now()).total_seconds()))
         raise RateLimited(
@@ -238,32 +238,51 @@ def tenant_fill_slots(*, tenant_id) -> int:
     retries) go to the front of the queue.
     """
     now = timezone.now()
-    if not Job.objects.filter(tenant_id=tenant_id, status=Status.QUEUED, next_attempt_at__lte=now).exists():
-        return 0  # nothing waiting: no lock taken (a job queued right after this check dispatches itself)
-    with transaction.atomic():
+    params = {"tenant": tenant_id, "now": now, "queued": Status.QUEUED, "dispatched": Status.DISPATCHED, "running": Status.RUNNING}
+    with connection.cursor() as cursor:
+        cursor.execute(_FILL_PRECHECK_SQL, params)
+        if cursor.fetchone() is None:
+            return 0  # nothing waiting: no lock taken (a job queued right after this check dispatches itself)
+    with transaction.atomic(), connection.cursor() as cursor:
         # NO KEY UPDATE: serializes slot filling per tenant without blocking the FOR KEY SHARE
         # that every job insert's foreign-key check takes on the tenant row (no deadlocks)
-        tenant = Tenant.objects.select_for_update(of=("self",), no_key=True).select_related("quota").get(pk=tenant_id)
-        if tenant.is_suspended:
+        cursor.execute(_FILL_LOCK_SQL, params)
+        slug, suspended, max_concurrency = cursor.fetchone()
+        if suspended:
             return 0
-        inflight = Job.objects.filter(tenant_id=tenant_id, status__in=[Status.DISPATCHED, Status.RUNNING]).count()
-        free = tenant.quota.max_concurrency - inflight
-        if free <= 0:
-            return 0
-        batch = list(
-            Job.objects.filter(tenant_id=tenant_id, status=Status.QUEUED, next_attempt_at__lte=now)
-            .only("id", "attempts", "timeout_ms")
-            .order_by("next_attempt_at", "created_at")[:free]
-        )
+        # a new statement, so its snapshot (and the in-flight count) is taken after the lock
+        cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
+        batch = sorted(cursor.fetchall(), key=lambda row: (row[3], row[4]))
+        batch = [Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms) for job_id, attempts, timeout_ms, _, _ in batch]
         for job in batch:
             _enqueue(job, at_front=job.attempts > 0)
-        Job.objects.filter(pk__in=[job.id for job in batch], status=Status.QUEUED).update(
-            status=Status.DISPATCHED, dispatched_at=now
-        )
     for job in batch:
-        log.info("job dispatched", extra={"event": "dispatched", "job_id": str(job.id), "tenant": tenant.slug, "attempt": job.attempts + 1})
+        log.info("job dispatched", extra={"event": "dispatched", "job_id": str(job.id), "tenant": slug, "attempt": job.attempts + 1})
         events.status_changed(job_id=job.id, tenant_id=tenant_id, status=Status.DISPATCHED, attempt=job.attempts)
     return len(batch)
+
+
+# Slot filling runs on every submit and every finished attempt: three plain statements
+# instead of the ORM's five (measured: the ORM's query compilation dominated it).
+_FILL_PRECHECK_SQL = (
+    "SELECT 1 FROM jobs_job WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s LIMIT 1"
+)
+_FILL_LOCK_SQL = (
+    "SELECT t.slug, t.is_suspended, q.max_concurrency FROM accounts_tenant t JOIN accounts_quota q ON q.tenant_id = t.id"
+    " WHERE t.id = %(tenant)s FOR NO KEY UPDATE OF t"
+)
+_FILL_SQL = """
+UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s
+WHERE id IN (
+    SELECT id FROM jobs_job
+    WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s
+    ORDER BY next_attempt_at, created_at
+    LIMIT GREATEST(0, %(max)s - (
+        SELECT count(*) FROM jobs_job WHERE tenant_id = %(tenant)s AND status IN (%(dispatched)s, %(running)s)
+    ))
+) AND status = %(queued)s
+RETURNING id, attempts, timeout_ms, next_attempt_at, created_at
+"""
 
 
 def tenant_fill_slots_safely(*, tenant_id) -> None:
@@ -281,26 +300,68 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_CLAIM_SQL = """
+UPDATE jobs_job SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s, worker = %(worker)s,
+    lease_expires_at = %(lease)s,
+    queue_wait_ms = COALESCE(queue_wait_ms, EXTRACT(EPOCH FROM (%(now)s - created_at)) * 1000.0)
+WHERE id = %(id)s AND status IN (%(queued)s, %(dispatched)s) AND NOT cancel_requested
+RETURNING *
+"""
+
+
 @transaction.atomic
 def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
-    """Compare-and-set a waiting job to running, open its next attempt and take the lease; None if not waiting."""
+    """Compare-and-set a waiting job to running, open its next attempt and take the lease; None if not waiting.
+
+    One UPDATE ... RETURNING does the compare-and-set, the lease, the queue wait and the read of the row."""
     now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.DISPATCHED], cancel_requested=False).update(
-        status=Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker,
-        lease_expires_at=now + timedelta(seconds=settings.LEASE_S),
-    )
-    if not claimed:
-        return None
-    job = Job.objects.select_related("tenant", "tenant__quota").get(pk=job_id)
-    if job.queue_wait_ms is None:
-        job.queue_wait_ms = (now - job.created_at).total_seconds() * 1000.0
-        job.save(update_fields=["queue_wait_ms"])
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, {
+            "running": Status.RUNNING, "now": now, "worker": worker, "lease": now + timedelta(seconds=settings.LEASE_S),
+            "id": job_id, "queued": Status.QUEUED, "dispatched": Status.DISPATCHED,
+        })
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        columns = [col.name for col in cursor.description]
+    job = _job_from_row(columns, row)
+    job.tenant = tenant_cached(job.tenant_id)
+    if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
         transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
     attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING)
     _announce(job)
     _event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt
+
+
+def _job_from_row(columns: list[str], row: tuple) -> Job:
+    """A model instance from a raw RETURNING * row, converted the way the ORM converts a SELECT
+    (jsonb arrives as text) and ordered as Model.from_db() expects."""
+    by_column = dict(zip(columns, row))
+    fields = Job._meta.concrete_fields
+    values = []
+    for field in fields:
+        value = by_column[field.column]
+        if hasattr(field, "from_db_value"):
+            value = field.from_db_value(value, None, connection)
+        values.append(value)
+    return Job.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+_tenant_cache: dict = {}
+
+
+def tenant_cached(tenant_id, max_age_s: float = 2.0) -> Tenant:
+    """A worker's view of a tenant and its quota, at most ``max_age_s`` old (limits of a job being claimed)."""
+    import time as _time
+
+    hit = _tenant_cache.get(tenant_id)
+    if hit is not None and _time.monotonic() - hit[0] < max_age_s:
+        return hit[1]
+    tenant = Tenant.objects.select_related("quota").get(pk=tenant_id)
+    _tenant_cache[tenant_id] = (_time.monotonic(), tenant)
+    return tenant
 
 
 def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
@@ -485,26 +546,29 @@ def _schedule_retry(job: Job, now: datetime, retry_number: int) -> None:
 @transaction.atomic
 def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:
     """Record an attempt's verdict; only the job's current, running attempt may write the job's outcome."""
-    job = Job.objects.select_for_update().select_related("tenant").get(pk=job_id)
-    attempt = Attempt.objects.select_for_update().get(job=job, number=attempt_number)
+    job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job_id)
     now = timezone.now()
     verdict = result.status
     if verdict == "cancelled":
         verdict = Status.CANCELLED
-    attempt.status, attempt.finished_at = verdict, now
-    attempt.duration_ms, attempt.start_ms, attempt.cpu_ms = result.duration_ms, result.start_ms, result.cpu_ms
-    attempt.exit_code, attempt.container_id, attempt.error = result.exit_code, result.container_id[:64], _clean_json(result.error)
-    attempt.billed_ms = billed_ms(result.duration_ms)
-    attempt.gb_seconds = gb_seconds(job.memory_mb, attempt.billed_ms)
-    attempt.save()
-    job.billed_ms += attempt.billed_ms
-    job.gb_seconds += attempt.gb_seconds
+    billed = billed_ms(result.duration_ms)
+    used = gb_seconds(job.memory_mb, billed)
+    # the job's row lock (above) serializes every writer of its attempts
+    Attempt.objects.filter(job_id=job.id, number=attempt_number).update(
+        status=verdict, finished_at=now, duration_ms=result.duration_ms, start_ms=result.start_ms, cpu_ms=result.cpu_ms,
+        exit_code=result.exit_code, container_id=result.container_id[:64], error=_clean_json(result.error),
+        billed_ms=billed, gb_seconds=used,
+    )
+    job.billed_ms += billed
+    job.gb_seconds += used
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))  # a slot is free
     job.log_lines += log_lines
     job.log_bytes += result.log_bytes
     job.dropped_log_bytes += result.dropped_bytes
+    tenant_id, runtime = job.tenant_id, job.runtime
     if job.attempts != attempt_number or job.status != Status.RUNNING:
         job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes", "billed_ms", "gb_seconds"])
+        transaction.on_commit(lambda: metrics.attempt_recorded(tenant_id=tenant_id, gb_seconds=used))
         log.warning("stale attempt result ignored", extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number})
         return job
     job.result = _clean_json(result.result) if verdict == Status.SUCCEEDED else None
@@ -514,10 +578,12 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job.lease_expires_at = None
     _settle(job, verdict, now)
     job.save()
-    _count_if_finished(job)
     _announce(job)
     run_s, start_s = result.duration_ms / 1000.0, result.start_ms / 1000.0
-    transaction.on_commit(lambda: (metrics.observe("job_run_seconds", run_s), metrics.observe("sandbox_start_seconds", start_s)))
+    finished = (job.status, job.id) if job.status in FINISHED else (None, None)
+    transaction.on_commit(lambda: metrics.attempt_recorded(
+        tenant_id=tenant_id, gb_seconds=used, runtime=runtime, status=finished[0], job_id=finished[1], run_s=run_s, start_s=start_s,
+    ))
     _event(
         "job finished", job, event="finished", attempt=attempt_number, status=job.status,
         duration_ms=round(result.duration_ms, 2), log_lines=log_lines, log_bytes=result.log_bytes, dropped_bytes=result.dropped_bytes,
@@ -528,7 +594,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
 @transaction.atomic
 def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lines: int) -> Job:
     """The sandbox failed (not the user's code): retried on the system budget, then failed as internal."""
-    job = Job.objects.select_for_update().select_related("tenant").get(pk=job_id)
+    job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job_id)
     details = {"type": "InternalError", "code": getattr(error, "code", "sandbox_error"), "message": str(error), "traceback": ""}
     Attempt.objects.filter(job=job, number=attempt_number).update(status=Status.FAILED, finished_at=timezone.now(), error=details)
     job.log_lines += log_lines
@@ -549,7 +615,7 @@ def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lin
 @transaction.atomic
 def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
     """A worker shutting down mid-job gives the job back: the attempt is lost and the job waits again."""
-    job = Job.objects.select_for_update().get(pk=job_id)
+    job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
     Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).update(
         status=Status.LOST, finished_at=timezone.now(), error={"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
     )
@@ -568,7 +634,7 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
 @transaction.atomic
 def job_cancel(*, job: Job) -> Job:
     """A waiting job is cancelled at once; a running one is stopped by its worker (within ~1 s)."""
-    job = Job.objects.select_for_update().select_related("tenant").get(pk=job.pk)
+    job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job.pk)
     if job.status in FINISHED:
         raise Conflict(f"job is already {job.status}", code="job_finished", details={"status": job.status})
     job.cancel_requested = True
@@ -585,7 +651,7 @@ def job_cancel(*, job: Job) -> Job:
 @transaction.atomic
 def job_requeue(*, job: Job) -> Job:
     """Run a dead, failed, timed-out, killed or cancelled job again: a new attempt of the same job."""
-    job = Job.objects.select_for_update().select_related("tenant").get(pk=job.pk)
+    job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job.pk)
     if job.status not in REQUEUEABLE:
         raise Conflict(f"a {job.status} job cannot be retried", code="not_retryable", details={"status": job.status})
     job.status, job.cancel_requested, job.retry_base = Status.QUEUED, False, job.attempts
@@ -655,7 +721,7 @@ def _rq_statuses(conn, jobs: list[tuple]) -> list[bytes | None]:
 
 @transaction.atomic
 def job_expire_lease(*, job_id, now: datetime) -> bool:
-    job = Job.objects.select_for_update(skip_locked=True).select_related("tenant").filter(
+    job = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=True).select_related("tenant").filter(
         pk=job_id, status=Status.RUNNING, lease_expires_at__lt=now
     ).first()
     if job is None:

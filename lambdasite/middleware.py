@@ -1,4 +1,11 @@
-"""Request-level guards for the API: bodies over the cap get a JSON 413 before any parsing."""
+"""Request-level guards for the API: bodies over the cap get a JSON 413 before any parsing.
+
+ApiBodyLimitMiddleware is deliberately sync-only and the innermost middleware: Django then
+runs the whole middleware chain in one thread per request. Under ASGI, each async-mode
+MiddlewareMixin (most of Django's own) crosses from the event loop to a thread and back
+for its process_request and process_response; with a sync-only innermost middleware a
+request crosses three times in all instead of about twenty (measured: 7.3 -> see README).
+"""
 from __future__ import annotations
 
 from django.conf import settings
@@ -8,6 +15,9 @@ from .errors import json_error
 
 
 class ApiBodyLimitMiddleware:
+    sync_capable = True
+    async_capable = False  # see the module docstring: keep the chain in one thread
+
     def __init__(self, get_response):
         self.get_response = get_response
 

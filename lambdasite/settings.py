@@ -36,7 +36,6 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "lambdasite.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -44,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "lambdasite.middleware.ApiBodyLimitMiddleware",  # sync-only and innermost: the chain runs in one thread
 ]
 
 ROOT_URLCONF = "lambdasite.urls"
@@ -64,13 +64,25 @@ TEMPLATES = [
     },
 ]
 
+# A psycopg connection pool per process (DB_POOL_MAX_SIZE connections at most). Under ASGI
+# every request runs its sync code on a fresh thread, and Django's connections are
+# per thread: without a pool each request would open a PostgreSQL connection (a
+# backend fork on the server). Set DB_POOL=false to use persistent connections instead.
+DB_POOL = env_bool("DB_POOL", True)
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/lambdasite"),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
-        conn_health_checks=True,
+        conn_max_age=0 if DB_POOL else env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=not DB_POOL,
     )
 }
+if DB_POOL:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0),
+        "max_idle": 300.0,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

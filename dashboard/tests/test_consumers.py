@@ -194,3 +194,14 @@ def test_status_events_follow_every_transition(alice, run_worker):
 
     seen = async_to_sync(scenario)()
     assert [m["status"] for m in seen] == ["running", "failed", "queued", "dispatched", "cancelled", "deleted"], json.dumps(seen)
+
+
+def test_the_publishers_channel_names_are_the_layers():
+    """The publisher pipelines PUBLISHes itself; its channel names must be the layer's own."""
+    from channels.layers import get_channel_layer
+
+    async def names():
+        layer = get_channel_layer()._get_layer()
+        return [layer._get_group_channel_name(group) for group in ("tenant.1", "job.x")]
+
+    assert async_to_sync(names)() == [events.group_channel("tenant.1"), events.group_channel("job.x")]

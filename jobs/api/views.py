@@ -255,30 +255,38 @@ def _finished_body(job_id, tenant) -> dict:
     return JobDetailSerializer(selectors.job_get(tenant=tenant, job_id=job_id)).data
 
 
-_async_redis = None
+_async_redis: dict = {}
 
 
 def _redis_async():
-    """One asyncio Redis client per process (the ASGI server runs one event loop)."""
-    global _async_redis
-    if _async_redis is None:
-        import redis.asyncio
+    """One asyncio Redis client per event loop (the ASGI server runs one; tests make many)."""
+    import asyncio
 
-        from lambdasite.redis_client import redis_url
+    import redis.asyncio
 
-        _async_redis = redis.asyncio.Redis.from_url(redis_url())
-    return _async_redis
+    from lambdasite.redis_client import redis_url
+
+    loop = asyncio.get_running_loop()
+    client = _async_redis.get(loop)
+    if client is None:
+        for old in [other for other in _async_redis if other.is_closed()]:
+            del _async_redis[old]
+        client = _async_redis[loop] = redis.asyncio.Redis.from_url(redis_url())
+    return client
 
 
 async def _wait_finished(job_id, seconds: float) -> bool:
-    """Wait for the job's done notification; PostgreSQL is checked once after subscribing,
-    so a job that finished before we listened is not missed."""
-    from ..metrics import DONE_CHANNEL
+    """Wait for the job's done notification. A job that finished before we subscribed has left
+    its done flag in Redis; without flag or notification, PostgreSQL decides at the deadline."""
+    from ..metrics import DONE_CHANNEL, DONE_KEY
 
-    pubsub = _redis_async().pubsub()
+    conn = _redis_async()
+    pubsub = conn.pubsub()
     try:
         await pubsub.subscribe(DONE_CHANNEL.format(job_id))
-        if await sync_to_async(_status_of)(job_id) in FINISHED:
+        # finished before we listened? the flag is set with the notification, and costs no trip
+        # through Django's sync thread (if Redis lost it, the wait ends with a database check)
+        if await conn.exists(DONE_KEY.format(job_id)):
             return True
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_key_issue, membership_set, user_get_or_create
-from jobs import selectors
+from jobs import metrics, selectors
 from jobs.models import Attempt, Job
 from jobs.tests.test_chaos import Stack, wait_until
 
@@ -115,14 +115,18 @@ def test_a_flooding_tenant_does_not_delay_another_tenants_job(alice, bob, settin
     assert delay < 1.0, delay
 
 
-def test_a_spent_budget_is_429_until_raised_in_admin(alice, client):
+def test_a_spent_budget_is_429_until_raised_in_admin(alice, client, redis_conn):
     quota = alice.tenant.quota
     quota.monthly_gb_seconds = 0.001
     quota.save()
     job = alice.post_job(QUICK).json()
     Attempt.objects.create(job_id=job["id"], number=1, started_at=timezone.now(), status="succeeded", billed_ms=100, gb_seconds=0.0125)
+    metrics.attempt_recorded(tenant_id=alice.tenant.id, gb_seconds=0.0125)  # what job_finish does after commit
     refused = alice.post_job(QUICK)
     assert refused.status_code == 429
+    redis_conn.flushdb()  # the cached sum is gone: PostgreSQL answers, and seeds it again
+    assert alice.post_job(QUICK).status_code == 429
+    assert float(redis_conn.get(metrics.USAGE_KEY.format(tenant=alice.tenant.id, period=selectors.usage_period()))) == 0.0125
     error = refused.json()["error"]
     assert error["code"] == "quota_exceeded" and "resets_at" in error["details"]
     _, resets_at = selectors.billing_period()
