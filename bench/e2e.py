@@ -111,6 +111,59 @@ def drive(port: int, key: str, clients: int, seconds: float) -> tuple[list[float
     return latencies, len(latencies), failures[0], ids, time.monotonic() - t0
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _named_pids(names: tuple[str, ...]) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm = open(f"/proc/{entry}/comm").read().strip()
+            except OSError:
+                continue
+            if comm.startswith(names):
+                pids.append(int(entry))
+    return pids
+
+
+def _machine_cpu() -> float:
+    values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK  # everything but idle and iowait
+
+
+def cpu_snapshot(procs) -> dict:
+    """CPU seconds so far of each part of the stack (processes that end in between count what they used)."""
+    web, *rest = procs
+    workers, scheduler = rest[:-1], rest[-1]
+    groups = {
+        "web": [web.pid, *[int(c) for c in _children(web.pid)]],
+        "workers": [w.pid for w in workers],
+        "reconciler": [scheduler.pid],
+        "postgres": _named_pids(("postgres",)),
+        "redis": _named_pids(("redis-server",)),
+        "docker+sandboxes": _named_pids(("dockerd", "containerd", "python3")),
+    }
+    snap = {name: sum(_proc_cpu(pid) for pid in pids) for name, pids in groups.items()}
+    snap["machine"] = _machine_cpu()
+    return snap
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        return open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        return []
+
+
 def pct(values, p):
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else float("nan")
 
@@ -121,11 +174,14 @@ def run_mode(reuse: str, args, tenant_key: str) -> dict:
     procs = start_stack(env, port, args.workers)
     try:
         drive(port, tenant_key, args.clients, 2.0)  # warm-up: cells, connections
+        before = cpu_snapshot(procs)
         latencies, ok, failed, ids, elapsed = drive(port, tenant_key, args.clients, args.seconds)
+        after = cpu_snapshot(procs)
     finally:
         time.sleep(1)
         stop_stack(procs)
-    return {"lat": latencies, "ok": ok, "failed": failed, "ids": ids, "rate": ok / elapsed}
+    per_job = {name: (after[name] - before[name]) * 1000 / max(ok, 1) for name in before}
+    return {"lat": latencies, "ok": ok, "failed": failed, "ids": ids, "rate": ok / elapsed, "cpu": per_job}
 
 
 def main() -> None:
@@ -160,6 +216,11 @@ def main() -> None:
         print(f"SANDBOX_REUSE={mode:<6} clients={args.clients} workers={args.workers}: "
               f"p50={statistics.median(lat):.1f} ms p95={pct(lat, 95):.1f} ms p99={pct(lat, 99):.1f} ms  "
               f"{r['rate']:.1f} jobs/s  ({r['ok']} ok, {r['failed']} not finished within the wait)")
+        cpu = r["cpu"]
+        named = sum(v for k, v in cpu.items() if k != "machine")
+        print("    CPU per job (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k != "machine")
+              + f", other (bench clients, kernel) {max(0.0, cpu['machine'] - named):.1f}; all {cpu['machine']:.1f} ms"
+              + f" = a ceiling of ~{os.cpu_count() * 1000 / max(cpu['machine'], 1e-9):.0f} jobs/s on {os.cpu_count()} cores")
     time.sleep(5)
     accepted = Job.objects.filter(tenant=tenant).count()
     finished = Job.objects.filter(tenant=tenant, status__in=FINISHED).count()

@@ -1,6 +1,7 @@
 """Configuration: every variable the settings read is documented, and bad values fail fast."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -35,3 +36,26 @@ def test_choices_and_minimums_are_enforced(monkeypatch):
     monkeypatch.setenv("LAMBDASITE_X", "-1")
     with pytest.raises(ImproperlyConfigured):
         env.env_int("LAMBDASITE_X", 1, minimum=0)
+
+
+def test_workers_commit_asynchronously_and_the_web_does_not():
+    """relax_commit_durability sets synchronous_commit=off as a connection option (pooled
+    connections included); a process that does not call it keeps synchronous commits."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import django; django.setup()\n"
+        "import sys\n"
+        "from jobs.worker import relax_commit_durability\n"
+        "if sys.argv[1] == 'worker': relax_commit_durability()\n"
+        "from django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('SHOW synchronous_commit'); print(c.fetchone()[0])\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lambdasite.settings"}
+    answers = [
+        subprocess.run([sys.executable, "-c", probe, role], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+        for role in ("worker", "web")
+    ]
+    assert answers == ["off", "on"]
