@@ -34,8 +34,20 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
-    from django.views.defaults import server_error
+    import sys
 
+    from django.http import HttpResponse
+    from django.views.defaults import server_error
+    from psycopg_pool import PoolTimeout
+
+    if isinstance(sys.exc_info()[1], PoolTimeout):
+        # every pooled database connection stayed busy for DB_POOL_TIMEOUT_S: overload, not a bug
+        if request.path.startswith("/api/"):
+            response = json_error(503, "overloaded", "the service is busy; retry shortly")
+        else:
+            response = HttpResponse("The service is busy; retry in a moment.", status=503, content_type="text/plain")
+        response["Retry-After"] = "1"
+        return response
     if request.path.startswith("/api/"):
         return json_error(500, "internal_error", "internal server error")
     return server_error(request)

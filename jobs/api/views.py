@@ -5,6 +5,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -300,6 +301,12 @@ async def _wait_finished(job_id, seconds: float) -> bool:
         await pubsub.aclose()
 
 
+def _release_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:  # (a test's wrapping transaction stays open)
+            conn.close()
+
+
 @csrf_exempt
 async def jobs_endpoint(request):
     """POST/GET /api/v1/jobs. A ?wait on submit is awaited here, off Django's sync thread:
@@ -314,6 +321,9 @@ async def jobs_endpoint(request):
     if wait <= 0:
         return response
     job_id = response.data["id"]
+    # give this request's database connection back to the pool for the wait (a waiting request
+    # must not hold one of DB_POOL_MAX_SIZE connections for up to WAIT_MAX_S)
+    await sync_to_async(_release_connections)()
     if await _wait_finished(job_id, min(wait, settings.WAIT_MAX_S)):
         tenant = response.renderer_context["request"].user.tenant
         response.data = await sync_to_async(_finished_body)(job_id, tenant)

@@ -1,0 +1,88 @@
+"""The web under uvicorn with a tiny connection pool: requests waiting on ?wait do not hold
+database connections, so more of them than the pool's size all get their answer."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from jobs.tests.test_chaos import Stack
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_more_waiting_requests_than_pooled_connections(alice):
+    alice.tenant.quota.max_concurrency = 10
+    alice.tenant.quota.save()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stack = Stack(settings.REDIS_URL)
+    stack.env.update(DB_POOL_MAX_SIZE="2", DB_POOL_TIMEOUT_S="3")
+    stack.start("reconciler", "scheduler")
+    stack.start("worker-a", "worker")
+    stack.start("worker-b", "worker")
+    stack.procs["web"] = subprocess.Popen(
+        [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / "pool-web.log", "w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        def submit(i: int):
+            body = {"runtime": "python", "code": "import time\ndef main(i):\n    time.sleep(1.5)\n    return i\n", "args": [i]}
+            request = urllib.request.Request(
+                url + "/api/v1/jobs?wait=20", data=json.dumps(body).encode(), method="POST",
+                headers={"Authorization": f"Bearer {alice.key}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=40) as response:
+                return response.status, json.loads(response.read())
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(submit, range(6)))
+    finally:
+        stack.stop()
+    assert [(status, body["status"], body["result"]) for status, body in answers] == [(200, "succeeded", i) for i in range(6)]
+
+
+def test_an_exhausted_pool_is_a_503_not_a_500(alice, settings):
+    """If every pooled connection stays busy past DB_POOL_TIMEOUT_S, the API says so with 503."""
+    from django.test import Client
+    from psycopg_pool import PoolTimeout
+
+    from lambdasite import urls
+
+    client = Client(raise_request_exception=False)
+    original = urls.urlpatterns
+
+    def busy(request):
+        raise PoolTimeout("couldn't get a connection after 10.00 sec")
+
+    from django.urls import path
+
+    urls.urlpatterns = [path("api/v1/busy", busy), path("busy", busy), *original]
+    try:
+        from django.urls import clear_url_caches
+
+        clear_url_caches()
+        api = client.get("/api/v1/busy")
+        page = client.get("/busy")
+    finally:
+        urls.urlpatterns = original
+        clear_url_caches()
+    assert api.status_code == 503 and api.json()["error"]["code"] == "overloaded" and api["Retry-After"] == "1"
+    assert page.status_code == 503
