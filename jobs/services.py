@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job as RQJob
 
@@ -339,14 +339,14 @@ def _job_from_row(columns: list[str], row: tuple) -> Job:
     """A model instance from a raw RETURNING * row, converted the way the ORM converts a SELECT
     (jsonb arrives as text) and ordered as Model.from_db() expects."""
     by_column = dict(zip(columns, row))
-    fields = Job._meta.concrete_fields
+    model_fields = Job._meta.concrete_fields
     values = []
-    for field in fields:
-        value = by_column[field.column]
-        if hasattr(field, "from_db_value"):
-            value = field.from_db_value(value, None, connection)
+    for model_field in model_fields:
+        value = by_column[model_field.column]
+        if hasattr(model_field, "from_db_value"):
+            value = model_field.from_db_value(value, None, connection)
         values.append(value)
-    return Job.from_db(connection.alias, [field.attname for field in fields], values)
+    return Job.from_db(connection.alias, [f.attname for f in model_fields], values)
 
 
 _tenant_cache: dict = {}

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,24 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def server(alice):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     stack = Stack(settings.REDIS_URL)
     stack.start("reconciler", "scheduler")
     stack.start("worker", "worker")
-    web = subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    stack.procs["web"] = web
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    url = stack.start_web()
     yield {"url": url, "key": alice.key}
     stack.stop()
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -28,24 +25,10 @@ TICKER = "import time\n\ndef main(n):\n    for i in range(n):\n        print(f't
 
 @pytest.fixture
 def server(alice, bob):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     stack = Stack(settings.REDIS_URL)
     stack.start("reconciler", "scheduler")
     stack.start("worker", "worker")
-    stack.procs["web"] = subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / "browser-web.log", "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url
+    yield stack.start_web()
     stack.stop()
 
 

@@ -9,7 +9,6 @@ from django.test import Client
 
 from accounts.models import ApiKey, Membership
 from accounts.services import api_key_authenticate, membership_set, tenant_create, user_get_or_create
-from jobs import services
 from jobs.models import Job, LogLine, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)  # dispatch and live events happen on commit

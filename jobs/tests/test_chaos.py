@@ -55,6 +55,26 @@ class Stack:
         self.procs[name] = proc
         return proc
 
+    def start_web(self) -> str:
+        """uvicorn on a free port with this stack's environment; -> its URL once /healthz answers."""
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.procs["web"] = subprocess.Popen(
+            [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / f"web-{port}.log", "w"),
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1)
+                return url
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"uvicorn did not answer on {url}")
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

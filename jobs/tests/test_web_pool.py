@@ -3,12 +3,8 @@ database connections, so more of them than the pool's size all get their answer.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,32 +12,18 @@ from django.conf import settings
 from jobs.tests.test_chaos import Stack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_more_waiting_requests_than_pooled_connections(alice):
     alice.tenant.quota.max_concurrency = 10
     alice.tenant.quota.save()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     stack = Stack(settings.REDIS_URL)
     stack.env.update(DB_POOL_MAX_SIZE="2", DB_POOL_TIMEOUT_S="3")
     stack.start("reconciler", "scheduler")
     stack.start("worker-a", "worker")
     stack.start("worker-b", "worker")
-    stack.procs["web"] = subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / "pool-web.log", "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        url = stack.start_web()
 
         def submit(i: int):
             body = {"runtime": "python", "code": "import time\ndef main(i):\n    time.sleep(1.5)\n    return i\n", "args": [i]}
@@ -59,7 +41,7 @@ def test_more_waiting_requests_than_pooled_connections(alice):
     assert [(status, body["status"], body["result"]) for status, body in answers] == [(200, "succeeded", i) for i in range(6)]
 
 
-def test_an_exhausted_pool_is_a_503_not_a_500(alice, settings):
+def test_an_exhausted_pool_is_a_503_not_a_500(db):
     """If every pooled connection stays busy past DB_POOL_TIMEOUT_S, the API says so with 503."""
     from django.test import Client
     from psycopg_pool import PoolTimeout
