@@ -177,3 +177,34 @@ def test_without_a_websocket_the_page_polls_and_still_converges(browser, server,
     state = page.evaluate("window.Lambdasite.state")
     assert state["mode"] == "polling" and state["polls"] >= 1 and state["events"] == 0
     assert_not_reloaded(page)
+
+
+def test_a_missed_event_is_noticed_and_the_page_catches_up(browser, server, alice):
+    """The socket drops the event that carries 'tick 1': the next event's sequence number shows
+    the gap, and the page fetches what it missed, so every line shows, once and in order."""
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    dropped = []
+
+    def lossy(ws):
+        upstream = ws.connect_to_server()
+
+        def from_server(message):
+            if "tick 1" in message and not dropped:
+                dropped.append(message)
+                return
+            ws.send(message)
+
+        upstream.on_message(from_server)
+        ws.on_message(lambda message: upstream.send(message))
+
+    page.route_web_socket(re.compile(r".*/ws/jobs/.*"), lossy)
+    job_id = submit(server, alice, {"runtime": "python", "code": TICKER, "args": [3]})
+    page.goto(f"{server}/app/jobs/{job_id}/")
+    mark_page(page)
+    expect(page.locator(f'.summary [data-job-status="{job_id}"]')).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("#log .line")).to_have_count(3)
+    assert [text[-6:] for text in page.locator("#log .line").all_inner_texts()] == ["tick 0", "tick 1", "tick 2"]
+    assert dropped, "the test dropped nothing: the lines did not arrive as events"
+    state = page.evaluate("window.Lambdasite.state")
+    assert state["mode"] == "live" and state["gaps"] >= 1 and state["polls"] == 0
+    assert_not_reloaded(page)
