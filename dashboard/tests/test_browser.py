@@ -139,9 +139,10 @@ def test_jobs_list_shows_new_jobs_and_status_changes_live(browser, server, alice
     expect(page.locator(".stat").first).to_contain_text("3")
     shot(page, "overview")
     phone = sign_in(browser, server, "alice@acme.test", "pw-acme", viewport={"width": 390, "height": 844})
-    phone.goto(server + "/app/jobs/")
-    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
-    shot(phone, "jobs-list-phone")
+    for path, name in [("/app/jobs/", "jobs-list-phone"), (f"/app/jobs/{ids[0]}/", "job-detail-phone"), ("/app/", "overview-phone"), ("/app/jobs/new", "new-job-phone")]:
+        phone.goto(server + path)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path  # nothing wider than the phone
+        shot(phone, name)
 
 
 def test_cancel_a_long_job_from_its_page(browser, server, alice):
