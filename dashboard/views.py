@@ -7,12 +7,15 @@ something changed, so what the page shows always comes from the database.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import CharField
+from django.db.models.functions import Cast
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +28,7 @@ from accounts.models import ApiKey, Membership
 from accounts.services import api_key_issue, api_key_revoke, membership_set, user_get_or_create
 from jobs import selectors, services
 from jobs.api.serializers import JobSubmitSerializer
+from jobs.events import event_for_line
 from jobs.models import FINISHED, REQUEUEABLE, Job, LogLine, Status
 from lambdasite.errors import ApplicationError
 from sandbox import RUNTIMES
@@ -136,8 +140,6 @@ def job_list(request):
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(value)
         return True
@@ -147,9 +149,6 @@ def _is_uuid(value: str) -> bool:
 
 def _search(qs, query: str):
     """A whole job id, or the first characters of one (as shown in the list)."""
-    from django.db.models import CharField
-    from django.db.models.functions import Cast
-
     query = query.lower()
     if _is_uuid(query):
         return qs.filter(pk=query)
@@ -222,8 +221,6 @@ def job_log_lines(request, job_id):
     except ValueError:
         return JsonResponse({"error": {"code": "validation_failed", "message": "after must be an integer"}}, status=400)
     lines = list(LogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:LOG_PAGE])
-    from jobs.events import event_for_line
-
     return _no_store(JsonResponse({"lines": [event_for_line(line) for line in lines], "more": len(lines) == LOG_PAGE}))
 
 

@@ -45,20 +45,23 @@ def count_submitted(runtime: str, n: int = 1) -> None:
     _conn().hincrby(f"{PREFIX}:submitted", runtime, n)
 
 
-@_safely
-def count_finished(runtime: str, status: str) -> None:
-    _conn().hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
-
-
 DONE_CHANNEL = "lambdasite:job-done:{}"
+DONE_KEY = "lambdasite:job-done-flag:{}"
+DONE_KEY_TTL_S = 120
+
+
+def _finished(pipe, runtime: str, status: str, job_id) -> None:
+    """Count a finished job and wake anyone waiting for it (POST ?wait): the done flag covers
+    a waiter that subscribes after the notification. PostgreSQL stays the answer."""
+    pipe.hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
+    pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
+    pipe.publish(DONE_CHANNEL.format(job_id), "1")
 
 
 @_safely
-def announce_finished(job_id) -> None:
-    """Wake anyone waiting for this job (POST ?wait); PostgreSQL stays the answer."""
+def job_finished(runtime: str, status: str, job_id) -> None:
     with _conn().pipeline(transaction=False) as pipe:
-        pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
-        pipe.publish(DONE_CHANNEL.format(job_id), "1")
+        _finished(pipe, runtime, status, job_id)
         pipe.execute()
 
 
@@ -76,8 +79,6 @@ def observe(name: str, seconds: float) -> None:
         pipe.execute()
 
 
-DONE_KEY = "lambdasite:job-done-flag:{}"
-DONE_KEY_TTL_S = 120
 USAGE_KEY = "lambdasite:usage:gbs:{tenant}:{period}"
 _ADD_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end return false"
 
@@ -97,9 +98,7 @@ def attempt_recorded(*, tenant_id, gb_seconds: float, runtime: str | None = None
             _observe(pipe, "job_run_seconds", run_s)
             _observe(pipe, "sandbox_start_seconds", start_s or 0.0)
         if status is not None:
-            pipe.hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
-            pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
-            pipe.publish(DONE_CHANNEL.format(job_id), "1")
+            _finished(pipe, runtime, status, job_id)
         pipe.execute()
 
 

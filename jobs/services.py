@@ -17,6 +17,7 @@ import os
 import random
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
@@ -354,13 +355,11 @@ _tenant_cache: dict = {}
 
 def tenant_cached(tenant_id, max_age_s: float = 2.0) -> Tenant:
     """A worker's view of a tenant and its quota, at most ``max_age_s`` old (limits of a job being claimed)."""
-    import time as _time
-
     hit = _tenant_cache.get(tenant_id)
-    if hit is not None and _time.monotonic() - hit[0] < max_age_s:
+    if hit is not None and time.monotonic() - hit[0] < max_age_s:
         return hit[1]
     tenant = Tenant.objects.select_related("quota").get(pk=tenant_id)
-    _tenant_cache[tenant_id] = (_time.monotonic(), tenant)
+    _tenant_cache[tenant_id] = (time.monotonic(), tenant)
     return tenant
 
 
@@ -533,7 +532,7 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
 def _count_if_finished(job: Job) -> None:
     if job.status in FINISHED:
         runtime, status, job_id = job.runtime, job.status, job.id
-        transaction.on_commit(lambda: (metrics.count_finished(runtime, status), metrics.announce_finished(job_id)))
+        transaction.on_commit(lambda: metrics.job_finished(runtime, status, job_id))
 
 
 def _schedule_retry(job: Job, now: datetime, retry_number: int) -> None:
