@@ -8,7 +8,12 @@ Container flags, and why each is there:
 * memory limit with swap equal to it: the limit is real, no swapping past it.
 * ``nano_cpus``, ``pids_limit``, ``nofile``/``fsize`` ulimits: bounded CPU, no fork bomb,
   bounded descriptors and file sizes.
-* ``cap_drop=ALL``, ``no-new-privileges``, a non-root uid: nothing to escalate with.
+* ``cap_drop=ALL`` plus only what the runner needs to keep jobs away from itself
+  (SETUID/SETGID/SETPCAP to start each job as the tenant's own uid with no
+  capabilities and an empty bounding set, KILL to end every job process); the
+  runner leaves root for its own per-tenant uid as soon as the cell is bound.
+  ``no-new-privileges``: no setuid binary or file capability can raise them again.
+* the project's seccomp allowlist (``sandbox/seccomp.py``), not the engine's default.
 * no host mounts, an empty environment, ``log_config=none`` (output goes over the
   attach stream only, so a flood never fills the engine's log files).
 * labels naming the owner process and tenant so orphans can be found and removed.
@@ -26,14 +31,19 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Ulimit
 
-from . import protocol
+from . import jsonsafe, protocol, seccomp
 from .exceptions import SandboxError
 from .spec import Limits, OutputLine, RunResult, RunSpec
 
 LABEL = "lambdasite.sandbox"
 HELLO_TIMEOUT_S = 20.0
-GUARD_S = 3.0
+GUARD_S = 2.0
 CANCEL_POLL_S = 0.25  # the runner enforces the timeout; the host kills the cell if it has not answered by then
+LATE_OUTPUT_S = 0.25  # output still arriving this long after the job's time limit is counted, not stored
+SEND_TIMEOUT_S = 30.0  # a request is written to a runner that is ready to read it
+CLEAN_WAIT_S = 15.0  # the runner's report that the previous job left nothing behind
+MAX_ERROR_TEXT = 16384  # characters of an error message or traceback that are kept
+RUNNER_CAPS = ["SETUID", "SETGID", "SETPCAP", "KILL"]
 OnOutput = Callable[[list[OutputLine]], None]
 
 
@@ -41,7 +51,7 @@ def container_config(runtime: str, image: str, limits: Limits, labels: dict) -> 
     mb = 1024 * 1024
     return {
         "image": image,
-        "user": "10001:10001",
+        "user": "0:0",  # the runner drops to its tenant's uid when bound; jobs never run as root
         "working_dir": "/tmp",
         "stdin_open": True,
         "tty": False,
@@ -63,10 +73,15 @@ def container_config(runtime: str, image: str, limits: Limits, labels: dict) -> 
             Ulimit(name="core", soft=0, hard=0),
         ],
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
+        "cap_add": RUNNER_CAPS,
+        "security_opt": ["no-new-privileges", "seccomp=" + seccomp.profile_json()],
         "log_config": LogConfig(type="none"),
         "ipc_mode": "private",
     }
+
+
+class CellUnusable(Exception):
+    """The cell did not report itself clean after its previous job: take another one."""
 
 
 class Cell:
@@ -91,6 +106,8 @@ class Cell:
         self.last_used = self.created_at
         self.start_ms = 0.0
         self.broken = False
+        self.problems: list[str] = []  # why the runner refused to vouch for itself
+        self._clean_pending = False
         self._cancel: threading.Event | None = None
 
     @property
@@ -118,7 +135,7 @@ class Cell:
                 f"runtime image {self.image} is missing: run `python manage.py sandbox_build`",
                 code="image_missing",
             ) from exc
-        except (APIError, DockerException, OSError) as exc:
+        except (APIError, DockerException, OSError, _CellDied, _GuardExpired) as exc:
             self.destroy()
             raise SandboxError(f"could not start a {self.runtime} cell: {exc}", code="engine_unavailable") from exc
         except SandboxError:
@@ -147,42 +164,84 @@ class Cell:
             except (APIError, DockerException):
                 pass  # the orphan sweeper finds it by label
 
+    def await_clean(self, timeout: float = CLEAN_WAIT_S) -> bool:
+        """Whether the runner vouched that the previous job left nothing behind; retires the cell if not.
+
+        After each job the runner kills what is left, cleans up and compares its state
+        with the state at binding, then sends a ``C`` frame before it reads the next
+        request. Normally that frame is long there when the next job comes."""
+        if self.broken:
+            return False
+        if not self._clean_pending:
+            return True
+        self._cancel = None
+        try:
+            kind, payload = self._next_frame(time.monotonic() + timeout)
+            report = json.loads(payload) if kind == b"C" else {"problems": [f"unexpected frame {kind!r}"]}
+        except (_CellDied, _GuardExpired, ValueError, OSError) as exc:
+            report = {"problems": [f"no report from the runner ({type(exc).__name__})"]}
+        self._clean_pending = False
+        if not isinstance(report, dict) or report.get("clean") is not True:
+            problems = report.get("problems") if isinstance(report, dict) else None
+            self.problems = [str(p)[:200] for p in problems] if isinstance(problems, list) else ["unreadable report"]
+            self.retire()
+            return False
+        return True
+
     # -- one job -----------------------------------------------------------
 
     def execute(self, spec: RunSpec, on_output: OnOutput | None = None, cancel: threading.Event | None = None) -> RunResult:
         """Run one job; the cell stays usable only if ``self.broken`` is False afterwards."""
+        if not self.await_clean():
+            raise CellUnusable(", ".join(self.problems))
         limits = spec.limits
-        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args}).encode()
+        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args}).encode("utf-8", "surrogatepass")
         meta = {
+            "uid": spec.job_uid,
             "timeout_ms": limits.timeout_ms,
             "max_log_bytes": limits.max_log_bytes,
+            "max_log_lines": limits.max_log_lines,
             "max_result_bytes": limits.max_result_bytes,
             "cpu_s": limits.timeout_ms // 1000 + 2,
         }
-        lines = protocol.LineSplitter()
+        lines = protocol.LineSplitter(max_lines=limits.max_log_lines)
         deliver = on_output or (lambda batch: None)
         reused = self.jobs_run > 0
         self.jobs_run += 1
         t0 = time.monotonic()
         deadline = t0 + limits.timeout_ms / 1000.0 + GUARD_S
+        # Output is relayed as fast as this side reads it; what the pipe between runner and
+        # host still holds when the job's time is up is skipped past, not split and stored,
+        # so the verdict comes within LATE_OUTPUT_S of the limit however slow storing is.
+        late_after = t0 + limits.timeout_ms / 1000.0 + LATE_OUTPUT_S
+        late_bytes = 0
         result_frame = None
+        capped = False
         self._cancel = cancel
         try:
+            # the previous read may have left a short poll timeout on the socket
+            self.sock.settimeout(SEND_TIMEOUT_S)
             self.sock.sendall(protocol.encode_request(meta, body))
             while True:
                 kind, payload = self._next_frame(deadline)
                 if kind in protocol.STREAM_NAMES:
-                    deliver(lines.feed(protocol.STREAM_NAMES[kind], payload))
+                    if late_bytes or time.monotonic() > late_after:
+                        late_bytes += len(payload)
+                    else:
+                        deliver(lines.feed(protocol.STREAM_NAMES[kind], payload))
                 elif kind == b"T":
+                    capped = True
                     deliver(lines.flush() + [lines.system(
-                        f"[lambdasite] output reached the {limits.max_log_bytes}-byte log limit; "
-                        "further output is dropped"
+                        f"[lambdasite] output reached the log limit ({limits.max_log_bytes} bytes or "
+                        f"{limits.max_log_lines} lines); further output is dropped"
                     )])
                 elif kind == b"R":
                     result_frame = payload
                 elif kind == b"X":
-                    summary = json.loads(payload)
+                    summary = _summary(payload)
                     break
+                else:
+                    raise SandboxError(f"runner sent an unknown frame {kind!r}", code="protocol_error")
         except _CellDied as died:
             deliver(lines.flush())
             self.retire()
@@ -209,12 +268,27 @@ class Cell:
                 container_id=self.id,
                 reused=reused,
             )
+        except (SandboxError, OSError) as exc:
+            self.retire()
+            if isinstance(exc, SandboxError):
+                exc.ran_ms = (time.monotonic() - t0) * 1000.0
+                raise
+            raise SandboxError(f"lost the cell's stream: {exc}", code="cell_failed", ran_ms=(time.monotonic() - t0) * 1000.0) from exc
+        self._clean_pending = True
         deliver(lines.flush())
         self.last_used = time.monotonic()
         result = self._verdict(summary, result_frame, limits, lines.count, reused)
-        if result.dropped_bytes:
-            deliver([lines.system(f"[lambdasite] {result.dropped_bytes} bytes of output over the limit were dropped")])
-            result = _replace(result, lines=lines.count)
+        if late_bytes:
+            lines.dropped_bytes += late_bytes
+            deliver([lines.system(f"[lambdasite] {late_bytes} bytes of output still in transit at the time limit were not stored")])
+        if lines.dropped_bytes and not capped:
+            deliver([lines.system(
+                f"[lambdasite] output reached the log limit ({limits.max_log_lines} lines); further output is dropped"
+            )])
+        dropped = result.dropped_bytes + lines.dropped_bytes
+        if dropped:
+            deliver([lines.system(f"[lambdasite] {dropped} bytes of output over the limit were dropped")])
+        result = _replace(result, lines=lines.count, dropped_bytes=dropped, log_bytes=max(0, result.log_bytes - lines.dropped_bytes))
         if result.status != "succeeded" and (result_frame is None or summary.get("oom")):
             # the child died without reporting: never trust this cell again
             self.retire()
@@ -222,12 +296,12 @@ class Cell:
 
     def _verdict(self, summary: dict, result_frame: bytes | None, limits: Limits, nlines: int, reused: bool) -> RunResult:
         common = {
-            "exit_code": summary.get("exit_code"),
-            "duration_ms": float(summary.get("wall_ms") or 0.0),
-            "cpu_ms": summary.get("cpu_ms"),
-            "max_rss_kb": summary.get("max_rss_kb"),
-            "log_bytes": int(summary.get("log_bytes") or 0),
-            "dropped_bytes": int(summary.get("dropped_bytes") or 0),
+            "exit_code": _int(summary.get("exit_code")),
+            "duration_ms": _num(summary.get("wall_ms")) or 0.0,
+            "cpu_ms": _num(summary.get("cpu_ms")),
+            "max_rss_kb": _int(summary.get("max_rss_kb")),
+            "log_bytes": _int(summary.get("log_bytes")) or 0,
+            "dropped_bytes": _int(summary.get("dropped_bytes")) or 0,
             "lines": nlines,
             "container_id": self.id,
             "reused": reused,
@@ -243,28 +317,15 @@ class Cell:
                 **common,
             )
         if result_frame is not None:
-            try:
-                message = protocol.decode_json(result_frame)
-            except ValueError:
-                return RunResult(status="failed", error=_error("CorruptResult", "the function wrote an unreadable result"), **common)
-            if isinstance(message, dict) and message.get("ok") is True:
-                return RunResult(status="succeeded", result=message.get("result"), **common)
-            if isinstance(message, dict) and isinstance(message.get("error"), dict):
-                err = message["error"]
-                return RunResult(
-                    status="failed",
-                    error=_error(str(err.get("type", "Error")), str(err.get("message", "")), str(err.get("traceback", ""))),
-                    **common,
-                )
-            return RunResult(status="failed", error=_error("CorruptResult", "the function wrote an unreadable result"), **common)
-        sig = summary.get("signal")
-        if sig == 24 or (sig == 9 and (summary.get("cpu_ms") or 0) >= (limits.timeout_ms // 1000 + 2) * 1000):
+            return _verdict_of_result(result_frame, common)
+        sig = _int(summary.get("signal"))
+        if sig == 24 or (sig == 9 and (common["cpu_ms"] or 0) >= (limits.timeout_ms // 1000 + 2) * 1000):
             return RunResult(status="timed_out", error=_error("CpuTimeExceeded", "exceeded the CPU time limit"), **common)
         if sig:
             return RunResult(status="failed", error=_error("ProcessKilled", f"the function's process was killed by signal {sig}"), **common)
         return RunResult(
             status="failed",
-            error=_error("ProcessExited", f"the function's process exited with code {summary.get('exit_code')} before returning"),
+            error=_error("ProcessExited", f"the function's process exited with code {common['exit_code']} before returning"),
             **common,
         )
 
@@ -272,9 +333,10 @@ class Cell:
         """The whole container died mid-job: ask the engine why (OOM report and exit code)."""
         state = died.state or {}
         exit_code = state.get("ExitCode")
+        ran_ms = (time.monotonic() - t0) * 1000.0
         common = {
             "exit_code": exit_code,
-            "duration_ms": (time.monotonic() - t0) * 1000.0,
+            "duration_ms": ran_ms,
             "lines": lines.count,
             "container_id": self.id,
             "reused": reused,
@@ -284,12 +346,17 @@ class Cell:
         raise SandboxError(
             f"cell {self.name} died (exit {exit_code}): {bytes(self.runner_stderr[-500:]).decode('utf-8', 'replace')}",
             code="cell_failed",
+            ran_ms=ran_ms,
         )
 
     # -- reading -----------------------------------------------------------
 
     def _next_frame(self, deadline: float) -> tuple[bytes, bytes]:
         cancel = self._cancel
+        # checked on every frame, not only when none is buffered: a flood of output
+        # must not carry a job past its limit
+        if time.monotonic() > deadline:
+            raise _GuardExpired()
         while not self._pending:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled()
@@ -321,6 +388,52 @@ class Cell:
             return self.client.api.inspect_container(self.container.id).get("State", {})
         except Exception:  # noqa: BLE001 - diagnosis only
             return {}
+
+
+def _summary(payload: bytes) -> dict:
+    """The runner's exit summary (the runner is trusted, but a garbled frame is its failure, not the job's)."""
+    try:
+        summary = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise SandboxError(f"unreadable summary from the runner: {exc}", code="protocol_error") from None
+    if not isinstance(summary, dict):
+        raise SandboxError("unreadable summary from the runner", code="protocol_error")
+    return summary
+
+
+def _verdict_of_result(frame: bytes, common: dict) -> RunResult:
+    """The job's own report (bytes the job could have written itself): any flaw is the job's failure."""
+    try:
+        message = jsonsafe.loads(frame)
+    except jsonsafe.UnsafeJSON as exc:
+        return RunResult(status="failed", error=_error("CorruptResult", f"the function wrote an unusable result: {exc}"), **common)
+    if isinstance(message, dict) and message.get("ok") is True:
+        return RunResult(status="succeeded", result=message.get("result"), **common)
+    if isinstance(message, dict) and isinstance(message.get("error"), dict):
+        err = message["error"]
+        return RunResult(
+            status="failed",
+            error=_error(_text(err.get("type", "Error"), 200), _text(err.get("message", ""), MAX_ERROR_TEXT),
+                         _text(err.get("traceback", ""), MAX_ERROR_TEXT)),
+            **common,
+        )
+    return RunResult(status="failed", error=_error("CorruptResult", "the function wrote an unreadable result"), **common)
+
+
+def _text(value, limit: int) -> str:
+    return jsonsafe.scrub_text(value if isinstance(value, str) else str(value), limit)
+
+
+def _num(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _int(value) -> int | None:
+    number = _num(value)
+    return int(number) if number is not None and abs(number) < 2**62 else None
 
 
 class _GuardExpired(Exception):

@@ -9,6 +9,7 @@ class SandboxError(Exception):
     ``image_missing``, ``cell_failed``, ``protocol_error``.
     """
 
-    def __init__(self, message: str, *, code: str = "sandbox_error") -> None:
+    def __init__(self, message: str, *, code: str = "sandbox_error", ran_ms: float = 0.0) -> None:
         super().__init__(message)
         self.code = code
+        self.ran_ms = ran_ms  # how long user code had run when the sandbox failed (billed)

@@ -93,6 +93,11 @@ class Sandbox:
         """Run one job. Setting ``cancel`` stops it within ~0.25 s (the cell is then discarded)."""
         t0 = time.monotonic()
         cell = self._acquire(spec)
+        if not cell.await_clean():
+            # the previous job's cleanup failed or changed the cell: it is retired, never reused
+            log.warning("cell %s retired after its last job: %s", cell.name, "; ".join(cell.problems))
+            self._release(cell, spec)
+            cell = self._acquire(spec, fresh=True)
         start_ms = (time.monotonic() - t0) * 1000.0
         try:
             result = cell.execute(spec, on_output, cancel)
@@ -211,16 +216,21 @@ class Sandbox:
         cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels)
         return cell.start()
 
-    def _acquire(self, spec: RunSpec) -> Cell:
+    def _acquire(self, spec: RunSpec, *, fresh: bool = False) -> Cell:
         profile = (spec.runtime, spec.limits.profile())
         cell = None
         with self._lock:
-            if self.reuse == "tenant":
-                idle = self._idle.get((spec.tenant, profile), [])
+            if fresh:
+                pass
+            elif self.reuse == "tenant":
+                key = _cell_key(spec, profile)
+                idle = self._idle.get(key, [])
                 while idle and cell is None:
                     candidate = idle.pop()
                     cell = None if candidate.broken else candidate
-            if cell is None:
+                if key in self._idle and not idle:
+                    del self._idle[key]  # no empty lists: eviction and stats read every entry
+            if cell is None and not fresh:
                 spares = self._spares.get(profile, [])
                 if spares:
                     cell = spares.pop(0)
@@ -238,7 +248,7 @@ class Sandbox:
             self._busy.discard(cell)
             keep = self.reuse == "tenant" and not cell.broken and not self._stop.is_set()
             if keep:
-                self._idle.setdefault((spec.tenant, cell.profile), []).append(cell)
+                self._idle.setdefault(_cell_key(spec, cell.profile), []).append(cell)
                 evicted = self._evict_over_capacity()
         if not keep:
             self._discard(cell)
@@ -256,6 +266,11 @@ class Sandbox:
         if not cells:
             del self._idle[key]
         return oldest
+
+
+def _cell_key(spec: RunSpec, profile: tuple) -> tuple:
+    """A warm cell serves one tenant (and the uid it was bound to) and one limit profile."""
+    return (spec.tenant, spec.job_uid, profile)
 
 
 def sweep_orphans(client: docker.DockerClient, *, everything_on_host: bool = False) -> list[str]:

@@ -57,14 +57,24 @@ class FrameReader:
 
 
 class LineSplitter:
-    """Turns stdout/stderr byte chunks into numbered lines; invalid UTF-8 is replaced, not fatal."""
+    """Turns stdout/stderr byte chunks into numbered lines; invalid UTF-8 is replaced, not fatal.
 
-    def __init__(self, first_seq: int = 1) -> None:
+    At most ``max_lines`` output lines are made (the runner counts newlines too, but a
+    line longer than MAX_LINE_BYTES becomes several here); the bytes of any further
+    line are counted in ``dropped_bytes`` and never become rows."""
+
+    def __init__(self, first_seq: int = 1, max_lines: int = -1) -> None:
         self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self.seq = first_seq - 1
         self.count = 0
+        self.max_lines = max_lines
+        self.output_lines = 0
+        self.dropped_bytes = 0
 
     def feed(self, stream: str, data: bytes) -> list[OutputLine]:
+        if self._full():
+            self.dropped_bytes += len(data)
+            return []
         buf = self._partial[stream]
         buf += data
         lines = []
@@ -76,14 +86,26 @@ class LineSplitter:
             raw = bytes(buf[:end])
             del buf[: end + 1 if end == cut else end]
             lines.append(self._line(stream, raw))
+            self.output_lines += 1
+            if self._full():
+                self.dropped_bytes += sum(len(b) for b in self._partial.values())
+                for pending in self._partial.values():
+                    pending.clear()
+                break
         return lines
+
+    def _full(self) -> bool:
+        return 0 <= self.max_lines <= self.output_lines
 
     def flush(self) -> list[OutputLine]:
         lines = []
         for stream, buf in self._partial.items():
-            if buf:
+            if buf and not self._full():
                 lines.append(self._line(stream, bytes(buf)))
-                buf.clear()
+                self.output_lines += 1
+            elif buf:
+                self.dropped_bytes += len(buf)
+            buf.clear()
         return lines
 
     def system(self, text: str) -> OutputLine:

@@ -1,10 +1,20 @@
 """The sandbox's inputs and outputs: frozen dataclasses, no Django."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 RUNTIMES = ("python", "node")
+UID_BASE = 200_000
+
+
+def job_uid_for(tenant: str) -> int:
+    """A stable job uid for callers that do not assign one (odd: the runner runs as uid - 1).
+
+    Lambdasite assigns ``UID_BASE + 2 * tenant id + 1`` instead, unique per tenant; a hash
+    can collide, so it is only for using the sandbox on its own."""
+    return UID_BASE + 2 * (zlib.crc32(tenant.encode()) % (1 << 28)) + 1
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,7 @@ class Limits:
     nofile: int = 256
     fsize_mb: int = 16
     max_log_bytes: int = 1 << 20
+    max_log_lines: int = 10_000
     max_result_bytes: int = 1 << 20
 
     def profile(self) -> tuple:
@@ -34,8 +45,13 @@ class RunSpec:
     args: Any = field(default_factory=list)
     handler: str = "main"
     limits: Limits = field(default_factory=Limits)
-    tenant: str = ""
+    tenant: str = ""  # the cell key: jobs of one tenant share cells, never two tenants
     labels: dict = field(default_factory=dict)
+    uid: int | None = None  # the job's uid (odd, > UID_BASE): unique per tenant; None: derived from tenant
+
+    @property
+    def job_uid(self) -> int:
+        return self.uid if self.uid is not None else job_uid_for(self.tenant)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import sandbox
-from sandbox import Limits, RunSpec
+from sandbox import Limits, RunSpec, seccomp
 from sandbox.cell import LABEL
 
 pytestmark = pytest.mark.docker
@@ -63,19 +63,37 @@ def main():
     assert set(result.result.values()) <= {"EROFS", "EACCES", "ENOENT"}
 
 
-def test_user_code_runs_as_non_root_without_capabilities(sandbox_pool):
+def test_user_code_runs_as_its_tenants_own_uid_without_any_capability(sandbox_pool):
     code = """
 import os
+def status(pid):
+    return dict(line.split(":\\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":\\t" in line)
 def main():
-    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
-    return {"uid": os.getuid(), "gid": os.getgid(), "cap_eff": status["CapEff"].strip(),
-            "cap_bnd": status["CapBnd"].strip(), "nnp": status["NoNewPrivs"].strip()}
+    me, runner = status("self"), status(1)
+    return {"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(),
+            "cap_eff": me["CapEff"].strip(), "cap_prm": me["CapPrm"].strip(), "cap_bnd": me["CapBnd"].strip(),
+            "cap_amb": me["CapAmb"].strip(), "nnp": me["NoNewPrivs"].strip(), "seccomp": me["Seccomp"].strip(),
+            "runner_uid": runner["Uid"].split()}
 """
-    result, _ = run(sandbox_pool, code)
+    spec_uid = RunSpec(runtime="python", code="", tenant="t-uid").job_uid
+    result, _ = run(sandbox_pool, code, tenant="t-uid")
     assert result.status == "succeeded", result.error
-    assert result.result["uid"] == 10001 and result.result["gid"] == 10001
-    assert int(result.result["cap_eff"], 16) == 0 and int(result.result["cap_bnd"], 16) == 0
-    assert result.result["nnp"] == "1"
+    out = result.result
+    assert out["uid"] == [spec_uid] * 3 and out["gid"] == [spec_uid] * 3 and out["groups"] == []
+    assert spec_uid > 200_000 and spec_uid % 2 == 1
+    for key in ("cap_eff", "cap_prm", "cap_bnd", "cap_amb"):
+        assert int(out[key], 16) == 0, (key, out[key])
+    assert out["nnp"] == "1" and out["seccomp"] == "2"
+    # the runner is another uid (no signals, ptrace, prlimit or renice can reach it), and not root
+    assert out["runner_uid"] == [str(spec_uid - 1)] * 4
+
+
+def test_two_tenants_never_share_a_uid(sandbox_pool):
+    code = "import os\ndef main():\n    return os.getuid()\n"
+    a, _ = run(sandbox_pool, code, tenant="t-uid-a")
+    b, _ = run(sandbox_pool, code, tenant="t-uid-b")
+    assert a.status == b.status == "succeeded"
+    assert a.result != b.result
 
 
 def test_the_environment_holds_no_secrets(sandbox_pool, monkeypatch):
@@ -100,14 +118,16 @@ def test_the_container_is_created_with_the_full_hardening_profile(docker_client)
         assert host["Memory"] == 96 * 1024 * 1024 and host["MemorySwap"] == host["Memory"]
         assert host["NanoCpus"] == 500_000_000
         assert host["PidsLimit"] == 32
-        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+        # only what the runner needs to start jobs as another uid and to end them; jobs get none
+        assert host["CapDrop"] == ["ALL"] and sorted(host["CapAdd"]) == ["KILL", "SETGID", "SETPCAP", "SETUID"]
         assert "no-new-privileges" in host["SecurityOpt"]
+        assert "seccomp=" + seccomp.profile_json() in host["SecurityOpt"]
         assert host["Privileged"] is False
         assert not host["Binds"] and not attrs["Mounts"]
         assert "size=8m" in host["Tmpfs"]["/tmp"] and "noexec" in host["Tmpfs"]["/tmp"]
         assert {u["Name"] for u in host["Ulimits"]} >= {"nofile", "fsize"}
         assert host["LogConfig"]["Type"] == "none"
-        assert attrs["Config"]["User"] == "10001:10001"
+        assert attrs["Config"]["User"] == "0:0"  # for the runner's start only: see the uid test above
         assert attrs["Config"]["Labels"][LABEL] == "1"
         assert attrs["Config"]["Labels"]["lambdasite.host"]
     finally:

@@ -116,3 +116,16 @@ def test_containers_carry_labels_naming_their_owner(docker_client, sandbox_pool)
     labels = docker_client.containers.get(result.container_id).labels
     assert labels[LABEL] == "1" and labels["lambdasite.pid"] == str(os.getpid())
     assert labels["lambdasite.pool"] == sandbox_pool.pool_id
+
+
+def test_eviction_works_after_a_tenants_cells_were_all_taken(docker_client):
+    """A tenant whose only idle cell was taken must not leave an empty entry behind: eviction
+    (more idle cells than the cap) once failed on it with min() of an empty sequence."""
+    pool = sandbox.Sandbox(reuse="tenant", max_idle_cells=1)
+    try:
+        code = "def main():\n    return 1\n"
+        for tenant in ("evict-a", "evict-a", "evict-b", "evict-c"):
+            assert pool.run(RunSpec(runtime="python", code=code, tenant=tenant)).status == "succeeded"
+        assert pool.stats()["idle_cells"] == 1
+    finally:
+        pool.close()
