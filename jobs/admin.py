@@ -29,17 +29,17 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Requeue (dead, failed, timed out, killed or cancelled jobs)")
     def requeue(self, request, queryset):
-        self._apply(request, queryset, services.job_requeue, "requeued")
+        self._apply(request, queryset, lambda job: services.job_requeue(job=job, by_operator=True), "requeued")
 
     @admin.action(description="Cancel (waiting jobs at once, running jobs within ~1 s)")
     def cancel(self, request, queryset):
-        self._apply(request, queryset, services.job_cancel, "cancelled")
+        self._apply(request, queryset, lambda job: services.job_cancel(job=job), "cancelled")
 
     def _apply(self, request, queryset, action, verb: str) -> None:
         done, skipped = 0, []
         for job in queryset:
             try:
-                action(job=job)
+                action(job)
                 done += 1
             except ApplicationError as exc:
                 skipped.append(f"{job.id}: {exc.message}")

@@ -10,6 +10,7 @@ outcome per job.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job as RQJob
@@ -138,7 +139,7 @@ def tenant_admit(*, tenant: Tenant, count: int = 1) -> None:
             retry_after=retry_after, code="quota_exceeded",
             details={"used_gb_seconds": round(used, 6), "limit_gb_seconds": quota.monthly_gb_seconds, "resets_at": resets_at.isoformat()},
         )
-    allowed, wait = ratelimit.take(tenant_slug=tenant.slug, per_minute=quota.submissions_per_minute, count=count)
+    allowed, wait = ratelimit.take(bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute, count=count)
     if not allowed:
         raise RateLimited(
             f"over the limit of {quota.submissions_per_minute} submissions per minute",
@@ -407,12 +408,17 @@ def job_limits(job: Job) -> sandbox.Limits:
     return sandbox.Limits(
         timeout_ms=job.timeout_ms, memory_mb=job.memory_mb, cpus=settings.SANDBOX_CPUS, pids=settings.SANDBOX_PIDS,
         tmpfs_mb=settings.SANDBOX_TMPFS_MB, nofile=settings.SANDBOX_NOFILE, fsize_mb=settings.SANDBOX_FSIZE_MB,
-        max_log_bytes=quota.max_log_bytes, max_result_bytes=quota.max_result_bytes,
+        max_log_bytes=quota.max_log_bytes, max_log_lines=quota.max_log_lines, max_result_bytes=quota.max_result_bytes,
     )
 
 
 class LogWriter:
-    """Stores output lines as they arrive, one bulk insert per batch the sandbox delivers."""
+    """Stores output lines as they arrive: one COPY per batch the sandbox delivers.
+
+    COPY instead of the ORM's bulk_create: building an INSERT with a parameter per
+    column per row cost more than the database's work (measured in bench/logs.py)."""
+
+    COPY_SQL = "COPY jobs_logline (job_id, attempt, seq, stream, ts, text) FROM STDIN"
 
     def __init__(self, job: Job, attempt: Attempt) -> None:
         self.job, self.attempt = job, attempt
@@ -422,17 +428,22 @@ class LogWriter:
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:
         if not lines:
             return
-        rows = LogLine.objects.bulk_create(
-            [
-                LogLine(
-                    job_id=self.job.id, attempt=self.attempt.number, seq=self.offset + line.seq, stream=line.stream,
-                    ts=datetime.fromtimestamp(line.ts, tz=dt_timezone.utc), text=line.text,
-                )
-                for line in lines
-            ]
-        )
+        job_id, number, offset = self.job.id, self.attempt.number, self.offset
+        stamped = [(line, datetime.fromtimestamp(line.ts, tz=dt_timezone.utc)) for line in lines]
+        with connection.cursor() as cursor, cursor.cursor.copy(self.COPY_SQL) as copy:
+            for line, ts in stamped:
+                copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
         self.count = max(self.count, lines[-1].seq)
-        events.log_lines(job_id=self.job.id, lines=[events.event_for_line(row) for row in rows])
+        events.log_lines(job_id=job_id, lines=[
+            {"seq": offset + line.seq, "attempt": number, "stream": line.stream, "ts": ts.isoformat(), "text": line.text}
+            for line, ts in stamped
+        ])
+
+
+def sandbox_uid(tenant_id: int) -> int:
+    """The uid a tenant's jobs run as: unique per tenant, so no kernel per-uid budget is shared
+    (the runner of its cells is this minus one)."""
+    return settings.SANDBOX_UID_BASE + 2 * (int(tenant_id) % (1 << 29)) + 1
 
 
 def job_execute(*, job_id) -> Job | None:
@@ -444,25 +455,48 @@ def job_execute(*, job_id) -> Job | None:
     job, attempt = claimed
     spec = sandbox.RunSpec(
         runtime=job.runtime, code=job.code, args=job.args, handler=job.handler, limits=job_limits(job),
-        tenant=job.tenant.slug, labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
+        tenant=str(job.tenant_id), uid=sandbox_uid(job.tenant_id),
+        labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
     )
     writer = LogWriter(job, attempt)
     stop_job = threading.Event()
     keeper = LeaseKeeper(job.id, attempt.number, stop_job)
     keeper.start()
+    started = time.monotonic()
     try:
         result = sandbox.default().run(spec, writer, cancel=stop_job)
     except sandbox.SandboxError as exc:
         keeper.stop()
         log.error("sandbox failure: %s", exc, extra={"event": "internal_error", "job_id": str(job.id), "attempt": attempt.number})
-        return job_internal_error(job_id=job.id, attempt_number=attempt.number, error=exc, log_lines=writer.count)
+        return job_internal_error(job_id=job.id, attempt_number=attempt.number, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms)
+    except DatabaseError:
+        keeper.stop()
+        raise  # the database is away: the lease expires and the reconciler runs the attempt again
+    except Exception as exc:  # noqa: BLE001 - what the job produced broke its processing: the job's failure
+        keeper.stop()
+        log.exception("job output could not be processed", extra={"event": "processing_error", "job_id": str(job.id), "attempt": attempt.number})
+        result = sandbox.RunResult(
+            status="failed", duration_ms=(time.monotonic() - started) * 1000.0,
+            error={"type": "ProcessingError", "message": f"the job's output could not be processed ({type(exc).__name__})", "traceback": ""},
+        )
+        return job_finish(job_id=job.id, attempt_number=attempt.number, result=result, log_lines=writer.count)
     except BaseException:
         # cold shutdown of the worker mid-job: hand the job back rather than leave it to the lease
         keeper.stop()
-        job_handback(job_id=job.id, attempt_number=attempt.number, log_lines=writer.count)
+        job_handback(job_id=job.id, attempt_number=attempt.number, log_lines=writer.count, ran_ms=(time.monotonic() - started) * 1000.0)
         raise
     keeper.stop()
-    return job_finish(job_id=job.id, attempt_number=attempt.number, result=result, log_lines=writer.count)
+    try:
+        return job_finish(job_id=job.id, attempt_number=attempt.number, result=result, log_lines=writer.count)
+    except DataError as exc:
+        # a last line of defence: the sandbox scrubs results, but whatever PostgreSQL still
+        # refuses must end the attempt, never leave the job running until its lease expires
+        log.error("result not storable: %s", exc, extra={"event": "result_not_storable", "job_id": str(job.id)})
+        unstorable = dataclasses.replace(
+            result, status="failed", result=None,
+            error={"type": "ResultNotStorable", "message": "the result could not be stored", "traceback": ""},
+        )
+        return job_finish(job_id=job.id, attempt_number=attempt.number, result=unstorable, log_lines=writer.count)
 
 
 # -- outcomes ----------------------------------------------------------------
@@ -590,15 +624,29 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     return job
 
 
+def _bill(job: Job, attempt_number: int, ran_ms: float, **attempt_fields) -> float:
+    """Record an attempt's end and charge what its user code ran (nothing if it never started)."""
+    billed = billed_ms(ran_ms)
+    used = gb_seconds(job.memory_mb, billed)
+    Attempt.objects.filter(job_id=job.id, number=attempt_number).update(billed_ms=billed, gb_seconds=used, **attempt_fields)
+    job.billed_ms += billed
+    job.gb_seconds += used
+    if used:
+        tenant_id = job.tenant_id
+        transaction.on_commit(lambda: metrics.attempt_recorded(tenant_id=tenant_id, gb_seconds=used))
+    return used
+
+
 @transaction.atomic
-def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lines: int) -> Job:
-    """The sandbox failed (not the user's code): retried on the system budget, then failed as internal."""
+def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lines: int, ran_ms: float = 0.0) -> Job:
+    """The sandbox failed (not the user's code): retried on the system budget, then failed as internal.
+    User code that ran before the failure is billed."""
     job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job_id)
-    details = {"type": "InternalError", "code": getattr(error, "code", "sandbox_error"), "message": str(error), "traceback": ""}
-    Attempt.objects.filter(job=job, number=attempt_number).update(status=Status.FAILED, finished_at=timezone.now(), error=details)
+    details = {"type": "InternalError", "code": getattr(error, "code", "sandbox_error"), "message": str(error)[:2000], "traceback": ""}
+    _bill(job, attempt_number, ran_ms, status=Status.FAILED, finished_at=timezone.now(), error=details, duration_ms=ran_ms or None)
     job.log_lines += log_lines
     if job.attempts != attempt_number or job.status != Status.RUNNING:
-        job.save(update_fields=["log_lines"])
+        job.save(update_fields=["log_lines", "billed_ms", "gb_seconds"])
         return job
     job.error = details
     transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
@@ -612,19 +660,23 @@ def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lin
 
 
 @transaction.atomic
-def job_handback(*, job_id, attempt_number: int, log_lines: int = 0) -> None:
-    """A worker shutting down mid-job gives the job back: the attempt is lost and the job waits again."""
+def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: float = 0.0) -> None:
+    """A worker shutting down mid-job gives the job back: the attempt is lost (billed for what
+    ran) and the job waits again."""
     job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
-    Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).update(
-        status=Status.LOST, finished_at=timezone.now(), error={"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
-    )
+    if not Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).exists():
+        return
+    _bill(job, attempt_number, ran_ms, status=Status.LOST, finished_at=timezone.now(), duration_ms=ran_ms or None,
+          error={"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""})
+    fields = ["billed_ms", "gb_seconds"]
     if job.attempts == attempt_number and job.status == Status.RUNNING:
         # back at its original place in the tenant's line, and at the front of Redis's
         job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
         job.log_lines += log_lines
-        job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines"])
+        fields += ["status", "lease_expires_at", "next_attempt_at", "log_lines"]
         _announce(job)
         transaction.on_commit(lambda: tenant_fill_slots_safely(tenant_id=job.tenant_id))
+    job.save(update_fields=fields)
 
 
 # -- user actions --------------------------------------------------------------
@@ -648,11 +700,16 @@ def job_cancel(*, job: Job) -> Job:
 
 
 @transaction.atomic
-def job_requeue(*, job: Job) -> Job:
-    """Run a dead, failed, timed-out, killed or cancelled job again: a new attempt of the same job."""
+def job_requeue(*, job: Job, by_operator: bool = False) -> Job:
+    """Run a dead, failed, timed-out, killed or cancelled job again: a new attempt of the same job.
+
+    A requeue is a new run: it passes admission (suspension, monthly budget, rate limit)
+    like a submission. Only an operator acting in the admin bypasses it."""
     job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job.pk)
     if job.status not in REQUEUEABLE:
         raise Conflict(f"a {job.status} job cannot be retried", code="not_retryable", details={"status": job.status})
+    if not by_operator:
+        tenant_admit(tenant=job.tenant)
     job.status, job.cancel_requested, job.retry_base = Status.QUEUED, False, job.attempts
     job.result = job.error = job.exit_code = job.finished_at = None
     job.next_attempt_at = timezone.now()
@@ -725,10 +782,13 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     ).first()
     if job is None:
         return False
-    Attempt.objects.filter(job=job, number=job.attempts, status=Status.RUNNING).update(
-        status=Status.LOST, finished_at=now,
-        error={"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""},
-    )
+    attempt = Attempt.objects.filter(job=job, number=job.attempts, status=Status.RUNNING).first()
+    if attempt is not None:
+        # the attempt's user code ran at least until the last renewal of its lease
+        last_renewal = job.lease_expires_at - timedelta(seconds=settings.LEASE_S)
+        ran_ms = min(max(0.0, (last_renewal - attempt.started_at).total_seconds() * 1000.0), float(job.timeout_ms))
+        _bill(job, attempt.number, ran_ms, status=Status.LOST, finished_at=now,
+              error={"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""})
     job.lease_expires_at = None
     job.error = {"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""}
     _settle(job, Status.LOST, now, system_failure=True)

@@ -147,7 +147,7 @@ def test_a_viewer_key_cannot_submit_and_a_read_key_cannot_cancel(alice):
     assert response.status_code == 403 and response.json()["error"]["code"] == "read_only_key"
     assert client_for(viewer_key).get("/api/v1/jobs").status_code == 200
     job_id = alice.post_job(QUICK).json()["id"]
-    read_key = api_key_issue(tenant=alice.tenant, name="ro", scope="read").plaintext
+    read_key = api_key_issue(tenant=alice.tenant, name="ro", scope="read", operator=True).plaintext
     assert client_for(read_key).post(f"/api/v1/jobs/{job_id}/cancel").status_code == 403
     assert client_for(read_key).delete(f"/api/v1/jobs/{job_id}").status_code == 403
     member = user_get_or_create(email="m@acme.test", password="x")
