@@ -60,7 +60,7 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.action(description="Issue a new API key (shown once)")
     def issue_key(self, request, queryset):
         for tenant in queryset:
-            issued = api_key_issue(tenant=tenant, name="admin", created_by=request.user)
+            issued = api_key_issue(tenant=tenant, name="admin", created_by=request.user, operator=True)
             self.message_user(request, f"{tenant.slug}: {issued.plaintext} — copy it now, it is not shown again", messages.WARNING)
 
 

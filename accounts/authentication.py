@@ -24,13 +24,13 @@ class ApiPrincipal:
 
     @property
     def can_write(self) -> bool:
-        """A write-scoped key whose creator (if any) is still an owner or member of the tenant."""
+        """A write-scoped operator key, or a write-scoped user key whose creator is an owner or member
+        (a viewer's key only reads). The creator's role was loaded with the key."""
         if self.api_key.scope != ApiKey.Scope.WRITE:
             return False
-        if self.api_key.created_by_id is None:
-            return True  # issued by an operator (admin or manage.py)
-        role = Membership.objects.filter(tenant_id=self.api_key.tenant_id, user_id=self.api_key.created_by_id).values_list("role", flat=True).first()
-        return role in (Membership.Role.OWNER, Membership.Role.MEMBER)
+        if self.api_key.kind == ApiKey.Kind.OPERATOR:
+            return True
+        return getattr(self.api_key, "creator_role", None) in (Membership.Role.OWNER, Membership.Role.MEMBER)
 
     def __str__(self) -> str:
         return f"{self.tenant.slug}/{self.api_key.prefix}"

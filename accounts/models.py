@@ -37,17 +37,27 @@ class Membership(models.Model):
 
 
 class ApiKey(models.Model):
-    """A tenant's API key. Only ``key_id`` (public) and an HMAC of the whole key are stored."""
+    """A tenant's API key. Only ``key_id`` (public) and an HMAC of the whole key are stored.
+
+    A *user* key acts for the member who created it: it works only while that user is
+    active and still a member of the tenant, and writes only while their role allows it.
+    An *operator* key (``manage.py apikey_create``, the admin) belongs to the tenant itself.
+    The kind is explicit: a user key whose creator is deleted does not become an operator key."""
 
     class Scope(models.TextChoices):
         READ = "read"
         WRITE = "write"
+
+    class Kind(models.TextChoices):
+        USER = "user"
+        OPERATOR = "operator"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
     key_id = models.CharField(max_length=16, unique=True)
     key_hash = models.CharField(max_length=64)
     scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.WRITE)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.USER)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -68,6 +78,42 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class Invitation(models.Model):
+    """An owner's invitation of an email address to a tenant. Nobody becomes a member without
+    accepting: an existing account accepts after signing in; the link's token lets a new person
+    create their account. Only an HMAC of the token is stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    closed_at = models.DateTimeField(null=True, blank=True)  # declined by the invitee or withdrawn by an owner
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email"],
+                condition=models.Q(accepted_at__isnull=True, closed_at__isnull=True),
+                name="one_open_invitation_per_email",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} ({self.role})"
+
+    @property
+    def is_open(self) -> bool:
+        from django.utils import timezone
+
+        return self.accepted_at is None and self.closed_at is None and self.expires_at > timezone.now()
+
+
 def _mb(n: int) -> int:
     return n * 1024 * 1024
 
@@ -85,6 +131,7 @@ class Quota(models.Model):
     max_args_bytes = models.PositiveIntegerField(default=256 * 1024)
     max_result_bytes = models.PositiveIntegerField(default=_mb(1))
     max_log_bytes = models.PositiveIntegerField(default=_mb(1))
+    max_log_lines = models.PositiveIntegerField(default=10_000)  # per attempt: bounds rows, not only bytes
     default_max_retries = models.PositiveIntegerField(default=0)
     max_retries_cap = models.PositiveIntegerField(default=10)
 

@@ -1,4 +1,4 @@
-"""Per-tenant submission rate limit: a token bucket in Redis, exact under concurrency.
+"""Token buckets in Redis, exact under concurrency: tenants' submissions, sign-in attempts.
 
 The whole check-and-take runs as one Lua script, so concurrent requests on any
 number of web processes can never take more tokens than the bucket holds. The
@@ -41,7 +41,12 @@ return {allowed, tostring(wait)}
 _script = None
 
 
-def take(*, tenant_slug: str, per_minute: int, count: int = 1) -> tuple[bool, int]:
+def tenant_bucket(tenant) -> str:
+    """A tenant's submission bucket, by id: a slug can be renamed and reused."""
+    return f"tenant:{tenant.id}"
+
+
+def take(*, bucket: str, per_minute: int, count: int = 1) -> tuple[bool, int]:
     """Take ``count`` tokens. -> (allowed, seconds to wait before retrying when refused)."""
     global _script
     if per_minute <= 0:
@@ -51,14 +56,14 @@ def take(*, tenant_slug: str, per_minute: int, count: int = 1) -> tuple[bool, in
     conn = get_redis()
     if _script is None or _script.registered_client is not conn:
         _script = conn.register_script(TAKE)
-    allowed, wait = _script(keys=[f"lambdasite:rate:{tenant_slug}"], args=[per_minute, per_minute / 60.0, count], client=conn)
+    allowed, wait = _script(keys=[f"lambdasite:rate:{bucket}"], args=[per_minute, per_minute / 60.0, count], client=conn)
     return bool(allowed), max(1, math.ceil(float(wait)))
 
 
-def peek(*, tenant_slug: str, per_minute: int) -> float:
+def peek(*, bucket: str, per_minute: int) -> float:
     """Tokens left in the bucket now (without taking any): the dashboard's rate bar."""
     conn = get_redis()
-    (seconds, micros), (tokens, ts) = conn.time(), conn.hmget(f"lambdasite:rate:{tenant_slug}", "tokens", "ts")
+    (seconds, micros), (tokens, ts) = conn.time(), conn.hmget(f"lambdasite:rate:{bucket}", "tokens", "ts")
     if tokens is None or ts is None:
         return float(per_minute)
     now = seconds + micros / 1_000_000

@@ -206,7 +206,7 @@ def main() -> None:
     quota = tenant.quota
     quota.max_concurrency, quota.submissions_per_minute, quota.monthly_gb_seconds = 64, 1_000_000, 1e9
     quota.save()
-    key = api_key_issue(tenant=tenant, name="bench").plaintext
+    key = api_key_issue(tenant=tenant, name="bench", operator=True).plaintext
 
     results = {}
     for mode in args.modes.split(","):

@@ -1,7 +1,10 @@
 """Which tenant a dashboard request acts for, and what the signed-in user may do there.
 
-The current tenant lives in the session; a user in several tenants switches it
-from the header. Every page reads and writes through ``request.ctx.tenant`` only.
+The current tenant lives in the session and changes only by a POST to the
+switcher (a link from another site can never change it). A page about one object
+(a job) is shown in that object's tenant, with the user's role *there*, without
+touching the session; every write is authorised against the tenant it acts on.
+A session without a current tenant starts in the user's first membership.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ class TenantContext:
     tenant: Tenant
     role: str
     memberships: list[Membership]
+    foreign: bool = False  # shown for an object of this tenant; the session's current tenant is another
 
     @property
     def can_write(self) -> bool:
@@ -40,18 +44,42 @@ def resolve(request) -> TenantContext | None:
     if not memberships:
         return None
     wanted = request.session.get(SESSION_KEY)
-    current = next((m for m in memberships if m.tenant_id == wanted), memberships[0])
-    if current.tenant_id != wanted:
+    current = next((m for m in memberships if m.tenant_id == wanted), None)
+    if current is None:
+        first = min(memberships, key=lambda m: (m.created_at, m.pk))  # the user's first tenant, not the alphabetical one
+        current = first
         request.session[SESSION_KEY] = current.tenant_id
     return TenantContext(tenant=current.tenant, role=current.role, memberships=memberships)
 
 
+def context_for(request, tenant_id) -> TenantContext | None:
+    """The user's context in ``tenant_id`` (None if not a member), leaving the session alone."""
+    ctx = request.ctx
+    membership = next((m for m in ctx.memberships if m.tenant_id == tenant_id), None)
+    if membership is None:
+        return None
+    if membership.tenant_id == ctx.tenant.id:
+        return ctx
+    return TenantContext(tenant=membership.tenant, role=membership.role, memberships=ctx.memberships, foreign=True)
+
+
 def switch(request, tenant_id) -> bool:
-    """Make ``tenant_id`` current if the user is a member of it."""
+    """Make ``tenant_id`` current if the user is a member of it (only ever from a POST)."""
+    if request.method != "POST":
+        return False
     if Membership.objects.filter(user=request.user, tenant_id=tenant_id).exists():
         request.session[SESSION_KEY] = tenant_id
         return True
     return False
+
+
+def forbidden(request, needed: str):
+    ctx = request.ctx
+    return render(
+        request, "dashboard/error.html",
+        {"title": "Not allowed", "message": f"This needs the {needed} role in {ctx.tenant.name}; you are {ctx.role}."},
+        status=403,
+    )
 
 
 def dashboard_view(*, write: bool = False, owner: bool = False):
@@ -63,15 +91,12 @@ def dashboard_view(*, write: bool = False, owner: bool = False):
         def wrapper(request, *args, **kwargs):
             ctx = resolve(request)
             if ctx is None:
-                return render(request, "dashboard/no_tenant.html", status=403)
+                from accounts.services import invitations_for
+
+                return render(request, "dashboard/no_tenant.html", {"invitations": invitations_for(request.user)}, status=403)
             request.ctx = ctx
             if (owner and not ctx.is_owner) or (write and not ctx.can_write):
-                needed = "owner" if owner else "owner or member"
-                return render(
-                    request, "dashboard/error.html",
-                    {"title": "Not allowed", "message": f"This needs the {needed} role in {ctx.tenant.name}; you are {ctx.role}."},
-                    status=403,
-                )
+                return forbidden(request, "owner" if owner else "owner or member")
             return view(request, *args, **kwargs)
 
         return wrapper

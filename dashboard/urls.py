@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import team, views
 
 app_name = "dashboard"
 
@@ -18,6 +18,8 @@ urlpatterns = [
     path("dead-letters/requeue", views.dead_letters_requeue, name="dead-letters-requeue"),
     path("keys/", views.api_keys, name="api-keys"),
     path("keys/<int:key_id>/revoke", views.api_key_revoke_view, name="api-key-revoke"),
-    path("members/", views.members, name="members"),
+    path("members/", team.members, name="members"),
+    path("invitations/", team.invitations, name="invitations"),
+    path("invite/<str:token>/", team.invitation_link, name="invitation-link"),
     path("switch", views.switch_tenant, name="switch"),
 ]

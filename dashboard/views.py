@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import CharField
 from django.db.models.functions import Cast
@@ -24,8 +23,8 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from accounts import ratelimit
-from accounts.models import ApiKey, Membership
-from accounts.services import api_key_issue, api_key_revoke, membership_set, user_get_or_create
+from accounts.models import ApiKey
+from accounts.services import api_key_issue, api_key_revoke
 from jobs import selectors, services
 from jobs.api.serializers import JobSubmitSerializer
 from jobs.events import event_for_line
@@ -68,7 +67,7 @@ def overview(request):
     times = [point["start"] for point in series]
     per_minute = [point["jobs"] / (bucket_s / 60) for point in series]
     quota = tenant.quota
-    tokens_left = ratelimit.peek(tenant_slug=tenant.slug, per_minute=quota.submissions_per_minute)
+    tokens_left = ratelimit.peek(bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute)
     bars = [
         _bar("Concurrency", usage["concurrency"]["in_use"], quota.max_concurrency, "running or dispatched now"),
         _bar("Submission rate", quota.submissions_per_minute - tokens_left, quota.submissions_per_minute, "of the per-minute bucket in use"),
@@ -161,17 +160,18 @@ def _search(qs, query: str):
 
 
 def _job_or_404(request, job_id) -> Job:
-    """The job if it belongs to one of the user's tenants (switching to that tenant); else 404.
+    """The job if it belongs to one of the user's tenants, else 404; ``request.ctx`` becomes the
+    user's context in the job's tenant (the session's current tenant is not changed by a GET).
 
     A job of a tenant the user is not a member of is indistinguishable from one that does not exist."""
     try:
         job = Job.objects.select_related("tenant").get(pk=job_id)
     except (Job.DoesNotExist, ValidationError, ValueError):
         raise Http404("no such job") from None
-    if job.tenant_id != request.ctx.tenant.id:
-        if not tenancy.switch(request, job.tenant_id):
-            raise Http404("no such job")
-        request.ctx = tenancy.resolve(request)
+    ctx = tenancy.context_for(request, job.tenant_id)
+    if ctx is None:
+        raise Http404("no such job")
+    request.ctx = ctx
     return job
 
 
@@ -244,6 +244,8 @@ def job_log_download(request, job_id):
 
 def _act(request, job_id, action, done: str):
     job = _job_or_404(request, job_id)
+    if not request.ctx.can_write:  # the role in the job's own tenant, not the session's
+        return tenancy.forbidden(request, "owner or member")
     try:
         action(job=job)
         messages.success(request, done)
@@ -253,21 +255,23 @@ def _act(request, job_id, action, done: str):
 
 
 @require_POST
-@dashboard_view(write=True)
+@dashboard_view()
 def job_cancel(request, job_id):
     return _act(request, job_id, services.job_cancel, "Cancel requested.")
 
 
 @require_POST
-@dashboard_view(write=True)
+@dashboard_view()
 def job_retry(request, job_id):
     return _act(request, job_id, services.job_requeue, "Queued again.")
 
 
 @require_POST
-@dashboard_view(write=True)
+@dashboard_view()
 def job_delete(request, job_id):
     job = _job_or_404(request, job_id)
+    if not request.ctx.can_write:
+        return tenancy.forbidden(request, "owner or member")
     try:
         services.job_delete(job=job)
     except ApplicationError as exc:
@@ -304,7 +308,9 @@ def job_new(request):
                 errors[field if field in form else "form"] = exc.message
         status = 400
     elif request.GET.get("from"):
+        current = request.ctx
         source = _job_or_404(request, request.GET["from"])
+        request.ctx = current  # the copy is submitted to the current tenant, with its role checked above
         form.update(
             runtime=source.runtime, handler=source.handler, code=source.code, args=json.dumps(source.args),
             timeout_ms=source.timeout_ms, memory_mb=source.memory_mb, max_retries=source.max_retries,
@@ -360,13 +366,19 @@ def dead_letters_requeue(request):
     ids = request.POST.getlist("job")
     jobs = Job.objects.filter(tenant=request.ctx.tenant, status=Status.DEAD, pk__in=[i for i in ids if _is_uuid(i)])
     count = 0
+    refused = None
     for job in jobs:
         try:
-            services.job_requeue(job=job)
+            services.job_requeue(job=job)  # admission included: a requeue is a new run
             count += 1
-        except ApplicationError:
-            pass  # changed in between: left as it is
+        except ApplicationError as exc:
+            if exc.status == 429 or exc.status == 403:
+                refused = exc.message
+                break
+            # otherwise it changed in between: left as it is
     messages.success(request, f"Requeued {count} job{'s' if count != 1 else ''}.")
+    if refused:
+        messages.error(request, f"The rest were not requeued: {refused}")
     return redirect("dashboard:dead-letters")
 
 
@@ -408,63 +420,6 @@ def api_key_revoke_view(request, key_id):
         api_key_revoke(api_key=key)
         messages.success(request, f"Key {key.name} revoked; requests with it now get 401.")
     return redirect("dashboard:api-keys")
-
-
-# -- members ------------------------------------------------------------------------------------
-
-
-@dashboard_view(owner=True)
-def members(request):
-    tenant = request.ctx.tenant
-    status = 200
-    if request.method == "POST":
-        status = _members_change(request, tenant)
-        if status == 200:
-            return redirect("dashboard:members")
-    rows = Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
-    return render(request, "dashboard/members.html", {"members": rows, "roles": Membership.Role.values}, status=status)
-
-
-def _members_change(request, tenant) -> int:
-    action = request.POST.get("action")
-    role = request.POST.get("role", Membership.Role.MEMBER)
-    if role not in Membership.Role.values:
-        messages.error(request, "Unknown role.")
-        return 400
-    if action == "add":
-        email = request.POST.get("email", "").strip().lower()
-        if "@" not in email or len(email) > 150:
-            messages.error(request, "Enter the person's email address.")
-            return 400
-        password = request.POST.get("password", "")
-        User = get_user_model()
-        exists = User.objects.filter(username=email).exists()
-        if not exists and len(password) < 8:
-            messages.error(request, f"{email} has no account yet: give an initial password of at least 8 characters.")
-            return 400
-        user = user_get_or_create(email=email, password=None if exists else password)
-        membership_set(tenant=tenant, user=user, role=role)
-        messages.success(request, f"{email} is now {role} of {tenant.name}.")
-        return 200
-    membership = Membership.objects.filter(tenant=tenant, pk=request.POST.get("membership") or 0).select_related("user").first()
-    if membership is None:
-        messages.error(request, "No such member.")
-        return 400
-    owners = Membership.objects.filter(tenant=tenant, role=Membership.Role.OWNER).count()
-    losing_owner = membership.role == Membership.Role.OWNER and (action == "remove" or role != Membership.Role.OWNER)
-    if losing_owner and owners <= 1:
-        messages.error(request, "A tenant keeps at least one owner: make someone else owner first.")
-        return 400
-    if action == "remove":
-        membership.delete()
-        messages.success(request, f"{membership.user.username} removed.")
-    elif action == "role":
-        membership_set(tenant=tenant, user=membership.user, role=role)
-        messages.success(request, f"{membership.user.username} is now {role}.")
-    else:
-        messages.error(request, "Unknown action.")
-        return 400
-    return 200
 
 
 # -- tenant switch --------------------------------------------------------------------------------

@@ -60,3 +60,34 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+# values that were published (this repository, .env.example) and so protect nothing
+PUBLISHED_SECRET_KEYS = {
+    "dev-insecure-secret-key-change-me-in-production-0123456789",
+    "change-me-to-a-long-random-string",
+}
+
+
+def secret_key(path, *, debug: bool) -> str:
+    """SECRET_KEY from the environment, else from ``path`` (written by ``make`` set-up, mode 600).
+
+    It keys sessions and the HMAC of every API key. A published value is refused unless
+    DEBUG (or the test suite) is on; with neither source set, debug gets a throw-away key."""
+    value = os.environ.get("SECRET_KEY", "").strip()
+    if not value:
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            value = ""
+    if value in PUBLISHED_SECRET_KEYS or not value:
+        if debug:
+            return value or "debug-only-" + "x" * 40
+        raise ImproperlyConfigured(
+            "SECRET_KEY is unset or a published example: set it in the environment or .env "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or run the set-up, "
+            "which writes var/secret_key"
+        )
+    if len(value) < 32 and not debug:
+        raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters")
+    return value

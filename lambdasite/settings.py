@@ -5,12 +5,13 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production-0123456789")
+TESTING = env_bool("LAMBDASITE_TESTING", False)
+SECRET_KEY = secret_key(BASE_DIR / "var" / "secret_key", debug=DEBUG or TESTING)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -59,6 +60,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.invitations",
             ],
         },
     },
@@ -98,6 +100,9 @@ CHANNEL_LAYERS = {
     }
 }
 LIVE_EVENTS = env_bool("LIVE_EVENTS", True)  # workers and web publish status and log events for the dashboard
+# an open websocket re-checks its user's session and membership at least this often (and at once
+# on logout, password change or a membership change)
+LIVE_RECHECK_S = env_float("LIVE_RECHECK_S", 10.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -121,6 +126,8 @@ WHITENOISE_USE_FINDERS = True
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_KEY_LAST_USED_RESOLUTION_S = env_int("API_KEY_LAST_USED_RESOLUTION_S", 60, minimum=0)
+LOGIN_ATTEMPTS_PER_IP_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", 30, minimum=1)
+LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", 10, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
@@ -155,6 +162,10 @@ SANDBOX_PIDS = env_int("SANDBOX_PIDS", 64, minimum=8)
 SANDBOX_TMPFS_MB = env_int("SANDBOX_TMPFS_MB", 16, minimum=1)
 SANDBOX_NOFILE = env_int("SANDBOX_NOFILE", 256, minimum=16)
 SANDBOX_FSIZE_MB = env_int("SANDBOX_FSIZE_MB", 16, minimum=1)
+# jobs of tenant t run as uid SANDBOX_UID_BASE + 2t + 1 (its cells' runners as one less): no two
+# tenants share a uid, so per-uid kernel budgets (message queues, pipe buffers) are never shared.
+# Keep the range clear of real users on the Docker host.
+SANDBOX_UID_BASE = env_int("SANDBOX_UID_BASE", 200_000, minimum=65_536)
 
 JOB_DEFAULT_TIMEOUT_MS = env_int("JOB_DEFAULT_TIMEOUT_MS", 5000, minimum=100)
 JOB_DEFAULT_MEMORY_MB = env_int("JOB_DEFAULT_MEMORY_MB", 128, minimum=32)
@@ -198,6 +209,6 @@ LOGGING = {
     },
 }
 
-if env_bool("LAMBDASITE_TESTING", False):
+if TESTING:
     # personas set passwords in every test; PBKDF2's deliberate slowness would dominate the suite
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import logging
 import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from lambdasite.redis_client import get_redis
+
+log = logging.getLogger("lambdasite.ops")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -30,15 +34,24 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
 
+class NotReady(Exception):
+    """A readiness problem described in our own words (safe to show to anyone)."""
+
+
 def _check(fn) -> dict:
+    """Run one check. Only our own NotReady messages are shown: an exception from a driver can
+    carry host names, addresses or credentials, so it is logged, never echoed."""
     started = time.monotonic()
     try:
         detail = fn()
         result = {"ok": True}
         if detail is not None:
             result["detail"] = detail
-    except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    except NotReady as exc:
+        result = {"ok": False, "error": str(exc)}
+    except Exception:  # noqa: BLE001 - any failure is the check's answer
+        log.warning("readiness check %s failed", fn.__name__.strip("_"), exc_info=True, extra={"event": "not_ready"})
+        result = {"ok": False, "error": "unavailable"}
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
 
@@ -65,7 +78,7 @@ def _workers():
 
     count = Worker.count(connection=get_redis())
     if count < 1:
-        raise RuntimeError("no live worker")
+        raise NotReady("no live worker")
     return {"count": count}
 
 
@@ -74,10 +87,10 @@ def _reconciler():
 
     beat = get_redis().get(HEARTBEAT_KEY)
     if beat is None:
-        raise RuntimeError("no reconciler heartbeat")
+        raise NotReady("no reconciler heartbeat")
     age = time.time() - float(beat)
     if age > settings.READYZ_RECONCILER_MAX_AGE_S:
-        raise RuntimeError(f"last heartbeat {age:.0f} s ago")
+        raise NotReady(f"last heartbeat {age:.0f} s ago")
     return {"age_s": round(age, 1)}
 
 
@@ -90,13 +103,26 @@ READINESS_CHECKS = {
 }
 
 
+def _from_loopback(request: HttpRequest) -> bool:
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition; with METRICS_TOKEN set, only `Authorization: Bearer <token>` may read it."""
+    """Prometheus exposition. With METRICS_TOKEN set, only `Authorization: Bearer <token>` may read
+    it; without one, only clients on this machine (loopback) may: tenant names, volumes and
+    worker counts are nobody else's business."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    from .errors import json_error
 
     token = settings.METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return JsonResponse({"error": {"code": "unauthenticated", "message": "metrics need the bearer token", "details": {}}}, status=401)
+            return json_error(401, "unauthenticated", "metrics need the bearer token")
+    elif not _from_loopback(request):
+        return json_error(403, "forbidden", "set METRICS_TOKEN to read metrics from another host")
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

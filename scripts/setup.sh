@@ -7,6 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 mkdir -p var
+# SECRET_KEY keys sessions and every API key's HMAC: one random key per installation, kept
+# in var/secret_key (mode 600) unless the environment or .env sets one
+if [ -z "${SECRET_KEY:-}" ] && [ ! -s var/secret_key ]; then
+  (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n/+=' > var/secret_key)
+  echo >> var/secret_key
+fi
 
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/lambdasite}"

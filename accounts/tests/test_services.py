@@ -103,7 +103,7 @@ def test_commands_create_a_tenant_and_print_a_working_key_last(db, capsys):
 
 
 def test_read_scoped_keys_cannot_submit(alice):
-    issued = api_key_issue(tenant=alice.tenant, name="ro", scope="read")
+    issued = api_key_issue(tenant=alice.tenant, name="ro", scope="read", operator=True)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
     assert client.get("/api/v1/jobs").status_code == 200

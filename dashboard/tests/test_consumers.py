@@ -15,6 +15,7 @@ from accounts.models import Membership
 from accounts.services import membership_set, user_get_or_create
 from jobs import events, services
 from jobs.models import Job
+from lambdasite import live
 from lambdasite.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,7 +155,7 @@ def test_events_of_another_tenant_never_arrive(alice, bob):
 def test_a_dropped_event_turns_into_a_resync(alice, settings):
     """When the publisher's queue overflows, the group later gets a resync with a fresh sequence number."""
     group = events.tenant_group(alice.tenant.id)
-    publisher = events.Publisher(maxsize=1)
+    publisher = live.Publisher(maxsize=1)
     publisher.put(group, {"kind": "status", "job": "x", "status": "queued"})
     publisher.put(group, {"kind": "status", "job": "y", "status": "queued"})  # queue full: dropped
     assert publisher.dropped == {group}
@@ -204,4 +205,96 @@ def test_the_publishers_channel_names_are_the_layers():
         layer = get_channel_layer()._get_layer()
         return [layer._get_group_channel_name(group) for group in ("tenant.1", "job.x")]
 
-    assert async_to_sync(names)() == [events.group_channel("tenant.1"), events.group_channel("job.x")]
+    assert async_to_sync(names)() == [live.group_channel("tenant.1"), live.group_channel("job.x")]
+
+
+# -- access is re-checked while the socket is open ---------------------------------------
+
+
+def signed_in_pair(path: str, user):
+    """A signed-in browser client and a websocket on the same session."""
+    client = Client()
+    client.force_login(user)
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return client, WebsocketCommunicator(application, path, headers=headers)
+
+
+async def closed_with(comm, timeout: float = 10.0) -> int:
+    """Wait for the server to close the socket; -> its close code (events before it are skipped)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        assert left > 0, "the socket stayed open"
+        output = await comm.receive_output(timeout=left)
+        if output["type"] == "websocket.close":
+            return output.get("code")
+
+
+def open_then(path: str, user, change) -> int:
+    """Open a watching socket, apply ``change`` (sync, may use the same session's client), -> the close code."""
+    client, comm = signed_in_pair(path, user)
+
+    async def scenario():
+        assert (await comm.connect(timeout=5))[0]
+        await comm.receive_json_from(timeout=5)  # hello
+        await sync_to_async(change)(client)
+        return await closed_with(comm)
+
+    return async_to_sync(scenario)()
+
+
+@pytest.fixture
+def watcher(alice):
+    user = user_get_or_create(email="wes@acme.test", password="pw-watcher-1")
+    membership_set(tenant=alice.tenant, user=user, role=Membership.Role.MEMBER)
+    return user
+
+
+def test_logging_out_closes_the_sessions_sockets(alice, watcher):
+    assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, lambda client: client.post("/logout/")) == 4403
+
+
+def test_a_password_change_elsewhere_closes_the_old_sessions_sockets(alice, watcher):
+    def change_elsewhere(_client):
+        other = Client()
+        other.force_login(watcher)
+        other.post("/password/", {"old_password": "pw-watcher-1", "new_password1": "a-new-long-pass-1", "new_password2": "a-new-long-pass-1"})
+
+    assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, change_elsewhere) == 4403
+
+
+def test_removal_from_the_tenant_closes_the_socket_and_refuses_it_again(alice, watcher):
+    from accounts.services import membership_remove
+
+    job_id = alice.post_job({"runtime": "python", "code": "def main():\n    return 1\n"}).json()["id"]
+    remove = lambda _client: membership_remove(tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id)  # noqa: E731
+    assert open_then(f"/ws/jobs/{job_id}/", watcher, remove) == 4403
+    assert async_to_sync(refused)(communicator(f"/ws/jobs/{job_id}/", watcher))
+
+
+def test_a_demotion_closes_the_socket_to_authorise_it_afresh(alice, watcher):
+    from accounts.services import membership_change_role
+
+    demote = lambda _client: membership_change_role(tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id, role="viewer")  # noqa: E731
+    assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, demote) == 4409
+    assert not async_to_sync(refused)(communicator(f"/ws/tenants/{alice.tenant.slug}/", watcher))  # a viewer may still watch
+
+
+def test_deactivating_the_user_closes_the_socket(alice, watcher):
+    def deactivate(_client):
+        watcher.is_active = False
+        watcher.save()
+
+    assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, deactivate) == 4403
+
+
+def test_a_lost_notice_is_caught_by_the_periodic_recheck_before_relaying(alice, watcher, settings):
+    """Pub/sub may drop the notice: a membership deleted behind the services' back is noticed
+    before the next event is relayed."""
+    settings.LIVE_RECHECK_S = 0
+
+    def delete_silently(_client):
+        Membership.objects.filter(user=watcher).delete()  # no notice is published
+        alice.post_job({"runtime": "python", "code": "def main():\n    return 1\n"})  # an event to relay
+
+    assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, delete_silently) == 4403

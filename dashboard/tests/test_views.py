@@ -236,18 +236,24 @@ def test_a_key_of_another_tenant_cannot_be_revoked(alice, bob, web):
     assert ApiKey.objects.get(pk=bob.api_key.id).revoked_at is None
 
 
-def test_members_page_adds_changes_and_keeps_one_owner(alice, web):
-    added = web.post("/app/members/", {"action": "add", "email": "new@acme.test", "role": "viewer", "password": "initial-pass-1"})
-    assert added.status_code == 302
+def test_members_page_invites_changes_roles_and_keeps_one_owner(alice, web):
+    invited = web.post("/app/members/", {"action": "invite", "email": "new@acme.test", "role": "viewer"})
+    assert invited.status_code == 200 and b"/app/invite/" in invited.content and invited["Cache-Control"] == "no-store"
+    assert not Membership.objects.filter(tenant=alice.tenant, user__username="new@acme.test").exists()  # not before accepting
+    link = re.search(r'value="(http://testserver/app/invite/[^"]+)"', invited.content.decode()).group(1)
+    newcomer_client = Client()
+    joined = newcomer_client.post(link.replace("http://testserver", ""), {"password": "initial-pass-1", "password2": "initial-pass-1"})
+    assert joined.status_code == 302
     newcomer = Membership.objects.get(tenant=alice.tenant, user__username="new@acme.test")
     assert newcomer.role == "viewer" and newcomer.user.check_password("initial-pass-1")
-    assert web.post("/app/members/", {"action": "add", "email": "nopass@acme.test", "role": "viewer"}).status_code == 400
     web.post("/app/members/", {"action": "role", "membership": newcomer.id, "role": "member"})
     newcomer.refresh_from_db()
     assert newcomer.role == "member"
     me = Membership.objects.get(tenant=alice.tenant, user=alice.user)
     demote = web.post("/app/members/", {"action": "role", "membership": me.id, "role": "viewer"})
     assert demote.status_code == 400 and b"at least one owner" in demote.content
+    leave = web.post("/app/members/", {"action": "remove", "membership": me.id})
+    assert leave.status_code == 400 and b"at least one owner" in leave.content
     web.post("/app/members/", {"action": "remove", "membership": newcomer.id, "role": "member"})
     assert not Membership.objects.filter(pk=newcomer.id).exists()
 
@@ -261,9 +267,12 @@ def test_tenant_switcher_and_links_to_jobs_of_my_other_tenant(alice, bob):
     page = web.get("/app/jobs/").content.decode()
     assert "Initech (viewer)\" selected" in page or 'value="initech" selected' in page
     assert "New job" not in page.split("<main")[0]  # a viewer here
-    # a link to a job of Acme switches back to Acme rather than saying 404
+    # a link to a job of Acme shows it in Acme rather than saying 404, and switches nothing
     job_id = alice.post_job(ADD).json()["id"]
-    assert web.get(f"/app/jobs/{job_id}/").status_code == 200
+    detail = web.get(f"/app/jobs/{job_id}/")
+    assert detail.status_code == 200 and b"This page belongs to Acme" in detail.content
+    assert 'value="initech" selected' in web.get("/app/").content.decode()
+    web.post("/app/switch", {"tenant": "acme"})  # switching is a POST
     assert 'value="acme" selected' in web.get("/app/").content.decode()
     # switching to a tenant you are not in does nothing
     web.post("/app/switch", {"tenant": bob.tenant.slug})

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError(f"no tenant {slug!r}")
         try:
-            issued = api_key_issue(tenant=tenant, name=name, scope=scope)
+            issued = api_key_issue(tenant=tenant, name=name, scope=scope, operator=True)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"created {scope} key {issued.api_key.prefix} ({name}) for {slug}; it is shown once:")
