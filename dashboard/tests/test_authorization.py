@@ -123,7 +123,8 @@ def test_the_last_owner_guard_holds_on_every_path(alice):
     for form in (
         {"action": "role", "membership": me.id, "role": "viewer"},
         {"action": "remove", "membership": me.id},
-        {"action": "invite", "email": alice.user.username, "role": "viewer"},  # the old "add" path demoted silently
+        {"action": "invite", "email": alice.user.username, "role": "viewer"},
+        {"action": "add", "email": alice.user.username, "role": "viewer"},  # the old "add" path demoted silently
     ):
         web.post("/app/members/", form)
         assert Membership.objects.get(pk=me.id).role == "owner", form

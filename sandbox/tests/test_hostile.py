@@ -204,7 +204,8 @@ def test_node_cannot_touch_the_runner_either(pool):
 def test_no_earlier_result_or_output_is_found_in_a_later_jobs_memory(pool):
     """The next job is forked from the runner: scan all of its memory for what the previous job returned and printed."""
     secret = "zq-hidden-" + "8512"
-    first = run(pool, "python", f"def main():\n    print('{secret}-out')\n    return '{secret}-result' * 3\n", "snoop2")
+    # results and lines of a few KB: freed heap chunks of that size keep their bytes
+    first = run(pool, "python", f"def main():\n    print('{secret}-out-' * 200)\n    return ['{secret}-result-' + 'x' * 100] * 60\n", "snoop2")
     assert first.status == "succeeded"
     snoop = """
 import ctypes, re
