@@ -1,4 +1,5 @@
 """Shared personas and real-component fixtures: PostgreSQL, Redis and Docker are never mocked here."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,15 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_key_issue, membership_set, tenant_create, user_get_or_create
-from lambdasite.redis_client import get_redis, get_queue
+from lambdasite.redis_client import get_queue, get_redis
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _redis_is_the_test_database():
     """The suite flushes Redis: refuse to run against database 0, which `make run` uses."""
-    assert not settings.REDIS_URL.rstrip("/").endswith("/0"), "tests need REDIS_URL on a scratch database (use make test)"
+    assert not settings.REDIS_URL.rstrip("/").endswith("/0"), (
+        "tests need REDIS_URL on a scratch database (use make test)"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +59,9 @@ class Persona:
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key}")
 
     def post_job(self, body: dict, **extra):
-        return self.client.post("/api/v1/jobs", data=json.dumps(body), content_type="application/json", **extra)
+        return self.client.post(
+            "/api/v1/jobs", data=json.dumps(body), content_type="application/json", **extra
+        )
 
 
 @pytest.fixture
@@ -77,6 +82,8 @@ def run_worker(sandbox_pool):
 
     def drain() -> None:
         queue = get_queue()
-        SandboxWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False, logging_level="WARNING")
+        SandboxWorker([queue], connection=queue.connection).work(
+            burst=True, with_scheduler=False, logging_level="WARNING"
+        )
 
     return drain

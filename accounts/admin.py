@@ -1,4 +1,5 @@
 """Operators' admin for tenants, members, keys and quotas."""
+
 from django.contrib import admin, messages
 
 from .models import ApiKey, Membership, Quota, Tenant
@@ -35,10 +36,14 @@ class TenantAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         from django.db.models import Count, Q
 
-        return super().get_queryset(request).annotate(
-            n_waiting=Count("jobs", filter=Q(jobs__status__in=["queued", "dispatched", "retrying"])),
-            n_running=Count("jobs", filter=Q(jobs__status="running")),
-            n_dead=Count("jobs", filter=Q(jobs__status="dead")),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_waiting=Count("jobs", filter=Q(jobs__status__in=["queued", "dispatched", "retrying"])),
+                n_running=Count("jobs", filter=Q(jobs__status="running")),
+                n_dead=Count("jobs", filter=Q(jobs__status="dead")),
+            )
         )
 
     @admin.display(description="waiting", ordering="n_waiting")
@@ -52,6 +57,7 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="DLQ depth", ordering="n_dead")
     def dead_letters(self, obj):
         return obj.n_dead
+
     list_filter = ["is_suspended"]
     search_fields = ["slug", "name"]
     inlines = [QuotaInline, MembershipInline, ApiKeyInline]
@@ -61,7 +67,11 @@ class TenantAdmin(admin.ModelAdmin):
     def issue_key(self, request, queryset):
         for tenant in queryset:
             issued = api_key_issue(tenant=tenant, name="admin", created_by=request.user, operator=True)
-            self.message_user(request, f"{tenant.slug}: {issued.plaintext} — copy it now, it is not shown again", messages.WARNING)
+            self.message_user(
+                request,
+                f"{tenant.slug}: {issued.plaintext} — copy it now, it is not shown again",
+                messages.WARNING,
+            )
 
 
 @admin.register(ApiKey)

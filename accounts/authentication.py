@@ -1,4 +1,5 @@
 """DRF authentication by API key: ``Authorization: Bearer lsk_…`` or ``X-API-Key: lsk_…``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

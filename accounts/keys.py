@@ -6,6 +6,7 @@ fast keyed hash rather than a password hasher, because keys carry 256 bits of
 randomness (nothing to brute-force) and a slow hash would add ~0.4 s to every
 request. Comparison uses ``hmac.compare_digest``.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Tenants, their members, API keys and quotas."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -30,7 +31,9 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_user_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_user_tenant")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant} ({self.role})"
@@ -87,12 +90,18 @@ class Invitation(models.Model):
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
     token_hash = models.CharField(max_length=64, unique=True)
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    closed_at = models.DateTimeField(null=True, blank=True)  # declined by the invitee or withdrawn by an owner
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    closed_at = models.DateTimeField(
+        null=True, blank=True
+    )  # declined by the invitee or withdrawn by an owner
 
     class Meta:
         ordering = ["-created_at"]

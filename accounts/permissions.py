@@ -1,4 +1,5 @@
 """API permissions: a request acts for exactly one tenant, through a key of that tenant."""
+
 from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -11,10 +12,16 @@ class HasTenant(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         principal = request.user
-        if principal is None or not getattr(principal, "is_authenticated", False) or not hasattr(principal, "tenant"):
+        if (
+            principal is None
+            or not getattr(principal, "is_authenticated", False)
+            or not hasattr(principal, "tenant")
+        ):
             return False
         if principal.tenant.is_suspended:
             raise Forbidden("this tenant is suspended", code="tenant_suspended")
         if request.method not in SAFE_METHODS and not principal.can_write:
-            raise Forbidden("this API key is read-only (read scope, or its creator is a viewer)", code="read_only_key")
+            raise Forbidden(
+                "this API key is read-only (read scope, or its creator is a viewer)", code="read_only_key"
+            )
         return True

@@ -5,6 +5,7 @@ number of web processes can never take more tokens than the bucket holds. The
 bucket holds ``per_minute`` tokens and refills continuously at ``per_minute/60``
 per second, using Redis's own clock.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,9 @@ def take(*, bucket: str, per_minute: int, count: int = 1) -> tuple[bool, int]:
     conn = get_redis()
     if _script is None or _script.registered_client is not conn:
         _script = conn.register_script(TAKE)
-    allowed, wait = _script(keys=[f"lambdasite:rate:{bucket}"], args=[per_minute, per_minute / 60.0, count], client=conn)
+    allowed, wait = _script(
+        keys=[f"lambdasite:rate:{bucket}"], args=[per_minute, per_minute / 60.0, count], client=conn
+    )
     return bool(allowed), max(1, math.ceil(float(wait)))
 
 

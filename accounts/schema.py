@@ -1,4 +1,5 @@
 """OpenAPI description of API-key authentication (for drf-spectacular)."""
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 

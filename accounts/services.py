@@ -1,4 +1,5 @@
 """Writes on tenants, members, invitations and keys; every membership rule lives here."""
+
 from __future__ import annotations
 
 import hashlib
@@ -92,7 +93,11 @@ def membership_change_role(*, tenant: Tenant, membership_id, role: str) -> Membe
     if role not in Membership.Role.values:
         raise ValidationFailed(f"role must be one of {', '.join(Membership.Role.values)}")
     membership = _locked_membership(tenant, membership_id)
-    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and not _owners_left(tenant, membership):
+    if (
+        membership.role == Membership.Role.OWNER
+        and role != Membership.Role.OWNER
+        and not _owners_left(tenant, membership)
+    ):
         raise Conflict("a tenant keeps at least one owner: make someone else owner first", code="last_owner")
     membership.role = role
     membership.save(update_fields=["role"])
@@ -107,9 +112,9 @@ def membership_remove(*, tenant: Tenant, membership_id) -> Membership:
     if membership.role == Membership.Role.OWNER and not _owners_left(tenant, membership):
         raise Conflict("a tenant keeps at least one owner: make someone else owner first", code="last_owner")
     membership.delete()
-    ApiKey.objects.filter(tenant=tenant, created_by_id=membership.user_id, kind=ApiKey.Kind.USER, revoked_at=None).update(
-        revoked_at=timezone.now()
-    )
+    ApiKey.objects.filter(
+        tenant=tenant, created_by_id=membership.user_id, kind=ApiKey.Kind.USER, revoked_at=None
+    ).update(revoked_at=timezone.now())
     _access_changed(membership.user_id)
     return membership
 
@@ -144,20 +149,34 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by) -> I
     nobody becomes a member before accepting. A repeated invitation replaces the open one."""
     email = _normal_email(email)
     if role not in Membership.Role.values:
-        raise ValidationFailed(f"role must be one of {', '.join(Membership.Role.values)}", details={"field": "role"})
+        raise ValidationFailed(
+            f"role must be one of {', '.join(Membership.Role.values)}", details={"field": "role"}
+        )
     if Membership.objects.filter(tenant=tenant, user__username__iexact=email).exists():
-        raise Conflict(f"{email} is already a member", code="already_member")  # the owner sees the member list anyway
-    Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None, closed_at=None).update(closed_at=timezone.now())
+        raise Conflict(
+            f"{email} is already a member", code="already_member"
+        )  # the owner sees the member list anyway
+    Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None, closed_at=None).update(
+        closed_at=timezone.now()
+    )
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
-        tenant=tenant, email=email, role=role, token_hash=_token_hash(token), invited_by=invited_by,
+        tenant=tenant,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by=invited_by,
         expires_at=timezone.now() + INVITATION_TTL,
     )
     return IssuedInvitation(invitation=invitation, token=token)
 
 
 def invitation_by_token(*, token: str) -> Invitation:
-    invitation = Invitation.objects.select_related("tenant", "invited_by").filter(token_hash=_token_hash(token or "")).first()
+    invitation = (
+        Invitation.objects.select_related("tenant", "invited_by")
+        .filter(token_hash=_token_hash(token or ""))
+        .first()
+    )
     if invitation is None or not invitation.is_open:
         raise NotFound("this invitation does not exist, has expired or was already answered")
     return invitation
@@ -166,7 +185,9 @@ def invitation_by_token(*, token: str) -> Invitation:
 def invitations_for(user) -> list[Invitation]:
     """Open invitations addressed to this user's email."""
     return list(
-        Invitation.objects.filter(email__iexact=user.username, accepted_at=None, closed_at=None, expires_at__gt=timezone.now())
+        Invitation.objects.filter(
+            email__iexact=user.username, accepted_at=None, closed_at=None, expires_at__gt=timezone.now()
+        )
         .select_related("tenant", "invited_by")
         .order_by("created_at")
     )
@@ -188,7 +209,9 @@ def _open_invitation_for(user, invitation_id) -> Invitation:
 def invitation_accept(*, invitation_id, user) -> Membership:
     """The invitee accepts: only the account whose email was invited can."""
     invitation = _open_invitation_for(user, invitation_id)
-    membership, created = Membership.objects.get_or_create(tenant=invitation.tenant, user=user, defaults={"role": invitation.role})
+    membership, created = Membership.objects.get_or_create(
+        tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
+    )
     invitation.accepted_at, invitation.accepted_by = timezone.now(), user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     if created:
@@ -205,7 +228,9 @@ def invitation_decline(*, invitation_id, user) -> None:
 
 @transaction.atomic
 def invitation_withdraw(*, tenant: Tenant, invitation_id) -> None:
-    updated = Invitation.objects.filter(tenant=tenant, pk=invitation_id, accepted_at=None, closed_at=None).update(closed_at=timezone.now())
+    updated = Invitation.objects.filter(
+        tenant=tenant, pk=invitation_id, accepted_at=None, closed_at=None
+    ).update(closed_at=timezone.now())
     if not updated:
         raise NotFound("no such open invitation")
 
@@ -219,7 +244,9 @@ def invitation_sign_up(*, token: str, password: str):
     invitation = invitation_by_token(token=token)
     User = get_user_model()
     if User.objects.filter(username__iexact=invitation.email).exists():
-        raise Conflict("an account with this email exists: sign in to accept the invitation", code="account_exists")
+        raise Conflict(
+            "an account with this email exists: sign in to accept the invitation", code="account_exists"
+        )
     user = User(username=invitation.email, email=invitation.email)
     try:
         validate_password(password, user)
@@ -230,7 +257,9 @@ def invitation_sign_up(*, token: str, password: str):
         with transaction.atomic():
             user.save()
     except IntegrityError:
-        raise Conflict("an account with this email exists: sign in to accept the invitation", code="account_exists") from None
+        raise Conflict(
+            "an account with this email exists: sign in to accept the invitation", code="account_exists"
+        ) from None
     invitation_accept(invitation_id=invitation.pk, user=user)
     return user
 
@@ -253,7 +282,12 @@ def api_key_issue(
         if not ApiKey.objects.filter(key_id=key_id).exists():
             break
     api_key = ApiKey.objects.create(
-        tenant=tenant, name=name, key_id=key_id, key_hash=keys.hash_key(plaintext), scope=scope, created_by=created_by,
+        tenant=tenant,
+        name=name,
+        key_id=key_id,
+        key_hash=keys.hash_key(plaintext),
+        scope=scope,
+        created_by=created_by,
         kind=ApiKey.Kind.OPERATOR if operator else ApiKey.Kind.USER,
     )
     return IssuedKey(api_key=api_key, plaintext=plaintext)
@@ -270,7 +304,9 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 @transaction.atomic
 def user_keys_revoke(*, user) -> int:
     """Every user key a person created, in every tenant (their account is going away)."""
-    return ApiKey.objects.filter(created_by=user, kind=ApiKey.Kind.USER, revoked_at=None).update(revoked_at=timezone.now())
+    return ApiKey.objects.filter(created_by=user, kind=ApiKey.Kind.USER, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
 
 
 def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
@@ -281,7 +317,9 @@ def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
     key_id = keys.parse_key(plaintext)
     if key_id is None:
         return None
-    role = Membership.objects.filter(tenant_id=OuterRef("tenant_id"), user_id=OuterRef("created_by_id")).values("role")[:1]
+    role = Membership.objects.filter(
+        tenant_id=OuterRef("tenant_id"), user_id=OuterRef("created_by_id")
+    ).values("role")[:1]
     api_key = (
         ApiKey.objects.select_related("tenant", "tenant__quota", "created_by")
         .annotate(creator_role=Subquery(role))

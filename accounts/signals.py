@@ -1,5 +1,6 @@
 """Reactions to account changes made anywhere (forms, admin, manage.py): open websockets re-check
 their access, and a deleted account's keys are revoked rather than orphaned."""
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
@@ -22,7 +23,11 @@ def _logged_out(sender, request, user, **kwargs) -> None:
 @receiver(pre_save, sender=User)
 def _credentials_changed(sender, instance, raw=False, update_fields=None, **kwargs) -> None:
     """A new password (which ends the user's other sessions) or a deactivation."""
-    if raw or instance.pk is None or (update_fields is not None and not {"password", "is_active"} & set(update_fields)):
+    if (
+        raw
+        or instance.pk is None
+        or (update_fields is not None and not {"password", "is_active"} & set(update_fields))
+    ):
         return
     before = User.objects.filter(pk=instance.pk).values("password", "is_active").first()
     if before and (before["password"] != instance.password or before["is_active"] != instance.is_active):

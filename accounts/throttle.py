@@ -1,6 +1,7 @@
 """Sign-in throttling for /login/ and /admin/login/: token buckets per client address and per
 account name, in the same Redis limiter the API uses. Guessing passwords costs minutes, not ms;
 a throttled attempt gets 429 with Retry-After and is not even checked."""
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,12 @@ def login_throttled(view):
                 allowed, wait = ratelimit.take(bucket=bucket, per_minute=per_minute)
                 if not allowed:
                     response = render(
-                        request, "dashboard/error.html",
-                        {"title": "Too many attempts", "message": f"Too many sign-in attempts; try again in {wait} s."},
+                        request,
+                        "dashboard/error.html",
+                        {
+                            "title": "Too many attempts",
+                            "message": f"Too many sign-in attempts; try again in {wait} s.",
+                        },
                         status=429,
                     )
                     response["Retry-After"] = str(wait)

@@ -8,6 +8,7 @@ and the reconciler are real `manage.py` processes. Prints jobs accepted, termina
 lost (must be 0), visible duplicates (must be 0), and p50/p99 of the time from a
 kill to the completion of the jobs that the killed worker was running.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,19 @@ def free_port() -> int:
 
 def start_redis(port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
         try:
@@ -77,8 +89,13 @@ def main() -> None:
     tenant.quota.max_concurrency = 1000
     tenant.quota.save()
     env = {
-        **os.environ, "LEASE_S": "3", "LEASE_RENEW_S": "0.5", "RECONCILE_INTERVAL_S": "0.5",
-        "REDISPATCH_AFTER_S": "2", "SANDBOX_SPARES": "0", "SANDBOX_SWEEP_INTERVAL_S": "2",
+        **os.environ,
+        "LEASE_S": "3",
+        "LEASE_RENEW_S": "0.5",
+        "RECONCILE_INTERVAL_S": "0.5",
+        "REDISPATCH_AFTER_S": "2",
+        "SANDBOX_SPARES": "0",
+        "SANDBOX_SWEEP_INTERVAL_S": "2",
     }
     procs: dict[str, subprocess.Popen] = {}
     log_dir = ROOT / "var"
@@ -86,8 +103,11 @@ def main() -> None:
 
     def spawn(name: str, command: str) -> None:
         procs[name] = subprocess.Popen(
-            [sys.executable, "manage.py", command], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=open(log_dir / f"bench-chaos-{name}.log", "a"),
+            [sys.executable, "manage.py", command],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log_dir / f"bench-chaos-{name}.log", "a"),
         )
 
     spawn("reconciler", "scheduler")
@@ -105,7 +125,9 @@ def main() -> None:
             name = random.choice([n for n in procs if n.startswith("worker")])
             proc = procs[name]
             worker_tag = f":{proc.pid}"
-            running = list(Job.objects.filter(status="running", worker__endswith=worker_tag).values_list("id", flat=True))
+            running = list(
+                Job.objects.filter(status="running", worker__endswith=worker_tag).values_list("id", flat=True)
+            )
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills.append((time.time(), name, running))
@@ -123,7 +145,9 @@ def main() -> None:
     killer_thread.start()
     accepted = 0
     for i in range(args.jobs):
-        job, _ = job_submit(tenant=tenant, api_key=None, spec=JobSpec(runtime="python", code=code, args=[i], max_retries=0))
+        job, _ = job_submit(
+            tenant=tenant, api_key=None, spec=JobSpec(runtime="python", code=code, args=[i], max_retries=0)
+        )
         ids.append(job.id)
         accepted += 1
         if i % 50 == 0:
@@ -147,7 +171,13 @@ def main() -> None:
         .filter(ok__gt=1)
         .count()
     )
-    wrong = sum(1 for job_id, result in Job.objects.filter(tenant=tenant, status="succeeded").values_list("id", "result") if result != ids.index(job_id))
+    wrong = sum(
+        1
+        for job_id, result in Job.objects.filter(tenant=tenant, status="succeeded").values_list(
+            "id", "result"
+        )
+        if result != ids.index(job_id)
+    )
     recoveries = []
     for at, _, running in kills:
         for job_id in running:
@@ -165,7 +195,9 @@ def main() -> None:
     print(f"attempts lost to kills {lost_attempts}")
     if recoveries:
         q = statistics.quantiles(recoveries, n=100) if len(recoveries) > 1 else [recoveries[0]] * 99
-        print(f"kill -> affected job done: p50 {statistics.median(recoveries):.2f} s  p99 {q[98]:.2f} s  (n={len(recoveries)})")
+        print(
+            f"kill -> affected job done: p50 {statistics.median(recoveries):.2f} s  p99 {q[98]:.2f} s  (n={len(recoveries)})"
+        )
     for proc in procs.values():
         proc.kill()
     nonlocal_redis[0].kill()

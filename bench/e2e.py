@@ -9,6 +9,7 @@ and with a fresh container per job (SANDBOX_REUSE=never). C clients each send
 over keep-alive connections. Prints submit-to-result latency p50/p95/p99, sustained
 jobs/s, the ratio between the two modes, and checks that every accepted job finished.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,11 +41,31 @@ def start_stack(env: dict, port: int, workers: int) -> list[subprocess.Popen]:
     logs.mkdir(exist_ok=True)
 
     def spawn(name, argv):
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logs / f"bench-e2e-{name}.log", "w"))
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(logs / f"bench-e2e-{name}.log", "w"),
+        )
 
     py = sys.executable
-    procs = [spawn("web", [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port),
-                           "--no-access-log", "--log-level", "warning", "--workers", env.get("WEB_CONCURRENCY", "1")])]
+    procs = [
+        spawn(
+            "web",
+            [
+                str(ROOT / ".venv/bin/uvicorn"),
+                "lambdasite.asgi:application",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--workers",
+                env.get("WEB_CONCURRENCY", "1"),
+            ],
+        )
+    ]
     procs += [spawn(f"worker{i}", [py, "manage.py", "worker"]) for i in range(workers)]
     procs.append(spawn("scheduler", [py, "manage.py", "scheduler"]))
     for _ in range(200):
@@ -170,7 +191,13 @@ def pct(values, p):
 
 def run_mode(reuse: str, args, tenant_key: str) -> dict:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": args.redis_url, "SANDBOX_REUSE": reuse, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    env = {
+        **os.environ,
+        "REDIS_URL": args.redis_url,
+        "SANDBOX_REUSE": reuse,
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
     procs = start_stack(env, port, args.workers)
     try:
         drive(port, tenant_key, args.clients, 2.0)  # warm-up: cells, connections
@@ -213,22 +240,31 @@ def main() -> None:
         r = run_mode(mode, args, key)
         results[mode] = r
         lat = r["lat"]
-        print(f"SANDBOX_REUSE={mode:<6} clients={args.clients} workers={args.workers}: "
-              f"p50={statistics.median(lat):.1f} ms p95={pct(lat, 95):.1f} ms p99={pct(lat, 99):.1f} ms  "
-              f"{r['rate']:.1f} jobs/s  ({r['ok']} ok, {r['failed']} not finished within the wait)")
+        print(
+            f"SANDBOX_REUSE={mode:<6} clients={args.clients} workers={args.workers}: "
+            f"p50={statistics.median(lat):.1f} ms p95={pct(lat, 95):.1f} ms p99={pct(lat, 99):.1f} ms  "
+            f"{r['rate']:.1f} jobs/s  ({r['ok']} ok, {r['failed']} not finished within the wait)"
+        )
         cpu = r["cpu"]
         named = sum(v for k, v in cpu.items() if k != "machine")
-        print("    CPU per job (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k != "machine")
-              + f", other (bench clients, kernel) {max(0.0, cpu['machine'] - named):.1f}; all {cpu['machine']:.1f} ms"
-              + f" = a ceiling of ~{os.cpu_count() * 1000 / max(cpu['machine'], 1e-9):.0f} jobs/s on {os.cpu_count()} cores")
+        print(
+            "    CPU per job (ms): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k != "machine")
+            + f", other (bench clients, kernel) {max(0.0, cpu['machine'] - named):.1f}; all {cpu['machine']:.1f} ms"
+            + f" = a ceiling of ~{os.cpu_count() * 1000 / max(cpu['machine'], 1e-9):.0f} jobs/s on {os.cpu_count()} cores"
+        )
     time.sleep(5)
     accepted = Job.objects.filter(tenant=tenant).count()
     finished = Job.objects.filter(tenant=tenant, status__in=FINISHED).count()
-    print(f"accepted {accepted}, finished {finished}, lost {accepted - finished} (jobs still running when a stack stopped are finished by the next)")
+    print(
+        f"accepted {accepted}, finished {finished}, lost {accepted - finished} (jobs still running when a stack stopped are finished by the next)"
+    )
     if "tenant" in results and "never" in results:
         t, n = results["tenant"], results["never"]
-        print(f"warm cells vs a container per job: {t['rate'] / max(n['rate'], 1e-9):.1f}x throughput, "
-              f"p50 {statistics.median(n['lat']) / statistics.median(t['lat']):.1f}x lower")
+        print(
+            f"warm cells vs a container per job: {t['rate'] / max(n['rate'], 1e-9):.1f}x throughput, "
+            f"p50 {statistics.median(n['lat']) / statistics.median(t['lat']):.1f}x lower"
+        )
     print("targets: p50 <= 30 ms, p99 <= 150 ms, >= 150 jobs/s with reuse; nothing lost")
 
 

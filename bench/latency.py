@@ -5,6 +5,7 @@
 Each sample is the time from sending POST /api/v1/jobs to the first GET that
 shows the job finished (polled every 2 ms). Prints p50/p95/p99 and failures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,11 @@ def main() -> None:
     samples, failures = [], 0
     for _ in range(args.n):
         t0 = time.perf_counter()
-        job = call(f"{args.url}/api/v1/jobs", args.key, {"runtime": args.runtime, "code": CODE[args.runtime], "args": [2, 3]})
+        job = call(
+            f"{args.url}/api/v1/jobs",
+            args.key,
+            {"runtime": args.runtime, "code": CODE[args.runtime], "args": [2, 3]},
+        )
         while job["status"] not in ("succeeded", "failed", "timed_out", "killed", "cancelled", "dead"):
             time.sleep(0.002)
             job = call(f"{args.url}/api/v1/jobs/{job['id']}", args.key)
@@ -53,7 +58,9 @@ def main() -> None:
     samples.sort()
     q = statistics.quantiles(samples, n=100)
     print(f"runtime={args.runtime} n={args.n} failures={failures}")
-    print(f"submit-to-result ms: p50={statistics.median(samples):.1f} p95={q[94]:.1f} p99={q[98]:.1f} min={samples[0]:.1f} max={samples[-1]:.1f}")
+    print(
+        f"submit-to-result ms: p50={statistics.median(samples):.1f} p95={q[94]:.1f} p99={q[98]:.1f} min={samples[0]:.1f} max={samples[-1]:.1f}"
+    )
 
 
 if __name__ == "__main__":

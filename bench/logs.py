@@ -8,6 +8,7 @@ worker's whole path (sandbox, LogWriter, PostgreSQL rows, live events), with the
 bench tenant's log caps raised so nothing is dropped. Then, with the default caps,
 the time a 3 s job flooding stdout and stderr takes to reach its verdict.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,13 @@ def bench_tenant() -> Tenant:
 
 def sandbox_only(pool, mib: int, width: int) -> tuple[float, int]:
     count = [0]
-    spec = sandbox.RunSpec(runtime="python", code=PRINT, args=[mib, width], tenant="bench-logs-sb",
-                           limits=sandbox.Limits(timeout_ms=120_000, max_log_bytes=512 << 20, max_log_lines=50_000_000))
+    spec = sandbox.RunSpec(
+        runtime="python",
+        code=PRINT,
+        args=[mib, width],
+        tenant="bench-logs-sb",
+        limits=sandbox.Limits(timeout_ms=120_000, max_log_bytes=512 << 20, max_log_lines=50_000_000),
+    )
     t0 = time.monotonic()
     result = pool.run(spec, lambda lines: count.__setitem__(0, count[0] + len(lines)))
     assert result.status == "succeeded", result.error
@@ -77,19 +83,33 @@ def main() -> None:
     print(f"log throughput, {args.mib} MiB of output per job")
     print(f"{'path':<34}{'line':>6}{'seconds':>10}{'MiB/s':>9}{'lines/s':>12}{'lines':>10}")
     for width in (80, 2):
-        for name, run in (("sandbox only (nothing stored)", lambda w: sandbox_only(pool, args.mib, w)),
-                          ("worker: sandbox + PostgreSQL rows", lambda w: worker_path(tenant, key, args.mib, w))):
-            run(width) if width == 80 and name.startswith("sandbox") else None  # a warm cell for the first row
+        for name, run in (
+            ("sandbox only (nothing stored)", lambda w: sandbox_only(pool, args.mib, w)),
+            ("worker: sandbox + PostgreSQL rows", lambda w: worker_path(tenant, key, args.mib, w)),
+        ):
+            run(width) if width == 80 and name.startswith(
+                "sandbox"
+            ) else None  # a warm cell for the first row
             seconds, lines = run(width)
-            print(f"{name:<34}{width:>5}B{seconds:>10.2f}{args.mib / seconds:>9.1f}{lines / seconds:>12,.0f}{lines:>10,}")
-    default = Tenant.objects.filter(slug="bench-logs-default").first() or tenant_create(slug="bench-logs-default")
+            print(
+                f"{name:<34}{width:>5}B{seconds:>10.2f}{args.mib / seconds:>9.1f}{lines / seconds:>12,.0f}{lines:>10,}"
+            )
+    default = Tenant.objects.filter(slug="bench-logs-default").first() or tenant_create(
+        slug="bench-logs-default"
+    )
     for runtime_code in (FLOOD,):
-        job, _ = services.job_submit(tenant=default, api_key=None, spec=services.JobSpec(runtime="python", code=runtime_code, timeout_ms=3000))
+        job, _ = services.job_submit(
+            tenant=default,
+            api_key=None,
+            spec=services.JobSpec(runtime="python", code=runtime_code, timeout_ms=3000),
+        )
         t0 = time.monotonic()
         services.job_execute(job_id=job.id)
         job = Job.objects.get(pk=job.id)
-        print(f"3 s flood of stdout+stderr, default caps: {job.status} after {time.monotonic() - t0:.2f} s, "
-              f"{LogLine.objects.filter(job=job).count():,} rows stored, {job.dropped_log_bytes / (1 << 20):,.0f} MiB dropped")
+        print(
+            f"3 s flood of stdout+stderr, default caps: {job.status} after {time.monotonic() - t0:.2f} s, "
+            f"{LogLine.objects.filter(job=job).count():,} rows stored, {job.dropped_log_bytes / (1 << 20):,.0f} MiB dropped"
+        )
         job.delete()
     pool.close()
 

@@ -7,6 +7,7 @@ for Python and Node with C concurrent clients; the first job of a new tenant wit
 spare available and with none; the same workload through `docker run --rm` with the
 seed prototype's flags; and the ratios against the issue's targets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,7 +101,13 @@ def first_job(runtime: str, with_spare: bool, rounds: int) -> list[float]:
                 pool.maintain()  # refill between samples, as the background thread does
                 if runtime == "node":
                     time.sleep(0.3)  # let the spare's pre-started node process finish booting
-            spec = RunSpec(runtime=runtime, code=CODE[runtime], args=[2, 3], tenant=f"new-{uuid.uuid4().hex[:8]}", limits=limits)
+            spec = RunSpec(
+                runtime=runtime,
+                code=CODE[runtime],
+                args=[2, 3],
+                tenant=f"new-{uuid.uuid4().hex[:8]}",
+                limits=limits,
+            )
             t0 = time.perf_counter()
             result = pool.run(spec)
             samples.append((time.perf_counter() - t0) * 1000)
@@ -110,13 +117,21 @@ def first_job(runtime: str, with_spare: bool, rounds: int) -> list[float]:
     return samples
 
 
-def naive(client: docker.DockerClient, runtime: str, clients: int, seconds: float) -> tuple[list[float], float]:
+def naive(
+    client: docker.DockerClient, runtime: str, clients: int, seconds: float
+) -> tuple[list[float], float]:
     image = image_tag(runtime)
 
     def one(i: int) -> None:
         out = client.containers.run(
-            image, NAIVE_CMD[runtime], entrypoint=[], remove=True, mem_limit="512m", nano_cpus=1_000_000_000,
-            network_mode="none", read_only=True,
+            image,
+            NAIVE_CMD[runtime],
+            entrypoint=[],
+            remove=True,
+            mem_limit="512m",
+            nano_cpus=1_000_000_000,
+            network_mode="none",
+            read_only=True,
         )
         if out.strip() != b"5":
             raise RuntimeError(out)
@@ -131,7 +146,9 @@ def main() -> None:
     parser.add_argument("--first-rounds", type=int, default=20)
     args = parser.parse_args()
     client = docker.from_env()
-    print(f"engine {client.version()['Version']}, {os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f} s per run\n")
+    print(
+        f"engine {client.version()['Version']}, {os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f} s per run\n"
+    )
 
     pool = sandbox.Sandbox(reuse="tenant")
     results = {}

@@ -1,4 +1,5 @@
 """A small client for the Lambdasite API (standard library only)."""
+
 from .lambdasite_client import ApiError, Client
 
 __all__ = ["ApiError", "Client"]

@@ -1,11 +1,12 @@
 """Lambdasite API client and the `lambdasite` command line (standard library only).
 
-    export LAMBDASITE_URL=http://127.0.0.1:8000 LAMBDASITE_KEY=lsk_...
-    lambdasite run handler.py --args '[2, 3]' --wait
-    lambdasite logs JOB_ID --follow
-    lambdasite jobs [--status failed,dead]
-    lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
+export LAMBDASITE_URL=http://127.0.0.1:8000 LAMBDASITE_KEY=lsk_...
+lambdasite run handler.py --args '[2, 3]' --wait
+lambdasite logs JOB_ID --follow
+lambdasite jobs [--status failed,dead]
+lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,9 @@ class Client:
             raise ApiError(0, "no_key", "set LAMBDASITE_KEY (or pass key=)")
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None, query: dict | None = None, headers: dict | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict | None = None, headers: dict | None = None
+    ) -> Any:
         url = f"{self.url}/api/v1{path}"
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -56,11 +59,26 @@ class Client:
                 error = json.loads(exc.read())["error"]
             except (ValueError, KeyError, TypeError):
                 raise ApiError(exc.code, "http_error", str(exc)) from None
-            raise ApiError(exc.code, error.get("code", ""), error.get("message", ""), error.get("details")) from None
+            raise ApiError(
+                exc.code, error.get("code", ""), error.get("message", ""), error.get("details")
+            ) from None
 
-    def submit(self, *, runtime: str, code: str, args: list | None = None, wait: float | None = None,
-               idempotency_key: str | None = None, **limits) -> dict:
-        body = {"runtime": runtime, "code": code, "args": args or [], **{k: v for k, v in limits.items() if v is not None}}
+    def submit(
+        self,
+        *,
+        runtime: str,
+        code: str,
+        args: list | None = None,
+        wait: float | None = None,
+        idempotency_key: str | None = None,
+        **limits,
+    ) -> dict:
+        body = {
+            "runtime": runtime,
+            "code": code,
+            "args": args or [],
+            **{k: v for k, v in limits.items() if v is not None},
+        }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self.request("POST", "/jobs", body, query={"wait": wait} if wait else None, headers=headers)
 
@@ -133,9 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("cannot tell the runtime from the file name; pass --runtime")
             with open(opts.file, encoding="utf-8") as fh:
                 code = fh.read()
-            job = client.submit(runtime=runtime, code=code, args=json.loads(opts.args), handler=opts.handler,
-                                timeout_ms=opts.timeout_ms, memory_mb=opts.memory_mb, max_retries=opts.max_retries,
-                                wait=30 if opts.wait else None)
+            job = client.submit(
+                runtime=runtime,
+                code=code,
+                args=json.loads(opts.args),
+                handler=opts.handler,
+                timeout_ms=opts.timeout_ms,
+                memory_mb=opts.memory_mb,
+                max_retries=opts.max_retries,
+                wait=30 if opts.wait else None,
+            )
             if opts.wait and job["status"] not in FINISHED:
                 job = client.wait(job["id"])
             if not opts.wait:
@@ -155,9 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if opts.command == "jobs":
             for job in client.jobs(status=opts.status, limit=opts.limit)["results"]:
-                print(f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  {job['duration_ms'] or '':>10}")
+                print(
+                    f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  {job['duration_ms'] or '':>10}"
+                )
             return 0
-        _print_job({"get": client.job, "cancel": client.cancel, "retry": client.retry}[opts.command](opts.job))
+        _print_job(
+            {"get": client.job, "cancel": client.cancel, "retry": client.retry}[opts.command](opts.job)
+        )
         return 0
     except ApiError as exc:
         print(f"lambdasite: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """Small server-rendered SVG charts: no JavaScript library, readable without scripts."""
+
 from __future__ import annotations
 
 import math
@@ -37,11 +38,15 @@ def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str
     for frac in (0, 0.5, 1):
         y = PAD_T + (H - PAD_T - PAD_B) * (1 - frac)
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>')
+        parts.append(
+            f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>'
+        )
     if times:
         for index, anchor in ((0, "start"), (len(times) // 2, "middle"), (len(times) - 1, "end")):
             x = PAD_L + (W - PAD_L - PAD_R) * (index + 0.5) / len(times)
-            parts.append(f'<text x="{x:.1f}" y="{H - 6}" class="axis" text-anchor="{anchor}">{times[index]:%H:%M}</text>')
+            parts.append(
+                f'<text x="{x:.1f}" y="{H - 6}" class="axis" text-anchor="{anchor}">{times[index]:%H:%M}</text>'
+            )
     return parts
 
 
@@ -61,7 +66,9 @@ def bars(values: list[float], times: list[datetime], *, label: str, unit: str = 
     return mark_safe("".join(parts))
 
 
-def lines(series: dict[str, list[float | None]], times: list[datetime], *, label: str, unit: str = "") -> SafeString:
+def lines(
+    series: dict[str, list[float | None]], times: list[datetime], *, label: str, unit: str = ""
+) -> SafeString:
     """One polyline per series; None is a gap (no jobs in that bucket)."""
     top = _nice_max(max((v for values in series.values() for v in values if v is not None), default=0))
     parts = _frame(top, unit, times, label)

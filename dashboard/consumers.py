@@ -15,6 +15,7 @@ membership and closes (the page reconnects, and is refused if it may no longer
 watch). Because pub/sub may drop a notice, access is also re-checked before
 relaying whenever the last check is older than ``LIVE_RECHECK_S``.
 """
+
 from __future__ import annotations
 
 import time
@@ -90,7 +91,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.session_key = self.scope["session"].session_key
         self.checked_at = time.monotonic()
         await self.channel_layer.group_add(live.user_group(user.id), self.channel_name)
-        await self.channel_layer.group_add(self.group, self.channel_name)  # subscribed before the seq is read: no gap
+        await self.channel_layer.group_add(
+            self.group, self.channel_name
+        )  # subscribed before the seq is read: no gap
         await self.accept()
         seq = await sync_to_async(events.current_seq)(get_redis(), self.group)
         await self.send_json({"kind": "hello", "seq": seq})
@@ -108,11 +111,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         event = message["event"]
         if event.get("kind") == "access":
             # something about this user changed: never keep relaying on the old authorisation
-            allowed = await database_sync_to_async(still_allowed)(self.session_key, self.user_id, self.tenant_id)
+            allowed = await database_sync_to_async(still_allowed)(
+                self.session_key, self.user_id, self.tenant_id
+            )
             await self.close(code=CLOSE_RECHECK if allowed else CLOSE_FORBIDDEN)
             return
         if time.monotonic() - self.checked_at > settings.LIVE_RECHECK_S:
-            if not await database_sync_to_async(still_allowed)(self.session_key, self.user_id, self.tenant_id):
+            if not await database_sync_to_async(still_allowed)(
+                self.session_key, self.user_id, self.tenant_id
+            ):
                 await self.close(code=CLOSE_FORBIDDEN)
                 return
             self.checked_at = time.monotonic()

@@ -1,4 +1,5 @@
 """Template context for every page: the signed-in person's open invitations (shown in the header)."""
+
 from __future__ import annotations
 
 from django.utils.functional import SimpleLazyObject

@@ -4,6 +4,7 @@ Rules live in ``accounts/services.py``; these views parse forms and show results
 Nobody is made a member without accepting, and inviting an address says nothing
 about whether it has an account.
 """
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -34,7 +35,9 @@ def members(request):
             status = 400
     context = {
         "members": Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username"),
-        "invitations": Invitation.objects.filter(tenant=tenant, accepted_at=None, closed_at=None).select_related("invited_by"),
+        "invitations": Invitation.objects.filter(
+            tenant=tenant, accepted_at=None, closed_at=None
+        ).select_related("invited_by"),
         "roles": Membership.Role.values,
         "invite_link": link,
     }
@@ -48,7 +51,10 @@ def _members_change(request, tenant) -> str | None:
     action = request.POST.get("action")
     if action == "invite":
         issued = accounts.invitation_create(
-            tenant=tenant, email=request.POST.get("email", ""), role=request.POST.get("role", "member"), invited_by=request.user
+            tenant=tenant,
+            email=request.POST.get("email", ""),
+            role=request.POST.get("role", "member"),
+            invited_by=request.user,
         )
         messages.success(
             request,
@@ -57,11 +63,19 @@ def _members_change(request, tenant) -> str | None:
         )
         return request.build_absolute_uri(reverse("dashboard:invitation-link", args=[issued.token]))
     if action == "role":
-        changed = accounts.membership_change_role(tenant=tenant, membership_id=_int(request.POST.get("membership")), role=request.POST.get("role", ""))
+        changed = accounts.membership_change_role(
+            tenant=tenant,
+            membership_id=_int(request.POST.get("membership")),
+            role=request.POST.get("role", ""),
+        )
         messages.success(request, f"{changed.user.username} is now {changed.role}.")
     elif action == "remove":
-        removed = accounts.membership_remove(tenant=tenant, membership_id=_int(request.POST.get("membership")))
-        messages.success(request, f"{removed.user.username} removed; their API keys for {tenant.name} are revoked.")
+        removed = accounts.membership_remove(
+            tenant=tenant, membership_id=_int(request.POST.get("membership"))
+        )
+        messages.success(
+            request, f"{removed.user.username} removed; their API keys for {tenant.name} are revoked."
+        )
     elif action == "withdraw":
         accounts.invitation_withdraw(tenant=tenant, invitation_id=_int(request.POST.get("invitation")))
         messages.success(request, "Invitation withdrawn.")
@@ -85,14 +99,19 @@ def invitations(request):
         try:
             if request.POST.get("action") == "accept":
                 membership = accounts.invitation_accept(invitation_id=invitation_id, user=request.user)
-                messages.success(request, f"You are now {membership.role} of {membership.tenant.name}; switch to it from the header.")
+                messages.success(
+                    request,
+                    f"You are now {membership.role} of {membership.tenant.name}; switch to it from the header.",
+                )
             else:
                 accounts.invitation_decline(invitation_id=invitation_id, user=request.user)
                 messages.success(request, "Invitation declined.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
         return redirect("dashboard:invitations")
-    return render(request, "dashboard/invitations.html", {"invitations": accounts.invitations_for(request.user)})
+    return render(
+        request, "dashboard/invitations.html", {"invitations": accounts.invitations_for(request.user)}
+    )
 
 
 def invitation_link(request, token: str):
@@ -101,7 +120,9 @@ def invitation_link(request, token: str):
     try:
         invitation = accounts.invitation_by_token(token=token)
     except ApplicationError as exc:
-        return render(request, "dashboard/error.html", {"title": "Invitation", "message": exc.message}, status=404)
+        return render(
+            request, "dashboard/error.html", {"title": "Invitation", "message": exc.message}, status=404
+        )
     error = None
     status = 200
     if request.method == "POST" and not request.user.is_authenticated:
@@ -122,4 +143,3 @@ def invitation_link(request, token: str):
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"  # the token is in the URL
     return response
-

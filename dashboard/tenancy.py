@@ -6,6 +6,7 @@ switcher (a link from another site can never change it). A page about one object
 touching the session; every write is authorised against the tenant it acts on.
 A session without a current tenant starts in the user's first membership.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,7 +37,11 @@ class TenantContext:
 
 
 def memberships_of(user) -> list[Membership]:
-    return list(Membership.objects.filter(user=user).select_related("tenant", "tenant__quota").order_by("tenant__slug"))
+    return list(
+        Membership.objects.filter(user=user)
+        .select_related("tenant", "tenant__quota")
+        .order_by("tenant__slug")
+    )
 
 
 def resolve(request) -> TenantContext | None:
@@ -46,7 +51,9 @@ def resolve(request) -> TenantContext | None:
     wanted = request.session.get(SESSION_KEY)
     current = next((m for m in memberships if m.tenant_id == wanted), None)
     if current is None:
-        first = min(memberships, key=lambda m: (m.created_at, m.pk))  # the user's first tenant, not the alphabetical one
+        first = min(
+            memberships, key=lambda m: (m.created_at, m.pk)
+        )  # the user's first tenant, not the alphabetical one
         current = first
         request.session[SESSION_KEY] = current.tenant_id
     return TenantContext(tenant=current.tenant, role=current.role, memberships=memberships)
@@ -60,7 +67,9 @@ def context_for(request, tenant_id) -> TenantContext | None:
         return None
     if membership.tenant_id == ctx.tenant.id:
         return ctx
-    return TenantContext(tenant=membership.tenant, role=membership.role, memberships=ctx.memberships, foreign=True)
+    return TenantContext(
+        tenant=membership.tenant, role=membership.role, memberships=ctx.memberships, foreign=True
+    )
 
 
 def switch(request, tenant_id) -> bool:
@@ -76,8 +85,12 @@ def switch(request, tenant_id) -> bool:
 def forbidden(request, needed: str):
     ctx = request.ctx
     return render(
-        request, "dashboard/error.html",
-        {"title": "Not allowed", "message": f"This needs the {needed} role in {ctx.tenant.name}; you are {ctx.role}."},
+        request,
+        "dashboard/error.html",
+        {
+            "title": "Not allowed",
+            "message": f"This needs the {needed} role in {ctx.tenant.name}; you are {ctx.role}.",
+        },
         status=403,
     )
 
@@ -93,7 +106,12 @@ def dashboard_view(*, write: bool = False, owner: bool = False):
             if ctx is None:
                 from accounts.services import invitations_for
 
-                return render(request, "dashboard/no_tenant.html", {"invitations": invitations_for(request.user)}, status=403)
+                return render(
+                    request,
+                    "dashboard/no_tenant.html",
+                    {"invitations": invitations_for(request.user)},
+                    status=403,
+                )
             request.ctx = ctx
             if (owner and not ctx.is_owner) or (write and not ctx.can_write):
                 return forbidden(request, "owner" if owner else "owner or member")

@@ -4,6 +4,7 @@ Every page that changes while you look at it has a region with ``data-live-src``
 live.js re-fetches that URL (the same view, ``?partial=1``) when an event says
 something changed, so what the page shows always comes from the database.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,22 +68,35 @@ def overview(request):
     times = [point["start"] for point in series]
     per_minute = [point["jobs"] / (bucket_s / 60) for point in series]
     quota = tenant.quota
-    tokens_left = ratelimit.peek(bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute)
+    tokens_left = ratelimit.peek(
+        bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute
+    )
     bars = [
-        _bar("Concurrency", usage["concurrency"]["in_use"], quota.max_concurrency, "running or dispatched now"),
-        _bar("Submission rate", quota.submissions_per_minute - tokens_left, quota.submissions_per_minute, "of the per-minute bucket in use"),
+        _bar(
+            "Concurrency", usage["concurrency"]["in_use"], quota.max_concurrency, "running or dispatched now"
+        ),
+        _bar(
+            "Submission rate",
+            quota.submissions_per_minute - tokens_left,
+            quota.submissions_per_minute,
+            "of the per-minute bucket in use",
+        ),
         _bar("Compute this month", usage["gb_seconds"]["used"], quota.monthly_gb_seconds, "GB-s"),
     ]
     context = {
         "range": range_name,
         "stats": stats,
         "usage": usage,
-        "status_counts": [(status, stats["by_status"].get(status, 0)) for status in Status.values if status != Status.LOST],
+        "status_counts": [
+            (status, stats["by_status"].get(status, 0)) for status in Status.values if status != Status.LOST
+        ],
         "bars": bars,
         "jobs_chart": charts.bars(per_minute, times, label=f"Jobs per minute, last {range_name}"),
         "run_chart": charts.lines(
-            {"p50": [p["run_p50_ms"] for p in series], "p95": [p["run_p95_ms"] for p in series]}, times,
-            label=f"Run time p50 and p95, last {range_name}", unit=" ms",
+            {"p50": [p["run_p50_ms"] for p in series], "p95": [p["run_p95_ms"] for p in series]},
+            times,
+            label=f"Run time p50 and p95, last {range_name}",
+            unit=" ms",
         ),
         "live_ws": f"/ws/tenants/{tenant.slug}/",
     }
@@ -93,8 +107,14 @@ def overview(request):
 def _bar(label: str, used: float, limit: float, unit: str) -> dict:
     used = max(0.0, float(used))
     percent = min(100.0, 100.0 * used / limit) if limit else 100.0
-    return {"label": label, "used": used, "limit": limit, "unit": unit, "percent": round(percent, 1),
-            "level": "high" if percent >= 90 else "mid" if percent >= 70 else "low"}
+    return {
+        "label": label,
+        "used": used,
+        "limit": limit,
+        "unit": unit,
+        "percent": round(percent, 1),
+        "level": "high" if percent >= 90 else "mid" if percent >= 70 else "low",
+    }
 
 
 # -- jobs list ----------------------------------------------------------------------
@@ -115,11 +135,17 @@ def job_list(request):
         qs = _search(qs, query)
     before = request.GET.get("before", "")
     if before:
-        anchor = Job.objects.filter(tenant=tenant, pk=before).values("created_at").first() if _is_uuid(before) else None
+        anchor = (
+            Job.objects.filter(tenant=tenant, pk=before).values("created_at").first()
+            if _is_uuid(before)
+            else None
+        )
         if anchor is None:
             before = ""
         else:
-            qs = qs.filter(created_at__lt=anchor["created_at"]) | qs.filter(created_at=anchor["created_at"], id__lt=before)
+            qs = qs.filter(created_at__lt=anchor["created_at"]) | qs.filter(
+                created_at=anchor["created_at"], id__lt=before
+            )
     rows = list(qs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
@@ -188,7 +214,9 @@ def _job_context(request, job: Job) -> dict:
         "can_delete": request.ctx.can_write and job.status in FINISHED,
         "cost": selectors.cost(gb_seconds=job.gb_seconds, requests=job.attempts),
         "currency": settings.PRICE_CURRENCY,
-        "result_json": json.dumps(job.result, indent=2, ensure_ascii=False) if job.status == Status.SUCCEEDED else None,
+        "result_json": json.dumps(job.result, indent=2, ensure_ascii=False)
+        if job.status == Status.SUCCEEDED
+        else None,
         "cancel_pending": job.cancel_requested and job.status not in FINISHED,
     }
 
@@ -219,9 +247,13 @@ def job_log_lines(request, job_id):
     try:
         after = max(0, int(request.GET.get("after", "0")))
     except ValueError:
-        return JsonResponse({"error": {"code": "validation_failed", "message": "after must be an integer"}}, status=400)
+        return JsonResponse(
+            {"error": {"code": "validation_failed", "message": "after must be an integer"}}, status=400
+        )
     lines = list(LogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:LOG_PAGE])
-    return _no_store(JsonResponse({"lines": [event_for_line(line) for line in lines], "more": len(lines) == LOG_PAGE}))
+    return _no_store(
+        JsonResponse({"lines": [event_for_line(line) for line in lines], "more": len(lines) == LOG_PAGE})
+    )
 
 
 @dashboard_view()
@@ -234,7 +266,9 @@ def job_log_download(request, job_id):
             chunk = list(LogLine.objects.filter(job=job, seq__gt=last).order_by("seq")[:5000])
             if not chunk:
                 return
-            yield "".join(f"{line.ts.isoformat()} attempt={line.attempt} {line.stream}: {line.text}\n" for line in chunk)
+            yield "".join(
+                f"{line.ts.isoformat()} attempt={line.attempt} {line.stream}: {line.text}\n" for line in chunk
+            )
             last = chunk[-1].seq
 
     response = StreamingHttpResponse(stream(), content_type="text/plain; charset=utf-8")
@@ -288,7 +322,10 @@ def job_delete(request, job_id):
 def job_new(request):
     quota = request.ctx.tenant.quota
     form = {
-        "runtime": "python", "handler": "main", "code": TEMPLATES["python"], "args": "[2, 3]",
+        "runtime": "python",
+        "handler": "main",
+        "code": TEMPLATES["python"],
+        "args": "[2, 3]",
         "timeout_ms": min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms),
         "memory_mb": min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb),
         "max_retries": quota.default_max_retries,
@@ -300,7 +337,9 @@ def job_new(request):
         body, errors = _parse_job_form(form)
         if not errors:
             try:
-                job, _ = services.job_submit(tenant=request.ctx.tenant, api_key=None, spec=services.JobSpec(**body))
+                job, _ = services.job_submit(
+                    tenant=request.ctx.tenant, api_key=None, spec=services.JobSpec(**body)
+                )
                 return redirect("dashboard:job-detail", job_id=job.id)
             except ApplicationError as exc:
                 details = exc.details or {}
@@ -312,11 +351,21 @@ def job_new(request):
         source = _job_or_404(request, request.GET["from"])
         request.ctx = current  # the copy is submitted to the current tenant, with its role checked above
         form.update(
-            runtime=source.runtime, handler=source.handler, code=source.code, args=json.dumps(source.args),
-            timeout_ms=source.timeout_ms, memory_mb=source.memory_mb, max_retries=source.max_retries,
+            runtime=source.runtime,
+            handler=source.handler,
+            code=source.code,
+            args=json.dumps(source.args),
+            timeout_ms=source.timeout_ms,
+            memory_mb=source.memory_mb,
+            max_retries=source.max_retries,
         )
     context = {
-        "form": form, "errors": errors, "runtimes": RUNTIMES, "examples": EXAMPLES, "templates": TEMPLATES, "quota": quota,
+        "form": form,
+        "errors": errors,
+        "runtimes": RUNTIMES,
+        "examples": EXAMPLES,
+        "templates": TEMPLATES,
+        "quota": quota,
     }
     return render(request, "dashboard/job_new.html", context, status=status)
 
@@ -324,7 +373,11 @@ def job_new(request):
 def _parse_job_form(form: dict) -> tuple[dict, dict]:
     """The form's strings as the API's JSON body, validated by the API's own serializer."""
     errors: dict[str, str] = {}
-    body: dict = {"runtime": form["runtime"], "code": form["code"].replace("\r\n", "\n"), "handler": form["handler"] or "main"}
+    body: dict = {
+        "runtime": form["runtime"],
+        "code": form["code"].replace("\r\n", "\n"),
+        "handler": form["handler"] or "main",
+    }
     try:
         body["args"] = json.loads(form["args"] or "[]")
     except (ValueError, RecursionError) as exc:
@@ -354,8 +407,14 @@ def _parse_job_form(form: dict) -> tuple[dict, dict]:
 @dashboard_view()
 def dead_letters(request):
     tenant = request.ctx.tenant
-    jobs = list(Job.objects.filter(tenant=tenant, status=Status.DEAD).defer("code").order_by("-finished_at")[:200])
-    context = {"jobs": jobs, "live_ws": f"/ws/tenants/{tenant.slug}/", "total": Job.objects.filter(tenant=tenant, status=Status.DEAD).count()}
+    jobs = list(
+        Job.objects.filter(tenant=tenant, status=Status.DEAD).defer("code").order_by("-finished_at")[:200]
+    )
+    context = {
+        "jobs": jobs,
+        "live_ws": f"/ws/tenants/{tenant.slug}/",
+        "total": Job.objects.filter(tenant=tenant, status=Status.DEAD).count(),
+    }
     template = "dashboard/_dead_rows.html" if _partial(request) else "dashboard/dead_letters.html"
     return render(request, template, context)
 
@@ -364,7 +423,9 @@ def dead_letters(request):
 @dashboard_view(write=True)
 def dead_letters_requeue(request):
     ids = request.POST.getlist("job")
-    jobs = Job.objects.filter(tenant=request.ctx.tenant, status=Status.DEAD, pk__in=[i for i in ids if _is_uuid(i)])
+    jobs = Job.objects.filter(
+        tenant=request.ctx.tenant, status=Status.DEAD, pk__in=[i for i in ids if _is_uuid(i)]
+    )
     count = 0
     refused = None
     for job in jobs:
@@ -392,7 +453,12 @@ def api_keys(request):
     status = 200
     if request.method == "POST":
         if not request.ctx.can_write:
-            return render(request, "dashboard/error.html", {"title": "Not allowed", "message": "Viewers cannot create keys."}, status=403)
+            return render(
+                request,
+                "dashboard/error.html",
+                {"title": "Not allowed", "message": "Viewers cannot create keys."},
+                status=403,
+            )
         name = request.POST.get("name", "").strip()[:100]
         scope = request.POST.get("scope", ApiKey.Scope.WRITE)
         if not name:
@@ -403,7 +469,11 @@ def api_keys(request):
             status = 400
         else:
             issued = api_key_issue(tenant=tenant, name=name, scope=scope, created_by=request.user)
-    keys = ApiKey.objects.filter(tenant=tenant).select_related("created_by").order_by("revoked_at", "-created_at")
+    keys = (
+        ApiKey.objects.filter(tenant=tenant)
+        .select_related("created_by")
+        .order_by("revoked_at", "-created_at")
+    )
     context = {"keys": keys, "issued": issued, "api_url": request.build_absolute_uri("/api/v1/")}
     return _no_store(render(request, "dashboard/api_keys.html", context, status=status))
 
@@ -434,5 +504,8 @@ def switch_tenant(request):
     if tenant is None or not tenancy.switch(request, tenant.id):
         messages.error(request, "You are not a member of that tenant.")
     target = request.POST.get("next", "")
-    return redirect(target if target.startswith("/app/") and "//" not in target and "/jobs/" not in target else reverse("dashboard:overview"))
-
+    return redirect(
+        target
+        if target.startswith("/app/") and "//" not in target and "/jobs/" not in target
+        else reverse("dashboard:overview")
+    )

@@ -1,4 +1,5 @@
 """Operators' admin for jobs: filters, search by id, read-only code, args, result and logs."""
+
 from django.contrib import admin, messages
 
 from lambdasite.errors import ApplicationError
@@ -29,7 +30,9 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Requeue (dead, failed, timed out, killed or cancelled jobs)")
     def requeue(self, request, queryset):
-        self._apply(request, queryset, lambda job: services.job_requeue(job=job, by_operator=True), "requeued")
+        self._apply(
+            request, queryset, lambda job: services.job_requeue(job=job, by_operator=True), "requeued"
+        )
 
     @admin.action(description="Cancel (waiting jobs at once, running jobs within ~1 s)")
     def cancel(self, request, queryset):

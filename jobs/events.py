@@ -13,6 +13,7 @@ queue overflows, the dropped groups get a ``resync`` event later, with a fresh
 sequence number, so no page stays wrong. The database stays the truth; events only
 say "look again" quickly.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,9 @@ def job_group(job_id) -> str:
     return f"job.{job_id}"
 
 
-def status_changed(*, job_id, tenant_id, status: str, attempt: int | None = None, runtime: str | None = None) -> None:
+def status_changed(
+    *, job_id, tenant_id, status: str, attempt: int | None = None, runtime: str | None = None
+) -> None:
     """A job's status changed (call after commit). Goes to the job's group and the tenant's group."""
     event = {"kind": "status", "job": str(job_id), "status": status}
     if attempt is not None:
@@ -62,4 +65,10 @@ def log_lines(*, job_id, lines: list[dict]) -> None:
 
 def event_for_line(line: Any) -> dict:
     """The wire form of a stored LogLine."""
-    return {"seq": line.seq, "attempt": line.attempt, "stream": line.stream, "ts": line.ts.isoformat(), "text": line.text}
+    return {
+        "seq": line.seq,
+        "attempt": line.attempt,
+        "stream": line.stream,
+        "ts": line.ts.isoformat(),
+        "text": line.text,
+    }

@@ -6,6 +6,7 @@ queue depth, dead letters, workers, warm cells) are read from PostgreSQL and
 Redis when Prometheus scrapes. A Redis flush resets the counters, which
 Prometheus treats as a counter reset.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ import time
 
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from lambdasite.redis_client import get_redis, get_queue
+
+from lambdasite.redis_client import get_queue, get_redis
 
 log = logging.getLogger("lambdasite.metrics")
 PREFIX = "lambdasite:metrics"
@@ -84,8 +86,16 @@ _ADD_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('
 
 
 @_safely
-def attempt_recorded(*, tenant_id, gb_seconds: float, runtime: str | None = None, status: str | None = None,
-                     job_id=None, run_s: float | None = None, start_s: float | None = None) -> None:
+def attempt_recorded(
+    *,
+    tenant_id,
+    gb_seconds: float,
+    runtime: str | None = None,
+    status: str | None = None,
+    job_id=None,
+    run_s: float | None = None,
+    start_s: float | None = None,
+) -> None:
     """Everything Redis learns when an attempt ends, in one round trip: the tenant's cached
     compute use, the duration histograms, and (for a finished job) the finished counter and the
     wake-up of anyone waiting on it."""
@@ -93,7 +103,9 @@ def attempt_recorded(*, tenant_id, gb_seconds: float, runtime: str | None = None
 
     with _conn().pipeline(transaction=False) as pipe:
         if gb_seconds:
-            pipe.eval(_ADD_IF_EXISTS, 1, USAGE_KEY.format(tenant=tenant_id, period=usage_period()), gb_seconds)
+            pipe.eval(
+                _ADD_IF_EXISTS, 1, USAGE_KEY.format(tenant=tenant_id, period=usage_period()), gb_seconds
+            )
         if run_s is not None:
             _observe(pipe, "job_run_seconds", run_s)
             _observe(pipe, "sandbox_start_seconds", start_s or 0.0)
@@ -122,7 +134,9 @@ class LambdasiteCollector:
         for runtime, value in conn.hgetall(f"{PREFIX}:submitted").items():
             submitted.add_metric([runtime.decode()], int(value))
         yield submitted
-        finished = CounterMetricFamily("lambdasite_jobs_finished", "Jobs that reached a terminal state", labels=["runtime", "status"])
+        finished = CounterMetricFamily(
+            "lambdasite_jobs_finished", "Jobs that reached a terminal state", labels=["runtime", "status"]
+        )
         for key, value in conn.hgetall(f"{PREFIX}:finished").items():
             runtime, _, status = key.decode().partition("|")
             finished.add_metric([runtime, status], int(value))
@@ -135,13 +149,30 @@ class LambdasiteCollector:
                 series.append((str(bound), cumulative))
             cumulative += int(raw.get(f"b{len(buckets)}", 0))
             series.append(("+Inf", cumulative))
-            yield HistogramMetricFamily(f"lambdasite_{name}", name.replace("_", " "), buckets=series, sum_value=float(raw.get("sum", 0.0)))
-        yield GaugeMetricFamily("lambdasite_jobs_running", "Jobs running now", value=Job.objects.filter(status=Status.RUNNING).count())
-        depth = GaugeMetricFamily("lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"])
+            yield HistogramMetricFamily(
+                f"lambdasite_{name}",
+                name.replace("_", " "),
+                buckets=series,
+                sum_value=float(raw.get("sum", 0.0)),
+            )
+        yield GaugeMetricFamily(
+            "lambdasite_jobs_running",
+            "Jobs running now",
+            value=Job.objects.filter(status=Status.RUNNING).count(),
+        )
+        depth = GaugeMetricFamily(
+            "lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"]
+        )
         depth.add_metric([settings.RQ_QUEUE], get_queue().count)
-        depth.add_metric(["postgres"], Job.objects.filter(status__in=[Status.QUEUED, Status.RETRYING]).count())
+        depth.add_metric(
+            ["postgres"], Job.objects.filter(status__in=[Status.QUEUED, Status.RETRYING]).count()
+        )
         yield depth
-        yield GaugeMetricFamily("lambdasite_dead_letters", "Jobs in the dead-letter queue", value=Job.objects.filter(status=Status.DEAD).count())
+        yield GaugeMetricFamily(
+            "lambdasite_dead_letters",
+            "Jobs in the dead-letter queue",
+            value=Job.objects.filter(status=Status.DEAD).count(),
+        )
         from rq import Worker
 
         yield GaugeMetricFamily("lambdasite_workers", "Live RQ workers", value=Worker.count(connection=conn))
@@ -155,4 +186,6 @@ class LambdasiteCollector:
             cells += stats.get("warm_cells", 0)
             spares += stats.get("spares", 0)
         yield GaugeMetricFamily("lambdasite_warm_cells", "Warm sandbox cells across workers", value=cells)
-        yield GaugeMetricFamily("lambdasite_spares", "Pre-started spare containers across workers", value=spares)
+        yield GaugeMetricFamily(
+            "lambdasite_spares", "Pre-started spare containers across workers", value=spares
+        )

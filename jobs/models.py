@@ -1,4 +1,5 @@
 """Jobs, their attempts and their log lines: PostgreSQL is the source of truth."""
+
 from __future__ import annotations
 
 import uuid
@@ -31,7 +32,9 @@ REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Stat
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
-    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     runtime = models.CharField(max_length=16)
     handler = models.CharField(max_length=100, default="main")
     code = models.TextField()

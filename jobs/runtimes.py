@@ -1,4 +1,5 @@
 """What each runtime is: language version and the handler conventions users write against."""
+
 from __future__ import annotations
 
 RUNTIME_INFO = {

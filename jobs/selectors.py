@@ -1,7 +1,8 @@
 """Reads of jobs, always scoped to one tenant."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,7 +16,9 @@ from lambdasite.errors import NotFound, ValidationFailed
 from .models import Attempt, Job, LogLine, Status
 
 
-def job_list(*, tenant: Tenant, statuses: list[str] | None = None, runtime: str | None = None) -> QuerySet[Job]:
+def job_list(
+    *, tenant: Tenant, statuses: list[str] | None = None, runtime: str | None = None
+) -> QuerySet[Job]:
     qs = Job.objects.filter(tenant=tenant).defer("code")
     if statuses:
         unknown = [s for s in statuses if s not in Status.values]
@@ -48,13 +51,22 @@ def job_logs(*, job: Job, after: int = 0, limit: int = 1000) -> list[LogLine]:
 def billing_period(now: datetime | None = None) -> tuple[datetime, datetime]:
     """The current calendar month in UTC: (start, start of the next month)."""
     now = now or timezone.now()
-    start = now.astimezone(dt_timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    nxt = (start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1))
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    nxt = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
     return start, nxt
 
 
 def gb_seconds_used(*, tenant: Tenant, since: datetime) -> float:
-    return Attempt.objects.filter(job__tenant=tenant, started_at__gte=since).aggregate(total=Sum("gb_seconds"))["total"] or 0.0
+    return (
+        Attempt.objects.filter(job__tenant=tenant, started_at__gte=since).aggregate(total=Sum("gb_seconds"))[
+            "total"
+        ]
+        or 0.0
+    )
 
 
 def usage_period(now: datetime | None = None) -> str:
@@ -91,7 +103,9 @@ def gb_seconds_used_fast(*, tenant: Tenant) -> float:
 
 
 def cost(*, gb_seconds: float, requests: int) -> float:
-    return gb_seconds * settings.PRICE_PER_GB_SECOND + requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS
+    return (
+        gb_seconds * settings.PRICE_PER_GB_SECOND + requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS
+    )
 
 
 def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
@@ -109,7 +123,11 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
         "jobs": {"total": sum(by_status.values()), "by_status": by_status},
         "requests": requests,
         "billed_ms": totals["billed"] or 0,
-        "gb_seconds": {"used": round(used, 6), "limit": quota.monthly_gb_seconds, "left": round(max(0.0, quota.monthly_gb_seconds - used), 6)},
+        "gb_seconds": {
+            "used": round(used, 6),
+            "limit": quota.monthly_gb_seconds,
+            "left": round(max(0.0, quota.monthly_gb_seconds - used), 6),
+        },
         "cost": {
             "currency": settings.PRICE_CURRENCY,
             "compute": round(used * settings.PRICE_PER_GB_SECOND, 12),
@@ -119,7 +137,9 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
             "price_per_million_requests": settings.PRICE_PER_MILLION_REQUESTS,
         },
         "concurrency": {
-            "in_use": Job.objects.filter(tenant=tenant, status__in=[Status.DISPATCHED, Status.RUNNING]).count(),
+            "in_use": Job.objects.filter(
+                tenant=tenant, status__in=[Status.DISPATCHED, Status.RUNNING]
+            ).count(),
             "limit": quota.max_concurrency,
         },
         "limits": {
@@ -143,7 +163,11 @@ def tenant_stats(*, tenant: Tenant, since: datetime, now: datetime | None = None
     jobs = Job.objects.filter(tenant=tenant, created_at__gte=since, created_at__lte=now)
     by_status = dict(jobs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     by_runtime = dict(jobs.values_list("runtime").annotate(n=Count("id")).values_list("runtime", "n"))
-    finished = sum(n for status, n in by_status.items() if status in (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.DEAD))
+    finished = sum(
+        n
+        for status, n in by_status.items()
+        if status in (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.DEAD)
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),"
@@ -171,7 +195,9 @@ def _round(value):
     return round(value, 3) if value is not None else None
 
 
-def tenant_timeseries(*, tenant: Tenant, since: datetime, bucket_s: int, now: datetime | None = None) -> list[dict]:
+def tenant_timeseries(
+    *, tenant: Tenant, since: datetime, bucket_s: int, now: datetime | None = None
+) -> list[dict]:
     """Per bucket of ``bucket_s`` seconds since ``since``: jobs created, and p50/p95 run time of those that ran.
     Every bucket is present (empty ones with zero jobs and no percentiles)."""
     now = now or timezone.now()

@@ -8,6 +8,7 @@ reconciler re-dispatches what Redis lost and retries attempts whose lease
 expired. The result is at-least-once execution with exactly one visible
 outcome per job.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -31,11 +32,18 @@ from rq.job import Job as RQJob
 
 import sandbox
 from accounts.models import ApiKey, Quota, Tenant
-from lambdasite.errors import ApplicationError, Conflict, Forbidden, PayloadTooLarge, RateLimited, ValidationFailed
+from lambdasite.errors import (
+    ApplicationError,
+    Conflict,
+    Forbidden,
+    PayloadTooLarge,
+    RateLimited,
+    ValidationFailed,
+)
+from lambdasite.redis_client import get_queue, get_redis
 
 from . import events, metrics
-from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, LogLine, Status
-from lambdasite.redis_client import get_redis, get_queue
+from .models import FINISHED, REQUEUEABLE, RETRYABLE, WAITING, Attempt, Job, Status
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -64,7 +72,9 @@ def _announce(job: Job) -> None:
     """Tell live pages about the job's new status once the transaction commits."""
     job_id, tenant_id, status, attempt, runtime = job.id, job.tenant_id, job.status, job.attempts, job.runtime
     transaction.on_commit(
-        lambda: events.status_changed(job_id=job_id, tenant_id=tenant_id, status=status, attempt=attempt, runtime=runtime)
+        lambda: events.status_changed(
+            job_id=job_id, tenant_id=tenant_id, status=status, attempt=attempt, runtime=runtime
+        )
     )
 
 
@@ -89,8 +99,16 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
             f"args is {args_bytes} bytes, over this tenant's cap of {quota.max_args_bytes}",
             details={"field": "args", "size": args_bytes, "limit": quota.max_args_bytes},
         )
-    timeout_ms = spec.timeout_ms if spec.timeout_ms is not None else min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms)
-    memory_mb = spec.memory_mb if spec.memory_mb is not None else min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb)
+    timeout_ms = (
+        spec.timeout_ms
+        if spec.timeout_ms is not None
+        else min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms)
+    )
+    memory_mb = (
+        spec.memory_mb
+        if spec.memory_mb is not None
+        else min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb)
+    )
     max_retries = spec.max_retries if spec.max_retries is not None else quota.default_max_retries
     for name, value, cap in (
         ("timeout_ms", timeout_ms, quota.max_timeout_ms),
@@ -103,8 +121,13 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
                 details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
             )
     return JobSpec(
-        runtime=spec.runtime, code=spec.code, args=spec.args, handler=spec.handler,
-        timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries,
+        runtime=spec.runtime,
+        code=spec.code,
+        args=spec.args,
+        handler=spec.handler,
+        timeout_ms=timeout_ms,
+        memory_mb=memory_mb,
+        max_retries=max_retries,
     )
 
 
@@ -115,9 +138,17 @@ def request_hash(spec: JobSpec) -> str:
 
 def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> Job:
     return Job(
-        tenant=tenant, api_key=api_key, runtime=spec.runtime, handler=spec.handler, code=spec.code,
-        args=spec.args, timeout_ms=spec.timeout_ms, memory_mb=spec.memory_mb, max_retries=spec.max_retries,
-        next_attempt_at=timezone.now(), **extra,
+        tenant=tenant,
+        api_key=api_key,
+        runtime=spec.runtime,
+        handler=spec.handler,
+        code=spec.code,
+        args=spec.args,
+        timeout_ms=spec.timeout_ms,
+        memory_mb=spec.memory_mb,
+        max_retries=spec.max_retries,
+        next_attempt_at=timezone.now(),
+        **extra,
     )
 
 
@@ -136,14 +167,22 @@ def tenant_admit(*, tenant: Tenant, count: int = 1) -> None:
         retry_after = max(1, int((resets_at - timezone.now()).total_seconds()))
         raise RateLimited(
             f"the monthly compute budget of {quota.monthly_gb_seconds:g} GB-s is spent; it resets {resets_at.isoformat()}",
-            retry_after=retry_after, code="quota_exceeded",
-            details={"used_gb_seconds": round(used, 6), "limit_gb_seconds": quota.monthly_gb_seconds, "resets_at": resets_at.isoformat()},
+            retry_after=retry_after,
+            code="quota_exceeded",
+            details={
+                "used_gb_seconds": round(used, 6),
+                "limit_gb_seconds": quota.monthly_gb_seconds,
+                "resets_at": resets_at.isoformat(),
+            },
         )
-    allowed, wait = ratelimit.take(bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute, count=count)
+    allowed, wait = ratelimit.take(
+        bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute, count=count
+    )
     if not allowed:
         raise RateLimited(
             f"over the limit of {quota.submissions_per_minute} submissions per minute",
-            retry_after=wait, details={"limit_per_minute": quota.submissions_per_minute},
+            retry_after=wait,
+            details={"limit_per_minute": quota.submissions_per_minute},
         )
 
 
@@ -221,7 +260,8 @@ def rq_job_id(job_id, attempt: int) -> str:
 
 def _enqueue(job: Job, *, at_front: bool = False) -> None:
     get_queue().enqueue(
-        "jobs.tasks.run_job", str(job.id),
+        "jobs.tasks.run_job",
+        str(job.id),
         job_id=rq_job_id(job.id, job.attempts + 1),
         job_timeout=job.timeout_ms // 1000 + 120,
         result_ttl=0,
@@ -240,7 +280,13 @@ def tenant_fill_slots(*, tenant_id) -> int:
     retries) go to the front of the queue.
     """
     now = timezone.now()
-    params = {"tenant": tenant_id, "now": now, "queued": Status.QUEUED, "dispatched": Status.DISPATCHED, "running": Status.RUNNING}
+    params = {
+        "tenant": tenant_id,
+        "now": now,
+        "queued": Status.QUEUED,
+        "dispatched": Status.DISPATCHED,
+        "running": Status.RUNNING,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_FILL_PRECHECK_SQL, params)
         if cursor.fetchone() is None:
@@ -255,20 +301,26 @@ def tenant_fill_slots(*, tenant_id) -> int:
         # a new statement, so its snapshot (and the in-flight count) is taken after the lock
         cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
         batch = sorted(cursor.fetchall(), key=lambda row: (row[3], row[4]))
-        batch = [Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms) for job_id, attempts, timeout_ms, _, _ in batch]
+        batch = [
+            Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms)
+            for job_id, attempts, timeout_ms, _, _ in batch
+        ]
         for job in batch:
             _enqueue(job, at_front=job.attempts > 0)
     for job in batch:
-        log.info("job dispatched", extra={"event": "dispatched", "job_id": str(job.id), "tenant": slug, "attempt": job.attempts + 1})
-        events.status_changed(job_id=job.id, tenant_id=tenant_id, status=Status.DISPATCHED, attempt=job.attempts)
+        log.info(
+            "job dispatched",
+            extra={"event": "dispatched", "job_id": str(job.id), "tenant": slug, "attempt": job.attempts + 1},
+        )
+        events.status_changed(
+            job_id=job.id, tenant_id=tenant_id, status=Status.DISPATCHED, attempt=job.attempts
+        )
     return len(batch)
 
 
 # Slot filling runs on every submit and every finished attempt: three plain statements
 # instead of the ORM's five (measured: the ORM's query compilation dominated it).
-_FILL_PRECHECK_SQL = (
-    "SELECT 1 FROM jobs_job WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s LIMIT 1"
-)
+_FILL_PRECHECK_SQL = "SELECT 1 FROM jobs_job WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s LIMIT 1"
 _FILL_LOCK_SQL = (
     "SELECT t.slug, t.is_suspended, q.max_concurrency FROM accounts_tenant t JOIN accounts_quota q ON q.tenant_id = t.id"
     " WHERE t.id = %(tenant)s FOR NO KEY UPDATE OF t"
@@ -292,7 +344,11 @@ def tenant_fill_slots_safely(*, tenant_id) -> None:
     try:
         tenant_fill_slots(tenant_id=tenant_id)
     except Exception:  # noqa: BLE001 - Redis down must not turn an accepted job into a 500
-        log.warning("dispatch failed; the reconciler will retry", exc_info=True, extra={"event": "dispatch_failed", "tenant": str(tenant_id)})
+        log.warning(
+            "dispatch failed; the reconciler will retry",
+            exc_info=True,
+            extra={"event": "dispatch_failed", "tenant": str(tenant_id)},
+        )
 
 
 # -- running -----------------------------------------------------------------
@@ -318,10 +374,18 @@ def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
     One UPDATE ... RETURNING does the compare-and-set, the lease, the queue wait and the read of the row."""
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, {
-            "running": Status.RUNNING, "now": now, "worker": worker, "lease": now + timedelta(seconds=settings.LEASE_S),
-            "id": job_id, "queued": Status.QUEUED, "dispatched": Status.DISPATCHED,
-        })
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "running": Status.RUNNING,
+                "now": now,
+                "worker": worker,
+                "lease": now + timedelta(seconds=settings.LEASE_S),
+                "id": job_id,
+                "queued": Status.QUEUED,
+                "dispatched": Status.DISPATCHED,
+            },
+        )
         row = cursor.fetchone()
         if row is None:
             return None
@@ -331,7 +395,9 @@ def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
     if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
         transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
-    attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING)
+    attempt = Attempt.objects.create(
+        job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING
+    )
     _announce(job)
     _event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt
@@ -406,9 +472,16 @@ class LeaseKeeper(threading.Thread):
 def job_limits(job: Job) -> sandbox.Limits:
     quota = job.tenant.quota
     return sandbox.Limits(
-        timeout_ms=job.timeout_ms, memory_mb=job.memory_mb, cpus=settings.SANDBOX_CPUS, pids=settings.SANDBOX_PIDS,
-        tmpfs_mb=settings.SANDBOX_TMPFS_MB, nofile=settings.SANDBOX_NOFILE, fsize_mb=settings.SANDBOX_FSIZE_MB,
-        max_log_bytes=quota.max_log_bytes, max_log_lines=quota.max_log_lines, max_result_bytes=quota.max_result_bytes,
+        timeout_ms=job.timeout_ms,
+        memory_mb=job.memory_mb,
+        cpus=settings.SANDBOX_CPUS,
+        pids=settings.SANDBOX_PIDS,
+        tmpfs_mb=settings.SANDBOX_TMPFS_MB,
+        nofile=settings.SANDBOX_NOFILE,
+        fsize_mb=settings.SANDBOX_FSIZE_MB,
+        max_log_bytes=quota.max_log_bytes,
+        max_log_lines=quota.max_log_lines,
+        max_result_bytes=quota.max_result_bytes,
     )
 
 
@@ -429,15 +502,24 @@ class LogWriter:
         if not lines:
             return
         job_id, number, offset = self.job.id, self.attempt.number, self.offset
-        stamped = [(line, datetime.fromtimestamp(line.ts, tz=dt_timezone.utc)) for line in lines]
+        stamped = [(line, datetime.fromtimestamp(line.ts, tz=UTC)) for line in lines]
         with connection.cursor() as cursor, cursor.cursor.copy(self.COPY_SQL) as copy:
             for line, ts in stamped:
                 copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
         self.count = max(self.count, lines[-1].seq)
-        events.log_lines(job_id=job_id, lines=[
-            {"seq": offset + line.seq, "attempt": number, "stream": line.stream, "ts": ts.isoformat(), "text": line.text}
-            for line, ts in stamped
-        ])
+        events.log_lines(
+            job_id=job_id,
+            lines=[
+                {
+                    "seq": offset + line.seq,
+                    "attempt": number,
+                    "stream": line.stream,
+                    "ts": ts.isoformat(),
+                    "text": line.text,
+                }
+                for line, ts in stamped
+            ],
+        )
 
 
 def sandbox_uid(tenant_id: int) -> int:
@@ -454,8 +536,13 @@ def job_execute(*, job_id) -> Job | None:
         return None
     job, attempt = claimed
     spec = sandbox.RunSpec(
-        runtime=job.runtime, code=job.code, args=job.args, handler=job.handler, limits=job_limits(job),
-        tenant=str(job.tenant_id), uid=sandbox_uid(job.tenant_id),
+        runtime=job.runtime,
+        code=job.code,
+        args=job.args,
+        handler=job.handler,
+        limits=job_limits(job),
+        tenant=str(job.tenant_id),
+        uid=sandbox_uid(job.tenant_id),
         labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
     )
     writer = LogWriter(job, attempt)
@@ -467,23 +554,42 @@ def job_execute(*, job_id) -> Job | None:
         result = sandbox.default().run(spec, writer, cancel=stop_job)
     except sandbox.SandboxError as exc:
         keeper.stop()
-        log.error("sandbox failure: %s", exc, extra={"event": "internal_error", "job_id": str(job.id), "attempt": attempt.number})
-        return job_internal_error(job_id=job.id, attempt_number=attempt.number, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms)
+        log.error(
+            "sandbox failure: %s",
+            exc,
+            extra={"event": "internal_error", "job_id": str(job.id), "attempt": attempt.number},
+        )
+        return job_internal_error(
+            job_id=job.id, attempt_number=attempt.number, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms
+        )
     except DatabaseError:
         keeper.stop()
         raise  # the database is away: the lease expires and the reconciler runs the attempt again
     except Exception as exc:  # noqa: BLE001 - what the job produced broke its processing: the job's failure
         keeper.stop()
-        log.exception("job output could not be processed", extra={"event": "processing_error", "job_id": str(job.id), "attempt": attempt.number})
+        log.exception(
+            "job output could not be processed",
+            extra={"event": "processing_error", "job_id": str(job.id), "attempt": attempt.number},
+        )
         result = sandbox.RunResult(
-            status="failed", duration_ms=(time.monotonic() - started) * 1000.0,
-            error={"type": "ProcessingError", "message": f"the job's output could not be processed ({type(exc).__name__})", "traceback": ""},
+            status="failed",
+            duration_ms=(time.monotonic() - started) * 1000.0,
+            error={
+                "type": "ProcessingError",
+                "message": f"the job's output could not be processed ({type(exc).__name__})",
+                "traceback": "",
+            },
         )
         return job_finish(job_id=job.id, attempt_number=attempt.number, result=result, log_lines=writer.count)
     except BaseException:
         # cold shutdown of the worker mid-job: hand the job back rather than leave it to the lease
         keeper.stop()
-        job_handback(job_id=job.id, attempt_number=attempt.number, log_lines=writer.count, ran_ms=(time.monotonic() - started) * 1000.0)
+        job_handback(
+            job_id=job.id,
+            attempt_number=attempt.number,
+            log_lines=writer.count,
+            ran_ms=(time.monotonic() - started) * 1000.0,
+        )
         raise
     keeper.stop()
     try:
@@ -491,12 +597,18 @@ def job_execute(*, job_id) -> Job | None:
     except DataError as exc:
         # a last line of defence: the sandbox scrubs results, but whatever PostgreSQL still
         # refuses must end the attempt, never leave the job running until its lease expires
-        log.error("result not storable: %s", exc, extra={"event": "result_not_storable", "job_id": str(job.id)})
+        log.error(
+            "result not storable: %s", exc, extra={"event": "result_not_storable", "job_id": str(job.id)}
+        )
         unstorable = dataclasses.replace(
-            result, status="failed", result=None,
+            result,
+            status="failed",
+            result=None,
             error={"type": "ResultNotStorable", "message": "the result could not be stored", "traceback": ""},
         )
-        return job_finish(job_id=job.id, attempt_number=attempt.number, result=unstorable, log_lines=writer.count)
+        return job_finish(
+            job_id=job.id, attempt_number=attempt.number, result=unstorable, log_lines=writer.count
+        )
 
 
 # -- outcomes ----------------------------------------------------------------
@@ -524,12 +636,17 @@ def gb_seconds(memory_mb: int, billed: int) -> float:
 
 def backoff_s(retry_number: int, *, rand=random.random) -> float:
     """Delay before retry n (1-based): exponential, capped, with jitter in [50%, 100%] of the step."""
-    step = min(settings.RETRY_BACKOFF_CAP_S, settings.RETRY_BACKOFF_BASE_S * settings.RETRY_BACKOFF_FACTOR ** (retry_number - 1))
+    step = min(
+        settings.RETRY_BACKOFF_CAP_S,
+        settings.RETRY_BACKOFF_BASE_S * settings.RETRY_BACKOFF_FACTOR ** (retry_number - 1),
+    )
     return step * (0.5 + 0.5 * rand())
 
 
 def _system_failures(job: Job) -> int:
-    return Attempt.objects.filter(job=job).filter(Q(status=Status.LOST) | Q(error__type="InternalError")).count()
+    return (
+        Attempt.objects.filter(job=job).filter(Q(status=Status.LOST) | Q(error__type="InternalError")).count()
+    )
 
 
 def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = False) -> None:
@@ -588,9 +705,16 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     used = gb_seconds(job.memory_mb, billed)
     # the job's row lock (above) serializes every writer of its attempts
     Attempt.objects.filter(job_id=job.id, number=attempt_number).update(
-        status=verdict, finished_at=now, duration_ms=result.duration_ms, start_ms=result.start_ms, cpu_ms=result.cpu_ms,
-        exit_code=result.exit_code, container_id=result.container_id[:64], error=_clean_json(result.error),
-        billed_ms=billed, gb_seconds=used,
+        status=verdict,
+        finished_at=now,
+        duration_ms=result.duration_ms,
+        start_ms=result.start_ms,
+        cpu_ms=result.cpu_ms,
+        exit_code=result.exit_code,
+        container_id=result.container_id[:64],
+        error=_clean_json(result.error),
+        billed_ms=billed,
+        gb_seconds=used,
     )
     job.billed_ms += billed
     job.gb_seconds += used
@@ -602,7 +726,10 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     if job.attempts != attempt_number or job.status != Status.RUNNING:
         job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes", "billed_ms", "gb_seconds"])
         transaction.on_commit(lambda: metrics.attempt_recorded(tenant_id=tenant_id, gb_seconds=used))
-        log.warning("stale attempt result ignored", extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number})
+        log.warning(
+            "stale attempt result ignored",
+            extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number},
+        )
         return job
     job.result = _clean_json(result.result) if verdict == Status.SUCCEEDED else None
     job.error = _clean_json(result.error)
@@ -614,12 +741,27 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     _announce(job)
     run_s, start_s = result.duration_ms / 1000.0, result.start_ms / 1000.0
     finished = (job.status, job.id) if job.status in FINISHED else (None, None)
-    transaction.on_commit(lambda: metrics.attempt_recorded(
-        tenant_id=tenant_id, gb_seconds=used, runtime=runtime, status=finished[0], job_id=finished[1], run_s=run_s, start_s=start_s,
-    ))
+    transaction.on_commit(
+        lambda: metrics.attempt_recorded(
+            tenant_id=tenant_id,
+            gb_seconds=used,
+            runtime=runtime,
+            status=finished[0],
+            job_id=finished[1],
+            run_s=run_s,
+            start_s=start_s,
+        )
+    )
     _event(
-        "job finished", job, event="finished", attempt=attempt_number, status=job.status,
-        duration_ms=round(result.duration_ms, 2), log_lines=log_lines, log_bytes=result.log_bytes, dropped_bytes=result.dropped_bytes,
+        "job finished",
+        job,
+        event="finished",
+        attempt=attempt_number,
+        status=job.status,
+        duration_ms=round(result.duration_ms, 2),
+        log_lines=log_lines,
+        log_bytes=result.log_bytes,
+        dropped_bytes=result.dropped_bytes,
     )
     return job
 
@@ -628,7 +770,9 @@ def _bill(job: Job, attempt_number: int, ran_ms: float, **attempt_fields) -> flo
     """Record an attempt's end and charge what its user code ran (nothing if it never started)."""
     billed = billed_ms(ran_ms)
     used = gb_seconds(job.memory_mb, billed)
-    Attempt.objects.filter(job_id=job.id, number=attempt_number).update(billed_ms=billed, gb_seconds=used, **attempt_fields)
+    Attempt.objects.filter(job_id=job.id, number=attempt_number).update(
+        billed_ms=billed, gb_seconds=used, **attempt_fields
+    )
     job.billed_ms += billed
     job.gb_seconds += used
     if used:
@@ -638,12 +782,27 @@ def _bill(job: Job, attempt_number: int, ran_ms: float, **attempt_fields) -> flo
 
 
 @transaction.atomic
-def job_internal_error(*, job_id, attempt_number: int, error: Exception, log_lines: int, ran_ms: float = 0.0) -> Job:
+def job_internal_error(
+    *, job_id, attempt_number: int, error: Exception, log_lines: int, ran_ms: float = 0.0
+) -> Job:
     """The sandbox failed (not the user's code): retried on the system budget, then failed as internal.
     User code that ran before the failure is billed."""
     job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job_id)
-    details = {"type": "InternalError", "code": getattr(error, "code", "sandbox_error"), "message": str(error)[:2000], "traceback": ""}
-    _bill(job, attempt_number, ran_ms, status=Status.FAILED, finished_at=timezone.now(), error=details, duration_ms=ran_ms or None)
+    details = {
+        "type": "InternalError",
+        "code": getattr(error, "code", "sandbox_error"),
+        "message": str(error)[:2000],
+        "traceback": "",
+    }
+    _bill(
+        job,
+        attempt_number,
+        ran_ms,
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error=details,
+        duration_ms=ran_ms or None,
+    )
     job.log_lines += log_lines
     if job.attempts != attempt_number or job.status != Status.RUNNING:
         job.save(update_fields=["log_lines", "billed_ms", "gb_seconds"])
@@ -666,8 +825,19 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: flo
     job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
     if not Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).exists():
         return
-    _bill(job, attempt_number, ran_ms, status=Status.LOST, finished_at=timezone.now(), duration_ms=ran_ms or None,
-          error={"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""})
+    _bill(
+        job,
+        attempt_number,
+        ran_ms,
+        status=Status.LOST,
+        finished_at=timezone.now(),
+        duration_ms=ran_ms or None,
+        error={
+            "type": "WorkerStopped",
+            "message": "the worker shut down during the attempt",
+            "traceback": "",
+        },
+    )
     fields = ["billed_ms", "gb_seconds"]
     if job.attempts == attempt_number and job.status == Status.RUNNING:
         # back at its original place in the tenant's line, and at the front of Redis's
@@ -707,7 +877,9 @@ def job_requeue(*, job: Job, by_operator: bool = False) -> Job:
     like a submission. Only an operator acting in the admin bypasses it."""
     job = Job.objects.select_for_update(of=("self",), no_key=True).select_related("tenant").get(pk=job.pk)
     if job.status not in REQUEUEABLE:
-        raise Conflict(f"a {job.status} job cannot be retried", code="not_retryable", details={"status": job.status})
+        raise Conflict(
+            f"a {job.status} job cannot be retried", code="not_retryable", details={"status": job.status}
+        )
     if not by_operator:
         tenant_admit(tenant=job.tenant)
     job.status, job.cancel_requested, job.retry_base = Status.QUEUED, False, job.attempts
@@ -724,7 +896,9 @@ def job_requeue(*, job: Job, by_operator: bool = False) -> Job:
 def job_delete(*, job: Job) -> None:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in FINISHED:
-        raise Conflict(f"job is {job.status}; cancel it first or wait for it to finish", code="job_not_finished")
+        raise Conflict(
+            f"job is {job.status}; cancel it first or wait for it to finish", code="job_not_finished"
+        )
     job_id, tenant_id = job.id, job.tenant_id
     job.delete()
     transaction.on_commit(lambda: events.job_deleted(job_id=job_id, tenant_id=tenant_id))
@@ -738,20 +912,34 @@ def reconcile(*, now: datetime | None = None) -> dict:
     Safe to run anywhere, any number of times: every step is a compare-and-set."""
     now = now or timezone.now()
     counts = {"retries_due": 0, "redispatched": 0, "leases_expired": 0}
-    for job_id in Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("id", flat=True)[:1000]:
+    for job_id in Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
+        "id", flat=True
+    )[:1000]:
         if job_expire_lease(job_id=job_id, now=now):
             counts["leases_expired"] += 1
-    due = list(Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list("id", "tenant_id", "attempts")[:5000])
+    due = list(
+        Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list(
+            "id", "tenant_id", "attempts"
+        )[:5000]
+    )
     if due:
-        counts["retries_due"] = Job.objects.filter(pk__in=[row[0] for row in due], status=Status.RETRYING).update(status=Status.QUEUED)
+        counts["retries_due"] = Job.objects.filter(
+            pk__in=[row[0] for row in due], status=Status.RETRYING
+        ).update(status=Status.QUEUED)
         for job_id, tenant_id, attempts in due:
             events.status_changed(job_id=job_id, tenant_id=tenant_id, status=Status.QUEUED, attempt=attempts)
-    tenants = set(Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now).values_list("tenant_id", flat=True).distinct())
+    tenants = set(
+        Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
+        .values_list("tenant_id", flat=True)
+        .distinct()
+    )
     for tenant_id in tenants:
         tenant_fill_slots_safely(tenant_id=tenant_id)
     stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
     lost = list(
-        Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only("id", "attempts", "timeout_ms")[:5000]
+        Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only(
+            "id", "attempts", "timeout_ms"
+        )[:5000]
     )
     conn = get_redis()
     for job, rq_status in zip(lost, _rq_statuses(conn, [(job.id, job.attempts) for job in lost])):
@@ -777,20 +965,39 @@ def _rq_statuses(conn, jobs: list[tuple]) -> list[bytes | None]:
 
 @transaction.atomic
 def job_expire_lease(*, job_id, now: datetime) -> bool:
-    job = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=True).select_related("tenant").filter(
-        pk=job_id, status=Status.RUNNING, lease_expires_at__lt=now
-    ).first()
+    job = (
+        Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+        .select_related("tenant")
+        .filter(pk=job_id, status=Status.RUNNING, lease_expires_at__lt=now)
+        .first()
+    )
     if job is None:
         return False
     attempt = Attempt.objects.filter(job=job, number=job.attempts, status=Status.RUNNING).first()
     if attempt is not None:
         # the attempt's user code ran at least until the last renewal of its lease
         last_renewal = job.lease_expires_at - timedelta(seconds=settings.LEASE_S)
-        ran_ms = min(max(0.0, (last_renewal - attempt.started_at).total_seconds() * 1000.0), float(job.timeout_ms))
-        _bill(job, attempt.number, ran_ms, status=Status.LOST, finished_at=now,
-              error={"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""})
+        ran_ms = min(
+            max(0.0, (last_renewal - attempt.started_at).total_seconds() * 1000.0), float(job.timeout_ms)
+        )
+        _bill(
+            job,
+            attempt.number,
+            ran_ms,
+            status=Status.LOST,
+            finished_at=now,
+            error={
+                "type": "WorkerLost",
+                "message": f"worker {job.worker} stopped renewing its lease",
+                "traceback": "",
+            },
+        )
     job.lease_expires_at = None
-    job.error = {"type": "WorkerLost", "message": f"worker {job.worker} stopped renewing its lease", "traceback": ""}
+    job.error = {
+        "type": "WorkerLost",
+        "message": f"worker {job.worker} stopped renewing its lease",
+        "traceback": "",
+    }
     _settle(job, Status.LOST, now, system_failure=True)
     job.save()
     _count_if_finished(job)

@@ -1,4 +1,5 @@
 """RQ entry points: take ids, load rows, call one service."""
+
 from __future__ import annotations
 
 from . import services

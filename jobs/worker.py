@@ -5,6 +5,7 @@ RQ's default worker forks a work-horse per job, and anything the horse holds
 the fork buys no isolation; a ``SimpleWorker`` keeps the cell pool in the
 worker process for its whole life.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,9 @@ def sandbox_configure() -> sandbox.Sandbox:
         reuse=settings.SANDBOX_REUSE,
         idle_ttl_s=settings.SANDBOX_IDLE_TTL_S,
         max_idle_cells=settings.SANDBOX_MAX_IDLE_CELLS,
-        spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES) if settings.SANDBOX_SPARES else (),
+        spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES)
+        if settings.SANDBOX_SPARES
+        else (),
         spares_per_profile=settings.SANDBOX_SPARES,
         sweep_interval_s=settings.SANDBOX_SWEEP_INTERVAL_S,
     )

@@ -1,4 +1,5 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")

@@ -1,4 +1,5 @@
 """One error envelope for every API failure: {"error": {"code", "message", "details"}}."""
+
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,9 @@ class RateLimited(ApplicationError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int, details: dict | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int, details: dict | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message, details={**(details or {}), "retry_after": retry_after}, code=code)
         self.retry_after = retry_after
 

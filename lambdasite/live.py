@@ -11,6 +11,7 @@ Groups: ``tenant.<id>`` and ``job.<uuid>`` carry job events (``jobs/events.py``)
 ``user.<id>`` carries ``access`` notices that make a user's open sockets re-check
 whether they may still watch (logout, password change, membership changes).
 """
+
 from __future__ import annotations
 
 import logging
@@ -93,7 +94,11 @@ class Publisher(threading.Thread):
             try:
                 self._send(layer, conn, batch)
             except Exception:  # noqa: BLE001 - Redis away: pages fall back to polling and re-fetch
-                log.warning("live events not sent", exc_info=True, extra={"event": "live_events_failed", "count": len(batch)})
+                log.warning(
+                    "live events not sent",
+                    exc_info=True,
+                    extra={"event": "live_events_failed", "count": len(batch)},
+                )
             with self.lock:
                 self.pending -= taken
                 self.lock.notify_all()
@@ -113,7 +118,10 @@ class Publisher(threading.Thread):
             replies = pipe.execute()
         with conn.pipeline(transaction=False) as pipe:
             for (group, event), seq in zip(batch, replies[::2]):
-                pipe.publish(group_channel(group), layer.serialize({"type": "live.event", "seq": int(seq), "event": event}))
+                pipe.publish(
+                    group_channel(group),
+                    layer.serialize({"type": "live.event", "seq": int(seq), "event": event}),
+                )
             pipe.execute()
 
 
@@ -135,5 +143,3 @@ def _publisher() -> Publisher:
                 _instance = Publisher()
                 _instance.start()
     return _instance
-
-

@@ -1,4 +1,5 @@
 """JSON log lines: one object per line, with job_id/attempt/tenant when a record carries them."""
+
 from __future__ import annotations
 
 import json
@@ -6,15 +7,29 @@ import logging
 import time
 
 CONTEXT_FIELDS = (
-    "job_id", "attempt", "tenant", "event", "status", "runtime", "worker", "duration_ms", "count",
-    "retries_due", "redispatched", "leases_expired", "log_lines", "log_bytes", "dropped_bytes",
+    "job_id",
+    "attempt",
+    "tenant",
+    "event",
+    "status",
+    "runtime",
+    "worker",
+    "duration_ms",
+    "count",
+    "retries_due",
+    "redispatched",
+    "leases_expired",
+    "log_lines",
+    "log_bytes",
+    "dropped_bytes",
 )
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

@@ -7,6 +7,7 @@ for its process_request and process_response; with a sync-only innermost middlew
 request crosses three times in all instead of about twenty (measured with uvicorn: /healthz
 went from 6.3 to 3.2 ms of CPU per request).
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -39,4 +40,6 @@ class ApiBodyLimitMiddleware:
 
 
 def _too_large(limit: int):
-    return json_error(413, "payload_too_large", f"request body is over the {limit}-byte limit", {"limit": limit})
+    return json_error(
+        413, "payload_too_large", f"request body is over the {limit}-byte limit", {"limit": limit}
+    )

@@ -1,6 +1,7 @@
 """The API's JSON parser: DRF's, plus clean 400s for input nested too deep to decode and for
 text that is not Unicode (a lone UTF-16 surrogate escape such as ``"\\ud800"``), which no
 database column or later encoder accepts."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ class StrictJSONParser(JSONParser):
             try:
                 json.dumps(data, ensure_ascii=False).encode("utf-8")
             except UnicodeEncodeError:
-                raise ParseError("JSON parse error - a string holds a lone UTF-16 surrogate, which is not Unicode") from None
+                raise ParseError(
+                    "JSON parse error - a string holds a lone UTF-16 surrogate, which is not Unicode"
+                ) from None
         return data
 
 

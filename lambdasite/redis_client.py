@@ -4,6 +4,7 @@ django-rq's ``get_connection()`` builds a new client, with a new connection and
 handshake, on every call (~4 ms here); the job path talks to Redis several times
 per job, so every module uses this cached, thread-safe client instead.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Websocket routes: live job status and logs for the dashboard (see dashboard/consumers.py)."""
+
 from django.urls import re_path
 
 from dashboard import consumers

@@ -1,4 +1,5 @@
 """Lambdasite settings: one module, every value from the environment (see .env.example)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -178,9 +179,13 @@ LEASE_RENEW_S = env_float("LEASE_RENEW_S", 0.5)  # renewal (and cancel check) pe
 RETRY_BACKOFF_BASE_S = env_float("RETRY_BACKOFF_BASE_S", 1.0)
 RETRY_BACKOFF_FACTOR = env_float("RETRY_BACKOFF_FACTOR", 2.0)
 RETRY_BACKOFF_CAP_S = env_float("RETRY_BACKOFF_CAP_S", 300.0)
-SYSTEM_RETRIES = env_int("SYSTEM_RETRIES", 3, minimum=0)  # extra attempts after lost workers / sandbox failures
+SYSTEM_RETRIES = env_int(
+    "SYSTEM_RETRIES", 3, minimum=0
+)  # extra attempts after lost workers / sandbox failures
 RECONCILE_INTERVAL_S = env_float("RECONCILE_INTERVAL_S", 1.0)
-REDISPATCH_AFTER_S = env_float("REDISPATCH_AFTER_S", 5.0)  # waiting this long without reaching Redis: dispatch again
+REDISPATCH_AFTER_S = env_float(
+    "REDISPATCH_AFTER_S", 5.0
+)  # waiting this long without reaching Redis: dispatch again
 WAIT_MAX_S = env_float("WAIT_MAX_S", 30.0)  # cap of ?wait= on submit
 IDEMPOTENCY_TTL_H = env_float("IDEMPOTENCY_TTL_H", 24.0)
 BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)

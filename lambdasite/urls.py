@@ -1,4 +1,5 @@
 """Top-level routes: API, schema and docs, admin, health."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -11,9 +12,17 @@ from .errors import json_error
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", login_throttled(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
+    path(
+        "login/",
+        login_throttled(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/", auth_views.PasswordChangeView.as_view(success_url="/password/done/"), name="password_change"),
+    path(
+        "password/",
+        auth_views.PasswordChangeView.as_view(success_url="/password/done/"),
+        name="password_change",
+    ),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("app/", include("dashboard.urls")),
     path("healthz", views.healthz, name="healthz"),
@@ -23,7 +32,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/rq/", include("django_rq.urls")),  # queue depth, workers, registries (staff only)
-    path("admin/login/", login_throttled(admin.site.login)),  # ahead of admin.site.urls: the same view, throttled
+    path(
+        "admin/login/", login_throttled(admin.site.login)
+    ),  # ahead of admin.site.urls: the same view, throttled
     path("admin/", admin.site.urls),
 ]
 
@@ -48,7 +59,9 @@ def handler500(request):
         if request.path.startswith("/api/"):
             response = json_error(503, "overloaded", "the service is busy; retry shortly")
         else:
-            response = HttpResponse("The service is busy; retry in a moment.", status=503, content_type="text/plain")
+            response = HttpResponse(
+                "The service is busy; retry in a moment.", status=503, content_type="text/plain"
+            )
         response["Retry-After"] = "1"
         return response
     if request.path.startswith("/api/"):

@@ -1,4 +1,5 @@
 """Site-level views: landing page, liveness, readiness and the Prometheus endpoint."""
+
 from __future__ import annotations
 
 import hmac
@@ -9,6 +10,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+
 from lambdasite.redis_client import get_redis
 
 log = logging.getLogger("lambdasite.ops")
@@ -29,9 +31,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """Every dependency a job needs: database, Redis, Docker engine, a live worker, the reconciler's heartbeat."""
-    checks = {name: _check(fn) for name, fn in READINESS_CHECKS.items() if name != "docker" or settings.READYZ_CHECK_DOCKER}
+    checks = {
+        name: _check(fn)
+        for name, fn in READINESS_CHECKS.items()
+        if name != "docker" or settings.READYZ_CHECK_DOCKER
+    }
     ok = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
 
 
 class NotReady(Exception):
@@ -50,7 +58,9 @@ def _check(fn) -> dict:
     except NotReady as exc:
         result = {"ok": False, "error": str(exc)}
     except Exception:  # noqa: BLE001 - any failure is the check's answer
-        log.warning("readiness check %s failed", fn.__name__.strip("_"), exc_info=True, extra={"event": "not_ready"})
+        log.warning(
+            "readiness check %s failed", fn.__name__.strip("_"), exc_info=True, extra={"event": "not_ready"}
+        )
         result = {"ok": False, "error": "unavailable"}
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
     return result

@@ -3,6 +3,7 @@
 Plain Python, no Django: ``run(spec, on_output) -> RunResult``. Configure the
 process-wide pool once with :func:`configure`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -12,8 +13,17 @@ from .pool import Sandbox, sweep_orphans
 from .spec import RUNTIMES, Limits, OutputLine, RunResult, RunSpec
 
 __all__ = [
-    "RUNTIMES", "Limits", "OutputLine", "RunResult", "RunSpec", "Sandbox", "SandboxError",
-    "configure", "default", "run", "sweep_orphans",
+    "RUNTIMES",
+    "Limits",
+    "OutputLine",
+    "RunResult",
+    "RunSpec",
+    "Sandbox",
+    "SandboxError",
+    "configure",
+    "default",
+    "run",
+    "sweep_orphans",
 ]
 
 _default: Sandbox | None = None

@@ -18,6 +18,7 @@ Container flags, and why each is there:
   attach stream only, so a flood never fills the engine's log files).
 * labels naming the owner process and tenant so orphans can be found and removed.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -38,7 +39,9 @@ from .spec import Limits, OutputLine, RunResult, RunSpec
 LABEL = "lambdasite.sandbox"
 HELLO_TIMEOUT_S = 20.0
 GUARD_S = 2.0
-CANCEL_POLL_S = 0.25  # the runner enforces the timeout; the host kills the cell if it has not answered by then
+CANCEL_POLL_S = (
+    0.25  # the runner enforces the timeout; the host kills the cell if it has not answered by then
+)
 LATE_OUTPUT_S = 0.25  # output still arriving this long after the job's time limit is counted, not stored
 SEND_TIMEOUT_S = 30.0  # a request is written to a runner that is ready to read it
 CLEAN_WAIT_S = 15.0  # the runner's report that the previous job left nothing behind
@@ -87,7 +90,9 @@ class CellUnusable(Exception):
 class Cell:
     """A started container whose runner answers requests; run jobs with :meth:`execute`."""
 
-    def __init__(self, client: docker.DockerClient, runtime: str, image: str, limits: Limits, labels: dict) -> None:
+    def __init__(
+        self, client: docker.DockerClient, runtime: str, image: str, limits: Limits, labels: dict
+    ) -> None:
         self.client = client
         self.runtime = runtime
         self.image = image
@@ -116,7 +121,7 @@ class Cell:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "Cell":
+    def start(self) -> Cell:
         t0 = time.monotonic()
         kwargs = container_config(self.runtime, self.image, self.limits, self.labels)
         try:
@@ -137,7 +142,9 @@ class Cell:
             ) from exc
         except (APIError, DockerException, OSError, _CellDied, _GuardExpired) as exc:
             self.destroy()
-            raise SandboxError(f"could not start a {self.runtime} cell: {exc}", code="engine_unavailable") from exc
+            raise SandboxError(
+                f"could not start a {self.runtime} cell: {exc}", code="engine_unavailable"
+            ) from exc
         except SandboxError:
             self.destroy()
             raise
@@ -183,19 +190,25 @@ class Cell:
         self._clean_pending = False
         if not isinstance(report, dict) or report.get("clean") is not True:
             problems = report.get("problems") if isinstance(report, dict) else None
-            self.problems = [str(p)[:200] for p in problems] if isinstance(problems, list) else ["unreadable report"]
+            self.problems = (
+                [str(p)[:200] for p in problems] if isinstance(problems, list) else ["unreadable report"]
+            )
             self.retire()
             return False
         return True
 
     # -- one job -----------------------------------------------------------
 
-    def execute(self, spec: RunSpec, on_output: OnOutput | None = None, cancel: threading.Event | None = None) -> RunResult:
+    def execute(
+        self, spec: RunSpec, on_output: OnOutput | None = None, cancel: threading.Event | None = None
+    ) -> RunResult:
         """Run one job; the cell stays usable only if ``self.broken`` is False afterwards."""
         if not self.await_clean():
             raise CellUnusable(", ".join(self.problems))
         limits = spec.limits
-        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args}).encode("utf-8", "surrogatepass")
+        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args}).encode(
+            "utf-8", "surrogatepass"
+        )
         meta = {
             "uid": spec.job_uid,
             "timeout_ms": limits.timeout_ms,
@@ -231,10 +244,15 @@ class Cell:
                         deliver(lines.feed(protocol.STREAM_NAMES[kind], payload))
                 elif kind == b"T":
                     capped = True
-                    deliver(lines.flush() + [lines.system(
-                        f"[lambdasite] output reached the log limit ({limits.max_log_bytes} bytes or "
-                        f"{limits.max_log_lines} lines); further output is dropped"
-                    )])
+                    deliver(
+                        lines.flush()
+                        + [
+                            lines.system(
+                                f"[lambdasite] output reached the log limit ({limits.max_log_bytes} bytes or "
+                                f"{limits.max_log_lines} lines); further output is dropped"
+                            )
+                        ]
+                    )
                 elif kind == b"R":
                     result_frame = payload
                 elif kind == b"X":
@@ -273,28 +291,47 @@ class Cell:
             if isinstance(exc, SandboxError):
                 exc.ran_ms = (time.monotonic() - t0) * 1000.0
                 raise
-            raise SandboxError(f"lost the cell's stream: {exc}", code="cell_failed", ran_ms=(time.monotonic() - t0) * 1000.0) from exc
+            raise SandboxError(
+                f"lost the cell's stream: {exc}", code="cell_failed", ran_ms=(time.monotonic() - t0) * 1000.0
+            ) from exc
         self._clean_pending = True
         deliver(lines.flush())
         self.last_used = time.monotonic()
         result = self._verdict(summary, result_frame, limits, lines.count, reused)
         if late_bytes:
             lines.dropped_bytes += late_bytes
-            deliver([lines.system(f"[lambdasite] {late_bytes} bytes of output still in transit at the time limit were not stored")])
+            deliver(
+                [
+                    lines.system(
+                        f"[lambdasite] {late_bytes} bytes of output still in transit at the time limit were not stored"
+                    )
+                ]
+            )
         if lines.dropped_bytes and not capped:
-            deliver([lines.system(
-                f"[lambdasite] output reached the log limit ({limits.max_log_lines} lines); further output is dropped"
-            )])
+            deliver(
+                [
+                    lines.system(
+                        f"[lambdasite] output reached the log limit ({limits.max_log_lines} lines); further output is dropped"
+                    )
+                ]
+            )
         dropped = result.dropped_bytes + lines.dropped_bytes
         if dropped:
             deliver([lines.system(f"[lambdasite] {dropped} bytes of output over the limit were dropped")])
-        result = _replace(result, lines=lines.count, dropped_bytes=dropped, log_bytes=max(0, result.log_bytes - lines.dropped_bytes))
+        result = _replace(
+            result,
+            lines=lines.count,
+            dropped_bytes=dropped,
+            log_bytes=max(0, result.log_bytes - lines.dropped_bytes),
+        )
         if result.status != "succeeded" and (result_frame is None or summary.get("oom")):
             # the child died without reporting: never trust this cell again
             self.retire()
         return result
 
-    def _verdict(self, summary: dict, result_frame: bytes | None, limits: Limits, nlines: int, reused: bool) -> RunResult:
+    def _verdict(
+        self, summary: dict, result_frame: bytes | None, limits: Limits, nlines: int, reused: bool
+    ) -> RunResult:
         common = {
             "exit_code": _int(summary.get("exit_code")),
             "duration_ms": _num(summary.get("wall_ms")) or 0.0,
@@ -307,7 +344,11 @@ class Cell:
             "reused": reused,
         }
         if summary.get("timed_out"):
-            return RunResult(status="timed_out", error=_error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"), **common)
+            return RunResult(
+                status="timed_out",
+                error=_error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
+                **common,
+            )
         if summary.get("oom"):
             return RunResult(status="killed", error=_oom_error(limits), **common)
         if summary.get("result_overflow"):
@@ -320,16 +361,27 @@ class Cell:
             return _verdict_of_result(result_frame, common)
         sig = _int(summary.get("signal"))
         if sig == 24 or (sig == 9 and (common["cpu_ms"] or 0) >= (limits.timeout_ms // 1000 + 2) * 1000):
-            return RunResult(status="timed_out", error=_error("CpuTimeExceeded", "exceeded the CPU time limit"), **common)
+            return RunResult(
+                status="timed_out", error=_error("CpuTimeExceeded", "exceeded the CPU time limit"), **common
+            )
         if sig:
-            return RunResult(status="failed", error=_error("ProcessKilled", f"the function's process was killed by signal {sig}"), **common)
+            return RunResult(
+                status="failed",
+                error=_error("ProcessKilled", f"the function's process was killed by signal {sig}"),
+                **common,
+            )
         return RunResult(
             status="failed",
-            error=_error("ProcessExited", f"the function's process exited with code {common['exit_code']} before returning"),
+            error=_error(
+                "ProcessExited",
+                f"the function's process exited with code {common['exit_code']} before returning",
+            ),
             **common,
         )
 
-    def _verdict_from_engine(self, died: "_CellDied", limits: Limits, lines, t0: float, reused: bool) -> RunResult:
+    def _verdict_from_engine(
+        self, died: _CellDied, limits: Limits, lines, t0: float, reused: bool
+    ) -> RunResult:
         """The whole container died mid-job: ask the engine why (OOM report and exit code)."""
         state = died.state or {}
         exit_code = state.get("ExitCode")
@@ -366,7 +418,7 @@ class Cell:
             self.sock.settimeout(min(remaining, CANCEL_POLL_S) if cancel is not None else remaining)
             try:
                 data = self.sock.recv(262144)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 data = b""
@@ -406,18 +458,27 @@ def _verdict_of_result(frame: bytes, common: dict) -> RunResult:
     try:
         message = jsonsafe.loads(frame)
     except jsonsafe.UnsafeJSON as exc:
-        return RunResult(status="failed", error=_error("CorruptResult", f"the function wrote an unusable result: {exc}"), **common)
+        return RunResult(
+            status="failed",
+            error=_error("CorruptResult", f"the function wrote an unusable result: {exc}"),
+            **common,
+        )
     if isinstance(message, dict) and message.get("ok") is True:
         return RunResult(status="succeeded", result=message.get("result"), **common)
     if isinstance(message, dict) and isinstance(message.get("error"), dict):
         err = message["error"]
         return RunResult(
             status="failed",
-            error=_error(_text(err.get("type", "Error"), 200), _text(err.get("message", ""), MAX_ERROR_TEXT),
-                         _text(err.get("traceback", ""), MAX_ERROR_TEXT)),
+            error=_error(
+                _text(err.get("type", "Error"), 200),
+                _text(err.get("message", ""), MAX_ERROR_TEXT),
+                _text(err.get("traceback", ""), MAX_ERROR_TEXT),
+            ),
             **common,
         )
-    return RunResult(status="failed", error=_error("CorruptResult", "the function wrote an unreadable result"), **common)
+    return RunResult(
+        status="failed", error=_error("CorruptResult", "the function wrote an unreadable result"), **common
+    )
 
 
 def _text(value, limit: int) -> str:

@@ -1,4 +1,5 @@
 """Errors of the sandbox: every Docker failure surfaces as one SandboxError."""
+
 from __future__ import annotations
 
 

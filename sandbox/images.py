@@ -6,6 +6,7 @@ bookworm`` from the apt mirror, imported with ``docker import``. Either way the
 runtime layer is a small ``docker build`` that installs the interpreter with
 apt over the host network (sandboxes themselves never get a network).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound

@@ -6,6 +6,7 @@ RecursionError in every later consumer (the ORM, the API renderer, the page), a
 NaN or an overflowing float is not JSON, and PostgreSQL's jsonb refuses NUL
 characters and lone UTF-16 surrogates. Every result passes through ``loads``.
 """
+
 from __future__ import annotations
 
 import json

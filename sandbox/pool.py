@@ -7,6 +7,7 @@ started container no job has touched, bound to the first tenant that takes it.
 With ``reuse="never"`` every job gets a container of its own, destroyed after
 the job; spares still hide the start cost from the job that takes them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,7 +42,11 @@ def _proc_start(pid: int) -> str:
 
 def owner_labels() -> dict:
     pid = os.getpid()
-    return {"lambdasite.host": socket.gethostname(), "lambdasite.pid": str(pid), "lambdasite.boot": _proc_start(pid)}
+    return {
+        "lambdasite.host": socket.gethostname(),
+        "lambdasite.pid": str(pid),
+        "lambdasite.boot": _proc_start(pid),
+    }
 
 
 class Sandbox:
@@ -89,7 +94,9 @@ class Sandbox:
                 raise SandboxError(f"Docker engine unreachable: {exc}", code="engine_unavailable") from exc
         return self._client
 
-    def run(self, spec: RunSpec, on_output: OnOutput | None = None, cancel: threading.Event | None = None) -> RunResult:
+    def run(
+        self, spec: RunSpec, on_output: OnOutput | None = None, cancel: threading.Event | None = None
+    ) -> RunResult:
         """Run one job. Setting ``cancel`` stops it within ~0.25 s (the cell is then discarded)."""
         t0 = time.monotonic()
         cell = self._acquire(spec)
@@ -122,7 +129,9 @@ class Sandbox:
         """Refill spares and reap idle cells in a background thread."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._maintain_loop, args=(interval_s,), name="sandbox-pool", daemon=True)
+        self._thread = threading.Thread(
+            target=self._maintain_loop, args=(interval_s,), name="sandbox-pool", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -131,7 +140,9 @@ class Sandbox:
             self._thread.join(timeout=10)
             self._thread = None
         with self._lock:
-            cells = [c for v in self._idle.values() for c in v] + [c for v in self._spares.values() for c in v]
+            cells = [c for v in self._idle.values() for c in v] + [
+                c for v in self._spares.values() for c in v
+            ]
             self._idle.clear()
             self._spares.clear()
         for cell in cells:
@@ -278,7 +289,9 @@ def sweep_orphans(client: docker.DockerClient, *, everything_on_host: bool = Fal
     host = socket.gethostname()
     removed = []
     try:
-        containers = client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"lambdasite.host={host}"]})
+        containers = client.containers.list(
+            all=True, filters={"label": [f"{LABEL}=1", f"lambdasite.host={host}"]}
+        )
     except (APIError, DockerException) as exc:
         raise SandboxError(f"listing sandbox containers failed: {exc}", code="engine_unavailable") from exc
     for container in containers:

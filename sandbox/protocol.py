@@ -1,4 +1,5 @@
 """Wire formats: Docker's multiplexed attach stream, the runner's frames, and output lines."""
+
 from __future__ import annotations
 
 import json
@@ -116,7 +117,12 @@ class LineSplitter:
         self.count += 1
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        return OutputLine(stream=stream, seq=self.seq, ts=time.time(), text=raw.decode("utf-8", "replace").replace("\x00", "\ufffd"))
+        return OutputLine(
+            stream=stream,
+            seq=self.seq,
+            ts=time.time(),
+            text=raw.decode("utf-8", "replace").replace("\x00", "\ufffd"),
+        )
 
 
 def decode_json(data: bytes) -> Any:

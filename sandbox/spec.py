@@ -1,4 +1,5 @@
 """The sandbox's inputs and outputs: frozen dataclasses, no Django."""
+
 from __future__ import annotations
 
 import zlib

@@ -1,5 +1,6 @@
 """API keys follow their people: a user key lives only while its creator is an active member;
 operator keys are explicit, never the accidental result of a missing creator."""
+
 from __future__ import annotations
 
 import importlib
@@ -50,7 +51,12 @@ def test_a_deleted_creators_key_does_not_become_an_operator_key(alice, member_ke
     assert key.created_by is None and key.kind == ApiKey.Kind.USER and key.revoked_at is not None
     client = client_for(issued.plaintext)
     assert client.get("/api/v1/jobs").status_code == 401
-    assert client.post("/api/v1/jobs", {"runtime": "python", "code": "def main(): pass"}, format="json").status_code == 401
+    assert (
+        client.post(
+            "/api/v1/jobs", {"runtime": "python", "code": "def main(): pass"}, format="json"
+        ).status_code
+        == 401
+    )
 
 
 def test_a_deactivated_users_key_stops_working(alice, member_key):
@@ -75,7 +81,9 @@ def test_operator_keys_are_explicit_and_need_no_member(db, capsys):
     key = capsys.readouterr().out.strip().splitlines()[-1]
     row = ApiKey.objects.get(key_id=key.split("_")[1])
     assert row.kind == ApiKey.Kind.OPERATOR and row.created_by is None
-    response = client_for(key).post("/api/v1/jobs", {"runtime": "python", "code": "def main(): pass"}, format="json")
+    response = client_for(key).post(
+        "/api/v1/jobs", {"runtime": "python", "code": "def main(): pass"}, format="json"
+    )
     assert response.status_code == 202
     with pytest.raises(Exception):
         api_key_issue(tenant=row.tenant, name="no owner")  # a user key needs its member

@@ -1,4 +1,5 @@
 """The `lambdasite` CLI against a live server: uvicorn and a worker as real processes."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,13 @@ def server(alice):
 
 def cli(server, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "LAMBDASITE_URL": server["url"], "LAMBDASITE_KEY": server["key"]}
-    return subprocess.run([sys.executable, str(ROOT / "bin" / "lambdasite"), *args], env=env, capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "lambdasite"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 def test_run_wait_logs_and_jobs(server, tmp_path):
@@ -39,7 +46,9 @@ def test_run_wait_logs_and_jobs(server, tmp_path):
     assert done.stdout.strip().splitlines() == ["adding 2 3", "5"]
 
     js = tmp_path / "handler.js"
-    js.write_text("async function main(n) { for (let i = 0; i < n; i++) console.log('line', i); return 'ok'; }\n")
+    js.write_text(
+        "async function main(n) { for (let i = 0; i < n; i++) console.log('line', i); return 'ok'; }\n"
+    )
     job_id = cli(server, "run", str(js), "--args", "[3]").stdout.strip()
     follow = cli(server, "logs", job_id, "--follow")
     assert follow.returncode == 0 and follow.stdout.splitlines() == ["line 0", "line 1", "line 2"]

@@ -1,4 +1,5 @@
 """Formatting for the dashboard templates."""
+
 from __future__ import annotations
 
 import math
@@ -73,4 +74,9 @@ def when(value):
     """A timestamp as <time>: UTC in the HTML, local and relative once live.js runs."""
     if value is None:
         return "—"
-    return format_html('<time datetime="{}" data-relative title="{} UTC">{} UTC</time>', value.isoformat(), value.strftime("%Y-%m-%d %H:%M:%S"), value.strftime("%Y-%m-%d %H:%M:%S"))
+    return format_html(
+        '<time datetime="{}" data-relative title="{} UTC">{} UTC</time>',
+        value.isoformat(),
+        value.strftime("%Y-%m-%d %H:%M:%S"),
+        value.strftime("%Y-%m-%d %H:%M:%S"),
+    )

@@ -1,5 +1,6 @@
 """Dashboard authorisation as a review attacked it: writes checked against the tenant they act on,
 no tenant switch by GET, no membership without consent, no account disclosure, throttled sign-in."""
+
 from __future__ import annotations
 
 import re
@@ -58,20 +59,39 @@ def test_a_get_never_switches_the_current_tenant(alice, bob, carol):
     page = web.get(f"/app/jobs/{theirs}/")
     assert page.status_code == 200 and b"This page belongs to Globex" in page.content
     assert b"Edit and run again" not in page.content  # no write controls as a viewer there
-    for path in (f"/app/jobs/{theirs}/", f"/app/jobs/{theirs}/lines", f"/app/switch?tenant={bob.tenant.slug}"):
+    for path in (
+        f"/app/jobs/{theirs}/",
+        f"/app/jobs/{theirs}/lines",
+        f"/app/switch?tenant={bob.tenant.slug}",
+    ):
         web.get(path)
     assert web.session["tenant_id"] == alice.tenant.id
     # a submission from the editor therefore lands in Acme
-    web.post("/app/jobs/new", {"runtime": "python", "handler": "main", "code": ADD["code"], "args": "[1, 2]",
-                               "timeout_ms": "1000", "memory_mb": "128", "max_retries": "0"})
-    assert Job.objects.filter(tenant=alice.tenant).count() == 1 and Job.objects.filter(tenant=bob.tenant).count() == 1
+    web.post(
+        "/app/jobs/new",
+        {
+            "runtime": "python",
+            "handler": "main",
+            "code": ADD["code"],
+            "args": "[1, 2]",
+            "timeout_ms": "1000",
+            "memory_mb": "128",
+            "max_retries": "0",
+        },
+    )
+    assert (
+        Job.objects.filter(tenant=alice.tenant).count() == 1
+        and Job.objects.filter(tenant=bob.tenant).count() == 1
+    )
 
 
 def test_nobody_becomes_a_member_without_accepting(alice, bob):
     """An owner cannot pull an existing account into a tenant (where it would default, and capture
     its dashboard submissions and new keys)."""
     attacker = signed_in(bob.user)
-    invited = attacker.post("/app/members/", {"action": "invite", "email": alice.user.username, "role": "owner"})
+    invited = attacker.post(
+        "/app/members/", {"action": "invite", "email": alice.user.username, "role": "owner"}
+    )
     assert invited.status_code == 200
     assert not Membership.objects.filter(tenant=bob.tenant, user=alice.user).exists()
     victim = signed_in(alice.user)
@@ -109,8 +129,12 @@ def _without_volatile(html: str) -> str:
 def test_inviting_says_nothing_about_whether_an_account_exists(alice, bob):
     web = signed_in(alice.user)
     exists = web.post("/app/members/", {"action": "invite", "email": bob.user.username, "role": "viewer"})
-    Invitation.objects.filter(tenant=alice.tenant).update(closed_at="2000-01-01T00:00:00Z")  # so both pages list one
-    missing = web.post("/app/members/", {"action": "invite", "email": "nobody@nowhere.test", "role": "viewer"})
+    Invitation.objects.filter(tenant=alice.tenant).update(
+        closed_at="2000-01-01T00:00:00Z"
+    )  # so both pages list one
+    missing = web.post(
+        "/app/members/", {"action": "invite", "email": "nobody@nowhere.test", "role": "viewer"}
+    )
     assert exists.status_code == missing.status_code == 200
     same = _without_volatile(exists.content.decode()).replace(bob.user.username, "EMAIL")
     other = _without_volatile(missing.content.decode()).replace("nobody@nowhere.test", "EMAIL")
@@ -124,7 +148,11 @@ def test_the_last_owner_guard_holds_on_every_path(alice):
         {"action": "role", "membership": me.id, "role": "viewer"},
         {"action": "remove", "membership": me.id},
         {"action": "invite", "email": alice.user.username, "role": "viewer"},
-        {"action": "add", "email": alice.user.username, "role": "viewer"},  # the old "add" path demoted silently
+        {
+            "action": "add",
+            "email": alice.user.username,
+            "role": "viewer",
+        },  # the old "add" path demoted silently
     ):
         web.post("/app/members/", form)
         assert Membership.objects.get(pk=me.id).role == "owner", form
@@ -147,10 +175,15 @@ def test_removing_a_member_revokes_their_keys(alice):
 def test_sign_in_is_throttled_per_account_and_per_address(alice, settings, path):
     settings.LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE = 5
     client = Client()
-    statuses = [client.post(path, {"username": alice.user.username, "password": f"guess-{i}"}).status_code for i in range(7)]
+    statuses = [
+        client.post(path, {"username": alice.user.username, "password": f"guess-{i}"}).status_code
+        for i in range(7)
+    ]
     assert statuses[:5] == [200] * 5 and statuses[5:] == [429, 429]
     refused = client.post(path, {"username": alice.user.username, "password": "pw-acme"})
     assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1  # even the right password waits
     settings.LOGIN_ATTEMPTS_PER_IP_PER_MINUTE = 8
-    other = [client.post(path, {"username": f"user{i}@x.test", "password": "x"}).status_code for i in range(10)]
+    other = [
+        client.post(path, {"username": f"user{i}@x.test", "password": "x"}).status_code for i in range(10)
+    ]
     assert 429 in other  # many accounts from one address run into the address's bucket

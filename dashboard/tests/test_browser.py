@@ -2,6 +2,7 @@
 a worker and the reconciler running as processes on the test database, jobs running in Docker.
 
 Screenshots of the main pages are saved under var/screenshots/ as test artifacts."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ def browser():
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"])
+        instance = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
+        )
         yield instance
         instance.close()
     del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
@@ -65,7 +68,9 @@ def shot(page, name: str) -> None:
 def submit(server: str, persona, body: dict) -> str:
     """POST /api/v1/jobs on the live server with the persona's key -> job id."""
     request = urllib.request.Request(
-        server + "/api/v1/jobs", data=json.dumps(body).encode(), method="POST",
+        server + "/api/v1/jobs",
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {persona.key}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -89,7 +94,14 @@ def test_write_a_function_run_it_and_watch_it_live(browser, server, alice):
     page.click(".CodeMirror")
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
-    for line in ["import time", "", "def main(n):", "for i in range(n):", "print(f'tick {i}', flush=True)", "time.sleep(0.7)"]:
+    for line in [
+        "import time",
+        "",
+        "def main(n):",
+        "for i in range(n):",
+        "print(f'tick {i}', flush=True)",
+        "time.sleep(0.7)",
+    ]:
         page.keyboard.type(line)
         page.keyboard.press("Enter")
     page.keyboard.press("Shift+Tab")
@@ -114,11 +126,17 @@ def test_write_a_function_run_it_and_watch_it_live(browser, server, alice):
     expect(page.locator("#log .line")).to_have_count(3, timeout=15_000)
     expect(badge).to_have_text("succeeded", timeout=15_000)
     expect(page.locator("#job-result")).to_have_text("3")
-    assert [text[-6:] for text in page.locator("#log .line").all_inner_texts()] == ["tick 0", "tick 1", "tick 2"]
+    assert [text[-6:] for text in page.locator("#log .line").all_inner_texts()] == [
+        "tick 0",
+        "tick 1",
+        "tick 2",
+    ]
     expect(page.locator(".timeline li")).to_have_count(1)
     assert_not_reloaded(page)
     state = page.evaluate("window.Lambdasite.state")
-    assert state["mode"] == "live" and state["polls"] == 0 and state["events"] >= 4  # 3 log batches and succeeded (running may precede the socket)
+    assert (
+        state["mode"] == "live" and state["polls"] == 0 and state["events"] >= 4
+    )  # 3 log batches and succeeded (running may precede the socket)
     shot(page, "job-detail")
     assert Job.objects.get(pk=job_id).status == "succeeded"
 
@@ -129,7 +147,10 @@ def test_jobs_list_shows_new_jobs_and_status_changes_live(browser, server, alice
     expect(page.locator(".empty")).to_contain_text("No jobs yet")
     mark_page(page)
     expect(page.locator("html[data-live=live]")).to_have_count(1, timeout=10_000)
-    ids = [submit(server, alice, {"runtime": "python", "code": "def main(i):\n    return i\n", "args": [i]}) for i in range(3)]
+    ids = [
+        submit(server, alice, {"runtime": "python", "code": "def main(i):\n    return i\n", "args": [i]})
+        for i in range(3)
+    ]
     for job_id in ids:
         expect(page.locator(f'[data-job-status="{job_id}"]')).to_have_text("succeeded", timeout=30_000)
     assert page.locator("tbody tr").first.get_attribute("data-job") == ids[-1]  # newest on top
@@ -139,14 +160,25 @@ def test_jobs_list_shows_new_jobs_and_status_changes_live(browser, server, alice
     expect(page.locator(".stat").first).to_contain_text("3")
     shot(page, "overview")
     phone = sign_in(browser, server, "alice@acme.test", "pw-acme", viewport={"width": 390, "height": 844})
-    for path, name in [("/app/jobs/", "jobs-list-phone"), (f"/app/jobs/{ids[0]}/", "job-detail-phone"), ("/app/", "overview-phone"), ("/app/jobs/new", "new-job-phone")]:
+    for path, name in [
+        ("/app/jobs/", "jobs-list-phone"),
+        (f"/app/jobs/{ids[0]}/", "job-detail-phone"),
+        ("/app/", "overview-phone"),
+        ("/app/jobs/new", "new-job-phone"),
+    ]:
         phone.goto(server + path)
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path  # nothing wider than the phone
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, (
+            path
+        )  # nothing wider than the phone
         shot(phone, name)
 
 
 def test_cancel_a_long_job_from_its_page(browser, server, alice):
-    job_id = submit(server, alice, {"runtime": "python", "code": "import time\ndef main():\n    time.sleep(60)\n", "timeout_ms": 60000})
+    job_id = submit(
+        server,
+        alice,
+        {"runtime": "python", "code": "import time\ndef main():\n    time.sleep(60)\n", "timeout_ms": 60000},
+    )
     page = sign_in(browser, server, "alice@acme.test", "pw-acme")
     page.goto(f"{server}/app/jobs/{job_id}/")
     badge = page.locator(f'.summary [data-job-status="{job_id}"]')
@@ -169,7 +201,14 @@ def test_another_tenants_user_gets_404_for_the_job_page(browser, server, alice):
 def test_without_a_websocket_the_page_polls_and_still_converges(browser, server, alice):
     page = sign_in(browser, server, "alice@acme.test", "pw-acme")
     page.route_web_socket(re.compile(r".*/ws/.*"), lambda ws: ws.close())  # the socket never gets through
-    job_id = submit(server, alice, {"runtime": "python", "code": "import time\ndef main():\n    print('hello', flush=True)\n    time.sleep(1)\n    return 42\n"})
+    job_id = submit(
+        server,
+        alice,
+        {
+            "runtime": "python",
+            "code": "import time\ndef main():\n    print('hello', flush=True)\n    time.sleep(1)\n    return 42\n",
+        },
+    )
     page.goto(f"{server}/app/jobs/{job_id}/")
     mark_page(page)
     expect(page.locator(f'.summary [data-job-status="{job_id}"]')).to_have_text("succeeded", timeout=30_000)
@@ -204,7 +243,11 @@ def test_a_missed_event_is_noticed_and_the_page_catches_up(browser, server, alic
     mark_page(page)
     expect(page.locator(f'.summary [data-job-status="{job_id}"]')).to_have_text("succeeded", timeout=30_000)
     expect(page.locator("#log .line")).to_have_count(3)
-    assert [text[-6:] for text in page.locator("#log .line").all_inner_texts()] == ["tick 0", "tick 1", "tick 2"]
+    assert [text[-6:] for text in page.locator("#log .line").all_inner_texts()] == [
+        "tick 0",
+        "tick 1",
+        "tick 2",
+    ]
     assert dropped, "the test dropped nothing: the lines did not arrive as events"
     state = page.evaluate("window.Lambdasite.state")
     assert state["mode"] == "live" and state["gaps"] >= 1 and state["polls"] == 0

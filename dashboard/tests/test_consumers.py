@@ -1,5 +1,6 @@
 """Websocket consumers against the real ASGI stack (origin check, session auth) and the real
 Redis channel layer; events come from the services, published by the real publisher thread."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,11 @@ from lambdasite.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PRINTS = {"runtime": "python", "code": "def main(n):\n    for i in range(n):\n        print('line', i)\n    return n\n", "args": [3]}
+PRINTS = {
+    "runtime": "python",
+    "code": "def main(n):\n    for i in range(n):\n        print('line', i)\n    return n\n",
+    "args": [3],
+}
 
 
 def session_cookie(user) -> str:
@@ -64,7 +69,9 @@ def test_member_receives_the_tenants_job_events_in_sequence(alice):
         assert connected
         hello = await comm.receive_json_from(timeout=5)
         assert hello["kind"] == "hello"
-        response = await sync_to_async(alice.post_job)({"runtime": "python", "code": "def main():\n    return 1\n"})
+        response = await sync_to_async(alice.post_job)(
+            {"runtime": "python", "code": "def main():\n    return 1\n"}
+        )
         job_id = response.json()["id"]
         seen = await receive_until(comm, lambda m: m.get("job") == job_id and m["status"] == "dispatched")
         await comm.disconnect()
@@ -93,7 +100,11 @@ def test_job_group_carries_status_and_every_log_line(alice, run_worker):
     statuses = [m["status"] for m in seen if m["kind"] == "status"]
     assert statuses == ["running", "succeeded"]
     lines = [line for m in seen if m["kind"] == "logs" for line in m["lines"]]
-    assert [(line["seq"], line["stream"], line["text"]) for line in lines] == [(1, "stdout", "line 0"), (2, "stdout", "line 1"), (3, "stdout", "line 2")]
+    assert [(line["seq"], line["stream"], line["text"]) for line in lines] == [
+        (1, "stdout", "line 0"),
+        (2, "stdout", "line 1"),
+        (3, "stdout", "line 2"),
+    ]
     assert [m["seq"] for m in seen] == list(range(hello["seq"] + 1, hello["seq"] + 1 + len(seen)))
 
 
@@ -132,7 +143,9 @@ def test_a_viewer_may_watch_and_a_foreign_origin_may_not(alice):
         return ok
 
     assert async_to_sync(watch)()
-    assert async_to_sync(refused)(communicator(f"/ws/tenants/{alice.tenant.slug}/", alice.user, origin="http://evil.example"))
+    assert async_to_sync(refused)(
+        communicator(f"/ws/tenants/{alice.tenant.slug}/", alice.user, origin="http://evil.example")
+    )
 
 
 def test_events_of_another_tenant_never_arrive(alice, bob):
@@ -177,7 +190,11 @@ def test_a_dropped_event_turns_into_a_resync(alice, settings):
 
 def test_status_events_follow_every_transition(alice, run_worker):
     """Submit, dispatch, run, fail, requeue, cancel and delete each announce themselves."""
-    job = Job.objects.get(pk=alice.post_job({"runtime": "python", "code": "def main():\n    raise ValueError(1)\n"}).json()["id"])
+    job = Job.objects.get(
+        pk=alice.post_job({"runtime": "python", "code": "def main():\n    raise ValueError(1)\n"}).json()[
+            "id"
+        ]
+    )
 
     comm = communicator(f"/ws/jobs/{job.id}/", alice.user)
 
@@ -194,7 +211,14 @@ def test_status_events_follow_every_transition(alice, run_worker):
         return first + second
 
     seen = async_to_sync(scenario)()
-    assert [m["status"] for m in seen] == ["running", "failed", "queued", "dispatched", "cancelled", "deleted"], json.dumps(seen)
+    assert [m["status"] for m in seen] == [
+        "running",
+        "failed",
+        "queued",
+        "dispatched",
+        "cancelled",
+        "deleted",
+    ], json.dumps(seen)
 
 
 def test_the_publishers_channel_names_are_the_layers():
@@ -215,7 +239,11 @@ def signed_in_pair(path: str, user):
     """A signed-in browser client and a websocket on the same session."""
     client = Client()
     client.force_login(user)
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
     return client, WebsocketCommunicator(application, path, headers=headers)
 
 
@@ -251,14 +279,24 @@ def watcher(alice):
 
 
 def test_logging_out_closes_the_sessions_sockets(alice, watcher):
-    assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, lambda client: client.post("/logout/")) == 4403
+    assert (
+        open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, lambda client: client.post("/logout/"))
+        == 4403
+    )
 
 
 def test_a_password_change_elsewhere_closes_the_old_sessions_sockets(alice, watcher):
     def change_elsewhere(_client):
         other = Client()
         other.force_login(watcher)
-        other.post("/password/", {"old_password": "pw-watcher-1", "new_password1": "a-new-long-pass-1", "new_password2": "a-new-long-pass-1"})
+        other.post(
+            "/password/",
+            {
+                "old_password": "pw-watcher-1",
+                "new_password1": "a-new-long-pass-1",
+                "new_password2": "a-new-long-pass-1",
+            },
+        )
 
     assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, change_elsewhere) == 4403
 
@@ -267,7 +305,9 @@ def test_removal_from_the_tenant_closes_the_socket_and_refuses_it_again(alice, w
     from accounts.services import membership_remove
 
     job_id = alice.post_job({"runtime": "python", "code": "def main():\n    return 1\n"}).json()["id"]
-    remove = lambda _client: membership_remove(tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id)  # noqa: E731
+    remove = lambda _client: membership_remove(
+        tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id
+    )  # noqa: E731
     assert open_then(f"/ws/jobs/{job_id}/", watcher, remove) == 4403
     assert async_to_sync(refused)(communicator(f"/ws/jobs/{job_id}/", watcher))
 
@@ -275,9 +315,13 @@ def test_removal_from_the_tenant_closes_the_socket_and_refuses_it_again(alice, w
 def test_a_demotion_closes_the_socket_to_authorise_it_afresh(alice, watcher):
     from accounts.services import membership_change_role
 
-    demote = lambda _client: membership_change_role(tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id, role="viewer")  # noqa: E731
+    demote = lambda _client: membership_change_role(
+        tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id, role="viewer"
+    )  # noqa: E731
     assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, demote) == 4409
-    assert not async_to_sync(refused)(communicator(f"/ws/tenants/{alice.tenant.slug}/", watcher))  # a viewer may still watch
+    assert not async_to_sync(refused)(
+        communicator(f"/ws/tenants/{alice.tenant.slug}/", watcher)
+    )  # a viewer may still watch
 
 
 def test_deactivating_the_user_closes_the_socket(alice, watcher):

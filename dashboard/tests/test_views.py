@@ -1,4 +1,5 @@
 """Dashboard pages through Django's test client: scoping, roles, forms, partials."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,14 @@ def test_sign_in_with_the_form_lands_on_the_overview(alice, client):
 
 
 def test_password_change(alice, web):
-    response = web.post("/password/", {"old_password": "pw-acme", "new_password1": "a-new-long-pass-123", "new_password2": "a-new-long-pass-123"})
+    response = web.post(
+        "/password/",
+        {
+            "old_password": "pw-acme",
+            "new_password1": "a-new-long-pass-123",
+            "new_password2": "a-new-long-pass-123",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/password/done/"
     alice.user.refresh_from_db()
     assert alice.user.check_password("a-new-long-pass-123")
@@ -66,15 +74,22 @@ def test_overview_shows_counts_charts_quotas_and_cost(alice, web, run_worker):
         alice.post_job({**ADD, "args": args})
     alice.post_job({"runtime": "python", "code": "def main():\n    raise ValueError('x')\n"})
     before = web.get("/app/").content.decode()
-    rate_used = float(re.search(r'aria-label="Submission rate" aria-valuemin="0" aria-valuemax="6" aria-valuenow="([0-9.]+)"', before).group(1))
+    rate_used = float(
+        re.search(
+            r'aria-label="Submission rate" aria-valuemin="0" aria-valuemax="6" aria-valuenow="([0-9.]+)"',
+            before,
+        ).group(1)
+    )
     assert 2.5 < rate_used <= 3.0  # three tokens taken from the bucket
-    assert 'aria-label="Concurrency" aria-valuemin="0" aria-valuemax="4" aria-valuenow="3.00"' in before  # dispatched
+    assert (
+        'aria-label="Concurrency" aria-valuemin="0" aria-valuemax="4" aria-valuenow="3.00"' in before
+    )  # dispatched
     run_worker()
     page = web.get("/app/")
     html = page.content.decode()
     assert page.status_code == 200
     assert re.search(r'stat-n">3</span><span class="stat-l">jobs', html)
-    stats = html[html.index("grid stats"):html.index("By status")]
+    stats = html[html.index("grid stats") : html.index("By status")]
     assert "67%" in stats, (stats, list(Job.objects.values_list("status", "error")))  # 2 of 3 succeeded
     assert html.count("<svg") == 2 and "<rect" in html and "<circle" in html
     assert "Concurrency" in html and "Submission rate" in html and "Compute this month" in html
@@ -93,7 +108,9 @@ def test_jobs_list_is_scoped_filtered_searchable_and_paged(alice, bob, web):
     older = re.search(r'href="\?before=([0-9a-f-]+)"', page).group(1)
     rest = web.get(f"/app/jobs/?before={older}").content.decode()
     assert rest.count('data-job="') == 6 and "Newest" in rest
-    shown = set(re.findall(r'<tr data-job="([0-9a-f-]+)"', page)) | set(re.findall(r'<tr data-job="([0-9a-f-]+)"', rest))
+    shown = set(re.findall(r'<tr data-job="([0-9a-f-]+)"', page)) | set(
+        re.findall(r'<tr data-job="([0-9a-f-]+)"', rest)
+    )
     assert shown == set(mine) | {node}
     only_node = web.get("/app/jobs/?runtime=node").content.decode()
     assert only_node.count('<tr data-job="') == 1 and node in only_node
@@ -107,20 +124,30 @@ def test_jobs_list_is_scoped_filtered_searchable_and_paged(alice, bob, web):
 
 
 def test_job_detail_shows_result_logs_attempts_and_another_tenants_job_is_404(alice, bob, web, run_worker):
-    job_id = alice.post_job({"runtime": "python", "code": "import sys\ndef main(n):\n    print('out', n)\n    print('err', n, file=sys.stderr)\n    return {'n': n}\n", "args": [7]}).json()["id"]
+    job_id = alice.post_job(
+        {
+            "runtime": "python",
+            "code": "import sys\ndef main(n):\n    print('out', n)\n    print('err', n, file=sys.stderr)\n    return {'n': n}\n",
+            "args": [7],
+        }
+    ).json()["id"]
     run_worker()
     html = web.get(f"/app/jobs/{job_id}/").content.decode()
     assert 'class="badge s-succeeded"' in html
-    assert '{\n  &quot;n&quot;: 7\n}' in html  # pretty JSON result
+    assert "{\n  &quot;n&quot;: 7\n}" in html  # pretty JSON result
     assert 'class="line stdout" data-seq="1"' in html and 'class="line stderr" data-seq="2"' in html
     assert "#1</b>" in html and "Edit and run again" in html and ">Delete<" in html and ">Cancel<" not in html
     lines = web.get(f"/app/jobs/{job_id}/lines?after=1").json()
-    assert [(line["seq"], line["stream"], line["text"]) for line in lines["lines"]] == [(2, "stderr", "err 7")]
+    assert [(line["seq"], line["stream"], line["text"]) for line in lines["lines"]] == [
+        (2, "stderr", "err 7")
+    ]
     assert web.get(f"/app/jobs/{job_id}/lines?after=x").status_code == 400
     download = web.get(f"/app/jobs/{job_id}/log.txt")
     body = b"".join(download.streaming_content).decode()
     assert download["Content-Disposition"].endswith(f'job-{job_id}.log"')
-    assert body.splitlines()[0].endswith("attempt=1 stdout: out 7") and body.splitlines()[1].endswith("stderr: err 7")
+    assert body.splitlines()[0].endswith("attempt=1 stdout: out 7") and body.splitlines()[1].endswith(
+        "stderr: err 7"
+    )
     summary = web.get(f"/app/jobs/{job_id}/?partial=1")
     assert summary["Cache-Control"] == "no-store" and b"<html" not in summary.content
     # bob cannot see it, in any form
@@ -136,7 +163,9 @@ def test_error_and_traceback_are_shown(alice, web, run_worker):
     job_id = alice.post_job({"runtime": "python", "code": "def main():\n    return {}['b']\n"}).json()["id"]
     run_worker()
     html = web.get(f"/app/jobs/{job_id}/").content.decode()
-    assert "KeyError" in html and "Traceback" in html and 'class="badge s-failed"' in html and ">Retry<" in html
+    assert (
+        "KeyError" in html and "Traceback" in html and 'class="badge s-failed"' in html and ">Retry<" in html
+    )
 
 
 def test_actions_cancel_retry_delete(alice, web):
@@ -151,18 +180,40 @@ def test_actions_cancel_retry_delete(alice, web):
     assert b"cancel it first" in refused.content and Job.objects.filter(pk=job_id).exists()
     web.post(f"/app/jobs/{job_id}/cancel")
     gone = web.post(f"/app/jobs/{job_id}/delete")
-    assert gone.status_code == 302 and gone["Location"] == "/app/jobs/" and not Job.objects.filter(pk=job_id).exists()
+    assert (
+        gone.status_code == 302
+        and gone["Location"] == "/app/jobs/"
+        and not Job.objects.filter(pk=job_id).exists()
+    )
     assert web.get(f"/app/jobs/{job_id}/cancel").status_code == 405
 
 
 def test_new_job_form_submits_validates_and_prefills(alice, web):
     page = web.get("/app/jobs/new")
-    assert page.status_code == 200 and b"codemirror.js" in page.content and b"Print a line a second" in page.content
-    form = {"runtime": "python", "handler": "main", "code": ADD["code"], "args": "[2, 3]", "timeout_ms": "5000", "memory_mb": "128", "max_retries": "1"}
+    assert (
+        page.status_code == 200
+        and b"codemirror.js" in page.content
+        and b"Print a line a second" in page.content
+    )
+    form = {
+        "runtime": "python",
+        "handler": "main",
+        "code": ADD["code"],
+        "args": "[2, 3]",
+        "timeout_ms": "5000",
+        "memory_mb": "128",
+        "max_retries": "1",
+    }
     created = web.post("/app/jobs/new", form)
     job = Job.objects.get(tenant=alice.tenant)
     assert created.status_code == 302 and created["Location"] == f"/app/jobs/{job.id}/"
-    assert (job.args, job.timeout_ms, job.memory_mb, job.max_retries, job.api_key) == ([2, 3], 5000, 128, 1, None)
+    assert (job.args, job.timeout_ms, job.memory_mb, job.max_retries, job.api_key) == (
+        [2, 3],
+        5000,
+        128,
+        1,
+        None,
+    )
     for change, message in [
         ({"args": "[2, 3"}, b"not valid JSON"),
         ({"args": '{"a": 1}'}, b"must be a JSON array"),
@@ -183,7 +234,15 @@ def test_new_job_form_submits_validates_and_prefills(alice, web):
 def test_new_job_respects_the_rate_limit_with_a_message(alice, web):
     alice.tenant.quota.submissions_per_minute = 1
     alice.tenant.quota.save()
-    form = {"runtime": "python", "handler": "main", "code": ADD["code"], "args": "[]", "timeout_ms": "", "memory_mb": "", "max_retries": ""}
+    form = {
+        "runtime": "python",
+        "handler": "main",
+        "code": ADD["code"],
+        "args": "[]",
+        "timeout_ms": "",
+        "memory_mb": "",
+        "max_retries": "",
+    }
     assert web.post("/app/jobs/new", form).status_code == 302
     limited = web.post("/app/jobs/new", form)
     assert limited.status_code == 400 and b"submissions per minute" in limited.content
@@ -238,11 +297,19 @@ def test_a_key_of_another_tenant_cannot_be_revoked(alice, bob, web):
 
 def test_members_page_invites_changes_roles_and_keeps_one_owner(alice, web):
     invited = web.post("/app/members/", {"action": "invite", "email": "new@acme.test", "role": "viewer"})
-    assert invited.status_code == 200 and b"/app/invite/" in invited.content and invited["Cache-Control"] == "no-store"
-    assert not Membership.objects.filter(tenant=alice.tenant, user__username="new@acme.test").exists()  # not before accepting
+    assert (
+        invited.status_code == 200
+        and b"/app/invite/" in invited.content
+        and invited["Cache-Control"] == "no-store"
+    )
+    assert not Membership.objects.filter(
+        tenant=alice.tenant, user__username="new@acme.test"
+    ).exists()  # not before accepting
     link = re.search(r'value="(http://testserver/app/invite/[^"]+)"', invited.content.decode()).group(1)
     newcomer_client = Client()
-    joined = newcomer_client.post(link.replace("http://testserver", ""), {"password": "initial-pass-1", "password2": "initial-pass-1"})
+    joined = newcomer_client.post(
+        link.replace("http://testserver", ""), {"password": "initial-pass-1", "password2": "initial-pass-1"}
+    )
     assert joined.status_code == 302
     newcomer = Membership.objects.get(tenant=alice.tenant, user__username="new@acme.test")
     assert newcomer.role == "viewer" and newcomer.user.check_password("initial-pass-1")
@@ -265,7 +332,7 @@ def test_tenant_switcher_and_links_to_jobs_of_my_other_tenant(alice, bob):
     assert b'id="tenant-switch"' in web.get("/app/").content
     web.post("/app/switch", {"tenant": "initech", "next": "/app/jobs/"})
     page = web.get("/app/jobs/").content.decode()
-    assert "Initech (viewer)\" selected" in page or 'value="initech" selected' in page
+    assert 'Initech (viewer)" selected' in page or 'value="initech" selected' in page
     assert "New job" not in page.split("<main")[0]  # a viewer here
     # a link to a job of Acme shows it in Acme rather than saying 404, and switches nothing
     job_id = alice.post_job(ADD).json()["id"]
@@ -280,7 +347,9 @@ def test_tenant_switcher_and_links_to_jobs_of_my_other_tenant(alice, bob):
 
 
 def test_dead_letters_page_requeues(alice, web, run_worker):
-    job_id = alice.post_job({"runtime": "python", "code": "def main():\n    raise ValueError(1)\n", "max_retries": 1}).json()["id"]
+    job_id = alice.post_job(
+        {"runtime": "python", "code": "def main():\n    raise ValueError(1)\n", "max_retries": 1}
+    ).json()["id"]
     run_worker()
     Job.objects.filter(pk=job_id).update(status=Status.DEAD)  # skip the backoff wait
     page = web.get("/app/dead-letters/").content.decode()
@@ -294,7 +363,12 @@ def test_log_lines_are_paged_in_order(alice, web):
     job = Job.objects.get(pk=alice.post_job(ADD).json()["id"])
     from django.utils import timezone
 
-    LogLine.objects.bulk_create([LogLine(job=job, attempt=1, seq=i, stream="stdout", ts=timezone.now(), text=f"l{i}") for i in range(1, 2502)])
+    LogLine.objects.bulk_create(
+        [
+            LogLine(job=job, attempt=1, seq=i, stream="stdout", ts=timezone.now(), text=f"l{i}")
+            for i in range(1, 2502)
+        ]
+    )
     first = web.get(f"/app/jobs/{job.id}/lines?after=0").json()
     assert len(first["lines"]) == 2000 and first["more"] and first["lines"][-1]["seq"] == 2000
     rest = web.get(f"/app/jobs/{job.id}/lines?after=2000").json()

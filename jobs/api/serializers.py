@@ -1,8 +1,9 @@
 """Request validation and response shapes of the jobs API."""
+
 from __future__ import annotations
 
 import json
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.urls import reverse
 from rest_framework import serializers
@@ -39,7 +40,9 @@ class JobSubmitSerializer(serializers.Serializer):
     args = serializers.JSONField(required=False, help_text="JSON array of positional arguments")
     handler = StrictCharField(required=False, default="main", max_length=100)
     timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="wall-clock limit per attempt")
-    memory_mb = StrictIntegerField(required=False, min_value=32, help_text="memory limit (swap is not allowed)")
+    memory_mb = StrictIntegerField(
+        required=False, min_value=32, help_text="memory limit (swap is not allowed)"
+    )
     max_retries = StrictIntegerField(required=False, min_value=0)
 
     def to_internal_value(self, data):
@@ -94,8 +97,14 @@ class BatchSubmitSerializer(serializers.Serializer):
         return value
 
     def to_internal_value(self, data):
-        if isinstance(data, dict) and isinstance(data.get("jobs"), list) and len(data["jobs"]) > self.context.get("max", 100):
-            raise serializers.ValidationError({"jobs": [f"at most {self.context.get('max', 100)} jobs per batch"]})
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("jobs"), list)
+            and len(data["jobs"]) > self.context.get("max", 100)
+        ):
+            raise serializers.ValidationError(
+                {"jobs": [f"at most {self.context.get('max', 100)} jobs per batch"]}
+            )
         return super().to_internal_value(data)
 
 
@@ -103,8 +112,18 @@ class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
         fields = [
-            "number", "status", "worker", "started_at", "finished_at", "duration_ms", "start_ms", "cpu_ms",
-            "billed_ms", "gb_seconds", "exit_code", "error",
+            "number",
+            "status",
+            "worker",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "start_ms",
+            "cpu_ms",
+            "billed_ms",
+            "gb_seconds",
+            "exit_code",
+            "error",
         ]
 
 
@@ -112,7 +131,7 @@ def _dt(value):
     """A datetime exactly as DRF's DateTimeField renders it (ISO 8601 in UTC, with Z)."""
     if value is None:
         return None
-    text = value.astimezone(dt_timezone.utc).isoformat()
+    text = value.astimezone(UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -122,10 +141,17 @@ def _float(value):
 
 def _attempt(attempt: Attempt) -> dict:
     return {
-        "number": attempt.number, "status": attempt.status, "worker": attempt.worker,
-        "started_at": _dt(attempt.started_at), "finished_at": _dt(attempt.finished_at),
-        "duration_ms": _float(attempt.duration_ms), "start_ms": _float(attempt.start_ms), "cpu_ms": _float(attempt.cpu_ms),
-        "billed_ms": attempt.billed_ms, "gb_seconds": _float(attempt.gb_seconds), "exit_code": attempt.exit_code,
+        "number": attempt.number,
+        "status": attempt.status,
+        "worker": attempt.worker,
+        "started_at": _dt(attempt.started_at),
+        "finished_at": _dt(attempt.finished_at),
+        "duration_ms": _float(attempt.duration_ms),
+        "start_ms": _float(attempt.start_ms),
+        "cpu_ms": _float(attempt.cpu_ms),
+        "billed_ms": attempt.billed_ms,
+        "gb_seconds": _float(attempt.gb_seconds),
+        "exit_code": attempt.exit_code,
         "error": attempt.error,
     }
 
@@ -142,22 +168,58 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "status", "runtime", "handler", "limits", "max_retries", "result", "error", "exit_code",
-            "attempts", "cancel_requested", "next_attempt_at", "created_at", "started_at", "finished_at",
-            "queue_wait_ms", "duration_ms", "billed_ms", "gb_seconds", "cost", "log_lines", "log_bytes",
-            "dropped_log_bytes", "links",
+            "id",
+            "status",
+            "runtime",
+            "handler",
+            "limits",
+            "max_retries",
+            "result",
+            "error",
+            "exit_code",
+            "attempts",
+            "cancel_requested",
+            "next_attempt_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "queue_wait_ms",
+            "duration_ms",
+            "billed_ms",
+            "gb_seconds",
+            "cost",
+            "log_lines",
+            "log_bytes",
+            "dropped_log_bytes",
+            "links",
         ]
 
     def to_representation(self, job: Job) -> dict:
         return {
-            "id": str(job.id), "status": job.status, "runtime": job.runtime, "handler": job.handler,
-            "limits": self.get_limits(job), "max_retries": job.max_retries, "result": job.result, "error": job.error,
-            "exit_code": job.exit_code, "attempts": job.attempts, "cancel_requested": job.cancel_requested,
-            "next_attempt_at": _dt(job.next_attempt_at), "created_at": _dt(job.created_at),
-            "started_at": _dt(job.started_at), "finished_at": _dt(job.finished_at),
-            "queue_wait_ms": _float(job.queue_wait_ms), "duration_ms": _float(job.duration_ms), "billed_ms": job.billed_ms,
-            "gb_seconds": _float(job.gb_seconds), "cost": self.get_cost(job), "log_lines": job.log_lines,
-            "log_bytes": job.log_bytes, "dropped_log_bytes": job.dropped_log_bytes, "links": self.get_links(job),
+            "id": str(job.id),
+            "status": job.status,
+            "runtime": job.runtime,
+            "handler": job.handler,
+            "limits": self.get_limits(job),
+            "max_retries": job.max_retries,
+            "result": job.result,
+            "error": job.error,
+            "exit_code": job.exit_code,
+            "attempts": job.attempts,
+            "cancel_requested": job.cancel_requested,
+            "next_attempt_at": _dt(job.next_attempt_at),
+            "created_at": _dt(job.created_at),
+            "started_at": _dt(job.started_at),
+            "finished_at": _dt(job.finished_at),
+            "queue_wait_ms": _float(job.queue_wait_ms),
+            "duration_ms": _float(job.duration_ms),
+            "billed_ms": job.billed_ms,
+            "gb_seconds": _float(job.gb_seconds),
+            "cost": self.get_cost(job),
+            "log_lines": job.log_lines,
+            "log_bytes": job.log_bytes,
+            "dropped_log_bytes": job.dropped_log_bytes,
+            "links": self.get_links(job),
         }
 
     def get_cost(self, job: Job) -> float:
@@ -181,7 +243,9 @@ class JobDetailSerializer(JobSerializer):
 
     def to_representation(self, job: Job) -> dict:
         body = super().to_representation(job)
-        body.update(code=job.code, args=job.args, attempt_history=[_attempt(a) for a in job.attempt_set.all()])
+        body.update(
+            code=job.code, args=job.args, attempt_history=[_attempt(a) for a in job.attempt_set.all()]
+        )
         return body
 
 

@@ -1,7 +1,9 @@
 """Jobs API: thin views that parse, call one service or selector, and shape the answer."""
+
 from __future__ import annotations
 
 import time
+from datetime import UTC
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -64,14 +66,18 @@ class JobCursorPagination(CursorPagination):
     max_page_size = 200
 
 
-def _int_param(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def _int_param(
+    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed(f"{name}: must be an integer", details={"fields": {name: ["must be an integer"]}}) from None
+        raise ValidationFailed(
+            f"{name}: must be an integer", details={"fields": {name: ["must be an integer"]}}
+        ) from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ValidationFailed(f"{name}: must be {bound}", details={"fields": {name: [f"must be {bound}"]}})
@@ -88,8 +94,12 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int = 0, m
         "header, repeating the same body within 24 h returns the first job (200) instead of a new one."
     ),
     parameters=[
-        OpenApiParameter("wait", OpenApiTypes.FLOAT, description="seconds to wait for the result (synchronous invoke)"),
-        OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False),
+        OpenApiParameter(
+            "wait", OpenApiTypes.FLOAT, description="seconds to wait for the result (synchronous invoke)"
+        ),
+        OpenApiParameter(
+            "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False
+        ),
     ],
     request=JobSubmitSerializer,
     responses={200: JobDetailSerializer, 202: JobSerializer, **_errors(400, 401, 403, 413, 422, 429)},
@@ -116,7 +126,9 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int = 0, m
     operation_id="jobs_list",
     summary="List this tenant's jobs, newest first",
     parameters=[
-        OpenApiParameter("status", OpenApiTypes.STR, description="comma-separated statuses, e.g. failed,timed_out"),
+        OpenApiParameter(
+            "status", OpenApiTypes.STR, description="comma-separated statuses, e.g. failed,timed_out"
+        ),
         OpenApiParameter("runtime", OpenApiTypes.STR, enum=list(RUNTIMES)),
         OpenApiParameter("limit", OpenApiTypes.INT, description="page size, at most 200"),
         OpenApiParameter("cursor", OpenApiTypes.STR, description="opaque cursor from `next`/`previous`"),
@@ -132,9 +144,15 @@ def jobs(request: Request) -> Response:
         incoming.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= 255):
-            raise ValidationFailed("Idempotency-Key: must be 1 to 255 characters", details={"fields": {"Idempotency-Key": ["1 to 255 characters"]}})
+            raise ValidationFailed(
+                "Idempotency-Key: must be 1 to 255 characters",
+                details={"fields": {"Idempotency-Key": ["1 to 255 characters"]}},
+            )
         job, created = services.job_submit(
-            tenant=tenant, api_key=request.auth, spec=services.JobSpec(**incoming.validated_data), idempotency_key=key
+            tenant=tenant,
+            api_key=request.auth,
+            spec=services.JobSpec(**incoming.validated_data),
+            idempotency_key=key,
         )
         if not created:
             return Response(JobDetailSerializer(job).data, status=200)
@@ -143,7 +161,9 @@ def jobs(request: Request) -> Response:
     statuses = [s for s in request.query_params.get("status", "").split(",") if s]
     runtime = request.query_params.get("runtime") or None
     if runtime is not None and runtime not in RUNTIMES:
-        raise ValidationFailed(f"runtime: unknown runtime {runtime!r}", details={"fields": {"runtime": ["unknown runtime"]}})
+        raise ValidationFailed(
+            f"runtime: unknown runtime {runtime!r}", details={"fields": {"runtime": ["unknown runtime"]}}
+        )
     return _paginated(request, selectors.job_list(tenant=tenant, statuses=statuses, runtime=runtime))
 
 
@@ -152,7 +172,9 @@ def _paginated(request: Request, qs) -> Response:
     try:
         page = paginator.paginate_queryset(qs, request)
     except drf_exceptions.NotFound:  # a forged or stale cursor is the client's error, not a missing resource
-        raise ValidationFailed("cursor: invalid cursor", details={"fields": {"cursor": ["invalid cursor"]}}) from None
+        raise ValidationFailed(
+            "cursor: invalid cursor", details={"fields": {"cursor": ["invalid cursor"]}}
+        ) from None
     return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
 
@@ -182,7 +204,9 @@ def job_detail(request: Request, job_id: str) -> Response:
     summary="A job's output lines in order",
     parameters=[
         OpenApiParameter("after", OpenApiTypes.INT, description="only lines with a larger sequence number"),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="at most this many lines (default 1000, max 5000)"),
+        OpenApiParameter(
+            "limit", OpenApiTypes.INT, description="at most this many lines (default 1000, max 5000)"
+        ),
     ],
     responses={200: LogPageSerializer, **_errors(400, 401, 403, 404)},
 )
@@ -336,7 +360,10 @@ async def jobs_endpoint(request):
     operation_id="jobs_batch",
     summary="Submit up to 100 jobs at once (all validated before any is accepted)",
     request=BatchSubmitSerializer,
-    responses={202: OpenApiResponse(description='{"ids": [...], "jobs": [...]} in request order'), **_errors(400, 401, 403, 413, 429)},
+    responses={
+        202: OpenApiResponse(description='{"ids": [...], "jobs": [...]} in request order'),
+        **_errors(400, 401, 403, 413, 429),
+    },
 )
 @api_view(["POST"])
 def jobs_batch(request: Request) -> Response:
@@ -344,7 +371,9 @@ def jobs_batch(request: Request) -> Response:
     incoming.is_valid(raise_exception=True)
     specs = [services.JobSpec(**item) for item in incoming.validated_data["jobs"]]
     jobs_ = services.job_submit_batch(tenant=request.user.tenant, api_key=request.auth, specs=specs)
-    return Response({"ids": [str(job.id) for job in jobs_], "jobs": JobSerializer(jobs_, many=True).data}, status=202)
+    return Response(
+        {"ids": [str(job.id) for job in jobs_], "jobs": JobSerializer(jobs_, many=True).data}, status=202
+    )
 
 
 @extend_schema(
@@ -390,7 +419,10 @@ jobs_endpoint.initkwargs = jobs.initkwargs
 @extend_schema(
     operation_id="usage_retrieve",
     summary="This billing period's jobs, GB-seconds used and left, estimated cost, concurrency and every limit",
-    responses={200: OpenApiResponse(description="usage of the current calendar month (UTC)"), **_errors(401, 403)},
+    responses={
+        200: OpenApiResponse(description="usage of the current calendar month (UTC)"),
+        **_errors(401, 403),
+    },
 )
 @api_view(["GET"])
 def usage(request: Request) -> Response:
@@ -400,12 +432,14 @@ def usage(request: Request) -> Response:
 @extend_schema(
     operation_id="stats_retrieve",
     summary="Counts by status and runtime, success rate, p50/p95 run time and queue wait, jobs per minute",
-    parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601; default: 24 hours ago")],
+    parameters=[
+        OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601; default: 24 hours ago")
+    ],
     responses={200: OpenApiResponse(description="statistics over the window"), **_errors(400, 401, 403)},
 )
 @api_view(["GET"])
 def stats(request: Request) -> Response:
-    from datetime import timedelta, timezone as dt_timezone
+    from datetime import timedelta
 
     from django.utils import timezone
     from django.utils.dateparse import parse_datetime
@@ -419,11 +453,19 @@ def stats(request: Request) -> Response:
         except ValueError:
             parsed = None
         if parsed is None:
-            raise ValidationFailed("since: must be an ISO 8601 date-time", details={"fields": {"since": ["ISO 8601 date-time"]}})
+            raise ValidationFailed(
+                "since: must be an ISO 8601 date-time", details={"fields": {"since": ["ISO 8601 date-time"]}}
+            )
         try:
-            since = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)).astimezone(dt_timezone.utc)
+            since = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(
+                UTC
+            )
         except (OverflowError, ValueError):
-            raise ValidationFailed("since: out of range", details={"fields": {"since": ["out of range"]}}) from None
+            raise ValidationFailed(
+                "since: out of range", details={"fields": {"since": ["out of range"]}}
+            ) from None
         if since > now:
-            raise ValidationFailed("since: must be in the past", details={"fields": {"since": ["in the past"]}})
+            raise ValidationFailed(
+                "since: must be in the past", details={"fields": {"since": ["in the past"]}}
+            )
     return Response(selectors.tenant_stats(tenant=request.user.tenant, since=since, now=now))

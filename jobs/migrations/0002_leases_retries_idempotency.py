@@ -4,69 +4,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('jobs', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("jobs", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='cancel_requested',
+            model_name="job",
+            name="cancel_requested",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='job',
-            name='dispatched_at',
+            model_name="job",
+            name="dispatched_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='idempotency_key',
+            model_name="job",
+            name="idempotency_key",
             field=models.CharField(blank=True, max_length=255, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='lease_expires_at',
+            model_name="job",
+            name="lease_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='next_attempt_at',
+            model_name="job",
+            name="next_attempt_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='request_hash',
+            model_name="job",
+            name="request_hash",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='job',
-            name='retry_base',
+            model_name="job",
+            name="retry_base",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='job',
-            name='worker',
+            model_name="job",
+            name="worker",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AlterField(
-            model_name='attempt',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('dispatched', 'Dispatched'), ('running', 'Running'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('killed', 'Killed'), ('cancelled', 'Cancelled'), ('dead', 'Dead'), ('lost', 'Lost')], default='running', max_length=12),
+            model_name="attempt",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("dispatched", "Dispatched"),
+                    ("running", "Running"),
+                    ("retrying", "Retrying"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("timed_out", "Timed Out"),
+                    ("killed", "Killed"),
+                    ("cancelled", "Cancelled"),
+                    ("dead", "Dead"),
+                    ("lost", "Lost"),
+                ],
+                default="running",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('dispatched', 'Dispatched'), ('running', 'Running'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('killed', 'Killed'), ('cancelled', 'Cancelled'), ('dead', 'Dead'), ('lost', 'Lost')], default='queued', max_length=12),
+            model_name="job",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("dispatched", "Dispatched"),
+                    ("running", "Running"),
+                    ("retrying", "Retrying"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("timed_out", "Timed Out"),
+                    ("killed", "Killed"),
+                    ("cancelled", "Cancelled"),
+                    ("dead", "Dead"),
+                    ("lost", "Lost"),
+                ],
+                default="queued",
+                max_length=12,
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['status', 'lease_expires_at'], name='job_status_lease'),
+            model_name="job",
+            index=models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('tenant', 'idempotency_key'), name='one_job_per_idempotency_key'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("tenant", "idempotency_key"),
+                name="one_job_per_idempotency_key",
+            ),
         ),
     ]

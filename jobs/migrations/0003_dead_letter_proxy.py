@@ -4,23 +4,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0002_leases_retries_idempotency'),
+        ("jobs", "0002_leases_retries_idempotency"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeadLetter',
-            fields=[
-            ],
+            name="DeadLetter",
+            fields=[],
             options={
-                'verbose_name': 'dead letter',
-                'verbose_name_plural': 'dead letters (DLQ)',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "dead letter",
+                "verbose_name_plural": "dead letters (DLQ)",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('jobs.job',),
+            bases=("jobs.job",),
         ),
     ]

@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_dead_letter_proxy'),
+        ("jobs", "0003_dead_letter_proxy"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='attempt',
-            name='billed_ms',
+            model_name="attempt",
+            name="billed_ms",
             field=models.PositiveBigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='gb_seconds',
+            model_name="attempt",
+            name="gb_seconds",
             field=models.FloatField(default=0.0),
         ),
         migrations.AddField(
-            model_name='job',
-            name='billed_ms',
+            model_name="job",
+            name="billed_ms",
             field=models.PositiveBigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='job',
-            name='gb_seconds',
+            model_name="job",
+            name="gb_seconds",
             field=models.FloatField(default=0.0),
         ),
     ]

@@ -1,4 +1,5 @@
 """The jobs API contract: validation, the error envelope, ownership, pagination, schema."""
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,9 @@ def test_bad_input_is_a_400_naming_the_field(alice, body, field):
     assert Job.objects.count() == 0
 
 
-@pytest.mark.parametrize("raw", ['{"runtime": "python", "code": ', "not json", '{"a": NaN}', "[1, 2]", '"str"', "null"])
+@pytest.mark.parametrize(
+    "raw", ['{"runtime": "python", "code": ', "not json", '{"a": NaN}', "[1, 2]", '"str"', "null"]
+)
 def test_malformed_or_non_object_json_is_a_400(alice, raw):
     response = alice.client.post("/api/v1/jobs", data=raw, content_type="application/json")
     assert response.status_code == 400
@@ -96,13 +99,19 @@ def test_deeply_nested_json_is_a_400_not_a_500(alice):
 
 
 def test_a_non_json_content_type_is_a_415(alice):
-    response = alice.client.post("/api/v1/jobs", data="runtime=python", content_type="application/x-www-form-urlencoded")
+    response = alice.client.post(
+        "/api/v1/jobs", data="runtime=python", content_type="application/x-www-form-urlencoded"
+    )
     assert_error(response, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
     "field, value, cap",
-    [("timeout_ms", 60_001, "max_timeout_ms"), ("memory_mb", 513, "max_memory_mb"), ("max_retries", 11, "max_retries_cap")],
+    [
+        ("timeout_ms", 60_001, "max_timeout_ms"),
+        ("memory_mb", 513, "max_memory_mb"),
+        ("max_retries", 11, "max_retries_cap"),
+    ],
 )
 def test_limits_over_the_tenants_caps_are_400_naming_the_field(alice, field, value, cap):
     error = assert_error(alice.post_job({**ADD, field: value}), 400, "validation_error", field)
@@ -171,11 +180,27 @@ def test_logs_come_in_order_with_after(alice):
 
     job = make_job(alice)
     LogLine.objects.bulk_create(
-        [LogLine(job=job, attempt=1, seq=i, stream="stdout" if i % 2 else "stderr", ts=timezone.now(), text=f"line {i}") for i in range(1, 6)]
+        [
+            LogLine(
+                job=job,
+                attempt=1,
+                seq=i,
+                stream="stdout" if i % 2 else "stderr",
+                ts=timezone.now(),
+                text=f"line {i}",
+            )
+            for i in range(1, 6)
+        ]
     )
     body = alice.client.get(f"/api/v1/jobs/{job.id}/logs").json()
     assert [line["seq"] for line in body["lines"]] == [1, 2, 3, 4, 5]
-    assert body["lines"][1] | {"ts": None} == {"seq": 2, "attempt": 1, "stream": "stderr", "ts": None, "text": "line 2"}
+    assert body["lines"][1] | {"ts": None} == {
+        "seq": 2,
+        "attempt": 1,
+        "stream": "stderr",
+        "ts": None,
+        "text": "line 2",
+    }
     later = alice.client.get(f"/api/v1/jobs/{job.id}/logs?after=3").json()
     assert [line["seq"] for line in later["lines"]] == [4, 5]
     assert later["next_after"] == 5 and later["complete"] is False
@@ -222,7 +247,9 @@ def test_the_schema_describes_every_endpoint(db):
     response = APIClient().get("/api/schema/?format=json")
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
-    assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/logs", "/api/v1/runtimes"} <= set(paths)
+    assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/logs", "/api/v1/runtimes"} <= set(
+        paths
+    )
     assert "202" in paths["/api/v1/jobs"]["post"]["responses"]
 
 

@@ -1,5 +1,6 @@
 """Chaos against real processes: workers and the reconciler run as `manage.py` subprocesses
 on the test database, and the test kills them, flushes Redis or restarts it."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,11 @@ class Stack:
 
     def start(self, name: str, command: str) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", command], cwd=ROOT, env=self.env,
-            stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / f"chaos-{name}.log", "w"),
+            [sys.executable, "manage.py", command],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(ROOT / "var" / f"chaos-{name}.log", "w"),
         )
         self.procs[name] = proc
         return proc
@@ -63,8 +67,18 @@ class Stack:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.procs["web"] = subprocess.Popen(
-            [str(ROOT / ".venv/bin/uvicorn"), "lambdasite.asgi:application", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / f"web-{port}.log", "w"),
+            [
+                str(ROOT / ".venv/bin/uvicorn"),
+                "lambdasite.asgi:application",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(ROOT / "var" / f"web-{port}.log", "w"),
         )
         url = f"http://127.0.0.1:{port}"
         for _ in range(150):
@@ -100,7 +114,9 @@ def wait_until(predicate, timeout: float, step: float = 0.2):
 
 
 def terminal_count(ids) -> int:
-    return Job.objects.filter(pk__in=ids, status__in=["succeeded", "failed", "timed_out", "killed", "cancelled", "dead"]).count()
+    return Job.objects.filter(
+        pk__in=ids, status__in=["succeeded", "failed", "timed_out", "killed", "cancelled", "dead"]
+    ).count()
 
 
 def assert_exactly_one_success_each(ids) -> None:
@@ -128,7 +144,10 @@ def test_sigkill_one_of_two_workers_while_twenty_jobs_run(alice, stack, docker_c
     assert time.monotonic() - killed_at < 60
     # the dead worker's containers are swept by the survivor
     assert wait_until(
-        lambda: not docker_client.containers.list(all=True, filters={"label": f"lambdasite.pid={victim.pid}"}), timeout=15
+        lambda: (
+            not docker_client.containers.list(all=True, filters={"label": f"lambdasite.pid={victim.pid}"})
+        ),
+        timeout=15,
     )
 
 
@@ -157,7 +176,8 @@ def private_redis(settings):
     def start() -> subprocess.Popen:
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         assert wait_until(lambda: _answers(port), timeout=10, step=0.05)
         return proc
@@ -200,7 +220,9 @@ def test_a_redis_restart_with_fifty_jobs_waiting_loses_nothing(alice, private_re
 
 def test_sigterm_during_a_three_second_job_lets_it_finish(alice, stack):
     worker = stack.start("worker", "worker")
-    job_id = alice.post_job({"runtime": "python", "code": "import time\ndef main():\n    time.sleep(3)\n    return 'finished'\n"}).json()["id"]
+    job_id = alice.post_job(
+        {"runtime": "python", "code": "import time\ndef main():\n    time.sleep(3)\n    return 'finished'\n"}
+    ).json()["id"]
     assert wait_until(lambda: Job.objects.get(pk=job_id).status == "running", timeout=30, step=0.05)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0

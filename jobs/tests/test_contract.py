@@ -4,6 +4,7 @@ byte for byte once generated values (ids, times, tokens) are replaced by placeho
 The recording (golden/contract.json) was made before the jobs app was split into modules;
 regenerate it only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -30,7 +31,10 @@ _VOLATILE = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "<time>"),
-    (re.compile(r"-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "-<uuid-rest>"),  # an id shown as short + rest
+    (
+        re.compile(r"-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+        "-<uuid-rest>",
+    ),  # an id shown as short + rest
     (re.compile(r"(?<![0-9a-zA-Z])[0-9a-f]{8}(?![0-9a-zA-Z])"), "<short-id>"),
     (re.compile(r"\b\d\d:\d\d:\d\d\b"), "<hms>"),
     (re.compile(r"cursor=[A-Za-z0-9%_=-]+"), "cursor=<cursor>"),
@@ -55,7 +59,11 @@ def record(response) -> dict:
     if "Allow" in headers:  # DRF builds it from a set
         headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))
     body = b"".join(response.streaming_content) if response.streaming else response.content
-    return {"status": response.status_code, "headers": headers, "body": normalise(body.decode("utf-8", "replace"))}
+    return {
+        "status": response.status_code,
+        "headers": headers,
+        "body": normalise(body.decode("utf-8", "replace")),
+    }
 
 
 def api(persona_key: str | None = None, **extra) -> Client:
@@ -98,12 +106,24 @@ def scenario(alice, bob) -> dict:
         out[f"submit wait={wait}"] = post(a, f"/api/v1/jobs?wait={wait}", ADD)
     out["submit idempotent first"] = post(a, "/api/v1/jobs", ADD, HTTP_IDEMPOTENCY_KEY="k-1")
     out["submit idempotent replay"] = post(a, "/api/v1/jobs", ADD, HTTP_IDEMPOTENCY_KEY="k-1")
-    out["submit idempotent conflict"] = post(a, "/api/v1/jobs", {**ADD, "args": [9, 9]}, HTTP_IDEMPOTENCY_KEY="k-1")
+    out["submit idempotent conflict"] = post(
+        a, "/api/v1/jobs", {**ADD, "args": [9, 9]}, HTTP_IDEMPOTENCY_KEY="k-1"
+    )
     out["submit idempotency key too long"] = post(a, "/api/v1/jobs", ADD, HTTP_IDEMPOTENCY_KEY="k" * 300)
     out["batch ok"] = post(a, "/api/v1/jobs/batch", {"jobs": [ADD, ADD]})
-    out["batch bad item"] = post(a, "/api/v1/jobs/batch", {"jobs": [ADD, {"runtime": "python", "code": "x", "timeout_ms": 90000}]})
+    out["batch bad item"] = post(
+        a, "/api/v1/jobs/batch", {"jobs": [ADD, {"runtime": "python", "code": "x", "timeout_ms": 90000}]}
+    )
     out["batch empty"] = post(a, "/api/v1/jobs/batch", {"jobs": []})
-    for query in ("", "?status=bogus", "?runtime=ruby", "?limit=0", "?limit=abc", "?cursor=garbage", "?status=queued,dispatched&limit=2"):
+    for query in (
+        "",
+        "?status=bogus",
+        "?runtime=ruby",
+        "?limit=0",
+        "?limit=abc",
+        "?cursor=garbage",
+        "?status=queued,dispatched&limit=2",
+    ):
         out[f"list{query}"] = a.get(f"/api/v1/jobs{query}")
     out["detail"] = a.get(f"/api/v1/jobs/{job_id}")
     out["detail malformed id"] = a.get("/api/v1/jobs/not-a-uuid")
@@ -116,8 +136,12 @@ def scenario(alice, bob) -> dict:
     out["cancel"] = a.post(f"/api/v1/jobs/{job_id}/cancel")
     out["cancel finished"] = a.post(f"/api/v1/jobs/{job_id}/cancel")
     done = Job.objects.get(pk=job_id)
-    Attempt.objects.create(job=done, number=1, started_at=timezone.now(), status=Status.FAILED, billed_ms=5, gb_seconds=0.000625)
-    Job.objects.filter(pk=job_id).update(status=Status.DEAD, attempts=1, error={"type": "E", "message": "m", "traceback": ""})
+    Attempt.objects.create(
+        job=done, number=1, started_at=timezone.now(), status=Status.FAILED, billed_ms=5, gb_seconds=0.000625
+    )
+    Job.objects.filter(pk=job_id).update(
+        status=Status.DEAD, attempts=1, error={"type": "E", "message": "m", "traceback": ""}
+    )
     out["dead letters"] = a.get("/api/v1/dead-letters")
     out["retry dead"] = a.post(f"/api/v1/jobs/{job_id}/retry")
     out["runtimes"] = a.get("/api/v1/runtimes")
@@ -152,14 +176,37 @@ def pages(alice, bob, job_id) -> dict:
     watching = Client()
     watching.force_login(viewer)
     out = {}
-    for path in ("/app/jobs/", "/app/jobs/?status=dead", "/app/jobs/?q=zzzz", f"/app/jobs/{job_id}/",
-                 f"/app/jobs/{job_id}/?partial=1", f"/app/jobs/{job_id}/lines?after=0", f"/app/jobs/{job_id}/log.txt",
-                 "/app/dead-letters/", "/app/dead-letters/?partial=1", "/app/jobs/new", "/app/keys/", "/app/members/",
-                 "/app/invitations/", "/app/jobs/not-a-uuid/"):
+    for path in (
+        "/app/jobs/",
+        "/app/jobs/?status=dead",
+        "/app/jobs/?q=zzzz",
+        f"/app/jobs/{job_id}/",
+        f"/app/jobs/{job_id}/?partial=1",
+        f"/app/jobs/{job_id}/lines?after=0",
+        f"/app/jobs/{job_id}/log.txt",
+        "/app/dead-letters/",
+        "/app/dead-letters/?partial=1",
+        "/app/jobs/new",
+        "/app/keys/",
+        "/app/members/",
+        "/app/invitations/",
+        "/app/jobs/not-a-uuid/",
+    ):
         out[f"page {path}"] = web.get(path)
     out["page viewer /app/jobs/new"] = watching.get("/app/jobs/new")
     out["page viewer /app/members/"] = watching.get("/app/members/")
-    out["page new job invalid"] = web.post("/app/jobs/new", {"runtime": "python", "handler": "main", "code": "", "args": "[", "timeout_ms": "x", "memory_mb": "128", "max_retries": "0"})
+    out["page new job invalid"] = web.post(
+        "/app/jobs/new",
+        {
+            "runtime": "python",
+            "handler": "main",
+            "code": "",
+            "args": "[",
+            "timeout_ms": "x",
+            "memory_mb": "128",
+            "max_retries": "0",
+        },
+    )
     out["page other tenant job"] = Client().get(f"/app/jobs/{job_id}/")
     return out
 
@@ -174,7 +221,11 @@ def test_the_api_and_pages_answer_as_recorded(alice, bob):
     assert sorted(got) == sorted(want)
     different = [name for name in want if got[name] != want[name]]
     for name in different:
-        print(f"--- {name}: status {want[name]['status']} -> {got[name]['status']}, headers {want[name]['headers']} -> {got[name]['headers']}")
-        diff = difflib.unified_diff(want[name]["body"].splitlines(), got[name]["body"].splitlines(), lineterm="", n=1)
+        print(
+            f"--- {name}: status {want[name]['status']} -> {got[name]['status']}, headers {want[name]['headers']} -> {got[name]['headers']}"
+        )
+        diff = difflib.unified_diff(
+            want[name]["body"].splitlines(), got[name]["body"].splitlines(), lineterm="", n=1
+        )
         print("\n".join(list(diff)[:40]))
     assert not different, different

@@ -1,5 +1,6 @@
 """Delivery against real PostgreSQL, Redis and Docker: retries, dead letters, cancel, delete,
 idempotency, synchronous invoke, batches and a crash between commit and enqueue."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
 FAIL = {"runtime": "python", "code": "def main():\n    raise RuntimeError('always')\n"}
 QUICK = {"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]}
-SLEEPY = {"runtime": "python", "code": "import time\ndef main(s):\n    print('sleeping', flush=True)\n    time.sleep(s)\n    return 'woke'\n", "args": [30], "timeout_ms": 60000}
+SLEEPY = {
+    "runtime": "python",
+    "code": "import time\ndef main(s):\n    print('sleeping', flush=True)\n    time.sleep(s)\n    return 'woke'\n",
+    "args": [30],
+    "timeout_ms": 60000,
+}
 
 
 @pytest.fixture
@@ -42,7 +48,9 @@ class ThreadWorker:
     def _loop(self) -> None:
         try:
             while not self.stop.is_set():
-                ids = list(Job.objects.filter(status__in=["queued", "dispatched"]).values_list("id", flat=True))
+                ids = list(
+                    Job.objects.filter(status__in=["queued", "dispatched"]).values_list("id", flat=True)
+                )
                 for job_id in ids:
                     services.job_execute(job_id=job_id)
                 self.stop.wait(0.02)
@@ -112,7 +120,9 @@ def test_retry_rules(alice, bob, run_worker):
     job_id = alice.post_job(QUICK).json()["id"]
     assert alice.client.post(f"/api/v1/jobs/{job_id}/retry").json()["error"]["code"] == "not_retryable"
     run_worker()
-    assert alice.client.post(f"/api/v1/jobs/{job_id}/retry").status_code == 409  # succeeded jobs are not retried
+    assert (
+        alice.client.post(f"/api/v1/jobs/{job_id}/retry").status_code == 409
+    )  # succeeded jobs are not retried
     assert bob.client.post(f"/api/v1/jobs/{job_id}/retry").status_code == 404
 
 
@@ -127,7 +137,9 @@ def test_cancelling_a_waiting_job_means_it_never_runs(alice, bob, run_worker):
     assert alice.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
 
 
-def test_cancelling_a_running_job_kills_it_within_two_seconds(alice, sandbox_pool, docker_client, fast_retries):
+def test_cancelling_a_running_job_kills_it_within_two_seconds(
+    alice, sandbox_pool, docker_client, fast_retries
+):
     job_id = alice.post_job({**SLEEPY, "max_retries": 2}).json()["id"]
     with ThreadWorker(sandbox_pool):
         wait_for(lambda: LogLine.objects.filter(job_id=job_id, text="sleeping").exists())
@@ -150,14 +162,19 @@ def test_cancelling_a_running_job_kills_it_within_two_seconds(alice, sandbox_poo
 
 
 def test_delete_rules(alice, bob, run_worker):
-    job_id = alice.post_job({**QUICK, "code": "def main(a, b):\n    print('hi')\n    return a + b\n"}).json()["id"]
+    job_id = alice.post_job({**QUICK, "code": "def main(a, b):\n    print('hi')\n    return a + b\n"}).json()[
+        "id"
+    ]
     conflict = alice.client.delete(f"/api/v1/jobs/{job_id}")
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "job_not_finished"
     run_worker()
     assert bob.client.delete(f"/api/v1/jobs/{job_id}").status_code == 404
     assert alice.client.delete(f"/api/v1/jobs/{job_id}").status_code == 204
     assert not Job.objects.filter(pk=job_id).exists()
-    assert not Attempt.objects.filter(job_id=job_id).exists() and not LogLine.objects.filter(job_id=job_id).exists()
+    assert (
+        not Attempt.objects.filter(job_id=job_id).exists()
+        and not LogLine.objects.filter(job_id=job_id).exists()
+    )
     assert alice.client.get(f"/api/v1/jobs/{job_id}").status_code == 404
 
 
@@ -174,7 +191,9 @@ def test_an_idempotency_key_returns_the_same_job(alice, bob):
 
 def test_an_idempotency_key_expires_after_its_ttl(alice, settings):
     first = alice.post_job(QUICK, HTTP_IDEMPOTENCY_KEY="k").json()["id"]
-    Job.objects.filter(pk=first).update(created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_H + 1))
+    Job.objects.filter(pk=first).update(
+        created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_H + 1)
+    )
     second = alice.post_job(QUICK, HTTP_IDEMPOTENCY_KEY="k")
     assert second.status_code == 202 and second.json()["id"] != first
 
@@ -186,7 +205,12 @@ def test_twenty_concurrent_submits_with_one_key_make_exactly_one_job(alice):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice.key}")
         try:
-            response = client.post("/api/v1/jobs", data=json.dumps(QUICK), content_type="application/json", HTTP_IDEMPOTENCY_KEY="once")
+            response = client.post(
+                "/api/v1/jobs",
+                data=json.dumps(QUICK),
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY="once",
+            )
             return response.status_code, response.json()["id"]
         finally:
             connection.close()
@@ -200,7 +224,9 @@ def test_twenty_concurrent_submits_with_one_key_make_exactly_one_job(alice):
 
 def test_wait_returns_the_finished_job(alice, sandbox_pool):
     with ThreadWorker(sandbox_pool):
-        response = alice.client.post("/api/v1/jobs?wait=20", data=json.dumps(QUICK), content_type="application/json")
+        response = alice.client.post(
+            "/api/v1/jobs?wait=20", data=json.dumps(QUICK), content_type="application/json"
+        )
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "succeeded" and body["result"] == 5 and body["attempt_history"]
@@ -208,21 +234,27 @@ def test_wait_returns_the_finished_job(alice, sandbox_pool):
 
 def test_wait_gives_the_202_body_when_the_job_takes_longer(alice, sandbox_pool):
     started = time.monotonic()
-    response = alice.client.post("/api/v1/jobs?wait=0.3", data=json.dumps(SLEEPY), content_type="application/json")
+    response = alice.client.post(
+        "/api/v1/jobs?wait=0.3", data=json.dumps(SLEEPY), content_type="application/json"
+    )
     assert response.status_code == 202 and response.json()["status"] in ("queued", "dispatched")
     assert 0.3 <= time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize("wait", ["-1", "abc", "1000", "nan"])
 def test_a_bad_wait_is_a_400_and_nothing_is_created(alice, wait):
-    response = alice.client.post(f"/api/v1/jobs?wait={wait}", data=json.dumps(QUICK), content_type="application/json")
+    response = alice.client.post(
+        f"/api/v1/jobs?wait={wait}", data=json.dumps(QUICK), content_type="application/json"
+    )
     assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
     assert Job.objects.count() == 0
 
 
 def test_a_batch_is_accepted_whole_in_order(alice, run_worker):
     jobs = [{**QUICK, "args": [i, i]} for i in range(5)]
-    response = alice.client.post("/api/v1/jobs/batch", data=json.dumps({"jobs": jobs}), content_type="application/json")
+    response = alice.client.post(
+        "/api/v1/jobs/batch", data=json.dumps({"jobs": jobs}), content_type="application/json"
+    )
     assert response.status_code == 202
     ids = response.json()["ids"]
     assert len(ids) == 5 and [j["id"] for j in response.json()["jobs"]] == ids
@@ -232,11 +264,15 @@ def test_a_batch_is_accepted_whole_in_order(alice, run_worker):
 
 def test_a_batch_with_one_bad_job_is_refused_whole(alice, settings):
     jobs = [QUICK, {**QUICK, "timeout_ms": 10**9}, QUICK]
-    response = alice.client.post("/api/v1/jobs/batch", data=json.dumps({"jobs": jobs}), content_type="application/json")
+    response = alice.client.post(
+        "/api/v1/jobs/batch", data=json.dumps({"jobs": jobs}), content_type="application/json"
+    )
     assert response.status_code == 400
     assert "1" in json.dumps(response.json()["error"])
     too_many = alice.client.post(
-        "/api/v1/jobs/batch", data=json.dumps({"jobs": [QUICK] * (settings.BATCH_MAX_JOBS + 1)}), content_type="application/json"
+        "/api/v1/jobs/batch",
+        data=json.dumps({"jobs": [QUICK] * (settings.BATCH_MAX_JOBS + 1)}),
+        content_type="application/json",
     )
     assert too_many.status_code == 400
     assert Job.objects.count() == 0
@@ -279,11 +315,19 @@ def test_an_expired_lease_is_retried_and_only_one_success_is_visible(alice, run_
     run_worker()
     job = Job.objects.get(pk=job_id)
     assert job.status == "succeeded" and job.result == 5
-    assert [a.status for a in Attempt.objects.filter(job_id=job_id).order_by("number")] == ["lost", "succeeded"]
+    assert [a.status for a in Attempt.objects.filter(job_id=job_id).order_by("number")] == [
+        "lost",
+        "succeeded",
+    ]
     # the zombie finally reports: it cannot overwrite what the user sees
     import sandbox
 
-    services.job_finish(job_id=job_id, attempt_number=1, result=sandbox.RunResult(status="failed", error={"type": "X"}), log_lines=0)
+    services.job_finish(
+        job_id=job_id,
+        attempt_number=1,
+        result=sandbox.RunResult(status="failed", error={"type": "X"}),
+        log_lines=0,
+    )
     assert Job.objects.get(pk=job_id).status == "succeeded"
 
 
@@ -301,7 +345,9 @@ def test_a_worker_dying_between_pop_and_claim_loses_nothing(alice, run_worker, f
     job_id = alice.post_job(QUICK).json()["id"]
     queue = get_queue()
     popped = queue.pop_job_id()  # a worker took it from Redis...
-    RQJob.fetch(popped, connection=queue.connection).set_status(JobStatus.STARTED)  # ...and died before claiming
+    RQJob.fetch(popped, connection=queue.connection).set_status(
+        JobStatus.STARTED
+    )  # ...and died before claiming
     assert queue.count == 0 and Job.objects.get(pk=job_id).status == "dispatched"
     time.sleep(0.6)
     assert services.reconcile()["redispatched"] == 1

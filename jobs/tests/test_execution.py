@@ -1,4 +1,5 @@
 """Jobs submitted over the API, run by a real RQ worker in real Docker containers."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
 EXAMPLES = {
     "python": {
-        "add": ("def main(a, b):\n    print('Adding', a, 'and', b)\n    return a + b\n", [2, 3], 5, ["Adding 2 and 3"]),
+        "add": (
+            "def main(a, b):\n    print('Adding', a, 'and', b)\n    return a + b\n",
+            [2, 3],
+            5,
+            ["Adding 2 and 3"],
+        ),
         "sum": (
             "def main(numbers):\n    print('Processing array:', numbers)\n    return sum(numbers)\n",
             [[1, 2, 3, 4, 5]],
@@ -25,7 +31,12 @@ EXAMPLES = {
         ),
     },
     "node": {
-        "add": ("function main(a, b) {\n  console.log('Adding', a, 'and', b);\n  return a + b;\n}\n", [2, 3], 5, ["Adding 2 and 3"]),
+        "add": (
+            "function main(a, b) {\n  console.log('Adding', a, 'and', b);\n  return a + b;\n}\n",
+            [2, 3],
+            5,
+            ["Adding 2 and 3"],
+        ),
         "sum": (
             "function main(numbers) {\n  console.log('Processing array:', numbers);\n  return numbers.reduce((s, n) => s + n, 0);\n}\n",
             [[1, 2, 3, 4, 5]],
@@ -74,19 +85,44 @@ def test_the_readme_examples_run_with_their_logs(alice, run_worker, runtime, nam
 
 FAILURES = {
     "python": {
-        "exception": ("def main():\n    print('about to fail')\n    raise ValueError('boom')\n", "failed", "ValueError", "boom"),
+        "exception": (
+            "def main():\n    print('about to fail')\n    raise ValueError('boom')\n",
+            "failed",
+            "ValueError",
+            "boom",
+        ),
         "syntax": ("def main(:\n    return 1\n", "failed", "SyntaxError", "invalid syntax"),
-        "not_json": ("def main():\n    return {1, 2}\n", "failed", "ResultNotSerializable", "not JSON-serialisable"),
+        "not_json": (
+            "def main():\n    return {1, 2}\n",
+            "failed",
+            "ResultNotSerializable",
+            "not JSON-serialisable",
+        ),
         "no_handler": ("def other():\n    return 1\n", "failed", "LookupError", "main"),
         "timeout": ("def main():\n    while True:\n        pass\n", "timed_out", "Timeout", "1000 ms"),
     },
     "node": {
-        "exception": ("function main() {\n  console.log('about to fail');\n  throw new Error('boom');\n}\n", "failed", "Error", "boom"),
+        "exception": (
+            "function main() {\n  console.log('about to fail');\n  throw new Error('boom');\n}\n",
+            "failed",
+            "Error",
+            "boom",
+        ),
         "syntax": ("function main( {\n  return 1;\n}\n", "failed", "SyntaxError", ""),
-        "not_json": ("function main() {\n  return 10n;\n}\n", "failed", "ResultNotSerializable", "not JSON-serialisable"),
+        "not_json": (
+            "function main() {\n  return 10n;\n}\n",
+            "failed",
+            "ResultNotSerializable",
+            "not JSON-serialisable",
+        ),
         "no_handler": ("function other() { return 1; }\n", "failed", "LookupError", "main"),
         "timeout": ("function main() {\n  for (;;) {}\n}\n", "timed_out", "Timeout", "1000 ms"),
-        "unsettled": ("async function main() {\n  await new Promise(() => {});\n}\n", "failed", "UnsettledPromise", "never settled"),
+        "unsettled": (
+            "async function main() {\n  await new Promise(() => {});\n}\n",
+            "failed",
+            "UnsettledPromise",
+            "never settled",
+        ),
     },
 }
 FAILURE_CASES = [(runtime, name) for runtime, cases in FAILURES.items() for name in cases]

@@ -1,5 +1,6 @@
 """Schema-driven fuzzing: every operation in the app's own OpenAPI schema, with generated
 valid and invalid inputs, never answers with a 5xx."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Hostile jobs through the whole worker path (real PostgreSQL, Redis and Docker): every accepted
 job still ends, is billed for what it ran, and nothing it writes can stall or crash the worker.
 Also: a retry is a new run and passes admission like a submission."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -25,16 +26,28 @@ def run_one(persona, run_worker, body: dict) -> Job:
 
 HOSTILE = {
     "deep result on the result pipe": (
-        "python", "import os\ndef main():\n    os.write(3, b'[' * 100000 + b']' * 100000)\n    return 1\n", "failed", "CorruptResult",
+        "python",
+        "import os\ndef main():\n    os.write(3, b'[' * 100000 + b']' * 100000)\n    return 1\n",
+        "failed",
+        "CorruptResult",
     ),
     "deep first line on the result pipe": (
-        "node", "const fs = require('fs');\nfunction main() { fs.writeSync(4, '['.repeat(100000) + '\\n'); return 1; }\n", "failed", "CorruptResult",
+        "node",
+        "const fs = require('fs');\nfunction main() { fs.writeSync(4, '['.repeat(100000) + '\\n'); return 1; }\n",
+        "failed",
+        "CorruptResult",
     ),
     "NaN on the result pipe": (
-        "python", "import os\ndef main():\n    os.write(3, b'{\"ok\": true, \"result\": NaN}')\n    os._exit(0)\n", "failed", "CorruptResult",
+        "python",
+        'import os\ndef main():\n    os.write(3, b\'{"ok": true, "result": NaN}\')\n    os._exit(0)\n',
+        "failed",
+        "CorruptResult",
     ),
     "a deeply nested return value": (
-        "node", "function main() { let v = 1; for (let i = 0; i < 2000; i++) v = [v]; return v; }\n", "failed", "CorruptResult",
+        "node",
+        "function main() { let v = 1; for (let i = 0; i < 2000; i++) v = [v]; return v; }\n",
+        "failed",
+        "CorruptResult",
     ),
 }
 
@@ -50,11 +63,16 @@ def test_hostile_result_bytes_end_the_job_once_and_are_billed(alice, run_worker,
     assert job.billed_ms == attempt.billed_ms
 
 
-@pytest.mark.parametrize("runtime, code", [
-    ("python", "def main():\n    return {'s': '\\ud800', 'n': 'a\\x00b'}\n"),
-    ("node", "function main() { return { s: '\\ud800', n: 'a\\u0000b' }; }\n"),
-])
-def test_a_lone_surrogate_or_nul_in_a_result_is_stored_as_replacement_characters(alice, run_worker, runtime, code):
+@pytest.mark.parametrize(
+    "runtime, code",
+    [
+        ("python", "def main():\n    return {'s': '\\ud800', 'n': 'a\\x00b'}\n"),
+        ("node", "function main() { return { s: '\\ud800', n: 'a\\u0000b' }; }\n"),
+    ],
+)
+def test_a_lone_surrogate_or_nul_in_a_result_is_stored_as_replacement_characters(
+    alice, run_worker, runtime, code
+):
     job = run_one(alice, run_worker, {"runtime": runtime, "code": code})
     assert job.status == "succeeded", job.error
     assert job.result == {"s": "\ufffd", "n": "a\ufffdb"}
@@ -74,12 +92,20 @@ class FakePool:
 
 
 def submit(persona) -> Job:
-    return services.job_submit(tenant=persona.tenant, api_key=persona.api_key, spec=services.JobSpec(runtime="python", code="def main():\n    return 1\n"))[0]
+    return services.job_submit(
+        tenant=persona.tenant,
+        api_key=persona.api_key,
+        spec=services.JobSpec(runtime="python", code="def main():\n    return 1\n"),
+    )[0]
 
 
 def test_what_postgresql_still_refuses_fails_the_attempt_instead_of_stalling_it(alice, monkeypatch):
     """The last line of defence behind the sandbox's scrubbing: an unstorable result."""
-    monkeypatch.setattr(sandbox, "default", lambda: FakePool(sandbox.RunResult(status="succeeded", result="\ud800", duration_ms=12.0)))
+    monkeypatch.setattr(
+        sandbox,
+        "default",
+        lambda: FakePool(sandbox.RunResult(status="succeeded", result="\ud800", duration_ms=12.0)),
+    )
     job = submit(alice)
     services.job_execute(job_id=job.id)
     job.refresh_from_db()
@@ -88,7 +114,9 @@ def test_what_postgresql_still_refuses_fails_the_attempt_instead_of_stalling_it(
 
 
 def test_an_exception_the_job_caused_is_its_own_billed_failure_not_a_hand_back(alice, monkeypatch):
-    monkeypatch.setattr(sandbox, "default", lambda: FakePool(RecursionError("maximum recursion depth exceeded")))
+    monkeypatch.setattr(
+        sandbox, "default", lambda: FakePool(RecursionError("maximum recursion depth exceeded"))
+    )
     job = submit(alice)
     services.job_execute(job_id=job.id)
     job.refresh_from_db()
@@ -109,7 +137,11 @@ def test_a_worker_shutdown_hands_the_job_back_and_bills_what_ran(alice, monkeypa
 
 
 def test_a_sandbox_failure_mid_job_bills_the_user_code_that_ran(alice, monkeypatch):
-    monkeypatch.setattr(sandbox, "default", lambda: FakePool(sandbox.SandboxError("cell died", code="cell_failed", ran_ms=250.0)))
+    monkeypatch.setattr(
+        sandbox,
+        "default",
+        lambda: FakePool(sandbox.SandboxError("cell died", code="cell_failed", ran_ms=250.0)),
+    )
     job = submit(alice)
     services.job_execute(job_id=job.id)
     job.refresh_from_db()
@@ -144,7 +176,9 @@ def test_a_retry_is_refused_once_the_monthly_budget_is_spent(alice, client):
     quota = alice.tenant.quota
     quota.monthly_gb_seconds = 0.001
     quota.save()
-    Attempt.objects.create(job_id=job_id, number=1, started_at=timezone.now(), status="failed", billed_ms=100, gb_seconds=0.0125)
+    Attempt.objects.create(
+        job_id=job_id, number=1, started_at=timezone.now(), status="failed", billed_ms=100, gb_seconds=0.0125
+    )
     metrics.attempt_recorded(tenant_id=alice.tenant.id, gb_seconds=0.0125)
     refused = alice.client.post(f"/api/v1/jobs/{job_id}/retry")
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota_exceeded"
@@ -210,16 +244,21 @@ def test_a_megabyte_of_newlines_stores_at_most_max_log_lines_rows(alice, run_wor
 
 
 def test_cells_are_keyed_by_tenant_id_so_a_reused_slug_gets_no_old_cell(alice, run_worker, sandbox_pool):
-    first = run_one(alice, run_worker, {"runtime": "python", "code": "import os\ndef main():\n    return os.getuid()\n"})
+    first = run_one(
+        alice, run_worker, {"runtime": "python", "code": "import os\ndef main():\n    return os.getuid()\n"}
+    )
     old_slug = alice.tenant.slug
     alice.tenant.slug = "acme-renamed"
     alice.tenant.save()
     from conftest import Persona
 
     impostor = Persona(old_slug, "eve@acme.test")  # a new tenant takes the freed slug
-    second = run_one(impostor, run_worker, {"runtime": "python", "code": "import os\ndef main():\n    return os.getuid()\n"})
+    second = run_one(
+        impostor,
+        run_worker,
+        {"runtime": "python", "code": "import os\ndef main():\n    return os.getuid()\n"},
+    )
     assert first.status == second.status == "succeeded"
     assert first.result != second.result
     first_cell = Attempt.objects.get(job=first).container_id
     assert Attempt.objects.get(job=second).container_id != first_cell
-

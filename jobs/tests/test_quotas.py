@@ -1,5 +1,6 @@
 """Tenancy against real PostgreSQL, Redis and Docker: rate limits, concurrency, fairness,
 compute budget, roles, suspension, usage and cost."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def test_fifty_concurrent_submissions_against_ten_per_minute_admit_exactly_ten(a
 
     def submit(_):
         try:
-            response = client_for(alice.key).post("/api/v1/jobs", data=json.dumps(QUICK), content_type="application/json")
+            response = client_for(alice.key).post(
+                "/api/v1/jobs", data=json.dumps(QUICK), content_type="application/json"
+            )
             return response.status_code, response.get("Retry-After"), response.json()
         finally:
             connection.close()
@@ -100,8 +103,17 @@ def test_a_flooding_tenant_does_not_delay_another_tenants_job(alice, bob, settin
         flood = {"runtime": "python", "code": "import time\ndef main():\n    time.sleep(0.2)\n    return 1\n"}
         body = {"jobs": [flood] * 100}
         for _ in range(2):
-            assert alice.client.post("/api/v1/jobs/batch", data=json.dumps(body), content_type="application/json").status_code == 202
-        assert wait_until(lambda: Job.objects.filter(tenant=alice.tenant, status="succeeded").count() >= 4, timeout=30, step=0.05)
+            assert (
+                alice.client.post(
+                    "/api/v1/jobs/batch", data=json.dumps(body), content_type="application/json"
+                ).status_code
+                == 202
+            )
+        assert wait_until(
+            lambda: Job.objects.filter(tenant=alice.tenant, status="succeeded").count() >= 4,
+            timeout=30,
+            step=0.05,
+        )
         job_id = bob.post_job(QUICK).json()["id"]
         assert wait_until(lambda: Job.objects.get(pk=job_id).started_at is not None, timeout=10, step=0.02)
         job = Job.objects.get(pk=job_id)
@@ -110,7 +122,9 @@ def test_a_flooding_tenant_does_not_delay_another_tenants_job(alice, bob, settin
     finally:
         stack.stop()
     (ROOT / "var").mkdir(exist_ok=True)
-    (ROOT / "var" / "fairness.txt").write_text(f"tenant B's job started {delay * 1000:.0f} ms after submission, behind {waiting} waiting jobs of tenant A\n")
+    (ROOT / "var" / "fairness.txt").write_text(
+        f"tenant B's job started {delay * 1000:.0f} ms after submission, behind {waiting} waiting jobs of tenant A\n"
+    )
     assert waiting > 100  # A's flood was still there
     assert delay < 1.0, delay
 
@@ -120,13 +134,27 @@ def test_a_spent_budget_is_429_until_raised_in_admin(alice, client, redis_conn):
     quota.monthly_gb_seconds = 0.001
     quota.save()
     job = alice.post_job(QUICK).json()
-    Attempt.objects.create(job_id=job["id"], number=1, started_at=timezone.now(), status="succeeded", billed_ms=100, gb_seconds=0.0125)
-    metrics.attempt_recorded(tenant_id=alice.tenant.id, gb_seconds=0.0125)  # what job_finish does after commit
+    Attempt.objects.create(
+        job_id=job["id"],
+        number=1,
+        started_at=timezone.now(),
+        status="succeeded",
+        billed_ms=100,
+        gb_seconds=0.0125,
+    )
+    metrics.attempt_recorded(
+        tenant_id=alice.tenant.id, gb_seconds=0.0125
+    )  # what job_finish does after commit
     refused = alice.post_job(QUICK)
     assert refused.status_code == 429
     redis_conn.flushdb()  # the cached sum is gone: PostgreSQL answers, and seeds it again
     assert alice.post_job(QUICK).status_code == 429
-    assert float(redis_conn.get(metrics.USAGE_KEY.format(tenant=alice.tenant.id, period=selectors.usage_period()))) == 0.0125
+    assert (
+        float(
+            redis_conn.get(metrics.USAGE_KEY.format(tenant=alice.tenant.id, period=selectors.usage_period()))
+        )
+        == 0.0125
+    )
     error = refused.json()["error"]
     assert error["code"] == "quota_exceeded" and "resets_at" in error["details"]
     _, resets_at = selectors.billing_period()
@@ -143,7 +171,9 @@ def test_a_viewer_key_cannot_submit_and_a_read_key_cannot_cancel(alice):
     viewer = user_get_or_create(email="v@acme.test", password="x")
     membership_set(tenant=alice.tenant, user=viewer, role=Membership.Role.VIEWER)
     viewer_key = api_key_issue(tenant=alice.tenant, name="viewer's", created_by=viewer).plaintext
-    response = client_for(viewer_key).post("/api/v1/jobs", data=json.dumps(QUICK), content_type="application/json")
+    response = client_for(viewer_key).post(
+        "/api/v1/jobs", data=json.dumps(QUICK), content_type="application/json"
+    )
     assert response.status_code == 403 and response.json()["error"]["code"] == "read_only_key"
     assert client_for(viewer_key).get("/api/v1/jobs").status_code == 200
     job_id = alice.post_job(QUICK).json()["id"]
@@ -167,7 +197,10 @@ def test_a_suspended_tenant_gets_403_and_its_waiting_jobs_stay_waiting(alice):
     from jobs.services import reconcile
 
     reconcile()
-    assert sorted(Job.objects.filter(pk__in=ids[1:]).values_list("status", flat=True)) == ["queued", "queued"]  # ...but nothing moves
+    assert sorted(Job.objects.filter(pk__in=ids[1:]).values_list("status", flat=True)) == [
+        "queued",
+        "queued",
+    ]  # ...but nothing moves
     call_command("quota_set", alice.tenant.slug, "--resume")
     reconcile()
     assert Job.objects.filter(pk__in=ids[1:], status="dispatched").count() == 1
@@ -185,11 +218,20 @@ def test_usage_and_cost_match_hand_computed_values(alice, settings):
     assert billed_ms(1000.2) == 1001 and billed_ms(0.3) == 1
     assert gb_seconds(128, 1001) == pytest.approx(0.125 * 1.001)
     for job_id, number, mb, ms in ((a, 1, 128, 1001), (b, 1, 512, 250), (b, 2, 512, 250)):
-        Attempt.objects.create(job_id=job_id, number=number, started_at=now, status="succeeded", billed_ms=ms, gb_seconds=gb_seconds(mb, ms))
+        Attempt.objects.create(
+            job_id=job_id,
+            number=number,
+            started_at=now,
+            status="succeeded",
+            billed_ms=ms,
+            gb_seconds=gb_seconds(mb, ms),
+        )
     usage = alice.client.get("/api/v1/usage").json()
     expected_gbs = 0.125 * 1.001 + 2 * 0.5 * 0.25
     assert usage["gb_seconds"]["used"] == pytest.approx(expected_gbs, abs=1e-6)
-    assert usage["gb_seconds"]["left"] == pytest.approx(alice.tenant.quota.monthly_gb_seconds - expected_gbs, abs=1e-6)
+    assert usage["gb_seconds"]["left"] == pytest.approx(
+        alice.tenant.quota.monthly_gb_seconds - expected_gbs, abs=1e-6
+    )
     assert usage["requests"] == 3
     assert usage["cost"]["compute"] == pytest.approx(expected_gbs * 0.0000166667, rel=1e-6)
     assert usage["cost"]["requests"] == pytest.approx(3 * 0.20 / 1_000_000, rel=1e-6)
@@ -214,7 +256,11 @@ def test_each_job_shows_its_billed_duration_gb_seconds_and_cost(alice, run_worke
 
 def test_stats_over_a_window(alice):
     now = timezone.now()
-    for status, runtime, run, wait in (("succeeded", "python", 10, 1), ("succeeded", "node", 30, 3), ("failed", "python", 20, 2)):
+    for status, runtime, run, wait in (
+        ("succeeded", "python", 10, 1),
+        ("succeeded", "node", 30, 3),
+        ("failed", "python", 20, 2),
+    ):
         job = alice.post_job({**QUICK, "runtime": runtime}).json()["id"]
         Job.objects.filter(pk=job).update(status=status, duration_ms=run, queue_wait_ms=wait)
     stats = alice.client.get("/api/v1/stats", {"since": (now - timedelta(minutes=10)).isoformat()}).json()
@@ -228,12 +274,33 @@ def test_stats_over_a_window(alice):
 
 def test_operators_commands(db, capsys):
     call_command("tenant_create", "hooli")
-    call_command("quota_set", "hooli", "--max-concurrency", "7", "--per-minute", "99", "--gb-seconds", "12.5", "--max-timeout-ms", "9000", "--max-memory-mb", "256")
-    call_command("user_create", "gavin@hooli.test", "--password", "pw", "--tenant", "hooli", "--role", "viewer")
+    call_command(
+        "quota_set",
+        "hooli",
+        "--max-concurrency",
+        "7",
+        "--per-minute",
+        "99",
+        "--gb-seconds",
+        "12.5",
+        "--max-timeout-ms",
+        "9000",
+        "--max-memory-mb",
+        "256",
+    )
+    call_command(
+        "user_create", "gavin@hooli.test", "--password", "pw", "--tenant", "hooli", "--role", "viewer"
+    )
     from accounts.models import Tenant
 
     quota = Tenant.objects.get(slug="hooli").quota
-    assert (quota.max_concurrency, quota.submissions_per_minute, quota.monthly_gb_seconds, quota.max_timeout_ms, quota.max_memory_mb) == (7, 99, 12.5, 9000, 256)
+    assert (
+        quota.max_concurrency,
+        quota.submissions_per_minute,
+        quota.monthly_gb_seconds,
+        quota.max_timeout_ms,
+        quota.max_memory_mb,
+    ) == (7, 99, 12.5, 9000, 256)
     assert Membership.objects.get(user__username="gavin@hooli.test").role == "viewer"
 
 

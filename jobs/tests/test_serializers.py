@@ -1,4 +1,5 @@
 """The hand-written job rendering equals what DRF's generic ModelSerializer rendering gives."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,11 @@ def generic(serializer_class, job) -> dict:
 
 def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
     bodies = [
-        {"runtime": "python", "code": "def main(a, b):\n    print('x')\n    return {'sum': a + b, 'f': 0.5}\n", "args": [2, 3]},
+        {
+            "runtime": "python",
+            "code": "def main(a, b):\n    print('x')\n    return {'sum': a + b, 'f': 0.5}\n",
+            "args": [2, 3],
+        },
         {"runtime": "python", "code": "def main():\n    raise ValueError('no')\n", "max_retries": 1},
         {"runtime": "node", "code": "function main() { return null; }"},
         {"runtime": "python", "code": "def main():\n    return 1\n"},  # left waiting: nulls everywhere
@@ -31,8 +36,13 @@ def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
         job = Job.objects.prefetch_related("attempt_set").get(pk=job_id)
         for serializer_class in (JobSerializer, JobDetailSerializer):
             fast = serializer_class(job).data
-            assert json.dumps(fast, sort_keys=True) == json.dumps(generic(serializer_class, job), sort_keys=True)
-        assert fast["links"] == {"self": reverse("api-job-detail", args=[job.id]), "logs": reverse("api-job-logs", args=[job.id])}
+            assert json.dumps(fast, sort_keys=True) == json.dumps(
+                generic(serializer_class, job), sort_keys=True
+            )
+        assert fast["links"] == {
+            "self": reverse("api-job-detail", args=[job.id]),
+            "logs": reverse("api-job-logs", args=[job.id]),
+        }
     retried = JobDetailSerializer(Job.objects.get(pk=ids[1])).data
     assert retried["error"]["type"] == "ValueError" and len(retried["attempt_history"]) == 1
     many = JobSerializer(Job.objects.filter(pk__in=ids).order_by("created_at"), many=True).data

@@ -1,4 +1,5 @@
 """Service-level behaviour of jobs: claims, fencing of stale attempts, internal errors."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,12 @@ def test_a_stale_attempt_cannot_overwrite_the_outcome(alice):
 def test_nul_characters_in_a_result_do_not_break_storage(alice):
     job = submit(alice)
     job_claim(job_id=job.id, worker="w")
-    job_finish(job_id=job.id, attempt_number=1, result=sandbox.RunResult(status="succeeded", result={"a": "x\x00y"}), log_lines=0)
+    job_finish(
+        job_id=job.id,
+        attempt_number=1,
+        result=sandbox.RunResult(status="succeeded", result={"a": "x\x00y"}),
+        log_lines=0,
+    )
     assert Job.objects.get(pk=job.id).result == {"a": "x\ufffdy"}
 
 
@@ -74,13 +80,14 @@ def test_a_sandbox_failure_is_retried_then_reported_as_internal(alice, monkeypat
         job.refresh_from_db()
         if n < settings.SYSTEM_RETRIES:
             assert job.status == "retrying" and job.next_attempt_at is not None
-            Job.objects.filter(pk=job.id).update(status="queued")  # what the reconciler does when the retry is due
+            Job.objects.filter(pk=job.id).update(
+                status="queued"
+            )  # what the reconciler does when the retry is due
     assert job.status == "failed"
     assert job.error["type"] == "InternalError" and job.error["code"] == "engine_unavailable"
     attempts = list(job.attempt_set.all())
     assert len(attempts) == settings.SYSTEM_RETRIES + 1
     assert all(a.error["type"] == "InternalError" for a in attempts)
-
 
 
 def test_sandbox_check_reports_engine_images_and_cells(docker_client, capsys):

@@ -1,5 +1,6 @@
 """The web under uvicorn with a tiny connection pool: requests waiting on ?wait do not hold
 database connections, so more of them than the pool's size all get their answer."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,15 @@ def test_more_waiting_requests_than_pooled_connections(alice):
         url = stack.start_web()
 
         def submit(i: int):
-            body = {"runtime": "python", "code": "import time\ndef main(i):\n    time.sleep(1.5)\n    return i\n", "args": [i]}
+            body = {
+                "runtime": "python",
+                "code": "import time\ndef main(i):\n    time.sleep(1.5)\n    return i\n",
+                "args": [i],
+            }
             request = urllib.request.Request(
-                url + "/api/v1/jobs?wait=20", data=json.dumps(body).encode(), method="POST",
+                url + "/api/v1/jobs?wait=20",
+                data=json.dumps(body).encode(),
+                method="POST",
                 headers={"Authorization": f"Bearer {alice.key}", "Content-Type": "application/json"},
             )
             with urllib.request.urlopen(request, timeout=40) as response:
@@ -38,7 +45,9 @@ def test_more_waiting_requests_than_pooled_connections(alice):
             answers = list(pool.map(submit, range(6)))
     finally:
         stack.stop()
-    assert [(status, body["status"], body["result"]) for status, body in answers] == [(200, "succeeded", i) for i in range(6)]
+    assert [(status, body["status"], body["result"]) for status, body in answers] == [
+        (200, "succeeded", i) for i in range(6)
+    ]
 
 
 def test_an_exhausted_pool_is_a_503_not_a_500(db):
@@ -66,5 +75,7 @@ def test_an_exhausted_pool_is_a_503_not_a_500(db):
     finally:
         urls.urlpatterns = original
         clear_url_caches()
-    assert api.status_code == 503 and api.json()["error"]["code"] == "overloaded" and api["Retry-After"] == "1"
+    assert (
+        api.status_code == 503 and api.json()["error"]["code"] == "overloaded" and api["Retry-After"] == "1"
+    )
     assert page.status_code == 503

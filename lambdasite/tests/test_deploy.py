@@ -1,4 +1,5 @@
 """Deployment files: compose.yaml validates and keeps its trust boundaries; the Dockerfile's shape."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def compose_config() -> dict:
     command = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
-    env = {**os.environ, "SECRET_KEY": "test-only", "REDIS_PASSWORD": "test-only", "METRICS_TOKEN": "test-only"}
-    done = subprocess.run([*command, "-f", str(ROOT / "compose.yaml"), "config"], env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "SECRET_KEY": "test-only",
+        "REDIS_PASSWORD": "test-only",
+        "METRICS_TOKEN": "test-only",
+    }
+    done = subprocess.run(
+        [*command, "-f", str(ROOT / "compose.yaml"), "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
 
@@ -22,7 +34,9 @@ def compose_config() -> dict:
 def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     config = compose_config()
     services = config["services"]
-    assert {"postgres", "redis", "migrate", "images", "web", "worker", "scheduler", "prometheus"} <= set(services)
+    assert {"postgres", "redis", "migrate", "images", "web", "worker", "scheduler", "prometheus"} <= set(
+        services
+    )
     socket = "/var/run/docker.sock"
     mounts = {name: str(svc.get("volumes", [])) for name, svc in services.items()}
     assert socket in mounts["worker"] and socket in mounts["images"]
@@ -35,8 +49,17 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
 
 def test_compose_refuses_to_start_without_a_secret_key():
     command = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
-    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {"REDIS_PASSWORD": "x", "METRICS_TOKEN": "x"}
-    done = subprocess.run([*command, "-f", str(ROOT / "compose.yaml"), "config"], env=env, capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {
+        "REDIS_PASSWORD": "x",
+        "METRICS_TOKEN": "x",
+    }
+    done = subprocess.run(
+        [*command, "-f", str(ROOT / "compose.yaml"), "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0 and "SECRET_KEY" in (done.stderr + done.stdout)
 
 
@@ -53,8 +76,21 @@ def test_the_grafana_dashboard_only_uses_metrics_we_export():
     from jobs import metrics
 
     dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
-    names = {m for panel in dashboard["panels"] for t in panel["targets"] for m in re.findall(r"lambdasite_[a-z_]+", t["expr"])}
-    exported = {"lambdasite_jobs_submitted_total", "lambdasite_jobs_finished_total", "lambdasite_jobs_running",
-                "lambdasite_queue_depth", "lambdasite_dead_letters", "lambdasite_workers", "lambdasite_warm_cells", "lambdasite_spares"}
+    names = {
+        m
+        for panel in dashboard["panels"]
+        for t in panel["targets"]
+        for m in re.findall(r"lambdasite_[a-z_]+", t["expr"])
+    }
+    exported = {
+        "lambdasite_jobs_submitted_total",
+        "lambdasite_jobs_finished_total",
+        "lambdasite_jobs_running",
+        "lambdasite_queue_depth",
+        "lambdasite_dead_letters",
+        "lambdasite_workers",
+        "lambdasite_warm_cells",
+        "lambdasite_spares",
+    }
     exported |= {f"lambdasite_{name}_bucket" for name in metrics.BUCKETS}
     assert names and names <= exported, names - exported

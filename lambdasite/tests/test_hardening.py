@@ -1,6 +1,7 @@
 """Deployment defaults a review found too trusting: published secrets, public metrics, chatty
 readiness, Unicode that is not Unicode, a demo password on a public address, secrets in images,
 and a Redis that could not have a password."""
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,11 @@ def test_dotenv_files_never_enter_an_image(tmp_path):
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("x")
-    patterns = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    patterns = [
+        line
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     included = set(exclude_paths(str(tmp_path), patterns))
     assert ".env" not in included and ".env.production" not in included and "var/secret_key" not in included
     assert ".venv/x" not in included and "manage.py" in included and ".env.example" in included
@@ -83,24 +88,34 @@ def test_readyz_never_echoes_what_a_driver_said(db, monkeypatch):
 
     monkeypatch.setitem(views.READINESS_CHECKS, "database", leaky)
     body = APIClient().get("/readyz").json()
-    assert body["checks"]["database"] == {"ok": False, "error": "unavailable", "ms": body["checks"]["database"]["ms"]}
+    assert body["checks"]["database"] == {
+        "ok": False,
+        "error": "unavailable",
+        "ms": body["checks"]["database"]["ms"],
+    }
     assert "hunter2" not in json.dumps(body) and "10.9.8.7" not in json.dumps(body)
 
 
 # -- input that is not Unicode --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value", [
-    ("code", "def main():\n    return '\\ud800'\n"),
-    ("args", ["\\udfff"]),
-    ("handler", "m\\ud83d"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("code", "def main():\n    return '\\ud800'\n"),
+        ("args", ["\\udfff"]),
+        ("handler", "m\\ud83d"),
+    ],
+)
 def test_a_lone_surrogate_anywhere_in_a_body_is_a_400(alice, field, value):
     body = {"runtime": "python", "code": "def main(*a):\n    return 1\n", field: value}
     raw = json.dumps(body).replace("\\\\u", "\\u")  # the JSON escape itself, not a backslash
     response = alice.client.post("/api/v1/jobs", data=raw, content_type="application/json")
     assert response.status_code == 400, response.content
-    assert response.json()["error"]["code"] == "malformed_json" and "surrogate" in response.json()["error"]["message"]
+    assert (
+        response.json()["error"]["code"] == "malformed_json"
+        and "surrogate" in response.json()["error"]["message"]
+    )
 
 
 def test_a_surrogate_pair_is_fine(alice):
@@ -140,7 +155,9 @@ def test_compose_keeps_prometheus_local_and_redis_behind_a_password():
 
     services = compose_config()["services"]
     ports = services["prometheus"]["ports"]
-    assert all(str(p.get("host_ip", "") if isinstance(p, dict) else p).startswith("127.0.0.1") for p in ports), ports
+    assert all(
+        str(p.get("host_ip", "") if isinstance(p, dict) else p).startswith("127.0.0.1") for p in ports
+    ), ports
     assert "--requirepass" in services["redis"]["command"]
     assert "test-only@redis" in services["web"]["environment"]["REDIS_URL"]
     assert services["web"]["environment"]["METRICS_TOKEN"] == "test-only"
@@ -157,8 +174,21 @@ def password_redis():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "s3cret-pw"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret-pw",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(100):
@@ -186,15 +216,20 @@ def test_the_whole_service_runs_against_a_redis_with_a_password(alice, password_
         stack.start("worker", "worker")
         url = stack.start_web()
         request = urllib.request.Request(
-            url + "/api/v1/jobs?wait=20", method="POST",
-            data=json.dumps({"runtime": "python", "code": "def main():\n    print('hi')\n    return 42\n"}).encode(),
+            url + "/api/v1/jobs?wait=20",
+            method="POST",
+            data=json.dumps(
+                {"runtime": "python", "code": "def main():\n    print('hi')\n    return 42\n"}
+            ).encode(),
             headers={"Authorization": f"Bearer {alice.key}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             job = json.loads(response.read())
         assert response.status == 200 and job["status"] == "succeeded" and job["result"] == 42
         for _ in range(50):  # the reconciler's heartbeat and the worker's registration are in that Redis
-            ready = json.loads(urllib.request.urlopen(url + "/readyz", timeout=5).read()) if _ready(url) else None
+            ready = (
+                json.loads(urllib.request.urlopen(url + "/readyz", timeout=5).read()) if _ready(url) else None
+            )
             if ready:
                 break
             time.sleep(0.2)
@@ -202,7 +237,10 @@ def test_the_whole_service_runs_against_a_redis_with_a_password(alice, password_
     finally:
         stack.stop()
     port = url.rsplit(":", 1)[1]
-    logs = "".join((ROOT / "var" / name).read_text() for name in ("chaos-reconciler.log", "chaos-worker.log", f"web-{port}.log"))
+    logs = "".join(
+        (ROOT / "var" / name).read_text()
+        for name in ("chaos-reconciler.log", "chaos-worker.log", f"web-{port}.log")
+    )
     assert "NOAUTH" not in logs and "AuthenticationError" not in logs and "live events not sent" not in logs
 
 

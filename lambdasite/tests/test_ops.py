@@ -1,4 +1,5 @@
 """Operations endpoints: liveness, readiness per dependency, Prometheus metrics across processes."""
+
 from __future__ import annotations
 
 import os
@@ -77,11 +78,22 @@ def test_metrics_count_the_job_path(alice, run_worker):
 
 
 def test_metrics_from_another_process_are_counted(db):
-    db_url = "postgres://{USER}:{PASSWORD}@{HOST}:{PORT}/{NAME}".format(**{k: v or "" for k, v in connection.settings_dict.items() if isinstance(v, (str, int, type(None)))})
+    db_url = "postgres://{USER}:{PASSWORD}@{HOST}:{PORT}/{NAME}".format(
+        **{k: v or "" for k, v in connection.settings_dict.items() if isinstance(v, (str, int, type(None)))}
+    )
     env = {**os.environ, "DATABASE_URL": db_url}
     subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", "from jobs import metrics; metrics.count_submitted('node', 3)"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from jobs import metrics; metrics.count_submitted('node', 3)",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     assert value(scrape(), 'lambdasite_jobs_submitted_total{runtime="node"}') == 3
 
@@ -101,7 +113,9 @@ def test_every_process_logs_json_lines(db):
     config = jsonlib.loads((ROOT / "deploy" / "uvicorn-logging.json").read_text())
     logging.config.dictConfig(config)
     handler = logging.getLogger("uvicorn.error").handlers[0]
-    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started server process", None, None)
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "Started server process", None, None
+    )
     line = handler.formatter.format(record)
     assert jsonlib.loads(line)["msg"] == "Started server process"
     from lambdasite.logs import JsonFormatter

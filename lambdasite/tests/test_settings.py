@@ -1,4 +1,5 @@
 """Configuration: every variable the settings read is documented, and bad values fail fast."""
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,9 @@ def test_workers_commit_asynchronously_and_the_web_does_not():
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lambdasite.settings"}
     answers = [
-        subprocess.run([sys.executable, "-c", probe, role], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", probe, role], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        ).stdout.strip()
         for role in ("worker", "web")
     ]
     assert answers == ["off", "on"]

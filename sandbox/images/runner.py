@@ -82,7 +82,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _check(ret, what):
@@ -754,7 +758,9 @@ def run_job(meta, wake_r):
             timed_out = True
             break
         try:
-            ready, _, _ = select.select([wake_r, *open_fds], [], [], max(remaining, 0) if status is None else 0)
+            ready, _, _ = select.select(
+                [wake_r, *open_fds], [], [], max(remaining, 0) if status is None else 0
+            )
         except InterruptedError:
             continue
         if status is not None and not ready:

@@ -1,5 +1,6 @@
 """Hostile code against the real sandbox: each attack ends with the right verdict within its
 limit plus a small margin, leaves nothing behind, and the tenant's next job runs clean."""
+
 from __future__ import annotations
 
 import resource
@@ -57,7 +58,9 @@ def attack(pool, runtime: str, code: str, tenant: str, **limits):
 
 
 def assert_next_job_clean(pool, runtime: str, tenant: str, docker_client) -> None:
-    probe = pool.run(RunSpec(runtime=runtime, code=PROBES[runtime], tenant=tenant, limits=Limits(timeout_ms=TIMEOUT_MS)))
+    probe = pool.run(
+        RunSpec(runtime=runtime, code=PROBES[runtime], tenant=tenant, limits=Limits(timeout_ms=TIMEOUT_MS))
+    )
     assert probe.status == "succeeded", probe.error
     leftovers = probe.result
     if runtime == "node":
@@ -82,7 +85,10 @@ CASES = {
         ),
     },
     "memory_bomb": {
-        "python": ("def main():\n    chunks = []\n    while True:\n        chunks.append(b'x' * (8 << 20))\n", {"killed"}),
+        "python": (
+            "def main():\n    chunks = []\n    while True:\n        chunks.append(b'x' * (8 << 20))\n",
+            {"killed"},
+        ),
         "node": (
             "function main() {\n  const chunks = [];\n  for (;;) { chunks.push(Buffer.alloc(8 << 20, 1)); }\n}\n",
             {"killed", "failed"},
@@ -116,7 +122,10 @@ CASES = {
         ),
     },
     "thousands_of_files": {
-        "python": ("def main():\n    return [open('/tmp/f%d' % i, 'w') for i in range(5000)] and 'opened'\n", {"failed"}),
+        "python": (
+            "def main():\n    return [open('/tmp/f%d' % i, 'w') for i in range(5000)] and 'opened'\n",
+            {"failed"},
+        ),
         "node": (
             "const fs = require('fs');\nfunction main() {\n  for (let i = 0; i < 5000; i++) fs.openSync('/tmp/f' + i, 'w');\n  return 'opened';\n}\n",
             {"failed"},
@@ -124,7 +133,10 @@ CASES = {
     },
     "sleep_forever": {
         "python": ("import time\ndef main():\n    time.sleep(10**6)\n", {"timed_out"}),
-        "node": ("async function main() { await new Promise(() => setInterval(() => {}, 1000)); }\n", {"timed_out"}),
+        "node": (
+            "async function main() { await new Promise(() => setInterval(() => {}, 1000)); }\n",
+            {"timed_out"},
+        ),
     },
     "kill_the_runner": {
         "python": (
@@ -195,7 +207,9 @@ def test_a_gigabyte_of_stdout_is_capped_with_a_marker_and_the_job_goes_on(pool, 
     system = [line.text for line in lines if line.stream == "system"]
     assert any("log limit" in text for text in system) and any("dropped" in text for text in system)
     assert sum(len(line.text) + 1 for line in lines if line.stream == "stdout") <= 64 * 1024
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 50 * 1024  # KiB: the worker stayed small
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 50 * 1024
+    )  # KiB: the worker stayed small
     assert_next_job_clean(pool, runtime, f"flood-{runtime}", docker_client)
 
 
@@ -250,14 +264,28 @@ def main():
     result, _ = attack(pool, "python", code, "hostfiles")
     assert result.status == "succeeded", result.error
     out = result.result
-    for key in ("/proc/1/environ", "/proc/1/mem", "/proc/1/fd/0", "/etc/shadow", "/var/run/docker.sock", "fd_list"):
+    for key in (
+        "/proc/1/environ",
+        "/proc/1/mem",
+        "/proc/1/fd/0",
+        "/etc/shadow",
+        "/var/run/docker.sock",
+        "fd_list",
+    ):
         assert out[key] != "read" and out[key] != "listed", (key, out[key])
     assert "/var/run/docker.sock" not in out["mounts"] and "/work" not in " ".join(out["mounts"])
 
 
 def test_a_later_job_cannot_find_an_earlier_jobs_input_in_memory(pool):
     """The next job is forked from the warm runner: scan all of its memory for the previous job's secret."""
-    first = pool.run(RunSpec(runtime="python", code="def main(s):\n    return len(s)\n", args=["xq-secret-4711"], tenant="snoop"))
+    first = pool.run(
+        RunSpec(
+            runtime="python",
+            code="def main(s):\n    return len(s)\n",
+            args=["xq-secret-4711"],
+            tenant="snoop",
+        )
+    )
     assert first.status == "succeeded"
     snoop = """
 import ctypes, re

@@ -1,4 +1,5 @@
 """The sandbox against the real engine: isolation properties and the container's hardening."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,9 @@ pytestmark = pytest.mark.docker
 
 def run(pool, code: str, runtime: str = "python", tenant: str = "t-sandbox", **limits):
     lines = []
-    result = pool.run(RunSpec(runtime=runtime, code=code, tenant=tenant, limits=Limits(**limits)), lines.extend)
+    result = pool.run(
+        RunSpec(runtime=runtime, code=code, tenant=tenant, limits=Limits(**limits)), lines.extend
+    )
     return result, lines
 
 
@@ -108,8 +111,14 @@ def test_the_environment_holds_no_secrets(sandbox_pool, monkeypatch):
 def test_the_container_is_created_with_the_full_hardening_profile(docker_client):
     pool = sandbox.Sandbox(reuse="tenant")
     try:
-        result = pool.run(RunSpec(runtime="python", code="def main():\n    return 1\n", tenant="t-inspect",
-                                  limits=Limits(memory_mb=96, cpus=0.5, pids=32, tmpfs_mb=8)))
+        result = pool.run(
+            RunSpec(
+                runtime="python",
+                code="def main():\n    return 1\n",
+                tenant="t-inspect",
+                limits=Limits(memory_mb=96, cpus=0.5, pids=32, tmpfs_mb=8),
+            )
+        )
         assert result.status == "succeeded"
         attrs = docker_client.api.inspect_container(result.container_id)
         host = attrs["HostConfig"]
@@ -119,7 +128,12 @@ def test_the_container_is_created_with_the_full_hardening_profile(docker_client)
         assert host["NanoCpus"] == 500_000_000
         assert host["PidsLimit"] == 32
         # only what the runner needs to start jobs as another uid and to end them; jobs get none
-        assert host["CapDrop"] == ["ALL"] and sorted(host["CapAdd"]) == ["KILL", "SETGID", "SETPCAP", "SETUID"]
+        assert host["CapDrop"] == ["ALL"] and sorted(host["CapAdd"]) == [
+            "KILL",
+            "SETGID",
+            "SETPCAP",
+            "SETUID",
+        ]
         assert "no-new-privileges" in host["SecurityOpt"]
         assert "seccomp=" + seccomp.profile_json() in host["SecurityOpt"]
         assert host["Privileged"] is False

@@ -1,6 +1,7 @@
 """The abuse classes a security review found past the first abuse suite, against the real sandbox:
 hostile result bytes, state that survives into the next job, jobs reaching for PID 1, shared
 per-uid budgets, the kernel surface, output floods against the clock, and storage abuse."""
+
 from __future__ import annotations
 
 import threading
@@ -25,12 +26,19 @@ def pool(docker_client):
 
 def run(pool, runtime: str, code: str, tenant: str, args=None, on_output=None, **limits):
     opts = {"timeout_ms": 5000, **limits}
-    return pool.run(RunSpec(runtime=runtime, code=code, args=args or [], tenant=tenant, limits=Limits(**opts)), on_output)
+    return pool.run(
+        RunSpec(runtime=runtime, code=code, args=args or [], tenant=tenant, limits=Limits(**opts)), on_output
+    )
 
 
 def assert_cell_serves_next_job(pool, runtime: str, tenant: str, docker_client) -> None:
     assert_next_job_clean(pool, runtime, tenant, docker_client)
-    again = run(pool, runtime, {"python": "def main():\n    return 'fine'\n", "node": "function main() { return 'fine'; }"}[runtime], tenant)
+    again = run(
+        pool,
+        runtime,
+        {"python": "def main():\n    return 'fine'\n", "node": "function main() { return 'fine'; }"}[runtime],
+        tenant,
+    )
     assert again.status == "succeeded" and again.result == "fine", again.error
 
 
@@ -45,9 +53,9 @@ HOSTILE_PAYLOADS = {
     "deep_first_line": ("b'[' * 100000 + b'\\n'", "'['.repeat(100000) + '\\n'"),
     # ~200 KB, under the result cap, nested 100,000 deep: once sent the worker into endless hand-backs
     "deep_result": ("b'[' * 100000 + b']' * 100000", "'['.repeat(100000) + ']'.repeat(100000)"),
-    "nan": ("b'{\"ok\": true, \"result\": NaN}'", "'{\"ok\": true, \"result\": NaN}'"),
-    "overflowing_float": ("b'{\"ok\": true, \"result\": 1e400}'", "'{\"ok\": true, \"result\": 1e400}'"),
-    "fake_stats_line": ("b'{\"cpu_ms\": \"lots\"}\\n'", "'{\"cpu_ms\": \"lots\"}\\n'"),
+    "nan": ('b\'{"ok": true, "result": NaN}\'', '\'{"ok": true, "result": NaN}\''),
+    "overflowing_float": ('b\'{"ok": true, "result": 1e400}\'', '\'{"ok": true, "result": 1e400}\''),
+    "fake_stats_line": ('b\'{"cpu_ms": "lots"}\\n\'', '\'{"cpu_ms": "lots"}\\n\''),
 }
 
 
@@ -125,7 +133,12 @@ def test_a_tree_1000_deep_and_mode_000_directories_are_cleaned(pool, docker_clie
     first = run(pool, runtime, DEEP_TREE[runtime], f"deep-tree-{runtime}")
     assert first.status == "succeeded" and first.result == "planted", first.error
     assert_next_job_clean(pool, runtime, f"deep-tree-{runtime}", docker_client)
-    probe = run(pool, runtime, {"python": "def main():\n    return 1\n", "node": "function main() { return 1; }"}[runtime], f"deep-tree-{runtime}")
+    probe = run(
+        pool,
+        runtime,
+        {"python": "def main():\n    return 1\n", "node": "function main() { return 1; }"}[runtime],
+        f"deep-tree-{runtime}",
+    )
     assert probe.container_id == first.container_id  # cleaned, so the cell was kept
 
 
@@ -205,7 +218,12 @@ def test_no_earlier_result_or_output_is_found_in_a_later_jobs_memory(pool):
     """The next job is forked from the runner: scan all of its memory for what the previous job returned and printed."""
     secret = "zq-hidden-" + "8512"
     # results and lines of a few KB: freed heap chunks of that size keep their bytes
-    first = run(pool, "python", f"def main():\n    print('{secret}-out-' * 200)\n    return ['{secret}-result-' + 'x' * 100] * 60\n", "snoop2")
+    first = run(
+        pool,
+        "python",
+        f"def main():\n    print('{secret}-out-' * 200)\n    return ['{secret}-result-' + 'x' * 100] * 60\n",
+        "snoop2",
+    )
     assert first.status == "succeeded"
     snoop = """
 import ctypes, re
@@ -264,7 +282,9 @@ def main():
 
 def test_one_tenants_message_queues_do_not_exhaust_another_tenants_budget(pool):
     hog = {}
-    thread = threading.Thread(target=lambda: hog.update(r=run(pool, "python", EXHAUST_MQUEUES, "mq-hog", args=[3])))
+    thread = threading.Thread(
+        target=lambda: hog.update(r=run(pool, "python", EXHAUST_MQUEUES, "mq-hog", args=[3]))
+    )
     thread.start()
     time.sleep(1.5)  # the hog holds every queue its uid may have
     other = run(pool, "python", ONE_MQUEUE, "mq-victim")
@@ -277,15 +297,52 @@ def test_one_tenants_message_queues_do_not_exhaust_another_tenants_budget(pool):
 # -- the kernel surface ------------------------------------------------------------------
 
 X86_64 = {
-    "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "userfaultfd": 323, "keyctl": 250,
-    "add_key": 248, "request_key": 249, "bpf": 321, "perf_event_open": 298, "ptrace": 101,
-    "process_vm_readv": 310, "process_vm_writev": 311, "process_madvise": 440, "pidfd_getfd": 438, "kcmp": 312,
-    "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
-    "name_to_handle_at": 303, "open_by_handle_at": 304, "vmsplice": 278, "remap_file_pages": 216,
-    "modify_ldt": 154, "io_setup": 206, "mbind": 237, "set_mempolicy": 238, "migrate_pages": 256,
-    "move_pages": 279, "memfd_secret": 447, "landlock_create_ruleset": 444, "settimeofday": 164,
-    "clock_settime": 227, "adjtimex": 159, "init_module": 175, "kexec_load": 246, "reboot": 169, "swapon": 167,
-    "acct": 163, "quotactl": 179, "syslog": 103, "iopl": 172, "fanotify_init": 300, "sethostname": 170,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "userfaultfd": 323,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "process_madvise": 440,
+    "pidfd_getfd": 438,
+    "kcmp": 312,
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "vmsplice": 278,
+    "remap_file_pages": 216,
+    "modify_ldt": 154,
+    "io_setup": 206,
+    "mbind": 237,
+    "set_mempolicy": 238,
+    "migrate_pages": 256,
+    "move_pages": 279,
+    "memfd_secret": 447,
+    "landlock_create_ruleset": 444,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "adjtimex": 159,
+    "init_module": 175,
+    "kexec_load": 246,
+    "reboot": 169,
+    "swapon": 167,
+    "acct": 163,
+    "quotactl": 179,
+    "syslog": 103,
+    "iopl": 172,
+    "fanotify_init": 300,
+    "sethostname": 170,
 }
 SYSCALL_PROBE = """
 import ctypes, os, socket
@@ -348,12 +405,18 @@ def test_node_still_runs_everything_it_needs_under_the_profile(pool):
 # -- floods against the clock, and storage ------------------------------------------------
 
 FLOODS = {
-    ("python", "stdout"): "import sys\ndef main():\n    line = 'y\\n' * 4096\n    while True:\n        sys.stdout.write(line)\n",
+    (
+        "python",
+        "stdout",
+    ): "import sys\ndef main():\n    line = 'y\\n' * 4096\n    while True:\n        sys.stdout.write(line)\n",
     ("python", "mixed"): (
         "import sys\ndef main():\n    line = 'y\\n' * 4096\n"
         "    while True:\n        sys.stdout.write(line)\n        sys.stderr.write(line)\n"
     ),
-    ("node", "stdout"): "function main() {\n  const line = 'y\\n'.repeat(4096);\n  for (;;) process.stdout.write(line);\n}\n",
+    (
+        "node",
+        "stdout",
+    ): "function main() {\n  const line = 'y\\n'.repeat(4096);\n  for (;;) process.stdout.write(line);\n}\n",
     ("node", "mixed"): (
         "function main() {\n  const line = 'y\\n'.repeat(4096);\n"
         "  for (;;) { process.stdout.write(line); process.stderr.write(line); }\n}\n"
@@ -366,7 +429,15 @@ def _flood(pool, runtime, kind, **caps):
         time.sleep(0.05)  # a busy database on the other end of every batch
 
     t0 = time.monotonic()
-    result = run(pool, runtime, FLOODS[(runtime, kind)], f"flood-{runtime}-{kind}", on_output=slow_store, timeout_ms=3000, **caps)
+    result = run(
+        pool,
+        runtime,
+        FLOODS[(runtime, kind)],
+        f"flood-{runtime}-{kind}",
+        on_output=slow_store,
+        timeout_ms=3000,
+        **caps,
+    )
     return result, time.monotonic() - t0
 
 
@@ -419,7 +490,11 @@ def test_a_cell_whose_cleanup_fails_is_retired_and_the_next_job_gets_a_fresh_one
     first = run(pool, "python", "def main():\n    return 1\n", "unclean")
     container = docker_client.containers.get(first.container_id)
     done = {}
-    job = threading.Thread(target=lambda: done.update(r=run(pool, "python", "import time\ndef main():\n    time.sleep(1.5)\n    return 2\n", "unclean")))
+    job = threading.Thread(
+        target=lambda: done.update(
+            r=run(pool, "python", "import time\ndef main():\n    time.sleep(1.5)\n    return 2\n", "unclean")
+        )
+    )
     job.start()
     time.sleep(0.5)
     # something the job's uid cannot remove appears during the job (here: put there from outside)
@@ -442,7 +517,11 @@ def test_a_large_request_reaches_a_runner_that_is_still_starting_node(pool):
     first = run(pool, "node", quick, "bigbody", args=["x"], **limits)
     assert first.status == "succeeded"
     cancel = threading.Event()  # a cancellable run reads with the short poll timeout
-    pool.run(RunSpec(runtime="node", code=quick, args=["y"], tenant="bigbody", limits=Limits(**limits)), None, cancel)
+    pool.run(
+        RunSpec(runtime="node", code=quick, args=["y"], tenant="bigbody", limits=Limits(**limits)),
+        None,
+        cancel,
+    )
     big = "z" * (4 << 20)
     second = run(pool, "node", quick, "bigbody", args=[big], **limits)
     assert second.status == "succeeded" and second.result == len(big), second.error

@@ -1,4 +1,5 @@
 """The cell pool against the real engine: streaming, spares, reaping, orphans, verdict edges."""
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,9 @@ def test_a_spare_serves_a_new_tenants_first_job_without_a_container_start(docker
     try:
         pool.maintain()
         assert pool.stats()["spares"] == 1
-        result = pool.run(RunSpec(runtime="python", code="def main():\n    return 7\n", tenant="brand-new", limits=limits))
+        result = pool.run(
+            RunSpec(runtime="python", code="def main():\n    return 7\n", tenant="brand-new", limits=limits)
+        )
         assert result.status == "succeeded" and result.result == 7
         assert result.start_ms < 50, result.start_ms  # no ~350 ms container start on the path
         assert pool.stats()["spares"] == 0
@@ -77,7 +80,14 @@ def test_a_cell_that_hit_its_memory_limit_is_destroyed_not_reused(docker_client)
         pool.flush()
         with pytest.raises(docker.errors.NotFound):
             docker_client.containers.get(killed.container_id)
-        after = pool.run(RunSpec(runtime="python", code="def main():\n    return 'fresh'\n", tenant="oom", limits=Limits(memory_mb=64)))
+        after = pool.run(
+            RunSpec(
+                runtime="python",
+                code="def main():\n    return 'fresh'\n",
+                tenant="oom",
+                limits=Limits(memory_mb=64),
+            )
+        )
         assert after.result == "fresh" and after.container_id != killed.container_id
     finally:
         pool.close()
@@ -85,7 +95,9 @@ def test_a_cell_that_hit_its_memory_limit_is_destroyed_not_reused(docker_client)
 
 def test_a_result_over_its_cap_fails_the_job_clearly(sandbox_pool):
     code = "def main():\n    return 'x' * 5000\n"
-    result = sandbox_pool.run(RunSpec(runtime="python", code=code, tenant="bigresult", limits=Limits(max_result_bytes=1000)))
+    result = sandbox_pool.run(
+        RunSpec(runtime="python", code=code, tenant="bigresult", limits=Limits(max_result_bytes=1000))
+    )
     assert result.status == "failed"
     assert result.error["type"] == "ResultTooLarge" and "1000-byte limit" in result.error["message"]
 

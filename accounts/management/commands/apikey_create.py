@@ -1,4 +1,5 @@
 """Issue an API key for a tenant; the key is printed alone on the last line, once."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
@@ -24,5 +25,7 @@ class Command(BaseCommand):
             issued = api_key_issue(tenant=tenant, name=name, scope=scope, operator=True)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"created {scope} key {issued.api_key.prefix} ({name}) for {slug}; it is shown once:")
+        self.stdout.write(
+            f"created {scope} key {issued.api_key.prefix} ({name}) for {slug}; it is shown once:"
+        )
         self.stdout.write(issued.plaintext)

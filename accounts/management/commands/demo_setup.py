@@ -1,4 +1,5 @@
 """Set up the demo: a `demo` tenant, an admin user, and a fresh API key (printed last)."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Membership, Tenant
 from accounts.services import api_key_issue, membership_set, tenant_create
-
 
 DEMO_PASSWORD = "admin"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}

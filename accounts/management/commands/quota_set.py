@@ -1,4 +1,5 @@
 """Change a tenant's quota from a script; effective on the next request, no restart."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError

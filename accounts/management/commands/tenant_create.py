@@ -1,4 +1,5 @@
 """Create a tenant (with its default quota) and optionally its owner."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError

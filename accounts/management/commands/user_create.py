@@ -1,4 +1,5 @@
 """Create (or update) a user and make them a member of a tenant with a role."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError

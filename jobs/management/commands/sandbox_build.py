@@ -1,4 +1,5 @@
 """Build the runtime images (reused when an image from the same inputs exists)."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError

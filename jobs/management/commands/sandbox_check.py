@@ -1,4 +1,5 @@
 """Report on the sandbox: engine, runtime images, cells by owning worker, orphans."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,9 @@ class Command(BaseCommand):
             raise CommandError(f"Docker engine unreachable: {exc}") from exc
         report = {
             "engine": {"version": version.get("Version"), "api": version.get("ApiVersion"), "ok": True},
-            "images": {rt: {"tag": image_tag(rt), "present": image_exists(client, image_tag(rt))} for rt in RUNTIMES},
+            "images": {
+                rt: {"tag": image_tag(rt), "present": image_exists(client, image_tag(rt))} for rt in RUNTIMES
+            },
             "cells": self._cells(client),
         }
         if sweep:
@@ -51,7 +54,11 @@ class Command(BaseCommand):
             pid = int(labels.get("lambdasite.pid", "0") or 0)
             entry["alive"] = pid > 0 and _proc_start(pid) == labels.get("lambdasite.boot")
         orphans = sum(e["running"] + e["other"] for e in owners.values() if not e["alive"])
-        return {"by_owner": dict(owners), "total": sum(e["running"] + e["other"] for e in owners.values()), "orphans": orphans}
+        return {
+            "by_owner": dict(owners),
+            "total": sum(e["running"] + e["other"] for e in owners.values()),
+            "orphans": orphans,
+        }
 
     def _print(self, report: dict) -> None:
         engine = report["engine"]
@@ -63,7 +70,9 @@ class Command(BaseCommand):
         self.stdout.write(f"cells    {cells['total']} containers, {cells['orphans']} orphaned")
         for owner, entry in sorted(cells["by_owner"].items()):
             status = "live worker" if entry["alive"] else "worker gone"
-            self.stdout.write(f"         {owner:<28} {entry['running']} running, {entry['other']} other ({status})")
+            self.stdout.write(
+                f"         {owner:<28} {entry['running']} running, {entry['other']} other ({status})"
+            )
         if "swept" in report:
             self.stdout.write(f"swept    {len(report['swept'])} orphaned containers removed")
 

@@ -5,6 +5,7 @@ that PostgreSQL says are waiting but Redis lost (FLUSHALL, restart, a crash
 between commit and enqueue), and retries attempts whose lease expired (a
 worker that died). Running two of them is safe: every step is a compare-and-set.
 """
+
 from __future__ import annotations
 
 import logging

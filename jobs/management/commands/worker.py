@@ -1,4 +1,5 @@
 """Run one Lambdasite worker: an RQ worker whose jobs run in the sandbox's warm cells."""
+
 from __future__ import annotations
 
 import logging
