@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both set up everything first.
-.PHONY: setup run test bench-sandbox images clean
+.PHONY: setup run test lint bench-sandbox images clean
 
 setup:
 	@scripts/setup.sh
@@ -9,7 +9,13 @@ run: setup
 
 test:
 	@WITH_BROWSER=1 scripts/setup.sh
+	@scripts/lint.sh
 	@scripts/test.sh $(ARGS)
+
+# ruff: lint and formatting (the configuration is in pyproject.toml); make test runs it first
+lint:
+	@ONLY_PYTHON=1 scripts/setup.sh
+	@scripts/lint.sh
 
 images:
 	@.venv/bin/python manage.py sandbox_build

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from lambdasite.errors import Forbidden
+from .exceptions import ReadOnlyKey, TenantSuspended
 
 
 class HasTenant(BasePermission):
@@ -19,9 +19,7 @@ class HasTenant(BasePermission):
         ):
             return False
         if principal.tenant.is_suspended:
-            raise Forbidden("this tenant is suspended", code="tenant_suspended")
+            raise TenantSuspended()
         if request.method not in SAFE_METHODS and not principal.can_write:
-            raise Forbidden(
-                "this API key is read-only (read scope, or its creator is a viewer)", code="read_only_key"
-            )
+            raise ReadOnlyKey()
         return True

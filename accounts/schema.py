@@ -12,5 +12,6 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "lsk_<id>_<secret>",
-            "description": "An API key of the tenant: `Authorization: Bearer lsk_…` (or the `X-API-Key` header).",
+            "description": "An API key of the tenant: `Authorization: Bearer lsk_…` (or the `X-API-Key` "
+            "header).",
         }

@@ -14,10 +14,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from lambdasite.errors import Conflict, NotFound, ValidationFailed
+from lambdasite.exceptions import Forbidden, NotFound, ValidationFailed
 from lambdasite.live import notify_user
 
 from . import keys
+from .exceptions import AccountExists, AlreadyMember, LastOwner, TenantExists
 from .models import ApiKey, Invitation, Membership, Quota, Tenant
 
 INVITATION_TTL = timedelta(days=7)
@@ -38,7 +39,7 @@ class IssuedInvitation:
 @transaction.atomic
 def tenant_create(*, slug: str, name: str = "", owner_email: str | None = None) -> Tenant:
     if Tenant.objects.filter(slug=slug).exists():
-        raise Conflict(f"tenant {slug!r} already exists", code="tenant_exists")
+        raise TenantExists(f"tenant {slug!r} already exists")
     tenant = Tenant.objects.create(slug=slug, name=name or slug)
     Quota.objects.create(tenant=tenant)
     if owner_email:
@@ -98,7 +99,7 @@ def membership_change_role(*, tenant: Tenant, membership_id, role: str) -> Membe
         and role != Membership.Role.OWNER
         and not _owners_left(tenant, membership)
     ):
-        raise Conflict("a tenant keeps at least one owner: make someone else owner first", code="last_owner")
+        raise LastOwner()
     membership.role = role
     membership.save(update_fields=["role"])
     _access_changed(membership.user_id)
@@ -110,7 +111,7 @@ def membership_remove(*, tenant: Tenant, membership_id) -> Membership:
     """Remove a member: their keys for this tenant are revoked and their open pages disconnected."""
     membership = _locked_membership(tenant, membership_id)
     if membership.role == Membership.Role.OWNER and not _owners_left(tenant, membership):
-        raise Conflict("a tenant keeps at least one owner: make someone else owner first", code="last_owner")
+        raise LastOwner()
     membership.delete()
     ApiKey.objects.filter(
         tenant=tenant, created_by_id=membership.user_id, kind=ApiKey.Kind.USER, revoked_at=None
@@ -153,9 +154,7 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by) -> I
             f"role must be one of {', '.join(Membership.Role.values)}", details={"field": "role"}
         )
     if Membership.objects.filter(tenant=tenant, user__username__iexact=email).exists():
-        raise Conflict(
-            f"{email} is already a member", code="already_member"
-        )  # the owner sees the member list anyway
+        raise AlreadyMember(f"{email} is already a member")  # the owner sees the member list anyway
     Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None, closed_at=None).update(
         closed_at=timezone.now()
     )
@@ -244,9 +243,7 @@ def invitation_sign_up(*, token: str, password: str):
     invitation = invitation_by_token(token=token)
     User = get_user_model()
     if User.objects.filter(username__iexact=invitation.email).exists():
-        raise Conflict(
-            "an account with this email exists: sign in to accept the invitation", code="account_exists"
-        )
+        raise AccountExists()
     user = User(username=invitation.email, email=invitation.email)
     try:
         validate_password(password, user)
@@ -257,9 +254,7 @@ def invitation_sign_up(*, token: str, password: str):
         with transaction.atomic():
             user.save()
     except IntegrityError:
-        raise Conflict(
-            "an account with this email exists: sign in to accept the invitation", code="account_exists"
-        ) from None
+        raise AccountExists() from None
     invitation_accept(invitation_id=invitation.pk, user=user)
     return user
 
@@ -294,7 +289,10 @@ def api_key_issue(
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, by=None, by_role: str | None = None) -> ApiKey:
+    """Revoke a key. A member acting (``by``, with their role) may revoke their own keys; owners any."""
+    if by is not None and by_role != Membership.Role.OWNER and api_key.created_by_id != by.id:
+        raise Forbidden("Only an owner can revoke someone else's key.")
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])

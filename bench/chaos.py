@@ -83,7 +83,7 @@ def main() -> None:
 
     from accounts.services import tenant_create
     from jobs.models import FINISHED, Attempt, Job
-    from jobs.services import JobSpec, job_submit
+    from jobs.services.submit import JobSpec, job_submit
 
     tenant = tenant_create(slug=f"chaos-{uuid.uuid4().hex[:8]}")
     tenant.quota.max_concurrency = 1000
@@ -196,7 +196,8 @@ def main() -> None:
     if recoveries:
         q = statistics.quantiles(recoveries, n=100) if len(recoveries) > 1 else [recoveries[0]] * 99
         print(
-            f"kill -> affected job done: p50 {statistics.median(recoveries):.2f} s  p99 {q[98]:.2f} s  (n={len(recoveries)})"
+            f"kill -> affected job done: p50 {statistics.median(recoveries):.2f} s  p99 "
+            f"{q[98]:.2f} s  (n={len(recoveries)})"
         )
     for proc in procs.values():
         proc.kill()

@@ -250,14 +250,17 @@ def main() -> None:
         print(
             "    CPU per job (ms): "
             + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k != "machine")
-            + f", other (bench clients, kernel) {max(0.0, cpu['machine'] - named):.1f}; all {cpu['machine']:.1f} ms"
-            + f" = a ceiling of ~{os.cpu_count() * 1000 / max(cpu['machine'], 1e-9):.0f} jobs/s on {os.cpu_count()} cores"
+            + f", other (bench clients, kernel) {max(0.0, cpu['machine'] - named):.1f}; all "
+            f"{cpu['machine']:.1f} ms"
+            + f" = a ceiling of ~{os.cpu_count() * 1000 / max(cpu['machine'], 1e-9):.0f} jobs/s "
+            f"on {os.cpu_count()} cores"
         )
     time.sleep(5)
     accepted = Job.objects.filter(tenant=tenant).count()
     finished = Job.objects.filter(tenant=tenant, status__in=FINISHED).count()
     print(
-        f"accepted {accepted}, finished {finished}, lost {accepted - finished} (jobs still running when a stack stopped are finished by the next)"
+        f"accepted {accepted}, finished {finished}, lost {accepted - finished} (jobs "
+        f"still running when a stack stopped are finished by the next)"
     )
     if "tenant" in results and "never" in results:
         t, n = results["tenant"], results["never"]

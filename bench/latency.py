@@ -59,7 +59,8 @@ def main() -> None:
     q = statistics.quantiles(samples, n=100)
     print(f"runtime={args.runtime} n={args.n} failures={failures}")
     print(
-        f"submit-to-result ms: p50={statistics.median(samples):.1f} p95={q[94]:.1f} p99={q[98]:.1f} min={samples[0]:.1f} max={samples[-1]:.1f}"
+        f"submit-to-result ms: p50={statistics.median(samples):.1f} p95={q[94]:.1f} "
+        f"p99={q[98]:.1f} min={samples[0]:.1f} max={samples[-1]:.1f}"
     )
 
 

@@ -28,12 +28,21 @@ django.setup()
 import sandbox  # noqa: E402
 from accounts.models import Tenant  # noqa: E402
 from accounts.services import api_key_issue, tenant_create  # noqa: E402
-from jobs import services  # noqa: E402
+from jobs.execution import job_execute  # noqa: E402
 from jobs.models import Job, LogLine  # noqa: E402
+from jobs.services.submit import JobSpec, job_submit  # noqa: E402
 from jobs.worker import sandbox_configure  # noqa: E402
 
-PRINT = "import sys\ndef main(mib, width):\n    line = 'x' * (width - 1) + '\\n'\n    block = line * max(1, 65536 // width)\n    for _ in range((mib << 20) // len(block)):\n        sys.stdout.write(block)\n    return 'done'\n"
-FLOOD = "import sys\ndef main():\n    line = 'y\\n' * 4096\n    while True:\n        sys.stdout.write(line)\n        sys.stderr.write(line)\n"
+PRINT = (
+    "import sys\ndef main(mib, width):\n    line = 'x' * (width - 1) + '\\n"
+    "'\n    block = line * max(1, 65536 // width)\n    for _ in range((mib << 20) // "
+    "len(block)):\n        sys.stdout.write(block)\n    return 'done'\n"
+)
+FLOOD = (
+    "import sys\ndef main():\n    line = 'y\\n"
+    "' * 4096\n    while True:\n        sys.stdout.write(line)\n        "
+    "sys.stderr.write(line)\n"
+)
 
 
 def bench_tenant() -> Tenant:
@@ -61,10 +70,10 @@ def sandbox_only(pool, mib: int, width: int) -> tuple[float, int]:
 
 
 def worker_path(tenant: Tenant, key, mib: int, width: int) -> tuple[float, int]:
-    spec = services.JobSpec(runtime="python", code=PRINT, args=[mib, width], timeout_ms=120_000)
-    job, _ = services.job_submit(tenant=tenant, api_key=key, spec=spec)
+    spec = JobSpec(runtime="python", code=PRINT, args=[mib, width], timeout_ms=120_000)
+    job, _ = job_submit(tenant=tenant, api_key=key, spec=spec)
     t0 = time.monotonic()
-    services.job_execute(job_id=job.id)
+    job_execute(job_id=job.id)
     elapsed = time.monotonic() - t0
     job = Job.objects.get(pk=job.id)
     assert job.status == "succeeded", job.error
@@ -92,23 +101,25 @@ def main() -> None:
             ) else None  # a warm cell for the first row
             seconds, lines = run(width)
             print(
-                f"{name:<34}{width:>5}B{seconds:>10.2f}{args.mib / seconds:>9.1f}{lines / seconds:>12,.0f}{lines:>10,}"
+                f"{name:<34}{width:>5}B{seconds:>10.2f}{args.mib / seconds:>9.1f}"
+                f"{lines / seconds:>12,.0f}{lines:>10,}"
             )
     default = Tenant.objects.filter(slug="bench-logs-default").first() or tenant_create(
         slug="bench-logs-default"
     )
     for runtime_code in (FLOOD,):
-        job, _ = services.job_submit(
+        job, _ = job_submit(
             tenant=default,
             api_key=None,
-            spec=services.JobSpec(runtime="python", code=runtime_code, timeout_ms=3000),
+            spec=JobSpec(runtime="python", code=runtime_code, timeout_ms=3000),
         )
         t0 = time.monotonic()
-        services.job_execute(job_id=job.id)
+        job_execute(job_id=job.id)
         job = Job.objects.get(pk=job.id)
         print(
             f"3 s flood of stdout+stderr, default caps: {job.status} after {time.monotonic() - t0:.2f} s, "
-            f"{LogLine.objects.filter(job=job).count():,} rows stored, {job.dropped_log_bytes / (1 << 20):,.0f} MiB dropped"
+            f"{LogLine.objects.filter(job=job).count():,} rows stored, "
+            f"{job.dropped_log_bytes / (1 << 20):,.0f} MiB dropped"
         )
         job.delete()
     pool.close()

@@ -37,7 +37,10 @@ def pct(samples: list[float], p: float) -> float:
 
 
 def summary(samples: list[float]) -> str:
-    return f"p50={statistics.median(samples):6.1f} ms  p95={pct(samples, 95):6.1f} ms  p99={pct(samples, 99):6.1f} ms  n={len(samples)}"
+    return (
+        f"p50={statistics.median(samples):6.1f} ms  p95={pct(samples, 95):6.1f} ms  "
+        f"p99={pct(samples, 99):6.1f} ms  n={len(samples)}"
+    )
 
 
 def closed_loop(clients: int, seconds: float, one_job) -> tuple[list[float], float]:
@@ -147,7 +150,8 @@ def main() -> None:
     args = parser.parse_args()
     client = docker.from_env()
     print(
-        f"engine {client.version()['Version']}, {os.cpu_count()} cores, {args.clients} clients, {args.seconds:.0f} s per run\n"
+        f"engine {client.version()['Version']}, {os.cpu_count()} cores, {args.clients} "
+        f"clients, {args.seconds:.0f} s per run\n"
     )
 
     pool = sandbox.Sandbox(reuse="tenant")

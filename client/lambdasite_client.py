@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if opts.command == "jobs":
             for job in client.jobs(status=opts.status, limit=opts.limit)["results"]:
                 print(
-                    f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  {job['duration_ms'] or '':>10}"
+                    f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  "
+                    f"{job['duration_ms'] or '':>10}"
                 )
             return 0
         _print_job(

@@ -39,13 +39,15 @@ def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str
         y = PAD_T + (H - PAD_T - PAD_B) * (1 - frac)
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(
-            f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>'
+            f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" '
+            f'text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>'
         )
     if times:
         for index, anchor in ((0, "start"), (len(times) // 2, "middle"), (len(times) - 1, "end")):
             x = PAD_L + (W - PAD_L - PAD_R) * (index + 0.5) / len(times)
             parts.append(
-                f'<text x="{x:.1f}" y="{H - 6}" class="axis" text-anchor="{anchor}">{times[index]:%H:%M}</text>'
+                f'<text x="{x:.1f}" y="{H - 6}" class="axis" '
+                f'text-anchor="{anchor}">{times[index]:%H:%M}</text>'
             )
     return parts
 
@@ -55,11 +57,12 @@ def bars(values: list[float], times: list[datetime], *, label: str, unit: str = 
     parts = _frame(top, unit, times, label)
     slot = (W - PAD_L - PAD_R) / max(len(values), 1)
     plot_h = H - PAD_T - PAD_B
-    for index, (value, when) in enumerate(zip(values, times)):
+    for index, (value, when) in enumerate(zip(values, times, strict=True)):
         h = plot_h * value / top
         x = PAD_L + slot * index
         parts.append(
-            f'<rect x="{x + slot * 0.1:.1f}" y="{PAD_T + plot_h - h:.1f}" width="{max(slot * 0.8, 1):.1f}" height="{h:.1f}" class="bar">'
+            f'<rect x="{x + slot * 0.1:.1f}" y="{PAD_T + plot_h - h:.1f}" '
+            f'width="{max(slot * 0.8, 1):.1f}" height="{h:.1f}" class="bar">'
             f"<title>{when:%H:%M} UTC: {_fmt(value)}{escape(unit)}</title></rect>"
         )
     parts.append("</svg>")

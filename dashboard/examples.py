@@ -21,22 +21,30 @@ EXAMPLES = [
         "key": "async",
         "title": "Async wait",
         "args": "[0.5]",
-        "python": 'import asyncio\n\n\nasync def main(seconds):\n    await asyncio.sleep(seconds)\n    return f"waited {seconds} s"\n',
-        "node": "async function main(seconds) {\n  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));\n  return `waited ${seconds} s`;\n}\n",
+        "python": "import asyncio\n\n\nasync def main(seconds):\n    await "
+        'asyncio.sleep(seconds)\n    return f"waited {seconds} s"\n',
+        "node": "async function main(seconds) {\n  await new Promise((resolve) => "
+        "setTimeout(resolve, seconds * 1000));\n  return `waited ${seconds} s`;\n}\n",
     },
     {
         "key": "fail",
         "title": "A failing one",
         "args": "[]",
-        "python": 'def main():\n    numbers = {"a": 1}\n    return numbers["b"]  # KeyError: shows the traceback\n',
-        "node": "function main() {\n  const numbers = { a: 1 };\n  return numbers.b.toFixed(2); // TypeError: shows the stack\n}\n",
+        "python": 'def main():\n    numbers = {"a": 1}\n    return numbers["b"]  # KeyError: shows '
+        "the traceback\n",
+        "node": "function main() {\n  const numbers = { a: 1 };\n  return numbers.b.toFixed(2); "
+        "// TypeError: shows the stack\n}\n",
     },
     {
         "key": "ticker",
         "title": "Print a line a second",
         "args": "[5]",
-        "python": 'import sys\nimport time\n\n\ndef main(n):\n    for i in range(1, n + 1):\n        print(f"tick {i} of {n}", flush=True)\n        time.sleep(1)\n    print("done", file=sys.stderr)\n    return n\n',
-        "node": 'async function main(n) {\n  for (let i = 1; i <= n; i++) {\n    console.log(`tick ${i} of ${n}`);\n    await new Promise((resolve) => setTimeout(resolve, 1000));\n  }\n  console.error("done");\n  return n;\n}\n',
+        "python": "import sys\nimport time\n\n\ndef main(n):\n    for i in range(1, n + 1):\n      "
+        '  print(f"tick {i} of {n}", flush=True)\n        time.sleep(1)\n    '
+        'print("done", file=sys.stderr)\n    return n\n',
+        "node": "async function main(n) {\n  for (let i = 1; i <= n; i++) {\n    "
+        "console.log(`tick ${i} of ${n}`);\n    await new Promise((resolve) => "
+        'setTimeout(resolve, 1000));\n  }\n  console.error("done");\n  return n;\n}\n',
     },
 ]
 

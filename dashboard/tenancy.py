@@ -82,17 +82,10 @@ def switch(request, tenant_id) -> bool:
     return False
 
 
-def forbidden(request, needed: str):
+def forbidden(request, needed: str, *, message: str | None = None):
     ctx = request.ctx
-    return render(
-        request,
-        "dashboard/error.html",
-        {
-            "title": "Not allowed",
-            "message": f"This needs the {needed} role in {ctx.tenant.name}; you are {ctx.role}.",
-        },
-        status=403,
-    )
+    text = message or f"This needs the {needed} role in {ctx.tenant.name}; you are {ctx.role}."
+    return render(request, "dashboard/error.html", {"title": "Not allowed", "message": text}, status=403)
 
 
 def dashboard_view(*, write: bool = False, owner: bool = False):

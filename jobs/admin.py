@@ -2,10 +2,10 @@
 
 from django.contrib import admin, messages
 
-from lambdasite.errors import ApplicationError
+from lambdasite.exceptions import ApplicationError
 
-from . import services
 from .models import Attempt, Job, LogLine, Status
+from .services import actions
 
 
 class AttemptInline(admin.TabularInline):
@@ -30,13 +30,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Requeue (dead, failed, timed out, killed or cancelled jobs)")
     def requeue(self, request, queryset):
-        self._apply(
-            request, queryset, lambda job: services.job_requeue(job=job, by_operator=True), "requeued"
-        )
+        self._apply(request, queryset, lambda job: actions.job_requeue(job=job, by_operator=True), "requeued")
 
     @admin.action(description="Cancel (waiting jobs at once, running jobs within ~1 s)")
     def cancel(self, request, queryset):
-        self._apply(request, queryset, lambda job: services.job_cancel(job=job), "cancelled")
+        self._apply(request, queryset, lambda job: actions.job_cancel(job=job), "cancelled")
 
     def _apply(self, request, queryset, action, verb: str) -> None:
         done, skipped = 0, []

@@ -47,24 +47,9 @@ def count_submitted(runtime: str, n: int = 1) -> None:
     _conn().hincrby(f"{PREFIX}:submitted", runtime, n)
 
 
-DONE_CHANNEL = "lambdasite:job-done:{}"
-DONE_KEY = "lambdasite:job-done-flag:{}"
-DONE_KEY_TTL_S = 120
-
-
-def _finished(pipe, runtime: str, status: str, job_id) -> None:
-    """Count a finished job and wake anyone waiting for it (POST ?wait): the done flag covers
-    a waiter that subscribes after the notification. PostgreSQL stays the answer."""
+def count_finished(pipe, *, runtime: str, status: str) -> None:
+    """Queue on ``pipe``: one more job of this runtime reached this terminal status."""
     pipe.hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
-    pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
-    pipe.publish(DONE_CHANNEL.format(job_id), "1")
-
-
-@_safely
-def job_finished(runtime: str, status: str, job_id) -> None:
-    with _conn().pipeline(transaction=False) as pipe:
-        _finished(pipe, runtime, status, job_id)
-        pipe.execute()
 
 
 def _observe(pipe, name: str, seconds: float) -> None:
@@ -74,43 +59,16 @@ def _observe(pipe, name: str, seconds: float) -> None:
     pipe.hincrbyfloat(f"{PREFIX}:{name}", "sum", seconds)
 
 
+def observe_attempt(pipe, *, run_s: float, start_s: float) -> None:
+    """Queue on ``pipe``: an attempt's run time and the time it took to get a container."""
+    _observe(pipe, "job_run_seconds", run_s)
+    _observe(pipe, "sandbox_start_seconds", start_s)
+
+
 @_safely
 def observe(name: str, seconds: float) -> None:
     with _conn().pipeline(transaction=False) as pipe:
         _observe(pipe, name, seconds)
-        pipe.execute()
-
-
-USAGE_KEY = "lambdasite:usage:gbs:{tenant}:{period}"
-_ADD_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end return false"
-
-
-@_safely
-def attempt_recorded(
-    *,
-    tenant_id,
-    gb_seconds: float,
-    runtime: str | None = None,
-    status: str | None = None,
-    job_id=None,
-    run_s: float | None = None,
-    start_s: float | None = None,
-) -> None:
-    """Everything Redis learns when an attempt ends, in one round trip: the tenant's cached
-    compute use, the duration histograms, and (for a finished job) the finished counter and the
-    wake-up of anyone waiting on it."""
-    from jobs.selectors import usage_period
-
-    with _conn().pipeline(transaction=False) as pipe:
-        if gb_seconds:
-            pipe.eval(
-                _ADD_IF_EXISTS, 1, USAGE_KEY.format(tenant=tenant_id, period=usage_period()), gb_seconds
-            )
-        if run_s is not None:
-            _observe(pipe, "job_run_seconds", run_s)
-            _observe(pipe, "sandbox_start_seconds", start_s or 0.0)
-        if status is not None:
-            _finished(pipe, runtime, status, job_id)
         pipe.execute()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models import F, Q
 
 from accounts.models import Tenant
 
@@ -23,10 +24,24 @@ class Status(models.TextChoices):
     LOST = "lost"  # attempts only: the worker died or its lease expired
 
 
+JOB_STATUSES = tuple(s for s in Status.values if s != Status.LOST)  # a job is never "lost": its attempts are
+ATTEMPT_STATUSES = (
+    Status.RUNNING,
+    Status.SUCCEEDED,
+    Status.FAILED,
+    Status.TIMED_OUT,
+    Status.KILLED,
+    Status.CANCELLED,
+    Status.LOST,
+)
 WAITING = (Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED, Status.DEAD)
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
 REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED)
+
+
+def _finished_after_started() -> Q:
+    return Q(finished_at__isnull=True) | Q(started_at__isnull=True) | Q(finished_at__gte=F("started_at"))
 
 
 class Job(models.Model):
@@ -80,7 +95,19 @@ class Job(models.Model):
                 fields=["tenant", "idempotency_key"],
                 condition=models.Q(idempotency_key__isnull=False),
                 name="one_job_per_idempotency_key",
-            )
+            ),
+            models.CheckConstraint(condition=Q(status__in=JOB_STATUSES), name="job_status_is_a_job_status"),
+            models.CheckConstraint(condition=_finished_after_started(), name="job_finished_after_started"),
+            models.CheckConstraint(
+                condition=Q(retry_base__lte=F("attempts")), name="job_retry_base_within_attempts"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_ms__gt=0, memory_mb__gt=0), name="job_limits_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(gb_seconds__gte=0) & (Q(duration_ms__isnull=True) | Q(duration_ms__gte=0)),
+                name="job_usage_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -109,7 +136,22 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["job", "number"]
-        constraints = [models.UniqueConstraint(fields=["job", "number"], name="one_attempt_number_per_job")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="one_attempt_number_per_job"),
+            models.CheckConstraint(
+                condition=Q(status__in=ATTEMPT_STATUSES), name="attempt_status_is_an_attempt_status"
+            ),
+            models.CheckConstraint(
+                condition=_finished_after_started(), name="attempt_finished_after_started"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="attempt_number_from_one"),
+            models.CheckConstraint(
+                condition=Q(gb_seconds__gte=0)
+                & (Q(duration_ms__isnull=True) | Q(duration_ms__gte=0))
+                & (Q(cpu_ms__isnull=True) | Q(cpu_ms__gte=0)),
+                name="attempt_usage_not_negative",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_id}#{self.number} ({self.status})"
@@ -130,7 +172,12 @@ class LogLine(models.Model):
 
     class Meta:
         ordering = ["job", "seq"]
-        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="one_log_seq_per_job")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "seq"], name="one_log_seq_per_job"),
+            models.CheckConstraint(
+                condition=Q(seq__gte=1, attempt__gte=1), name="log_line_numbered_from_one"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.seq}"

@@ -7,12 +7,14 @@ RUNTIME_INFO = {
         "language": "Python",
         "version": "3.11",
         "example": "def main(a, b):\n    return a + b\n",
-        "notes": "def or async def; args are passed positionally; the return value must be JSON-serialisable.",
+        "notes": "def or async def; args are passed positionally; the return value must be "
+        "JSON-serialisable.",
     },
     "node": {
         "language": "JavaScript (Node.js)",
         "version": "18",
         "example": "function main(a, b) {\n  return a + b;\n}\n",
-        "notes": "function or async function (or module.exports.main); the return value must be JSON-serialisable.",
+        "notes": "function or async function (or module.exports.main); the return value must be "
+        "JSON-serialisable.",
     },
 }

@@ -1,116 +1,75 @@
-"""Reads of jobs, always scoped to one tenant."""
+"""Reads of jobs, always scoped to tenants; they return rows or None, never HTTP errors."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import CharField, Count, QuerySet, Sum
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Tenant
-from lambdasite.errors import NotFound, ValidationFailed
 
+from . import billing
 from .models import Attempt, Job, LogLine, Status
 
 
-def job_list(
-    *, tenant: Tenant, statuses: list[str] | None = None, runtime: str | None = None
-) -> QuerySet[Job]:
-    qs = Job.objects.filter(tenant=tenant).defer("code")
+def job_list(*, tenant_ids, statuses: list[str] | None = None, runtime: str | None = None) -> QuerySet[Job]:
+    """Jobs of these tenants (the code column left out), optionally of some statuses or a runtime."""
+    qs = Job.objects.filter(tenant_id__in=list(tenant_ids)).defer("code")
     if statuses:
-        unknown = [s for s in statuses if s not in Status.values]
-        if unknown:
-            raise ValidationFailed(
-                f"status: unknown value {unknown[0]!r}; use one of {', '.join(Status.values)}",
-                details={"fields": {"status": [f"unknown status {unknown[0]!r}"]}},
-            )
         qs = qs.filter(status__in=statuses)
     if runtime:
         qs = qs.filter(runtime=runtime)
     return qs
 
 
-def job_get(*, tenant: Tenant, job_id) -> Job:
-    """A job of this tenant; another tenant's job, or a malformed id, is simply not found."""
+def job_get(*, tenant_ids, job_id) -> Job | None:
+    """The job if it belongs to one of these tenants, else None: another tenant's job, a missing one
+    and a malformed id are all simply not found. The one tenant-scoped lookup of a job."""
     try:
-        return Job.objects.prefetch_related("attempt_set").get(tenant=tenant, pk=job_id)
-    except (Job.DoesNotExist, ValidationError, ValueError, TypeError):
-        raise NotFound("job not found") from None
+        return (
+            Job.objects.select_related("tenant")
+            .prefetch_related("attempt_set")
+            .filter(tenant_id__in=list(tenant_ids), pk=job_id)
+            .first()
+        )
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def job_search(qs: QuerySet[Job], query: str) -> QuerySet[Job]:
+    """A whole job id, or the first characters of one (as lists show them)."""
+    query = query.lower()
+    try:
+        return qs.filter(pk=uuid.UUID(query))
+    except ValueError:
+        pass
+    if not all(c in "0123456789abcdef-" for c in query):
+        return qs.none()
+    return qs.annotate(id_text=Cast("id", output_field=CharField())).filter(id_text__startswith=query)
 
 
 def job_logs(*, job: Job, after: int = 0, limit: int = 1000) -> list[LogLine]:
     return list(LogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit])
 
 
+def dead_letters(*, tenant: Tenant, limit: int = 200) -> tuple[list[Job], int]:
+    """The newest dead jobs (most recently given up first), and how many there are."""
+    dead = Job.objects.filter(tenant=tenant, status=Status.DEAD)
+    return list(dead.defer("code").order_by("-finished_at")[:limit]), dead.count()
+
+
 # -- usage and statistics --------------------------------------------------------
-
-
-def billing_period(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The current calendar month in UTC: (start, start of the next month)."""
-    now = now or timezone.now()
-    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    nxt = (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else start.replace(month=start.month + 1)
-    )
-    return start, nxt
-
-
-def gb_seconds_used(*, tenant: Tenant, since: datetime) -> float:
-    return (
-        Attempt.objects.filter(job__tenant=tenant, started_at__gte=since).aggregate(total=Sum("gb_seconds"))[
-            "total"
-        ]
-        or 0.0
-    )
-
-
-def usage_period(now: datetime | None = None) -> str:
-    return f"{billing_period(now)[0]:%Y%m}"
-
-
-USAGE_REFRESH_S = 300
-
-
-def gb_seconds_used_fast(*, tenant: Tenant) -> float:
-    """This period's compute use for admission, without summing every attempt on every submit.
-
-    Redis holds the sum, seeded from PostgreSQL when missing and re-seeded every
-    USAGE_REFRESH_S (so drift from a lost increment is bounded); each finished attempt
-    adds to it while it exists. With Redis unavailable, PostgreSQL answers."""
-    from jobs.metrics import USAGE_KEY
-    from lambdasite.redis_client import get_redis
-
-    start, _ = billing_period()
-    key = USAGE_KEY.format(tenant=tenant.id, period=usage_period())
-    try:
-        conn = get_redis()
-        cached = conn.get(key)
-        if cached is not None:
-            return float(cached)
-    except Exception:  # noqa: BLE001 - the database is the fallback
-        return gb_seconds_used(tenant=tenant, since=start)
-    used = gb_seconds_used(tenant=tenant, since=start)
-    try:
-        conn.set(key, repr(used), ex=USAGE_REFRESH_S, nx=True)
-    except Exception:  # noqa: BLE001
-        pass
-    return used
-
-
-def cost(*, gb_seconds: float, requests: int) -> float:
-    return (
-        gb_seconds * settings.PRICE_PER_GB_SECOND + requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS
-    )
 
 
 def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
     """This period's use of every limit, and what it cost."""
-    start, resets_at = billing_period(now)
+    start, resets_at = billing.billing_period(now)
     quota = tenant.quota
     jobs = Job.objects.filter(tenant=tenant, created_at__gte=start)
     by_status = dict(jobs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
@@ -132,7 +91,7 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
             "currency": settings.PRICE_CURRENCY,
             "compute": round(used * settings.PRICE_PER_GB_SECOND, 12),
             "requests": round(requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS, 12),
-            "total": round(cost(gb_seconds=used, requests=requests), 12),
+            "total": round(billing.cost(gb_seconds=used, requests=requests), 12),
             "price_per_gb_second": settings.PRICE_PER_GB_SECOND,
             "price_per_million_requests": settings.PRICE_PER_MILLION_REQUESTS,
         },
@@ -170,8 +129,10 @@ def tenant_stats(*, tenant: Tenant, since: datetime, now: datetime | None = None
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY queue_wait_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY queue_wait_ms)"
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY queue_wait_ms), "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY queue_wait_ms)"
             " FROM jobs_job WHERE tenant_id = %s AND created_at >= %s AND created_at <= %s",
             [tenant.id, since, now],
         )
@@ -198,13 +159,14 @@ def _round(value):
 def tenant_timeseries(
     *, tenant: Tenant, since: datetime, bucket_s: int, now: datetime | None = None
 ) -> list[dict]:
-    """Per bucket of ``bucket_s`` seconds since ``since``: jobs created, and p50/p95 run time of those that ran.
+    """Per bucket of ``bucket_s`` seconds since ``since``: jobs created, p50/p95 run time of those that ran.
     Every bucket is present (empty ones with zero jobs and no percentiles)."""
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT date_bin(make_interval(secs => %s), created_at, %s) AS bucket, count(*),"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)"
             " FROM jobs_job WHERE tenant_id = %s AND created_at >= %s AND created_at <= %s GROUP BY bucket",
             [bucket_s, since, tenant.id, since, now],
         )

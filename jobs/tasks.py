@@ -1,9 +1,9 @@
-"""RQ entry points: take ids, load rows, call one service."""
+"""RQ entry points: take ids, load rows, call one function of the worker's runtime."""
 
 from __future__ import annotations
 
-from . import services
+from .execution import job_execute
 
 
 def run_job(job_id: str) -> None:
-    services.job_execute(job_id=job_id)
+    job_execute(job_id=job_id)

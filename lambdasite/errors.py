@@ -1,70 +1,38 @@
-"""One error envelope for every API failure: {"error": {"code", "message", "details"}}."""
+"""One error envelope for every API failure: {"error": {"code", "message", "details"}}.
+
+``exception_handler`` is DRF's EXCEPTION_HANDLER. It lets DRF's own handler build
+the response first (status, ``WWW-Authenticate``, ``Retry-After``, Django's 404 and
+permission errors, the transaction rollback), then reshapes the body into the
+envelope. Our ApplicationErrors enter DRF's handler as an APIException carrying
+their status and wait, so their headers come from the same place. ``json_error``
+builds the envelope where DRF is not involved (middleware, 404/500 handlers)."""
 
 from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .exceptions import ApplicationError, PayloadTooLarge, RateLimited
 
 log = logging.getLogger("lambdasite.api")
 
-
-class ApplicationError(Exception):
-    """Raised by services; carries the HTTP status and a stable machine-readable code."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, details: dict | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code:
-            self.code = code
-
-
-class ValidationFailed(ApplicationError):
-    status = 400
-    code = "validation_error"
-
-
-class PayloadTooLarge(ApplicationError):
-    status = 413
-    code = "payload_too_large"
-
-
-class NotFound(ApplicationError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(ApplicationError):
-    status = 409
-    code = "conflict"
-
-
-class Forbidden(ApplicationError):
-    status = 403
-    code = "forbidden"
-
-
-class RateLimited(ApplicationError):
-    status = 429
-    code = "rate_limited"
-
-    def __init__(
-        self, message: str, *, retry_after: int, details: dict | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message, details={**(details or {}), "retry_after": retry_after}, code=code)
-        self.retry_after = retry_after
-
-
-class ServiceUnavailable(ApplicationError):
-    status = 503
-    code = "unavailable"
+_DRF_CODES = {
+    drf.ValidationError: "validation_error",
+    drf.ParseError: "malformed_json",
+    drf.AuthenticationFailed: "unauthenticated",
+    drf.NotAuthenticated: "unauthenticated",
+    drf.PermissionDenied: "forbidden",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "rate_limited",
+}
 
 
 def envelope(code: str, message: str, details: dict | None = None) -> dict:
@@ -75,45 +43,38 @@ def json_error(status: int, code: str, message: str, details: dict | None = None
     return JsonResponse(envelope(code, message, details), status=status)
 
 
-_DRF_CODES = {
-    drf.ParseError: ("malformed_json", None),
-    drf.AuthenticationFailed: ("unauthenticated", None),
-    drf.NotAuthenticated: ("unauthenticated", None),
-    drf.PermissionDenied: ("forbidden", None),
-    drf.NotFound: ("not_found", None),
-    drf.MethodNotAllowed: ("method_not_allowed", None),
-    drf.NotAcceptable: ("not_acceptable", None),
-    drf.UnsupportedMediaType: ("unsupported_media_type", None),
-    drf.Throttled: ("rate_limited", None),
-}
+class _Application(drf.APIException):
+    """An ApplicationError as DRF sees it, so that DRF's handler sets its status and headers."""
+
+    def __init__(self, error: ApplicationError) -> None:
+        super().__init__(detail=error.message)
+        self.error = error
+        self.status_code = error.status
+        if isinstance(error, RateLimited):
+            self.wait = error.retry_after
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    headers = {}
     if isinstance(exc, ApplicationError):
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
-        return Response(envelope(exc.code, exc.message, exc.details), status=exc.status, headers=headers)
-    if isinstance(exc, RequestDataTooBig):
-        return Response(envelope("payload_too_large", "request body is too large"), status=413)
-    if isinstance(exc, Http404):
-        exc = drf.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = drf.PermissionDenied()
+        exc = _Application(exc)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = _Application(PayloadTooLarge("request body is too large"))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # not an API error: Django's 500 handler answers (with the envelope under /api/)
+    response.data = _body(exc)
+    return response
+
+
+def _body(exc: drf.APIException) -> dict:
+    if isinstance(exc, _Application):
+        error = exc.error
+        return envelope(error.code, error.message, error.details)
     if isinstance(exc, drf.ValidationError):
-        return Response(
-            envelope("validation_error", _first_message(exc.detail), {"fields": exc.detail}),
-            status=400,
-        )
-    if isinstance(exc, drf.APIException):
-        code = next((c for cls, (c, _) in _DRF_CODES.items() if isinstance(exc, cls)), exc.default_code)
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
-        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return Response(envelope(code, str(message)), status=exc.status_code, headers=headers)
-    return None
+        return envelope("validation_error", _first_message(exc.detail), {"fields": exc.detail})
+    code = next((code for cls, code in _DRF_CODES.items() if isinstance(exc, cls)), exc.default_code)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return envelope(code, str(message))
 
 
 def _first_message(detail, prefix: str = "") -> str:

@@ -117,7 +117,7 @@ class Publisher(threading.Thread):
                 pipe.expire(key, SEQ_TTL_S)
             replies = pipe.execute()
         with conn.pipeline(transaction=False) as pipe:
-            for (group, event), seq in zip(batch, replies[::2]):
+            for (group, event), seq in zip(batch, replies[::2], strict=True):
                 pipe.publish(
                     group_channel(group),
                     layer.serialize({"type": "live.event", "seq": int(seq), "event": event}),

@@ -30,7 +30,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Every dependency a job needs: database, Redis, Docker engine, a live worker, the reconciler's heartbeat."""
+    """Every dependency a job needs: database, Redis, Docker engine, a live worker, the reconciler."""
     checks = {
         name: _check(fn)
         for name, fn in READINESS_CHECKS.items()
@@ -93,12 +93,11 @@ def _workers():
 
 
 def _reconciler():
-    from jobs.management.commands.scheduler import HEARTBEAT_KEY
+    from jobs.services.reconcile import heartbeat_age_s
 
-    beat = get_redis().get(HEARTBEAT_KEY)
-    if beat is None:
+    age = heartbeat_age_s()
+    if age is None:
         raise NotReady("no reconciler heartbeat")
-    age = time.time() - float(beat)
     if age > settings.READYZ_RECONCILER_MAX_AGE_S:
         raise NotReady(f"last heartbeat {age:.0f} s ago")
     return {"age_s": round(age, 1)}

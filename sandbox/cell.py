@@ -152,7 +152,7 @@ class Cell:
         return self
 
     def retire(self) -> None:
-        """Never use this cell again; its container is removed by :meth:`destroy` (the pool does it off the job path)."""
+        """Never use this cell again; :meth:`destroy` removes its container (the pool, off the job path)."""
         self.broken = True
         if self.sock is not None:
             try:
@@ -303,7 +303,8 @@ class Cell:
             deliver(
                 [
                     lines.system(
-                        f"[lambdasite] {late_bytes} bytes of output still in transit at the time limit were not stored"
+                        f"[lambdasite] {late_bytes} bytes of output still in transit at the time limit "
+                        f"were not stored"
                     )
                 ]
             )
@@ -311,7 +312,8 @@ class Cell:
             deliver(
                 [
                     lines.system(
-                        f"[lambdasite] output reached the log limit ({limits.max_log_lines} lines); further output is dropped"
+                        f"[lambdasite] output reached the log limit ({limits.max_log_lines} lines); "
+                        f"further output is dropped"
                     )
                 ]
             )
@@ -396,7 +398,8 @@ class Cell:
         if state.get("OOMKilled") or exit_code == 137:
             return RunResult(status="killed", error=_oom_error(limits), **common)
         raise SandboxError(
-            f"cell {self.name} died (exit {exit_code}): {bytes(self.runner_stderr[-500:]).decode('utf-8', 'replace')}",
+            f"cell {self.name} died (exit {exit_code}): "
+            f"{bytes(self.runner_stderr[-500:]).decode('utf-8', 'replace')}",
             code="cell_failed",
             ran_ms=ran_ms,
         )
@@ -443,7 +446,7 @@ class Cell:
 
 
 def _summary(payload: bytes) -> dict:
-    """The runner's exit summary (the runner is trusted, but a garbled frame is its failure, not the job's)."""
+    """The runner's exit summary (the runner is trusted; a garbled frame is its failure, not the job's)."""
     try:
         summary = json.loads(payload)
     except (ValueError, RecursionError) as exc:

@@ -46,6 +46,7 @@ if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$req_sha" ]; then
   echo "$req_sha" > "$REQ_STAMP"
 fi
 VPY="$ROOT/.venv/bin/python"
+if [ "${ONLY_PYTHON:-0}" = 1 ]; then exit 0; fi  # make lint needs the tools, not the services
 
 # probe SERVICE -> exit 0 if it answers
 probe() {

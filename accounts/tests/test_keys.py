@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Membership
 from accounts.services import api_key_issue, membership_remove, membership_set, user_get_or_create
+from lambdasite.exceptions import ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_operator_keys_are_explicit_and_need_no_member(db, capsys):
         "/api/v1/jobs", {"runtime": "python", "code": "def main(): pass"}, format="json"
     )
     assert response.status_code == 202
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationFailed):
         api_key_issue(tenant=row.tenant, name="no owner")  # a user key needs its member
 
 

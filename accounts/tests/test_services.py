@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from accounts import keys
 from accounts.models import ApiKey, Quota, Tenant
 from accounts.services import api_key_issue, api_key_revoke, tenant_create
-from lambdasite.errors import Conflict
+from lambdasite.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker, pytes
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "var" / "screenshots"
-TICKER = "import time\n\ndef main(n):\n    for i in range(n):\n        print(f'tick {i}', flush=True)\n        time.sleep(0.7)\n    return n\n"
+TICKER = (
+    "import time\n\ndef main(n):\n    for i in range(n):\n        print(f'tick {i}', "
+    "flush=True)\n        time.sleep(0.7)\n    return n\n"
+)
 
 
 @pytest.fixture
@@ -206,7 +209,8 @@ def test_without_a_websocket_the_page_polls_and_still_converges(browser, server,
         alice,
         {
             "runtime": "python",
-            "code": "import time\ndef main():\n    print('hello', flush=True)\n    time.sleep(1)\n    return 42\n",
+            "code": "import time\ndef main():\n    print('hello', flush=True)\n    time.sleep(1)\n   "
+            " return 42\n",
         },
     )
     page.goto(f"{server}/app/jobs/{job_id}/")

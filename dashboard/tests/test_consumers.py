@@ -14,8 +14,9 @@ from django.test import Client
 
 from accounts.models import Membership
 from accounts.services import membership_set, user_get_or_create
-from jobs import events, services
+from jobs import events
 from jobs.models import Job
+from jobs.services import actions
 from lambdasite import live
 from lambdasite.asgi import application
 
@@ -203,9 +204,9 @@ def test_status_events_follow_every_transition(alice, run_worker):
         await comm.receive_json_from(timeout=5)
         await sync_to_async(run_worker)()
         first = await receive_until(comm, lambda m: m.get("status") == "failed")
-        await sync_to_async(services.job_requeue)(job=job)
-        await sync_to_async(services.job_cancel)(job=job)
-        await sync_to_async(services.job_delete)(job=job)
+        await sync_to_async(actions.job_requeue)(job=job)
+        await sync_to_async(actions.job_cancel)(job=job)
+        await sync_to_async(actions.job_delete)(job=job)
         second = await receive_until(comm, lambda m: m.get("status") == "deleted")
         await comm.disconnect()
         return first + second
@@ -259,7 +260,7 @@ async def closed_with(comm, timeout: float = 10.0) -> int:
 
 
 def open_then(path: str, user, change) -> int:
-    """Open a watching socket, apply ``change`` (sync, may use the same session's client), -> the close code."""
+    """Open a watching socket, apply ``change`` (sync; may use the same session's client); -> close code."""
     client, comm = signed_in_pair(path, user)
 
     async def scenario():
@@ -305,9 +306,10 @@ def test_removal_from_the_tenant_closes_the_socket_and_refuses_it_again(alice, w
     from accounts.services import membership_remove
 
     job_id = alice.post_job({"runtime": "python", "code": "def main():\n    return 1\n"}).json()["id"]
-    remove = lambda _client: membership_remove(
-        tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id
-    )  # noqa: E731
+
+    def remove(_client):
+        membership_remove(tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id)
+
     assert open_then(f"/ws/jobs/{job_id}/", watcher, remove) == 4403
     assert async_to_sync(refused)(communicator(f"/ws/jobs/{job_id}/", watcher))
 
@@ -315,9 +317,10 @@ def test_removal_from_the_tenant_closes_the_socket_and_refuses_it_again(alice, w
 def test_a_demotion_closes_the_socket_to_authorise_it_afresh(alice, watcher):
     from accounts.services import membership_change_role
 
-    demote = lambda _client: membership_change_role(
-        tenant=alice.tenant, membership_id=Membership.objects.get(user=watcher).id, role="viewer"
-    )  # noqa: E731
+    def demote(_client):
+        membership = Membership.objects.get(user=watcher)
+        membership_change_role(tenant=alice.tenant, membership_id=membership.id, role="viewer")
+
     assert open_then(f"/ws/tenants/{alice.tenant.slug}/", watcher, demote) == 4409
     assert not async_to_sync(refused)(
         communicator(f"/ws/tenants/{alice.tenant.slug}/", watcher)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -105,8 +106,10 @@ def test_jobs_list_is_scoped_filtered_searchable_and_paged(alice, bob, web):
     page = web.get("/app/jobs/").content.decode()
     assert node[:8] in page and theirs[:8] not in page
     assert page.count('data-job="') == 25 and "Older" in page
-    older = re.search(r'href="\?before=([0-9a-f-]+)"', page).group(1)
-    rest = web.get(f"/app/jobs/?before={older}").content.decode()
+    older = html.unescape(
+        re.search(r'href="(\?cursor=[^"]+)">Older', page).group(1)
+    )  # the API's keyset cursor
+    rest = web.get(f"/app/jobs/{older}").content.decode()
     assert rest.count('data-job="') == 6 and "Newest" in rest
     shown = set(re.findall(r'<tr data-job="([0-9a-f-]+)"', page)) | set(
         re.findall(r'<tr data-job="([0-9a-f-]+)"', rest)
@@ -118,7 +121,9 @@ def test_jobs_list_is_scoped_filtered_searchable_and_paged(alice, bob, web):
     assert mine[3] in by_prefix
     assert b"No jobs match" in web.get(f"/app/jobs/?q={theirs}").content  # another tenant's id finds nothing
     assert b"No jobs match" in web.get("/app/jobs/?q=zzz").content
-    assert web.get("/app/jobs/?status=bogus&before=not-a-uuid").status_code == 200
+    assert web.get("/app/jobs/?status=bogus").status_code == 200
+    stale = web.get("/app/jobs/?cursor=not-a-cursor")  # a forged cursor: the newest page instead
+    assert stale.status_code == 302 and stale["Location"] == "/app/jobs/?"
     partial = web.get("/app/jobs/?runtime=node&partial=1")
     assert partial.status_code == 200 and b"<html" not in partial.content and node.encode() in partial.content
 
@@ -127,7 +132,8 @@ def test_job_detail_shows_result_logs_attempts_and_another_tenants_job_is_404(al
     job_id = alice.post_job(
         {
             "runtime": "python",
-            "code": "import sys\ndef main(n):\n    print('out', n)\n    print('err', n, file=sys.stderr)\n    return {'n': n}\n",
+            "code": "import sys\ndef main(n):\n    print('out', n)\n    print('err', n, "
+            "file=sys.stderr)\n    return {'n': n}\n",
             "args": [7],
         }
     ).json()["id"]

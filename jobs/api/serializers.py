@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from sandbox import RUNTIMES
 
+from .. import billing
 from ..models import Attempt, Job, LogLine
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
@@ -223,9 +224,7 @@ class JobSerializer(serializers.ModelSerializer):
         }
 
     def get_cost(self, job: Job) -> float:
-        from ..selectors import cost
-
-        return round(cost(gb_seconds=job.gb_seconds, requests=job.attempts), 10)
+        return billing.job_cost(job)
 
     def get_limits(self, job: Job) -> dict:
         return {"timeout_ms": job.timeout_ms, "memory_mb": job.memory_mb}

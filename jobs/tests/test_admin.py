@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from jobs.models import Job
-from jobs.services import JobSpec, job_submit
+from jobs.services.submit import JobSpec, job_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

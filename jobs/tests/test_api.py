@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from jobs.models import Job, LogLine
-from jobs.services import JobSpec, job_submit
+from jobs.services.submit import JobSpec, job_submit
 
 pytestmark = pytest.mark.django_db
 

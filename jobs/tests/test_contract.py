@@ -37,6 +37,7 @@ _VOLATILE = [
     ),  # an id shown as short + rest
     (re.compile(r"(?<![0-9a-zA-Z])[0-9a-f]{8}(?![0-9a-zA-Z])"), "<short-id>"),
     (re.compile(r"\b\d\d:\d\d:\d\d\b"), "<hms>"),
+    (re.compile(r'(/app/keys/|name="(?:membership|invitation)" value=")\d+'), r"\1<pk>"),  # row ids
     (re.compile(r"cursor=[A-Za-z0-9%_=-]+"), "cursor=<cursor>"),
     (re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"'), 'name="csrfmiddlewaretoken" value="<csrf>"'),
     (re.compile(r"lsk_[a-z0-9]{8}(_[A-Za-z0-9_-]{43})?"), "<key>"),
@@ -222,7 +223,8 @@ def test_the_api_and_pages_answer_as_recorded(alice, bob):
     different = [name for name in want if got[name] != want[name]]
     for name in different:
         print(
-            f"--- {name}: status {want[name]['status']} -> {got[name]['status']}, headers {want[name]['headers']} -> {got[name]['headers']}"
+            f"--- {name}: status {want[name]['status']} -> {got[name]['status']}, headers "
+            f"{want[name]['headers']} -> {got[name]['headers']}"
         )
         diff = difflib.unified_diff(
             want[name]["body"].splitlines(), got[name]["body"].splitlines(), lineterm="", n=1

@@ -38,14 +38,16 @@ EXAMPLES = {
             ["Adding 2 and 3"],
         ),
         "sum": (
-            "function main(numbers) {\n  console.log('Processing array:', numbers);\n  return numbers.reduce((s, n) => s + n, 0);\n}\n",
+            "function main(numbers) {\n  console.log('Processing array:', numbers);\n  "
+            "return numbers.reduce((s, n) => s + n, 0);\n}\n",
             [[1, 2, 3, 4, 5]],
             15,
             ["Processing array: [ 1, 2, 3, 4, 5 ]"],
         ),
         "async": (
             "async function main(delay) {\n  console.log('Waiting', delay, 'ms');\n"
-            "  await new Promise(resolve => setTimeout(resolve, delay));\n  console.log('Done!');\n  return 'Completed';\n}\n",
+            "  await new Promise(resolve => setTimeout(resolve, delay));\n  "
+            "console.log('Done!');\n  return 'Completed';\n}\n",
             [1000],
             "Completed",
             ["Waiting 1000 ms", "Done!"],

@@ -11,8 +11,10 @@ from django.conf import settings
 from django.utils import timezone
 
 import sandbox
-from jobs import metrics, services
+from jobs import billing, execution
 from jobs.models import Attempt, Job, LogLine, Status
+from jobs.services import actions, lifecycle, reconcile, submit
+from lambdasite.redis_client import get_redis
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
@@ -33,7 +35,8 @@ HOSTILE = {
     ),
     "deep first line on the result pipe": (
         "node",
-        "const fs = require('fs');\nfunction main() { fs.writeSync(4, '['.repeat(100000) + '\\n'); return 1; }\n",
+        "const fs = require('fs');\nfunction main() { fs.writeSync(4, '['.repeat(100000) "
+        "+ '\\n'); return 1; }\n",
         "failed",
         "CorruptResult",
     ),
@@ -91,11 +94,11 @@ class FakePool:
         return self.outcome
 
 
-def submit(persona) -> Job:
-    return services.job_submit(
+def submit_one(persona) -> Job:
+    return submit.job_submit(
         tenant=persona.tenant,
         api_key=persona.api_key,
-        spec=services.JobSpec(runtime="python", code="def main():\n    return 1\n"),
+        spec=submit.JobSpec(runtime="python", code="def main():\n    return 1\n"),
     )[0]
 
 
@@ -104,10 +107,10 @@ def test_what_postgresql_still_refuses_fails_the_attempt_instead_of_stalling_it(
     monkeypatch.setattr(
         sandbox,
         "default",
-        lambda: FakePool(sandbox.RunResult(status="succeeded", result="\ud800", duration_ms=12.0)),
+        lambda: FakePool(sandbox.RunResult(status="succeeded", result=float("inf"), duration_ms=12.0)),
     )
-    job = submit(alice)
-    services.job_execute(job_id=job.id)
+    job = submit_one(alice)
+    execution.job_execute(job_id=job.id)
     job.refresh_from_db()
     assert job.status == "failed" and job.error["type"] == "ResultNotStorable"
     assert job.billed_ms == 12
@@ -117,8 +120,8 @@ def test_an_exception_the_job_caused_is_its_own_billed_failure_not_a_hand_back(a
     monkeypatch.setattr(
         sandbox, "default", lambda: FakePool(RecursionError("maximum recursion depth exceeded"))
     )
-    job = submit(alice)
-    services.job_execute(job_id=job.id)
+    job = submit_one(alice)
+    execution.job_execute(job_id=job.id)
     job.refresh_from_db()
     assert job.status == "failed" and job.error["type"] == "ProcessingError"
     attempt = Attempt.objects.get(job=job)
@@ -127,9 +130,9 @@ def test_an_exception_the_job_caused_is_its_own_billed_failure_not_a_hand_back(a
 
 def test_a_worker_shutdown_hands_the_job_back_and_bills_what_ran(alice, monkeypatch):
     monkeypatch.setattr(sandbox, "default", lambda: FakePool(KeyboardInterrupt()))
-    job = submit(alice)
+    job = submit_one(alice)
     with pytest.raises(KeyboardInterrupt):
-        services.job_execute(job_id=job.id)
+        execution.job_execute(job_id=job.id)
     job.refresh_from_db()
     assert job.status in ("queued", "dispatched")  # waiting again (and already dispatched to Redis)
     attempt = Attempt.objects.get(job=job)
@@ -142,8 +145,8 @@ def test_a_sandbox_failure_mid_job_bills_the_user_code_that_ran(alice, monkeypat
         "default",
         lambda: FakePool(sandbox.SandboxError("cell died", code="cell_failed", ran_ms=250.0)),
     )
-    job = submit(alice)
-    services.job_execute(job_id=job.id)
+    job = submit_one(alice)
+    execution.job_execute(job_id=job.id)
     job.refresh_from_db()
     attempt = Attempt.objects.get(job=job)
     assert attempt.error["type"] == "InternalError" and attempt.billed_ms == 250
@@ -151,12 +154,12 @@ def test_a_sandbox_failure_mid_job_bills_the_user_code_that_ran(alice, monkeypat
 
 
 def test_an_expired_lease_bills_until_the_last_renewal(alice, settings):
-    job = submit(alice)
-    services.job_claim(job_id=job.id, worker="w-dead")
+    job = submit_one(alice)
+    lifecycle.job_claim(job_id=job.id, worker="w-dead")
     started = Attempt.objects.get(job=job).started_at
     # the worker renewed 3 s after the start, then died
     Job.objects.filter(pk=job.id).update(lease_expires_at=started + timedelta(seconds=3 + settings.LEASE_S))
-    assert services.reconcile(now=started + timedelta(seconds=60))["leases_expired"] == 1
+    assert reconcile.reconcile(now=started + timedelta(seconds=60))["leases_expired"] == 1
     attempt = Attempt.objects.get(job=job)
     assert attempt.status == "lost" and attempt.billed_ms == 3000
     assert Job.objects.get(pk=job.id).billed_ms == 3000
@@ -179,7 +182,9 @@ def test_a_retry_is_refused_once_the_monthly_budget_is_spent(alice, client):
     Attempt.objects.create(
         job_id=job_id, number=1, started_at=timezone.now(), status="failed", billed_ms=100, gb_seconds=0.0125
     )
-    metrics.attempt_recorded(tenant_id=alice.tenant.id, gb_seconds=0.0125)
+    with get_redis().pipeline() as pipe:  # what finishing an attempt tells Redis after its commit
+        billing.add_usage(pipe, tenant_id=alice.tenant.id, gb_seconds=0.0125)
+        pipe.execute()
     refused = alice.client.post(f"/api/v1/jobs/{job_id}/retry")
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota_exceeded"
     assert int(refused["Retry-After"]) > 0
@@ -210,15 +215,19 @@ def test_an_operator_requeue_in_the_admin_is_not_rate_limited(alice):
     quota.submissions_per_minute = 1
     quota.save()
     job_id = _dead(alice)
-    services.job_requeue(job=Job.objects.get(pk=job_id), by_operator=True)
+    actions.job_requeue(job=Job.objects.get(pk=job_id), by_operator=True)
     assert Job.objects.get(pk=job_id).status in (Status.QUEUED, Status.DISPATCHED)
 
 
 # -- output floods and storage, with the real log writer -------------------------------------
 
 FLOOD = {
-    "python": "import sys\ndef main():\n    line = 'y\\n' * 4096\n    while True:\n        sys.stdout.write(line)\n        sys.stderr.write(line)\n",
-    "node": "function main() {\n  const line = 'y\\n'.repeat(4096);\n  for (;;) { process.stdout.write(line); process.stderr.write(line); }\n}\n",
+    "python": "import sys\ndef main():\n    line = 'y\\n"
+    "' * 4096\n    while True:\n        sys.stdout.write(line)\n        "
+    "sys.stderr.write(line)\n",
+    "node": "function main() {\n  const line = 'y\\n"
+    "'.repeat(4096);\n  for (;;) { process.stdout.write(line); "
+    "process.stderr.write(line); }\n}\n",
 }
 
 

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_key_issue, membership_set, user_get_or_create
-from jobs import metrics, selectors
+from jobs import billing
 from jobs.models import Attempt, Job
 from jobs.tests.test_chaos import Stack, wait_until
 
@@ -123,7 +123,8 @@ def test_a_flooding_tenant_does_not_delay_another_tenants_job(alice, bob, settin
         stack.stop()
     (ROOT / "var").mkdir(exist_ok=True)
     (ROOT / "var" / "fairness.txt").write_text(
-        f"tenant B's job started {delay * 1000:.0f} ms after submission, behind {waiting} waiting jobs of tenant A\n"
+        f"tenant B's job started {delay * 1000:.0f} ms after submission, behind {waiting} "
+        f"waiting jobs of tenant A\n"
     )
     assert waiting > 100  # A's flood was still there
     assert delay < 1.0, delay
@@ -142,22 +143,20 @@ def test_a_spent_budget_is_429_until_raised_in_admin(alice, client, redis_conn):
         billed_ms=100,
         gb_seconds=0.0125,
     )
-    metrics.attempt_recorded(
-        tenant_id=alice.tenant.id, gb_seconds=0.0125
-    )  # what job_finish does after commit
+    with redis_conn.pipeline() as pipe:  # what finishing an attempt tells Redis after its commit
+        billing.add_usage(pipe, tenant_id=alice.tenant.id, gb_seconds=0.0125)
+        pipe.execute()
     refused = alice.post_job(QUICK)
     assert refused.status_code == 429
     redis_conn.flushdb()  # the cached sum is gone: PostgreSQL answers, and seeds it again
     assert alice.post_job(QUICK).status_code == 429
     assert (
-        float(
-            redis_conn.get(metrics.USAGE_KEY.format(tenant=alice.tenant.id, period=selectors.usage_period()))
-        )
+        float(redis_conn.get(billing.USAGE_KEY.format(tenant=alice.tenant.id, period=billing.usage_period())))
         == 0.0125
     )
     error = refused.json()["error"]
     assert error["code"] == "quota_exceeded" and "resets_at" in error["details"]
-    _, resets_at = selectors.billing_period()
+    _, resets_at = billing.billing_period()
     assert abs(int(refused["Retry-After"]) - (resets_at - timezone.now()).total_seconds()) < 5
     get_user_model().objects.create_superuser("op@example.com", "op@example.com", "pw")
     client.login(username="op@example.com", password="pw")
@@ -194,7 +193,7 @@ def test_a_suspended_tenant_gets_403_and_its_waiting_jobs_stay_waiting(alice):
     response = alice.client.get("/api/v1/jobs")
     assert response.status_code == 403 and response.json()["error"]["code"] == "tenant_suspended"
     Job.objects.filter(pk=ids[0]).update(status="succeeded")  # a slot frees...
-    from jobs.services import reconcile
+    from jobs.services.reconcile import reconcile
 
     reconcile()
     assert sorted(Job.objects.filter(pk__in=ids[1:]).values_list("status", flat=True)) == [
@@ -213,7 +212,7 @@ def test_usage_and_cost_match_hand_computed_values(alice, settings):
     a = alice.post_job({**QUICK, "memory_mb": 128}).json()["id"]
     b = alice.post_job({**QUICK, "memory_mb": 512}).json()["id"]
     # 128 MB for 1000.2 ms -> billed 1001 ms; 512 MB for 250 ms, twice (a retry)
-    from jobs.services import billed_ms, gb_seconds
+    from jobs.billing import billed_ms, gb_seconds
 
     assert billed_ms(1000.2) == 1001 and billed_ms(0.3) == 1
     assert gb_seconds(128, 1001) == pytest.approx(0.125 * 1.001)

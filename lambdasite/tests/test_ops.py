@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from jobs.management.commands.scheduler import HEARTBEAT_KEY
+from jobs.services.reconcile import HEARTBEAT_KEY
 from lambdasite.redis_client import get_queue
 
 pytestmark = pytest.mark.django_db(transaction=True)

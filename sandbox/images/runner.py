@@ -513,7 +513,7 @@ def _flush_std():
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a closed or broken stream: nothing more to say
             pass
 
 
@@ -644,7 +644,7 @@ def _pipe_body(body_w, header, size):
         while left > 0:
             n = os.readv(0, [_view[: min(left, CHUNK)]])
             if n == 0:
-                raise EOFError
+                raise EOFError from None
             left -= n
     finally:
         os.close(body_w)

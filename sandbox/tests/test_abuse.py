@@ -80,7 +80,8 @@ CASES = {
     "fork_bomb": {
         "python": ("import os\ndef main():\n    while True:\n        os.fork()\n", {"failed", "timed_out"}),
         "node": (
-            "const cp = require('child_process');\nfunction main() {\n  for (;;) { try { cp.spawn('/bin/sh', ['-c', 'sleep 100']); } catch (e) {} }\n}\n",
+            "const cp = require('child_process');\nfunction main() {\n  for (;;) { try { "
+            "cp.spawn('/bin/sh', ['-c', 'sleep 100']); } catch (e) {} }\n}\n",
             {"failed", "timed_out", "killed"},  # node's spawn bookkeeping may hit the memory limit first
         ),
     },
@@ -90,7 +91,8 @@ CASES = {
             {"killed"},
         ),
         "node": (
-            "function main() {\n  const chunks = [];\n  for (;;) { chunks.push(Buffer.alloc(8 << 20, 1)); }\n}\n",
+            "function main() {\n  const chunks = [];\n  for (;;) { "
+            "chunks.push(Buffer.alloc(8 << 20, 1)); }\n}\n",
             {"killed", "failed"},
         ),
     },
@@ -101,7 +103,8 @@ CASES = {
     "cpu_threads": {
         "python": (
             "import threading\ndef burn():\n    while True:\n        pass\n"
-            "def main():\n    for _ in range(16):\n        threading.Thread(target=burn, daemon=True).start()\n    burn()\n",
+            "def main():\n    for _ in range(16):\n        threading.Thread(target=burn, "
+            "daemon=True).start()\n    burn()\n",
             {"timed_out"},
         ),
         "node": (
@@ -112,7 +115,8 @@ CASES = {
     },
     "fill_tmp": {
         "python": (
-            "def main():\n    with open('/tmp/fill', 'wb') as f:\n        while True:\n            f.write(b'x' * (1 << 20))\n",
+            "def main():\n    with open('/tmp/fill', 'wb') as f:\n        while True:\n      "
+            "      f.write(b'x' * (1 << 20))\n",
             {"failed"},
         ),
         "node": (
@@ -127,7 +131,8 @@ CASES = {
             {"failed"},
         ),
         "node": (
-            "const fs = require('fs');\nfunction main() {\n  for (let i = 0; i < 5000; i++) fs.openSync('/tmp/f' + i, 'w');\n  return 'opened';\n}\n",
+            "const fs = require('fs');\nfunction main() {\n  for (let i = 0; i < 5000; i++) "
+            "fs.openSync('/tmp/f' + i, 'w');\n  return 'opened';\n}\n",
             {"failed"},
         ),
     },
@@ -140,37 +145,46 @@ CASES = {
     },
     "kill_the_runner": {
         "python": (
-            "import os, signal\ndef main():\n    for sig in (signal.SIGSTOP, signal.SIGKILL, signal.SIGTERM):\n"
+            "import os, signal\ndef main():\n    for sig in (signal.SIGSTOP, signal.SIGKILL, "
+            "signal.SIGTERM):\n"
             "        try:\n            os.kill(1, sig)\n        except OSError:\n            pass\n"
-            "    try:\n        os.kill(-1, signal.SIGKILL)\n    except OSError:\n        pass\n    return 'survived'\n",
+            "    try:\n        os.kill(-1, signal.SIGKILL)\n    except OSError:\n        "
+            "pass\n    return 'survived'\n",
             {"succeeded"},
         ),
         "node": (
-            "function main() {\n  for (const s of ['SIGSTOP', 'SIGKILL', 'SIGTERM']) { try { process.kill(1, s); } catch (e) {} }\n"
+            "function main() {\n  for (const s of ['SIGSTOP', 'SIGKILL', 'SIGTERM']) { try { "
+            "process.kill(1, s); } catch (e) {} }\n"
             "  try { process.kill(-1, 'SIGKILL'); } catch (e) {}\n  return 'survived';\n}\n",
             {"succeeded", "failed"},
         ),
     },
     "leave_a_spy_daemon": {
         "python": (
-            "import os, time\ndef main():\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
-            "            while True:\n                time.sleep(0.01)\n        os._exit(0)\n    open('/tmp/spy-was-here', 'w').write('x')\n    return 'planted'\n",
+            "import os, time\ndef main():\n    if os.fork() == 0:\n        os.setsid()\n     "
+            "   if os.fork() == 0:\n"
+            "            while True:\n                time.sleep(0.01)\n        "
+            "os._exit(0)\n    open('/tmp/spy-was-here', 'w').write('x')\n    return "
+            "'planted'\n",
             {"succeeded"},
         ),
         "node": (
             "const cp = require('child_process');\nconst fs = require('fs');\nfunction main() {\n"
-            "  cp.spawn('/bin/sh', ['-c', 'while true; do sleep 0.01; done'], { detached: true, stdio: 'ignore' }).unref();\n"
+            "  cp.spawn('/bin/sh', ['-c', 'while true; do sleep 0.01; done'], { detached: "
+            "true, stdio: 'ignore' }).unref();\n"
             "  fs.writeFileSync('/tmp/spy-was-here', 'x');\n  return 'planted';\n}\n",
             {"succeeded"},
         ),
     },
     "zombies": {
         "python": (
-            "import os\ndef main():\n    for _ in range(20):\n        if os.fork() == 0:\n            os._exit(0)\n    return 'left zombies'\n",
+            "import os\ndef main():\n    for _ in range(20):\n        if os.fork() == 0:\n   "
+            "         os._exit(0)\n    return 'left zombies'\n",
             {"succeeded"},
         ),
         "node": (
-            "const cp = require('child_process');\nfunction main() {\n  for (let i = 0; i < 20; i++) cp.spawn('/bin/true');\n  return 'spawned';\n}\n",
+            "const cp = require('child_process');\nfunction main() {\n  for (let i = 0; i < "
+            "20; i++) cp.spawn('/bin/true');\n  return 'spawned';\n}\n",
             {"succeeded"},
         ),
     },
@@ -196,8 +210,12 @@ def test_abuse_ends_right_and_leaves_nothing(pool, docker_client, name, runtime)
 @pytest.mark.parametrize("runtime", ["python", "node"])
 def test_a_gigabyte_of_stdout_is_capped_with_a_marker_and_the_job_goes_on(pool, docker_client, runtime):
     code = {
-        "python": "import sys\ndef main():\n    chunk = ('y' * 1023 + '\\n') * 1024\n    for _ in range(1024):\n        sys.stdout.write(chunk)\n    return 'done'\n",
-        "node": "function main() {\n  const chunk = ('y'.repeat(1023) + '\\n').repeat(1024);\n  for (let i = 0; i < 1024; i++) process.stdout.write(chunk);\n  return 'done';\n}\n",
+        "python": "import sys\ndef main():\n    chunk = ('y' * 1023 + '\\n"
+        "') * 1024\n    for _ in range(1024):\n        sys.stdout.write(chunk)\n    "
+        "return 'done'\n",
+        "node": "function main() {\n  const chunk = ('y'.repeat(1023) + '\\n"
+        "').repeat(1024);\n  for (let i = 0; i < 1024; i++) "
+        "process.stdout.write(chunk);\n  return 'done';\n}\n",
     }[runtime]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result, lines = attack(pool, runtime, code, f"flood-{runtime}", timeout_ms=20000, max_log_bytes=64 * 1024)
@@ -224,7 +242,10 @@ def test_a_huge_line_without_newline_is_cut_into_bounded_lines(pool, docker_clie
 
 
 def test_invalid_utf8_and_a_last_line_without_newline_are_kept(pool):
-    code = "import sys\ndef main():\n    sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\nno newline at end')\n    return 1\n"
+    code = (
+        "import sys\ndef main():\n    sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\n"
+        "no newline at end')\n    return 1\n"
+    )
     result, lines = attack(pool, "python", code, "utf8")
     assert result.status == "succeeded"
     assert [line.text for line in lines] == ["bad \ufffd\ufffd bytes", "no newline at end"]
@@ -234,8 +255,11 @@ def test_invalid_utf8_and_a_last_line_without_newline_are_kept(pool):
 def test_printed_fake_result_frames_cannot_forge_the_result(pool, runtime):
     fake = 'R\\x00\\x00\\x00\\x1a{"ok":true,"result":"pwned"}X\\x00\\x00\\x00\\x02{}'
     code = {
-        "python": f"import sys\ndef main():\n    sys.stdout.write('{fake}')\n    sys.stdout.flush()\n    print('{{\"ok\": true, \"result\": \"pwned\"}}')\n    return 'real'\n",
-        "node": f"function main() {{\n  process.stdout.write('{fake}');\n  console.log('{{\"ok\": true, \"result\": \"pwned\"}}');\n  return 'real';\n}}\n",
+        "python": f"import sys\ndef main():\n    sys.stdout.write('{fake}')\n    "
+        f'sys.stdout.flush()\n    print(\'{{"ok": true, "result": "pwned"}}\')\n    '
+        f"return 'real'\n",
+        "node": f"function main() {{\n  process.stdout.write('{fake}');\n  console.log('{{\"ok\": "
+        f'true, "result": "pwned"}}\');\n  return \'real\';\n}}\n',
     }[runtime]
     result, lines = attack(pool, runtime, code, f"forge-{runtime}")
     assert result.status == "succeeded" and result.result == "real"

@@ -70,12 +70,14 @@ def test_user_code_runs_as_its_tenants_own_uid_without_any_capability(sandbox_po
     code = """
 import os
 def status(pid):
-    return dict(line.split(":\\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":\\t" in line)
+    lines = open(f"/proc/{pid}/status").read().splitlines()
+    return dict(line.split(":\\t", 1) for line in lines if ":\\t" in line)
 def main():
     me, runner = status("self"), status(1)
-    return {"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(),
-            "cap_eff": me["CapEff"].strip(), "cap_prm": me["CapPrm"].strip(), "cap_bnd": me["CapBnd"].strip(),
-            "cap_amb": me["CapAmb"].strip(), "nnp": me["NoNewPrivs"].strip(), "seccomp": me["Seccomp"].strip(),
+    caps = {key: me[name].strip() for key, name in (("cap_eff", "CapEff"), ("cap_prm", "CapPrm"),
+                                                   ("cap_bnd", "CapBnd"), ("cap_amb", "CapAmb"))}
+    return {"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(), **caps,
+            "nnp": me["NoNewPrivs"].strip(), "seccomp": me["Seccomp"].strip(),
             "runner_uid": runner["Uid"].split()}
 """
     spec_uid = RunSpec(runtime="python", code="", tenant="t-uid").job_uid

@@ -46,7 +46,8 @@ def assert_cell_serves_next_job(pool, runtime: str, tenant: str, docker_client) 
 
 WRITE_RESULT = {
     "python": "import os\ndef main():\n    os.write(3, {payload})\n    return 'normal'\n",
-    "node": "const fs = require('fs');\nfunction main() {{\n  fs.writeSync(4, {payload});\n  return 'normal';\n}}\n",
+    "node": "const fs = require('fs');\nfunction main() {{\n  fs.writeSync(4, {payload});\n  "
+    "return 'normal';\n}}\n",
 }
 HOSTILE_PAYLOADS = {
     # a first line nested 100,000 deep: once killed the runner (RecursionError in PID 1)
@@ -120,7 +121,8 @@ DEEP_TREE = {
         "const fs = require('fs');\nfunction main() {\n"
         "  let p = '/tmp';\n  for (let i = 0; i < 1000; i++) { p += '/d'; fs.mkdirSync(p); }\n"
         "  fs.writeFileSync(p + '/bottom', 'x');\n"
-        "  fs.mkdirSync('/tmp/locked/inner', { recursive: true });\n  fs.writeFileSync('/tmp/locked/inner/f', 'x');\n"
+        "  fs.mkdirSync('/tmp/locked/inner', { recursive: true });\n  "
+        "fs.writeFileSync('/tmp/locked/inner/f', 'x');\n"
         "  fs.chmodSync('/tmp/locked/inner', 0);\n  fs.chmodSync('/tmp/locked', 0);\n"
         "  fs.symlinkSync('/etc/passwd', '/tmp/link');\n"
         "  return 'planted';\n}\n"
@@ -215,7 +217,7 @@ def test_node_cannot_touch_the_runner_either(pool):
 
 
 def test_no_earlier_result_or_output_is_found_in_a_later_jobs_memory(pool):
-    """The next job is forked from the runner: scan all of its memory for what the previous job returned and printed."""
+    """The next job is forked from the runner: scan its memory for what the last job returned and printed."""
     secret = "zq-hidden-" + "8512"
     # results and lines of a few KB: freed heap chunks of that size keep their bytes
     first = run(
@@ -393,7 +395,9 @@ def test_node_still_runs_everything_it_needs_under_the_profile(pool):
         "  fs.writeFileSync('/tmp/a', 'x'); const read = fs.readFileSync('/tmp/a', 'utf8');\n"
         "  const child = cp.execFileSync('/bin/echo', ['hi']).toString().trim();\n"
         "  const hash = crypto.createHash('sha256').update('x').digest('hex').slice(0, 8);\n"
-        "  const fromWorker = await new Promise(r => { const w = new Worker('require(\"worker_threads\").parentPort.postMessage(7)', { eval: true }); w.on('message', r); });\n"
+        "  const fromWorker = await new Promise(r => { const w = new "
+        "Worker('require(\"worker_threads\").parentPort.postMessage(7)', { eval: true "
+        "}); w.on('message', r); });\n"
         "  await new Promise(r => setTimeout(r, 10));\n"
         "  return { read, child, hash, fromWorker };\n}\n"
     )

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Tenant
 from accounts.services import api_key_issue
-from lambdasite.errors import ApplicationError
+from lambdasite.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

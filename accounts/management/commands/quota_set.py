@@ -17,7 +17,10 @@ FIELDS = {
 
 
 class Command(BaseCommand):
-    help = "Set quota values: manage.py quota_set SLUG [--max-concurrency N] [--per-minute N] [--gb-seconds N] ..."
+    help = (
+        "Set quota values: manage.py quota_set SLUG [--max-concurrency N] [--per-minute "
+        "N] [--gb-seconds N] ..."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("slug")

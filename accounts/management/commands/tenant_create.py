@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import tenant_create
-from lambdasite.errors import ApplicationError
+from lambdasite.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

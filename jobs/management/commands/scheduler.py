@@ -17,11 +17,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from jobs.services import reconcile
-from lambdasite.redis_client import get_redis
+from jobs.services.reconcile import heartbeat, reconcile
 
 log = logging.getLogger("lambdasite.scheduler")
-HEARTBEAT_KEY = "lambdasite:reconciler:heartbeat"
 
 
 class Command(BaseCommand):
@@ -47,7 +45,7 @@ class Command(BaseCommand):
                 counts = reconcile()
                 if any(counts.values()):
                     log.info("reconciled", extra={"event": "reconciled", **counts})
-                get_redis().set(HEARTBEAT_KEY, str(time.time()), ex=max(10, int(interval * 10)))
+                heartbeat(interval)
             except Exception:  # noqa: BLE001 - a database or Redis outage must not end the loop
                 log.exception("reconcile pass failed")
             if once:

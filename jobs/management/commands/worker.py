@@ -8,7 +8,7 @@ import threading
 from django.core.management.base import BaseCommand
 
 import sandbox
-from jobs.services import worker_name
+from jobs.execution import worker_name
 from jobs.worker import SandboxWorker, relax_commit_durability, sandbox_configure
 from lambdasite.redis_client import get_queue
 

@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from accounts import services as accounts
 from accounts.models import Invitation, Membership
-from lambdasite.errors import ApplicationError
+from lambdasite.exceptions import ApplicationError
 
-from .tenancy import dashboard_view
+from ..tenancy import dashboard_view
 
 
 @dashboard_view(owner=True)
@@ -58,7 +58,8 @@ def _members_change(request, tenant) -> str | None:
         )
         messages.success(
             request,
-            f"Invitation for {issued.invitation.email} created. Nobody joins without accepting: they accept under "
+            f"Invitation for {issued.invitation.email} created. Nobody joins without "
+            f"accepting: they accept under "
             "Invitations once signed in, or with the link below, which is shown only now.",
         )
         return request.build_absolute_uri(reverse("dashboard:invitation-link", args=[issued.token]))
@@ -101,7 +102,8 @@ def invitations(request):
                 membership = accounts.invitation_accept(invitation_id=invitation_id, user=request.user)
                 messages.success(
                     request,
-                    f"You are now {membership.role} of {membership.tenant.name}; switch to it from the header.",
+                    f"You are now {membership.role} of {membership.tenant.name}; switch to it from "
+                    f"the header.",
                 )
             else:
                 accounts.invitation_decline(invitation_id=invitation_id, user=request.user)

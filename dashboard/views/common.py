@@ -1,0 +1,36 @@
+"""What every dashboard page shares: partial renders for live regions, no-store answers, and the
+lookup of a job among the tenants the signed-in user belongs to."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpResponse
+
+from jobs import selectors
+from jobs.models import Job
+
+from .. import tenancy
+
+PAGE_SIZE = 25
+LOG_PAGE = 2000
+
+
+def partial(request) -> bool:
+    """A live region re-fetching itself (``?partial=1``): render only the fragment."""
+    return request.GET.get("partial") == "1"
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def job_or_404(request, job_id) -> Job:
+    """The job if it belongs to one of the user's tenants, else 404; ``request.ctx`` becomes the
+    user's context in the job's tenant (the session's current tenant is not changed by a GET).
+
+    A job of a tenant the user is not a member of is indistinguishable from one that does not exist."""
+    job = selectors.job_get(tenant_ids=[m.tenant_id for m in request.ctx.memberships], job_id=job_id)
+    if job is None:
+        raise Http404("no such job")
+    request.ctx = tenancy.context_for(request, job.tenant_id)
+    return job

@@ -1,0 +1,171 @@
+"""Jobs: the live list, a job's page with its log pane, its log as JSON or text, and its actions."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from jobs import billing, selectors
+from jobs.events import event_for_line
+from jobs.models import FINISHED, REQUEUEABLE, Job, LogLine, Status
+from jobs.paging import job_page
+from jobs.services import actions
+from lambdasite.errors import json_error
+from lambdasite.exceptions import ApplicationError
+from sandbox import RUNTIMES
+
+from .. import tenancy
+from ..tenancy import dashboard_view
+from .common import LOG_PAGE, PAGE_SIZE, job_or_404, no_store, partial
+
+
+@dashboard_view()
+def job_list(request):
+    tenant = request.ctx.tenant
+    status = request.GET.get("status", "")
+    runtime = request.GET.get("runtime", "")
+    query = request.GET.get("q", "").strip()
+    status = status if status in Status.values else ""
+    runtime = runtime if runtime in RUNTIMES else ""
+    qs = selectors.job_list(
+        tenant_ids=[tenant.id], statuses=[status] if status else None, runtime=runtime or None
+    )
+    if query:
+        qs = selectors.job_search(qs, query)
+    filters = {"status": status, "runtime": runtime, "q": query}
+    filter_query = urlencode({k: v for k, v in filters.items() if v})
+    try:
+        _, page = job_page(request, qs, page_size=PAGE_SIZE)
+    except ApplicationError:  # a stale or forged cursor: the newest page instead
+        return redirect(f"{request.path}?{filter_query}{'&partial=1' if partial(request) else ''}")
+    cursor = request.GET.get("cursor", "")
+    context = {
+        "jobs": page.rows,
+        "filters": filters,
+        "filter_query": filter_query,
+        "statuses": [s for s in Status.values if s != Status.LOST],
+        "runtimes": RUNTIMES,
+        "older": _link(page.next),
+        "cursor": cursor,
+        "live_ws": f"/ws/tenants/{tenant.slug}/",
+    }
+    template = "dashboard/_job_rows.html" if partial(request) else "dashboard/job_list.html"
+    return render(request, template, context)
+
+
+def _link(url: str | None) -> str | None:
+    """A pager link as ``?query`` for this page (never the live region's ``partial=1``)."""
+    if not url:
+        return None
+    pairs = [(k, v) for k, v in parse_qsl(urlsplit(url).query) if k != "partial"]
+    return "?" + urlencode(pairs)
+
+
+def _job_context(request, job: Job) -> dict:
+    attempts = list(job.attempt_set.order_by("number"))
+    can_write = request.ctx.can_write
+    return {
+        "job": job,
+        "attempts": attempts,
+        "first_start": attempts[0].started_at if attempts else None,
+        "finished": job.status in FINISHED,
+        "can_cancel": can_write and job.status not in FINISHED and not job.cancel_requested,
+        "can_retry": can_write and job.status in REQUEUEABLE,
+        "can_delete": can_write and job.status in FINISHED,
+        "cost": billing.job_cost(job),
+        "currency": settings.PRICE_CURRENCY,
+        "result_json": json.dumps(job.result, indent=2, ensure_ascii=False)
+        if job.status == Status.SUCCEEDED
+        else None,
+        "cancel_pending": job.cancel_requested and job.status not in FINISHED,
+    }
+
+
+@dashboard_view()
+def job_detail(request, job_id):
+    job = job_or_404(request, job_id)
+    context = _job_context(request, job)
+    if partial(request):
+        return no_store(render(request, "dashboard/_job_summary.html", context))
+    lines = list(LogLine.objects.filter(job=job).order_by("seq")[:LOG_PAGE])
+    context.update(
+        lines=lines,
+        more_lines=len(lines) == LOG_PAGE,
+        last_seq=lines[-1].seq if lines else 0,
+        args_json=json.dumps(job.args, indent=2, ensure_ascii=False),
+        live_ws=f"/ws/jobs/{job.id}/",
+    )
+    return render(request, "dashboard/job_detail.html", context)
+
+
+@dashboard_view()
+def job_log_lines(request, job_id):
+    """Log lines after ``after`` as JSON: what the log pane fetches to fill a gap or catch up."""
+    job = job_or_404(request, job_id)
+    try:
+        after = max(0, int(request.GET.get("after", "0")))
+    except ValueError:
+        return json_error(400, "validation_failed", "after must be an integer")
+    lines = selectors.job_logs(job=job, after=after, limit=LOG_PAGE)
+    return no_store(
+        JsonResponse({"lines": [event_for_line(line) for line in lines], "more": len(lines) == LOG_PAGE})
+    )
+
+
+@dashboard_view()
+def job_log_download(request, job_id):
+    job = job_or_404(request, job_id)
+
+    def stream():
+        last = 0
+        while chunk := selectors.job_logs(job=job, after=last, limit=5000):
+            yield "".join(
+                f"{line.ts.isoformat()} attempt={line.attempt} {line.stream}: {line.text}\n" for line in chunk
+            )
+            last = chunk[-1].seq
+
+    response = StreamingHttpResponse(stream(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="job-{job.id}.log"'
+    return response
+
+
+def _act(request, job_id, action, done: str):
+    """One action on a job, authorised by the user's role in the job's own tenant (not the session's)."""
+    job = job_or_404(request, job_id)
+    if not request.ctx.can_write:
+        return tenancy.forbidden(request, "owner or member")
+    try:
+        action(job=job)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard:job-detail", job_id=job.id)
+    messages.success(request, done.format(short=str(job.id)[:8]))
+    return (
+        redirect("dashboard:jobs")
+        if action is actions.job_delete
+        else redirect("dashboard:job-detail", job_id=job.id)
+    )
+
+
+@require_POST
+@dashboard_view()
+def job_cancel(request, job_id):
+    return _act(request, job_id, actions.job_cancel, "Cancel requested.")
+
+
+@require_POST
+@dashboard_view()
+def job_retry(request, job_id):
+    return _act(request, job_id, actions.job_requeue, "Queued again.")
+
+
+@require_POST
+@dashboard_view()
+def job_delete(request, job_id):
+    return _act(request, job_id, actions.job_delete, "Job {short} deleted.")

@@ -1,0 +1,57 @@
+"""API keys: create one (the secret shown once, with a copy button and a curl line), revoke, last used."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import ApiKey
+from accounts.services import api_key_issue, api_key_revoke
+from lambdasite.exceptions import ApplicationError
+
+from .. import tenancy
+from ..tenancy import dashboard_view
+from .common import no_store
+
+
+@dashboard_view()
+def api_keys(request):
+    tenant = request.ctx.tenant
+    issued = None
+    status = 200
+    if request.method == "POST":
+        if not request.ctx.can_write:
+            return tenancy.forbidden(request, "owner or member", message="Viewers cannot create keys.")
+        name = request.POST.get("name", "").strip()[:100]
+        scope = request.POST.get("scope", ApiKey.Scope.WRITE)
+        if not name:
+            messages.error(request, "Give the key a name, such as the service that will use it.")
+            status = 400
+        elif scope not in ApiKey.Scope.values:
+            messages.error(request, "Scope must be read or write.")
+            status = 400
+        else:
+            issued = api_key_issue(tenant=tenant, name=name, scope=scope, created_by=request.user)
+    keys = (
+        ApiKey.objects.filter(tenant=tenant)
+        .select_related("created_by")
+        .order_by("revoked_at", "-created_at")
+    )
+    context = {"keys": keys, "issued": issued, "api_url": request.build_absolute_uri("/api/v1/")}
+    return no_store(render(request, "dashboard/api_keys.html", context, status=status))
+
+
+@require_POST
+@dashboard_view(write=True)
+def api_key_revoke_view(request, key_id):
+    key = ApiKey.objects.filter(tenant=request.ctx.tenant, pk=key_id).first()
+    if key is None:
+        raise Http404("no such key")
+    try:
+        api_key_revoke(api_key=key, by=request.user, by_role=request.ctx.role)
+        messages.success(request, f"Key {key.name} revoked; requests with it now get 401.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("dashboard:api-keys")

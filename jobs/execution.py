@@ -1,0 +1,199 @@
+"""The worker's runtime: run one attempt of a job in the sandbox while keeping its lease and storing
+its output as it arrives, then hand the verdict to the lifecycle layer.
+
+Here, and not in the services, live the things that exist only inside a worker
+process: its name, its short-lived cache of tenants, the lease keeper thread, the
+log writer, and the mapping from a job to the sandbox's limits and uid."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import DatabaseError, DataError, connection
+
+import sandbox
+from accounts.models import Tenant
+
+from . import events
+from .models import Attempt, Job
+from .services import lifecycle
+
+log = logging.getLogger("lambdasite.jobs")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_tenant_cache: dict = {}
+
+
+def tenant_cached(tenant_id, max_age_s: float = 2.0) -> Tenant:
+    """A worker's view of a tenant and its quota (the limits of jobs it claims), at most ``max_age_s`` old."""
+    hit = _tenant_cache.get(tenant_id)
+    if hit is not None and time.monotonic() - hit[0] < max_age_s:
+        return hit[1]
+    tenant = Tenant.objects.select_related("quota").get(pk=tenant_id)
+    _tenant_cache[tenant_id] = (time.monotonic(), tenant)
+    return tenant
+
+
+def sandbox_uid(tenant_id: int) -> int:
+    """The uid a tenant's jobs run as: unique per tenant, so no kernel per-uid budget is shared
+    (the runner of its cells is this minus one)."""
+    return settings.SANDBOX_UID_BASE + 2 * (int(tenant_id) % (1 << 29)) + 1
+
+
+def job_limits(job: Job) -> sandbox.Limits:
+    quota = job.tenant.quota
+    return sandbox.Limits(
+        timeout_ms=job.timeout_ms,
+        memory_mb=job.memory_mb,
+        cpus=settings.SANDBOX_CPUS,
+        pids=settings.SANDBOX_PIDS,
+        tmpfs_mb=settings.SANDBOX_TMPFS_MB,
+        nofile=settings.SANDBOX_NOFILE,
+        fsize_mb=settings.SANDBOX_FSIZE_MB,
+        max_log_bytes=quota.max_log_bytes,
+        max_log_lines=quota.max_log_lines,
+        max_result_bytes=quota.max_result_bytes,
+    )
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the lease while the job runs and asks the sandbox to stop on cancel or lost lease."""
+
+    def __init__(self, job_id, attempt: int, stop_job: threading.Event) -> None:
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.job_id, self.attempt, self.stop_job = job_id, attempt, stop_job
+        self.done = threading.Event()
+        self.reason = ""
+
+    def run(self) -> None:
+        try:
+            while not self.done.wait(settings.LEASE_RENEW_S):
+                ours, cancel = lifecycle.job_renew_lease(job_id=self.job_id, attempt=self.attempt)
+                if not ours or cancel:
+                    self.reason = "cancelled" if cancel else "lease_lost"
+                    self.stop_job.set()
+                    return
+        except Exception:  # noqa: BLE001 - database trouble: the lease simply expires
+            log.exception("lease renewal failed", extra={"job_id": str(self.job_id), "attempt": self.attempt})
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+
+class LogWriter:
+    """Stores output lines as they arrive: one COPY per batch the sandbox delivers.
+
+    COPY instead of the ORM's bulk_create: building an INSERT with a parameter per
+    column per row cost more than the database's work (measured in bench/logs.py)."""
+
+    COPY_SQL = "COPY jobs_logline (job_id, attempt, seq, stream, ts, text) FROM STDIN"
+
+    def __init__(self, job: Job, attempt: Attempt) -> None:
+        self.job, self.attempt = job, attempt
+        self.offset = job.log_lines  # seq continues across attempts
+        self.count = 0
+
+    def __call__(self, lines: list[sandbox.OutputLine]) -> None:
+        if not lines:
+            return
+        job_id, number, offset = self.job.id, self.attempt.number, self.offset
+        stamped = [(line, datetime.fromtimestamp(line.ts, tz=UTC)) for line in lines]
+        with connection.cursor() as cursor, cursor.cursor.copy(self.COPY_SQL) as copy:
+            for line, ts in stamped:
+                copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
+        self.count = max(self.count, lines[-1].seq)
+        events.log_lines(
+            job_id=job_id,
+            lines=[
+                {
+                    "seq": offset + line.seq,
+                    "attempt": number,
+                    "stream": line.stream,
+                    "ts": ts.isoformat(),
+                    "text": line.text,
+                }
+                for line, ts in stamped
+            ],
+        )
+
+
+def job_execute(*, job_id) -> Job | None:
+    """Run one attempt of a job in the sandbox (called by the worker)."""
+    claimed = lifecycle.job_claim(job_id=job_id, worker=worker_name(), tenant_of=tenant_cached)
+    if claimed is None:
+        log.info("job not waiting; skipped", extra={"event": "skipped", "job_id": str(job_id)})
+        return None
+    job, attempt = claimed
+    spec = sandbox.RunSpec(
+        runtime=job.runtime,
+        code=job.code,
+        args=job.args,
+        handler=job.handler,
+        limits=job_limits(job),
+        tenant=str(job.tenant_id),
+        uid=sandbox_uid(job.tenant_id),
+        labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
+    )
+    writer = LogWriter(job, attempt)
+    stop_job = threading.Event()
+    keeper = LeaseKeeper(job.id, attempt.number, stop_job)
+    keeper.start()
+    started = time.monotonic()
+    ending = {"job_id": job.id, "attempt_number": attempt.number}
+    try:
+        result = sandbox.default().run(spec, writer, cancel=stop_job)
+    except sandbox.SandboxError as exc:
+        keeper.stop()
+        log.error("sandbox failure: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
+        return lifecycle.job_internal_error(**ending, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms)
+    except DatabaseError:
+        keeper.stop()
+        raise  # the database is away: the lease expires and the reconciler runs the attempt again
+    except Exception as exc:  # noqa: BLE001 - what the job produced broke its processing: the job's failure
+        keeper.stop()
+        log.exception(
+            "job output could not be processed", extra={"event": "processing_error", **_ids(job, attempt)}
+        )
+        message = f"the job's output could not be processed ({type(exc).__name__})"
+        result = sandbox.RunResult(
+            status="failed",
+            duration_ms=(time.monotonic() - started) * 1000.0,
+            error={"type": "ProcessingError", "message": message, "traceback": ""},
+        )
+        return lifecycle.job_finish(**ending, result=result, log_lines=writer.count)
+    except BaseException:
+        # cold shutdown of the worker mid-job: hand the job back rather than leave it to the lease
+        keeper.stop()
+        ran_ms = (time.monotonic() - started) * 1000.0
+        lifecycle.job_handback(**ending, log_lines=writer.count, ran_ms=ran_ms)
+        raise
+    keeper.stop()
+    try:
+        return lifecycle.job_finish(**ending, result=result, log_lines=writer.count)
+    except DataError as exc:
+        # a last line of defence: the sandbox scrubs results, but whatever PostgreSQL still
+        # refuses must end the attempt, never leave the job running until its lease expires
+        log.error(
+            "result not storable: %s", exc, extra={"event": "result_not_storable", "job_id": str(job.id)}
+        )
+        error = {"type": "ResultNotStorable", "message": "the result could not be stored", "traceback": ""}
+        unstorable = dataclasses.replace(result, status="failed", result=None, error=error)
+        return lifecycle.job_finish(**ending, result=unstorable, log_lines=writer.count)
+
+
+def _ids(job: Job, attempt: Attempt) -> dict:
+    return {"job_id": str(job.id), "attempt": attempt.number}

@@ -1,0 +1,329 @@
+"""A job's life on the worker's side: claim, lease renewal, finish, internal error, hand-back and
+lease expiry. Every outcome is written under the job's row lock and only by its current attempt
+(the fence), so a zombie's late result can never replace what the user sees."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+import sandbox
+from accounts.models import Tenant
+from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: replaced, never lost
+
+from .. import billing, metrics
+from ..models import Attempt, Job, Status
+from . import dispatch, notify, retry
+
+log = logging.getLogger("lambdasite.jobs")
+
+_CLAIM_SQL = """
+UPDATE jobs_job SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s, worker = %(worker)s,
+    lease_expires_at = %(lease)s,
+    queue_wait_ms = COALESCE(queue_wait_ms, EXTRACT(EPOCH FROM (%(now)s - created_at)) * 1000.0)
+WHERE id = %(id)s AND status IN (%(queued)s, %(dispatched)s) AND NOT cancel_requested
+RETURNING *
+"""
+_RENEW_SQL = (
+    "UPDATE jobs_job SET lease_expires_at = %s WHERE id = %s AND attempts = %s AND "
+    "status = %s RETURNING cancel_requested"
+)
+
+
+def locked_job(job_id, *, skip_locked: bool = False, **conditions) -> Job | None:
+    """The job's row under a lock that serializes every writer of the job and its attempts.
+
+    NO KEY UPDATE of the job row only: a FOR UPDATE that also locked the tenant (through
+    select_related) would serialize every finish with every submit's foreign-key check."""
+    rows = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=skip_locked).select_related(
+        "tenant"
+    )
+    return rows.filter(pk=job_id, **conditions).first()
+
+
+def is_current(job: Job, attempt_number: int) -> bool:
+    """The attempt fence: only the job's current, running attempt may write its outcome."""
+    return job.attempts == attempt_number and job.status == Status.RUNNING
+
+
+def _tenant(tenant_id) -> Tenant:
+    return Tenant.objects.select_related("quota").get(pk=tenant_id)
+
+
+@transaction.atomic
+def job_claim(
+    *, job_id, worker: str, tenant_of: Callable[[int], Tenant] = _tenant
+) -> tuple[Job, Attempt] | None:
+    """Compare-and-set a waiting job to running, open its next attempt, take the lease; None if not waiting.
+
+    One UPDATE ... RETURNING does the compare-and-set, the lease, the queue wait and the read of the row."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "running": Status.RUNNING,
+                "now": now,
+                "worker": worker,
+                "id": job_id,
+                "lease": now + timedelta(seconds=settings.LEASE_S),
+                "queued": Status.QUEUED,
+                "dispatched": Status.DISPATCHED,
+            },
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        columns = [col.name for col in cursor.description]
+    job = _job_from_row(columns, row)
+    job.tenant = tenant_of(job.tenant_id)
+    if job.attempts == 1:
+        wait_s = job.queue_wait_ms / 1000.0
+        transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
+    attempt = Attempt.objects.create(
+        job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING
+    )
+    notify.status_after_commit(job)
+    notify.log_event("job started", job, event="started", attempt=attempt.number, worker=worker)
+    return job, attempt
+
+
+def _job_from_row(columns: list[str], row: tuple) -> Job:
+    """A model instance from a raw RETURNING * row, converted the way the ORM converts a SELECT
+    (jsonb arrives as text) and ordered as Model.from_db() expects."""
+    by_column = dict(zip(columns, row, strict=True))
+    model_fields = Job._meta.concrete_fields
+    values = []
+    for model_field in model_fields:
+        value = by_column[model_field.column]
+        if hasattr(model_field, "from_db_value"):
+            value = model_field.from_db_value(value, None, connection)
+        values.append(value)
+    return Job.from_db(connection.alias, [f.attname for f in model_fields], values)
+
+
+def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
+    """Extend the lease of the current attempt. -> (still ours, cancel requested)"""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RENEW_SQL,
+            [timezone.now() + timedelta(seconds=settings.LEASE_S), job_id, attempt, Status.RUNNING],
+        )
+        row = cursor.fetchone()
+    return (row is not None, bool(row and row[0]))
+
+
+def _bill(job: Job, attempt_number: int, ran_ms: float | None, **attempt_fields) -> float:
+    """Close an attempt and charge what its user code ran (nothing if it never started); -> GB-s."""
+    billed = billing.billed_ms(ran_ms)
+    used = billing.gb_seconds(job.memory_mb, billed)
+    Attempt.objects.filter(job_id=job.id, number=attempt_number).update(
+        billed_ms=billed, gb_seconds=used, **attempt_fields
+    )
+    job.billed_ms += billed
+    job.gb_seconds += used
+    return used
+
+
+def _system_failures(job: Job) -> int:
+    return (
+        Attempt.objects.filter(job=job).filter(Q(status=Status.LOST) | Q(error__type="InternalError")).count()
+    )
+
+
+def retry_delay_s(step: int, *, rand=random.random) -> float:
+    """The configured delay before retry ``step``: BASE x FACTOR^(step-1), capped, jittered."""
+    return retry.backoff_s(
+        step,
+        base=settings.RETRY_BACKOFF_BASE_S,
+        factor=settings.RETRY_BACKOFF_FACTOR,
+        cap=settings.RETRY_BACKOFF_CAP_S,
+        rand=rand,
+    )
+
+
+def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = False) -> None:
+    """Apply the retry policy's decision for an attempt that ended with ``verdict``."""
+    failures = 0
+    if not job.cancel_requested and verdict != Status.SUCCEEDED:
+        failures = _system_failures(job)
+    decision = retry.next_status(
+        verdict,
+        cancel_requested=job.cancel_requested,
+        max_retries=job.max_retries,
+        user_attempts=job.attempts - job.retry_base - failures,
+        system_failure=system_failure,
+        system_failures=failures,
+        system_retries=settings.SYSTEM_RETRIES,
+    )
+    job.status = decision.status
+    if decision.finished:
+        job.finished_at = now
+    if decision.back_in_line:
+        job.next_attempt_at = job.created_at  # back at its original place in the tenant's line
+    if decision.backoff_step:
+        job.next_attempt_at = now + timedelta(seconds=retry_delay_s(decision.backoff_step))
+        job.lease_expires_at = None
+        notify.log_event("job retry scheduled", job, event="retried", attempt=job.attempts)
+    if job.status == Status.CANCELLED:
+        notify.log_event("job cancelled", job, event="cancelled", attempt=job.attempts)
+    elif job.status == Status.DEAD and not system_failure:
+        notify.log_event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
+
+
+@transaction.atomic
+def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:
+    """Record an attempt's verdict; only the job's current, running attempt may write the job's outcome."""
+    job = locked_job(job_id)
+    now = timezone.now()
+    verdict = Status.CANCELLED if result.status == "cancelled" else result.status
+    used = _bill(
+        job,
+        attempt_number,
+        result.duration_ms,
+        status=verdict,
+        finished_at=now,
+        duration_ms=result.duration_ms,
+        start_ms=result.start_ms,
+        cpu_ms=result.cpu_ms,
+        exit_code=result.exit_code,
+        container_id=result.container_id[:64],
+        error=scrub(result.error),
+    )
+    dispatch.fill_after_commit(job.tenant_id)  # a slot is free
+    job.log_lines += log_lines
+    job.log_bytes += result.log_bytes
+    job.dropped_log_bytes += result.dropped_bytes
+    if not is_current(job, attempt_number):
+        job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes", "billed_ms", "gb_seconds"])
+        notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=False)
+        log.warning(
+            "stale attempt result ignored",
+            extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number},
+        )
+        return job
+    job.result = scrub(result.result) if verdict == Status.SUCCEEDED else None
+    job.error = scrub(result.error)
+    job.exit_code = result.exit_code
+    job.duration_ms = result.duration_ms
+    job.lease_expires_at = None
+    _settle(job, verdict, now)
+    job.save()
+    notify.status_after_commit(job)
+    notify.attempt_ended_after_commit(
+        job, gb_seconds=used, run_s=result.duration_ms / 1000.0, start_s=result.start_ms / 1000.0
+    )
+    notify.log_event(
+        "job finished",
+        job,
+        event="finished",
+        attempt=attempt_number,
+        status=job.status,
+        duration_ms=round(result.duration_ms, 2),
+        log_lines=log_lines,
+        log_bytes=result.log_bytes,
+        dropped_bytes=result.dropped_bytes,
+    )
+    return job
+
+
+@transaction.atomic
+def job_internal_error(
+    *, job_id, attempt_number: int, error: Exception, log_lines: int, ran_ms: float = 0.0
+) -> Job:
+    """The sandbox failed (not the user's code): retried on the system budget, then failed as internal.
+    User code that ran before the failure is billed."""
+    job = locked_job(job_id)
+    code = getattr(error, "code", "sandbox_error")
+    details = {"type": "InternalError", "code": code, "message": str(error)[:2000], "traceback": ""}
+    used = _bill(
+        job,
+        attempt_number,
+        ran_ms,
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error=details,
+        duration_ms=ran_ms or None,
+    )
+    job.log_lines += log_lines
+    if not is_current(job, attempt_number):
+        job.save(update_fields=["log_lines", "billed_ms", "gb_seconds"])
+        notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=False)
+        return job
+    job.error = details
+    dispatch.fill_after_commit(job.tenant_id)
+    _settle(job, Status.FAILED, timezone.now(), system_failure=True)
+    if job.status in (Status.FAILED, Status.DEAD):
+        job.error = {**details, "message": f"the sandbox failed {_system_failures(job)} times: {error}"}
+    job.save()
+    notify.attempt_ended_after_commit(job, gb_seconds=used)
+    notify.status_after_commit(job)
+    return job
+
+
+@transaction.atomic
+def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: float = 0.0) -> None:
+    """A worker shutting down mid-job gives the job back: the attempt is lost (billed for what
+    ran) and the job waits again."""
+    job = locked_job(job_id)
+    if not Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).exists():
+        return
+    error = {"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
+    used = _bill(
+        job,
+        attempt_number,
+        ran_ms,
+        status=Status.LOST,
+        finished_at=timezone.now(),
+        duration_ms=ran_ms or None,
+        error=error,
+    )
+    fields = ["billed_ms", "gb_seconds"]
+    current = is_current(job, attempt_number)
+    if current:
+        # back at its original place in the tenant's line, and at the front of Redis's
+        job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
+        job.log_lines += log_lines
+        fields += ["status", "lease_expires_at", "next_attempt_at", "log_lines"]
+        notify.status_after_commit(job)
+        dispatch.fill_after_commit(job.tenant_id)
+    job.save(update_fields=fields)
+    notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=current)
+
+
+@transaction.atomic
+def job_expire_lease(*, job_id, now: datetime) -> bool:
+    """The worker stopped renewing (it died, or lost its host): the attempt is lost, billed up to its
+    last renewal, and the job retried on the system budget. False if the lease was not expired."""
+    job = locked_job(job_id, skip_locked=True, status=Status.RUNNING, lease_expires_at__lt=now)
+    if job is None:
+        return False
+    error = {
+        "type": "WorkerLost",
+        "message": f"worker {job.worker} stopped renewing its lease",
+        "traceback": "",
+    }
+    attempt = Attempt.objects.filter(job=job, number=job.attempts, status=Status.RUNNING).first()
+    used = 0.0
+    if attempt is not None:
+        last_renewal = job.lease_expires_at - timedelta(seconds=settings.LEASE_S)
+        ran_ms = min(
+            max(0.0, (last_renewal - attempt.started_at).total_seconds() * 1000.0), float(job.timeout_ms)
+        )
+        used = _bill(job, attempt.number, ran_ms, status=Status.LOST, finished_at=now, error=error)
+    job.lease_expires_at = None
+    job.error = error
+    _settle(job, Status.LOST, now, system_failure=True)
+    job.save()
+    notify.attempt_ended_after_commit(job, gb_seconds=used)
+    notify.status_after_commit(job)
+    notify.log_event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
+    dispatch.fill_after_commit(job.tenant_id)
+    return True

@@ -1,0 +1,72 @@
+"""What a transition tells the world once it commits: a structured log line, a live event for the
+dashboard, and (when an attempt ends) one Redis round trip for usage, metrics and the completion
+signal that wakes ``?wait``. None of it can fail a transition."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from lambdasite.redis_client import get_redis
+
+from .. import billing, completion, events, metrics
+from ..models import FINISHED, Job
+
+log = logging.getLogger("lambdasite.jobs")
+
+
+def log_event(message: str, job: Job, **extra) -> None:
+    log.info(message, extra={"job_id": str(job.id), "tenant": job.tenant.slug, **extra})
+
+
+def status_after_commit(job: Job) -> None:
+    """Tell live pages about the job's new status once the transaction commits."""
+    job_id, tenant_id, status, attempt, runtime = job.id, job.tenant_id, job.status, job.attempts, job.runtime
+    transaction.on_commit(
+        lambda: events.status_changed(
+            job_id=job_id, tenant_id=tenant_id, status=status, attempt=attempt, runtime=runtime
+        )
+    )
+
+
+def attempt_ended_after_commit(
+    job: Job,
+    *,
+    gb_seconds: float = 0.0,
+    run_s: float | None = None,
+    start_s: float | None = None,
+    finishes: bool = True,
+) -> None:
+    """Once the transaction commits, in one round trip: the tenant's cached compute use, the
+    attempt's histograms, and, if this transition finished the job, its counter and completion
+    signal (``finishes=False`` for a stale attempt, which finishes nothing)."""
+    tenant_id, runtime, job_id = job.tenant_id, job.runtime, job.id
+    finished = job.status if finishes and job.status in FINISHED else None
+    if not (gb_seconds or run_s is not None or finished):
+        return
+    transaction.on_commit(
+        lambda: _tell_redis(
+            tenant_id=tenant_id,
+            runtime=runtime,
+            job_id=job_id,
+            finished=finished,
+            gb_seconds=gb_seconds,
+            run_s=run_s,
+            start_s=start_s,
+        )
+    )
+
+
+def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s) -> None:
+    try:
+        with get_redis().pipeline(transaction=False) as pipe:
+            billing.add_usage(pipe, tenant_id=tenant_id, gb_seconds=gb_seconds)
+            if run_s is not None:
+                metrics.observe_attempt(pipe, run_s=run_s, start_s=start_s or 0.0)
+            if finished:
+                metrics.count_finished(pipe, runtime=runtime, status=finished)
+                completion.announce(pipe, job_id)
+            pipe.execute()
+    except Exception:  # noqa: BLE001 - a ?wait falls back to the database; usage is re-seeded from it
+        log.debug("attempt's Redis updates failed", exc_info=True)

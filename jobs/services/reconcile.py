@@ -1,0 +1,103 @@
+"""The reconciler's pass: keep PostgreSQL and Redis in agreement, and no job running forever.
+
+Due retries go back in line, free slots are filled, dispatches Redis lost are redone,
+and attempts whose lease expired are retried. Safe to run anywhere, any number of
+times at once: every step is a compare-and-set. The reconciler process also leaves
+a heartbeat that readiness checks read."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rq.job import Job as RQJob
+
+from lambdasite.redis_client import get_redis
+
+from .. import events
+from ..models import Job, Status
+from .dispatch import enqueue, rq_job_id, tenant_fill_slots_safely
+from .lifecycle import job_expire_lease
+
+HEARTBEAT_KEY = "lambdasite:reconciler:heartbeat"
+
+
+def reconcile(*, now: datetime | None = None) -> dict:
+    """One pass: due retries queued, free slots filled, lost dispatches redone, expired leases retried."""
+    now = now or timezone.now()
+    counts = {"retries_due": 0, "redispatched": 0, "leases_expired": 0}
+    expired = Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
+        "id", flat=True
+    )[:1000]
+    for job_id in expired:
+        if job_expire_lease(job_id=job_id, now=now):
+            counts["leases_expired"] += 1
+    counts["retries_due"] = _queue_due_retries(now)
+    tenants = set(
+        Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
+        .values_list("tenant_id", flat=True)
+        .distinct()
+    )
+    for tenant_id in tenants:
+        tenant_fill_slots_safely(tenant_id=tenant_id, now=now)
+    counts["redispatched"] = _redispatch_lost(now)
+    return counts
+
+
+def _queue_due_retries(now: datetime) -> int:
+    due = list(
+        Job.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list(
+            "id", "tenant_id", "attempts"
+        )[:5000]
+    )
+    if not due:
+        return 0
+    queued = Job.objects.filter(pk__in=[row[0] for row in due], status=Status.RETRYING).update(
+        status=Status.QUEUED
+    )
+    for job_id, tenant_id, attempts in due:
+        events.status_changed(job_id=job_id, tenant_id=tenant_id, status=Status.QUEUED, attempt=attempts)
+    return queued
+
+
+def _redispatch_lost(now: datetime) -> int:
+    stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
+    lost = list(
+        Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only(
+            "id", "attempts", "timeout_ms"
+        )[:5000]
+    )
+    redispatched = 0
+    statuses = _rq_statuses(get_redis(), [(job.id, job.attempts) for job in lost])
+    for job, rq_status in zip(lost, statuses, strict=True):
+        # "queued" in RQ: still waiting in a long queue. Anything else (gone after FLUSHALL or a
+        # restart, or "started" by a worker that died before its claim) means Redis lost it.
+        if rq_status == b"queued":
+            continue
+        enqueue(job, at_front=True)
+        Job.objects.filter(pk=job.id, status=Status.DISPATCHED).update(dispatched_at=now)
+        redispatched += 1
+    return redispatched
+
+
+def _rq_statuses(conn, jobs: list[tuple]) -> list[bytes | None]:
+    """RQ's status of each job's current dispatch, in one round trip."""
+    if not jobs:
+        return []
+    with conn.pipeline(transaction=False) as pipe:
+        for job_id, attempts in jobs:
+            pipe.hget(RQJob.key_for(rq_job_id(job_id, attempts + 1)), "status")
+        return pipe.execute()
+
+
+def heartbeat(interval_s: float) -> None:
+    """The reconciler is alive (readiness reads it); expires after ten missed intervals."""
+    get_redis().set(HEARTBEAT_KEY, str(time.time()), ex=max(10, int(interval_s * 10)))
+
+
+def heartbeat_age_s() -> float | None:
+    """Seconds since the last reconciler heartbeat, or None if there is none."""
+    beat = get_redis().get(HEARTBEAT_KEY)
+    return None if beat is None else time.time() - float(beat)

@@ -1,0 +1,177 @@
+"""Submission: validate a spec against the tenant's caps, pass admission, honour Idempotency-Key,
+insert the row; dispatch follows after the commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, Quota, Tenant
+from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationFailed
+
+from .. import metrics
+from ..exceptions import IdempotencyBusy, IdempotencyConflict
+from ..models import Job
+from . import dispatch, notify
+from .admission import tenant_admit
+
+log = logging.getLogger("lambdasite.jobs")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    runtime: str
+    code: str
+    args: list = field(default_factory=list)
+    handler: str = "main"
+    timeout_ms: int | None = None
+    memory_mb: int | None = None
+    max_retries: int | None = None
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
+    """Check a spec against the tenant's caps and fill in defaults; raises 400/413 errors naming the field."""
+    code_bytes = len(spec.code.encode("utf-8", "surrogatepass"))
+    if code_bytes > quota.max_code_bytes:
+        raise PayloadTooLarge(
+            f"code is {code_bytes} bytes, over this tenant's cap of {quota.max_code_bytes}",
+            details={"field": "code", "size": code_bytes, "limit": quota.max_code_bytes},
+        )
+    args_bytes = _json_size(spec.args)
+    if args_bytes > quota.max_args_bytes:
+        raise PayloadTooLarge(
+            f"args is {args_bytes} bytes, over this tenant's cap of {quota.max_args_bytes}",
+            details={"field": "args", "size": args_bytes, "limit": quota.max_args_bytes},
+        )
+    timeout_ms = (
+        spec.timeout_ms
+        if spec.timeout_ms is not None
+        else min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms)
+    )
+    memory_mb = (
+        spec.memory_mb
+        if spec.memory_mb is not None
+        else min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb)
+    )
+    max_retries = spec.max_retries if spec.max_retries is not None else quota.default_max_retries
+    for name, value, cap in (
+        ("timeout_ms", timeout_ms, quota.max_timeout_ms),
+        ("memory_mb", memory_mb, quota.max_memory_mb),
+        ("max_retries", max_retries, quota.max_retries_cap),
+    ):
+        if value > cap:
+            raise ValidationFailed(
+                f"{name}: {value} is over this tenant's cap of {cap}",
+                details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
+            )
+    return JobSpec(
+        runtime=spec.runtime,
+        code=spec.code,
+        args=spec.args,
+        handler=spec.handler,
+        timeout_ms=timeout_ms,
+        memory_mb=memory_mb,
+        max_retries=max_retries,
+    )
+
+
+def request_hash(spec: JobSpec) -> str:
+    canonical = json.dumps(spec.__dict__, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> Job:
+    return Job(
+        tenant=tenant,
+        api_key=api_key,
+        runtime=spec.runtime,
+        handler=spec.handler,
+        code=spec.code,
+        args=spec.args,
+        timeout_ms=spec.timeout_ms,
+        memory_mb=spec.memory_mb,
+        max_retries=spec.max_retries,
+        next_attempt_at=timezone.now(),
+        **extra,
+    )
+
+
+def _submitted_after_commit(tenant: Tenant, jobs: list[Job]) -> None:
+    for job in jobs:
+        notify.status_after_commit(job)  # before the dispatch below: pages see queued, then dispatched
+    dispatch.fill_after_commit(tenant.id)
+    per_runtime = Counter(job.runtime for job in jobs)
+    transaction.on_commit(lambda: [metrics.count_submitted(runtime, n) for runtime, n in per_runtime.items()])
+
+
+def job_submit(
+    *, tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
+    """Create a job (a repeated Idempotency-Key with the same body gets the first). -> (job, created)"""
+    spec = job_spec_validate(quota=tenant.quota, spec=spec)
+    digest = request_hash(spec) if idempotency_key else ""
+    if idempotency_key and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
+        return match, False  # a replay is answered before admission: it costs no token
+    tenant_admit(tenant=tenant)
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                job = _new_job(tenant, api_key, spec, idempotency_key=idempotency_key, request_hash=digest)
+                job.save(force_insert=True)
+                _submitted_after_commit(tenant, [job])
+            notify.log_event("job submitted", job, event="submitted", runtime=job.runtime)
+            return job, True
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            existing = _idempotent_match(tenant, idempotency_key, digest)
+            if existing is not None:
+                return existing, False
+    raise IdempotencyBusy("could not record the job; retry the request")
+
+
+def _idempotent_match(tenant: Tenant, key: str, digest: str) -> Job | None:
+    """The job an Idempotency-Key already names; an expired key is released (None: insert again)."""
+    existing = Job.objects.filter(tenant=tenant, idempotency_key=key).first()
+    if existing is None:
+        return None  # deleted in between: try the insert again
+    if existing.created_at < timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_H):
+        Job.objects.filter(pk=existing.pk).update(idempotency_key=None)
+        return None
+    if existing.request_hash != digest:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was used with a different request body",
+            details={"job_id": str(existing.id)},
+        )
+    return existing
+
+
+@transaction.atomic
+def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobSpec]) -> list[Job]:
+    """All or nothing: every spec is validated before any job is written."""
+    validated = []
+    for index, spec in enumerate(specs):
+        try:
+            validated.append(job_spec_validate(quota=tenant.quota, spec=spec))
+        except ApplicationError as exc:
+            exc.details = {**exc.details, "index": index}
+            exc.message = f"jobs[{index}]: {exc.message}"
+            raise
+    tenant_admit(tenant=tenant, count=len(validated))
+    jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec) for spec in validated])
+    _submitted_after_commit(tenant, jobs)
+    log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(jobs)})
+    return jobs

@@ -1,0 +1,151 @@
+"""The worker's side of a job's life against real PostgreSQL, Redis and Docker: claims, the attempt
+fence, retries with backoff into the dead-letter queue, internal errors, expired leases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+import sandbox
+from jobs import execution
+from jobs.models import Attempt, Job
+from jobs.services import lifecycle, reconcile
+from jobs.services.lifecycle import job_claim, job_finish
+from jobs.services.submit import JobSpec, job_submit
+from jobs.tests.support import FAIL, QUICK
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
+
+
+def submit(persona, **overrides) -> Job:
+    spec = JobSpec(**{"runtime": "python", "code": "def main():\n    return 1\n", **overrides})
+    return job_submit(tenant=persona.tenant, api_key=persona.api_key, spec=spec)[0]
+
+
+def test_a_job_is_claimed_once(alice):
+    job = submit(alice)
+    assert job_claim(job_id=job.id, worker="w1") is not None
+    assert job_claim(job_id=job.id, worker="w2") is None
+    assert Job.objects.get(pk=job.id).attempts == 1
+
+
+def test_a_stale_attempt_cannot_overwrite_the_outcome(alice):
+    job = submit(alice)
+    job_claim(job_id=job.id, worker="w1")
+    Job.objects.filter(pk=job.id).update(status="queued")  # as after the reconciler found its lease expired
+    job_claim(job_id=job.id, worker="w2")  # attempt 2 is now the current one
+    stale = sandbox.RunResult(status="succeeded", result="from the zombie")
+    job_finish(job_id=job.id, attempt_number=1, result=stale, log_lines=0)
+    job.refresh_from_db()
+    assert job.status == "running" and job.result is None
+    assert Attempt.objects.get(job=job, number=1).status == "succeeded"
+    real = sandbox.RunResult(status="succeeded", result="real")
+    job_finish(job_id=job.id, attempt_number=2, result=real, log_lines=0)
+    job.refresh_from_db()
+    assert (job.status, job.result) == ("succeeded", "real")
+
+
+def test_nul_characters_in_a_result_do_not_break_storage(alice):
+    job = submit(alice)
+    job_claim(job_id=job.id, worker="w")
+    job_finish(
+        job_id=job.id,
+        attempt_number=1,
+        result=sandbox.RunResult(status="succeeded", result={"a": "x\x00y"}),
+        log_lines=0,
+    )
+    assert Job.objects.get(pk=job.id).result == {"a": "x\ufffdy"}
+
+
+def test_a_sandbox_failure_is_retried_then_reported_as_internal(alice, monkeypatch):
+    def broken(spec, on_output=None):
+        raise sandbox.SandboxError("engine gone", code="engine_unavailable")
+
+    class BrokenPool:
+        def run(self, spec, on_output=None, cancel=None):
+            broken(spec)
+
+    monkeypatch.setattr(sandbox, "default", lambda: BrokenPool())
+    job = submit(alice)
+    for n in range(settings.SYSTEM_RETRIES + 1):
+        execution.job_execute(job_id=job.id)
+        job.refresh_from_db()
+        if n < settings.SYSTEM_RETRIES:
+            assert job.status == "retrying" and job.next_attempt_at is not None
+            Job.objects.filter(pk=job.id).update(
+                status="queued"
+            )  # what the reconciler does when the retry is due
+    assert job.status == "failed"
+    assert job.error["type"] == "InternalError" and job.error["code"] == "engine_unavailable"
+    attempts = list(job.attempt_set.all())
+    assert len(attempts) == settings.SYSTEM_RETRIES + 1
+    assert all(a.error["type"] == "InternalError" for a in attempts)
+
+
+def test_a_failing_job_is_retried_with_growing_gaps_then_dead_then_requeued(alice, run_worker, fast_retries):
+    response = alice.post_job({**FAIL, "max_retries": 3})
+    job_id = response.json()["id"]
+    gaps = []
+    for number in range(1, 5):
+        run_worker()
+        job = Job.objects.get(pk=job_id)
+        if job.status == "dead":
+            break
+        assert job.status == "retrying" and job.next_attempt_at > timezone.now() - timedelta(seconds=1)
+        finished = Attempt.objects.get(job_id=job_id, number=number).finished_at
+        gaps.append((job.next_attempt_at - finished).total_seconds())
+        reconcile.reconcile(now=job.next_attempt_at)  # the clock moved to the retry's time
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "dead" and job.attempts == 4
+    attempts = list(Attempt.objects.filter(job_id=job_id).order_by("number"))
+    assert [a.status for a in attempts] == ["failed"] * 4
+    assert gaps[0] < gaps[1] < gaps[2], gaps
+    assert gaps[0] >= 0.3 * 0.5
+    detail = alice.client.get(f"/api/v1/jobs/{job_id}").json()
+    assert [a["number"] for a in detail["attempt_history"]] == [1, 2, 3, 4]
+    assert all(a["error"]["type"] == "RuntimeError" for a in detail["attempt_history"])
+
+    dead = alice.client.get("/api/v1/dead-letters").json()["results"]
+    assert [j["id"] for j in dead] == [job_id]
+
+    requeued = alice.client.post(f"/api/v1/jobs/{job_id}/retry")
+    assert requeued.status_code == 202 and requeued.json()["status"] in ("queued", "dispatched")
+    run_worker()
+    assert Attempt.objects.filter(job_id=job_id).count() == 5
+    assert Job.objects.get(pk=job_id).status == "retrying"  # a fresh retry budget after a requeue
+    assert alice.client.get("/api/v1/dead-letters").json()["results"] == []
+
+
+def test_max_retries_zero_ends_in_the_attempts_own_verdict(alice, run_worker):
+    job_id = alice.post_job(FAIL).json()["id"]
+    run_worker()
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "failed" and job.attempts == 1
+
+
+def test_an_expired_lease_is_retried_and_only_one_success_is_visible(alice, run_worker):
+    job_id = alice.post_job(QUICK).json()["id"]
+    claimed = lifecycle.job_claim(job_id=job_id, worker="a-worker-that-dies")  # and never renews or finishes
+    assert claimed is not None
+    Job.objects.filter(pk=job_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert reconcile.reconcile()["leases_expired"] == 1
+    run_worker()
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "succeeded" and job.result == 5
+    assert [a.status for a in Attempt.objects.filter(job_id=job_id).order_by("number")] == [
+        "lost",
+        "succeeded",
+    ]
+    # the zombie finally reports: it cannot overwrite what the user sees
+    import sandbox
+
+    lifecycle.job_finish(
+        job_id=job_id,
+        attempt_number=1,
+        result=sandbox.RunResult(status="failed", error={"type": "X"}),
+        log_lines=0,
+    )
+    assert Job.objects.get(pk=job_id).status == "succeeded"

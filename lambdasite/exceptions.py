@@ -1,0 +1,64 @@
+"""The errors services raise: each carries its HTTP status and a stable machine-readable code.
+
+These are the generic ones; each app keeps its own in its ``exceptions.py``
+(``accounts/exceptions.py``, ``jobs/exceptions.py``). ``lambdasite/errors.py``
+turns any of them into the one JSON envelope."""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    """Raised by services; carries the HTTP status and a stable machine-readable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: dict | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        if code:
+            self.code = code
+
+
+class ValidationFailed(ApplicationError):
+    status = 400
+    code = "validation_error"
+
+
+class PayloadTooLarge(ApplicationError):
+    status = 413
+    code = "payload_too_large"
+
+
+class NotFound(ApplicationError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApplicationError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(ApplicationError):
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(ApplicationError):
+    """Come back later: the answer carries ``Retry-After``."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: int, details: dict | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, details={**(details or {}), "retry_after": retry_after}, code=code)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ApplicationError):
+    status = 503
+    code = "unavailable"
