@@ -1,0 +1,46 @@
+"""The live-events adapter: the one place that uses channels_redis internals (it pipelines the
+layer's PUBLISHes itself, for speed). These tests fail the day the library changes what the
+adapter relies on: the layer's channel name for a group, and its message format."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from lambdasite import live
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_publishers_channel_names_are_the_layers():
+    """The publisher pipelines PUBLISHes itself; its channel names must be the layer's own."""
+
+    async def names():
+        layer = get_channel_layer()._get_layer()
+        return [layer._get_group_channel_name(group) for group in ("tenant.1", "job.x", "user.7")]
+
+    assert async_to_sync(names)() == [
+        live.group_channel("tenant.1"),
+        live.group_channel("job.x"),
+        live.group_channel("user.7"),
+    ]
+
+
+def test_a_message_the_publisher_sends_arrives_through_the_layers_own_api():
+    """Sent by the adapter's pipeline, received by group_add + receive: the layer's serialisation."""
+    layer = get_channel_layer()
+    publisher = live.Publisher()
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add("job.pinned", channel)
+        publisher.start()
+        publisher.put("job.pinned", {"kind": "status", "status": "queued"})
+        message = await layer.receive(channel)
+        await layer.group_discard("job.pinned", channel)
+        return message
+
+    message = async_to_sync(scenario)()
+    assert message["type"] == "live.event" and message["event"] == {"kind": "status", "status": "queued"}
+    assert isinstance(message["seq"], int) and message["seq"] >= 1
