@@ -12,6 +12,7 @@ kill to the completion of the jobs that the killed worker was running.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
 import shutil
@@ -75,6 +76,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     redis_proc = start_redis(port)
+    nonlocal_redis = [redis_proc]  # the current Redis (the killer restarts it once)
 
     import django
 
@@ -111,6 +113,13 @@ def main() -> None:
             stderr=open(log_dir / f"bench-chaos-{name}.log", "a"),
         )
 
+    def stop_everything() -> None:  # also when the bench itself fails: no worker may outlive it
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        nonlocal_redis[0].kill()
+
+    atexit.register(stop_everything)
     spawn("reconciler", "scheduler")
     for i in range(args.workers):
         spawn(f"worker-{i}", "worker")
@@ -140,7 +149,6 @@ def main() -> None:
                 restarted_redis = True
                 print(f"  redis restarted (empty) after {len(ids)} submissions")
 
-    nonlocal_redis = [redis_proc]
     t0 = time.time()
     killer_thread = threading.Thread(target=killer, daemon=True)
     killer_thread.start()
@@ -200,9 +208,6 @@ def main() -> None:
             f"kill -> affected job done: p50 {statistics.median(recoveries):.2f} s  p99 "
             f"{q[98]:.2f} s  (n={len(recoveries)})"
         )
-    for proc in procs.values():
-        proc.kill()
-    nonlocal_redis[0].kill()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Ulimit
 
-from . import jsonsafe, protocol, seccomp
+from . import protocol, seccomp, verdicts
 from .exceptions import SandboxError
 from .spec import Limits, OutputLine, RunResult, RunSpec
 
@@ -45,7 +45,6 @@ CANCEL_POLL_S = (
 LATE_OUTPUT_S = 0.25  # output still arriving this long after the job's time limit is counted, not stored
 SEND_TIMEOUT_S = 30.0  # a request is written to a runner that is ready to read it
 CLEAN_WAIT_S = 15.0  # the runner's report that the previous job left nothing behind
-MAX_ERROR_TEXT = 16384  # characters of an error message or traceback that are kept
 RUNNER_CAPS = ["SETUID", "SETGID", "SETPCAP", "KILL"]
 OnOutput = Callable[[list[OutputLine]], None]
 
@@ -256,20 +255,28 @@ class Cell:
                 elif kind == b"R":
                     result_frame = payload
                 elif kind == b"X":
-                    summary = _summary(payload)
+                    summary = verdicts.summary_of(payload)
                     break
                 else:
                     raise SandboxError(f"runner sent an unknown frame {kind!r}", code="protocol_error")
         except _CellDied as died:
             deliver(lines.flush())
             self.retire()
-            return self._verdict_from_engine(died, limits, lines, t0, reused)
+            return verdicts.from_engine(
+                died.state or {},
+                limits,
+                ran_ms=(time.monotonic() - t0) * 1000.0,
+                lines=lines.count,
+                container_id=self.id,
+                reused=reused,
+                about=f"cell {self.name} ({bytes(self.runner_stderr[-500:]).decode('utf-8', 'replace')})",
+            )
         except _Cancelled:
             deliver(lines.flush() + [lines.system("[lambdasite] cancelled")])
             self.retire()  # whatever the job was doing dies with the container
             return RunResult(
                 status="cancelled",
-                error=_error("Cancelled", "the job was cancelled while running"),
+                error=verdicts.error("Cancelled", "the job was cancelled while running"),
                 duration_ms=(time.monotonic() - t0) * 1000.0,
                 lines=lines.count,
                 container_id=self.id,
@@ -280,7 +287,7 @@ class Cell:
             self.retire()
             return RunResult(
                 status="timed_out",
-                error=_error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
+                error=verdicts.error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
                 duration_ms=(time.monotonic() - t0) * 1000.0,
                 lines=lines.count,
                 container_id=self.id,
@@ -297,7 +304,9 @@ class Cell:
         self._clean_pending = True
         deliver(lines.flush())
         self.last_used = time.monotonic()
-        result = self._verdict(summary, result_frame, limits, lines.count, reused)
+        result = verdicts.from_summary(
+            summary, result_frame, limits, lines=lines.count, container_id=self.id, reused=reused
+        )
         if late_bytes:
             lines.dropped_bytes += late_bytes
             deliver(
@@ -330,79 +339,6 @@ class Cell:
             # the child died without reporting: never trust this cell again
             self.retire()
         return result
-
-    def _verdict(
-        self, summary: dict, result_frame: bytes | None, limits: Limits, nlines: int, reused: bool
-    ) -> RunResult:
-        common = {
-            "exit_code": _int(summary.get("exit_code")),
-            "duration_ms": _num(summary.get("wall_ms")) or 0.0,
-            "cpu_ms": _num(summary.get("cpu_ms")),
-            "max_rss_kb": _int(summary.get("max_rss_kb")),
-            "log_bytes": _int(summary.get("log_bytes")) or 0,
-            "dropped_bytes": _int(summary.get("dropped_bytes")) or 0,
-            "lines": nlines,
-            "container_id": self.id,
-            "reused": reused,
-        }
-        if summary.get("timed_out"):
-            return RunResult(
-                status="timed_out",
-                error=_error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
-                **common,
-            )
-        if summary.get("oom"):
-            return RunResult(status="killed", error=_oom_error(limits), **common)
-        if summary.get("result_overflow"):
-            return RunResult(
-                status="failed",
-                error=_error("ResultTooLarge", f"result is over the {limits.max_result_bytes}-byte limit"),
-                **common,
-            )
-        if result_frame is not None:
-            return _verdict_of_result(result_frame, common)
-        sig = _int(summary.get("signal"))
-        if sig == 24 or (sig == 9 and (common["cpu_ms"] or 0) >= (limits.timeout_ms // 1000 + 2) * 1000):
-            return RunResult(
-                status="timed_out", error=_error("CpuTimeExceeded", "exceeded the CPU time limit"), **common
-            )
-        if sig:
-            return RunResult(
-                status="failed",
-                error=_error("ProcessKilled", f"the function's process was killed by signal {sig}"),
-                **common,
-            )
-        return RunResult(
-            status="failed",
-            error=_error(
-                "ProcessExited",
-                f"the function's process exited with code {common['exit_code']} before returning",
-            ),
-            **common,
-        )
-
-    def _verdict_from_engine(
-        self, died: _CellDied, limits: Limits, lines, t0: float, reused: bool
-    ) -> RunResult:
-        """The whole container died mid-job: ask the engine why (OOM report and exit code)."""
-        state = died.state or {}
-        exit_code = state.get("ExitCode")
-        ran_ms = (time.monotonic() - t0) * 1000.0
-        common = {
-            "exit_code": exit_code,
-            "duration_ms": ran_ms,
-            "lines": lines.count,
-            "container_id": self.id,
-            "reused": reused,
-        }
-        if state.get("OOMKilled") or exit_code == 137:
-            return RunResult(status="killed", error=_oom_error(limits), **common)
-        raise SandboxError(
-            f"cell {self.name} died (exit {exit_code}): "
-            f"{bytes(self.runner_stderr[-500:]).decode('utf-8', 'replace')}",
-            code="cell_failed",
-            ran_ms=ran_ms,
-        )
 
     # -- reading -----------------------------------------------------------
 
@@ -445,61 +381,6 @@ class Cell:
             return {}
 
 
-def _summary(payload: bytes) -> dict:
-    """The runner's exit summary (the runner is trusted; a garbled frame is its failure, not the job's)."""
-    try:
-        summary = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise SandboxError(f"unreadable summary from the runner: {exc}", code="protocol_error") from None
-    if not isinstance(summary, dict):
-        raise SandboxError("unreadable summary from the runner", code="protocol_error")
-    return summary
-
-
-def _verdict_of_result(frame: bytes, common: dict) -> RunResult:
-    """The job's own report (bytes the job could have written itself): any flaw is the job's failure."""
-    try:
-        message = jsonsafe.loads(frame)
-    except jsonsafe.UnsafeJSON as exc:
-        return RunResult(
-            status="failed",
-            error=_error("CorruptResult", f"the function wrote an unusable result: {exc}"),
-            **common,
-        )
-    if isinstance(message, dict) and message.get("ok") is True:
-        return RunResult(status="succeeded", result=message.get("result"), **common)
-    if isinstance(message, dict) and isinstance(message.get("error"), dict):
-        err = message["error"]
-        return RunResult(
-            status="failed",
-            error=_error(
-                _text(err.get("type", "Error"), 200),
-                _text(err.get("message", ""), MAX_ERROR_TEXT),
-                _text(err.get("traceback", ""), MAX_ERROR_TEXT),
-            ),
-            **common,
-        )
-    return RunResult(
-        status="failed", error=_error("CorruptResult", "the function wrote an unreadable result"), **common
-    )
-
-
-def _text(value, limit: int) -> str:
-    return jsonsafe.scrub_text(value if isinstance(value, str) else str(value), limit)
-
-
-def _num(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if value == value and abs(value) != float("inf") else None
-
-
-def _int(value) -> int | None:
-    number = _num(value)
-    return int(number) if number is not None and abs(number) < 2**62 else None
-
-
 class _GuardExpired(Exception):
     pass
 
@@ -512,14 +393,6 @@ class _CellDied(Exception):
     def __init__(self, state: dict) -> None:
         super().__init__("cell died")
         self.state = state
-
-
-def _error(etype: str, message: str, traceback: str = "") -> dict:
-    return {"type": etype, "message": message, "traceback": traceback}
-
-
-def _oom_error(limits: Limits) -> dict:
-    return _error("MemoryLimitExceeded", f"exceeded the {limits.memory_mb} MB memory limit and was killed")
 
 
 def _replace(result: RunResult, **changes) -> RunResult:
