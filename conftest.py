@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_key_issue, membership_set, tenant_create, user_get_or_create
-from lambdasite.redis_client import get_queue, get_redis
+from lambdasite.redis_client import build_queue_name, get_queue, get_redis
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -82,7 +82,8 @@ def run_worker(sandbox_pool):
 
     def drain() -> None:
         queue = get_queue()
-        SandboxWorker([queue], connection=queue.connection).work(
+        queues = [get_queue(build_queue_name()), queue]  # as the worker command: builds first
+        SandboxWorker(queues, connection=queue.connection).work(
             burst=True, with_scheduler=False, logging_level="WARNING"
         )
 

@@ -143,6 +143,11 @@ class Quota(models.Model):
     max_log_lines = models.PositiveIntegerField(default=10_000)  # per attempt: bounds rows, not only bytes
     default_max_retries = models.PositiveIntegerField(default=0)
     max_retries_cap = models.PositiveIntegerField(default=10)
+    max_functions = models.PositiveIntegerField(default=100)
+    max_provisioned_cells = models.PositiveIntegerField(
+        default=4
+    )  # warm cells kept for the tenant's functions
+    max_dependency_bytes = models.PositiveBigIntegerField(default=_mb(256))  # installed size of one layer
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"

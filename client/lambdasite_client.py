@@ -1,18 +1,21 @@
-"""Lambdasite API client and the `lambdasite` command line (standard library only).
+"""Lambdasite API client (standard library only); the command line is lambdasite_cli.
 
 export LAMBDASITE_URL=http://127.0.0.1:8000 LAMBDASITE_KEY=lsk_...
 lambdasite run handler.py --args '[2, 3]' --wait
 lambdasite logs JOB_ID --follow
 lambdasite jobs [--status failed,dead]
 lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
+lambdasite deploy ./my-function --name slugify     # handler file + requirements.txt / package.json
+lambdasite invoke slugify:prod --args '["Hello World"]' --wait
+lambdasite functions | versions NAME | alias NAME prod 3
+
+Install it with `pip install ./client` (the `lambdasite` command), or put bin/ on PATH.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -117,82 +120,101 @@ class Client:
             if not page["lines"]:
                 time.sleep(poll)
 
+    # -- deployed functions -------------------------------------------------------
 
-def _print_job(job: dict) -> None:
-    print(json.dumps(job, indent=2, default=str))
+    def functions(self) -> list:
+        return self.request("GET", "/functions")
 
+    def function(self, name: str) -> dict | None:
+        try:
+            return self.request("GET", f"/functions/{_q(name)}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lambdasite", description="Run functions on a Lambdasite server.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="submit a file's handler")
-    run.add_argument("file")
-    run.add_argument("--args", default="[]", help="JSON array of arguments")
-    run.add_argument("--runtime", choices=["python", "node"], help="default: from the file's extension")
-    run.add_argument("--handler", default=None)
-    run.add_argument("--timeout-ms", type=int)
-    run.add_argument("--memory-mb", type=int)
-    run.add_argument("--max-retries", type=int)
-    run.add_argument("--wait", action="store_true", help="wait for the result and print it")
-    logs = sub.add_parser("logs", help="print a job's output")
-    logs.add_argument("job")
-    logs.add_argument("--follow", "-f", action="store_true")
-    jobs = sub.add_parser("jobs", help="list recent jobs")
-    jobs.add_argument("--status")
-    jobs.add_argument("--limit", type=int, default=20)
-    for name in ("get", "cancel", "retry"):
-        sub.add_parser(name).add_argument("job")
-    opts = parser.parse_args(argv)
-    try:
-        client = Client()
-        if opts.command == "run":
-            runtime = opts.runtime or RUNTIME_BY_SUFFIX.get(os.path.splitext(opts.file)[1])
-            if runtime is None:
-                parser.error("cannot tell the runtime from the file name; pass --runtime")
-            with open(opts.file, encoding="utf-8") as fh:
-                code = fh.read()
-            job = client.submit(
-                runtime=runtime,
-                code=code,
-                args=json.loads(opts.args),
-                handler=opts.handler,
-                timeout_ms=opts.timeout_ms,
-                memory_mb=opts.memory_mb,
-                max_retries=opts.max_retries,
-                wait=30 if opts.wait else None,
+    def deploy(self, *, name: str, runtime: str, code: str, **fields) -> dict:
+        """Deploy ``name``: its version 1, or its next version if it exists. -> the new version."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if self.function(name) is None:
+            created = self.request(
+                "POST", "/functions", {"name": name, "runtime": runtime, "code": code, **fields}
             )
-            if opts.wait and job["status"] not in FINISHED:
-                job = client.wait(job["id"])
-            if not opts.wait:
-                print(job["id"])
-                return 0
-            for line in client.follow(job["id"]):
-                print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout)
-            if job["status"] == "succeeded":
-                print(json.dumps(job["result"]))
-                return 0
-            print(f"{job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
-            return 1
-        if opts.command == "logs":
-            source = client.follow(opts.job) if opts.follow else client.logs(opts.job)["lines"]
-            for line in source:
-                print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout, flush=True)
-            return 0
-        if opts.command == "jobs":
-            for job in client.jobs(status=opts.status, limit=opts.limit)["results"]:
-                print(
-                    f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  "
-                    f"{job['duration_ms'] or '':>10}"
-                )
-            return 0
-        _print_job(
-            {"get": client.job, "cancel": client.cancel, "retry": client.retry}[opts.command](opts.job)
+            return created["version"]
+        return self.request("POST", f"/functions/{_q(name)}/versions", {"code": code, **fields})
+
+    def version(self, name: str, number: int) -> dict:
+        return self.request("GET", f"/functions/{_q(name)}/versions/{number}")
+
+    def versions(self, name: str) -> list:
+        return self.request("GET", f"/functions/{_q(name)}/versions")
+
+    def build_logs(self, name: str, number: int, after: int = 0) -> dict:
+        return self.request(
+            "GET", f"/functions/{_q(name)}/versions/{number}/build-logs", query={"after": after}
         )
-        return 0
-    except ApiError as exc:
-        print(f"lambdasite: {exc}", file=sys.stderr)
-        return 2
+
+    def invoke(
+        self,
+        name: str,
+        args: list | None = None,
+        *,
+        qualifier: str | None = None,
+        wait: float | None = None,
+        idempotency_key: str | None = None,
+        **limits,
+    ) -> dict:
+        body = {"args": args or [], **{k: v for k, v in limits.items() if v is not None}}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        query = {"qualifier": qualifier, "wait": wait}
+        return self.request("POST", f"/functions/{_q(name)}/invoke", body, query=query, headers=headers)
+
+    def alias(self, name: str, alias: str, version: int, *, canary: int | None = None, weight=None) -> dict:
+        body = {"version": version}
+        if canary is not None:
+            body.update(additional_version=canary, weight=weight if weight is not None else 0.1)
+        return self.request("PUT", f"/functions/{_q(name)}/aliases/{_q(alias)}", body)
+
+    def follow_build(self, name: str, number: int, poll: float = 0.5, timeout: float = 900.0):
+        """Yield build log lines until the version is built (or failed); then the version."""
+        after, deadline = 0, time.monotonic() + timeout
+        while True:
+            page = self.build_logs(name, number, after)
+            yield from page["lines"]
+            after = page["next_after"]
+            if page["complete"] or time.monotonic() > deadline:
+                return
+            if not page["lines"]:
+                time.sleep(poll)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _q(part: str) -> str:
+    return urllib.parse.quote(str(part), safe="")
+
+
+HANDLER_FILES = ("handler.py", "main.py", "index.js", "handler.js", "main.js")
+
+
+def read_function_dir(path: str, runtime: str | None = None) -> dict:
+    """What ``lambdasite deploy`` sends: the handler file's code, its runtime, and the dependencies
+    beside it (requirements.txt for Python, package.json's dependencies for Node)."""
+    if os.path.isdir(path):
+        found = [name for name in HANDLER_FILES if os.path.isfile(os.path.join(path, name))]
+        if not found:
+            raise ValueError(f"{path}: no {', '.join(HANDLER_FILES)} in it; name the file instead")
+        folder, file = path, os.path.join(path, found[0])
+    else:
+        folder, file = os.path.dirname(os.path.abspath(path)), path
+    runtime = runtime or RUNTIME_BY_SUFFIX.get(os.path.splitext(file)[1])
+    if runtime is None:
+        raise ValueError(f"cannot tell the runtime of {file}; pass --runtime")
+    with open(file, encoding="utf-8") as fh:
+        out = {"runtime": runtime, "code": fh.read(), "file": file}
+    requirements, package = os.path.join(folder, "requirements.txt"), os.path.join(folder, "package.json")
+    if runtime == "python" and os.path.isfile(requirements):
+        with open(requirements, encoding="utf-8") as fh:
+            out["requirements"] = fh.read()
+    if runtime == "node" and os.path.isfile(package):
+        with open(package, encoding="utf-8") as fh:
+            out["dependencies"] = json.load(fh).get("dependencies") or {}
+    return out

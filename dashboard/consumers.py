@@ -2,7 +2,8 @@
 
 ``/ws/tenants/<slug>/`` carries status changes of every job of a tenant (jobs
 list, overview, dead letters); ``/ws/jobs/<uuid>/`` carries one job's status
-changes and log lines (detail page). A connection is refused unless the session's
+changes and log lines (detail page); ``/ws/builds/<version id>/`` a function
+version's build status and build log. A connection is refused unless the session's
 user is a member of the tenant; a job of another tenant is refused like a job
 that does not exist. The first message is ``{"kind": "hello", "seq": N}``; every
 event after it has ``seq`` N+1, N+2, ... per group, and a client that sees a gap
@@ -29,6 +30,8 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 
 from accounts.models import Membership
+from functions.models import FunctionVersion
+from functions.services.builds import build_group
 from jobs import events
 from jobs.models import Job
 from lambdasite import live
@@ -46,6 +49,17 @@ def tenant_of(user, kind: str, ident: str) -> tuple[str, int] | None:
     if kind == "tenant":
         membership = Membership.objects.filter(user=user, tenant__slug=ident).values("tenant_id").first()
         return (events.tenant_group(membership["tenant_id"]), membership["tenant_id"]) if membership else None
+    if kind == "build":
+        if not ident.isdigit():
+            return None
+        tenant_id = (
+            FunctionVersion.objects.filter(pk=int(ident))
+            .values_list("function__tenant_id", flat=True)
+            .first()
+        )
+        if tenant_id is None or not Membership.objects.filter(user=user, tenant_id=tenant_id).exists():
+            return None
+        return build_group(ident), tenant_id
     try:
         job_id = uuid.UUID(ident)
     except ValueError:
@@ -132,3 +146,9 @@ class TenantConsumer(LiveConsumer):
 
 class JobConsumer(LiveConsumer):
     kind = "job"
+
+
+class BuildConsumer(LiveConsumer):
+    """A function version's build: its status and build log lines."""
+
+    kind = "build"

@@ -51,11 +51,41 @@ def sandbox_uid(tenant_id: int) -> int:
     return settings.SANDBOX_UID_BASE + 2 * (int(tenant_id) % (1 << 29)) + 1
 
 
+_versions: dict = {}
+
+
+def function_ref(job: Job) -> sandbox.FunctionRef | None:
+    """The deployed version a job invokes, as the sandbox needs it (versions are immutable: cached).
+
+    Raises LookupError when the job names a function whose version no longer exists."""
+    if not job.function_name:
+        return None
+    version_id = job.function_version_id
+    ref = _versions.get(version_id)
+    if ref is None:
+        version = job.function_version if version_id else None  # by relation: jobs never import functions
+        if version is None or not version.content_hash:
+            raise LookupError(f"function {job.function_name} version {job.version_number} does not exist")
+        ref = sandbox.FunctionRef(
+            key=f"v{version.pk}-{version.content_hash[:16]}",
+            code=version.code,
+            handler=version.handler,
+            layer=version.layer.volume if version.layer_id else None,
+        )
+        if len(_versions) > 512:
+            _versions.clear()
+        _versions[version_id] = ref
+    return ref
+
+
 def job_limits(job: Job) -> sandbox.Limits:
-    quota = job.tenant.quota
+    return limits_for(job.tenant.quota, timeout_ms=job.timeout_ms, memory_mb=job.memory_mb)
+
+
+def limits_for(quota, *, timeout_ms: int, memory_mb: int) -> sandbox.Limits:
     return sandbox.Limits(
-        timeout_ms=job.timeout_ms,
-        memory_mb=job.memory_mb,
+        timeout_ms=timeout_ms,
+        memory_mb=memory_mb,
         cpus=settings.SANDBOX_CPUS,
         pids=settings.SANDBOX_PIDS,
         tmpfs_mb=settings.SANDBOX_TMPFS_MB,
@@ -138,6 +168,12 @@ def job_execute(*, job_id) -> Job | None:
         log.info("job not waiting; skipped", extra={"event": "skipped", "job_id": str(job_id)})
         return None
     job, attempt = claimed
+    ending = {"job_id": job.id, "attempt_number": attempt.number}
+    try:
+        function = function_ref(job)
+    except LookupError as exc:  # deleted with its function while the job waited: it can never run
+        gone = sandbox.RunResult(status="cancelled", error={"type": "FunctionDeleted", "message": str(exc)})
+        return lifecycle.job_finish(**ending, result=gone, log_lines=0)
     spec = sandbox.RunSpec(
         runtime=job.runtime,
         code=job.code,
@@ -147,13 +183,13 @@ def job_execute(*, job_id) -> Job | None:
         tenant=str(job.tenant_id),
         uid=sandbox_uid(job.tenant_id),
         labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
+        function=function,
     )
     writer = LogWriter(job, attempt)
     stop_job = threading.Event()
     keeper = LeaseKeeper(job.id, attempt.number, stop_job)
     keeper.start()
     started = time.monotonic()
-    ending = {"job_id": job.id, "attempt_number": attempt.number}
     try:
         result = sandbox.default().run(spec, writer, cancel=stop_job)
     except sandbox.SandboxError as exc:

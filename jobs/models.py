@@ -82,6 +82,18 @@ class Job(models.Model):
     dropped_log_bytes = models.PositiveBigIntegerField(default=0)
     billed_ms = models.PositiveBigIntegerField(default=0)  # every attempt, rounded up to the millisecond
     gb_seconds = models.FloatField(default=0.0)  # memory limit in GB x billed seconds, every attempt
+    # an invocation of a deployed function (code is then the version's): what it ran as, kept by name
+    # and number after the function is deleted. A queued job with no next_attempt_at waits for its
+    # version's build, never dispatched until the build ends.
+    function = models.ForeignKey(
+        "functions.Function", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    function_version = models.ForeignKey(
+        "functions.FunctionVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    function_name = models.CharField(max_length=64, blank=True)
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    alias = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -89,6 +101,11 @@ class Job(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
             models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
+            models.Index(
+                fields=["function", "-created_at"],
+                name="job_function_created",
+                condition=Q(function__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -128,6 +145,7 @@ class Attempt(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     start_ms = models.FloatField(null=True, blank=True)
+    init_ms = models.FloatField(null=True, blank=True)  # a function's module initialisation (a cold cell)
     cpu_ms = models.FloatField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)

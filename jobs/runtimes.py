@@ -12,7 +12,7 @@ RUNTIME_INFO = {
     },
     "node": {
         "language": "JavaScript (Node.js)",
-        "version": "18",
+        "version": "22",
         "example": "function main(a, b) {\n  return a + b;\n}\n",
         "notes": "function or async function (or module.exports.main); the return value must be "
         "JSON-serialisable.",

@@ -38,6 +38,7 @@ def sandbox_configure() -> sandbox.Sandbox:
         else (),
         spares_per_profile=settings.SANDBOX_SPARES,
         sweep_interval_s=settings.SANDBOX_SWEEP_INTERVAL_S,
+        provision_interval_s=settings.PROVISION_INTERVAL_S,
     )
     return pool
 

@@ -33,5 +33,11 @@ def get_redis() -> redis.Redis:
     return client
 
 
-def get_queue() -> Queue:
-    return Queue(settings.RQ_QUEUE, connection=get_redis(), default_timeout=3600)
+def get_queue(name: str | None = None) -> Queue:
+    """The jobs queue, or another of Lambdasite's queues by name (``build_queue_name()``)."""
+    return Queue(name or settings.RQ_QUEUE, connection=get_redis(), default_timeout=3600)
+
+
+def build_queue_name() -> str:
+    """Function builds: workers take them before jobs (deploys are rare, and invocations wait on them)."""
+    return f"{settings.RQ_QUEUE}-builds"

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "jobs",
+    "functions",
     "dashboard",
 ]
 
@@ -189,6 +190,21 @@ REDISPATCH_AFTER_S = env_float(
 WAIT_MAX_S = env_float("WAIT_MAX_S", 30.0)  # cap of ?wait= on submit
 IDEMPOTENCY_TTL_H = env_float("IDEMPOTENCY_TTL_H", 24.0)
 BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
+
+# -- Functions: dependency builds, layers, warm cells ---------------------------------
+BUILD_TIMEOUT_S = env_float("BUILD_TIMEOUT_S", 600.0)  # one resolve or install step
+BUILD_MEMORY_MB = env_int("BUILD_MEMORY_MB", 1024, minimum=256)
+BUILD_TMP_MB = env_int("BUILD_TMP_MB", 2048, minimum=64)  # the builder's tmpfs: caps what an install occupies
+BUILD_NETWORK = env_str("BUILD_NETWORK", "host")  # the Docker network builders use to reach the index
+BUILD_PYPI_INDEX = env_str("BUILD_PYPI_INDEX", "https://pypi.org/simple")
+BUILD_NPM_REGISTRY = env_str("BUILD_NPM_REGISTRY", "https://registry.npmjs.org/")
+BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 3, minimum=1)  # builds the platform failed to run
+BUILD_LEASE_S = env_float("BUILD_LEASE_S", 60.0)  # a build whose worker stops renewing this long is retried
+LAYER_MAX_BYTES = env_int("LAYER_MAX_BYTES", 1024 * 1024 * 1024, minimum=1)  # any tenant's cap is below this
+LAYER_GC_AFTER_S = env_float("LAYER_GC_AFTER_S", 3600.0)  # a layer no version uses is removed after this
+LAYER_GC_INTERVAL_S = env_float("LAYER_GC_INTERVAL_S", 300.0)  # how often workers look for such layers
+PROVISION_INTERVAL_S = env_float("PROVISION_INTERVAL_S", 10.0)  # workers re-read provisioned functions
+FUNCTION_WARM_MAX = env_int("FUNCTION_WARM_MAX", 8, minimum=1)  # cells one POST …/warm may start
 
 # -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)

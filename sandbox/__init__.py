@@ -10,10 +10,11 @@ import threading
 
 from .exceptions import SandboxError
 from .pool import Sandbox, sweep_orphans
-from .spec import RUNTIMES, Limits, OutputLine, RunResult, RunSpec
+from .spec import RUNTIMES, FunctionRef, Limits, OutputLine, RunResult, RunSpec
 
 __all__ = [
     "RUNTIMES",
+    "FunctionRef",
     "Limits",
     "OutputLine",
     "RunResult",

@@ -14,44 +14,47 @@ Container flags, and why each is there:
   runner leaves root for its own per-tenant uid as soon as the cell is bound.
   ``no-new-privileges``: no setuid binary or file capability can raise them again.
 * the project's seccomp allowlist (``sandbox/seccomp.py``), not the engine's default.
-* no host mounts, an empty environment, ``log_config=none`` (output goes over the
-  attach stream only, so a flood never fills the engine's log files).
+* no host mounts (a function's dependency layer is a read-only volume), an empty
+  environment, ``log_config=none`` (output goes over the attach stream only, so a
+  flood never fills the engine's log files).
 * labels naming the owner process and tenant so orphans can be found and removed.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Ulimit
 
 from . import protocol, seccomp, verdicts
+from .channel import Channel, _Cancelled, _CellDied, _GuardExpired
 from .exceptions import SandboxError
 from .spec import Limits, OutputLine, RunResult, RunSpec
 
 LABEL = "lambdasite.sandbox"
 HELLO_TIMEOUT_S = 20.0
 GUARD_S = 2.0
-CANCEL_POLL_S = (
-    0.25  # the runner enforces the timeout; the host kills the cell if it has not answered by then
-)
 LATE_OUTPUT_S = 0.25  # output still arriving this long after the job's time limit is counted, not stored
-SEND_TIMEOUT_S = 30.0  # a request is written to a runner that is ready to read it
 CLEAN_WAIT_S = 15.0  # the runner's report that the previous job left nothing behind
 RUNNER_CAPS = ["SETUID", "SETGID", "SETPCAP", "KILL"]
 OnOutput = Callable[[list[OutputLine]], None]
 
 
-def container_config(runtime: str, image: str, limits: Limits, labels: dict) -> dict:
+def container_config(
+    runtime: str, image: str, limits: Limits, labels: dict, layer: str | None = None
+) -> dict:
     mb = 1024 * 1024
+    # a function's dependency layer: a volume built by sandbox.layers, read-only, the only mount
+    volumes = {layer: {"bind": "/opt/deps", "mode": "ro"}} if layer else {}
     return {
+        "volumes": volumes,
         "image": image,
         "user": "0:0",  # the runner drops to its tenant's uid when bound; jobs never run as root
         "working_dir": "/tmp",
@@ -90,9 +93,18 @@ class Cell:
     """A started container whose runner answers requests; run jobs with :meth:`execute`."""
 
     def __init__(
-        self, client: docker.DockerClient, runtime: str, image: str, limits: Limits, labels: dict
+        self,
+        client: docker.DockerClient,
+        runtime: str,
+        image: str,
+        limits: Limits,
+        labels: dict,
+        layer: str | None = None,
     ) -> None:
         self.client = client
+        self.layer = layer
+        self.function_key: str | None = None  # the function version whose module this cell has loaded
+        self.key: tuple | None = None  # the pool's key for it (tenant, uid, profile, function version)
         self.runtime = runtime
         self.image = image
         self.limits = limits
@@ -100,11 +112,7 @@ class Cell:
         self.labels = labels
         self.name = f"lambdasite-{runtime}-{uuid.uuid4().hex[:12]}"
         self.container = None
-        self.sock: socket.socket | None = None
-        self._demux = protocol.DockerDemux()
-        self._frames = protocol.FrameReader()
-        self._pending: list[tuple[bytes, bytes]] = []
-        self.runner_stderr = bytearray()
+        self.channel: Channel | None = None
         self.jobs_run = 0
         self.created_at = time.monotonic()
         self.last_used = self.created_at
@@ -112,7 +120,6 @@ class Cell:
         self.broken = False
         self.problems: list[str] = []  # why the runner refused to vouch for itself
         self._clean_pending = False
-        self._cancel: threading.Event | None = None
 
     @property
     def id(self) -> str:
@@ -122,15 +129,17 @@ class Cell:
 
     def start(self) -> Cell:
         t0 = time.monotonic()
-        kwargs = container_config(self.runtime, self.image, self.limits, self.labels)
+        kwargs = container_config(self.runtime, self.image, self.limits, self.labels, self.layer)
         try:
+            if self.layer:  # the engine would create a missing volume empty: never mount that
+                self.client.volumes.get(self.layer)
             self.container = self.client.containers.create(name=self.name, detach=True, **kwargs)
             raw = self.client.api.attach_socket(
                 self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
-            self.sock = getattr(raw, "_sock", raw)
+            self.channel = Channel(getattr(raw, "_sock", raw), self._final_state)
             self.container.start()
-            kind, payload = self._next_frame(time.monotonic() + HELLO_TIMEOUT_S)
+            kind, payload = self.channel.next_frame(time.monotonic() + HELLO_TIMEOUT_S)
             if kind != b"H":
                 raise SandboxError(f"runner sent {kind!r} instead of hello", code="protocol_error")
         except ImageNotFound as exc:
@@ -138,6 +147,14 @@ class Cell:
             raise SandboxError(
                 f"runtime image {self.image} is missing: run `python manage.py sandbox_build`",
                 code="image_missing",
+            ) from exc
+        except NotFound as exc:
+            missing_layer = self.layer and self.container is None
+            self.destroy()
+            if missing_layer:
+                raise SandboxError(f"dependency layer {self.layer} is missing", code="layer_missing") from exc
+            raise SandboxError(
+                f"could not start a {self.runtime} cell: {exc}", code="engine_unavailable"
             ) from exc
         except (APIError, DockerException, OSError, _CellDied, _GuardExpired) as exc:
             self.destroy()
@@ -153,12 +170,9 @@ class Cell:
     def retire(self) -> None:
         """Never use this cell again; :meth:`destroy` removes its container (the pool, off the job path)."""
         self.broken = True
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            self.sock = None
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
 
     def destroy(self) -> None:
         self.retire()
@@ -180,9 +194,8 @@ class Cell:
             return False
         if not self._clean_pending:
             return True
-        self._cancel = None
         try:
-            kind, payload = self._next_frame(time.monotonic() + timeout)
+            kind, payload = self.channel.next_frame(time.monotonic() + timeout)
             report = json.loads(payload) if kind == b"C" else {"problems": [f"unexpected frame {kind!r}"]}
         except (_CellDied, _GuardExpired, ValueError, OSError) as exc:
             report = {"problems": [f"no report from the runner ({type(exc).__name__})"]}
@@ -205,23 +218,18 @@ class Cell:
         if not self.await_clean():
             raise CellUnusable(", ".join(self.problems))
         limits = spec.limits
-        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args}).encode(
-            "utf-8", "surrogatepass"
-        )
-        meta = {
-            "uid": spec.job_uid,
-            "timeout_ms": limits.timeout_ms,
-            "max_log_bytes": limits.max_log_bytes,
-            "max_log_lines": limits.max_log_lines,
-            "max_result_bytes": limits.max_result_bytes,
-            "cpu_s": limits.timeout_ms // 1000 + 2,
-        }
+        function = spec.function
+        loading = function is not None and self.function_key != function.key
+        request = protocol.job_request(spec, with_code=loading)
+        init_ms = None
         lines = protocol.LineSplitter(max_lines=limits.max_log_lines)
         deliver = on_output or (lambda batch: None)
         reused = self.jobs_run > 0
         self.jobs_run += 1
         t0 = time.monotonic()
         deadline = t0 + limits.timeout_ms / 1000.0 + GUARD_S
+        if loading:
+            deadline += protocol.INIT_TIMEOUT_MS / 1000.0
         # Output is relayed as fast as this side reads it; what the pipe between runner and
         # host still holds when the job's time is up is skipped past, not split and stored,
         # so the verdict comes within LATE_OUTPUT_S of the limit however slow storing is.
@@ -229,14 +237,19 @@ class Cell:
         late_bytes = 0
         result_frame = None
         capped = False
-        self._cancel = cancel
+        channel = self.channel
         try:
-            # the previous read may have left a short poll timeout on the socket
-            self.sock.settimeout(SEND_TIMEOUT_S)
-            self.sock.sendall(protocol.encode_request(meta, body))
+            channel.send(request)
             while True:
-                kind, payload = self._next_frame(deadline)
-                if kind in protocol.STREAM_NAMES:
+                kind, payload = channel.next_frame(deadline, cancel)
+                if kind == b"I":
+                    ok, init_ms, init_error = verdicts.init_report(payload)
+                    if not ok:
+                        break
+                    self.function_key = function.key
+                    # the job's own time starts now: its limit is apart from the module's initialisation
+                    late_after = time.monotonic() + limits.timeout_ms / 1000.0 + LATE_OUTPUT_S
+                elif kind in protocol.STREAM_NAMES:
                     if late_bytes or time.monotonic() > late_after:
                         late_bytes += len(payload)
                     else:
@@ -269,7 +282,7 @@ class Cell:
                 lines=lines.count,
                 container_id=self.id,
                 reused=reused,
-                about=f"cell {self.name} ({bytes(self.runner_stderr[-500:]).decode('utf-8', 'replace')})",
+                about=f"cell {self.name} ({channel.stderr_tail()})",
             )
         except _Cancelled:
             deliver(lines.flush() + [lines.system("[lambdasite] cancelled")])
@@ -304,6 +317,15 @@ class Cell:
         self._clean_pending = True
         deliver(lines.flush())
         self.last_used = time.monotonic()
+        if loading and self.function_key is None:  # the module's initialisation failed
+            return RunResult(
+                status="failed",
+                error=init_error,
+                duration_ms=(time.monotonic() - t0) * 1000.0,
+                lines=lines.count,
+                container_id=self.id,
+                reused=reused,
+            )
         result = verdicts.from_summary(
             summary, result_frame, limits, lines=lines.count, container_id=self.id, reused=reused
         )
@@ -329,8 +351,9 @@ class Cell:
         dropped = result.dropped_bytes + lines.dropped_bytes
         if dropped:
             deliver([lines.system(f"[lambdasite] {dropped} bytes of output over the limit were dropped")])
-        result = _replace(
+        result = replace(
             result,
+            init_ms=init_ms,
             lines=lines.count,
             dropped_bytes=dropped,
             log_bytes=max(0, result.log_bytes - lines.dropped_bytes),
@@ -340,38 +363,35 @@ class Cell:
             self.retire()
         return result
 
-    # -- reading -----------------------------------------------------------
+    def warm(
+        self, spec: RunSpec, timeout_s: float = protocol.INIT_TIMEOUT_MS / 1000.0 + GUARD_S
+    ) -> dict | None:
+        """Load a function's module before any job needs it; -> None, or the initialisation's error.
 
-    def _next_frame(self, deadline: float) -> tuple[bytes, bytes]:
-        cancel = self._cancel
-        # checked on every frame, not only when none is buffered: a flood of output
-        # must not carry a job past its limit
-        if time.monotonic() > deadline:
-            raise _GuardExpired()
-        while not self._pending:
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _GuardExpired()
-            self.sock.settimeout(min(remaining, CANCEL_POLL_S) if cancel is not None else remaining)
-            try:
-                data = self.sock.recv(262144)
-            except TimeoutError:
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                raise _CellDied(self._final_state())
-            out, err = self._demux.feed(data)
-            if err:
-                self.runner_stderr += err[-4096:]
-                del self.runner_stderr[:-8192]
-            if out:
-                self._pending.extend(self._frames.feed(out))
-        return self._pending.pop(0)
+        Its output is not kept (no job owns it). The cell is bound to the spec's tenant."""
+        if not self.await_clean():
+            raise CellUnusable(", ".join(self.problems))
+        try:
+            self.channel.send(protocol.job_request(spec, with_code=True, warm=True))
+            deadline = time.monotonic() + timeout_s
+            while True:
+                kind, payload = self.channel.next_frame(deadline)
+                if kind == b"I":
+                    break
+                if kind not in protocol.STREAM_NAMES and kind != b"T":
+                    raise SandboxError(f"runner sent {kind!r} while initialising", code="protocol_error")
+        except (_CellDied, _GuardExpired, OSError) as exc:
+            self.retire()
+            raise SandboxError(f"warming {self.name} failed: {exc}", code="cell_failed") from exc
+        self._clean_pending = True
+        self.last_used = time.monotonic()
+        ok, _, init_error = verdicts.init_report(payload)
+        if ok:
+            self.function_key = spec.function.key
+        return init_error
 
     def _final_state(self) -> dict:
+        """The engine's account of the container once it has stopped (diagnosis only)."""
         if self.container is None:
             return {}
         try:
@@ -379,23 +399,3 @@ class Cell:
             return self.client.api.inspect_container(self.container.id).get("State", {})
         except Exception:  # noqa: BLE001 - diagnosis only
             return {}
-
-
-class _GuardExpired(Exception):
-    pass
-
-
-class _Cancelled(Exception):
-    pass
-
-
-class _CellDied(Exception):
-    def __init__(self, state: dict) -> None:
-        super().__init__("cell died")
-        self.state = state
-
-
-def _replace(result: RunResult, **changes) -> RunResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)

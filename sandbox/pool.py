@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 
 import docker
@@ -60,6 +61,8 @@ class Sandbox:
         spares_per_profile: int = 1,
         sweep_interval_s: float = 10.0,
         client: docker.DockerClient | None = None,
+        provision_source: Callable[[], list[tuple[RunSpec, int]]] | None = None,
+        provision_interval_s: float = 10.0,
     ) -> None:
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {REUSE_MODES}, not {reuse!r}")
@@ -77,6 +80,11 @@ class Sandbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._doomed: queue.Queue = queue.Queue()
+        # deployed functions' warm cells kept ready: cell key -> (spec, how many)
+        self.provision_source = provision_source
+        self.provision_interval_s = provision_interval_s
+        self._provisioned: dict[tuple, tuple[RunSpec, int]] = {}
+        self._provision_read = 0.0
         self._reaper: threading.Thread | None = None
         self.pool_id = uuid.uuid4().hex[:12]
         self._labels = {**owner_labels(), "lambdasite.pool": self.pool_id}
@@ -114,6 +122,21 @@ class Sandbox:
         finally:
             self._release(cell, spec)
         return replace(result, start_ms=start_ms)
+
+    def warm(self, spec: RunSpec) -> dict | None:
+        """Start a cell for a deployed function and initialise its module, ready for the function's
+        next job (kept like any idle cell); -> None, or the initialisation's error."""
+        if spec.function is None:
+            raise ValueError("only a deployed function's cells can be warmed")
+        cell = self._acquire(spec, fresh=True)
+        try:
+            error = cell.warm(spec)
+        except BaseException:
+            cell.retire()
+            raise
+        finally:
+            self._release(cell, spec)
+        return error
 
     def stats(self) -> dict:
         with self._lock:
@@ -182,13 +205,44 @@ class Sandbox:
             finally:
                 self._doomed.task_done()
 
+    def set_provisioned(self, targets: list[tuple[RunSpec, int]]) -> None:
+        """Keep ``n`` warm cells (module initialised) for each function spec; others are not kept."""
+        wanted = {
+            _cell_key(spec, (spec.runtime, spec.limits.profile())): (spec, n) for spec, n in targets if n > 0
+        }
+        with self._lock:
+            self._provisioned = wanted
+
+    def provisioned_cells(self) -> int:
+        with self._lock:
+            return sum(len([c for c in self._idle.get(key, []) if not c.broken]) for key in self._provisioned)
+
+    def _provision(self) -> None:
+        if (
+            self.provision_source is not None
+            and time.monotonic() - self._provision_read > self.provision_interval_s
+        ):
+            self._provision_read = time.monotonic()
+            self.set_provisioned(self.provision_source())
+        with self._lock:
+            targets = list(self._provisioned.items())
+            busy = [c.key for c in self._busy]
+        for key, (spec, n) in targets:
+            with self._lock:
+                have = len([c for c in self._idle.get(key, []) if not c.broken]) + busy.count(key)
+            for _ in range(max(n - have, 0)):
+                if self._stop.is_set():
+                    return
+                self.warm(spec)
+
     def maintain(self) -> None:
-        """One maintenance pass: drop expired idle cells, top up spares."""
+        """One maintenance pass: drop expired idle cells, top up spares and provisioned cells."""
         now = time.monotonic()
         expired = []
         with self._lock:
             for key, cells in list(self._idle.items()):
-                keep = [c for c in cells if now - c.last_used < self.idle_ttl_s and not c.broken]
+                ttl = float("inf") if key in self._provisioned else self.idle_ttl_s
+                keep = [c for c in cells if now - c.last_used < ttl and not c.broken]
                 expired += [c for c in cells if c not in keep]
                 if keep:
                     self._idle[key] = keep
@@ -206,6 +260,7 @@ class Sandbox:
                 cell = self._new_cell(runtime, limits)
                 with self._lock:
                     self._spares.setdefault(key, []).append(cell)
+        self._provision()
 
     # -- internals ---------------------------------------------------------
 
@@ -223,8 +278,8 @@ class Sandbox:
                 log.exception("sandbox maintenance failed")
             self._stop.wait(interval_s)
 
-    def _new_cell(self, runtime: str, limits: Limits) -> Cell:
-        cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels)
+    def _new_cell(self, runtime: str, limits: Limits, layer: str | None = None) -> Cell:
+        cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels, layer)
         return cell.start()
 
     def _acquire(self, spec: RunSpec, *, fresh: bool = False) -> Cell:
@@ -241,16 +296,17 @@ class Sandbox:
                     cell = None if candidate.broken else candidate
                 if key in self._idle and not idle:
                     del self._idle[key]  # no empty lists: eviction and stats read every entry
-            if cell is None and not fresh:
+            if cell is None and not fresh and _layer(spec) is None:  # spares have no layer mounted
                 spares = self._spares.get(profile, [])
                 if spares:
                     cell = spares.pop(0)
             if cell is not None:
                 self._busy.add(cell)
         if cell is None:
-            cell = self._new_cell(spec.runtime, spec.limits)
+            cell = self._new_cell(spec.runtime, spec.limits, _layer(spec))
             with self._lock:
                 self._busy.add(cell)
+        cell.key = _cell_key(spec, profile)
         return cell
 
     def _release(self, cell: Cell, spec: RunSpec) -> None:
@@ -271,7 +327,11 @@ class Sandbox:
         total = sum(len(v) for v in self._idle.values())
         if total <= self.max_idle_cells:
             return None
-        key, cells = min(self._idle.items(), key=lambda kv: min(c.last_used for c in kv[1]))
+        # provisioned cells are what an operator asked to keep: evicted last
+        candidates = [kv for kv in self._idle.items() if kv[0] not in self._provisioned] or list(
+            self._idle.items()
+        )
+        key, cells = min(candidates, key=lambda kv: min(c.last_used for c in kv[1]))
         oldest = min(cells, key=lambda c: c.last_used)
         cells.remove(oldest)
         if not cells:
@@ -280,8 +340,13 @@ class Sandbox:
 
 
 def _cell_key(spec: RunSpec, profile: tuple) -> tuple:
-    """A warm cell serves one tenant (and the uid it was bound to) and one limit profile."""
-    return (spec.tenant, spec.job_uid, profile)
+    """A warm cell serves one tenant (and the uid it was bound to), one limit profile and, for a
+    deployed function, one version of it (whose module it has loaded)."""
+    return (spec.tenant, spec.job_uid, profile, spec.function.key if spec.function else None)
+
+
+def _layer(spec: RunSpec) -> str | None:
+    return spec.function.layer if spec.function else None
 
 
 def sweep_orphans(client: docker.DockerClient, *, everything_on_host: bool = False) -> list[str]:

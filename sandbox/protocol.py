@@ -7,17 +7,48 @@ import struct
 import time
 from typing import Any
 
-from .spec import OutputLine
+from .spec import OutputLine, RunSpec
 
 DOCKER_HEADER = struct.Struct(">BxxxI")
 FRAME_HEADER = struct.Struct(">cI")
 MAX_LINE_BYTES = 16384  # a longer line (or one without newline) is cut into pieces of this size
 STREAM_NAMES = {b"1": "stdout", b"2": "stderr"}
+INIT_TIMEOUT_MS = 10_000  # a function's module initialisation, apart from the job's own time limit
 
 
 def encode_request(meta: dict, body: bytes) -> bytes:
     head = json.dumps({**meta, "body": len(body)}).encode()
     return FRAME_HEADER.pack(b"J", len(head)) + head + body
+
+
+def job_request(spec: RunSpec, *, with_code: bool, warm: bool = False) -> bytes:
+    """The request for one job (or, ``warm``, only a function's initialisation).
+
+    A snippet's body is ``{"code", "handler", "args"}`` as JSON. A function's body is
+    its module's code (only when the cell has not loaded it: ``with_code``), then
+    the arguments as JSON; the runner learns the split from ``code_bytes``."""
+    limits = spec.limits
+    meta = {
+        "uid": spec.job_uid,
+        "timeout_ms": limits.timeout_ms,
+        "max_log_bytes": limits.max_log_bytes,
+        "max_log_lines": limits.max_log_lines,
+        "max_result_bytes": limits.max_result_bytes,
+        "cpu_s": limits.timeout_ms // 1000 + 2,
+    }
+    function = spec.function
+    if function is None:
+        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args})
+        return encode_request(meta, body.encode("utf-8", "surrogatepass"))
+    meta["fn"] = {"key": function.key, "handler": function.handler, "deps": function.layer is not None}
+    meta["init_timeout_ms"] = INIT_TIMEOUT_MS
+    code = function.code.encode("utf-8", "surrogatepass") if with_code else b""
+    if with_code:
+        meta["code_bytes"] = len(code)
+    if warm:
+        meta["warm"] = True
+        return encode_request(meta, code)
+    return encode_request(meta, code + json.dumps(spec.args).encode("utf-8", "surrogatepass"))
 
 
 class DockerDemux:

@@ -40,6 +40,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class FunctionRef:
+    """A deployed function version: its cells are bound to it, its module initialised once per cell."""
+
+    key: str  # names the version (code, handler, dependency layer): cells never serve two
+    code: str
+    handler: str = "main"
+    layer: str | None = None  # the Docker volume holding its dependencies, mounted read-only at /opt/deps
+
+
+@dataclass(frozen=True)
 class RunSpec:
     runtime: str
     code: str
@@ -49,6 +59,7 @@ class RunSpec:
     tenant: str = ""  # the cell key: jobs of one tenant share cells, never two tenants
     labels: dict = field(default_factory=dict)
     uid: int | None = None  # the job's uid (odd, > UID_BASE): unique per tenant; None: derived from tenant
+    function: FunctionRef | None = None  # a deployed function (then ``code`` and ``handler`` are unused)
 
     @property
     def job_uid(self) -> int:
@@ -80,3 +91,4 @@ class RunResult:
     container_id: str = ""
     start_ms: float = 0.0  # time spent obtaining a container for this job
     reused: bool = False  # ran in a warm cell that had run an earlier job
+    init_ms: float | None = None  # a function's module initialisation, when this job's cell needed it

@@ -144,3 +144,20 @@ def from_engine(
         code="cell_failed",
         ran_ms=ran_ms,
     )
+
+
+def init_report(payload: bytes) -> tuple[bool, float | None, dict | None]:
+    """A function's initialisation report (``I`` frame): -> (ok, init_ms, error).
+
+    The zygote writes it after running the module, so it is read like a job's own result."""
+    body = payload[1:]
+    if payload[:1] == b"1":
+        try:
+            report = jsonsafe.loads(body) if body else {}
+        except jsonsafe.UnsafeJSON:
+            report = {}
+        return True, _num(report.get("init_ms")) if isinstance(report, dict) else None, None
+    failed = from_result_frame(body, {})
+    err = failed.error or error("InitFailed", "the module's initialisation failed")
+    message = f"the module's initialisation failed: {err['message']}"
+    return False, None, error(err["type"], message[:MAX_ERROR_TEXT], err["traceback"])

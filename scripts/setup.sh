@@ -130,7 +130,7 @@ if ! probe docker 2>/dev/null; then
 fi
 
 # ---------------------------------------------------------------- images
-if ! "$VPY" -c 'import sys, docker; from sandbox.images import image_tag, image_exists; c = docker.from_env(); sys.exit(0 if all(image_exists(c, image_tag(r)) for r in ("python", "node")) else 1)' 2>/dev/null; then
+if ! "$VPY" -c 'import sys, docker; from sandbox.images import IMAGES, image_tag, image_exists; c = docker.from_env(); sys.exit(0 if all(image_exists(c, image_tag(r)) for r in IMAGES) else 1)' 2>/dev/null; then
   command -v debootstrap >/dev/null || { is_root_debian && apt_install debootstrap; } || true
 fi
 "$VPY" manage.py sandbox_build

@@ -66,3 +66,54 @@ def test_errors_are_reported_with_a_nonzero_exit(server, tmp_path):
     assert failed.returncode == 1 and "ValueError" in failed.stderr
     missing = cli(server, "get", "00000000-0000-0000-0000-000000000000")
     assert missing.returncode == 2 and "not_found" in missing.stderr
+
+
+def test_deploy_invoke_alias_and_list_functions(server, tmp_path):
+    folder = tmp_path / "shout"
+    folder.mkdir()
+    (folder / "handler.py").write_text(
+        "import six\n\ndef main(word):\n    print('shouting', word)\n"
+        "    return six.ensure_text(word).upper()\n"
+    )
+    (folder / "requirements.txt").write_text("six==1.16.0\n")
+    deployed = cli(server, "deploy", str(folder), "--name", "shout")
+    assert deployed.returncode == 0, deployed.stderr
+    assert json.loads(deployed.stdout) == {"function": "shout", "version": 1, "status": "ready"}
+    assert "resolved 1 package" in deployed.stderr  # the build log, streamed while waiting
+
+    done = cli(server, "invoke", "shout", "--args", '["hi"]', "--wait")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines() == ["shouting hi", '"HI"']
+
+    (folder / "handler.py").write_text("def main(word):\n    return word.lower()\n")
+    (folder / "requirements.txt").unlink()
+    second = cli(server, "deploy", str(folder / "handler.py"), "--name", "shout")
+    assert json.loads(second.stdout)["version"] == 2
+    assert cli(server, "alias", "shout", "prod", "1").returncode == 0
+    via_alias = cli(server, "invoke", "shout:prod", "--args", '["Hi"]', "--wait")
+    assert via_alias.stdout.strip().splitlines()[-1] == '"HI"'
+    latest = cli(server, "invoke", "shout:2", "--args", '["Hi"]', "--wait")
+    assert latest.stdout.strip() == '"hi"'
+    listed = cli(server, "functions")
+    assert "shout" in listed.stdout and "v2" in listed.stdout
+    versions = cli(server, "versions", "shout").stdout.splitlines()
+    assert versions[0].startswith("v2") and versions[1].startswith("v1")
+    missing = cli(server, "invoke", "nope", "--wait")
+    assert missing.returncode == 2 and "function_not_found" in missing.stderr
+
+
+def test_the_client_installs_with_pip_and_gives_the_lambdasite_command(tmp_path):
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--target", str(target),
+         str(ROOT / "client")],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    script = target / "bin" / "lambdasite"
+    assert script.exists()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    helped = subprocess.run([sys.executable, str(script), "--help"], env=env, capture_output=True, text=True)
+    assert helped.returncode == 0
+    for command in ("deploy", "invoke", "functions", "alias", "run", "logs"):
+        assert command in helped.stdout

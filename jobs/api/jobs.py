@@ -12,7 +12,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lambdasite.exceptions import NotFound, ValidationFailed
+from lambdasite.exceptions import ApplicationError, NotFound, ValidationFailed
 from sandbox import RUNTIMES
 
 from .. import completion, selectors
@@ -23,6 +23,7 @@ from .filters import JobListFilter, LogsFilter, WaitFilter
 from .schema import errors
 from .serializers import (
     BatchSubmitSerializer,
+    FunctionItemSerializer,
     JobDetailSerializer,
     JobSerializer,
     JobSubmitSerializer,
@@ -134,7 +135,15 @@ async def jobs_endpoint(request):
     """POST/GET /api/v1/jobs. A ?wait on submit is awaited here, off Django's sync thread:
     the wait listens for the job's completion signal instead of holding a thread."""
     response = await sync_to_async(jobs)(request)
-    if request.method != "POST" or response.status_code != 202:
+    if request.method != "POST":
+        return response
+    return await wait_for_job(request, response)
+
+
+async def wait_for_job(request, response):
+    """Hold a 202 (a job was accepted) until the job finishes or ``?wait=N`` seconds pass; then the
+    finished job, with 200. Any other answer is returned as it is."""
+    if response.status_code != 202:
         return response
     try:
         wait = float(request.GET.get("wait") or 0)
@@ -219,13 +228,57 @@ def job_logs(request: Request, job_id: str) -> Response:
 )
 @api_view(["POST"])
 def jobs_batch(request: Request) -> Response:
-    incoming = BatchSubmitSerializer(data=request.data, context={"max": settings.BATCH_MAX_JOBS})
-    incoming.is_valid(raise_exception=True)
-    specs = [submit.JobSpec(**item) for item in incoming.validated_data["jobs"]]
+    items = request.data.get("jobs") if isinstance(request.data, dict) else None
+    if isinstance(items, list) and any(isinstance(item, dict) and "function" in item for item in items):
+        specs = _mixed_batch(request, items)
+    else:
+        incoming = BatchSubmitSerializer(data=request.data, context={"max": settings.BATCH_MAX_JOBS})
+        incoming.is_valid(raise_exception=True)
+        specs = [submit.JobSpec(**item) for item in incoming.validated_data["jobs"]]
     created = submit.job_submit_batch(tenant=request.user.tenant, api_key=request.auth, specs=specs)
     return Response(
         {"ids": [str(job.id) for job in created], "jobs": JobSerializer(created, many=True).data}, status=202
     )
+
+
+def _mixed_batch(request: Request, items: list) -> list[submit.JobSpec]:
+    """A batch in which some items name a deployed function: each item checked on its own."""
+    from functions.services.invoke import invocation_spec
+
+    if len(items) > settings.BATCH_MAX_JOBS:
+        raise ValidationFailed(
+            f"jobs: at most {settings.BATCH_MAX_JOBS} jobs per batch",
+            details={"fields": {"jobs": [f"at most {settings.BATCH_MAX_JOBS} jobs per batch"]}},
+        )
+    specs = []
+    for index, item in enumerate(items):
+        is_function = isinstance(item, dict) and "function" in item
+        incoming = (FunctionItemSerializer if is_function else JobSubmitSerializer)(data=item)
+        if not incoming.is_valid():
+            field, problems = next(iter(incoming.errors.items()))
+            raise ValidationFailed(
+                f"jobs[{index}].{field}: {problems[0]}", details={"index": index, "fields": {field: problems}}
+            )
+        data = dict(incoming.validated_data)
+        if not is_function:
+            specs.append(submit.JobSpec(**data))
+            continue
+        try:
+            specs.append(
+                invocation_spec(
+                    tenant=request.user.tenant,
+                    name=data["function"],
+                    qualifier=data.get("qualifier"),
+                    args=data.get("args") or [],
+                    timeout_ms=data.get("timeout_ms"),
+                    memory_mb=data.get("memory_mb"),
+                )
+            )
+        except ApplicationError as exc:
+            exc.details = {**exc.details, "index": index}
+            exc.message = f"jobs[{index}]: {exc.message}"
+            raise
+    return specs
 
 
 @extend_schema(

@@ -88,6 +88,26 @@ def _depth(value, level: int = 1) -> int:
     return level
 
 
+class FunctionItemSerializer(serializers.Serializer):
+    """A batch item that invokes a deployed function instead of sending code."""
+
+    function = StrictCharField(max_length=64, help_text="a deployed function's name")
+    qualifier = StrictCharField(required=False, max_length=64, help_text="alias or version number")
+    args = serializers.JSONField(required=False)
+    timeout_ms = StrictIntegerField(required=False, min_value=100)
+    memory_mb = StrictIntegerField(required=False, min_value=32)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+    validate_args = JobSubmitSerializer.validate_args
+
+
 class BatchSubmitSerializer(serializers.Serializer):
     jobs = JobSubmitSerializer(many=True, allow_empty=False)
 
@@ -120,6 +140,7 @@ class AttemptSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_ms",
             "start_ms",
+            "init_ms",
             "cpu_ms",
             "billed_ms",
             "gb_seconds",
@@ -149,6 +170,7 @@ def _attempt(attempt: Attempt) -> dict:
         "finished_at": _dt(attempt.finished_at),
         "duration_ms": _float(attempt.duration_ms),
         "start_ms": _float(attempt.start_ms),
+        "init_ms": _float(attempt.init_ms),
         "cpu_ms": _float(attempt.cpu_ms),
         "billed_ms": attempt.billed_ms,
         "gb_seconds": _float(attempt.gb_seconds),
@@ -165,6 +187,11 @@ class JobSerializer(serializers.ModelSerializer):
     limits = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
     cost = serializers.SerializerMethodField(help_text="estimated cost of every attempt so far")
+    function = serializers.SerializerMethodField(
+        help_text="the deployed function invoked (null: inline code)"
+    )
+    version = serializers.SerializerMethodField(help_text="the function version it ran as")
+    alias = serializers.SerializerMethodField(help_text="the alias it was invoked through, if any")
 
     class Meta:
         model = Job
@@ -192,6 +219,9 @@ class JobSerializer(serializers.ModelSerializer):
             "log_lines",
             "log_bytes",
             "dropped_log_bytes",
+            "function",
+            "version",
+            "alias",
             "links",
         ]
 
@@ -220,8 +250,20 @@ class JobSerializer(serializers.ModelSerializer):
             "log_lines": job.log_lines,
             "log_bytes": job.log_bytes,
             "dropped_log_bytes": job.dropped_log_bytes,
+            "function": job.function_name or None,
+            "version": job.version_number,
+            "alias": job.alias or None,
             "links": self.get_links(job),
         }
+
+    def get_function(self, job: Job) -> str | None:
+        return job.function_name or None
+
+    def get_version(self, job: Job) -> int | None:
+        return job.version_number
+
+    def get_alias(self, job: Job) -> str | None:
+        return job.alias or None
 
     def get_cost(self, job: Job) -> float:
         return billing.job_cost(job)

@@ -187,11 +187,12 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     used = _bill(
         job,
         attempt_number,
-        result.duration_ms,
+        result.duration_ms + (result.init_ms or 0.0),  # a function's module initialisation is billed too
         status=verdict,
         finished_at=now,
         duration_ms=result.duration_ms,
         start_ms=result.start_ms,
+        init_ms=result.init_ms,
         cpu_ms=result.cpu_ms,
         exit_code=result.exit_code,
         container_id=result.container_id[:64],

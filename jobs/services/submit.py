@@ -3,6 +3,7 @@ insert the row; dispatch follows after the commit."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +37,19 @@ class JobSpec:
     timeout_ms: int | None = None
     memory_mb: int | None = None
     max_retries: int | None = None
+    # an invocation of a deployed function: code and handler are the version's (code is not copied)
+    function_id: int | None = None
+    version_id: int | None = None
+    function_name: str = ""
+    version_number: int | None = None
+    alias: str = ""
+    held: bool = False  # its version is still building: not dispatched until the build ends
+    invoked_as: str = ""  # "name:qualifier" as requested: what Idempotency-Key compares, not the version
+
+
+# what an invocation resolved (an alias's canary may pick another version on a retry) is not compared
+_RESOLVED = ("version_id", "version_number", "held", "handler", "alias")
+_FUNCTION_FIELDS = ("function_id", "function_name", "invoked_as", *_RESOLVED)
 
 
 def _json_size(value: Any) -> int:
@@ -77,19 +91,16 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
                 f"{name}: {value} is over this tenant's cap of {cap}",
                 details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
             )
-    return JobSpec(
-        runtime=spec.runtime,
-        code=spec.code,
-        args=spec.args,
-        handler=spec.handler,
-        timeout_ms=timeout_ms,
-        memory_mb=memory_mb,
-        max_retries=max_retries,
-    )
+    return dataclasses.replace(spec, timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries)
 
 
 def request_hash(spec: JobSpec) -> str:
-    canonical = json.dumps(spec.__dict__, sort_keys=True, separators=(",", ":"))
+    fields = {
+        k: v for k, v in spec.__dict__.items() if k not in _FUNCTION_FIELDS or v not in (None, "", False)
+    }
+    if spec.invoked_as:
+        fields = {k: v for k, v in fields.items() if k not in _RESOLVED}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -104,7 +115,12 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> 
         timeout_ms=spec.timeout_ms,
         memory_mb=spec.memory_mb,
         max_retries=spec.max_retries,
-        next_attempt_at=timezone.now(),
+        next_attempt_at=None if spec.held else timezone.now(),
+        function_id=spec.function_id,
+        function_version_id=spec.version_id,
+        function_name=spec.function_name,
+        version_number=spec.version_number,
+        alias=spec.alias,
         **extra,
     )
 

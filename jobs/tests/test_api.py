@@ -238,7 +238,7 @@ def test_runtimes_lists_versions_defaults_and_caps(alice):
     body = alice.client.get("/api/v1/runtimes").json()
     by_name = {r["name"]: r for r in body}
     assert set(by_name) == {"python", "node"}
-    assert by_name["python"]["version"] == "3.11" and by_name["node"]["version"] == "18"
+    assert by_name["python"]["version"] == "3.11" and by_name["node"]["version"] == "22"
     assert by_name["python"]["defaults"]["timeout_ms"] == 5000
     assert by_name["node"]["caps"]["max_memory_mb"] == alice.tenant.quota.max_memory_mb
 

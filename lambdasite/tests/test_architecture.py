@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("sandbox", "lambdasite", "accounts", "jobs", "dashboard")
+PACKAGES = ("sandbox", "lambdasite", "accounts", "jobs", "functions", "dashboard")
 
 # lowest first; a module may import its own layer and the layers below (the first prefix that matches wins)
 LAYERS = [
@@ -24,10 +24,14 @@ LAYERS = [
     ),
     ("accounts",),
     ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations"),
+    ("functions.models", "functions.exceptions", "functions.validation", "functions.migrations"),
     ("jobs.billing", "jobs.completion", "jobs.metrics", "jobs.events", "jobs.selectors", "jobs.paging"),
+    ("functions.selectors",),
     ("jobs.services",),
-    ("jobs.execution", "jobs.worker", "jobs.tasks"),
+    ("functions.services",),  # a function's invocation is a job: submitted through jobs.services
+    ("jobs.execution", "jobs.worker", "jobs.tasks", "functions.tasks"),
     ("jobs.api", "jobs.admin", "jobs.management", "jobs.apps", "jobs"),
+    ("functions.api", "functions.admin", "functions.apps", "functions"),
     ("dashboard",),
     ("lambdasite",),  # settings, urls, asgi, routing and the operations views: the wiring on top
 ]

@@ -8,9 +8,8 @@ from collections import defaultdict
 import docker
 from django.core.management.base import BaseCommand, CommandError
 
-from sandbox import RUNTIMES
 from sandbox.cell import LABEL
-from sandbox.images import image_exists, image_tag
+from sandbox.images import IMAGES, image_exists, image_tag
 from sandbox.pool import _proc_start, sweep_orphans
 
 
@@ -29,9 +28,7 @@ class Command(BaseCommand):
             raise CommandError(f"Docker engine unreachable: {exc}") from exc
         report = {
             "engine": {"version": version.get("Version"), "api": version.get("ApiVersion"), "ok": True},
-            "images": {
-                rt: {"tag": image_tag(rt), "present": image_exists(client, image_tag(rt))} for rt in RUNTIMES
-            },
+            "images": {name: self._image(client, name) for name in IMAGES},
             "cells": self._cells(client),
         }
         if sweep:
@@ -43,6 +40,10 @@ class Command(BaseCommand):
             self._print(report)
         if not ok:
             raise CommandError("a runtime image is missing: run `python manage.py sandbox_build`")
+
+    @staticmethod
+    def _image(client, name):
+        return {"tag": image_tag(name), "present": image_exists(client, image_tag(name))}
 
     def _cells(self, client) -> dict:
         owners: dict = defaultdict(lambda: {"running": 0, "other": 0, "alive": False})

@@ -3,7 +3,9 @@
 Every RECONCILE_INTERVAL_S it queues retries that fell due, re-dispatches jobs
 that PostgreSQL says are waiting but Redis lost (FLUSHALL, restart, a crash
 between commit and enqueue), and retries attempts whose lease expired (a
-worker that died). Running two of them is safe: every step is a compare-and-set.
+worker that died); for functions, it re-enqueues builds whose worker died and
+settles invocations held for a build that has ended. Running two of them is safe:
+every step is a compare-and-set.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from functions.services.builds import builds_reconcile
 from jobs.services.reconcile import heartbeat, reconcile
 
 log = logging.getLogger("lambdasite.scheduler")
@@ -42,7 +45,7 @@ class Command(BaseCommand):
             started = time.monotonic()
             try:
                 close_old_connections()
-                counts = reconcile()
+                counts = {**reconcile(), **builds_reconcile()}
                 if any(counts.values()):
                     log.info("reconciled", extra={"event": "reconciled", **counts})
                 heartbeat(interval)

@@ -1,0 +1,1 @@
+"""Deployed functions: versions with dependencies, aliases, builds and warm cells (see ARCHITECTURE.md)."""

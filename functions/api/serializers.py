@@ -1,0 +1,224 @@
+"""Request validation and response shapes of the functions API."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from jobs.api.serializers import StrictCharField, StrictIntegerField, _depth
+from sandbox import RUNTIMES
+
+from ..models import Alias, BuildLogLine, Function, FunctionVersion
+
+MAX_ARGS_DEPTH = 64
+
+
+class _Strict(serializers.Serializer):
+    """A JSON object with only the declared fields."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class VersionCreateSerializer(_Strict):
+    code = StrictCharField(trim_whitespace=False, help_text="the module: source defining the handler")
+    handler = StrictCharField(required=False, max_length=100, help_text="default: the function's (main)")
+    requirements = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, help_text="Python: requirements.txt lines"
+    )
+    dependencies = serializers.JSONField(required=False, help_text="Node: package.json's dependencies object")
+    timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="default limit per invocation")
+    memory_mb = StrictIntegerField(required=False, min_value=32)
+    max_retries = StrictIntegerField(required=False, min_value=0)
+    description = StrictCharField(required=False, allow_blank=True, max_length=1000)
+
+    def validate_code(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("may not be blank")
+        if "\x00" in value:
+            raise serializers.ValidationError("may not contain NUL characters")
+        return value
+
+
+class FunctionCreateSerializer(VersionCreateSerializer):
+    name = StrictCharField(max_length=64, help_text="lowercase letters, digits, - and _ (unique per tenant)")
+    runtime = serializers.ChoiceField(choices=RUNTIMES)
+    provisioned = StrictIntegerField(required=False, min_value=0, help_text="warm cells kept ready")
+
+
+class FunctionUpdateSerializer(_Strict):
+    provisioned = StrictIntegerField(required=False, min_value=0)
+    description = StrictCharField(required=False, allow_blank=True, max_length=1000)
+
+
+class AliasSetSerializer(_Strict):
+    version = StrictIntegerField(min_value=1, help_text="the version the alias names")
+    additional_version = StrictIntegerField(required=False, min_value=1, allow_null=True)
+    weight = serializers.FloatField(
+        required=False, min_value=0, max_value=1, help_text="share of calls sent to additional_version"
+    )
+    description = StrictCharField(required=False, allow_blank=True, max_length=200)
+
+
+class InvokeSerializer(_Strict):
+    args = serializers.JSONField(required=False, help_text="JSON array of positional arguments")
+    timeout_ms = StrictIntegerField(required=False, min_value=100)
+    memory_mb = StrictIntegerField(required=False, min_value=32)
+
+    def validate_args(self, value):
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise serializers.ValidationError("must be a JSON array, e.g. [2, 3]")
+        if _depth(value) > MAX_ARGS_DEPTH:
+            raise serializers.ValidationError(f"may not be nested deeper than {MAX_ARGS_DEPTH} levels")
+        return value
+
+
+class WarmSerializer(_Strict):
+    count = StrictIntegerField(required=False, min_value=1, default=1)
+
+
+def _dt(value):
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def function_path(name: str) -> str:
+    return reverse("api-function-detail", args=[name])
+
+
+def version_body(version: FunctionVersion, *, code: bool = False) -> dict:
+    function = version.function
+    base = f"{function_path(function.name)}/versions/{version.number}"
+    layer = version.layer
+    body = {
+        "function": function.name,
+        "number": version.number,
+        "status": version.status,
+        "handler": version.handler,
+        "description": version.description,
+        "limits": {"timeout_ms": version.timeout_ms, "memory_mb": version.memory_mb},
+        "max_retries": version.max_retries,
+        "content_hash": version.content_hash or None,
+        "build_error": version.build_error or None,
+        "layer": None
+        if layer is None
+        else {"digest": layer.digest, "packages": layer.packages, "size_bytes": layer.size_bytes},
+        "created_at": _dt(version.created_at),
+        "built_at": _dt(version.built_at),
+        "links": {"self": base, "build_logs": f"{base}/build-logs"},
+    }
+    if function.runtime == "python":
+        body["requirements"] = version.requirements
+    else:
+        body["dependencies"] = version.dependencies
+    if code:
+        body["code"] = version.code
+        body["lock"] = version.lock
+    return body
+
+
+def alias_body(alias: Alias) -> dict:
+    return {
+        "name": alias.name,
+        "version": alias.version.number,
+        "additional_version": alias.additional_version.number if alias.additional_version else None,
+        "weight": alias.additional_weight,
+        "description": alias.description,
+        "updated_at": _dt(alias.updated_at),
+    }
+
+
+def function_body(function: Function, *, latest: FunctionVersion | None = None, aliases=None) -> dict:
+    base = function_path(function.name)
+    return {
+        "name": function.name,
+        "runtime": function.runtime,
+        "handler": function.handler,
+        "description": function.description,
+        "limits": {"timeout_ms": function.timeout_ms, "memory_mb": function.memory_mb},
+        "max_retries": function.max_retries,
+        "provisioned": function.provisioned,
+        "disabled": function.is_disabled,
+        "latest_version": function.latest_number,
+        "latest_ready_version": latest.number if latest is not None else None,
+        "aliases": [alias_body(a) for a in aliases] if aliases is not None else None,
+        "created_at": _dt(function.created_at),
+        "updated_at": _dt(function.updated_at),
+        "links": {"self": base, "versions": f"{base}/versions", "invoke": f"{base}/invoke"},
+    }
+
+
+def build_line_body(line: BuildLogLine) -> dict:
+    return {"seq": line.seq, "stream": line.stream, "ts": _dt(line.ts), "text": line.text}
+
+
+class FunctionSchema(serializers.Serializer):
+    """The shape of a function in answers (for the OpenAPI document)."""
+
+    name = serializers.CharField()
+    runtime = serializers.CharField()
+    handler = serializers.CharField()
+    description = serializers.CharField()
+    limits = serializers.DictField()
+    max_retries = serializers.IntegerField(allow_null=True)
+    provisioned = serializers.IntegerField()
+    disabled = serializers.BooleanField()
+    latest_version = serializers.IntegerField()
+    latest_ready_version = serializers.IntegerField(allow_null=True)
+    aliases = serializers.ListField(child=serializers.DictField(), allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    links = serializers.DictField()
+
+
+class VersionSchema(serializers.Serializer):
+    function = serializers.CharField()
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["building", "ready", "failed"])
+    handler = serializers.CharField()
+    description = serializers.CharField()
+    limits = serializers.DictField()
+    max_retries = serializers.IntegerField(allow_null=True)
+    content_hash = serializers.CharField(allow_null=True)
+    build_error = serializers.CharField(allow_null=True)
+    layer = serializers.DictField(allow_null=True)
+    requirements = serializers.CharField(required=False, help_text="Python")
+    dependencies = serializers.DictField(required=False, help_text="Node")
+    code = serializers.CharField(required=False, help_text="in the answer for one version")
+    lock = serializers.CharField(required=False, help_text="in the answer for one version")
+    created_at = serializers.DateTimeField()
+    built_at = serializers.DateTimeField(allow_null=True)
+    links = serializers.DictField()
+
+
+class FunctionCreatedSchema(FunctionSchema):
+    version = VersionSchema()
+
+
+class AliasSchema(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    additional_version = serializers.IntegerField(allow_null=True)
+    weight = serializers.FloatField()
+    description = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class BuildLogPageSchema(serializers.Serializer):
+    function = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    lines = serializers.ListField(child=serializers.DictField())
+    next_after = serializers.IntegerField()
+    complete = serializers.BooleanField()

@@ -1,0 +1,342 @@
+"""The functions API: deploy, version, alias, invoke and warm, each scoped to the key's tenant (another
+tenant's function is the same 404 as one that does not exist)."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs.api.filters import LogsFilter, QueryFilter, WaitFilter
+from jobs.api.jobs import wait_for_job
+from jobs.api.schema import errors
+from jobs.api.serializers import JobDetailSerializer, JobSerializer
+from lambdasite.exceptions import ValidationFailed
+
+from .. import selectors
+from ..exceptions import AliasNotFound, FunctionNotFound, VersionNotFound
+from ..models import Function
+from ..services import aliases, deploy, warm
+from ..services import invoke as invoking
+from .serializers import (
+    AliasSchema,
+    AliasSetSerializer,
+    BuildLogPageSchema,
+    FunctionCreatedSchema,
+    FunctionCreateSerializer,
+    FunctionSchema,
+    FunctionUpdateSerializer,
+    InvokeSerializer,
+    VersionCreateSerializer,
+    VersionSchema,
+    WarmSerializer,
+    alias_body,
+    build_line_body,
+    function_body,
+    version_body,
+)
+
+_EXAMPLE = {
+    "name": "slugify",
+    "runtime": "python",
+    "code": "from slugify import slugify\n\ndef main(text):\n    return slugify(text)\n",
+    "requirements": "python-slugify==8.0.4\n",
+}
+
+
+def _function(request: Request, name: str) -> Function:
+    function = selectors.function_get(tenant_ids=[request.user.tenant.id], name=name)
+    if function is None:
+        raise FunctionNotFound(f"no function named {name}")
+    return function
+
+
+def _number(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise VersionNotFound(f"no version {text!r}")
+    return int(text)
+
+
+def _spec(data: dict) -> deploy.VersionSpec:
+    fields = {f.name for f in deploy.VersionSpec.__dataclass_fields__.values()}
+    return deploy.VersionSpec(**{k: v for k, v in data.items() if k in fields})
+
+
+def _detail(function: Function) -> dict:
+    return function_body(
+        function,
+        latest=selectors.latest_ready(function=function),
+        aliases=list(selectors.alias_list(function=function)),
+    )
+
+
+@extend_schema(
+    methods=["POST"],
+    operation_id="functions_create",
+    summary="Deploy a new function (its version 1)",
+    description=(
+        "Python functions list `requirements` (requirements.txt lines), Node functions `dependencies` "
+        "(package.json's object). Without dependencies the version is `ready` at once; with them it is "
+        "`building` until a worker has resolved and installed them (GET the version, or its build-logs)."
+    ),
+    request=FunctionCreateSerializer,
+    responses={201: FunctionCreatedSchema, **errors(400, 401, 403, 409, 413, 429)},
+    examples=[OpenApiExample("Python with a dependency", value=_EXAMPLE, request_only=True)],
+)
+@extend_schema(
+    methods=["GET"],
+    operation_id="functions_list",
+    summary="This tenant's functions, by name",
+    responses={200: FunctionSchema(many=True), **errors(401, 403)},
+)
+@api_view(["GET", "POST"])
+def functions(request: Request) -> Response:
+    tenant = request.user.tenant
+    if request.method == "GET":
+        rows = list(selectors.function_list(tenant_ids=[tenant.id]))
+        return Response([function_body(f, latest=None) for f in rows])
+    incoming = FunctionCreateSerializer(data=request.data)
+    incoming.is_valid(raise_exception=True)
+    data = dict(incoming.validated_data)
+    function, version = deploy.function_create(
+        tenant=tenant,
+        user=getattr(request.auth, "created_by", None),
+        name=data.pop("name"),
+        runtime=data.pop("runtime"),
+        provisioned=data.pop("provisioned", 0),
+        spec=_spec(data),
+    )
+    body = {**_detail(function), "version": version_body(version)}
+    return Response(body, status=201, headers={"Location": body["links"]["self"]})
+
+
+@extend_schema(methods=["GET"], operation_id="functions_retrieve", summary="One function with its aliases",
+               responses={200: FunctionSchema, **errors(401, 403, 404)})  # fmt: skip
+@extend_schema(
+    methods=["PATCH"],
+    operation_id="functions_update",
+    summary="Change the warm pool size (provisioned) or the description",
+    request=FunctionUpdateSerializer,
+    responses={200: FunctionSchema, **errors(400, 401, 403, 404, 429)},
+)
+@extend_schema(
+    methods=["DELETE"],
+    operation_id="functions_delete",
+    summary="Delete a function, its versions and aliases (its unfinished jobs are cancelled)",
+    responses={204: None, **errors(401, 403, 404)},
+)
+@api_view(["GET", "PATCH", "DELETE"])
+def function_detail(request: Request, name: str) -> Response:
+    function = _function(request, name)
+    if request.method == "DELETE":
+        deploy.function_delete(function=function)
+        return Response(status=204)
+    if request.method == "PATCH":
+        incoming = FunctionUpdateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        function = deploy.function_update(function=function, **incoming.validated_data)
+    return Response(_detail(function))
+
+
+@extend_schema(
+    methods=["POST"],
+    operation_id="functions_versions_create",
+    summary="Deploy the next version (settings not given stay the function's)",
+    request=VersionCreateSerializer,
+    responses={201: VersionSchema, **errors(400, 401, 403, 404, 413)},
+)
+@extend_schema(
+    methods=["GET"],
+    operation_id="functions_versions_list",
+    summary="The function's versions, newest first",
+    responses={200: VersionSchema(many=True), **errors(401, 403, 404)},
+)
+@api_view(["GET", "POST"])
+def versions(request: Request, name: str) -> Response:
+    function = _function(request, name)
+    if request.method == "GET":
+        return Response([version_body(v) for v in selectors.version_list(function=function)])
+    incoming = VersionCreateSerializer(data=request.data)
+    incoming.is_valid(raise_exception=True)
+    version = deploy.version_create(
+        function=function, user=getattr(request.auth, "created_by", None), spec=_spec(incoming.validated_data)
+    )
+    body = version_body(version)
+    return Response(body, status=201, headers={"Location": body["links"]["self"]})
+
+
+@extend_schema(
+    operation_id="functions_versions_retrieve",
+    summary="One version, with its code and resolved lock (versions are immutable)",
+    responses={200: VersionSchema, **errors(401, 403, 404)},
+)
+@api_view(["GET"])
+def version_detail(request: Request, name: str, number: str) -> Response:
+    function = _function(request, name)
+    version = selectors.version_get(function=function, number=_number(number))
+    if version is None:
+        raise VersionNotFound(f"{name} has no version {number}")
+    return Response(version_body(version, code=True))
+
+
+@extend_schema(
+    operation_id="functions_build_logs",
+    summary="A version's build log (resolver and installer output), in order",
+    parameters=[
+        OpenApiParameter("after", OpenApiTypes.INT, description="only lines with a larger sequence number"),
+        OpenApiParameter("limit", OpenApiTypes.INT, description="at most this many lines (default 1000)"),
+    ],
+    responses={200: BuildLogPageSchema, **errors(400, 401, 403, 404)},
+)
+@api_view(["GET"])
+def build_logs(request: Request, name: str, number: str) -> Response:
+    function = _function(request, name)
+    version = selectors.version_get(function=function, number=_number(number))
+    if version is None:
+        raise VersionNotFound(f"{name} has no version {number}")
+    query = LogsFilter.parse(request)
+    lines = selectors.build_log(version=version, after=query["after"], limit=query["limit"])
+    return Response(
+        {
+            "function": function.name,
+            "version": version.number,
+            "status": version.status,
+            "lines": [build_line_body(line) for line in lines],
+            "next_after": lines[-1].seq if lines else query["after"],
+            "complete": version.status != "building" and len(lines) < query["limit"],
+        }
+    )
+
+
+@extend_schema(
+    operation_id="functions_aliases_list",
+    summary="The function's aliases",
+    responses={200: AliasSchema(many=True), **errors(401, 403, 404)},
+)
+@api_view(["GET"])
+def alias_list(request: Request, name: str) -> Response:
+    function = _function(request, name)
+    return Response([alias_body(a) for a in selectors.alias_list(function=function)])
+
+
+@extend_schema(methods=["GET"], operation_id="functions_aliases_retrieve", summary="One alias",
+               responses={200: AliasSchema, **errors(401, 403, 404)})  # fmt: skip
+@extend_schema(
+    methods=["PUT"],
+    operation_id="functions_aliases_set",
+    summary="Create or move an alias; with additional_version and weight, a canary",
+    request=AliasSetSerializer,
+    responses={200: AliasSchema, 201: AliasSchema, **errors(400, 401, 403, 404, 409)},
+)
+@extend_schema(methods=["DELETE"], operation_id="functions_aliases_delete", summary="Delete an alias",
+               responses={204: None, **errors(401, 403, 404)})  # fmt: skip
+@api_view(["GET", "PUT", "DELETE"])
+def alias_detail(request: Request, name: str, alias: str) -> Response:
+    function = _function(request, name)
+    if request.method == "DELETE":
+        aliases.alias_delete(function=function, name=alias)
+        return Response(status=204)
+    if request.method == "GET":
+        found = selectors.alias_get(function=function, name=alias)
+        if found is None:
+            raise AliasNotFound(f"{name} has no alias {alias!r}")
+        return Response(alias_body(found))
+    incoming = AliasSetSerializer(data=request.data)
+    incoming.is_valid(raise_exception=True)
+    data = incoming.validated_data
+    found, created = aliases.alias_set(
+        function=function,
+        name=alias,
+        version=data["version"],
+        additional_version=data.get("additional_version"),
+        weight=data.get("weight"),
+        description=data.get("description"),
+    )
+    return Response(alias_body(found), status=201 if created else 200)
+
+
+class InvokeFilter(QueryFilter):
+    qualifier = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    wait = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+@extend_schema(
+    operation_id="functions_invoke",
+    summary="Invoke a function by name: a job that runs as the chosen version",
+    description=(
+        "`?qualifier=` names an alias or a version number; none means the latest ready version. "
+        "`?wait=N` and `Idempotency-Key` work as for `POST /api/v1/jobs`. A version still building "
+        "queues the job until its build ends; a version whose build failed is a 409 with the build error."
+    ),
+    parameters=[
+        OpenApiParameter("qualifier", OpenApiTypes.STR, description="alias name or version number"),
+        OpenApiParameter("wait", OpenApiTypes.FLOAT, description="seconds to wait for the result"),
+        OpenApiParameter(
+            "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False
+        ),
+    ],
+    request=InvokeSerializer,
+    responses={
+        200: JobDetailSerializer,
+        202: JobSerializer,
+        **errors(400, 401, 403, 404, 409, 413, 422, 429),
+    },
+)
+@api_view(["POST"])
+def invoke_view(request: Request, name: str) -> Response:
+    WaitFilter.parse(request)
+    query = InvokeFilter.parse(request)
+    incoming = InvokeSerializer(data=request.data if request.data is not None else {})
+    incoming.is_valid(raise_exception=True)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= 255):
+        raise ValidationFailed(
+            "Idempotency-Key: must be 1 to 255 characters",
+            details={"fields": {"Idempotency-Key": ["1 to 255 characters"]}},
+        )
+    job, created = invoking.function_invoke(
+        tenant=request.user.tenant,
+        api_key=request.auth,
+        name=name,
+        qualifier=query["qualifier"] or None,
+        idempotency_key=key,
+        **incoming.validated_data,
+    )
+    if not created:
+        return Response(JobDetailSerializer(job).data, status=200)
+    body = JobSerializer(job).data
+    return Response(body, status=202, headers={"Location": body["links"]["self"]})
+
+
+@csrf_exempt
+async def invoke(request, name: str):
+    """POST /api/v1/functions/{name}/invoke; a ?wait is awaited off Django's sync thread."""
+    response = await sync_to_async(invoke_view)(request, name)
+    return await wait_for_job(request, response)
+
+
+invoke.cls = invoke_view.cls
+invoke.initkwargs = invoke_view.initkwargs
+
+
+@extend_schema(
+    operation_id="functions_warm",
+    summary="Start warm cells for the latest ready version now (module initialised before any call)",
+    request=WarmSerializer,
+    responses={
+        202: OpenApiResponse(description='{"version": n, "queued": count}'),
+        **errors(400, 401, 403, 404),
+    },
+)
+@api_view(["POST"])
+def warm_view(request: Request, name: str) -> Response:
+    function = _function(request, name)
+    incoming = WarmSerializer(data=request.data if request.data is not None else {})
+    incoming.is_valid(raise_exception=True)
+    version, queued = warm.warm_request(function=function, count=incoming.validated_data["count"])
+    return Response({"function": function.name, "version": version.number, "queued": queued}, status=202)

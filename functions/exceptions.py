@@ -1,0 +1,41 @@
+"""Errors of functions (see lambdasite/exceptions.py for the base)."""
+
+from __future__ import annotations
+
+from lambdasite.exceptions import Conflict, NotFound, RateLimited
+
+
+class FunctionNotFound(NotFound):
+    code = "function_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+
+class FunctionExists(Conflict):
+    code = "function_exists"
+
+
+class VersionFailed(Conflict):
+    """The version's build failed: it can never run (the message carries the build's error)."""
+
+    code = "version_failed"
+
+
+class FunctionDisabled(Conflict):
+    code = "function_disabled"
+
+
+class AliasInUse(Conflict):
+    code = "alias_in_use"
+
+
+class FunctionLimit(RateLimited):
+    """A per-tenant cap on functions, provisioned cells or dependency size is reached."""
+
+    code = "function_limit"

@@ -1,0 +1,365 @@
+"""Building a version's dependencies: resolve a lock, reuse or install the layer for it, mark the version
+ready or failed, then release (or fail) the invocations that waited for it.
+
+A build runs on a worker (RQ queue ``<jobs>-builds``) under a lease in PostgreSQL,
+like an attempt: a worker that dies mid-build lets the lease expire and the
+reconciler enqueues the build again, at most BUILD_MAX_ATTEMPTS times. Whatever the
+dependencies themselves get wrong (no wheel, no such package, an install script,
+over the size cap) fails the version with a readable error; only the platform's
+own trouble (the engine away) is retried. Layers are shared: one per runtime + lock,
+installed once by whichever build gets there first, under a lease of its own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+import docker
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+import sandbox
+from jobs.models import Job, Status
+from jobs.services.held import jobs_fail_held, jobs_release_held
+from lambdasite import live
+from lambdasite.redis_client import build_queue_name, get_queue
+from sandbox import layers
+
+from ..models import BuildLogLine, BuildStatus, DependencyLayer, FunctionVersion, content_hash
+
+log = logging.getLogger("lambdasite.functions")
+
+
+def build_group(version_id) -> str:
+    return f"build.{version_id}"
+
+
+def build_enqueue(*, version_id, attempt: int = 0) -> None:
+    get_queue(build_queue_name()).enqueue(
+        "functions.tasks.build_version",
+        version_id,
+        job_id=f"build-{version_id}-{attempt}",
+        job_timeout=int(settings.BUILD_TIMEOUT_S * 2 + 120),
+        result_ttl=0,
+        failure_ttl=3600,
+        description=f"lambdasite build of version {version_id}",
+    )
+
+
+def build_limits() -> layers.BuildLimits:
+    return layers.BuildLimits(
+        timeout_s=settings.BUILD_TIMEOUT_S,
+        memory_mb=settings.BUILD_MEMORY_MB,
+        tmp_mb=settings.BUILD_TMP_MB,
+        network=settings.BUILD_NETWORK,
+        index_url=settings.BUILD_PYPI_INDEX,
+        npm_registry=settings.BUILD_NPM_REGISTRY,
+    )
+
+
+class BuildLog:
+    """A version's build log: stored line by line (in batches) and streamed to open pages."""
+
+    FLUSH_S = 0.2
+
+    def __init__(self, version: FunctionVersion) -> None:
+        self.version_id = version.pk
+        self.seq = version.build_log_lines
+        self.pending: list[BuildLogLine] = []
+        self.last_flush = time.monotonic()
+
+    def __call__(self, text: str, stream: str = "build") -> None:
+        self.seq += 1
+        self.pending.append(
+            BuildLogLine(
+                version_id=self.version_id, seq=self.seq, stream=stream, ts=timezone.now(), text=text[:16384]
+            )
+        )
+        if time.monotonic() - self.last_flush > self.FLUSH_S or len(self.pending) >= 200:
+            self.flush()
+
+    def system(self, text: str) -> None:
+        self(f"[lambdasite] {text}", stream="system")
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        lines, self.pending = self.pending, []
+        BuildLogLine.objects.bulk_create(lines)
+        FunctionVersion.objects.filter(pk=self.version_id).update(build_log_lines=self.seq)
+        live.publish(
+            build_group(self.version_id),
+            {
+                "kind": "logs",  # the same shape as a job's log lines: the dashboard's log pane shows both
+                "lines": [
+                    {"seq": line.seq, "stream": line.stream, "ts": line.ts.isoformat(), "text": line.text}
+                    for line in lines
+                ],
+            },
+        )
+
+
+class _Lease(threading.Thread):
+    """Renews a build's lease (and the layer's, while it installs one) until stopped."""
+
+    def __init__(self, version_id, worker: str) -> None:
+        super().__init__(name=f"build-lease-{version_id}", daemon=True)
+        self.version_id, self.worker = version_id, worker
+        self.layer_id = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.done.wait(settings.BUILD_LEASE_S / 4):
+                until = timezone.now() + timedelta(seconds=settings.BUILD_LEASE_S)
+                FunctionVersion.objects.filter(pk=self.version_id, builder=self.worker).update(
+                    lease_expires_at=until
+                )
+                if self.layer_id is not None:
+                    DependencyLayer.objects.filter(pk=self.layer_id, builder=self.worker).update(
+                        lease_expires_at=until
+                    )
+        except Exception:  # noqa: BLE001 - the lease then expires and the build is run again
+            log.exception("build lease renewal failed")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+
+def version_claim(*, version_id, worker: str, now: datetime | None = None) -> FunctionVersion | None:
+    """Compare-and-set: take a building version whose lease is free; None if it is not ours to build."""
+    now = now or timezone.now()
+    # no builder (queued: deployed, or re-enqueued by the reconciler), or a builder whose lease ran out
+    free = Q(builder="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    with transaction.atomic():
+        version = (
+            FunctionVersion.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("function__tenant__quota")
+            .filter(free, pk=version_id, status=BuildStatus.BUILDING)
+            .first()
+        )
+        if version is None:
+            return None
+        version.builder = worker
+        version.lease_expires_at = now + timedelta(seconds=settings.BUILD_LEASE_S)
+        version.build_attempts += 1
+        version.save(update_fields=["builder", "lease_expires_at", "build_attempts"])
+    return version
+
+
+def version_build(
+    *, version_id, worker: str, client: docker.DockerClient | None = None
+) -> FunctionVersion | None:
+    """Build a version (on a worker). Returns the version as it ended, or None if it was not ours."""
+    version = version_claim(version_id=version_id, worker=worker)
+    if version is None:
+        return None
+    build_log = BuildLog(version)
+    lease = _Lease(version.pk, worker)
+    lease.start()
+    runtime = version.function.runtime
+    started = time.monotonic()
+    try:
+        client = client or sandbox.default().client
+        build_log.system(f"build attempt {version.build_attempts} on {worker}")
+        spec = version.requirements if runtime == "python" else version.dependencies
+        build_log.system("resolving " + ("requirements" if runtime == "python" else "dependencies"))
+        resolved = layers.resolve(client, runtime, spec, on_log=build_log, limits=build_limits())
+        build_log.system(f"resolved {resolved.packages} package(s)")
+        layer = _layer_for(client, version, resolved, build_log, lease, worker)
+        _version_ready(version, resolved.lock, layer)
+        build_log.system(f"ready in {time.monotonic() - started:.1f} s")
+    except layers.BuildFailed as exc:
+        build_log.system(f"build failed: {exc}")
+        _version_failed(version, str(exc))
+    except sandbox.SandboxError as exc:
+        build_log.system(f"the build could not run: {exc}")
+        _version_unfinished(version, str(exc), worker)
+    finally:
+        build_log.flush()
+        lease.stop()
+    version.refresh_from_db()
+    live.publish(build_group(version.pk), {"kind": "status", "status": version.status})
+    return version
+
+
+def _layer_for(client, version, resolved, build_log, lease, worker) -> DependencyLayer:
+    """The ready layer for the lock: reused if built (by anyone), else installed now by this build."""
+    runtime = version.function.runtime
+    digest = layers.lock_digest(runtime, resolved.lock)
+    cap = min(version.function.tenant.quota.max_dependency_bytes, settings.LAYER_MAX_BYTES)
+    deadline = time.monotonic() + settings.BUILD_TIMEOUT_S
+    while True:
+        layer, _ = DependencyLayer.objects.get_or_create(
+            digest=digest,
+            defaults={"runtime": runtime, "lock": resolved.lock, "packages": resolved.packages},
+        )
+        if layer.status == BuildStatus.READY:
+            # touched before the volume is checked, so the collector does not remove it from under us
+            DependencyLayer.objects.filter(pk=layer.pk).update(last_used_at=timezone.now())
+            if layers.exists(client, layer.volume):
+                if layer.size_bytes > cap:
+                    raise layers.BuildFailed(_over_cap(layer.size_bytes, cap))
+                build_log.system(f"reusing layer {layer.volume} ({layer.size_bytes / 1e6:.1f} MB)")
+                return layer
+            build_log.system(f"layer {layer.volume} is gone from the engine; installing it again")
+            DependencyLayer.objects.filter(pk=layer.pk, status=BuildStatus.READY).update(
+                status=BuildStatus.BUILDING, lease_expires_at=None
+            )
+            continue
+        if _claim_layer(layer, worker):
+            break
+        if time.monotonic() > deadline:
+            raise sandbox.SandboxError("another build of the same layer did not finish", code="build_busy")
+        build_log.system("the same dependencies are being installed by another build; waiting for it")
+        time.sleep(2)
+    lease.layer_id = layer.pk
+    try:
+        build_log.system("installing")
+        installed = layers.install(
+            client, runtime, resolved.lock, max_bytes=cap, on_log=build_log, limits=build_limits()
+        )
+    except BaseException:
+        DependencyLayer.objects.filter(pk=layer.pk, status=BuildStatus.BUILDING).delete()
+        raise
+    finally:
+        lease.layer_id = None
+    DependencyLayer.objects.filter(pk=layer.pk).update(
+        status=BuildStatus.READY,
+        volume=installed.volume,
+        size_bytes=installed.size_bytes,
+        files=installed.files,
+        content_sha256=installed.content_sha256,
+        built_at=timezone.now(),
+        builder="",
+        lease_expires_at=None,
+    )
+    layer.refresh_from_db()
+    build_log.system(
+        f"layer ready: {installed.volume}, {installed.files} files, {installed.size_bytes / 1e6:.1f} MB"
+    )
+    return layer
+
+
+def _over_cap(size: int, cap: int) -> str:
+    return (
+        f"the installed dependencies take {size / 1e6:.1f} MB, over this tenant's cap of {cap / 1e6:.1f} MB"
+    )
+
+
+def _claim_layer(layer: DependencyLayer, worker: str) -> bool:
+    """Take the right to install a layer: it is not ready and nobody holds a live lease on it."""
+    now = timezone.now()
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    return bool(
+        DependencyLayer.objects.filter(free, pk=layer.pk, status=BuildStatus.BUILDING).update(
+            status=BuildStatus.BUILDING,
+            builder=worker,
+            lease_expires_at=now + timedelta(seconds=settings.BUILD_LEASE_S),
+        )
+    )
+
+
+def _version_ready(version: FunctionVersion, lock: str, layer: DependencyLayer) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        FunctionVersion.objects.filter(pk=version.pk).update(
+            lock=lock,
+            layer=layer,
+            content_hash=content_hash(
+                runtime=version.function.runtime, handler=version.handler, code=version.code, lock=lock
+            ),
+            status=BuildStatus.READY,
+            built_at=now,
+            builder="",
+            lease_expires_at=None,
+        )
+        DependencyLayer.objects.filter(pk=layer.pk).update(last_used_at=now)
+        released = jobs_release_held(version_id=version.pk)
+    log.info(
+        "version built",
+        extra={"event": "version_ready", "version": version.pk, "released": released, "layer": layer.volume},
+    )
+
+
+def _version_failed(version: FunctionVersion, error: str) -> None:
+    with transaction.atomic():
+        FunctionVersion.objects.filter(pk=version.pk).update(
+            status=BuildStatus.FAILED,
+            build_error=error[:8000],
+            built_at=timezone.now(),
+            builder="",
+            lease_expires_at=None,
+        )
+        failed = jobs_fail_held(
+            version_id=version.pk,
+            error={
+                "type": "BuildFailed",
+                "message": f"version {version.number} of {version.function.name} failed to build: "
+                + error[:2000],
+                "traceback": "",
+            },
+        )
+    log.info(
+        "version build failed",
+        extra={"event": "version_failed", "version": version.pk, "jobs_failed": failed},
+    )
+
+
+def _version_unfinished(version: FunctionVersion, error: str, worker: str) -> None:
+    """The platform could not run the build: give the lease back (the reconciler runs it again)
+    or, after BUILD_MAX_ATTEMPTS, fail the version."""
+    if version.build_attempts >= settings.BUILD_MAX_ATTEMPTS:
+        _version_failed(version, f"the build could not run after {version.build_attempts} attempts: {error}")
+        return
+    FunctionVersion.objects.filter(pk=version.pk, builder=worker).update(
+        lease_expires_at=timezone.now(), builder=""
+    )
+
+
+def builds_reconcile(*, now: datetime | None = None) -> dict:
+    """Builds whose worker died or never took them are enqueued again; a version that ended while its
+    held jobs were not yet released (a crash between the two) releases or fails them now."""
+    now = now or timezone.now()
+    grace = now - timedelta(seconds=settings.BUILD_LEASE_S)
+    stale = FunctionVersion.objects.filter(status=BuildStatus.BUILDING).filter(
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, created_at__lt=grace)
+    )
+    retried = failed = 0
+    for version in stale.select_related("function"):
+        if version.build_attempts >= settings.BUILD_MAX_ATTEMPTS:
+            _version_failed(version, f"the build did not finish after {version.build_attempts} attempts")
+            failed += 1
+            continue
+        # queued again (no builder); the lease pushed forward, so the next passes do not enqueue it
+        # again unless no worker takes it within BUILD_LEASE_S
+        FunctionVersion.objects.filter(pk=version.pk, status=BuildStatus.BUILDING).update(
+            builder="", lease_expires_at=now + timedelta(seconds=settings.BUILD_LEASE_S)
+        )
+        transaction.on_commit(
+            lambda pk=version.pk, n=version.build_attempts: build_enqueue(version_id=pk, attempt=n)
+        )
+        retried += 1
+    released = 0
+    held = (
+        Job.objects.filter(status=Status.QUEUED, next_attempt_at__isnull=True, function_version__isnull=False)
+        .exclude(function_version__status=BuildStatus.BUILDING)
+        .values_list("function_version_id", "function_version__status", "function_version__build_error")
+        .distinct()
+    )
+    for version_id, status, error in held:
+        if status == BuildStatus.READY:
+            released += jobs_release_held(version_id=version_id)
+        else:
+            released += jobs_fail_held(
+                version_id=version_id, error={"type": "BuildFailed", "message": error[:2000], "traceback": ""}
+            )
+    return {"builds_retried": retried, "builds_failed": failed, "held_settled": released}

@@ -1,0 +1,229 @@
+"""Deploying: a function and its first version, further versions, deletion. Versions are immutable;
+one without dependencies is ready at once, one with dependencies is built by a worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Tenant
+from jobs.models import FINISHED, Job
+from jobs.runtimes import RUNTIME_INFO
+from jobs.services.actions import job_cancel
+from lambdasite.exceptions import PayloadTooLarge, ValidationFailed
+
+from .. import validation
+from ..exceptions import FunctionExists, FunctionLimit
+from ..models import BuildStatus, Function, FunctionVersion, content_hash
+from . import builds
+
+log = logging.getLogger("lambdasite.functions")
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionSpec:
+    code: str
+    handler: str | None = None  # None: the function's current handler ("main" for a new one)
+    requirements: str | None = None  # Python
+    dependencies: dict | None = None  # Node
+    timeout_ms: int | None = None
+    memory_mb: int | None = None
+    max_retries: int | None = None
+    description: str | None = None
+
+
+def _check_spec(tenant: Tenant, runtime: str, spec: VersionSpec, handler: str) -> VersionSpec:
+    quota = tenant.quota
+    code_bytes = len(spec.code.encode("utf-8", "surrogatepass"))
+    if not spec.code.strip():
+        raise ValidationFailed("code: may not be empty", details={"fields": {"code": ["may not be empty"]}})
+    if code_bytes > quota.max_code_bytes:
+        raise PayloadTooLarge(
+            f"code is {code_bytes} bytes, over this tenant's cap of {quota.max_code_bytes}",
+            details={"field": "code", "size": code_bytes, "limit": quota.max_code_bytes},
+        )
+    for name, value, cap in (
+        ("timeout_ms", spec.timeout_ms, quota.max_timeout_ms),
+        ("memory_mb", spec.memory_mb, quota.max_memory_mb),
+        ("max_retries", spec.max_retries, quota.max_retries_cap),
+    ):
+        if value is not None and value > cap:
+            raise ValidationFailed(
+                f"{name}: {value} is over this tenant's cap of {cap}",
+                details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
+            )
+    requirements, dependencies = "", {}
+    if runtime == "python":
+        if spec.dependencies:
+            raise ValidationFailed(
+                "dependencies: Python functions list requirements (requirements.txt lines)",
+                details={"fields": {"dependencies": ["use requirements for Python"]}},
+            )
+        requirements = validation.requirements(spec.requirements or "")
+    else:
+        if spec.requirements:
+            raise ValidationFailed(
+                "requirements: Node functions list dependencies (package.json's dependencies object)",
+                details={"fields": {"requirements": ["use dependencies for Node"]}},
+            )
+        dependencies = validation.dependencies(spec.dependencies or {})
+    return dataclasses.replace(
+        spec,
+        handler=validation.handler_name(runtime, handler),
+        requirements=requirements,
+        dependencies=dependencies,
+    )
+
+
+def _new_version(function: Function, spec: VersionSpec, user) -> FunctionVersion:
+    """Insert the next version (the caller holds the function's row lock)."""
+    version = FunctionVersion(
+        function=function,
+        number=function.latest_number + 1,
+        code=spec.code,
+        handler=spec.handler,
+        requirements=spec.requirements,
+        dependencies=spec.dependencies,
+        description=spec.description if spec.description is not None else function.description,
+        timeout_ms=spec.timeout_ms,
+        memory_mb=spec.memory_mb,
+        max_retries=spec.max_retries,
+        created_by=user,
+    )
+    if not version.has_dependencies:  # nothing to build: ready now
+        version.status = BuildStatus.READY
+        version.content_hash = content_hash(
+            runtime=function.runtime, handler=version.handler, code=version.code, lock=""
+        )
+        version.built_at = timezone.now()
+    version.save(force_insert=True)
+    function.latest_number = version.number
+    function.handler = version.handler
+    function.description = version.description
+    function.timeout_ms, function.memory_mb, function.max_retries = (
+        spec.timeout_ms,
+        spec.memory_mb,
+        spec.max_retries,
+    )
+    function.save()
+    if version.status == BuildStatus.BUILDING:
+        version_id = version.pk
+        transaction.on_commit(lambda: builds.build_enqueue(version_id=version_id))
+    log.info(
+        "version created",
+        extra={
+            "event": "version_created",
+            "function": function.name,
+            "version": version.number,
+            "tenant": function.tenant.slug,
+        },
+    )
+    return version
+
+
+def function_create(
+    *, tenant: Tenant, user, name: str, runtime: str, spec: VersionSpec, provisioned: int = 0
+) -> tuple[Function, FunctionVersion]:
+    """A new function and its version 1. -> (function, version)"""
+    validation.function_name(name)
+    if runtime not in RUNTIME_INFO:
+        raise ValidationFailed(
+            f"runtime: must be one of {', '.join(RUNTIME_INFO)}",
+            details={"fields": {"runtime": ["unknown runtime"]}},
+        )
+    spec = _check_spec(tenant, runtime, spec, spec.handler or "main")
+    quota = tenant.quota
+    _check_provisioned(tenant, provisioned, exclude=None)
+    try:
+        with transaction.atomic():
+            if Function.objects.filter(tenant=tenant).count() >= quota.max_functions:
+                raise FunctionLimit(
+                    f"this tenant has {quota.max_functions} functions, its cap",
+                    retry_after=3600,
+                    details={"limit": quota.max_functions},
+                )
+            function = Function.objects.create(
+                tenant=tenant,
+                name=name,
+                runtime=runtime,
+                handler=spec.handler,
+                provisioned=provisioned,
+                created_by=user,
+            )
+            version = _new_version(function, spec, user)
+    except IntegrityError:
+        raise FunctionExists(f"a function named {name} exists; deploy a new version of it instead") from None
+    return function, version
+
+
+def version_create(*, function: Function, user, spec: VersionSpec) -> FunctionVersion:
+    """The next version of a function (settings not given are the function's current ones)."""
+    spec = _check_spec(function.tenant, function.runtime, spec, spec.handler or function.handler)
+    with transaction.atomic():
+        locked = Function.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=function.pk)
+        return _new_version(locked, spec, user)
+
+
+def _check_provisioned(tenant: Tenant, provisioned: int, *, exclude) -> None:
+    if provisioned < 0:
+        raise ValidationFailed(
+            "provisioned: may not be negative", details={"fields": {"provisioned": ["min 0"]}}
+        )
+    others = Function.objects.filter(tenant=tenant, is_disabled=False)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    used = sum(others.values_list("provisioned", flat=True))
+    cap = tenant.quota.max_provisioned_cells
+    if used + provisioned > cap:
+        raise FunctionLimit(
+            f"provisioned: {used + provisioned} warm cells in all would be over this tenant's cap of {cap}",
+            retry_after=3600,
+            details={"limit": cap, "used": used},
+        )
+
+
+def function_update(
+    *, function: Function, provisioned: int | None = None, description: str | None = None
+) -> Function:
+    """Settings that are not part of a version: the warm pool size and the description."""
+    with transaction.atomic():
+        function = (
+            Function.objects.select_for_update(of=("self",))
+            .select_related("tenant__quota")
+            .get(pk=function.pk)
+        )
+        if provisioned is not None:
+            _check_provisioned(function.tenant, provisioned, exclude=function.pk)
+            function.provisioned = provisioned
+        if description is not None:
+            function.description = description
+        function.save()
+    return function
+
+
+def function_delete(*, function: Function) -> int:
+    """Delete a function, its versions and aliases; its unfinished jobs are cancelled (finished jobs
+    stay, naming the function and version they ran). -> how many jobs were cancelled."""
+    cancelled = 0
+    for job in Job.objects.filter(function=function).exclude(status__in=FINISHED):
+        job_cancel(job=job)
+        cancelled += 1
+    with transaction.atomic():
+        Function.objects.filter(pk=function.pk).delete()
+    log.info(
+        "function deleted",
+        extra={"event": "function_deleted", "function": function.name, "cancelled": cancelled},
+    )
+    return cancelled
+
+
+def function_set_disabled(*, function: Function, disabled: bool, reason: str = "") -> Function:
+    """Operators stop a function from being invoked (its versions and jobs stay)."""
+    Function.objects.filter(pk=function.pk).update(
+        is_disabled=disabled, disabled_reason=reason[:200] if disabled else ""
+    )
+    function.refresh_from_db()
+    return function

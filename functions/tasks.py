@@ -1,0 +1,63 @@
+"""What workers run for functions: builds (queue ``<jobs>-builds``), warm-ups, and the provisioned
+cells their pool keeps (``provisioned_specs`` is the pool's provision source)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import close_old_connections
+
+import sandbox
+from jobs.execution import limits_for, sandbox_uid, worker_name
+
+from .models import FunctionVersion
+from .services import builds, warm
+
+log = logging.getLogger("lambdasite.functions")
+
+
+def build_version(version_id) -> None:
+    builds.version_build(version_id=version_id, worker=worker_name())
+
+
+def version_spec(version: FunctionVersion) -> sandbox.RunSpec:
+    """The spec an invocation of ``version`` with its default limits runs with (same cell key)."""
+    function = version.function
+    quota = function.tenant.quota
+    timeout_ms = version.timeout_ms or min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms)
+    memory_mb = version.memory_mb or min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb)
+    return sandbox.RunSpec(
+        runtime=function.runtime,
+        code="",
+        limits=limits_for(quota, timeout_ms=timeout_ms, memory_mb=memory_mb),
+        tenant=str(function.tenant_id),
+        uid=sandbox_uid(function.tenant_id),
+        function=sandbox.FunctionRef(
+            key=f"v{version.pk}-{version.content_hash[:16]}",
+            code=version.code,
+            handler=version.handler,
+            layer=version.layer.volume if version.layer_id else None,
+        ),
+    )
+
+
+def warm_version(version_id) -> dict | None:
+    version = FunctionVersion.objects.select_related("function__tenant__quota", "layer").get(pk=version_id)
+    error = sandbox.default().warm(version_spec(version))
+    if error:
+        log.warning(
+            "warming failed: %s", error.get("message"), extra={"event": "warm_failed", "version": version_id}
+        )
+    return error
+
+
+def provisioned_specs() -> list[tuple[sandbox.RunSpec, int]]:
+    """The pool's provision source (called from its maintenance thread)."""
+    try:
+        return [(version_spec(version), n) for version, n in warm.provisioned_versions()]
+    except Exception:  # noqa: BLE001 - keep the last targets; the next pass reads again
+        log.exception("reading provisioned functions failed")
+        raise
+    finally:
+        close_old_connections()

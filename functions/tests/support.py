@@ -1,0 +1,30 @@
+"""Helpers of the functions tests: JSON calls as a persona."""
+
+from __future__ import annotations
+
+import json
+
+PY_ADD = "def main(a, b):\n    return a + b\n"
+
+
+def call(persona, method: str, path: str, body=None, **extra):
+    send = getattr(persona.client, method.lower())
+    if body is None:
+        return send(path, **extra)
+    return send(path, data=json.dumps(body), content_type="application/json", **extra)
+
+
+def deploy(persona, name: str = "adder", runtime: str = "python", code: str = PY_ADD, **fields):
+    return call(
+        persona, "POST", "/api/v1/functions", {"name": name, "runtime": runtime, "code": code, **fields}
+    )
+
+
+def invoke(persona, name: str, args=(), qualifier: str | None = None, wait: float | None = None, **extra):
+    query = []
+    if qualifier is not None:
+        query.append(f"qualifier={qualifier}")
+    if wait is not None:
+        query.append(f"wait={wait}")
+    path = f"/api/v1/functions/{name}/invoke" + ("?" + "&".join(query) if query else "")
+    return call(persona, "POST", path, {"args": list(args)}, **extra)

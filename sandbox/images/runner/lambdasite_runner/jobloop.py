@@ -1,0 +1,235 @@
+"""One job: relay its output under the log caps, hold the wall-clock limit, send the verdict frames."""
+
+import json
+import os
+import select
+import signal
+import time
+
+from . import state
+from .cleanup import kill_others
+from .wire import buf, max_rss_kb, read_cpu_ns, read_oom_kills, view, write_frame, zero_buffer
+
+_result = bytearray(0)
+_job_running = False
+_timer_fired = False
+
+
+def on_alarm(signum, frame):
+    """The wall-clock limit, even while a write to a slow host blocks the loop below."""
+    global _timer_fired
+    if _job_running:
+        _timer_fired = True
+        kill_others(state.zygote.pid if state.zygote is not None else None)
+
+
+def _result_buffer(max_result):
+    global _result
+    wanted = max_result + 4096
+    if len(_result) < wanted:
+        _result = bytearray(wanted)
+    return memoryview(_result)
+
+
+class Caps:
+    """What the job may still log: bytes and lines; ``dropped`` counts what it may not."""
+
+    def __init__(self, max_bytes, max_lines):
+        self.bytes_left = max_bytes
+        self.lines_left = max_lines
+        self.logged = 0
+        self.dropped = 0
+        self.told = False
+
+    def keep(self, n):
+        """How many of the first ``n`` bytes of the relay buffer may be relayed."""
+        keep = min(n, self.bytes_left)
+        if self.lines_left >= 0 and keep:
+            newlines = buf.count(b"\n", 0, keep)
+            if newlines > self.lines_left:
+                pos = -1
+                for _ in range(self.lines_left):
+                    pos = buf.find(b"\n", pos + 1, keep)
+                keep = pos + 1
+                newlines = self.lines_left
+            self.lines_left -= newlines
+            if self.lines_left == 0:
+                self.bytes_left = keep  # nothing after the last allowed line
+        self.bytes_left -= keep
+        self.logged += keep
+        self.dropped += n - keep
+        return keep
+
+    def relay(self, fd, kind):
+        """Read once from an output pipe and relay what the caps allow; False at EOF."""
+        n = os.readv(fd, [view])
+        if n == 0:
+            return False
+        keep = self.keep(n)
+        if keep:
+            write_frame(kind, view[:keep])
+        if keep < n and not self.told:
+            self.told = True
+            write_frame(b"T")
+        return True
+
+
+class DirectChild:
+    """A job process that is the runner's own child (snippets, node): its status comes from wait4."""
+
+    status_fd = None
+
+    def __init__(self, pid, out_r, err_r, res_r):
+        self.pid, self.out_r, self.err_r, self.res_r = pid, out_r, err_r, res_r
+
+    def poll(self):
+        try:
+            wpid, status, usage = os.wait4(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0, None
+        if wpid != self.pid:
+            return None
+        return status, usage.ru_maxrss if usage is not None else None
+
+
+class ZygoteChild:
+    """A job process forked by a function's zygote: the zygote reports its status."""
+
+    def __init__(self, zygote, out_r, err_r, res_r):
+        self.zygote, self.out_r, self.err_r, self.res_r = zygote, out_r, err_r, res_r
+        self.status_fd = zygote.ctrl.fileno()
+
+    @property
+    def pid(self):
+        return self.zygote.job_pid
+
+    def poll(self):
+        return self.zygote.poll()
+
+
+def run_job(meta, start, caps, wake_r):
+    """Start the job's process (``start()``, under the time limit: passing it the body may block) and
+    supervise it until it reports, dies or runs out of time; then send the ``R`` and ``X`` frames."""
+    global _job_running, _timer_fired
+    timeout = max(int(meta.get("timeout_ms") or 5000), 1) / 1000.0
+    max_result = int(meta.get("max_result_bytes") or 1 << 20)
+    result_view = _result_buffer(max_result)
+    result_len = 0
+    result_overflow = False
+    oom_before = read_oom_kills()
+    cpu_before = read_cpu_ns()
+    started = time.monotonic()
+    deadline = started + timeout
+    _timer_fired = False
+    _job_running = True
+    signal.setitimer(signal.ITIMER_REAL, timeout + 0.05)
+    child = start()
+    out_r, err_r, res_r = child.out_r, child.err_r, child.res_r
+    streams = {out_r: b"1", err_r: b"2"}
+    status = None
+    open_fds = {out_r, err_r, res_r}
+    timed_out = False
+    drain_until = None
+    max_rss = None
+    while True:
+        if status is None:
+            polled = child.poll()
+            if polled is not None:
+                status, max_rss = polled
+        if not open_fds and (status is not None or result_len):
+            break  # the child reported and closed its pipes: answer without waiting for its exit
+        if _timer_fired and status is None:
+            timed_out = True
+            break
+        if status is not None:
+            # the child is gone: drain what is already buffered, briefly, then stop
+            # (a process it left behind must not keep the job open by writing)
+            if drain_until is None:
+                drain_until = min(time.monotonic() + 0.05, deadline)
+                for fd in list(open_fds):
+                    os.set_blocking(fd, False)
+            elif time.monotonic() > drain_until:
+                break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 and status is None:
+            timed_out = True
+            break
+        watch = [wake_r, *open_fds]
+        if status is None and child.status_fd is not None:
+            watch.append(child.status_fd)
+        try:
+            ready, _, _ = select.select(watch, [], [], max(remaining, 0) if status is None else 0)
+        except InterruptedError:
+            continue
+        if status is not None and not ready:
+            break
+        for fd in ready:
+            if fd == wake_r:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+                continue
+            if fd == child.status_fd:
+                continue  # read by child.poll() at the top of the loop
+            if fd == res_r:
+                room = len(result_view) - result_len
+                try:
+                    n = os.readv(fd, [result_view[result_len:]]) if room else os.readv(fd, [view])
+                except BlockingIOError:
+                    open_fds.discard(fd)
+                    continue
+                if n == 0:
+                    open_fds.discard(fd)
+                elif room:
+                    result_len += n
+                else:
+                    result_overflow = True
+                continue
+            try:
+                if not caps.relay(fd, streams[fd]):
+                    open_fds.discard(fd)
+            except BlockingIOError:
+                open_fds.discard(fd)
+    _job_running = False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    timed_out = timed_out or _timer_fired  # killed by the timer, whatever the status said after
+    wall_ms = (time.monotonic() - started) * 1000.0
+    if status is None and child.pid:
+        max_rss = max_rss_kb(child.pid)
+    if timed_out:
+        kill_others(state.zygote.pid if state.zygote is not None else None)
+    cpu_after = read_cpu_ns()
+    summary = {
+        "wall_ms": round(wall_ms, 3),
+        "log_bytes": caps.logged,
+        "dropped_bytes": caps.dropped,
+        "oom": read_oom_kills() > oom_before >= 0,
+        "timed_out": timed_out,
+        "exit_code": None,
+        "signal": None,
+        "cpu_ms": round((cpu_after - cpu_before) / 1e6, 3) if cpu_before >= 0 and cpu_after >= 0 else None,
+        "max_rss_kb": max_rss,
+    }
+    if status is not None:
+        st = status
+        if os.WIFEXITED(st):
+            summary["exit_code"] = os.WEXITSTATUS(st)
+        elif os.WIFSIGNALED(st):
+            summary["signal"] = os.WTERMSIG(st)
+            summary["exit_code"] = 128 + os.WTERMSIG(st)
+    elif result_len and not timed_out:
+        summary["exit_code"] = 0  # it reported and is exiting; it is reaped by the sweep
+    if result_overflow:
+        summary["result_overflow"] = True
+    elif result_len and not timed_out:
+        write_frame(b"R", result_view[:result_len])
+    write_frame(b"X", json.dumps(summary).encode())
+    for fd in (out_r, err_r, res_r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    result_view[:result_len] = bytes(result_len)
+    zero_buffer()
+    return summary

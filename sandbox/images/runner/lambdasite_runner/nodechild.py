@@ -1,0 +1,56 @@
+"""Node job processes: one fresh node per job, started ahead of time (once the cell knows its tenant's
+uid) so the job does not pay for interpreter start. A function's module is loaded by that process
+before its job arrives. The process reads its request from fd 3 and writes its result to fd 4."""
+
+import json
+import os
+import resource
+
+from . import pychild
+from .privileges import drop_to_job_uid
+from .wire import MAX_FD, pipe_through, write_all
+
+NODE = "/usr/local/bin/node"
+NODE_ARGS = ["node", "--max-semi-space-size=1", "--stack-size=984", "/opt/lambdasite/child.js"]
+NODE_CPU_S = 3600  # RLIMIT_CPU backstop; the wall-clock limit is what ends a job
+
+
+class NodeSpare:
+    def __init__(self, uid, function=None):
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.res_r, res_w = os.pipe()
+        body_r, self.body_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                os.setsid()
+                devnull = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(devnull, 0)
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                os.dup2(body_r, 3)
+                os.dup2(res_w, 4)
+                os.closerange(5, MAX_FD)
+                pychild.reset_signals()
+                os.chdir("/tmp")
+                drop_to_job_uid(uid)
+                resource.setrlimit(resource.RLIMIT_CPU, (NODE_CPU_S, NODE_CPU_S + 1))
+                os.execv(NODE, NODE_ARGS)
+            finally:
+                os._exit(71)
+        for fd in (out_w, err_w, res_w, body_r):
+            os.close(fd)
+        if function is not None:
+            # the module goes first, so the process loads it while no job waits for it
+            code = function["code"]
+            head = {"handler": function["handler"], "deps": function["deps"], "code_bytes": len(code)}
+            try:
+                write_all(self.body_w, json.dumps({"function": head}).encode() + b"\n" + code)
+            except BrokenPipeError:
+                pass  # it died starting: the job sees EOF and fails
+
+    def feed(self, meta, size):
+        """Pass the job's header and its ``size`` body bytes (from stdin) to the process."""
+        header = json.dumps({"max_result_bytes": meta.get("max_result_bytes")}).encode() + b"\n"
+        pipe_through(self.body_w, size, prefix=header)
