@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import statistics
@@ -29,7 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")
 os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
 
@@ -38,7 +38,6 @@ import django  # noqa: E402
 django.setup()
 
 from django.test import Client  # noqa: E402
-from e2e import free_port, start_stack, stop_stack  # noqa: E402
 
 import sandbox  # noqa: E402
 from accounts.services import api_key_issue, tenant_create  # noqa: E402
@@ -50,6 +49,11 @@ from jobs.models import Job  # noqa: E402
 from jobs.worker import sandbox_configure  # noqa: E402
 from lambdasite.redis_client import get_redis  # noqa: E402
 from sandbox import layers  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("bench_e2e", ROOT / "bench" / "e2e.py")  # (bench/ is not a
+e2e = importlib.util.module_from_spec(_spec)  # package, and its functions.py would shadow the functions app)
+_spec.loader.exec_module(e2e)
+free_port, start_stack, stop_stack = e2e.free_port, e2e.start_stack, e2e.stop_stack
 
 SIX = "six==1.16.0\n"
 PY_SIX = "import six\n\ndef main(word):\n    return six.ensure_text(word).upper()\n"
@@ -237,18 +241,22 @@ def import_saved(tenant, pool, calls: int) -> None:
         runtime="python",
         spec=deploy.VersionSpec(code=SLOW_IMPORT),
     )
-    inline, named = [], []
+    inline, named, first_init = [], [], None
     for i in range(calls):
         job, _ = job_submit(
             tenant=tenant, api_key=None, spec=JobSpec(runtime="python", code=SLOW_IMPORT, args=[i])
         )
         inline.append(run_job(job.id).duration_ms)
         job, _ = function_invoke(tenant=tenant, api_key=None, name="slow-import", args=[i])
-        named.append(run_job(job.id).duration_ms)
+        job = run_job(job.id)
+        named.append(job.duration_ms)
+        if first_init is None:
+            first_init = job.attempt_set.get().init_ms
     print("4. a module whose import takes ~100 ms (job duration in the sandbox):")
     print(f"   inline (imports every job)         {fmt(inline)}")
-    print(f"   deployed (zygote imported it once) {fmt(named[1:])}  first call (cold) {named[0]:.1f} ms")
-    print(f"   saved per warm call: {statistics.median(inline) - statistics.median(named[1:]):.1f} ms at p50")
+    print(f"   deployed (zygote imported it once) {fmt(named)}")
+    print(f"   the first call's cell initialised the module in {first_init:.1f} ms, outside the job's time")
+    print(f"   saved per call: {statistics.median(inline) - statistics.median(named):.1f} ms at p50")
 
 
 def main() -> None:
@@ -266,7 +274,12 @@ def main() -> None:
             tenant=tenant, user=None, name="adder", runtime="python", spec=deploy.VersionSpec(code=ADD)
         )
         submit_path(issued.plaintext, args.calls)
-        live_latency(issued.plaintext, max(50, args.calls // 2))
+        # a tenant of its own: the jobs the submit-path run left queued must not be in front
+        live_tenant, live_key = setup_tenant()
+        deploy.function_create(
+            tenant=live_tenant, user=None, name="adder", runtime="python", spec=deploy.VersionSpec(code=ADD)
+        )
+        live_latency(live_key.plaintext, max(50, args.calls // 2))
         import_saved(tenant, pool, 20)
     finally:
         pool.close()

@@ -134,7 +134,7 @@ class LambdasiteCollector:
         from rq import Worker
 
         yield GaugeMetricFamily("lambdasite_workers", "Live RQ workers", value=Worker.count(connection=conn))
-        cells = spares = 0
+        cells = spares = provisioned = 0
         now = time.time()
         for worker, raw in conn.hgetall(POOL_KEY).items():
             stats = json.loads(raw)
@@ -143,7 +143,13 @@ class LambdasiteCollector:
                 continue
             cells += stats.get("warm_cells", 0)
             spares += stats.get("spares", 0)
+            provisioned += stats.get("provisioned_cells", 0)
         yield GaugeMetricFamily("lambdasite_warm_cells", "Warm sandbox cells across workers", value=cells)
         yield GaugeMetricFamily(
             "lambdasite_spares", "Pre-started spare containers across workers", value=spares
+        )
+        yield GaugeMetricFamily(
+            "lambdasite_provisioned_cells",
+            "Warm cells kept ready for deployed functions (their provisioned count) across workers",
+            value=provisioned,
         )

@@ -146,6 +146,9 @@ class Sandbox:
                 "idle_cells": sum(len(v) for v in self._idle.values()),
                 "busy_cells": len(self._busy),
                 "spares": sum(len(v) for v in self._spares.values()),
+                "provisioned_cells": sum(
+                    len([c for c in self._idle.get(key, []) if not c.broken]) for key in self._provisioned
+                ),
             }
 
     def start_maintenance(self, interval_s: float = 1.0) -> None:

@@ -105,7 +105,7 @@ def test_deploy_invoke_alias_and_list_functions(server, tmp_path):
 def test_the_client_installs_with_pip_and_gives_the_lambdasite_command(tmp_path):
     target = tmp_path / "site"
     installed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--target", str(target),
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target),
          str(ROOT / "client")],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip

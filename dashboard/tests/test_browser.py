@@ -256,3 +256,51 @@ def test_a_missed_event_is_noticed_and_the_page_catches_up(browser, server, alic
     state = page.evaluate("window.Lambdasite.state")
     assert state["mode"] == "live" and state["gaps"] >= 1 and state["polls"] == 0
     assert_not_reloaded(page)
+
+
+def test_deploy_a_function_with_a_dependency_watch_its_build_then_alias_invoke_and_diff(
+    browser, server, alice
+):
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.click("nav >> text=Functions")
+    expect(page.locator("h1")).to_have_text("Functions")
+    page.click("text=Deploy your first function")
+    page.fill("input[name=name]", "shout")
+    code = "import six\n\ndef main(word):\n    return six.ensure_text(word).upper()\n"
+    page.evaluate("code => window.LambdasiteEditor.setValue(code)", code)
+    page.fill("#requirements", "six==1.16.0")
+    shot(page, "function-deploy")
+    page.click("#run")
+    # the version page: the build log streams in over the websocket, then the badge turns ready
+    expect(page).to_have_url(re.compile(r"/app/functions/shout/versions/1/$"))
+    mark_page(page)
+    expect(page.locator("#log .line").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#version-status")).to_have_text("ready", timeout=90_000)
+    expect(page.locator("#log")).to_contain_text("resolved 1 package")
+    assert_not_reloaded(page)
+    assert page.evaluate("window.Lambdasite.state")["mode"] == "live"
+    shot(page, "function-version")
+
+    page.click("h1 >> text=shout")
+    page.fill("input[name=alias]", "prod")
+    page.click("text=Set alias")
+    expect(page.locator(".msg")).to_contain_text("Alias prod now points to version 1")
+    page.select_option("select[name=qualifier]", "prod")
+    page.fill("#invoke-args", '["hello"]')
+    page.click("button >> text=Invoke")
+    expect(page).to_have_url(re.compile(r"/app/jobs/[0-9a-f-]{36}/$"))
+    expect(page.locator("#job-result")).to_have_text('"HELLO"', timeout=30_000)
+    expect(page.locator("main")).to_contain_text("via alias prod")
+
+    page.goto(server + "/app/functions/shout/deploy")
+    page.evaluate(
+        "window.LambdasiteEditor.setValue(window.LambdasiteEditor.getValue().replace('upper', 'lower'))"
+    )
+    page.click("#run")
+    expect(page).to_have_url(re.compile(r"/app/functions/shout/versions/2/$"))
+    expect(page.locator("#version-status")).to_have_text("ready", timeout=90_000)
+    page.goto(server + "/app/functions/shout/")
+    page.click("text=diff with v1")
+    expect(page.locator("pre.diff .del")).to_contain_text("upper()")
+    expect(page.locator("pre.diff .add")).to_contain_text("lower()")
+    shot(page, "function-detail")

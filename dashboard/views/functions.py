@@ -152,7 +152,7 @@ def _diff(a: FunctionVersion, b: FunctionVersion) -> list[tuple[str, str]]:
     right = b.code.splitlines() + ["", "# dependencies"] + _deps(b).splitlines()
     rows = []
     for line in difflib.unified_diff(left, right, f"version {a.number}", f"version {b.number}", lineterm=""):
-        kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
+        kind = "hunk" if line.startswith(("---", "+++", "@@")) else {"+": "add", "-": "del"}.get(line[:1], "")
         rows.append((kind, line))
     return rows
 

@@ -10,6 +10,7 @@ from lambdasite.exceptions import ValidationFailed
 from .. import validation
 from ..exceptions import AliasNotFound, VersionFailed, VersionNotFound
 from ..models import Alias, BuildStatus, Function, FunctionVersion
+from .invoke import functions_changed
 
 
 def _version(function: Function, number, field: str) -> FunctionVersion:
@@ -68,6 +69,7 @@ def alias_set(
         try:
             with transaction.atomic():
                 alias, created = Alias.objects.update_or_create(function=function, name=name, defaults=fields)
+                functions_changed(function.tenant_id)
             return alias, created
         except IntegrityError:  # created concurrently: the second try updates it
             continue
@@ -76,5 +78,6 @@ def alias_set(
 
 def alias_delete(*, function: Function, name: str) -> None:
     deleted, _ = Alias.objects.filter(function=function, name=name).delete()
+    functions_changed(function.tenant_id)
     if not deleted:
         raise AliasNotFound(f"{function.name} has no alias {name!r}")

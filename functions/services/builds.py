@@ -30,6 +30,7 @@ from lambdasite.redis_client import build_queue_name, get_queue
 from sandbox import layers
 
 from ..models import BuildLogLine, BuildStatus, DependencyLayer, FunctionVersion, content_hash
+from .invoke import functions_changed
 
 log = logging.getLogger("lambdasite.functions")
 
@@ -283,6 +284,7 @@ def _version_ready(version: FunctionVersion, lock: str, layer: DependencyLayer) 
             lease_expires_at=None,
         )
         DependencyLayer.objects.filter(pk=layer.pk).update(last_used_at=now)
+        functions_changed(version.function.tenant_id)
         released = jobs_release_held(version_id=version.pk)
     log.info(
         "version built",
@@ -299,6 +301,7 @@ def _version_failed(version: FunctionVersion, error: str) -> None:
             builder="",
             lease_expires_at=None,
         )
+        functions_changed(version.function.tenant_id)
         failed = jobs_fail_held(
             version_id=version.pk,
             error={

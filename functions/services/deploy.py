@@ -19,6 +19,7 @@ from .. import validation
 from ..exceptions import FunctionExists, FunctionLimit
 from ..models import BuildStatus, Function, FunctionVersion, content_hash
 from . import builds
+from .invoke import functions_changed
 
 log = logging.getLogger("lambdasite.functions")
 
@@ -109,6 +110,7 @@ def _new_version(function: Function, spec: VersionSpec, user) -> FunctionVersion
         spec.max_retries,
     )
     function.save()
+    functions_changed(function.tenant_id)
     if version.status == BuildStatus.BUILDING:
         version_id = version.pk
         transaction.on_commit(lambda: builds.build_enqueue(version_id=version_id))
@@ -201,6 +203,7 @@ def function_update(
         if description is not None:
             function.description = description
         function.save()
+        functions_changed(function.tenant_id)
     return function
 
 
@@ -213,6 +216,7 @@ def function_delete(*, function: Function) -> int:
         cancelled += 1
     with transaction.atomic():
         Function.objects.filter(pk=function.pk).delete()
+        functions_changed(function.tenant_id)
     log.info(
         "function deleted",
         extra={"event": "function_deleted", "function": function.name, "cancelled": cancelled},
@@ -225,5 +229,6 @@ def function_set_disabled(*, function: Function, disabled: bool, reason: str = "
     Function.objects.filter(pk=function.pk).update(
         is_disabled=disabled, disabled_reason=reason[:200] if disabled else ""
     )
+    functions_changed(function.tenant_id)
     function.refresh_from_db()
     return function

@@ -1,43 +1,172 @@
 """Invoking a function by name: pick the version (latest ready, a number, or an alias with its canary
 weight), then submit a job that runs as that version. A version still building holds the job until
-its build ends; a failed version is refused."""
+its build ends; a failed version is refused.
+
+The name lookup is on every invocation's path, so each web process keeps what it read (the
+function, its latest ready and newest versions, its aliases, the versions asked for by number) and
+reuses it while the tenant's generation counter in Redis is unchanged; every change that could
+alter a lookup (a deploy, a build's end, an alias, a disable, a delete) bumps it after its commit.
+One Redis GET instead of three queries; without Redis, the database is read every time."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import transaction
 
 from accounts.models import ApiKey, Tenant
 from jobs.models import Job
 from jobs.services import submit
+from lambdasite.redis_client import get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
-from ..models import BuildStatus, Function, FunctionVersion
-from ..selectors import alias_get, function_get, latest_ready
+from ..models import Alias, BuildStatus, Function, FunctionVersion
+
+log = logging.getLogger("lambdasite.functions")
+GENERATION_KEY = "lambdasite:functions-gen:{}"
+_MAX_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class VersionView:
+    id: int
+    number: int
+    status: str
+    handler: str
+    timeout_ms: int | None
+    memory_mb: int | None
+    max_retries: int | None
+    build_error: str
+
+    @classmethod
+    def of(cls, version: FunctionVersion | None) -> VersionView | None:
+        if version is None:
+            return None
+        return cls(
+            version.pk,
+            version.number,
+            version.status,
+            version.handler,
+            version.timeout_ms,
+            version.memory_mb,
+            version.max_retries,
+            version.build_error,
+        )
+
+
+@dataclass
+class FunctionView:
+    """What a lookup needs of a function, as read at one generation of its tenant."""
+
+    id: int
+    name: str
+    runtime: str
+    is_disabled: bool
+    disabled_reason: str
+    latest_ready: VersionView | None
+    newest: VersionView | None
+    aliases: dict[str, tuple[VersionView, VersionView | None, float]]
+    by_number: dict[int, VersionView | None] = field(default_factory=dict)
+
+    def version(self, number: int) -> VersionView | None:
+        if number not in self.by_number:
+            self.by_number[number] = VersionView.of(
+                FunctionVersion.objects.filter(function_id=self.id, number=number).first()
+            )
+        return self.by_number[number]
+
+
+_views: dict[tuple[int, str], tuple[bytes, FunctionView | None]] = {}
+
+
+def functions_changed(tenant_id) -> None:
+    """After the current transaction commits: every process's lookups for the tenant are stale."""
+
+    def bump() -> None:
+        try:
+            get_redis().incr(GENERATION_KEY.format(tenant_id))
+        except Exception:  # noqa: BLE001 - lookups then stay cached until the next change that reaches Redis
+            log.warning("could not publish a functions change", exc_info=True)
+
+    transaction.on_commit(bump)
+
+
+def _generation(tenant_id) -> bytes | bool:
+    """The tenant's generation, or False (no cache). A missing counter (a fresh or flushed Redis) starts
+    at a random value, so nothing cached before the flush can match it."""
+    key = GENERATION_KEY.format(tenant_id)
+    try:
+        conn = get_redis()
+        value = conn.get(key)
+        if value is None:
+            conn.set(key, random.getrandbits(62), nx=True)
+            value = conn.get(key)
+        return value if value is not None else False
+    except Exception:  # noqa: BLE001 - no cache without Redis
+        return False
+
+
+def _load(tenant_id, name: str) -> FunctionView | None:
+    function = Function.objects.filter(tenant_id=tenant_id, name=name).first()
+    if function is None:
+        return None
+    versions = FunctionVersion.objects.filter(function=function).order_by("-number")
+    aliases = Alias.objects.filter(function=function).select_related("version", "additional_version")
+    return FunctionView(
+        id=function.pk,
+        name=function.name,
+        runtime=function.runtime,
+        is_disabled=function.is_disabled,
+        disabled_reason=function.disabled_reason,
+        latest_ready=VersionView.of(versions.filter(status=BuildStatus.READY).first()),
+        newest=VersionView.of(versions.first()),
+        aliases={
+            a.name: (VersionView.of(a.version), VersionView.of(a.additional_version), a.additional_weight)
+            for a in aliases
+        },
+    )
+
+
+def function_view(*, tenant_id, name: str) -> FunctionView | None:
+    generation = _generation(tenant_id)
+    key = (tenant_id, name)
+    if generation is not False:
+        hit = _views.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+    view = _load(tenant_id, name)
+    if generation is not False:
+        if len(_views) >= _MAX_ENTRIES:
+            _views.clear()
+        _views[key] = (generation, view)
+    return view
 
 
 def version_resolve(
-    *, function: Function, qualifier: str | None, rand: Callable[[], float] = random.random
-) -> tuple[FunctionVersion, str]:
+    *, function: FunctionView, qualifier: str | None, rand: Callable[[], float] = random.random
+) -> tuple[VersionView, str]:
     """The version a call runs as, and the alias it came through ("" for none). -> (version, alias)"""
     if not qualifier or qualifier == "latest":
-        version = latest_ready(function=function)
-        if version is None:  # none ready yet: the newest, so a call right after deploying waits for it
-            version = function.versions.order_by("-number").first()
+        # none ready yet: the newest, so a call right after deploying waits for its build
+        version = function.latest_ready or function.newest
         if version is None:
             raise VersionNotFound(f"{function.name} has no versions")
         return version, ""
     if qualifier.isdigit():
-        version = function.versions.filter(number=int(qualifier)).first()
+        version = function.version(int(qualifier)) if len(qualifier) < 10 else None
         if version is None:
             raise VersionNotFound(f"{function.name} has no version {qualifier}")
         return version, ""
-    alias = alias_get(function=function, name=qualifier)
+    alias = function.aliases.get(qualifier)
     if alias is None:
         raise AliasNotFound(f"{function.name} has no alias {qualifier!r}")
-    if alias.additional_version is not None and rand() < alias.additional_weight:
-        return alias.additional_version, alias.name
-    return alias.version, alias.name
+    main, extra, weight = alias
+    if extra is not None and rand() < weight:
+        return extra, qualifier
+    return main, qualifier
 
 
 def invocation_spec(
@@ -50,7 +179,7 @@ def invocation_spec(
     memory_mb: int | None = None,
 ) -> submit.JobSpec:
     """The job an invocation submits (raises 404 for an unknown function, 409 for a failed version)."""
-    function = function_get(tenant_ids=[tenant.id], name=name)
+    function = function_view(tenant_id=tenant.id, name=name)
     if function is None:
         raise FunctionNotFound(f"no function named {name}")
     if function.is_disabled:
@@ -70,8 +199,8 @@ def invocation_spec(
         timeout_ms=timeout_ms if timeout_ms is not None else version.timeout_ms,
         memory_mb=memory_mb if memory_mb is not None else version.memory_mb,
         max_retries=version.max_retries,
-        function_id=function.pk,
-        version_id=version.pk,
+        function_id=function.id,
+        version_id=version.id,
         function_name=function.name,
         version_number=version.number,
         alias=alias,

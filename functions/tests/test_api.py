@@ -8,8 +8,9 @@ import json
 import pytest
 
 from functions.models import Alias, BuildStatus, Function, FunctionVersion
+from functions.services.invoke import functions_changed
 from jobs.models import Job, Status
-from lambdasite.redis_client import build_queue_name, get_queue
+from lambdasite.redis_client import build_queue_name, get_queue, get_redis
 
 from .support import PY_ADD, call, deploy, invoke
 
@@ -134,13 +135,19 @@ def test_invoking_by_name_queues_a_job_that_names_function_version_and_alias(ali
     assert job.status == Status.QUEUED or job.status == Status.DISPATCHED
 
 
-def test_invoking_a_building_version_holds_the_job_and_a_failed_one_is_a_409(alice):
+def test_invoking_a_building_version_holds_the_job_and_a_failed_one_is_a_409(
+    alice, django_capture_on_commit_callbacks
+):
     deploy(alice, requirements="six\n")
     held = invoke(alice, "adder", [1, 2])
     assert held.status_code == 202
     job = Job.objects.get(pk=held.json()["id"])
     assert job.status == Status.QUEUED and job.next_attempt_at is None  # not dispatched before the build
-    FunctionVersion.objects.filter(number=1).update(status=BuildStatus.FAILED, build_error="six: no wheel")
+    with django_capture_on_commit_callbacks(execute=True):  # as the build's end does
+        FunctionVersion.objects.filter(number=1).update(
+            status=BuildStatus.FAILED, build_error="six: no wheel"
+        )
+        functions_changed(alice.tenant.id)
     failed = invoke(alice, "adder", [1, 2])
     assert failed.status_code == 409
     assert (
@@ -287,6 +294,35 @@ def test_provisioned_cells_are_capped_per_tenant(alice):
     assert call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": 3}).json()["provisioned"] == 3
     assert call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": 4}).status_code == 429
     assert call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": -1}).status_code == 400
+
+
+def test_lookups_are_cached_until_the_tenant_changes_a_function(alice, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from functions.services.invoke import function_view
+
+    deploy(alice)
+    with CaptureQueriesContext(connection) as first:
+        assert function_view(tenant_id=alice.tenant.id, name="adder").latest_ready.number == 1
+    with CaptureQueriesContext(connection) as second:
+        assert function_view(tenant_id=alice.tenant.id, name="adder").latest_ready.number == 1
+    assert len(first.captured_queries) >= 3 and len(second.captured_queries) == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        call(alice, "POST", "/api/v1/functions/adder/versions", {"code": PY_ADD + "# 2\n"})
+    assert (
+        function_view(tenant_id=alice.tenant.id, name="adder").latest_ready.number == 2
+    )  # the bump was seen
+    with django_capture_on_commit_callbacks(execute=True):
+        call(alice, "PUT", "/api/v1/functions/adder/aliases/prod", {"version": 1})
+    assert invoke(alice, "adder", [], qualifier="prod").json()["version"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        call(alice, "PUT", "/api/v1/functions/adder/aliases/prod", {"version": 2})
+    assert invoke(alice, "adder", [], qualifier="prod").json()["version"] == 2
+    get_redis().flushdb()  # a flushed Redis must not bring back what was cached before it
+    with django_capture_on_commit_callbacks(execute=True):
+        call(alice, "PUT", "/api/v1/functions/adder/aliases/prod", {"version": 1})
+    assert invoke(alice, "adder", [], qualifier="prod").json()["version"] == 1
 
 
 def test_the_schema_documents_every_function_endpoint(client):

@@ -249,3 +249,40 @@ def test_a_build_whose_worker_died_is_run_again_by_the_reconciler(alice, run_wor
     assert counts["builds_retried"] == 1
     run_worker()
     assert version("orphan").status == BuildStatus.READY
+
+
+SLOW_INIT = "import time\ntime.sleep(0.3)\nREADY = 'warm'\n\ndef main():\n    return READY\n"
+
+
+def test_warming_starts_a_cell_that_has_run_the_module_before_the_first_call(
+    alice, run_worker, invoke_sync, sandbox_pool
+):
+    deploy(alice, name="slow", code=SLOW_INIT)
+    response = call(alice, "POST", "/api/v1/functions/slow/warm", {"count": 1})
+    assert response.status_code == 202 and response.json() == {"function": "slow", "version": 1, "queued": 1}
+    run_worker()  # a worker takes the warm-up
+    body = invoke_sync(alice, "slow", [])
+    assert body["result"] == "warm"
+    attempt = body["attempt_history"][0]
+    assert attempt["init_ms"] is None  # the module's 300 ms initialisation was paid before the call
+    assert call(alice, "POST", "/api/v1/functions/slow/warm", {"count": 99}).status_code == 400
+
+
+def test_provisioned_cells_are_kept_ready_by_the_pool(alice, invoke_sync, sandbox_pool):
+    from functions.tasks import provisioned_specs
+
+    deploy(alice, name="kept", code=SLOW_INIT, provisioned=1)
+    sandbox_pool.provision_source = provisioned_specs
+    sandbox_pool._provision_read = 0.0
+    try:
+        sandbox_pool.maintain()  # what the worker's maintenance thread does every PROVISION_INTERVAL_S
+        assert sandbox_pool.provisioned_cells() == 1
+        body = invoke_sync(alice, "kept", [])
+        assert body["result"] == "warm" and body["attempt_history"][0]["init_ms"] is None
+        call(alice, "PATCH", "/api/v1/functions/kept", {"provisioned": 0})
+        sandbox_pool._provision_read = 0.0
+        sandbox_pool.maintain()
+        assert sandbox_pool.provisioned_cells() == 0  # no longer wanted: an ordinary idle cell now
+    finally:
+        sandbox_pool.provision_source = None
+        sandbox_pool.set_provisioned([])

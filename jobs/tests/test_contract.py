@@ -1,8 +1,10 @@
 """The API and the pages answer exactly as recorded: status, the headers that matter and the body,
 byte for byte once generated values (ids, times, tokens) are replaced by placeholders.
 
-The recording (golden/contract.json) was made before the jobs app was split into modules;
-regenerate it only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
+The recording (golden/contract.json) was made before the jobs app was split into modules, and
+re-recorded once for functions, whose only differences were additions (the job body's function,
+version and alias keys, the Functions link in the navigation, Node's version 22). Regenerate it
+only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 
 from __future__ import annotations

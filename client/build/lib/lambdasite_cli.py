@@ -1,0 +1,215 @@
+"""The `lambdasite` command line (standard library only); the API client is lambdasite_client.
+
+export LAMBDASITE_URL=http://127.0.0.1:8000 LAMBDASITE_KEY=lsk_...
+lambdasite run handler.py --args '[2, 3]' --wait
+lambdasite logs JOB_ID --follow
+lambdasite jobs [--status failed,dead]
+lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
+lambdasite deploy ./my-function --name slugify     # handler file + requirements.txt / package.json
+lambdasite invoke slugify:prod --args '["Hello World"]' --wait
+lambdasite functions | versions NAME | alias NAME prod 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+try:
+    from lambdasite_client import FINISHED, RUNTIME_BY_SUFFIX, ApiError, Client, read_function_dir
+except ImportError:  # in the repository: client/ is a package
+    from .lambdasite_client import FINISHED, RUNTIME_BY_SUFFIX, ApiError, Client, read_function_dir
+
+
+def _print_job(job: dict) -> None:
+    print(json.dumps(job, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lambdasite", description="Run functions on a Lambdasite server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="submit a file's handler")
+    run.add_argument("file")
+    run.add_argument("--args", default="[]", help="JSON array of arguments")
+    run.add_argument("--runtime", choices=["python", "node"], help="default: from the file's extension")
+    run.add_argument("--handler", default=None)
+    run.add_argument("--timeout-ms", type=int)
+    run.add_argument("--memory-mb", type=int)
+    run.add_argument("--max-retries", type=int)
+    run.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    logs = sub.add_parser("logs", help="print a job's output")
+    logs.add_argument("job")
+    logs.add_argument("--follow", "-f", action="store_true")
+    jobs = sub.add_parser("jobs", help="list recent jobs")
+    jobs.add_argument("--status")
+    jobs.add_argument("--limit", type=int, default=20)
+    for name in ("get", "cancel", "retry"):
+        sub.add_parser(name).add_argument("job")
+    deploy = sub.add_parser("deploy", help="deploy a function (a folder or its handler file)")
+    deploy.add_argument(
+        "path", help="folder with handler.py/index.js (+ requirements.txt/package.json), or a file"
+    )
+    deploy.add_argument("--name", required=True)
+    deploy.add_argument("--runtime", choices=["python", "node"])
+    deploy.add_argument("--handler")
+    deploy.add_argument("--timeout-ms", type=int)
+    deploy.add_argument("--memory-mb", type=int)
+    deploy.add_argument("--max-retries", type=int)
+    deploy.add_argument("--description")
+    deploy.add_argument("--no-wait", action="store_true", help="do not wait for the build")
+    invoke = sub.add_parser("invoke", help="invoke a deployed function: NAME or NAME:ALIAS or NAME:VERSION")
+    invoke.add_argument("target")
+    invoke.add_argument("--args", default="[]", help="JSON array of arguments")
+    invoke.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    sub.add_parser("functions", help="list deployed functions")
+    versions = sub.add_parser("versions", help="list a function's versions")
+    versions.add_argument("name")
+    alias = sub.add_parser("alias", help="point an alias at a version (optionally with a canary)")
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", type=int)
+    alias.add_argument("--canary", type=int, help="a second version that gets --weight of the calls")
+    alias.add_argument("--weight", type=float)
+    opts = parser.parse_args(argv)
+    try:
+        client = Client()
+        if opts.command == "run":
+            runtime = opts.runtime or RUNTIME_BY_SUFFIX.get(os.path.splitext(opts.file)[1])
+            if runtime is None:
+                parser.error("cannot tell the runtime from the file name; pass --runtime")
+            with open(opts.file, encoding="utf-8") as fh:
+                code = fh.read()
+            job = client.submit(
+                runtime=runtime,
+                code=code,
+                args=json.loads(opts.args),
+                handler=opts.handler,
+                timeout_ms=opts.timeout_ms,
+                memory_mb=opts.memory_mb,
+                max_retries=opts.max_retries,
+                wait=30 if opts.wait else None,
+            )
+            if opts.wait and job["status"] not in FINISHED:
+                job = client.wait(job["id"])
+            if not opts.wait:
+                print(job["id"])
+                return 0
+            for line in client.follow(job["id"]):
+                print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout)
+            if job["status"] == "succeeded":
+                print(json.dumps(job["result"]))
+                return 0
+            print(f"{job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
+            return 1
+        if opts.command in FUNCTION_COMMANDS:
+            return FUNCTION_COMMANDS[opts.command](client, opts)
+        if opts.command == "logs":
+            source = client.follow(opts.job) if opts.follow else client.logs(opts.job)["lines"]
+            for line in source:
+                print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout, flush=True)
+            return 0
+        if opts.command == "jobs":
+            for job in client.jobs(status=opts.status, limit=opts.limit)["results"]:
+                print(
+                    f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  "
+                    f"{job['duration_ms'] or '':>10}"
+                )
+            return 0
+        _print_job(
+            {"get": client.job, "cancel": client.cancel, "retry": client.retry}[opts.command](opts.job)
+        )
+        return 0
+    except ApiError as exc:
+        print(f"lambdasite: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"lambdasite: {exc}", file=sys.stderr)
+        return 2
+
+
+def _finish(client: Client, job: dict, wait: bool) -> int:
+    """Print a job's id (not waiting), or its output and result."""
+    if not wait:
+        print(job["id"])
+        return 0
+    if job["status"] not in FINISHED:
+        job = client.wait(job["id"])
+    for line in client.follow(job["id"]):
+        print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout)
+    if job["status"] == "succeeded":
+        print(json.dumps(job["result"]))
+        return 0
+    print(f"{job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
+    return 1
+
+
+def _deploy(client: Client, opts) -> int:
+    found = read_function_dir(opts.path, opts.runtime)
+    version = client.deploy(
+        name=opts.name,
+        runtime=found["runtime"],
+        code=found["code"],
+        requirements=found.get("requirements"),
+        dependencies=found.get("dependencies"),
+        handler=opts.handler,
+        timeout_ms=opts.timeout_ms,
+        memory_mb=opts.memory_mb,
+        max_retries=opts.max_retries,
+        description=opts.description,
+    )
+    number = version["number"]
+    print(
+        f"deployed {opts.name} version {number} from {found['file']} ({version['status']})", file=sys.stderr
+    )
+    if version["status"] == "building" and not opts.no_wait:
+        for line in client.follow_build(opts.name, number):
+            print(line["text"], file=sys.stderr)
+        version = client.version(opts.name, number)
+    print(json.dumps({"function": opts.name, "version": number, "status": version["status"]}))
+    if version["status"] == "failed":
+        print(f"build failed: {version.get('build_error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _invoke(client: Client, opts) -> int:
+    name, _, qualifier = opts.target.partition(":")
+    job = client.invoke(
+        name, json.loads(opts.args), qualifier=qualifier or None, wait=30 if opts.wait else None
+    )
+    return _finish(client, job, opts.wait)
+
+
+def _functions(client: Client, opts) -> int:
+    for f in client.functions():
+        state = "disabled" if f["disabled"] else ""
+        print(f"{f['name']:<32} {f['runtime']:<6} v{f['latest_version']:<4} {state}")
+    return 0
+
+
+def _versions(client: Client, opts) -> int:
+    for v in client.versions(opts.name):
+        print(f"v{v['number']:<4} {v['status']:<9} {v['created_at']}  {(v.get('content_hash') or '')[:12]}")
+    return 0
+
+
+def _alias(client: Client, opts) -> int:
+    print(
+        json.dumps(client.alias(opts.name, opts.alias, opts.version, canary=opts.canary, weight=opts.weight))
+    )
+    return 0
+
+
+FUNCTION_COMMANDS = {
+    "deploy": _deploy,
+    "invoke": _invoke,
+    "functions": _functions,
+    "versions": _versions,
+    "alias": _alias,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
