@@ -35,7 +35,7 @@ from docker.types import LogConfig, Ulimit
 
 from . import protocol, seccomp, verdicts
 from .channel import Channel, _Cancelled, _CellDied, _GuardExpired
-from .exceptions import SandboxError
+from .exceptions import CellUnusable, SandboxError
 from .spec import Limits, OutputLine, RunResult, RunSpec
 
 LABEL = "lambdasite.sandbox"
@@ -83,10 +83,6 @@ def container_config(
         "log_config": LogConfig(type="none"),
         "ipc_mode": "private",
     }
-
-
-class CellUnusable(Exception):
-    """The cell did not report itself clean after its previous job: take another one."""
 
 
 class Cell:

@@ -14,3 +14,7 @@ class SandboxError(Exception):
         super().__init__(message)
         self.code = code
         self.ran_ms = ran_ms  # how long user code had run when the sandbox failed (billed)
+
+
+class CellUnusable(Exception):
+    """The cell did not report itself clean after its previous job: take another one."""

@@ -12,7 +12,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api.filters import LogsFilter, QueryFilter, WaitFilter
+from jobs.api.filters import LogsFilter, WaitFilter
 from jobs.api.jobs import wait_for_job
 from jobs.api.schema import errors
 from jobs.api.serializers import JobDetailSerializer, JobSerializer
@@ -260,9 +260,10 @@ def alias_detail(request: Request, name: str, alias: str) -> Response:
     return Response(alias_body(found), status=201 if created else 200)
 
 
-class InvokeFilter(QueryFilter):
+class InvokeFilter(WaitFilter):
+    """``?qualifier=`` (an alias or a version number) and ``?wait=`` as on submit."""
+
     qualifier = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
-    wait = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 @extend_schema(
@@ -289,8 +290,7 @@ class InvokeFilter(QueryFilter):
 )
 @api_view(["POST"])
 def invoke_view(request: Request, name: str) -> Response:
-    WaitFilter.parse(request)
-    query = InvokeFilter.parse(request)
+    query = InvokeFilter.parse(request)  # validated before anything is written
     incoming = InvokeSerializer(data=request.data if request.data is not None else {})
     incoming.is_valid(raise_exception=True)
     key = request.headers.get("Idempotency-Key")

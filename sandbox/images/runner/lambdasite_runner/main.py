@@ -39,6 +39,8 @@ def prepare_next():
             _node_spare = NodeSpare(state.job_uid, state.function)
     elif state.function is None:
         _python_spare = PythonSpare()
+    elif state.zygote is not None:
+        state.zygote.prepare()
 
 
 def _drop_python_spare():
