@@ -148,6 +148,9 @@ class Quota(models.Model):
         default=4
     )  # warm cells kept for the tenant's functions
     max_dependency_bytes = models.PositiveBigIntegerField(default=_mb(256))  # installed size of one layer
+    max_schedules = models.PositiveIntegerField(default=20)
+    min_schedule_interval_s = models.PositiveIntegerField(default=60)  # the shortest gap between two ticks
+    max_webhook_endpoints = models.PositiveIntegerField(default=10)
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"

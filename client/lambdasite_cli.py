@@ -8,6 +8,9 @@ lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
 lambdasite deploy ./my-function --name slugify     # handler file + requirements.txt / package.json
 lambdasite invoke slugify:prod --args '["Hello World"]' --wait
 lambdasite functions | versions NAME | alias NAME prod 3
+lambdasite schedule create nightly --cron '30 2 * * *' --timezone Europe/Berlin --function report
+lambdasite schedules
+lambdasite webhook create https://example.com/hook --events job.failed,job.dead
 """
 
 from __future__ import annotations
@@ -72,6 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     alias.add_argument("version", type=int)
     alias.add_argument("--canary", type=int, help="a second version that gets --weight of the calls")
     alias.add_argument("--weight", type=float)
+    schedule = sub.add_parser("schedule", help="create a cron schedule that invokes a function")
+    schedule_sub = schedule.add_subparsers(dest="action", required=True)
+    create = schedule_sub.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--cron", required=True, help="5 fields, or 6 with seconds first")
+    create.add_argument("--function", required=True)
+    create.add_argument("--timezone", help="IANA name, default UTC")
+    create.add_argument("--qualifier", help="alias or version (default: the latest ready version)")
+    create.add_argument("--args", default=None, help="JSON array passed to every run")
+    create.add_argument("--overlap", choices=["skip", "allow"])
+    create.add_argument("--catch-up", choices=["none", "latest"])
+    sub.add_parser("schedules", help="list schedules with their next run")
+    webhook = sub.add_parser("webhook", help="register a webhook endpoint")
+    webhook_sub = webhook.add_subparsers(dest="action", required=True)
+    hook = webhook_sub.add_parser("create")
+    hook.add_argument("url")
+    hook.add_argument("--events", required=True, help="comma-separated, e.g. job.failed,job.dead")
+    hook.add_argument("--function", help="only this function's jobs")
+    sub.add_parser("webhooks", help="list webhook endpoints")
     opts = parser.parse_args(argv)
     try:
         client = Client()
@@ -202,7 +224,51 @@ def _alias(client: Client, opts) -> int:
     return 0
 
 
+def _schedule(client: Client, opts) -> int:
+    created = client.schedule_create(
+        opts.name,
+        cron=opts.cron,
+        function=opts.function,
+        timezone=opts.timezone,
+        qualifier=opts.qualifier,
+        args=json.loads(opts.args) if opts.args else None,
+        overlap=opts.overlap,
+        catch_up=opts.catch_up,
+    )
+    print(json.dumps(created, indent=2))
+    return 0
+
+
+def _schedules(client: Client, opts) -> int:
+    for s in client.schedules():
+        state = "active" if s["enabled"] else f"paused: {s['paused_reason'] or ''}"
+        following = s["next_fire_times"][0] if s["next_fire_times"] else "-"
+        where = f"{s['cron']:<16} {s['timezone']:<16}"
+        print(f"{s['name']:<24} {where} {s['function']:<20} next {following}  {state}")
+    return 0
+
+
+def _webhook(client: Client, opts) -> int:
+    created = client.webhook_create(
+        opts.url, [e.strip() for e in opts.events.split(",") if e.strip()], opts.function
+    )
+    print(json.dumps(created, indent=2))
+    print("the secret is shown only now: keep it to verify webhook-signature", file=sys.stderr)
+    return 0
+
+
+def _webhooks(client: Client, opts) -> int:
+    for e in client.webhooks():
+        state = "enabled" if e["enabled"] else f"disabled: {e['disabled_reason'] or ''}"
+        print(f"{e['id']}  {e['url']}  {','.join(e['events'])}  {state}")
+    return 0
+
+
 FUNCTION_COMMANDS = {
+    "schedule": _schedule,
+    "schedules": _schedules,
+    "webhook": _webhook,
+    "webhooks": _webhooks,
     "deploy": _deploy,
     "invoke": _invoke,
     "functions": _functions,

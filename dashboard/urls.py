@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import dead_letters, editor, functions, jobs, keys, overview, team, tenants
+from .views import dead_letters, editor, functions, jobs, keys, overview, schedules, team, tenants, webhooks
 
 app_name = "dashboard"
 
@@ -28,6 +28,17 @@ urlpatterns = [
         functions.version_lines,
         name="function-version-lines",
     ),
+    path("schedules/", schedules.schedule_list, name="schedules"),
+    path("schedules/new", schedules.schedule_new, name="schedule-new"),
+    path("schedules/preview", schedules.schedule_preview, name="schedule-preview"),
+    path("schedules/<str:name>/", schedules.schedule_detail, name="schedule-detail"),
+    path("schedules/<str:name>/pause", schedules.schedule_pause, name="schedule-pause"),
+    path("schedules/<str:name>/resume", schedules.schedule_resume, name="schedule-resume"),
+    path("schedules/<str:name>/run", schedules.schedule_run, name="schedule-run"),
+    path("schedules/<str:name>/delete", schedules.schedule_delete, name="schedule-delete"),
+    path("webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("webhooks/<str:endpoint_id>/", webhooks.webhook_detail, name="webhook-detail"),
+    path("webhooks/<str:endpoint_id>/<str:action>", webhooks.webhook_action, name="webhook-action"),
     path("dead-letters/", dead_letters.dead_letters, name="dead-letters"),
     path("dead-letters/requeue", dead_letters.dead_letters_requeue, name="dead-letters-requeue"),
     path("keys/", keys.api_keys, name="api-keys"),

@@ -11,6 +11,7 @@ from accounts.models import Tenant
 
 
 class Status(models.TextChoices):
+    SCHEDULED = "scheduled"  # a delayed run: waits in PostgreSQL until next_attempt_at
     QUEUED = "queued"
     DISPATCHED = "dispatched"
     RUNNING = "running"
@@ -34,7 +35,7 @@ ATTEMPT_STATUSES = (
     Status.CANCELLED,
     Status.LOST,
 )
-WAITING = (Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
+WAITING = (Status.SCHEDULED, Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED, Status.DEAD)
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
 REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED)
@@ -94,6 +95,7 @@ class Job(models.Model):
     function_name = models.CharField(max_length=64, blank=True)
     version_number = models.PositiveIntegerField(null=True, blank=True)
     alias = models.CharField(max_length=64, blank=True)
+    callback_url = models.URLField(max_length=2000, blank=True)  # one-off webhook for this job's outcome
 
     class Meta:
         ordering = ["-created_at"]
@@ -101,6 +103,9 @@ class Job(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
             models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
+            models.Index(
+                fields=["next_attempt_at"], name="job_scheduled_due", condition=Q(status="scheduled")
+            ),
             models.Index(
                 fields=["function", "-created_at"],
                 name="job_function_created",

@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "accounts",
     "jobs",
     "functions",
+    "schedules",
+    "webhooks",
     "dashboard",
 ]
 
@@ -205,6 +207,16 @@ LAYER_GC_AFTER_S = env_float("LAYER_GC_AFTER_S", 3600.0)  # a layer no version u
 LAYER_GC_INTERVAL_S = env_float("LAYER_GC_INTERVAL_S", 300.0)  # how often workers look for such layers
 PROVISION_INTERVAL_S = env_float("PROVISION_INTERVAL_S", 10.0)  # workers re-read provisioned functions
 FUNCTION_WARM_MAX = env_int("FUNCTION_WARM_MAX", 8, minimum=1)  # cells one POST …/warm may start
+
+# -- Delayed runs, schedules, webhooks ------------------------------------------------
+JOB_MAX_DELAY_S = env_int("JOB_MAX_DELAY_S", 30 * 86400, minimum=1)  # how far ahead run_at/delay_s may be
+SCHEDULE_MISSED_AFTER_S = env_float("SCHEDULE_MISSED_AFTER_S", 60.0)  # a tick older than this was missed
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)  # local development only
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)  # one delivery attempt
+WEBHOOK_RETRY_DELAYS_S = env_str("WEBHOOK_RETRY_DELAYS_S", "5,30,120,900,3600,14400,43200")  # about a day
+WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 3 * 86400.0)  # an endpoint failing this long
+WEBHOOK_WORKERS = env_int("WEBHOOK_WORKERS", 8, minimum=1)  # deliveries in flight per delivery process
+WEBHOOK_POLL_S = env_float("WEBHOOK_POLL_S", 0.5)
 
 # -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)

@@ -30,6 +30,8 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("functions.api.urls")),
+    path("api/v1/", include("schedules.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/rq/", include("django_rq.urls")),  # queue depth, workers, registries (staff only)

@@ -36,10 +36,12 @@ for _ in $(seq 1 "$WORKERS"); do
 done
 $PY manage.py scheduler &
 pids+=($!)
+$PY manage.py webhooks &
+pids+=($!)
 
 cat <<MSG
 
-  Lambdasite is running on http://127.0.0.1:$PORT  (web + $WORKERS workers + scheduler)
+  Lambdasite is running on http://127.0.0.1:$PORT  (web + $WORKERS workers + scheduler + webhook deliveries)
   dashboard: http://127.0.0.1:$PORT/login/  (admin@example.com / admin unless DEMO_ADMIN_* say otherwise)
   admin:    http://127.0.0.1:$PORT/admin/
   API docs: http://127.0.0.1:$PORT/api/docs/

@@ -117,3 +117,22 @@ def test_the_client_installs_with_pip_and_gives_the_lambdasite_command(tmp_path)
     assert helped.returncode == 0
     for command in ("deploy", "invoke", "functions", "alias", "run", "logs"):
         assert command in helped.stdout
+
+
+def test_schedule_and_webhook_commands(server, tmp_path):
+    handler = tmp_path / "handler.py"
+    handler.write_text("def main(a, b):\n    return a + b\n")
+    assert cli(server, "deploy", str(handler), "--name", "adder").returncode == 0
+    when = ["--cron", "30 2 * * *", "--timezone", "Europe/Berlin", "--catch-up", "latest"]
+    created = cli(server, "schedule", "create", "nightly", *when, "--function", "adder", "--args", "[1, 2]")
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    assert body["catch_up"] == "latest" and len(body["next_fire_times"]) == 5
+    listed = cli(server, "schedules")
+    assert "nightly" in listed.stdout and "30 2 * * *" in listed.stdout and "active" in listed.stdout
+    refused = cli(server, "webhook", "create", "http://127.0.0.1:9/hook", "--events", "job.failed")
+    assert (
+        refused.returncode == 2 and "non-public" in refused.stderr
+    )  # make run never allows private networks
+    bad = cli(server, "schedule", "create", "bad", "--cron", "nope", "--function", "adder")
+    assert bad.returncode == 2 and "cron" in bad.stderr

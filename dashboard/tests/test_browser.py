@@ -304,3 +304,29 @@ def test_deploy_a_function_with_a_dependency_watch_its_build_then_alias_invoke_a
     expect(page.locator("pre.diff .del")).to_contain_text("upper()")
     expect(page.locator("pre.diff .add")).to_contain_text("lower()")
     shot(page, "function-detail")
+
+
+def test_a_schedule_form_previews_its_next_runs_live(browser, server, alice):
+    from functions.services import deploy
+
+    deploy.function_create(
+        tenant=alice.tenant, user=None, name="adder", runtime="python",
+        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
+    )  # fmt: skip
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.click("nav >> text=Schedules")
+    page.click("text=Create a schedule")
+    page.fill("input[name=name]", "weekly")
+    page.fill("#tz", "UTC")
+    page.fill("#cron", "0 9 * * 1")
+    expect(page.locator("#preview li")).to_have_count(5)
+    assert all("T09:00:00Z" in text for text in page.locator("#preview li").all_inner_texts())
+    page.fill("#cron", "0 99 * * *")
+    expect(page.locator("#preview-error")).to_contain_text("cron")
+    page.fill("#cron", "15 8 * * *")
+    expect(page.locator("#preview li").first).to_contain_text("T08:15:00Z")
+    shot(page, "schedule-new")
+    page.click("button >> text=Create")
+    expect(page).to_have_url(server + "/app/schedules/weekly/")
+    page.click("button >> text=Run now")
+    expect(page.locator("main")).to_contain_text("(by hand)")

@@ -19,6 +19,7 @@ from jobs.services import actions
 from lambdasite.errors import json_error
 from lambdasite.exceptions import ApplicationError
 from sandbox import RUNTIMES
+from webhooks.selectors import job_deliveries
 
 from .. import tenancy
 from ..tenancy import dashboard_view
@@ -100,6 +101,8 @@ def job_detail(request, job_id):
         last_seq=lines[-1].seq if lines else 0,
         args_json=json.dumps(job.args, indent=2, ensure_ascii=False),
         live_ws=f"/ws/jobs/{job.id}/",
+        deliveries=job_deliveries(job_id=job.id),
+        schedule_run=job.schedule_runs.select_related("schedule").first(),
     )
     return render(request, "dashboard/job_detail.html", context)
 

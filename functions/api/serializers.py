@@ -7,7 +7,14 @@ from datetime import UTC
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.api.serializers import StrictCharField, StrictIntegerField, _depth
+from jobs.api.serializers import (
+    AwareDateTimeField,
+    StrictCharField,
+    StrictIntegerField,
+    WebhookURLField,
+    _depth,
+    when_from,
+)
 from sandbox import RUNTIMES
 
 from ..models import Alias, BuildLogLine, Function, FunctionVersion
@@ -71,6 +78,12 @@ class InvokeSerializer(_Strict):
     args = serializers.JSONField(required=False, help_text="JSON array of positional arguments")
     timeout_ms = StrictIntegerField(required=False, min_value=100)
     memory_mb = StrictIntegerField(required=False, min_value=32)
+    run_at = AwareDateTimeField(required=False, help_text="run later: ISO 8601 with an offset")
+    delay_s = StrictIntegerField(required=False, min_value=0, help_text="run later: seconds from now")
+    callback_url = WebhookURLField(required=False, help_text="signed POST of the job when it ends")
+
+    def validate(self, attrs):
+        return when_from(attrs)
 
     def validate_args(self, value):
         if value is None:

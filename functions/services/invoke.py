@@ -177,6 +177,9 @@ def invocation_spec(
     args: list,
     timeout_ms: int | None = None,
     memory_mb: int | None = None,
+    run_at=None,
+    delay_s: int | None = None,
+    callback_url: str = "",
 ) -> submit.JobSpec:
     """The job an invocation submits (raises 404 for an unknown function, 409 for a failed version)."""
     function = function_view(tenant_id=tenant.id, name=name)
@@ -206,6 +209,9 @@ def invocation_spec(
         alias=alias,
         held=version.status == BuildStatus.BUILDING,
         invoked_as=f"{name}:{qualifier or ''}",
+        run_at=run_at,
+        delay_s=delay_s,
+        callback_url=callback_url or "",
     )
 
 
@@ -219,8 +225,10 @@ def function_invoke(
     timeout_ms: int | None = None,
     memory_mb: int | None = None,
     idempotency_key: str | None = None,
+    **when,
 ) -> tuple[Job, bool]:
-    """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job."""
+    """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job.
+    ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook."""
     spec = invocation_spec(
         tenant=tenant,
         name=name,
@@ -228,5 +236,6 @@ def function_invoke(
         args=args or [],
         timeout_ms=timeout_ms,
         memory_mb=memory_mb,
+        **when,
     )
     return submit.job_submit(tenant=tenant, api_key=api_key, spec=spec, idempotency_key=idempotency_key)

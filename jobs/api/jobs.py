@@ -272,6 +272,9 @@ def _mixed_batch(request: Request, items: list) -> list[submit.JobSpec]:
                     args=data.get("args") or [],
                     timeout_ms=data.get("timeout_ms"),
                     memory_mb=data.get("memory_mb"),
+                    run_at=data.get("run_at"),
+                    delay_s=data.get("delay_s"),
+                    callback_url=data.get("callback_url", ""),
                 )
             )
         except ApplicationError as exc:

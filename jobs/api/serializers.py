@@ -35,6 +35,48 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time with its offset: a time without one is ambiguous, so refused."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid", format="ISO 8601 with an offset")
+        parsed = super().to_internal_value(value)
+        if "T" in value and not any(mark in value.split("T", 1)[1] for mark in ("Z", "z", "+", "-")):
+            raise serializers.ValidationError("must include an offset, e.g. 2027-01-01T02:00:00+01:00 or …Z")
+        return parsed
+
+
+class WebhookURLField(serializers.URLField):
+    """A URL that may receive webhooks (public http(s) unless WEBHOOK_ALLOW_PRIVATE_NETWORKS)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=2000, **kwargs)
+
+    def to_internal_value(self, data):
+        from webhooks import ssrf
+
+        url = super().to_internal_value(data)
+        try:
+            ssrf.resolve(url)
+        except ssrf.Refused as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return url
+
+
+def when_from(attrs: dict) -> dict:
+    """``delay_s`` or ``run_at`` (not both) as the job's ``run_at``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    if "run_at" in attrs and "delay_s" in attrs:
+        raise serializers.ValidationError({"run_at": ["give run_at or delay_s, not both"]})
+    if "delay_s" in attrs:
+        attrs["run_at"] = timezone.now() + timedelta(seconds=attrs["delay_s"])
+    return attrs
+
+
 class JobSubmitSerializer(serializers.Serializer):
     runtime = serializers.ChoiceField(choices=RUNTIMES, help_text="python or node")
     code = StrictCharField(trim_whitespace=False, help_text="source defining the handler function")
@@ -45,6 +87,9 @@ class JobSubmitSerializer(serializers.Serializer):
         required=False, min_value=32, help_text="memory limit (swap is not allowed)"
     )
     max_retries = StrictIntegerField(required=False, min_value=0)
+    run_at = AwareDateTimeField(required=False, help_text="run later: ISO 8601 with an offset")
+    delay_s = StrictIntegerField(required=False, min_value=0, help_text="run later: seconds from now")
+    callback_url = WebhookURLField(required=False, help_text="signed POST of the job when it ends")
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -53,6 +98,9 @@ class JobSubmitSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
         return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        return when_from(attrs)
 
     def validate_code(self, value: str) -> str:
         if not value.strip():
@@ -96,6 +144,9 @@ class FunctionItemSerializer(serializers.Serializer):
     args = serializers.JSONField(required=False)
     timeout_ms = StrictIntegerField(required=False, min_value=100)
     memory_mb = StrictIntegerField(required=False, min_value=32)
+    run_at = AwareDateTimeField(required=False)
+    delay_s = StrictIntegerField(required=False, min_value=0)
+    callback_url = WebhookURLField(required=False)
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -104,6 +155,9 @@ class FunctionItemSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
         return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        return when_from(attrs)
 
     validate_args = JobSubmitSerializer.validate_args
 
@@ -192,6 +246,7 @@ class JobSerializer(serializers.ModelSerializer):
     )
     version = serializers.SerializerMethodField(help_text="the function version it ran as")
     alias = serializers.SerializerMethodField(help_text="the alias it was invoked through, if any")
+    callback_url = serializers.SerializerMethodField(help_text="the one-off webhook for its outcome, if any")
 
     class Meta:
         model = Job
@@ -222,6 +277,7 @@ class JobSerializer(serializers.ModelSerializer):
             "function",
             "version",
             "alias",
+            "callback_url",
             "links",
         ]
 
@@ -253,6 +309,7 @@ class JobSerializer(serializers.ModelSerializer):
             "function": job.function_name or None,
             "version": job.version_number,
             "alias": job.alias or None,
+            "callback_url": job.callback_url or None,
             "links": self.get_links(job),
         }
 
@@ -264,6 +321,9 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_alias(self, job: Job) -> str | None:
         return job.alias or None
+
+    def get_callback_url(self, job: Job) -> str | None:
+        return job.callback_url or None
 
     def get_cost(self, job: Job) -> float:
         return billing.job_cost(job)

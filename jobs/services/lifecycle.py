@@ -17,6 +17,7 @@ from django.utils import timezone
 import sandbox
 from accounts.models import Tenant
 from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: replaced, never lost
+from webhooks import outbox
 
 from .. import billing, metrics
 from ..models import Attempt, Job, Status
@@ -166,6 +167,7 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
     job.status = decision.status
     if decision.finished:
         job.finished_at = now
+        outbox.record_job_outcome(job)  # the webhook event commits with the outcome, or not at all
     if decision.back_in_line:
         job.next_attempt_at = job.created_at  # back at its original place in the tenant's line
     if decision.backoff_step:

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from rq.job import Job as RQJob
 
@@ -27,13 +28,14 @@ HEARTBEAT_KEY = "lambdasite:reconciler:heartbeat"
 def reconcile(*, now: datetime | None = None) -> dict:
     """One pass: due retries queued, free slots filled, lost dispatches redone, expired leases retried."""
     now = now or timezone.now()
-    counts = {"retries_due": 0, "redispatched": 0, "leases_expired": 0}
+    counts = {"scheduled_due": 0, "retries_due": 0, "redispatched": 0, "leases_expired": 0}
     expired = Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
         "id", flat=True
     )[:1000]
     for job_id in expired:
         if job_expire_lease(job_id=job_id, now=now):
             counts["leases_expired"] += 1
+    counts["scheduled_due"] = _queue_due_scheduled(now)
     counts["retries_due"] = _queue_due_retries(now)
     tenants = set(
         Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
@@ -44,6 +46,32 @@ def reconcile(*, now: datetime | None = None) -> dict:
         tenant_fill_slots_safely(tenant_id=tenant_id, now=now)
     counts["redispatched"] = _redispatch_lost(now)
     return counts
+
+
+_DUE_SCHEDULED_SQL = """
+UPDATE jobs_job SET status = %(queued)s,
+    next_attempt_at = CASE WHEN function_version_id IN (
+        SELECT id FROM functions_functionversion WHERE status = 'building'
+    ) THEN NULL ELSE next_attempt_at END
+WHERE id IN (
+    SELECT id FROM jobs_job WHERE status = %(scheduled)s AND next_attempt_at <= %(now)s
+    ORDER BY next_attempt_at LIMIT 5000 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, tenant_id, attempts
+"""
+
+
+def _queue_due_scheduled(now: datetime) -> int:
+    """Delayed runs whose time has come join their tenant's line (an invocation of a version still
+    building is held, as it would have been at submission)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DUE_SCHEDULED_SQL, {"queued": Status.QUEUED, "scheduled": Status.SCHEDULED, "now": now}
+        )
+        due = cursor.fetchall()
+    for job_id, tenant_id, attempts in due:
+        events.status_changed(job_id=job_id, tenant_id=tenant_id, status=Status.QUEUED, attempt=attempts)
+    return len(due)
 
 
 def _queue_due_retries(now: datetime) -> int:

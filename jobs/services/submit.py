@@ -9,7 +9,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationF
 
 from .. import metrics
 from ..exceptions import IdempotencyBusy, IdempotencyConflict
-from ..models import Job
+from ..models import Job, Status
 from . import dispatch, notify
 from .admission import tenant_admit
 
@@ -45,11 +45,22 @@ class JobSpec:
     alias: str = ""
     held: bool = False  # its version is still building: not dispatched until the build ends
     invoked_as: str = ""  # "name:qualifier" as requested: what Idempotency-Key compares, not the version
+    run_at: datetime | None = None  # a delayed run: waits as "scheduled" until then (None or past: now)
+    delay_s: int | None = None  # as asked (run_at is derived from it): what Idempotency-Key compares
+    callback_url: str = ""  # a one-off webhook for this job's outcome
 
 
 # what an invocation resolved (an alias's canary may pick another version on a retry) is not compared
 _RESOLVED = ("version_id", "version_number", "held", "handler", "alias")
-_FUNCTION_FIELDS = ("function_id", "function_name", "invoked_as", *_RESOLVED)
+_FUNCTION_FIELDS = (
+    "function_id",
+    "function_name",
+    "invoked_as",
+    "run_at",
+    "delay_s",
+    "callback_url",
+    *_RESOLVED,
+)
 
 
 def _json_size(value: Any) -> int:
@@ -91,6 +102,13 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
                 f"{name}: {value} is over this tenant's cap of {cap}",
                 details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
             )
+    if spec.run_at is not None:
+        horizon = timezone.now() + timedelta(seconds=settings.JOB_MAX_DELAY_S)
+        if spec.run_at > horizon:
+            raise ValidationFailed(
+                f"run_at: at most {settings.JOB_MAX_DELAY_S} s ahead",
+                details={"fields": {"run_at": [f"at most {settings.JOB_MAX_DELAY_S} s ahead"]}},
+            )
     return dataclasses.replace(spec, timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries)
 
 
@@ -100,6 +118,10 @@ def request_hash(spec: JobSpec) -> str:
     }
     if spec.invoked_as:
         fields = {k: v for k, v in fields.items() if k not in _RESOLVED}
+    if spec.delay_s is not None:
+        fields.pop("run_at", None)
+    elif fields.get("run_at") is not None:
+        fields["run_at"] = fields["run_at"].isoformat()
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -115,14 +137,24 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> 
         timeout_ms=spec.timeout_ms,
         memory_mb=spec.memory_mb,
         max_retries=spec.max_retries,
-        next_attempt_at=None if spec.held else timezone.now(),
+        **_when(spec),
         function_id=spec.function_id,
         function_version_id=spec.version_id,
         function_name=spec.function_name,
         version_number=spec.version_number,
         alias=spec.alias,
+        callback_url=spec.callback_url,
         **extra,
     )
+
+
+def _when(spec: JobSpec) -> dict:
+    """A delayed run waits as scheduled; an invocation of a version still building is held (no
+    next_attempt_at) until its build ends; anything else is due now."""
+    now = timezone.now()
+    if spec.run_at is not None and spec.run_at > now:
+        return {"status": Status.SCHEDULED, "next_attempt_at": spec.run_at}
+    return {"next_attempt_at": None if spec.held else now}
 
 
 def _submitted_after_commit(tenant: Tenant, jobs: list[Job]) -> None:

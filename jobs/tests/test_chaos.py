@@ -50,6 +50,7 @@ class Stack:
             "LOG_LEVEL": "WARNING",
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
 
     def start(self, name: str, command: str) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -60,7 +61,16 @@ class Stack:
             stderr=open(ROOT / "var" / f"chaos-{name}.log", "w"),
         )
         self.procs[name] = proc
+        self.logs[name] = ROOT / "var" / f"chaos-{name}.log"
         return proc
+
+    def report(self) -> str:
+        """The processes' exit codes and the end of their logs, for a failing assertion's message."""
+        parts = []
+        for name, path in self.logs.items():
+            tail = path.read_text(errors="replace")[-1500:] if path.exists() else ""
+            parts.append(f"--- {name} (exit {self.procs[name].poll()}):\n{tail}")
+        return "\n".join(parts)
 
     def start_web(self) -> str:
         """uvicorn on a free port with this stack's environment; -> its URL once /healthz answers."""
@@ -134,7 +144,9 @@ def test_sigkill_one_of_two_workers_while_twenty_jobs_run(alice, stack, docker_c
     victim = stack.start("worker-a", "worker")
     stack.start("worker-b", "worker")
     ids = [alice.post_job({**ONE_SECOND, "args": [i]}).json()["id"] for i in range(20)]
-    assert wait_until(lambda: Job.objects.filter(pk__in=ids, status="running").count() >= 2, timeout=30)
+    assert wait_until(lambda: Job.objects.filter(pk__in=ids, status="running").count() >= 2, timeout=30), (
+        stack.report()
+    )
     time.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
     victim.wait()

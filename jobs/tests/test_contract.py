@@ -2,8 +2,9 @@
 byte for byte once generated values (ids, times, tokens) are replaced by placeholders.
 
 The recording (golden/contract.json) was made before the jobs app was split into modules, and
-re-recorded once for functions, whose only differences were additions (the job body's function,
-version and alias keys, the Functions link in the navigation, Node's version 22). Regenerate it
+re-recorded for functions and for time and events, whose only differences were additions (the job
+body's function, version, alias and callback_url keys, the Functions, Schedules and Webhooks links
+in the navigation, the scheduled status in filters and messages, Node's version 22). Regenerate it
 only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 

@@ -187,6 +187,27 @@ class Client:
             if not page["lines"]:
                 time.sleep(poll)
 
+    # -- schedules and webhooks ---------------------------------------------------
+
+    def schedule_create(self, name: str, *, cron: str, function: str, **fields) -> dict:
+        body = {
+            "name": name,
+            "cron": cron,
+            "function": function,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        return self.request("POST", "/schedules", body)
+
+    def schedules(self) -> list:
+        return self.request("GET", "/schedules")
+
+    def webhook_create(self, url: str, events: list, function: str | None = None) -> dict:
+        body = {"url": url, "events": events, **({"function": function} if function else {})}
+        return self.request("POST", "/webhooks", body)
+
+    def webhooks(self) -> list:
+        return self.request("GET", "/webhooks")
+
 
 def _q(part: str) -> str:
     return urllib.parse.quote(str(part), safe="")

@@ -4,8 +4,10 @@ Every RECONCILE_INTERVAL_S it queues retries that fell due, re-dispatches jobs
 that PostgreSQL says are waiting but Redis lost (FLUSHALL, restart, a crash
 between commit and enqueue), and retries attempts whose lease expired (a
 worker that died); for functions, it re-enqueues builds whose worker died and
-settles invocations held for a build that has ended. Running two of them is safe:
-every step is a compare-and-set.
+settles invocations held for a build that has ended; it moves delayed runs whose
+time has come into their tenant's line, and fires due schedules. Running two of
+them is safe: every step is a compare-and-set or takes its rows with SKIP LOCKED,
+and a schedule's tick has a unique run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.db import close_old_connections
 
 from functions.services.builds import builds_reconcile
 from jobs.services.reconcile import heartbeat, reconcile
+from schedules.services.ticks import schedules_tick
 
 log = logging.getLogger("lambdasite.scheduler")
 
@@ -45,7 +48,7 @@ class Command(BaseCommand):
             started = time.monotonic()
             try:
                 close_old_connections()
-                counts = {**reconcile(), **builds_reconcile()}
+                counts = {**reconcile(), **builds_reconcile(), **schedules_tick()}
                 if any(counts.values()):
                     log.info("reconciled", extra={"event": "reconciled", **counts})
                 heartbeat(interval)

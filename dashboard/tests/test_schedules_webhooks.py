@@ -1,0 +1,118 @@
+"""The Schedules and Webhooks pages over HTTP: create, edit, preview, pause, run now, history;
+endpoints with the secret shown once, deliveries on the job page; roles and tenant isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Membership
+from accounts.services import membership_set, user_get_or_create
+from functions.services import deploy
+from jobs.models import Job
+from schedules.models import Schedule
+from webhooks.models import Delivery, WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def adder(alice):
+    function, _ = deploy.function_create(
+        tenant=alice.tenant, user=None, name="adder", runtime="python",
+        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
+    )  # fmt: skip
+    return function
+
+
+FORM = {
+    **{
+        "name": "nightly",
+        "function": "adder",
+        "qualifier": "",
+        "cron": "30 2 * * *",
+        "timezone": "Europe/Berlin",
+    },
+    **{
+        "args": "[1, 2]",
+        "overlap": "skip",
+        "catch_up": "latest",
+        "max_failures": "3",
+        "description": "report",
+    },
+}
+
+
+def test_create_edit_pause_resume_and_run_a_schedule(client, alice, adder):
+    client.force_login(alice.user)
+    created = client.post("/app/schedules/new", FORM)
+    assert created.status_code == 302 and created["Location"] == "/app/schedules/nightly/"
+    schedule = Schedule.objects.get()
+    saved = (schedule.cron, schedule.catch_up, schedule.args, schedule.max_failures)
+    assert saved == ("30 2 * * *", "latest", [1, 2], 3)
+    page = client.get("/app/schedules/nightly/").content.decode()
+    assert "Next runs" in page and page.count("<li><time") == 5
+    client.post("/app/schedules/nightly/", {**FORM, "cron": "0 6 * * *"})
+    assert Schedule.objects.get().cron == "0 6 * * *"
+    client.post("/app/schedules/nightly/pause")
+    assert not Schedule.objects.get().enabled
+    assert "paused" in client.get("/app/schedules/").content.decode()
+    client.post("/app/schedules/nightly/resume")
+    assert Schedule.objects.get().enabled
+    client.post("/app/schedules/nightly/run")
+    job = Job.objects.get()
+    assert "by hand" in client.get("/app/schedules/nightly/").content.decode()
+    assert "nightly" in client.get(f"/app/jobs/{job.id}/").content.decode()
+
+
+def test_the_form_shows_what_is_wrong_and_the_preview_answers(client, alice, adder):
+    client.force_login(alice.user)
+    bad = client.post("/app/schedules/new", {**FORM, "cron": "99 * * * *"})
+    assert bad.status_code == 400 and "cron" in bad.content.decode() and not Schedule.objects.exists()
+    preview = client.get("/app/schedules/preview", {"cron": "0 9 * * 1", "timezone": "UTC"}).json()
+    assert len(preview["times"]) == 5 and all("T09:00:00" in t for t in preview["times"])
+    refused = client.get("/app/schedules/preview", {"cron": "nope", "timezone": "UTC"})
+    assert refused.status_code == 400 and "cron" in refused.json()["error"]
+
+
+def test_an_endpoint_shows_its_secret_once_and_deliveries_show_on_the_job_page(client, alice, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    client.force_login(alice.user)
+    created = client.post("/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.succeeded"]})
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret in created.content.decode()
+    assert endpoint.secret not in client.get("/app/webhooks/").content.decode()
+    assert endpoint.secret not in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
+    job = Job.objects.create(tenant=alice.tenant, runtime="python", code="x", timeout_ms=1000, memory_mb=64)
+    Delivery.objects.create(tenant=alice.tenant, endpoint=endpoint, url=endpoint.url, webhook_id="msg_1",
+                            type="job.succeeded", job_id=job.id, body="{}")  # fmt: skip
+    assert "msg_1" in client.get(f"/app/jobs/{job.id}/").content.decode()
+    assert "msg_1" in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
+    rotated = client.post(f"/app/webhooks/{endpoint.id}/rotate")
+    endpoint.refresh_from_db()
+    assert endpoint.secret in rotated.content.decode()
+    client.post(f"/app/webhooks/{endpoint.id}/redeliver", {"delivery": str(Delivery.objects.get().id)})
+    assert Delivery.objects.filter(webhook_id="msg_1").count() == 2
+    client.post(f"/app/webhooks/{endpoint.id}/disable")
+    assert not WebhookEndpoint.objects.get().enabled
+
+
+def test_viewers_cannot_change_schedules_or_webhooks_and_other_tenants_see_nothing(client, alice, bob, adder):
+    client.force_login(alice.user)
+    client.post("/app/schedules/new", FORM)
+    viewer = user_get_or_create(email="vera@acme.test", password="pw")
+    membership_set(tenant=alice.tenant, user=viewer, role=Membership.Role.VIEWER)
+    client.force_login(viewer)
+    assert client.get("/app/schedules/nightly/").status_code == 200
+    for path in (
+        "/app/schedules/nightly/pause",
+        "/app/schedules/nightly/run",
+        "/app/schedules/nightly/delete",
+    ):
+        assert client.post(path).status_code == 403, path
+    client.post("/app/schedules/nightly/", {**FORM, "cron": "0 1 * * *"})
+    assert Schedule.objects.get().cron == "30 2 * * *" and Schedule.objects.get().enabled
+    client.force_login(bob.user)
+    assert client.get("/app/schedules/nightly/").status_code == 404
+    assert client.post("/app/schedules/nightly/run").status_code == 404
+    assert "/app/schedules/nightly/" not in client.get("/app/schedules/").content.decode()
+    assert not Job.objects.exists()

@@ -1,0 +1,191 @@
+"""Schedules: the list, a schedule's page (edit with a live preview of the next fire times, history),
+creating one, pause/resume, run now, delete."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from functions.selectors import function_list
+from lambdasite.exceptions import ApplicationError
+from schedules import selectors
+from schedules.models import Schedule
+from schedules.services import crontab, manage, ticks
+
+from ..tenancy import dashboard_view
+from .common import no_store
+
+ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
+         "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney")  # fmt: skip
+
+
+def schedule_or_404(request, name: str) -> Schedule:
+    found = selectors.schedule_get(tenant_ids=[request.ctx.tenant.id], name=name)
+    if found is None:
+        raise Http404("no such schedule")
+    return found
+
+
+@dashboard_view()
+def schedule_list(request):
+    schedules = list(selectors.schedule_list(tenant_ids=[request.ctx.tenant.id]))
+    rows = [
+        {
+            "schedule": s,
+            "next": manage.upcoming(s, 1),
+            "last": s.runs.select_related("job").order_by("-tick_at").first(),
+        }
+        for s in schedules
+    ]
+    return render(request, "dashboard/schedule_list.html", {"rows": rows})
+
+
+def _form_from(schedule: Schedule | None) -> dict:
+    if schedule is None:
+        return {
+            **dict.fromkeys(("name", "function", "qualifier", "description"), ""),
+            "cron": "0 * * * *",
+            "timezone": "UTC",
+            "args": "[]",
+            "overlap": "skip",
+            "catch_up": "none",
+            "max_failures": "5",
+        }
+    return {
+        "name": schedule.name,
+        "function": schedule.function.name,
+        "qualifier": schedule.qualifier,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "args": json.dumps(schedule.args),
+        "overlap": schedule.overlap,
+        "catch_up": schedule.catch_up,
+        "max_failures": str(schedule.max_failures),
+        "description": schedule.description,
+    }
+
+
+def _spec(form: dict) -> manage.ScheduleSpec:
+    try:
+        args = json.loads(form["args"] or "[]")
+    except ValueError:
+        args = {"not": "json"}  # refused by the service: "args: must be a JSON array"
+    try:
+        max_failures = int(form["max_failures"] or 0)
+    except ValueError:
+        max_failures = -1
+    if max_failures < 0:
+        raise manage._fail("max_failures", "a whole number, 0 for never")
+    return manage.ScheduleSpec(
+        cron=form["cron"].strip(),
+        timezone=form["timezone"].strip() or "UTC",
+        function=form["function"],
+        qualifier=form["qualifier"].strip(),
+        args=args,
+        overlap=form["overlap"],
+        catch_up=form["catch_up"],
+        max_failures=max_failures,
+        description=form["description"],
+    )
+
+
+def _edit(request, schedule: Schedule | None):
+    form = _form_from(schedule)
+    error = ""
+    status = 200
+    if request.method == "POST":
+        if not request.ctx.can_write:
+            return redirect("dashboard:schedules")
+        form.update({k: request.POST.get(k, form[k]) for k in form})
+        try:
+            spec = _spec(form)
+            if schedule is None:
+                schedule = manage.schedule_create(
+                    tenant=request.ctx.tenant, name=form["name"].strip(), spec=spec
+                )
+                messages.success(request, f"Schedule {schedule.name} created.")
+            else:
+                schedule = manage.schedule_update(schedule=schedule, spec=spec)
+                messages.success(request, f"Schedule {schedule.name} saved.")
+            return redirect("dashboard:schedule-detail", name=schedule.name)
+        except ApplicationError as exc:
+            error, status = exc.message, 400
+    context = {
+        "schedule": schedule,
+        "form": form,
+        "error": error,
+        "functions": list(function_list(tenant_ids=[request.ctx.tenant.id])),
+        "zones": ZONES,
+        "upcoming": manage.upcoming(schedule) if schedule is not None else [],
+        "runs": selectors.run_list(schedule=schedule, limit=100) if schedule is not None else [],
+    }
+    return render(request, "dashboard/schedule_detail.html", context, status=status)
+
+
+@dashboard_view()
+def schedule_new(request):
+    return _edit(request, None)
+
+
+@dashboard_view()
+def schedule_detail(request, name):
+    return _edit(request, schedule_or_404(request, name))
+
+
+@dashboard_view()
+def schedule_preview(request):
+    """The next fire times of an expression and zone, for the form's live preview."""
+    try:
+        times = crontab.check(
+            request.GET.get("cron", ""),
+            request.GET.get("timezone", "UTC") or "UTC",
+            min_interval_s=request.ctx.tenant.quota.min_schedule_interval_s,
+            now=timezone.now(),
+        )
+    except ApplicationError as exc:
+        return no_store(JsonResponse({"error": exc.message}, status=400))
+    return no_store(JsonResponse({"times": [t.isoformat() for t in times]}))
+
+
+def _act(request, name, action, done):
+    schedule = schedule_or_404(request, name)
+    try:
+        action(schedule)
+        messages.success(request, done)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(request.POST.get("next") or "dashboard:schedules")
+
+
+@require_POST
+@dashboard_view(write=True)
+def schedule_pause(request, name):
+    spec = manage.ScheduleSpec(enabled=False)
+    return _act(request, name, lambda s: manage.schedule_update(schedule=s, spec=spec), f"Paused {name}.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def schedule_resume(request, name):
+    spec = manage.ScheduleSpec(enabled=True)
+    return _act(request, name, lambda s: manage.schedule_update(schedule=s, spec=spec), f"Resumed {name}.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def schedule_run(request, name):
+    return _act(request, name, lambda s: ticks.schedule_run_now(schedule=s), f"{name} is running now.")
+
+
+@require_POST
+@dashboard_view(write=True)
+def schedule_delete(request, name):
+    schedule = schedule_or_404(request, name)
+    manage.schedule_delete(schedule=schedule)
+    messages.success(request, f"Deleted {name}.")
+    return redirect("dashboard:schedules")

@@ -1,0 +1,102 @@
+"""Webhooks: endpoints (create, with the secret shown once; enable, disable, rotate, delete), an
+endpoint's deliveries with every attempt, and redelivery."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from functions.selectors import function_list
+from lambdasite.exceptions import ApplicationError
+from webhooks import selectors
+from webhooks.models import EVENT_TYPES, WebhookEndpoint
+from webhooks.services import delivery, endpoints
+
+from ..tenancy import dashboard_view
+
+
+def endpoint_or_404(request, endpoint_id) -> WebhookEndpoint:
+    found = selectors.endpoint_get(tenant_ids=[request.ctx.tenant.id], endpoint_id=endpoint_id)
+    if found is None:
+        raise Http404("no such endpoint")
+    return found
+
+
+@dashboard_view()
+def webhook_list(request):
+    tenant = request.ctx.tenant
+    form = {
+        "url": "",
+        "events": ["job.succeeded", "job.failed", "job.dead"],
+        "function": "",
+        "description": "",
+    }
+    error, secret, created = "", "", None
+    status = 200
+    if request.method == "POST" and request.ctx.can_write:
+        form = {
+            "url": request.POST.get("url", "").strip(),
+            "events": request.POST.getlist("events"),
+            "function": request.POST.get("function", ""),
+            "description": request.POST.get("description", ""),
+        }
+        try:
+            created = endpoints.endpoint_create(
+                tenant=tenant,
+                url=form["url"],
+                events=form["events"],
+                function=form["function"] or None,
+                description=form["description"],
+            )
+            secret = created.secret  # shown on this page once, never again
+        except ApplicationError as exc:
+            error, status = exc.message, 400
+    context = {
+        "endpoints": list(selectors.endpoint_list(tenant_ids=[tenant.id])),
+        "form": form,
+        "error": error,
+        "secret": secret,
+        "created": created,
+        "event_types": EVENT_TYPES,
+        "functions": list(function_list(tenant_ids=[tenant.id])),
+    }
+    return render(request, "dashboard/webhook_list.html", context, status=status)
+
+
+@dashboard_view()
+def webhook_detail(request, endpoint_id):
+    endpoint = endpoint_or_404(request, endpoint_id)
+    context = {"endpoint": endpoint, "deliveries": selectors.delivery_list(endpoint=endpoint, limit=100)}
+    return render(request, "dashboard/webhook_detail.html", context)
+
+
+@require_POST
+@dashboard_view(write=True)
+def webhook_action(request, endpoint_id, action):
+    endpoint = endpoint_or_404(request, endpoint_id)
+    if action == "delete":
+        endpoints.endpoint_delete(endpoint=endpoint)
+        messages.success(request, "Endpoint deleted.")
+        return redirect("dashboard:webhooks")
+    if action == "rotate":
+        rotated = endpoints.endpoint_rotate_secret(endpoint=endpoint)
+        context = {
+            "endpoint": rotated,
+            "deliveries": selectors.delivery_list(endpoint=rotated),
+            "secret": rotated.secret,
+        }
+        return render(request, "dashboard/webhook_detail.html", context)
+    if action in ("enable", "disable"):
+        endpoints.endpoint_update(endpoint=endpoint, enabled=action == "enable")
+        messages.success(request, f"Endpoint {action}d.")
+    elif action == "redeliver":
+        found = selectors.delivery_get(endpoint=endpoint, delivery_id=request.POST.get("delivery", ""))
+        if found is None:
+            raise Http404("no such delivery")
+        delivery.redeliver(delivery=found)
+        messages.success(request, "Queued for delivery again (same webhook-id).")
+    else:
+        raise Http404("no such action")
+    return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)

@@ -1,0 +1,1 @@
+"""Cron schedules that invoke deployed functions, exactly once per tick (see ARCHITECTURE.md)."""

@@ -1,0 +1,146 @@
+"""The schedules API against PostgreSQL and Redis: create with the next fire times, validation,
+changes, pause and resume, runs, run now, quotas, and tenant isolation."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from functions.services import deploy
+from schedules.models import Schedule
+
+pytestmark = pytest.mark.django_db
+
+
+def call(persona, method: str, path: str, body=None):
+    send = getattr(persona.client, method.lower())
+    if body is None:
+        return send(path)
+    return send(path, data=json.dumps(body), content_type="application/json")
+
+
+@pytest.fixture
+def adder(alice):
+    function, _ = deploy.function_create(
+        tenant=alice.tenant, user=None, name="adder", runtime="python",
+        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
+    )  # fmt: skip
+    return function
+
+
+NIGHTLY = {
+    "name": "nightly",
+    "cron": "30 2 * * *",
+    "timezone": "Europe/Berlin",
+    "function": "adder",
+    "args": [1, 2],
+}
+
+
+def test_a_schedule_answers_with_its_next_five_fire_times(alice, adder):
+    response = call(alice, "POST", "/api/v1/schedules", NIGHTLY)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    times = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in body["next_fire_times"]]
+    assert len(times) == 5 and times == sorted(times)
+    berlin = ZoneInfo("Europe/Berlin")
+    assert all(t.astimezone(berlin).strftime("%H:%M") in ("02:30", "03:00") for t in times)
+    assert body["enabled"] and body["overlap"] == "skip" and body["catch_up"] == "none"
+    assert (
+        call(alice, "GET", "/api/v1/schedules/nightly").json()["next_fire_times"] == body["next_fire_times"]
+    )
+    assert [s["name"] for s in call(alice, "GET", "/api/v1/schedules").json()] == ["nightly"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "word"),
+    [
+        ({"cron": "61 * * * *"}, 400, "cron"),
+        ({"cron": "* * *"}, 400, "cron"),
+        ({"cron": "*/10 * * * * *"}, 400, "minimum interval"),  # every 10 s, under the 60 s default
+        ({"timezone": "Mars/Olympus"}, 400, "timezone"),
+        ({"function": "nope"}, 404, "function"),
+        ({"overlap": "sometimes"}, 400, "overlap"),
+        ({"args": {"a": 1}}, 400, "args"),
+        ({"name": "Bad Name"}, 400, "name"),
+        ({"surprise": True}, 400, "surprise"),
+    ],
+)
+def test_bad_schedules_are_refused_clearly(alice, adder, change, status, word):
+    response = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, **change})
+    assert response.status_code == status, response.json()
+    assert word in json.dumps(response.json())
+    assert not Schedule.objects.exists()
+
+
+def test_six_fields_mean_seconds_first(alice, adder):
+    quota = alice.tenant.quota
+    quota.min_schedule_interval_s = 10
+    quota.save()
+    body = call(
+        alice, "POST", "/api/v1/schedules", {**NIGHTLY, "cron": "*/15 * * * * *", "timezone": "UTC"}
+    ).json()
+    first, second = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in body["next_fire_times"][:2])
+    assert (second - first).total_seconds() == 15
+
+
+def test_pause_resume_change_and_delete(alice, adder):
+    call(alice, "POST", "/api/v1/schedules", NIGHTLY)
+    paused = call(alice, "PATCH", "/api/v1/schedules/nightly", {"enabled": False}).json()
+    assert paused["enabled"] is False and paused["next_fire_times"] == []
+    assert Schedule.objects.get().next_fire_at is None
+    Schedule.objects.update(consecutive_failures=3, paused_reason="paused after 3 consecutive failed runs")
+    resumed = call(alice, "PATCH", "/api/v1/schedules/nightly", {"enabled": True}).json()
+    assert resumed["enabled"] and resumed["paused_reason"] is None and resumed["consecutive_failures"] == 0
+    changed = call(
+        alice, "PATCH", "/api/v1/schedules/nightly", {"cron": "0 6 * * 1", "timezone": "UTC"}
+    ).json()
+    assert all(t.endswith("T06:00:00Z") for t in changed["next_fire_times"])
+    assert call(alice, "PATCH", "/api/v1/schedules/nightly", {"cron": "bad"}).status_code == 400
+    assert call(alice, "DELETE", "/api/v1/schedules/nightly").status_code == 204
+    assert call(alice, "GET", "/api/v1/schedules/nightly").status_code == 404
+
+
+def test_run_now_and_the_runs_list(alice, adder):
+    call(alice, "POST", "/api/v1/schedules", NIGHTLY)
+    run = call(alice, "POST", "/api/v1/schedules/nightly/run")
+    assert (
+        run.status_code == 202
+        and run.json()["manual"]
+        and run.json()["job"]["status"] in ("queued", "dispatched")
+    )
+    runs = call(alice, "GET", "/api/v1/schedules/nightly/runs").json()
+    assert len(runs) == 1 and runs[0]["status"] == "fired"
+
+
+def test_the_number_of_schedules_is_capped(alice, adder):
+    quota = alice.tenant.quota
+    quota.max_schedules = 1
+    quota.save()
+    assert call(alice, "POST", "/api/v1/schedules", NIGHTLY).status_code == 201
+    again = call(alice, "POST", "/api/v1/schedules", NIGHTLY)
+    assert again.status_code == 409
+    over = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "name": "second"})
+    assert over.status_code == 429 and over.json()["error"]["code"] == "schedule_limit"
+
+
+def test_another_tenants_schedules_are_404_everywhere(alice, bob, adder):
+    call(alice, "POST", "/api/v1/schedules", NIGHTLY)
+    for method, path, body in [
+        ("GET", "/api/v1/schedules/nightly", None),
+        ("PATCH", "/api/v1/schedules/nightly", {"enabled": False}),
+        ("DELETE", "/api/v1/schedules/nightly", None),
+        ("GET", "/api/v1/schedules/nightly/runs", None),
+        ("POST", "/api/v1/schedules/nightly/run", None),
+    ]:
+        response = call(bob, method, path, body)
+        assert response.status_code == 404, (method, path)
+        missing = call(bob, method, path.replace("nightly", "nothing"), body)
+        assert missing.json() == json.loads(json.dumps(response.json()).replace("nightly", "nothing"))
+    assert call(bob, "GET", "/api/v1/schedules").json() == []
+    # and bob cannot schedule alice's function
+    assert call(bob, "POST", "/api/v1/schedules", NIGHTLY).status_code == 404
+    assert Schedule.objects.get().enabled

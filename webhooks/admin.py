@@ -1,0 +1,59 @@
+"""Operators' admin for webhooks: every tenant's endpoints (disable, enable) and deliveries (read-only)."""
+
+from django.contrib import admin, messages
+
+from .models import Delivery, DeliveryAttempt, WebhookEndpoint
+from .services.endpoints import endpoint_update
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "tenant", "enabled", "failing_since", "created_at"]
+    list_filter = ["enabled", "tenant"]
+    search_fields = ["url", "tenant__slug"]
+    readonly_fields = ["tenant", "url", "events", "function", "failing_since", "created_at"]
+    exclude = ["secret"]  # never shown again, not even to operators
+    actions = ["disable", "enable"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Disable (pending deliveries stop)")
+    def disable(self, request, queryset):
+        for endpoint in queryset:
+            endpoint_update(endpoint=endpoint, enabled=False)
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+                disabled_reason=f"disabled by {request.user}"
+            )
+        self.message_user(request, f"{queryset.count()} endpoint(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Enable")
+    def enable(self, request, queryset):
+        for endpoint in queryset:
+            endpoint_update(endpoint=endpoint, enabled=True)
+        self.message_user(request, f"{queryset.count()} endpoint(s) enabled.", messages.SUCCESS)
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["number", "started_at", "status_code", "latency_ms", "error", "response"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["webhook_id", "type", "url", "tenant", "status", "attempts", "created_at"]
+    list_filter = ["status", "type", "tenant"]
+    search_fields = ["webhook_id", "url", "=job_id"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    inlines = [AttemptInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,17 @@
+"""Errors of webhooks (see lambdasite/exceptions.py for the base)."""
+
+from __future__ import annotations
+
+from lambdasite.exceptions import NotFound, RateLimited
+
+
+class EndpointNotFound(NotFound):
+    code = "webhook_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+
+
+class EndpointLimit(RateLimited):
+    code = "webhook_limit"

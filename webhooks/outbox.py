@@ -1,0 +1,59 @@
+"""The event outbox: an event is a row written in the same transaction as the change that caused it
+(a job reaching its outcome, a schedule pausing itself), so a committed outcome always has its event
+and a rolled-back one never does. The delivery worker fans events out to deliveries."""
+
+from __future__ import annotations
+
+import time
+
+from jobs.models import Job, Status
+
+from .models import OutboxEvent, WebhookEndpoint
+
+JOB_EVENTS = {
+    Status.SUCCEEDED: "job.succeeded",
+    Status.FAILED: "job.failed",
+    Status.DEAD: "job.dead",
+    Status.TIMED_OUT: "job.timed_out",
+    Status.KILLED: "job.killed",
+    Status.CANCELLED: "job.cancelled",
+}
+WANTS_TTL_S = 2.0  # a new endpoint receives events of outcomes committed at most this long after it
+_wants: dict[int, tuple[float, bool]] = {}
+
+
+def tenant_wants_events(tenant_id) -> bool:
+    """Whether the tenant has an enabled endpoint (cached briefly: every job outcome asks)."""
+    hit = _wants.get(tenant_id)
+    if hit is not None and time.monotonic() - hit[0] < WANTS_TTL_S:
+        return hit[1]
+    wants = WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
+    if len(_wants) > 10_000:
+        _wants.clear()
+    _wants[tenant_id] = (time.monotonic(), wants)
+    return wants
+
+
+def forget(tenant_id) -> None:
+    """This process changed the tenant's endpoints: ask again next time."""
+    _wants.pop(tenant_id, None)
+
+
+def record_job_outcome(job: Job) -> None:
+    """Call inside the transaction that gives the job its final status."""
+    event = JOB_EVENTS.get(job.status)
+    if event is None or not (job.callback_url or tenant_wants_events(job.tenant_id)):
+        return
+    OutboxEvent.objects.create(
+        tenant_id=job.tenant_id,
+        type=event,
+        job_id=job.id,
+        function_id=job.function_id,
+        callback_url=job.callback_url,
+    )
+
+
+def record(*, tenant_id, type: str, data: dict) -> None:
+    """An event that is not a job's outcome (``schedule.paused``); inside the causing transaction."""
+    if tenant_wants_events(tenant_id):
+        OutboxEvent.objects.create(tenant_id=tenant_id, type=type, data=data)

@@ -1,0 +1,105 @@
+"""Webhook endpoints and the tenant's callback secret: registering (URLs checked against the SSRF
+rule), changing, rotating secrets, deleting."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.models import Tenant
+from functions.models import Function
+from lambdasite.exceptions import NotFound, ValidationFailed
+
+from .. import outbox, signing, ssrf
+from ..exceptions import EndpointLimit
+from ..models import EVENT_TYPES, CallbackSecret, WebhookEndpoint
+
+
+def _events(events) -> list[str]:
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise ValidationFailed(
+            "events: a non-empty list of event types", details={"fields": {"events": ["a non-empty list"]}}
+        )
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        message = f"unknown event type {unknown[0]!r}; use {', '.join(EVENT_TYPES)}"
+        raise ValidationFailed(f"events: {message}", details={"fields": {"events": [message]}})
+    return sorted(set(events))
+
+
+def _function(tenant: Tenant, name: str | None) -> Function | None:
+    if not name:
+        return None
+    function = Function.objects.filter(tenant=tenant, name=name).first()
+    if function is None:
+        raise NotFound(f"function: no function named {name}", details={"field": "function"})
+    return function
+
+
+def endpoint_create(
+    *, tenant: Tenant, url: str, events: list, function: str | None = None, description: str = ""
+) -> WebhookEndpoint:
+    """-> the endpoint; its ``secret`` is shown to the caller this once."""
+    ssrf.check(url)
+    endpoint = WebhookEndpoint(
+        tenant=tenant,
+        url=url,
+        events=_events(events),
+        function=_function(tenant, function),
+        description=description[:200],
+        secret=signing.new_secret(),
+    )
+    with transaction.atomic():
+        if WebhookEndpoint.objects.filter(tenant=tenant).count() >= tenant.quota.max_webhook_endpoints:
+            cap = tenant.quota.max_webhook_endpoints
+            raise EndpointLimit(f"this tenant has {cap} webhook endpoints, its cap", retry_after=3600)
+        endpoint.save(force_insert=True)
+    outbox.forget(tenant.id)
+    return endpoint
+
+
+def endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url: str | None = None,
+    events: list | None = None,
+    enabled: bool | None = None,
+    description: str | None = None,
+) -> WebhookEndpoint:
+    """Change an endpoint; enabling it again clears the reason it was disabled."""
+    if url is not None:
+        endpoint.url = ssrf.check(url)
+    if events is not None:
+        endpoint.events = _events(events)
+    if description is not None:
+        endpoint.description = description[:200]
+    if enabled is not None:
+        endpoint.enabled = enabled
+        if enabled:
+            endpoint.disabled_reason, endpoint.failing_since = "", None
+    endpoint.save()
+    outbox.forget(endpoint.tenant_id)
+    return endpoint
+
+
+def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    endpoint.secret = signing.new_secret()
+    endpoint.save(update_fields=["secret"])
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
+    outbox.forget(endpoint.tenant_id)
+
+
+def callback_secret(*, tenant: Tenant) -> str:
+    """The secret signing the tenant's ``callback_url`` deliveries (made on first use)."""
+    found, _ = CallbackSecret.objects.get_or_create(tenant=tenant, defaults={"secret": signing.new_secret()})
+    return found.secret
+
+
+def callback_secret_rotate(*, tenant: Tenant) -> str:
+    found, _ = CallbackSecret.objects.update_or_create(
+        tenant=tenant, defaults={"secret": signing.new_secret()}
+    )
+    return found.secret
