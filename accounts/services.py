@@ -17,7 +17,7 @@ from django.utils import timezone
 from lambdasite.exceptions import Forbidden, NotFound, ValidationFailed
 from lambdasite.live import notify_user
 
-from . import keys
+from . import authcache, keys
 from .exceptions import AccountExists, AlreadyMember, LastOwner, TenantExists
 from .models import ApiKey, Invitation, Membership, Quota, Tenant
 
@@ -116,6 +116,7 @@ def membership_remove(*, tenant: Tenant, membership_id) -> Membership:
     ApiKey.objects.filter(
         tenant=tenant, created_by_id=membership.user_id, kind=ApiKey.Kind.USER, revoked_at=None
     ).update(revoked_at=timezone.now())
+    authcache.changed()
     _access_changed(membership.user_id)
     return membership
 
@@ -302,6 +303,7 @@ def api_key_revoke(*, api_key: ApiKey, by=None, by_role: str | None = None) -> A
 @transaction.atomic
 def user_keys_revoke(*, user) -> int:
     """Every user key a person created, in every tenant (their account is going away)."""
+    authcache.changed()
     return ApiKey.objects.filter(created_by=user, kind=ApiKey.Kind.USER, revoked_at=None).update(
         revoked_at=timezone.now()
     )
@@ -315,6 +317,11 @@ def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
     key_id = keys.parse_key(plaintext)
     if key_id is None:
         return None
+    digest = keys.hash_key(plaintext)
+    at_generation, cached = authcache.lookup(digest)
+    if cached is not None:
+        _touch(cached)
+        return cached
     role = Membership.objects.filter(
         tenant_id=OuterRef("tenant_id"), user_id=OuterRef("created_by_id")
     ).values("role")[:1]
@@ -330,6 +337,7 @@ def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
         creator = api_key.created_by
         if creator is None or not creator.is_active or api_key.creator_role is None:
             return None
+    authcache.store(digest, at_generation, api_key)
     _touch(api_key)
     return api_key
 

@@ -1,15 +1,19 @@
 """Reactions to account changes made anywhere (forms, admin, manage.py): open websockets re-check
-their access, and a deleted account's keys are revoked rather than orphaned."""
+their access, a deleted account's keys are revoked rather than orphaned, and cached API keys are
+dropped in every process."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import pre_delete, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from lambdasite.live import notify_user
+
+from . import authcache
+from .models import ApiKey, Membership, Quota, Tenant
 
 User = get_user_model()
 
@@ -42,3 +46,19 @@ def _deleted(sender, instance, **kwargs) -> None:
     user_keys_revoke(user=instance)  # created_by becomes NULL, and a NULL creator must not mean "operator"
     user_id = instance.pk
     transaction.on_commit(lambda: notify_user(user_id))
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+@receiver(post_save, sender=Membership)
+@receiver(post_delete, sender=Membership)
+@receiver(post_save, sender=Tenant)
+@receiver(post_delete, sender=Tenant)
+@receiver(post_save, sender=Quota)
+@receiver(post_delete, sender=Quota)
+@receiver(post_save, sender=User)
+@receiver(post_delete, sender=User)
+def _keys_may_have_changed(sender, instance, raw=False, **kwargs) -> None:
+    """What a key may do can have changed: cached keys are dropped in every process (accounts.authcache)."""
+    if not raw:
+        authcache.changed()

@@ -1,11 +1,15 @@
 """The "job finished" signal that wakes a waiting ``POST …?wait=N``, and the waiting itself.
 
-Finishing a job (in the lifecycle layer, after its commit) sets a done flag and
-publishes on the job's channel, in the same Redis round trip as the rest of what an
-attempt's end tells Redis. A waiter subscribes, then checks the flag (a job that
-finished before it listened has left it), then waits for the message. Redis may
-lose either: at the deadline PostgreSQL decides. Correctness never depends on this
-module; latency does."""
+Finishing a job (in the lifecycle layer, after its durable commit) sets a done flag
+and publishes on the job's channel, in the same Redis round trip as the rest of what
+an attempt's end tells Redis. Each web process (each event loop) holds ONE pattern
+subscription to every job's channel and a map of job id -> waiting futures: a waiter
+registers its future, then checks the flag (a job that finished before it registered
+has left it), then awaits the future. No connection is opened per request (opening
+and closing a subscription per ``?wait`` cost ~3 ms of CPU). Redis may lose either
+signal: at the deadline PostgreSQL decides; if the subscription itself breaks, the
+waiters poll PostgreSQL until it is back. Correctness never depends on this module;
+latency does."""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ def announce(pipe, job_id) -> None:
 
 
 _async_redis: dict = {}
+_listeners: dict = {}
+POLL_WITHOUT_SUBSCRIPTION_S = 0.5
 
 
 def _redis_async():
@@ -45,27 +51,113 @@ def _redis_async():
     return client
 
 
+class _DoneListener:
+    """The event loop's one subscription to every job's completion channel."""
+
+    def __init__(self) -> None:
+        self.waiters: dict[str, set[asyncio.Future]] = {}
+        self.ready: asyncio.Future | None = None
+        self.task: asyncio.Task | None = None
+
+    async def subscribed(self) -> bool:
+        """Start (or restart) the subscription; -> whether it is listening now."""
+        if self.task is None or self.task.done():
+            loop = asyncio.get_running_loop()
+            self.ready = loop.create_future()
+            self.task = loop.create_task(self._listen(self.ready))
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.ready), timeout=2.0)
+        except TimeoutError:
+            return False
+
+    async def _listen(self, ready: asyncio.Future) -> None:
+        pubsub = _redis_async().pubsub()
+        try:
+            await pubsub.psubscribe(DONE_CHANNEL.format("*"))
+            # listening only once Redis confirms: a waiter that then checks the flag cannot miss both
+            while (confirmation := await pubsub.get_message(timeout=2.0)) is None:
+                pass
+            ready.set_result(confirmation["type"] == "psubscribe")
+            async for message in pubsub.listen():
+                if message["type"] == "pmessage":
+                    job_id = message["channel"].rsplit(b":", 1)[-1].decode()
+                    for future in self.waiters.pop(job_id, ()):
+                        if not future.done():  # a timed-out waiter's future is cancelled
+                            future.set_result(True)
+        except Exception:  # noqa: BLE001 - Redis away: waiters poll PostgreSQL, the next one resubscribes
+            pass
+        finally:
+            if not ready.done():
+                ready.set_result(False)
+            for futures in self.waiters.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(False)
+            self.waiters.clear()
+            try:
+                await pubsub.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def register(self, job_id: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(job_id, set()).add(future)
+        return future
+
+    def forget(self, job_id: str, future: asyncio.Future) -> None:
+        futures = self.waiters.get(job_id)
+        if futures is not None:
+            futures.discard(future)
+            if not futures:
+                del self.waiters[job_id]
+
+
+def _listener() -> _DoneListener:
+    loop = asyncio.get_running_loop()
+    listener = _listeners.get(loop)
+    if listener is None:
+        for old in [other for other in _listeners if other.is_closed()]:
+            del _listeners[old]
+        listener = _listeners[loop] = _DoneListener()
+    return listener
+
+
 def _status_of(job_id) -> str | None:
     return Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
 
+async def _finished_in_database(job_id) -> bool:
+    return await sync_to_async(_status_of)(job_id) in FINISHED
+
+
 async def wait_finished(job_id, seconds: float) -> bool:
     """Whether the job finished within ``seconds`` (True as soon as it does)."""
-    conn = _redis_async()
-    pubsub = conn.pubsub()
+    job_id = str(job_id)
+    deadline = time.monotonic() + seconds
+    listener = _listener()
+    future = None
     try:
-        await pubsub.subscribe(DONE_CHANNEL.format(job_id))
-        # finished before we listened? the flag is set with the notification, and costs no trip
-        # through Django's sync thread (if Redis lost it, the wait ends with a database check)
-        if await conn.exists(DONE_KEY.format(job_id)):
-            return True
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
-            if message is not None:
+        if await listener.subscribed():
+            future = listener.register(job_id)
+            # finished before we registered? the flag is set with the notification
+            if await _redis_async().exists(DONE_KEY.format(job_id)):
                 return True
-        return await sync_to_async(_status_of)(job_id) in FINISHED
-    except Exception:  # noqa: BLE001 - Redis trouble: fall back to one last look at the database
-        return await sync_to_async(_status_of)(job_id) in FINISHED
+            try:
+                remaining = max(0.0, deadline - time.monotonic())
+                if await asyncio.wait_for(future, timeout=remaining):
+                    return True
+            except TimeoutError:
+                return await _finished_in_database(job_id)
+    except Exception:  # noqa: BLE001 - Redis trouble: PostgreSQL answers
+        pass
     finally:
-        await pubsub.aclose()
+        if future is not None:
+            listener.forget(job_id, future)
+    # no subscription: poll PostgreSQL until the deadline (rare: Redis is away)
+    while True:
+        if await _finished_in_database(job_id):
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(POLL_WITHOUT_SUBSCRIPTION_S, remaining))

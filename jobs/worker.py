@@ -9,10 +9,11 @@ worker process for its whole life.
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
-from rq.worker import SimpleWorker
+from rq.worker import SimpleWorker, WorkerStatus
 
 import sandbox
 
@@ -44,12 +45,66 @@ def sandbox_configure() -> sandbox.Sandbox:
 
 
 class SandboxWorker(SimpleWorker):
-    def perform_job(self, job, queue, *args, **kwargs):
+    """Pops, runs and forgets.
+
+    PostgreSQL is the ledger (leases, attempts, outcomes) and Redis only the transport,
+    so RQ's own per-job bookkeeping buys nothing here: the started/finished/failed
+    registries, the execution records, result storage and its cleanup chain, and a
+    heartbeat and a state write on every job cost 27 round trips for a no-op job. This
+    worker keeps RQ's loop, its dequeue and its registration (``/readyz`` and metrics
+    read it), runs the task in the process, deletes the job's hash, and writes its
+    heartbeat and state at most every ``HEARTBEAT_EVERY_S``. A task that raises is
+    logged; the job's lease expires and the reconciler runs it again."""
+
+    HEARTBEAT_EVERY_S = 5.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._beat_at = 0.0
+        self._written_state = None
+        self._suspension_checked_at = 0.0
+
+    def execute_job(self, job, queue) -> None:
+        self._state = WorkerStatus.BUSY
         close_old_connections()
         try:
-            return super().perform_job(job, queue, *args, **kwargs)
+            job.func(*job.args, **job.kwargs)
+        except Exception:  # noqa: BLE001 - the lease expires and the reconciler retries the attempt
+            log.exception("task failed", extra={"event": "task_failed", "rq_job": job.id})
         finally:
             close_old_connections()
+            self._state = WorkerStatus.IDLE
+            try:
+                self.connection.delete(job.key)
+            except Exception:  # noqa: BLE001 - an orphan hash is harmless: RQ never runs it again
+                log.warning("could not delete the RQ job %s", job.id, exc_info=True)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        if pipeline is None and time.monotonic() - self._beat_at < self.HEARTBEAT_EVERY_S:
+            return
+        self._beat_at = time.monotonic()
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipe)
+            if self._state != self._written_state:
+                pipe.hset(self.key, "state", self._state)
+                self._written_state = self._state
+            pipe.execute()
+
+    def set_state(self, state: str, pipeline=None) -> None:
+        """Kept in memory; written with the next heartbeat (at most HEARTBEAT_EVERY_S late)."""
+        self._state = state
+        if pipeline is not None:  # registration and death write it with their own pipeline
+            super().set_state(state, pipeline)
+            self._written_state = state
+
+    def check_for_suspension(self, burst: bool) -> None:
+        if time.monotonic() - self._suspension_checked_at < 1.0:
+            return
+        self._suspension_checked_at = time.monotonic()
+        super().check_for_suspension(burst)
 
 
 def relax_commit_durability() -> None:

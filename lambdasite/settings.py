@@ -130,6 +130,9 @@ WHITENOISE_USE_FINDERS = True
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_KEY_LAST_USED_RESOLUTION_S = env_int("API_KEY_LAST_USED_RESOLUTION_S", 60, minimum=0)
+# an authenticated key is reused in process while nothing it depends on changed (accounts.authcache),
+# for at most this long; 0 turns the cache off
+API_KEY_CACHE_MAX_AGE_S = env_float("API_KEY_CACHE_MAX_AGE_S", 30.0)
 LOGIN_ATTEMPTS_PER_IP_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", 30, minimum=1)
 LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", 10, minimum=1)
 

@@ -107,3 +107,94 @@ def test_the_migration_classifies_existing_keys_safely(alice, member_key):
     assert kinds[by_admin.pk] == kinds[by_manage.pk] == "operator"
     assert kinds[issued.api_key.pk] == kinds[alice.api_key.pk] == "user"
     assert client_for(issued.plaintext).get("/api/v1/jobs").status_code == 401
+
+
+# --- keys cached per process (accounts.authcache): one Redis GET per request instead of a query,
+# dropped everywhere at once when anything a key depends on changes
+
+
+def test_a_cached_key_is_authenticated_without_a_query(alice, redis_conn, django_assert_num_queries):
+    from accounts.services import api_key_authenticate
+
+    assert api_key_authenticate(plaintext=alice.key) is not None  # read and cached
+    with django_assert_num_queries(0):
+        assert api_key_authenticate(plaintext=alice.key).pk == alice.api_key.pk
+
+
+def test_another_process_revoking_a_key_stops_it_here_on_the_next_request(alice, redis_conn):
+    """Another web process changes the database and bumps the generation in Redis (as its commit
+    hook does); this process must not trust its cached copy any more."""
+    from django.utils import timezone
+
+    from accounts import authcache
+    from accounts.services import api_key_authenticate
+
+    assert api_key_authenticate(plaintext=alice.key) is not None
+    ApiKey.objects.filter(pk=alice.api_key.pk).update(revoked_at=timezone.now())  # no signal here
+    assert api_key_authenticate(plaintext=alice.key) is not None  # still the cached copy: the control
+    redis_conn.incr(authcache.GENERATION_KEY)  # what the other process's commit does
+    assert api_key_authenticate(plaintext=alice.key) is None
+
+
+def test_a_change_made_behind_djangos_back_is_stale_for_at_most_the_age_cap(alice, redis_conn, settings):
+    import time
+
+    from django.utils import timezone
+
+    from accounts.services import api_key_authenticate
+
+    settings.API_KEY_CACHE_MAX_AGE_S = 0.5
+    assert api_key_authenticate(plaintext=alice.key) is not None
+    ApiKey.objects.filter(pk=alice.api_key.pk).update(revoked_at=timezone.now())
+    time.sleep(0.6)
+    assert api_key_authenticate(plaintext=alice.key) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["suspend_tenant", "shrink_quota", "demote_creator", "deactivate_creator", "revoke_key"],
+)
+def test_every_change_a_key_depends_on_is_seen_by_the_next_request(alice, redis_conn, change):
+    from accounts.services import api_key_authenticate
+
+    cached = api_key_authenticate(plaintext=alice.key)
+    assert cached is not None
+    if change == "suspend_tenant":
+        alice.tenant.is_suspended = True
+        alice.tenant.save()
+    elif change == "shrink_quota":
+        alice.tenant.quota.max_concurrency = 1
+        alice.tenant.quota.save()
+    elif change == "demote_creator":
+        Membership.objects.filter(tenant=alice.tenant, user=alice.user).update(role="viewer")
+        Membership.objects.get(tenant=alice.tenant, user=alice.user).save()  # as a form saves it
+    elif change == "deactivate_creator":
+        alice.user.is_active = False
+        alice.user.save()
+    else:
+        key = ApiKey.objects.get(pk=alice.api_key.pk)
+        key.revoked_at = key.created_at
+        key.save()
+    fresh = api_key_authenticate(plaintext=alice.key)
+    assert fresh is not cached  # read again
+    if change == "suspend_tenant":
+        assert fresh.tenant.is_suspended
+    elif change == "shrink_quota":
+        assert fresh.tenant.quota.max_concurrency == 1
+    elif change == "demote_creator":
+        assert fresh.creator_role == "viewer"
+    else:
+        assert fresh is None
+
+
+def test_without_redis_nothing_is_cached(alice, monkeypatch, django_assert_num_queries):
+    from accounts import authcache
+    from accounts.services import api_key_authenticate
+
+    def no_redis():
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(authcache, "get_redis", no_redis)
+    assert api_key_authenticate(plaintext=alice.key) is not None
+    with django_assert_num_queries(1):
+        assert api_key_authenticate(plaintext=alice.key) is not None

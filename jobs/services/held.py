@@ -35,6 +35,8 @@ def jobs_fail_held(*, version_id, error: dict) -> int:
         .select_related("tenant")
         .filter(function_version_id=version_id, status=Status.QUEUED, next_attempt_at__isnull=True)
     )
+    if jobs:
+        notify.commit_durably()
     for job in jobs:
         job.status, job.error, job.finished_at = Status.FAILED, error, now
         job.save(update_fields=["status", "error", "finished_at"])

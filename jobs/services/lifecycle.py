@@ -42,11 +42,46 @@ def locked_job(job_id, *, skip_locked: bool = False, **conditions) -> Job | None
     """The job's row under a lock that serializes every writer of the job and its attempts.
 
     NO KEY UPDATE of the job row only: a FOR UPDATE that also locked the tenant (through
-    select_related) would serialize every finish with every submit's foreign-key check."""
-    rows = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=skip_locked).select_related(
-        "tenant"
-    )
-    return rows.filter(pk=job_id, **conditions).first()
+    select_related) would serialize every finish with every submit's foreign-key check. Without
+    conditions (every finish takes this path) one prepared-shape statement, not the ORM: compiling
+    the queryset cost more CPU than PostgreSQL's work."""
+    if conditions:
+        rows = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=skip_locked)
+        return rows.select_related("tenant").filter(pk=job_id, **conditions).first()
+    sql, job_columns = _locked_job_sql(skip_locked)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [job_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job = _job_from_row(job_columns, row[: len(job_columns)])
+    job.tenant = _model_from_values(Tenant, row[len(job_columns) :])
+    return job
+
+
+_LOCKED_SQL: dict = {}
+
+
+def _locked_job_sql(skip_locked: bool) -> tuple[str, list[str]]:
+    if skip_locked not in _LOCKED_SQL:
+        job_columns = [f.column for f in Job._meta.concrete_fields]
+        tenant_columns = [f.column for f in Tenant._meta.concrete_fields]
+        select = ", ".join([f"j.{c}" for c in job_columns] + [f"t.{c}" for c in tenant_columns])
+        _LOCKED_SQL[skip_locked] = (
+            f"SELECT {select} FROM jobs_job j JOIN accounts_tenant t ON t.id = j.tenant_id"
+            " WHERE j.id = %s FOR NO KEY UPDATE OF j" + (" SKIP LOCKED" if skip_locked else ""),
+            job_columns,
+        )
+    return _LOCKED_SQL[skip_locked]
+
+
+def _model_from_values(model, values):
+    fields = model._meta.concrete_fields
+    converted = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def is_current(job: Job, attempt_number: int) -> bool:
@@ -167,6 +202,7 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
     job.status = decision.status
     if decision.finished:
         job.finished_at = now
+        notify.commit_durably()
         outbox.record_job_outcome(job)  # the webhook event commits with the outcome, or not at all
     if decision.back_in_line:
         job.next_attempt_at = job.created_at  # back at its original place in the tenant's line

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from lambdasite.redis_client import get_redis
 
@@ -14,6 +14,17 @@ from .. import billing, completion, events, metrics
 from ..models import FINISHED, Job
 
 log = logging.getLogger("lambdasite.jobs")
+
+
+def commit_durably() -> None:
+    """This transaction finishes a job: its commit waits for the WAL flush even in a worker or the
+    reconciler, whose other commits are asynchronous (jobs.worker.relax_commit_durability). The
+    outcome is announced after this commit, so no ``?wait`` client, webhook or live page can see an
+    outcome that a PostgreSQL crash then loses (the reconciler would run the job again and a second,
+    different outcome could follow). One round trip; a no-op where commits are synchronous anyway."""
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO on")
 
 
 def log_event(message: str, job: Job, **extra) -> None:

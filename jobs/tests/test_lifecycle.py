@@ -149,3 +149,39 @@ def test_an_expired_lease_is_retried_and_only_one_success_is_visible(alice, run_
         log_lines=0,
     )
     assert Job.objects.get(pk=job_id).status == "succeeded"
+
+
+def test_the_transition_that_finishes_a_job_commits_durably_before_it_is_announced(alice, redis_conn):
+    """Workers commit asynchronously (a crash may lose their last transitions), except the one that
+    finishes a job: ``?wait`` answers, webhooks and live pages are told only after a durable commit."""
+    from django.db import connection
+
+    from jobs import completion
+
+    job = submit(alice)
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith(('UPDATE "JOBS_JOB"', "UPDATE JOBS_JOB")):
+            raw = context["cursor"].cursor
+            raw.execute("SHOW synchronous_commit")
+            announced = bool(redis_conn.exists(completion.DONE_KEY.format(job.id)))
+            seen.append((raw.fetchone()[0], announced))
+        return execute(sql, params, many, context)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")  # as on a worker's connections
+    try:
+        with connection.execute_wrapper(spy):
+            job_claim(job_id=job.id, worker="w")
+            claimed = list(seen)
+            seen.clear()
+            result = sandbox.RunResult(status="succeeded", result=1)
+            job_finish(job_id=job.id, attempt_number=1, result=result, log_lines=0)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO DEFAULT")
+    assert claimed and all(setting == "off" for setting, _ in claimed)  # a claim may be lost in a crash
+    assert seen and all(setting == "on" for setting, _ in seen)  # the outcome may not
+    assert not any(announced for _, announced in seen)  # nobody is told before the commit ...
+    assert redis_conn.exists(completion.DONE_KEY.format(job.id))  # ... and told right after it
