@@ -23,12 +23,22 @@ from .models import FINISHED, Job
 DONE_CHANNEL = "lambdasite:job-done:{}"
 DONE_KEY = "lambdasite:job-done-flag:{}"
 DONE_KEY_TTL_S = 120
+BODY_KEY_TTL_S = 20  # a waiter registers right after its submit: the body is kept briefly (size x rate)
 
 
-def announce(pipe, job_id) -> None:
-    """Queue on ``pipe``: the job is finished (flag for late waiters, message for early ones)."""
-    pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
-    pipe.publish(DONE_CHANNEL.format(job_id), "1")
+def announce(pipe, job_id, body: bytes | None = None) -> None:
+    """Queue on ``pipe``: the job is finished (flag for late waiters, message for early ones). With
+    ``body`` (the finished job as the API shows it), a waiter answers without reading PostgreSQL."""
+    if body:
+        pipe.set(DONE_KEY.format(job_id), body, ex=BODY_KEY_TTL_S)
+        pipe.publish(DONE_CHANNEL.format(job_id), body)
+    else:
+        pipe.set(DONE_KEY.format(job_id), "1", ex=DONE_KEY_TTL_S)
+        pipe.publish(DONE_CHANNEL.format(job_id), "1")
+
+
+def _done(value: bytes) -> bool | bytes:
+    return True if value == b"1" else value
 
 
 _async_redis: dict = {}
@@ -83,7 +93,7 @@ class _DoneListener:
                     job_id = message["channel"].rsplit(b":", 1)[-1].decode()
                     for future in self.waiters.pop(job_id, ()):
                         if not future.done():  # a timed-out waiter's future is cancelled
-                            future.set_result(True)
+                            future.set_result(_done(message["data"]))
         except Exception:  # noqa: BLE001 - Redis away: waiters poll PostgreSQL, the next one resubscribes
             pass
         finally:
@@ -130,8 +140,9 @@ async def _finished_in_database(job_id) -> bool:
     return await sync_to_async(_status_of)(job_id) in FINISHED
 
 
-async def wait_finished(job_id, seconds: float) -> bool:
-    """Whether the job finished within ``seconds`` (True as soon as it does)."""
+async def wait_finished(job_id, seconds: float) -> bool | bytes:
+    """Whether the job finished within ``seconds``, as soon as it does: its published body (bytes of
+    JSON) when the finishing worker sent one, else True; False if it did not finish in time."""
     job_id = str(job_id)
     deadline = time.monotonic() + seconds
     listener = _listener()
@@ -140,12 +151,13 @@ async def wait_finished(job_id, seconds: float) -> bool:
         if await listener.subscribed():
             future = listener.register(job_id)
             # finished before we registered? the flag is set with the notification
-            if await _redis_async().exists(DONE_KEY.format(job_id)):
-                return True
+            flag = await _redis_async().get(DONE_KEY.format(job_id))
+            if flag is not None:
+                return _done(flag)
             try:
                 remaining = max(0.0, deadline - time.monotonic())
-                if await asyncio.wait_for(future, timeout=remaining):
-                    return True
+                if done := await asyncio.wait_for(future, timeout=remaining):
+                    return done
             except TimeoutError:
                 return await _finished_in_database(job_id)
     except Exception:  # noqa: BLE001 - Redis trouble: PostgreSQL answers

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
 
-from django.urls import reverse
 from rest_framework import serializers
 
 from sandbox import RUNTIMES
 
-from .. import billing
+from .. import billing, rendering
 from ..models import Attempt, Job, LogLine
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
@@ -203,40 +201,11 @@ class AttemptSerializer(serializers.ModelSerializer):
         ]
 
 
-def _dt(value):
-    """A datetime exactly as DRF's DateTimeField renders it (ISO 8601 in UTC, with Z)."""
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _float(value):
-    return None if value is None else float(value)
-
-
-def _attempt(attempt: Attempt) -> dict:
-    return {
-        "number": attempt.number,
-        "status": attempt.status,
-        "worker": attempt.worker,
-        "started_at": _dt(attempt.started_at),
-        "finished_at": _dt(attempt.finished_at),
-        "duration_ms": _float(attempt.duration_ms),
-        "start_ms": _float(attempt.start_ms),
-        "init_ms": _float(attempt.init_ms),
-        "cpu_ms": _float(attempt.cpu_ms),
-        "billed_ms": attempt.billed_ms,
-        "gb_seconds": _float(attempt.gb_seconds),
-        "exit_code": attempt.exit_code,
-        "error": attempt.error,
-    }
-
-
 class JobSerializer(serializers.ModelSerializer):
     """Declares the response shape (for the schema and validation of it in tests); the rendering
-    itself is hand-written, because building a ModelSerializer's fields on every response was a
-    measured share of each submit's CPU. test_serializers checks both give the same output."""
+    itself is hand-written in jobs.rendering, because building a ModelSerializer's fields on every
+    response was a measured share of each submit's CPU. test_serializers checks both give the same
+    output."""
 
     limits = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
@@ -282,36 +251,7 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     def to_representation(self, job: Job) -> dict:
-        return {
-            "id": str(job.id),
-            "status": job.status,
-            "runtime": job.runtime,
-            "handler": job.handler,
-            "limits": self.get_limits(job),
-            "max_retries": job.max_retries,
-            "result": job.result,
-            "error": job.error,
-            "exit_code": job.exit_code,
-            "attempts": job.attempts,
-            "cancel_requested": job.cancel_requested,
-            "next_attempt_at": _dt(job.next_attempt_at),
-            "created_at": _dt(job.created_at),
-            "started_at": _dt(job.started_at),
-            "finished_at": _dt(job.finished_at),
-            "queue_wait_ms": _float(job.queue_wait_ms),
-            "duration_ms": _float(job.duration_ms),
-            "billed_ms": job.billed_ms,
-            "gb_seconds": _float(job.gb_seconds),
-            "cost": self.get_cost(job),
-            "log_lines": job.log_lines,
-            "log_bytes": job.log_bytes,
-            "dropped_log_bytes": job.dropped_log_bytes,
-            "function": job.function_name or None,
-            "version": job.version_number,
-            "alias": job.alias or None,
-            "callback_url": job.callback_url or None,
-            "links": self.get_links(job),
-        }
+        return rendering.job_body(job)
 
     def get_function(self, job: Job) -> str | None:
         return job.function_name or None
@@ -332,7 +272,7 @@ class JobSerializer(serializers.ModelSerializer):
         return {"timeout_ms": job.timeout_ms, "memory_mb": job.memory_mb}
 
     def get_links(self, job: Job) -> dict:
-        base = _job_path(job.id)
+        base = rendering.job_path(job.id)
         return {"self": base, "logs": f"{base}/logs"}
 
 
@@ -343,23 +283,7 @@ class JobDetailSerializer(JobSerializer):
         fields = JobSerializer.Meta.fields + ["code", "args", "attempt_history"]
 
     def to_representation(self, job: Job) -> dict:
-        body = super().to_representation(job)
-        body.update(
-            code=job.code, args=job.args, attempt_history=[_attempt(a) for a in job.attempt_set.all()]
-        )
-        return body
-
-
-def _job_path(job_id) -> str:
-    """reverse("api-job-detail") for this id, without resolving the URLconf on every response."""
-    global _JOB_PATH
-    if _JOB_PATH is None:
-        marker = "00000000-0000-0000-0000-000000000000"
-        _JOB_PATH = reverse("api-job-detail", args=[marker]).replace(marker, "{}")
-    return _JOB_PATH.format(job_id)
-
-
-_JOB_PATH = None
+        return rendering.job_detail_body(job, job.attempt_set.all())
 
 
 class LogLineSerializer(serializers.ModelSerializer):

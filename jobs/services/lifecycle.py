@@ -257,7 +257,11 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job.save()
     notify.status_after_commit(job)
     notify.attempt_ended_after_commit(
-        job, gb_seconds=used, run_s=result.duration_ms / 1000.0, start_s=result.start_ms / 1000.0
+        job,
+        gb_seconds=used,
+        run_s=result.duration_ms / 1000.0,
+        start_s=result.start_ms / 1000.0,
+        publish_body=True,
     )
     notify.log_event(
         "job finished",

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from lambdasite.redis_client import get_redis
 
-from .. import billing, completion, events, metrics
+from .. import billing, completion, events, metrics, rendering
 from ..models import FINISHED, Job
 
 log = logging.getLogger("lambdasite.jobs")
@@ -48,10 +48,13 @@ def attempt_ended_after_commit(
     run_s: float | None = None,
     start_s: float | None = None,
     finishes: bool = True,
+    publish_body: bool = False,
 ) -> None:
     """Once the transaction commits, in one round trip: the tenant's cached compute use, the
     attempt's histograms, and, if this transition finished the job, its counter and completion
-    signal (``finishes=False`` for a stale attempt, which finishes nothing)."""
+    signal (``finishes=False`` for a stale attempt, which finishes nothing). With ``publish_body``,
+    the signal carries the finished job as the API shows it, rendered after the commit (outside the
+    row lock), so a ``?wait`` answers without reading PostgreSQL."""
     tenant_id, runtime, job_id = job.tenant_id, job.runtime, job.id
     finished = job.status if finishes and job.status in FINISHED else None
     if not (gb_seconds or run_s is not None or finished):
@@ -65,11 +68,20 @@ def attempt_ended_after_commit(
             gb_seconds=gb_seconds,
             run_s=run_s,
             start_s=start_s,
+            body=_body(job) if finished and publish_body else None,
         )
     )
 
 
-def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s) -> None:
+def _body(job: Job) -> bytes | None:
+    try:
+        return rendering.published_body(job)
+    except Exception:  # noqa: BLE001 - the waiter reads PostgreSQL instead
+        log.warning("finished job body not rendered", exc_info=True, extra={"job_id": str(job.id)})
+        return None
+
+
+def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s, body=None) -> None:
     try:
         with get_redis().pipeline(transaction=False) as pipe:
             billing.add_usage(pipe, tenant_id=tenant_id, gb_seconds=gb_seconds)
@@ -77,7 +89,7 @@ def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, star
                 metrics.observe_attempt(pipe, run_s=run_s, start_s=start_s or 0.0)
             if finished:
                 metrics.count_finished(pipe, runtime=runtime, status=finished)
-                completion.announce(pipe, job_id)
+                completion.announce(pipe, job_id, body)
             pipe.execute()
     except Exception:  # noqa: BLE001 - a ?wait falls back to the database; usage is re-seeded from it
         log.debug("attempt's Redis updates failed", exc_info=True)

@@ -32,6 +32,36 @@ def test_wait_gives_the_202_body_when_the_job_takes_longer(alice, sandbox_pool):
     assert 0.3 <= time.monotonic() - started < 3
 
 
+def test_a_finished_wait_answers_with_the_body_the_worker_published_and_it_equals_a_get(
+    alice, sandbox_pool, redis_conn
+):
+    from jobs import completion
+
+    with ThreadWorker(sandbox_pool):
+        response = alice.client.post(
+            "/api/v1/jobs?wait=20", data=json.dumps(QUICK), content_type="application/json"
+        )
+    body = response.json()
+    assert response.status_code == 200 and body["result"] == 5
+    published = redis_conn.get(completion.DONE_KEY.format(body["id"]))
+    assert published not in (None, b"1") and json.loads(published) == body  # no database read needed
+    assert alice.client.get(f"/api/v1/jobs/{body['id']}").json() == body
+
+
+def test_a_body_too_large_to_publish_is_read_from_postgresql(alice, sandbox_pool, redis_conn):
+    from jobs import completion
+
+    big = {"runtime": "python", "code": "def main():\n    return 'x' * 20000\n"}
+    with ThreadWorker(sandbox_pool):
+        response = alice.client.post(
+            "/api/v1/jobs?wait=20", data=json.dumps(big), content_type="application/json"
+        )
+    body = response.json()
+    assert response.status_code == 200 and body["result"] == "x" * 20000
+    assert redis_conn.get(completion.DONE_KEY.format(body["id"])) == b"1"
+    assert alice.client.get(f"/api/v1/jobs/{body['id']}").json() == body
+
+
 @pytest.mark.parametrize("wait", ["-1", "abc", "1000", "nan"])
 def test_a_bad_wait_is_a_400_and_nothing_is_created(alice, wait):
     response = alice.client.post(

@@ -28,7 +28,15 @@ LAYERS = [
     ("schedules.models", "schedules.exceptions", "schedules.migrations"),
     ("webhooks.models", "webhooks.exceptions", "webhooks.migrations", "webhooks.ssrf", "webhooks.signing"),
     ("webhooks.outbox",),  # written by the transitions that cause events, in their transactions
-    ("jobs.billing", "jobs.completion", "jobs.metrics", "jobs.events", "jobs.selectors", "jobs.paging"),
+    (
+        "jobs.billing",
+        "jobs.rendering",
+        "jobs.completion",
+        "jobs.metrics",
+        "jobs.events",
+        "jobs.selectors",
+        "jobs.paging",
+    ),
     ("functions.selectors",),
     ("jobs.services",),
     ("functions.services",),  # a function's invocation is a job: submitted through jobs.services

@@ -1,0 +1,111 @@
+"""A job as the API shows it, rendered by hand.
+
+The API's serializers declare the shape (for the schema; ``jobs/tests/test_serializers.py`` checks
+both give the same output) and call this to render it, because building a ModelSerializer's fields
+on every response was a measured share of each submit's CPU. It lives below the services so that
+the transition that finishes a job can render the body the ``?wait`` client receives, publish it
+with the completion signal, and spare the web a read of PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+
+from django.urls import reverse
+
+from . import billing
+from .models import Attempt, Job
+
+# a finished body larger than this is not published: the waiting web process reads PostgreSQL
+PUBLISHED_BODY_MAX_BYTES = 16 * 1024
+
+
+def dt(value):
+    """A datetime exactly as DRF's DateTimeField renders it (ISO 8601 in UTC, with Z)."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _float(value):
+    return None if value is None else float(value)
+
+
+def attempt_body(attempt: Attempt) -> dict:
+    return {
+        "number": attempt.number,
+        "status": attempt.status,
+        "worker": attempt.worker,
+        "started_at": dt(attempt.started_at),
+        "finished_at": dt(attempt.finished_at),
+        "duration_ms": _float(attempt.duration_ms),
+        "start_ms": _float(attempt.start_ms),
+        "init_ms": _float(attempt.init_ms),
+        "cpu_ms": _float(attempt.cpu_ms),
+        "billed_ms": attempt.billed_ms,
+        "gb_seconds": _float(attempt.gb_seconds),
+        "exit_code": attempt.exit_code,
+        "error": attempt.error,
+    }
+
+
+def job_body(job: Job) -> dict:
+    """The job as lists and 202s show it."""
+    base = job_path(job.id)
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "runtime": job.runtime,
+        "handler": job.handler,
+        "limits": {"timeout_ms": job.timeout_ms, "memory_mb": job.memory_mb},
+        "max_retries": job.max_retries,
+        "result": job.result,
+        "error": job.error,
+        "exit_code": job.exit_code,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "next_attempt_at": dt(job.next_attempt_at),
+        "created_at": dt(job.created_at),
+        "started_at": dt(job.started_at),
+        "finished_at": dt(job.finished_at),
+        "queue_wait_ms": _float(job.queue_wait_ms),
+        "duration_ms": _float(job.duration_ms),
+        "billed_ms": job.billed_ms,
+        "gb_seconds": _float(job.gb_seconds),
+        "cost": billing.job_cost(job),
+        "log_lines": job.log_lines,
+        "log_bytes": job.log_bytes,
+        "dropped_log_bytes": job.dropped_log_bytes,
+        "function": job.function_name or None,
+        "version": job.version_number,
+        "alias": job.alias or None,
+        "callback_url": job.callback_url or None,
+        "links": {"self": base, "logs": f"{base}/logs"},
+    }
+
+
+def job_detail_body(job: Job, attempts) -> dict:
+    """The job with its code, arguments and attempt history (GET /jobs/{id}, a finished ?wait)."""
+    body = job_body(job)
+    body.update(code=job.code, args=job.args, attempt_history=[attempt_body(a) for a in attempts])
+    return body
+
+
+def published_body(job: Job) -> bytes | None:
+    """The finished job's detail body as the ``?wait`` client will get it, or None when too large."""
+    attempts = Attempt.objects.filter(job_id=job.id).order_by("number")
+    data = json.dumps(job_detail_body(job, attempts), separators=(",", ":")).encode()
+    return data if len(data) <= PUBLISHED_BODY_MAX_BYTES else None
+
+
+def job_path(job_id) -> str:
+    """reverse("api-job-detail") for this id, without resolving the URLconf on every response."""
+    global _JOB_PATH
+    if _JOB_PATH is None:
+        marker = "00000000-0000-0000-0000-000000000000"
+        _JOB_PATH = reverse("api-job-detail", args=[marker]).replace(marker, "{}")
+    return _JOB_PATH.format(job_id)
+
+
+_JOB_PATH = None
