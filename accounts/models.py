@@ -151,6 +151,11 @@ class Quota(models.Model):
     max_schedules = models.PositiveIntegerField(default=20)
     min_schedule_interval_s = models.PositiveIntegerField(default=60)  # the shortest gap between two ticks
     max_webhook_endpoints = models.PositiveIntegerField(default=10)
+    retention_days = models.PositiveIntegerField(
+        default=30,
+        help_text="finished jobs, their attempts, log lines and webhook deliveries are deleted after "
+        "this many days (0 keeps them forever)",
+    )
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"

@@ -1,6 +1,6 @@
 """End-to-end benchmark: HTTP submit -> worker -> sandbox -> result, through the whole stack.
 
-    .venv/bin/python bench/e2e.py [--clients 8] [--seconds 20] [--workers 2]
+    .venv/bin/python bench/e2e.py [--clients 8] [--seconds 20] [--workers 2] [--runtime python|node]
 
 Starts its own stack (uvicorn web, N workers, the reconciler) on the database of
 DATABASE_URL and a scratch Redis database, twice: with warm cells (SANDBOX_REUSE=tenant)
@@ -8,6 +8,11 @@ and with a fresh container per job (SANDBOX_REUSE=never). C clients each send
 `POST /api/v1/jobs?wait=10` with a trivial Python job, back to back, for T seconds,
 over keep-alive connections. Prints submit-to-result latency p50/p95/p99, sustained
 jobs/s, the ratio between the two modes, and checks that every accepted job finished.
+
+CPU per job is read per component: web, workers and reconciler from their processes (and
+children), PostgreSQL, Redis and the Docker engine by process name, and the sandboxes from the
+containers' cgroup (cpuacct of Docker's parent cgroup, which keeps the time of exited and forked
+processes: the runner, the zygote and every job's process).
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-BODY = json.dumps({"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]})
+BODIES = {
+    "python": json.dumps(
+        {"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]}
+    ),
+    "node": json.dumps(
+        {"runtime": "node", "code": "function main(a, b) {\n  return a + b;\n}\n", "args": [2, 3]}
+    ),
+}
+BODY = BODIES["python"]
 
 
 def free_port() -> int:
@@ -90,7 +103,7 @@ def stop_stack(procs) -> None:
             proc.kill()
 
 
-def drive(port: int, key: str, clients: int, seconds: float) -> tuple[list[float], int, int, list[str]]:
+def drive(port: int, key: str, clients: int, seconds: float, body: str = BODY):
     latencies: list[float] = []
     failures = [0]
     ids: list[str] = []
@@ -104,7 +117,7 @@ def drive(port: int, key: str, clients: int, seconds: float) -> tuple[list[float
         while time.monotonic() < stop_at:
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/api/v1/jobs?wait=10", BODY, headers)
+                conn.request("POST", "/api/v1/jobs?wait=10", body, headers)
                 response = conn.getresponse()
                 payload = json.loads(response.read())
             except (OSError, http.client.HTTPException, ValueError):
@@ -171,11 +184,27 @@ def cpu_snapshot(procs) -> dict:
         "reconciler": [scheduler.pid],
         "postgres": _named_pids(("postgres",)),
         "redis": _named_pids(("redis-server",)),
-        "docker+sandboxes": _named_pids(("dockerd", "containerd", "python3")),
+        "docker engine": _named_pids(("dockerd", "containerd")),
     }
     snap = {name: sum(_proc_cpu(pid) for pid in pids) for name, pids in groups.items()}
+    snap["sandboxes"] = _containers_cpu()
     snap["machine"] = _machine_cpu()
     return snap
+
+
+def _containers_cpu() -> float:
+    """CPU seconds of every container so far (cgroup v1 cpuacct or v2 cpu.stat of Docker's parent)."""
+    try:
+        return int(open("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage").read()) / 1e9
+    except OSError:
+        pass
+    try:
+        for line in open("/sys/fs/cgroup/docker/cpu.stat"):
+            if line.startswith("usage_usec"):
+                return int(line.split()[1]) / 1e6
+    except OSError:
+        pass
+    return 0.0
 
 
 def _children(pid: int) -> list[str]:
@@ -200,9 +229,10 @@ def run_mode(reuse: str, args, tenant_key: str) -> dict:
     }
     procs = start_stack(env, port, args.workers)
     try:
-        drive(port, tenant_key, args.clients, 2.0)  # warm-up: cells, connections
+        body = BODIES[args.runtime]
+        drive(port, tenant_key, args.clients, 2.0, body)  # warm-up: cells, connections
         before = cpu_snapshot(procs)
-        latencies, ok, failed, ids, elapsed = drive(port, tenant_key, args.clients, args.seconds)
+        latencies, ok, failed, ids, elapsed = drive(port, tenant_key, args.clients, args.seconds, body)
         after = cpu_snapshot(procs)
     finally:
         time.sleep(1)
@@ -218,6 +248,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--modes", default="tenant,never")
+    parser.add_argument("--runtime", default="python", choices=sorted(BODIES))
     args = parser.parse_args()
     os.environ["REDIS_URL"] = args.redis_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")
@@ -241,7 +272,7 @@ def main() -> None:
         results[mode] = r
         lat = r["lat"]
         print(
-            f"SANDBOX_REUSE={mode:<6} clients={args.clients} workers={args.workers}: "
+            f"{args.runtime} SANDBOX_REUSE={mode:<6} clients={args.clients} workers={args.workers}: "
             f"p50={statistics.median(lat):.1f} ms p95={pct(lat, 95):.1f} ms p99={pct(lat, 99):.1f} ms  "
             f"{r['rate']:.1f} jobs/s  ({r['ok']} ok, {r['failed']} not finished within the wait)"
         )

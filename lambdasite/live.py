@@ -105,24 +105,43 @@ class Publisher(threading.Thread):
 
     @staticmethod
     def _send(layer, conn, batch: list[tuple[str, dict]]) -> None:
-        """Two round trips per batch, whatever its size: the sequence numbers, then the publishes.
+        """At most two round trips per batch, whatever its size: which groups anyone watches and the
+        sequence numbers, then the publishes to the watched groups only.
 
         A group_send on Channels' Redis pub/sub layer is one PUBLISH of the layer's serialized
         message to the group's channel; doing the same in a pipeline saves a round trip per
-        event (the consumer tests receive these through the real layer)."""
+        event (the consumer tests receive these through the real layer). A group is watched when
+        its channel has a subscriber (``PUBSUB NUMSUB``: the layer subscribes when a socket joins).
+        An event for an unwatched group still takes its sequence number but is never serialized
+        or sent: a page that starts watching later reads the sequence and re-fetches its state
+        after subscribing, so it cannot miss what happened before."""
+        channels = list(dict.fromkeys(group_channel(group) for group, _ in batch))
         with conn.pipeline(transaction=False) as pipe:
+            pipe.pubsub_numsub(*channels)
             for group, _ in batch:
                 key = SEQ_KEY.format(group=group)
                 pipe.incr(key)
                 pipe.expire(key, SEQ_TTL_S)
             replies = pipe.execute()
+        watched = {_text(channel) for channel, count in replies[0] if count}
+        sends = [
+            (group, event, seq)
+            for (group, event), seq in zip(batch, replies[1::2], strict=True)
+            if group_channel(group) in watched
+        ]
+        if not sends:
+            return
         with conn.pipeline(transaction=False) as pipe:
-            for (group, event), seq in zip(batch, replies[::2], strict=True):
+            for group, event, seq in sends:
                 pipe.publish(
                     group_channel(group),
                     layer.serialize({"type": "live.event", "seq": int(seq), "event": event}),
                 )
             pipe.execute()
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def group_channel(group: str) -> str:

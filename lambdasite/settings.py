@@ -214,7 +214,11 @@ FUNCTION_WARM_MAX = env_int("FUNCTION_WARM_MAX", 8, minimum=1)  # cells one POST
 # -- Delayed runs, schedules, webhooks ------------------------------------------------
 JOB_MAX_DELAY_S = env_int("JOB_MAX_DELAY_S", 30 * 86400, minimum=1)  # how far ahead run_at/delay_s may be
 SCHEDULE_MISSED_AFTER_S = env_float("SCHEDULE_MISSED_AFTER_S", 60.0)  # a tick older than this was missed
+# bounded storage: each tenant's Quota.retention_days; the purge runs this often, this many jobs a batch
+RETENTION_INTERVAL_S = env_float("RETENTION_INTERVAL_S", 60.0)
+RETENTION_BATCH = env_int("RETENTION_BATCH", 500, minimum=1)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)  # local development only
+WEBHOOK_RESOLVE_TIMEOUT_S = env_float("WEBHOOK_RESOLVE_TIMEOUT_S", 3.0)  # a webhook name must resolve in time
 WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)  # one delivery attempt
 WEBHOOK_RETRY_DELAYS_S = env_str("WEBHOOK_RETRY_DELAYS_S", "5,30,120,900,3600,14400,43200")  # about a day
 WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 3 * 86400.0)  # an endpoint failing this long

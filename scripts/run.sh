@@ -1,56 +1,85 @@
 #!/usr/bin/env bash
-# Run web + workers + scheduler in the foreground; Ctrl-C stops them all.
+# Run web + workers + scheduler + webhook deliveries in the foreground under supervisord:
+# a process that dies (a crash, the OOM killer, a SIGKILL) is restarted, its jobs recovered by
+# the lease/reconcile path; Ctrl-C stops everything gracefully (workers finish their job first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/lambdasite}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
-PORT="${PORT:-8000}"
+export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}" WEB_CONCURRENCY="${WEB_CONCURRENCY:-1}"
 WORKERS="${WORKERS:-2}"
-PY=.venv/bin/python
+STOP_GRACE_S="${STOP_GRACE_S:-20}"
+# where supervisord keeps its socket and pid file (one per running stack; tests use their own)
+RUN_DIR="$(mkdir -p "${RUN_DIR:-var/run}" && cd "${RUN_DIR:-var/run}" && pwd)"
+PY="$ROOT/.venv/bin/python"
 
 KEY=$($PY manage.py demo_setup | tail -n 1)
 
-pids=()
-stop() {
-  trap - INT TERM EXIT
-  echo
-  echo "[run] stopping ${#pids[@]} processes"
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  # workers finish their running job first; after the grace period nothing may linger
-  for _ in $(seq 1 "${STOP_GRACE_S:-20}"); do
-    kill -0 "${pids[@]}" 2>/dev/null || break
-    sleep 1
-  done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
-}
-trap stop INT TERM EXIT
+CONF="$RUN_DIR/supervisord.conf"
+program() {  # name, command, [extra lines]
+  cat <<INI
 
-.venv/bin/uvicorn lambdasite.asgi:application --host "${HOST:-127.0.0.1}" --port "$PORT" \
-  --workers "${WEB_CONCURRENCY:-1}" --no-access-log --log-config deploy/uvicorn-logging.json &
-pids+=($!)
-for _ in $(seq 1 "$WORKERS"); do
-  $PY manage.py worker &
-  pids+=($!)
-done
-$PY manage.py scheduler &
-pids+=($!)
-$PY manage.py webhooks &
-pids+=($!)
+[program:$1]
+command=$2
+directory=$ROOT
+autostart=true
+autorestart=true
+; exiting within startsecs counts as a failed start: retried startretries times, each retry waiting
+; one second longer, then the program is marked FATAL and supervisord says so on this console
+startsecs=3
+startretries=5
+stopsignal=TERM
+stopwaitsecs=$STOP_GRACE_S
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=/dev/stdout
+stdout_logfile_maxbytes=0
+${3:-}
+INI
+}
+{
+  cat <<INI
+[supervisord]
+nodaemon=true
+logfile=/dev/stdout
+logfile_maxbytes=0
+loglevel=info
+pidfile=$RUN_DIR/supervisord.pid
+childlogdir=$RUN_DIR
+
+[unix_http_server]
+file=$RUN_DIR/supervisor.sock
+chmod=0700
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$RUN_DIR/supervisor.sock
+INI
+  program web "$ROOT/.venv/bin/uvicorn lambdasite.asgi:application --host $HOST --port $PORT --workers $WEB_CONCURRENCY --no-access-log --log-config deploy/uvicorn-logging.json" "priority=10"
+  program worker "$PY manage.py worker" "numprocs=$WORKERS
+process_name=%(program_name)s-%(process_num)d
+priority=20"
+  program scheduler "$PY manage.py scheduler" "priority=30"
+  program webhooks "$PY manage.py webhooks" "priority=30"
+} > "$CONF"
 
 cat <<MSG
 
-  Lambdasite is running on http://127.0.0.1:$PORT  (web + $WORKERS workers + scheduler + webhook deliveries)
-  dashboard: http://127.0.0.1:$PORT/login/  (admin@example.com / admin unless DEMO_ADMIN_* say otherwise)
-  admin:    http://127.0.0.1:$PORT/admin/
-  API docs: http://127.0.0.1:$PORT/api/docs/
+  Lambdasite is running on http://$HOST:$PORT  (web + $WORKERS workers + scheduler + webhook deliveries)
+  dashboard: http://$HOST:$PORT/login/  (admin@example.com / admin unless DEMO_ADMIN_* say otherwise)
+  admin:    http://$HOST:$PORT/admin/
+  API docs: http://$HOST:$PORT/api/docs/
   demo API key (new on every start, shown once):
 
       export LAMBDASITE_KEY=$KEY
 
-  Ctrl-C stops everything.
+  Processes are supervised: one that dies is restarted.
+  Status: .venv/bin/supervisorctl -c $CONF status      Ctrl-C stops everything.
 
 MSG
-wait -n "${pids[@]}" || true
-echo "[run] a process exited"
+exec "$ROOT/.venv/bin/supervisord" -c "$CONF"

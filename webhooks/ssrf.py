@@ -1,11 +1,15 @@
 """Where webhooks may go. By default only to public addresses: loopback, private, link-local (cloud
 metadata at 169.254.169.254), multicast, reserved and unspecified ranges are refused when an endpoint
-or a callback is registered, and again when each delivery resolves the name (a DNS answer can change
-in between); the delivery then connects to the address it checked. ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``
-lifts the rule for local development and tests."""
+is registered (its name resolved, within ``WEBHOOK_RESOLVE_TIMEOUT_S``), and again when each
+delivery resolves the name (a DNS answer can change in between); the delivery then connects to the
+address it checked. A job's one-off ``callback_url`` is checked without DNS when the job is submitted
+(a literal address, ``localhost``): a lookup on the submit path would let any name server stall the
+API; its name is resolved and checked when it is delivered. ``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts
+the rule for local development and tests."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -40,12 +44,47 @@ def parse(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def resolve(url: str, *, allow_private: bool | None = None) -> list[str]:
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+def _lookup(host: str, port: int, timeout: float | None):
+    if timeout is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise Refused(f"{host} did not resolve within {timeout:g} s") from None
+
+
+def check_literal(url: str, *, allow_private: bool | None = None) -> str:
+    """Refuse, without any DNS lookup, what is visibly not public: a bad URL, a literal loopback,
+    private, link-local, multicast or reserved address, ``localhost``."""
+    allow = settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS if allow_private is None else allow_private
+    _, host, _ = parse(url)
+    if allow:
+        return url
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        raise Refused(f"{host} is this machine: loopback is refused")
+    try:
+        literal = ipaddress.ip_address(name)
+    except ValueError:
+        return url  # a name: resolved and checked when it is delivered
+    if not is_public(str(literal)):
+        raise Refused(
+            f"{host} is not a public address: loopback, private, link-local, multicast and reserved "
+            "ranges are refused"
+        )
+    return url
+
+
+def resolve(url: str, *, allow_private: bool | None = None, timeout: float | None = None) -> list[str]:
     """The addresses a delivery to ``url`` may connect to (all public unless allowed), else Refused."""
     allow = settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS if allow_private is None else allow_private
     _, host, port = parse(url)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _lookup(host, port, timeout)
     except (socket.gaierror, UnicodeError) as exc:
         raise Refused(f"{host} does not resolve ({exc})") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
@@ -60,9 +99,9 @@ def resolve(url: str, *, allow_private: bool | None = None) -> list[str]:
 
 
 def check(url: str, field: str = "url") -> str:
-    """Validate a URL a tenant registers (an endpoint, a callback); 400 naming ``field`` if refused."""
+    """Validate an endpoint's URL when it is registered; 400 naming ``field`` if refused."""
     try:
-        resolve(url)
+        resolve(url, timeout=settings.WEBHOOK_RESOLVE_TIMEOUT_S)
     except Refused as exc:
         raise ValidationFailed(f"{field}: {exc}", details={"fields": {field: [str(exc)]}}) from None
     return url

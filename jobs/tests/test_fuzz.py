@@ -24,6 +24,18 @@ def keep_the_test_connection():
     request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def no_dns(monkeypatch):
+    """Generated URLs (webhook endpoints) must not make the suite query a name server: names do not
+    resolve here, and no test sends traffic beyond loopback."""
+    import socket
+
+    def refuse(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "no DNS in the fuzz test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -44,3 +44,40 @@ def test_a_message_the_publisher_sends_arrives_through_the_layers_own_api():
     message = async_to_sync(scenario)()
     assert message["type"] == "live.event" and message["event"] == {"kind": "status", "status": "queued"}
     assert isinstance(message["seq"], int) and message["seq"] >= 1
+
+
+def test_events_go_only_to_groups_someone_watches_and_keep_their_sequence(settings):
+    """An unwatched group's event is never sent (a pattern listener, which is not a watcher, sees
+    nothing), yet takes its sequence number; once a socket joins, events flow with the next one."""
+    import time
+
+    import redis
+
+    conn = redis.Redis.from_url(settings.REDIS_URL)
+    spy = conn.pubsub()
+    spy.psubscribe(live.group_channel("job.watch-*"))
+    spy.get_message(timeout=1)  # the psubscribe confirmation
+    layer = get_channel_layer()
+    publisher = live.Publisher()
+    publisher.start()
+    group = f"job.watch-{time.monotonic_ns()}"
+    before = live.current_seq(conn, group)
+
+    publisher.put(group, {"kind": "status", "status": "queued"})
+    assert publisher.drain(5)
+    assert spy.get_message(timeout=0.5) is None  # nobody watches: nothing was published
+    assert live.current_seq(conn, group) == before + 1
+
+    async def watch_and_receive():
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        publisher.put(group, {"kind": "status", "status": "running"})
+        message = await layer.receive(channel)
+        await layer.group_discard(group, channel)
+        return message
+
+    message = async_to_sync(watch_and_receive)()
+    assert message["event"]["status"] == "running" and message["seq"] == before + 2
+    seen = spy.get_message(timeout=2)
+    assert seen is not None and seen["type"] == "pmessage"
+    spy.close()

@@ -4,10 +4,12 @@ gives, deliveries, the callback secret, and tenant isolation."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
 from webhooks.models import WebhookEndpoint
+from webhooks.services import delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -79,8 +81,30 @@ def test_private_and_odd_urls_are_refused_everywhere(alice, url):
     job = call(
         alice, "POST", "/api/v1/jobs", {"runtime": "python", "code": "def main(): pass", "callback_url": url}
     )
-    assert job.status_code == 400 and "callback_url" in job.json()["error"]["message"]
+    if url == "https://internal.example.com/hook":
+        # a job's callback is checked without DNS on the submit path; its name is checked at delivery
+        assert job.status_code == 202
+        status, error, _, _ = delivery.post(url, "{}", {})
+        assert status is None and error.startswith("refused") and "10.1.2.3" in error
+    else:
+        assert job.status_code == 400 and "callback_url" in job.json()["error"]["message"]
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_name_that_does_not_resolve_in_time_is_refused(alice, monkeypatch, settings):
+    import time
+
+    settings.WEBHOOK_RESOLVE_TIMEOUT_S = 0.2
+
+    def slow(*args, **kwargs):
+        time.sleep(1)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    started = time.monotonic()
+    response = call(alice, "POST", "/api/v1/webhooks", {**HOOK, "url": "https://slow.example.com/hook"})
+    assert response.status_code == 400 and "did not resolve within" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 0.9
 
 
 def test_the_setting_allows_private_networks_for_development(alice, settings):

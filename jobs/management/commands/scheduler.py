@@ -5,7 +5,9 @@ that PostgreSQL says are waiting but Redis lost (FLUSHALL, restart, a crash
 between commit and enqueue), and retries attempts whose lease expired (a
 worker that died); for functions, it re-enqueues builds whose worker died and
 settles invocations held for a build that has ended; it moves delayed runs whose
-time has come into their tenant's line, and fires due schedules. Running two of
+time has come into their tenant's line, and fires due schedules; every
+RETENTION_INTERVAL_S it deletes, in small batches, finished jobs older than their
+tenant's retention (jobs.services.retention). Running two of
 them is safe: every step is a compare-and-set or takes its rows with SKIP LOCKED,
 and a schedule's tick has a unique run.
 """
@@ -23,6 +25,7 @@ from django.db import close_old_connections
 
 from functions.services.builds import builds_reconcile
 from jobs.services.reconcile import heartbeat, reconcile
+from jobs.services.retention import jobs_purge
 from schedules.services.ticks import schedules_tick
 
 log = logging.getLogger("lambdasite.scheduler")
@@ -44,6 +47,7 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         log.info("reconciler starting", extra={"event": "scheduler_start"})
+        purged_at = 0.0
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -52,6 +56,15 @@ class Command(BaseCommand):
                 if any(counts.values()):
                     log.info("reconciled", extra={"event": "reconciled", **counts})
                 heartbeat(interval)
+                if started - purged_at >= settings.RETENTION_INTERVAL_S:
+                    purged_at = started
+                    purged = jobs_purge(batch=settings.RETENTION_BATCH)
+                    if purged.jobs:
+                        log.info(
+                            "expired jobs purged",
+                            extra={"event": "purged", "jobs": purged.jobs, "attempts": purged.attempts,
+                                   "log_lines": purged.log_lines},
+                        )  # fmt: skip
             except Exception:  # noqa: BLE001 - a database or Redis outage must not end the loop
                 log.exception("reconcile pass failed")
             if once:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
 from webhooks.services.delivery import claim, fanout, send
+from webhooks.services.retention import deliveries_purge
 
 log = logging.getLogger("lambdasite.webhooks")
 
@@ -41,10 +43,14 @@ class Command(BaseCommand):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
         log.info("webhook delivery starting", extra={"event": "webhooks_start"})
+        purged_at = 0.0
         with ThreadPoolExecutor(max_workers=settings.WEBHOOK_WORKERS, thread_name_prefix="webhook") as pool:
             while not stop.is_set():
                 try:
                     close_old_connections()
+                    if time.monotonic() - purged_at >= settings.RETENTION_INTERVAL_S:
+                        purged_at = time.monotonic()
+                        deliveries_purge(batch=settings.RETENTION_BATCH)  # finished and past retention
                     fanout()
                     due = claim(limit=settings.WEBHOOK_WORKERS * 2)
                     list(pool.map(_send, due))

@@ -1,0 +1,99 @@
+"""Bounded storage: a tenant's finished jobs, with their attempts and log lines, are deleted once they
+are older than the tenant's retention (``Quota.retention_days``; 0 keeps them forever).
+
+The reconciler calls ``jobs_purge`` on every pass with a small budget: each batch is one statement
+that picks at most ``batch`` of the oldest expired jobs (``FOR UPDATE SKIP LOCKED``: a job some
+other transaction holds is left for the next pass), deletes their log lines, attempts and the jobs
+themselves, and commits, so no lock is held for long and the database never sees a mass delete.
+A schedule run that pointed at a purged job keeps its row (the foreign key sets it to NULL).
+Idempotency keys go with their jobs. ``manage.py purge --dry-run`` counts what would go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Quota
+
+from ..models import FINISHED
+
+_PURGE_SQL = """
+WITH doomed AS (
+    SELECT id FROM jobs_job
+    WHERE tenant_id = %(tenant)s AND status = ANY(%(finished)s) AND finished_at < %(before)s
+    ORDER BY finished_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), lines AS (
+    DELETE FROM jobs_logline WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
+), attempts AS (
+    DELETE FROM jobs_attempt WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
+), jobs AS (
+    DELETE FROM jobs_job WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts), (SELECT count(*) FROM lines)
+"""
+
+_COUNT_SQL = """
+SELECT count(*),
+       (SELECT count(*) FROM jobs_attempt a JOIN jobs_job j ON j.id = a.job_id
+        WHERE j.tenant_id = %(tenant)s AND j.status = ANY(%(finished)s) AND j.finished_at < %(before)s),
+       (SELECT count(*) FROM jobs_logline l JOIN jobs_job j ON j.id = l.job_id
+        WHERE j.tenant_id = %(tenant)s AND j.status = ANY(%(finished)s) AND j.finished_at < %(before)s)
+FROM jobs_job
+WHERE tenant_id = %(tenant)s AND status = ANY(%(finished)s) AND finished_at < %(before)s
+"""
+
+
+@dataclass
+class Purged:
+    jobs: int = 0
+    attempts: int = 0
+    log_lines: int = 0
+    by_tenant: dict = field(default_factory=dict)  # tenant slug -> jobs
+
+    def add(self, slug: str, jobs: int, attempts: int, log_lines: int) -> None:
+        self.jobs += jobs
+        self.attempts += attempts
+        self.log_lines += log_lines
+        if jobs:
+            self.by_tenant[slug] = self.by_tenant.get(slug, 0) + jobs
+
+
+def _retentions():
+    """(tenant id, slug, retention days) of every tenant that keeps its jobs for a limited time."""
+    return Quota.objects.filter(retention_days__gt=0).values_list(
+        "tenant_id", "tenant__slug", "retention_days"
+    )
+
+
+def jobs_purge(
+    *, now: datetime | None = None, batch: int = 500, max_batches: int = 10, dry_run: bool = False
+) -> Purged:
+    """Delete (or, with ``dry_run``, count) finished jobs older than their tenant's retention; at most
+    ``max_batches`` batches of ``batch`` jobs per tenant in one call (the next pass continues)."""
+    now = now or timezone.now()
+    purged = Purged()
+    for tenant_id, slug, days in _retentions():
+        params = {
+            "tenant": tenant_id,
+            "finished": list(FINISHED),
+            "before": now - timedelta(days=days),
+            "batch": batch,
+        }
+        if dry_run:
+            with connection.cursor() as cursor:
+                cursor.execute(_COUNT_SQL, params)
+                purged.add(slug, *cursor.fetchone())
+            continue
+        for _ in range(max_batches):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(_PURGE_SQL, params)
+                jobs, attempts, lines = cursor.fetchone()
+            purged.add(slug, jobs, attempts, lines)
+            if jobs < batch:
+                break
+    return purged
