@@ -26,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -154,9 +156,18 @@ def main() -> None:
     killer_thread.start()
     accepted = 0
     for i in range(args.jobs):
-        job, _ = job_submit(
-            tenant=tenant, api_key=None, spec=JobSpec(runtime="python", code=code, args=[i], max_retries=0)
-        )
+        while True:
+            try:
+                job, _ = job_submit(
+                    tenant=tenant,
+                    api_key=None,
+                    spec=JobSpec(runtime="python", code=code, args=[i], max_retries=0),
+                )
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(
+                    0.1
+                )  # Redis restarting: nothing was accepted; the API answers 503, a client retries
         ids.append(job.id)
         accepted += 1
         if i % 50 == 0:

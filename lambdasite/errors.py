@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .exceptions import ApplicationError, PayloadTooLarge, RateLimited
+from .exceptions import ApplicationError, PayloadTooLarge, RateLimited, ServiceUnavailable
 
 log = logging.getLogger("lambdasite.api")
 
@@ -52,6 +53,8 @@ class _Application(drf.APIException):
         self.status_code = error.status
         if isinstance(error, RateLimited):
             self.wait = error.retry_after
+        elif isinstance(error, ServiceUnavailable):
+            self.wait = 1
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -59,6 +62,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = _Application(exc)
     elif isinstance(exc, RequestDataTooBig):
         exc = _Application(PayloadTooLarge("request body is too large"))
+    elif isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        # Redis (rate buckets, the queue) is briefly away, e.g. restarting: nothing was accepted
+        log.warning("redis unavailable during a request", exc_info=True, extra={"event": "redis_unavailable"})
+        exc = _Application(ServiceUnavailable("a dependency is briefly unavailable; retry shortly"))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not an API error: Django's 500 handler answers (with the envelope under /api/)

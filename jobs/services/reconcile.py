@@ -13,9 +13,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from rq.job import Job as RQJob
 
-from lambdasite.redis_client import get_redis
+from lambdasite.redis_client import get_queue, get_redis
 
 from .. import events
 from ..models import Job, Status
@@ -98,11 +97,12 @@ def _redispatch_lost(now: datetime) -> int:
         )[:5000]
     )
     redispatched = 0
-    statuses = _rq_statuses(get_redis(), [(job.id, job.attempts) for job in lost])
-    for job, rq_status in zip(lost, statuses, strict=True):
-        # "queued" in RQ: still waiting in a long queue. Anything else (gone after FLUSHALL or a
-        # restart, or "started" by a worker that died before its claim) means Redis lost it.
-        if rq_status == b"queued":
+    waiting = _waiting_in_redis(get_redis()) if lost else set()
+    for job in lost:
+        # still in the RQ queue: waiting behind others. Anything else (gone after FLUSHALL or a
+        # restart, or popped by a worker that died before its claim) means Redis lost it; a
+        # worker that popped it and claims it late only meets the claim's compare-and-set
+        if rq_job_id(job.id, job.attempts + 1).encode() in waiting:
             continue
         enqueue(job, at_front=True)
         Job.objects.filter(pk=job.id, status=Status.DISPATCHED).update(dispatched_at=now)
@@ -110,14 +110,12 @@ def _redispatch_lost(now: datetime) -> int:
     return redispatched
 
 
-def _rq_statuses(conn, jobs: list[tuple]) -> list[bytes | None]:
-    """RQ's status of each job's current dispatch, in one round trip."""
-    if not jobs:
-        return []
-    with conn.pipeline(transaction=False) as pipe:
-        for job_id, attempts in jobs:
-            pipe.hget(RQJob.key_for(rq_job_id(job_id, attempts + 1)), "status")
-        return pipe.execute()
+def _waiting_in_redis(conn) -> set[bytes]:
+    """The RQ job ids waiting in the jobs queue, in one round trip. Dispatch is slot-gated, so the
+    queue holds at most the tenants' concurrency: short. (RQ's job hash cannot tell: the lean worker
+    does not mark what it popped, so a worker killed between its pop and its claim leaves the hash
+    saying "queued" while the id is gone from the list.)"""
+    return set(conn.lrange(get_queue().key, 0, -1))
 
 
 def heartbeat(interval_s: float) -> None:

@@ -31,16 +31,18 @@ def test_flushall_with_jobs_waiting_loses_nothing(alice, run_worker, redis_conn,
     assert [Job.objects.get(pk=i).status for i in ids] == ["succeeded"] * 10
 
 
-def test_a_worker_dying_between_pop_and_claim_loses_nothing(alice, run_worker, fast_retries):
+@pytest.mark.parametrize("marked_started", [False, True])
+def test_a_worker_dying_between_pop_and_claim_loses_nothing(alice, run_worker, fast_retries, marked_started):
+    """The lean worker leaves RQ's job hash saying "queued" when it pops; RQ's own worker said
+    "started". Either way the id is gone from the queue and the job is dispatched again."""
     from rq.job import Job as RQJob
     from rq.job import JobStatus
 
     job_id = alice.post_job(QUICK).json()["id"]
     queue = get_queue()
-    popped = queue.pop_job_id()  # a worker took it from Redis...
-    RQJob.fetch(popped, connection=queue.connection).set_status(
-        JobStatus.STARTED
-    )  # ...and died before claiming
+    popped = queue.pop_job_id()  # a worker took it from Redis and died before claiming
+    if marked_started:
+        RQJob.fetch(popped, connection=queue.connection).set_status(JobStatus.STARTED)
     assert queue.count == 0 and Job.objects.get(pk=job_id).status == "dispatched"
     assert reconcile.reconcile(now=later(0.6))["redispatched"] == 1
     run_worker()

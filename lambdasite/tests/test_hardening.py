@@ -249,3 +249,26 @@ def _ready(url: str) -> bool:
         return urllib.request.urlopen(url + "/readyz", timeout=5).status == 200
     except OSError:
         return False
+
+
+def test_a_redis_outage_at_submission_is_a_503_with_retry_after_and_accepts_nothing(alice, monkeypatch):
+    """Redis restarting while a job is submitted (its rate bucket cannot be read): not a 500."""
+    import json
+
+    import redis
+
+    from accounts import ratelimit
+    from jobs.models import Job
+
+    def away(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(ratelimit, "take", away)
+    response = alice.client.post(
+        "/api/v1/jobs",
+        data=json.dumps({"runtime": "python", "code": "def main(): pass"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "unavailable"
+    assert Job.objects.count() == 0
