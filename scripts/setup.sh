@@ -133,7 +133,13 @@ fi
 if ! "$VPY" -c 'import sys, docker; from sandbox.images import IMAGES, image_tag, image_exists; c = docker.from_env(); sys.exit(0 if all(image_exists(c, image_tag(r)) for r in IMAGES) else 1)' 2>/dev/null; then
   command -v debootstrap >/dev/null || { is_root_debian && apt_install debootstrap; } || true
 fi
-"$VPY" manage.py sandbox_build
+"$VPY" manage.py sandbox_build | tee var/images.txt
+# start each runtime's interpreter once, so the first job after a boot does not read it from disk
+# (a cold Node start on a loaded machine can take most of a job's time limit)
+grep -E '^(python|node)'$'\t' var/images.txt | while IFS=$'\t' read -r _ tag; do
+  docker run --rm --network none --entrypoint /bin/sh "$tag" \
+    -c 'if command -v node >/dev/null; then node -e 0; fi; python3 -c 0' >/dev/null 2>&1 || true
+done || true
 
 # ---------------------------------------------------------------- test tools (make test only)
 if [ "$WITH_BROWSER" = 1 ]; then

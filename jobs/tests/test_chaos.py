@@ -144,7 +144,7 @@ def test_sigkill_one_of_two_workers_while_twenty_jobs_run(alice, stack, docker_c
     victim = stack.start("worker-a", "worker")
     stack.start("worker-b", "worker")
     ids = [alice.post_job({**ONE_SECOND, "args": [i]}).json()["id"] for i in range(20)]
-    assert wait_until(lambda: Job.objects.filter(pk__in=ids, status="running").count() >= 2, timeout=30), (
+    assert wait_until(lambda: Job.objects.filter(pk__in=ids, status="running").count() >= 2, timeout=90), (
         stack.report()
     )
     time.sleep(0.5)

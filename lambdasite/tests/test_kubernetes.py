@@ -1,0 +1,180 @@
+"""deploy/kubernetes, checked offline: every manifest against the Kubernetes JSON schemas
+(kubernetes-validate, strict: unknown fields are errors), KEDA's objects against the fields KEDA
+documents, the kustomizations' references, and the deployment rules the README states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBE = ROOT / "deploy" / "kubernetes"
+KUBERNETES_VERSION = "1.30.0"  # the oldest release the manifests promise to work on
+
+# KEDA's CRDs cannot be fetched here (no registry but PyPI, npm and Debian answers): the fields
+# below are those of KEDA 2.x's ScaledObject and TriggerAuthentication reference (keda.sh/docs).
+_KEDA = {
+    "ScaledObject": {
+        "type": "object",
+        "required": ["scaleTargetRef", "triggers"],
+        "additionalProperties": False,
+        "properties": {
+            "scaleTargetRef": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    k: {"type": "string"} for k in ("name", "apiVersion", "kind", "envSourceContainerName")
+                },
+            },
+            **{
+                k: {"type": "integer", "minimum": 0}
+                for k in (
+                    "minReplicaCount",
+                    "maxReplicaCount",
+                    "pollingInterval",
+                    "cooldownPeriod",
+                    "idleReplicaCount",
+                )
+            },  # fmt: skip
+            "triggers": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["type", "metadata"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"type": "string"},
+                        "name": {"type": "string"},
+                        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "authenticationRef": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": {"type": "string"}, "kind": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "TriggerAuthentication": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "secretTargetRef": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["parameter", "name", "key"],
+                    "additionalProperties": False,
+                    "properties": {k: {"type": "string"} for k in ("parameter", "name", "key")},
+                },
+            }
+        },
+    },
+}
+
+
+def _documents() -> list[tuple[Path, dict]]:
+    docs = []
+    for path in sorted(KUBE.rglob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        docs += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+def _pod_specs():
+    for path, doc in _documents():
+        if doc["kind"] in ("Deployment", "Job"):
+            yield path, doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+
+
+def test_there_is_something_to_check():
+    kinds = {doc["kind"] for _, doc in _documents()}
+    assert {"Deployment", "Service", "Ingress", "Job", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {"ScaledObject", "TriggerAuthentication", "HorizontalPodAutoscaler", "ConfigMap"} <= kinds
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"), _documents(), ids=lambda v: v.name if isinstance(v, Path) else v["kind"]
+)
+def test_every_manifest_is_valid(path, doc):
+    if doc["apiVersion"].startswith("keda.sh/"):
+        assert doc["apiVersion"] == "keda.sh/v1alpha1"
+        assert set(doc) <= {"apiVersion", "kind", "metadata", "spec"} and doc["metadata"]["name"]
+        jsonschema.validate(doc["spec"], _KEDA[doc["kind"]])
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_broken_manifest_is_refused():
+    """The check can fail: a misspelt field and a wrong type are errors."""
+    _, web = next((p, d) for p, d in _documents() if d["kind"] == "Deployment")
+    broken = yaml.safe_load(yaml.safe_dump(web))
+    broken["spec"]["replica"] = 2
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+    scaled = next(d for _, d in _documents() if d["kind"] == "ScaledObject")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**scaled["spec"], "maxReplicaCount": "many"}, _KEDA["ScaledObject"])
+
+
+def test_the_kustomizations_reference_what_exists():
+    for kustomization in KUBE.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(kustomization.read_text())
+        for resource in spec.get("resources", []):
+            assert (kustomization.parent / resource).exists(), (kustomization, resource)
+        for generator in spec.get("secretGenerator", []):
+            for env in generator.get("envs", []):
+                assert (kustomization.parent / f"{env}.example").exists()  # the real one is never committed
+    listed = yaml.safe_load((KUBE / "base" / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(
+        p.name for p in (KUBE / "base").glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+
+
+def test_only_workers_see_the_docker_socket_and_everything_runs_as_non_root():
+    for _path, name, pod in _pod_specs():
+        sockets = [v for v in pod.get("volumes", []) if "docker.sock" in str(v.get("hostPath", {}))]
+        assert bool(sockets) == (name == "lambdasite-worker"), name
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+        for container in pod["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["resources"]["requests"] and container["resources"]["limits"], (
+                name,
+                container["name"],
+            )
+            for source in container.get("envFrom", []):
+                assert set(source) <= {"configMapRef", "secretRef"}
+    assert not [d for _, d in _documents() if d["kind"] == "Secret"]  # secrets come from the environment
+
+
+def test_only_web_is_reachable_and_is_probed_on_healthz_and_readyz():
+    services = [d for _, d in _documents() if d["kind"] == "Service"]
+    assert [s["metadata"]["name"] for s in services] == ["lambdasite-web"]
+    policies = {d["metadata"]["name"]: d["spec"] for _, d in _documents() if d["kind"] == "NetworkPolicy"}
+    deny = policies["lambdasite-deny-ingress"]
+    assert (
+        deny["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": "lambdasite"}
+        and "ingress" not in deny
+    )
+    base = yaml.safe_load((KUBE / "base" / "kustomization.yaml").read_text())
+    assert base["labels"][0]["includeTemplates"] is True  # the pods carry the label the policy selects
+    allow = policies["lambdasite-web-ingress"]
+    assert allow["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "lambdasite-web"}
+    web = next(pod for _, name, pod in _pod_specs() if name == "lambdasite-web")["containers"][0]
+    assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_keda_watches_the_queue_the_workers_take_jobs_from():
+    scaled = next(d for _, d in _documents() if d["kind"] == "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "lambdasite-worker"
+    assert scaled["spec"]["triggers"][0]["metadata"]["listName"] == f"rq:queue:{settings.RQ_QUEUE}"
