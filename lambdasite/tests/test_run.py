@@ -104,13 +104,14 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(tmp_path):
     conf = tmp_path / "supervisord.conf"
     supervised: list[int] = []
     try:
-        assert _wait(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, 60), output.read_text()[-3000:]
-        first = _wait(lambda: _worker_pid(conf), 30)
+        assert _wait(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, 120), output.read_text()[-3000:]
+        first = _wait(lambda: _worker_pid(conf), 60)
         assert first, output.read_text()[-3000:]
         key = re.search(r"LAMBDASITE_KEY=(\S+)", output.read_text()).group(1)
+        log = lambda: output.read_text()[-3000:]  # noqa: E731 - the stack's console, for failure messages
 
         os.kill(first, signal.SIGKILL)  # as the OOM killer would
-        second = _wait(lambda: (pid := _worker_pid(conf)) and pid != first and pid, 30)
+        second = _wait(lambda: (pid := _worker_pid(conf)) and pid != first and pid, 60)
         assert second, output.read_text()[-3000:]
 
         job = {"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]}
@@ -121,13 +122,18 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(tmp_path):
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         answer = json.loads(urllib.request.urlopen(request, timeout=40).read())
-        assert answer["status"] == "succeeded" and answer["result"] == 5  # the restarted worker ran it
+        assert answer["status"] == "succeeded" and answer["result"] == 5, (
+            answer,
+            log(),
+        )  # the restarted worker ran it
 
         supervised = _all_pids(conf)
-        assert len(supervised) == 4  # web, one worker, scheduler, deliveries
+        assert len(supervised) == 4, log()  # web, one worker, scheduler, deliveries
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
-        assert run.wait(timeout=40) == 0
-        assert _wait(lambda: not any(_alive(pid) for pid in supervised), 15), "a process outlived Ctrl-C"
+        assert run.wait(timeout=40) == 0, log()
+        assert _wait(lambda: not any(_alive(pid) for pid in supervised), 15), (
+            f"a process outlived Ctrl-C\n{log()}"
+        )
         assert _get(f"http://127.0.0.1:{port}/healthz") == 0
     finally:
         for pid in [run.pid, *supervised, *_all_pids(conf)]:
