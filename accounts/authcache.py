@@ -13,12 +13,12 @@ database. The age cap bounds what a change made behind Django's back (raw SQL) c
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 from django.conf import settings
 from django.db import transaction
 
+from lambdasite.redis_client import generation as redis_generation
 from lambdasite.redis_client import get_redis
 
 log = logging.getLogger("lambdasite.accounts")
@@ -29,17 +29,8 @@ _entries: dict = {}  # key digest -> (generation, stored at, ApiKey)
 
 
 def generation() -> bytes | bool:
-    """The current auth generation, or False (do not cache). A missing counter (a fresh or flushed
-    Redis) starts at a random value, so nothing cached before the flush can match it."""
-    try:
-        conn = get_redis()
-        value = conn.get(GENERATION_KEY)
-        if value is None:
-            conn.set(GENERATION_KEY, random.getrandbits(62), nx=True)
-            value = conn.get(GENERATION_KEY)
-        return value if value is not None else False
-    except Exception:  # noqa: BLE001 - no cache without Redis
-        return False
+    """The current auth generation, or False (do not cache)."""
+    return redis_generation(GENERATION_KEY, connect=get_redis)
 
 
 def lookup(digest: str):

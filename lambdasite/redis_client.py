@@ -7,6 +7,7 @@ per job, so every module uses this cached, thread-safe client instead.
 
 from __future__ import annotations
 
+import random
 import threading
 
 import redis
@@ -31,6 +32,23 @@ def get_redis() -> redis.Redis:
                 client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
                 _clients[url] = client
     return client
+
+
+def generation(key: str, *, connect=None) -> bytes | bool:
+    """The value of a cache's generation counter, or False (do not cache: Redis is away).
+
+    A process reads it before reading what it caches and reuses its copy while the value is unchanged;
+    every change bumps it (INCR) after its commit. A missing counter (a fresh or flushed Redis) starts
+    at a random value, so nothing cached before the flush can match it."""
+    try:
+        conn = (connect or get_redis)()
+        value = conn.get(key)
+        if value is None:
+            conn.set(key, random.getrandbits(62), nx=True)
+            value = conn.get(key)
+        return value if value is not None else False
+    except Exception:  # noqa: BLE001 - no cache without Redis
+        return False
 
 
 def get_queue(name: str | None = None) -> Queue:

@@ -47,9 +47,9 @@ def parse(url: str) -> tuple[str, str, int]:
 _resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
 
 
-def _lookup(host: str, port: int, timeout: float | None):
-    if timeout is None:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+def _lookup(host: str, port: int):
+    """getaddrinfo, given at most WEBHOOK_RESOLVE_TIMEOUT_S (the resolver's own retries take far longer)."""
+    timeout = settings.WEBHOOK_RESOLVE_TIMEOUT_S
     future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
         return future.result(timeout=timeout)
@@ -79,12 +79,12 @@ def check_literal(url: str, *, allow_private: bool | None = None) -> str:
     return url
 
 
-def resolve(url: str, *, allow_private: bool | None = None, timeout: float | None = None) -> list[str]:
+def resolve(url: str, *, allow_private: bool | None = None) -> list[str]:
     """The addresses a delivery to ``url`` may connect to (all public unless allowed), else Refused."""
     allow = settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS if allow_private is None else allow_private
     _, host, port = parse(url)
     try:
-        infos = _lookup(host, port, timeout)
+        infos = _lookup(host, port)
     except (socket.gaierror, UnicodeError) as exc:
         raise Refused(f"{host} does not resolve ({exc})") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
@@ -101,7 +101,7 @@ def resolve(url: str, *, allow_private: bool | None = None, timeout: float | Non
 def check(url: str, field: str = "url") -> str:
     """Validate an endpoint's URL when it is registered; 400 naming ``field`` if refused."""
     try:
-        resolve(url, timeout=settings.WEBHOOK_RESOLVE_TIMEOUT_S)
+        resolve(url)
     except Refused as exc:
         raise ValidationFailed(f"{field}: {exc}", details={"fields": {field: [str(exc)]}}) from None
     return url

@@ -20,7 +20,7 @@ from django.db import transaction
 from accounts.models import ApiKey, Tenant
 from jobs.models import Job
 from jobs.services import submit
-from lambdasite.redis_client import get_redis
+from lambdasite.redis_client import generation, get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
 from ..models import Alias, BuildStatus, Function, FunctionVersion
@@ -95,18 +95,8 @@ def functions_changed(tenant_id) -> None:
 
 
 def _generation(tenant_id) -> bytes | bool:
-    """The tenant's generation, or False (no cache). A missing counter (a fresh or flushed Redis) starts
-    at a random value, so nothing cached before the flush can match it."""
-    key = GENERATION_KEY.format(tenant_id)
-    try:
-        conn = get_redis()
-        value = conn.get(key)
-        if value is None:
-            conn.set(key, random.getrandbits(62), nx=True)
-            value = conn.get(key)
-        return value if value is not None else False
-    except Exception:  # noqa: BLE001 - no cache without Redis
-        return False
+    """The tenant's generation, or False (no cache)."""
+    return generation(GENERATION_KEY.format(tenant_id))
 
 
 def _load(tenant_id, name: str) -> FunctionView | None:

@@ -4,6 +4,7 @@ lease expiry. Every outcome is written under the job's row lock and only by its 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -45,37 +46,34 @@ def locked_job(job_id, *, skip_locked: bool = False, **conditions) -> Job | None
     select_related) would serialize every finish with every submit's foreign-key check. Without
     conditions (every finish takes this path) one prepared-shape statement, not the ORM: compiling
     the queryset cost more CPU than PostgreSQL's work."""
-    if conditions:
+    if conditions or skip_locked:
         rows = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=skip_locked)
         return rows.select_related("tenant").filter(pk=job_id, **conditions).first()
-    sql, job_columns = _locked_job_sql(skip_locked)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [job_id])
+        cursor.execute(_locked_job_sql(), [job_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    job = _job_from_row(job_columns, row[: len(job_columns)])
-    job.tenant = _model_from_values(Tenant, row[len(job_columns) :])
+    split = len(Job._meta.concrete_fields)
+    job = _model_from_values(Job, row[:split])
+    job.tenant = _model_from_values(Tenant, row[split:])
     return job
 
 
-_LOCKED_SQL: dict = {}
-
-
-def _locked_job_sql(skip_locked: bool) -> tuple[str, list[str]]:
-    if skip_locked not in _LOCKED_SQL:
-        job_columns = [f.column for f in Job._meta.concrete_fields]
-        tenant_columns = [f.column for f in Tenant._meta.concrete_fields]
-        select = ", ".join([f"j.{c}" for c in job_columns] + [f"t.{c}" for c in tenant_columns])
-        _LOCKED_SQL[skip_locked] = (
-            f"SELECT {select} FROM jobs_job j JOIN accounts_tenant t ON t.id = j.tenant_id"
-            " WHERE j.id = %s FOR NO KEY UPDATE OF j" + (" SKIP LOCKED" if skip_locked else ""),
-            job_columns,
-        )
-    return _LOCKED_SQL[skip_locked]
+@functools.cache
+def _locked_job_sql() -> str:
+    """The job's columns, then its tenant's, each in the models' field order."""
+    columns = [f"j.{f.column}" for f in Job._meta.concrete_fields]
+    columns += [f"t.{f.column}" for f in Tenant._meta.concrete_fields]
+    return (
+        f"SELECT {', '.join(columns)} FROM jobs_job j JOIN accounts_tenant t ON t.id = j.tenant_id"
+        " WHERE j.id = %s FOR NO KEY UPDATE OF j"
+    )
 
 
 def _model_from_values(model, values):
+    """A model instance from raw column values in its fields' order, converted the way the ORM
+    converts a SELECT (jsonb arrives as text)."""
     fields = model._meta.concrete_fields
     converted = [
         f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
@@ -132,17 +130,9 @@ def job_claim(
 
 
 def _job_from_row(columns: list[str], row: tuple) -> Job:
-    """A model instance from a raw RETURNING * row, converted the way the ORM converts a SELECT
-    (jsonb arrives as text) and ordered as Model.from_db() expects."""
+    """A model instance from a raw RETURNING * row (columns in the table's order, not the model's)."""
     by_column = dict(zip(columns, row, strict=True))
-    model_fields = Job._meta.concrete_fields
-    values = []
-    for model_field in model_fields:
-        value = by_column[model_field.column]
-        if hasattr(model_field, "from_db_value"):
-            value = model_field.from_db_value(value, None, connection)
-        values.append(value)
-    return Job.from_db(connection.alias, [f.attname for f in model_fields], values)
+    return _model_from_values(Job, [by_column[f.column] for f in Job._meta.concrete_fields])
 
 
 def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:

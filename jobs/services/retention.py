@@ -63,11 +63,25 @@ class Purged:
             self.by_tenant[slug] = self.by_tenant.get(slug, 0) + jobs
 
 
-def _retentions():
-    """(tenant id, slug, retention days) of every tenant that keeps its jobs for a limited time."""
-    return Quota.objects.filter(retention_days__gt=0).values_list(
+def retention_cutoffs(now: datetime):
+    """(tenant id, slug, the time before which its finished work goes) of every tenant that keeps it
+    for a limited time."""
+    rows = Quota.objects.filter(retention_days__gt=0).values_list(
         "tenant_id", "tenant__slug", "retention_days"
     )
+    return [(tenant_id, slug, now - timedelta(days=days)) for tenant_id, slug, days in rows]
+
+
+def purge_in_batches(sql: str, params: dict, *, batch: int, max_batches: int):
+    """Run a purge statement (it takes at most ``%(batch)s`` rows and counts them first) in its own
+    transaction, again until a batch comes back short or ``max_batches`` ran; yields each batch's counts."""
+    for _ in range(max_batches):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, {**params, "batch": batch})
+            counts = cursor.fetchone()
+        yield counts
+        if counts[0] < batch:
+            return
 
 
 def jobs_purge(
@@ -77,23 +91,13 @@ def jobs_purge(
     ``max_batches`` batches of ``batch`` jobs per tenant in one call (the next pass continues)."""
     now = now or timezone.now()
     purged = Purged()
-    for tenant_id, slug, days in _retentions():
-        params = {
-            "tenant": tenant_id,
-            "finished": list(FINISHED),
-            "before": now - timedelta(days=days),
-            "batch": batch,
-        }
+    for tenant_id, slug, before in retention_cutoffs(now):
+        params = {"tenant": tenant_id, "finished": list(FINISHED), "before": before}
         if dry_run:
             with connection.cursor() as cursor:
                 cursor.execute(_COUNT_SQL, params)
                 purged.add(slug, *cursor.fetchone())
             continue
-        for _ in range(max_batches):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_PURGE_SQL, params)
-                jobs, attempts, lines = cursor.fetchone()
-            purged.add(slug, jobs, attempts, lines)
-            if jobs < batch:
-                break
+        for counts in purge_in_batches(_PURGE_SQL, params, batch=batch, max_batches=max_batches):
+            purged.add(slug, *counts)
     return purged

@@ -25,6 +25,12 @@ ONE_SECOND = {"runtime": "python", "code": "import time\ndef main(i):\n    time.
 QUICK = {"runtime": "python", "code": "def main(i):\n    return i * 2\n"}
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _database_url() -> str:
     db = connection.settings_dict
     return (
@@ -76,9 +82,7 @@ class Stack:
         """uvicorn on a free port with this stack's environment; -> its URL once /healthz answers."""
         import urllib.request
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.procs["web"] = subprocess.Popen(
             [
                 str(ROOT / ".venv/bin/uvicorn"),
@@ -118,12 +122,13 @@ def stack():
 
 
 def wait_until(predicate, timeout: float, step: float = 0.2):
+    """The predicate's first truthy value within ``timeout`` seconds, else None."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        if value := predicate():
+            return value
         time.sleep(step)
-    return False
+    return None
 
 
 def terminal_count(ids) -> int:

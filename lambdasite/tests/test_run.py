@@ -7,43 +7,18 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from jobs.tests.test_chaos import _database_url, free_port, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return None
 
 
 def _worker_pid(conf: Path) -> int | None:
@@ -83,7 +58,7 @@ def _get(url: str) -> int:
 
 
 def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -104,14 +79,16 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(tmp_path):
     conf = tmp_path / "supervisord.conf"
     supervised: list[int] = []
     try:
-        assert _wait(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, 120), output.read_text()[-3000:]
-        first = _wait(lambda: _worker_pid(conf), 60)
+        assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, 120), output.read_text()[
+            -3000:
+        ]
+        first = wait_until(lambda: _worker_pid(conf), 60)
         assert first, output.read_text()[-3000:]
         key = re.search(r"LAMBDASITE_KEY=(\S+)", output.read_text()).group(1)
         log = lambda: output.read_text()[-3000:]  # noqa: E731 - the stack's console, for failure messages
 
         os.kill(first, signal.SIGKILL)  # as the OOM killer would
-        second = _wait(lambda: (pid := _worker_pid(conf)) and pid != first and pid, 60)
+        second = wait_until(lambda: (pid := _worker_pid(conf)) and pid != first and pid, 60)
         assert second, output.read_text()[-3000:]
 
         job = {"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]}
@@ -131,7 +108,7 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(tmp_path):
         assert len(supervised) == 4, log()  # web, one worker, scheduler, deliveries
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
         assert run.wait(timeout=40) == 0, log()
-        assert _wait(lambda: not any(_alive(pid) for pid in supervised), 15), (
+        assert wait_until(lambda: not any(_alive(pid) for pid in supervised), 15), (
             f"a process outlived Ctrl-C\n{log()}"
         )
         assert _get(f"http://127.0.0.1:{port}/healthz") == 0

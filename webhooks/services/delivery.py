@@ -132,7 +132,7 @@ def post(url: str, body: str, headers: dict) -> tuple[int | None, str, str, floa
     """POST to the address the name resolved to and was checked at (no redirects, one timeout).
     -> (status code or None, error, the start of the answer, Retry-After seconds or None)"""
     try:
-        addresses = ssrf.resolve(url, timeout=settings.WEBHOOK_RESOLVE_TIMEOUT_S)
+        addresses = ssrf.resolve(url)
     except ssrf.Refused as exc:
         return None, f"refused: {exc}", "", None
     scheme, host, port = ssrf.parse(url)

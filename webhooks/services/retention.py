@@ -4,12 +4,11 @@ small batches, by the delivery process. Pending deliveries are never touched."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Quota
+from jobs.services.retention import purge_in_batches, retention_cutoffs
 
 from ..models import Delivery
 
@@ -37,21 +36,16 @@ def deliveries_purge(
     """Delete (or count, with ``dry_run``) finished deliveries older than their tenant's retention."""
     now = now or timezone.now()
     total = 0
-    for tenant_id, days in Quota.objects.filter(retention_days__gt=0).values_list(
-        "tenant_id", "retention_days"
-    ):
-        before = now - timedelta(days=days)
+    for tenant_id, _slug, before in retention_cutoffs(now):
         if dry_run:
-            total += Delivery.objects.filter(
+            finished = Delivery.objects.filter(
                 tenant_id=tenant_id, status__in=_FINISHED, created_at__lt=before
-            ).count()
+            )
+            total += finished.count()
             continue
-        params = {"tenant": tenant_id, "finished": _FINISHED, "before": before, "batch": batch}
-        for _ in range(max_batches):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_PURGE_SQL, params)
-                deliveries, _attempts = cursor.fetchone()
+        params = {"tenant": tenant_id, "finished": _FINISHED, "before": before}
+        for deliveries, _attempts in purge_in_batches(
+            _PURGE_SQL, params, batch=batch, max_batches=max_batches
+        ):
             total += deliveries
-            if deliveries < batch:
-                break
     return total
