@@ -111,9 +111,11 @@ def relax_commit_durability() -> None:
     """Workers and the reconciler commit asynchronously (no WAL fsync wait per transaction).
 
     Safe for them: a PostgreSQL crash can lose only their last ~0.6 s of transitions,
-    which puts a job back into an earlier state (claimed -> dispatched, finished ->
-    running with a lease) that the reconciler resolves by running it again: still
-    at-least-once, one visible outcome. The web process keeps synchronous commits,
+    which puts a job back into an earlier state (claimed -> dispatched, a retry's
+    rescheduling undone) that the reconciler resolves by running it again: still
+    at-least-once. The transition that finishes a job is the exception: it commits
+    durably before anyone is told (jobs.services.notify.commit_durably), so a seen
+    outcome is never replaced by another. The web process keeps synchronous commits,
     because a 202 promises the accepted job survives.
     """
     from django.db import connections

@@ -21,7 +21,7 @@ def commit_durably() -> None:
     reconciler, whose other commits are asynchronous (jobs.worker.relax_commit_durability). The
     outcome is announced after this commit, so no ``?wait`` client, webhook or live page can see an
     outcome that a PostgreSQL crash then loses (the reconciler would run the job again and a second,
-    different outcome could follow). One round trip; a no-op where commits are synchronous anyway."""
+    different outcome could follow). One round trip, and redundant where commits are synchronous anyway."""
     if connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO on")
