@@ -22,6 +22,19 @@ def oom_error(limits: Limits) -> dict:
     return error("MemoryLimitExceeded", f"exceeded the {limits.memory_mb} MB memory limit and was killed")
 
 
+def _stuck(summary: dict) -> str:
+    """The runner's look at a timed-out process: was it computing or waiting? ("" if none)."""
+    stuck = summary.get("stuck")
+    if not isinstance(stuck, dict):
+        return ""
+    state, cpu, threads = stuck.get("state"), _num(stuck.get("cpu_ms")), _int(stuck.get("threads"))
+    if not isinstance(state, str) or cpu is None or threads is None:
+        return ""
+    return (
+        f"when stopped, the job's process was {state[:40]} after {cpu:.0f} ms of CPU, with {threads} threads"
+    )
+
+
 def summary_of(payload: bytes) -> dict:
     """The runner's exit summary (the runner is trusted; a garbled frame is its failure, not the job's)."""
     try:
@@ -95,7 +108,7 @@ def from_summary(
     if summary.get("timed_out"):
         return RunResult(
             status="timed_out",
-            error=error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
+            error=error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit", _stuck(summary)),
             **common,
         )
     if summary.get("oom"):

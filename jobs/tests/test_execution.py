@@ -142,6 +142,22 @@ def test_failures_end_in_a_clear_terminal_state(alice, run_worker, runtime, name
     assert Job.objects.get(pk=job["id"]).is_finished
     if name == "timeout":
         assert 1000 <= job["duration_ms"] < 3000
+        # the verdict says the process was computing, not waiting
+        assert "the job's process was running after" in job["error"]["traceback"]
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_a_timeout_says_whether_the_job_was_waiting(alice, run_worker, runtime):
+    code = {
+        "python": "import time\ndef main():\n    time.sleep(60)\n",
+        "node": "function main() {\n  return new Promise((resolve) => setTimeout(resolve, 60000));\n}\n",
+    }[runtime]
+    job = submit_and_run(alice, run_worker, {"runtime": runtime, "code": code, "timeout_ms": 1000})
+    assert job["status"] == "timed_out" and job["error"]["type"] == "Timeout"
+    traceback = job["error"]["traceback"]
+    assert "the job's process was sleeping after" in traceback, traceback
+    cpu_ms = int(traceback.split(" after ")[1].split(" ms")[0])
+    assert cpu_ms < 500  # it waited: nearly no CPU
 
 
 @pytest.mark.parametrize("runtime", ["python", "node"])

@@ -11,7 +11,7 @@ import pytest
 import sandbox
 from sandbox import Limits, RunSpec
 from sandbox.cell import LABEL
-from sandbox.pool import owner_labels, sweep_orphans
+from sandbox.pool import own_container_id, owner_labels, sweep_orphans
 
 pytestmark = pytest.mark.docker
 
@@ -114,6 +114,59 @@ def test_orphans_of_dead_workers_are_swept_and_live_ones_kept(docker_client, san
     assert orphan.id in removed
     assert live.container_id not in removed
     docker_client.containers.get(live.container_id)  # still there
+
+
+def test_cells_of_a_worker_container_are_swept_once_that_container_stops(docker_client, sandbox_pool):
+    """A worker in a container (compose) labels its cells with that container; a worker on another
+    host name sweeps them when the container no longer runs, and never while it runs."""
+    from sandbox.cell import Cell
+    from sandbox.images import image_tag
+
+    stand_in = docker_client.containers.run(
+        image_tag("python"),
+        ["-c", "import time; time.sleep(120)"],
+        entrypoint=["python3"],
+        detach=True,
+        network_mode="none",
+        labels={"lambdasite.test": "owner"},
+    )
+    cells = []
+    try:
+        labels = {
+            **owner_labels(),
+            "lambdasite.host": "a-worker-container",
+            "lambdasite.owner-container": stand_in.id,
+        }
+        cells.append(Cell(docker_client, "python", image_tag("python"), Limits(), labels).start())
+        gone = {**labels, "lambdasite.owner-container": "f" * 64}  # its container was removed
+        cells.append(Cell(docker_client, "python", image_tag("python"), Limits(), gone).start())
+        removed = sweep_orphans(docker_client)
+        assert cells[1].id in removed
+        assert cells[0].id not in removed
+        docker_client.containers.get(cells[0].id)  # its owner runs: kept
+        stand_in.kill()
+        assert cells[0].id in sweep_orphans(docker_client)
+    finally:
+        stand_in.remove(force=True)
+        for cell in cells:
+            try:
+                docker_client.containers.get(cell.id).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def test_a_container_reads_its_own_id_from_its_mount_table(tmp_path):
+    cid = "0123456789abcdef" * 4
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "612 590 0:52 / / rw,relatime master:1 - overlay overlay rw\n"
+        f"640 612 8:1 /var/lib/docker/containers/{cid}/hostname /etc/hostname rw,relatime"
+        " - ext4 /dev/sda1 rw\n"
+    )
+    assert own_container_id(str(table)) == cid
+    table.write_text("25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n")
+    assert own_container_id(str(table)) == ""
+    assert "lambdasite.owner-container" not in owner_labels()  # this test process is on the host
 
 
 def test_an_unreachable_engine_is_an_internal_error(monkeypatch):

@@ -107,6 +107,22 @@ class ZygoteChild:
         return self.zygote.poll()
 
 
+STATES = {"R": "running", "S": "sleeping", "D": "waiting on a device", "T": "stopped", "Z": "exiting"}
+
+
+def process_state(pid):
+    """What the job's process was doing when its time ran out: its state, CPU and threads (readable
+    without ptrace), for the verdict: a job that spun differs from one that waited forever."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu_ms = (int(fields[11]) + int(fields[12])) * 1000 // ticks
+        return {"state": STATES.get(fields[0], fields[0]), "cpu_ms": cpu_ms, "threads": int(fields[17])}
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_job(meta, start, caps, wake_r):
     """Start the job's process (``start()``, under the time limit: passing it the body may block) and
     supervise it until it reports, dies or runs out of time; then send the ``R`` and ``X`` frames."""
@@ -197,6 +213,7 @@ def run_job(meta, start, caps, wake_r):
     wall_ms = (time.monotonic() - started) * 1000.0
     if status is None and child.pid:
         max_rss = max_rss_kb(child.pid)
+    stuck = process_state(child.pid) if timed_out and status is None and child.pid else None
     if timed_out:
         kill_others(state.zygote.pid if state.zygote is not None else None)
     cpu_after = read_cpu_ns()
@@ -220,6 +237,8 @@ def run_job(meta, start, caps, wake_r):
             summary["exit_code"] = 128 + os.WTERMSIG(st)
     elif result_len and not timed_out:
         summary["exit_code"] = 0  # it reported and is exiting; it is reaped by the sweep
+    if stuck is not None:
+        summary["stuck"] = stuck
     if result_overflow:
         summary["result_overflow"] = True
     elif result_len and not timed_out:
