@@ -55,6 +55,10 @@ def pulled(client: docker.DockerClient, ref: str) -> bool:
 
 
 def _build(client: docker.DockerClient, context: io.BytesIO, tag: str, base: str) -> None:
+    try:
+        previous = client.images.get(tag).id
+    except (APIError, DockerException):
+        previous = None
     context.seek(0)
     stream = client.api.build(
         fileobj=context,
@@ -72,6 +76,11 @@ def _build(client: docker.DockerClient, context: io.BytesIO, tag: str, base: str
         text = chunk.get("stream", "").strip()
         if text.startswith("Step "):
             log(f"{tag}: {text[:110]}")
+    if previous and previous != client.images.get(tag).id:
+        try:  # the image this tag named before is left with no name: do not let rebuilds pile up
+            client.images.remove(previous, noprune=False)
+        except (APIError, DockerException):
+            pass  # still used by a container, or a parent of another image
 
 
 def context_of(folder: Path, extra: dict[str, bytes]) -> io.BytesIO:
