@@ -57,6 +57,15 @@ class SandboxWorker(SimpleWorker):
     logged; the job's lease expires and the reconciler runs it again."""
 
     HEARTBEAT_EVERY_S = 5.0
+    # How long one BLPOP waits. RQ's default (worker_ttl - 15 = 405 s) outlasts redis-py's socket
+    # timeout (5 s since redis-py 8): an idle worker's pop then failed every 5 s and RQ backed off
+    # for up to a minute between pops, a minute a new job could wait. A short pop is one cheap round
+    # trip every few seconds on an idle worker.
+    DEQUEUE_TIMEOUT_S = 3
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return self.DEQUEUE_TIMEOUT_S
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -83,3 +83,25 @@ def test_a_task_that_raises_does_not_stop_the_worker(alice, sandbox_pool, redis_
     _drain(redis.Redis.from_url(redis_url()))
     statuses = sorted(Job.objects.get(pk=i).status for i in ids)
     assert len(calls) == 2 and statuses == ["dispatched", "succeeded"]  # the first waits for its lease
+
+
+def test_an_idle_worker_keeps_listening_and_takes_a_job_at_once(alice, redis_conn):
+    """redis-py's socket timeout (5 s) used to end an idle worker's 405 s BLPOP with an error, and RQ
+    then backed off up to a minute between pops. A real worker process, idle past that, must show no
+    Redis error and take a new job as soon as it is queued."""
+    import time
+
+    from jobs.tests.test_chaos import Stack, wait_until
+
+    stack = Stack(settings.REDIS_URL)
+    try:
+        stack.start("idle-worker", "worker")
+        time.sleep(12)  # past two of redis-py's 5 s socket timeouts, and RQ's first backoffs
+        job_id = alice.post_job(QUICK).json()["id"]
+        queued = time.monotonic()
+        assert wait_until(lambda: Job.objects.get(pk=job_id).status == "succeeded", 30), stack.report()
+        assert time.monotonic() - queued < 10, "the idle worker was not listening"
+        log = stack.logs["idle-worker"].read_text(errors="replace")
+        assert "could not connect to Redis" not in log, log[-2000:]
+    finally:
+        stack.stop()

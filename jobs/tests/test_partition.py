@@ -1,0 +1,276 @@
+"""A worker host cut off from the network in the middle of its jobs (issue 16).
+
+Two "hosts" are network namespaces on this machine, each joined to the root namespace by a veth pair;
+each runs a worker that reaches PostgreSQL and Redis over its link (through a forwarder bound to the
+link's root-side address: the machine's services listen on loopback only), never over loopback. The
+reconciler runs in the root namespace. While jobs run, host A's link goes down: its jobs must complete
+on host B within the lease and reconcile time. When the link comes back, A's late results are fenced
+(each job keeps exactly one visible outcome), A rejoins and runs jobs again, and once A is gone its
+cells are swept. Needs root and iproute2 (the set-up installs it); runs in CI like every other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from jobs.models import Attempt, Job
+from jobs.tests.test_chaos import Stack, assert_exactly_one_success_each, terminal_count, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
+
+ROOT = Path(__file__).resolve().parents[2]
+SLEEP = {"runtime": "python", "code": "import time\ndef main(i):\n    time.sleep(2)\n    return i\n"}
+DEAD_PEER_S = 4  # the hosts' TCP dead-peer bound (DB_DEAD_PEER_S), short for the test
+
+
+def ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr}"
+
+
+class Forwarder:
+    """TCP forwarders in the root namespace, each from a link address to a loopback service. A side
+    that breaks closes the other, as a server's keepalive would end a backend whose client is gone."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.servers: list[asyncio.base_events.Server] = []
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, listen_host: str, target_port: int) -> int:
+        async def start() -> int:
+            server = await asyncio.start_server(lambda r, w: self._pipe(r, w, target_port), listen_host, 0)
+            self.servers.append(server)
+            return server.sockets[0].getsockname()[1]
+
+        return asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+    async def _pipe(self, reader, writer, target_port):
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, DEAD_PEER_S - 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_S * 1000)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def copy(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                for w in (dst, writer if dst is up_writer else up_writer):
+                    w.close()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+
+    def close(self) -> None:
+        async def stop():
+            for server in self.servers:
+                server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class Host:
+    """A network namespace joined to the root namespace by a veth pair (10.213.N.0/24)."""
+
+    def __init__(self, tag: str, index: int) -> None:
+        self.ns = f"ls{tag}{index}"
+        self.link = f"ls{tag}{index}h"  # the root side; the namespace side is named eth0
+        self.net = f"10.213.{index * 100 + int(tag[:2], 16) % 50}"
+        self.address = f"{self.net}.1"
+        ip("netns", "add", self.ns)
+        ip("link", "add", self.link, "type", "veth", "peer", "name", f"ls{tag}{index}n")
+        ip("link", "set", f"ls{tag}{index}n", "netns", self.ns)
+        ip("-n", self.ns, "link", "set", f"ls{tag}{index}n", "name", "eth0")
+        ip("addr", "add", f"{self.address}/24", "dev", self.link)
+        ip("link", "set", self.link, "up")
+        ip("-n", self.ns, "addr", "add", f"{self.net}.2/24", "dev", "eth0")
+        ip("-n", self.ns, "link", "set", "eth0", "up")
+        ip("-n", self.ns, "link", "set", "lo", "up")
+
+    def cut(self) -> None:
+        ip("link", "set", self.link, "down")
+
+    def restore(self) -> None:
+        ip("link", "set", self.link, "up")
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "link", "del", self.link], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, timeout=30)
+
+
+def _service_ports() -> tuple[int, int]:
+    db = connection.settings_dict
+    redis_port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    return int(db["PORT"] or 5432), redis_port
+
+
+@pytest.fixture
+def stack():
+    s = Stack(settings.REDIS_URL)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def two_hosts():
+    if os.geteuid() != 0:
+        pytest.fail("the partition test needs root to make network namespaces")
+    tag = secrets.token_hex(2)
+    forwarder = Forwarder()
+    hosts = []
+    try:
+        for index in (1, 2):
+            hosts.append(Host(tag, index))
+        yield hosts, forwarder
+    finally:
+        forwarder.close()
+        for host in hosts:
+            host.remove()
+
+
+def _start_worker(stack: Stack, host: Host, forwarder: Forwarder, name: str) -> subprocess.Popen:
+    pg_port, redis_port = _service_ports()
+    db = connection.settings_dict
+    pg = forwarder.add(host.address, pg_port)
+    rd = forwarder.add(host.address, redis_port)
+    redis_db = settings.REDIS_URL.rsplit("/", 1)[1]
+    env = {
+        **stack.env,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host.address}:{pg}/{db['NAME']}",
+        "REDIS_URL": f"redis://{host.address}:{rd}/{redis_db}",
+        "DB_DEAD_PEER_S": str(DEAD_PEER_S),
+        # a finish waits this long for a connection: long enough that a cut-off host's result
+        # arrives after its link is back, so the fence is what stops it
+        "DB_POOL_TIMEOUT_S": "90",
+    }
+    log = ROOT / "var" / f"partition-{name}.log"
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", host.ns, sys.executable, "manage.py", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+    )
+    stack.procs[name] = proc
+    stack.logs[name] = log
+    return proc
+
+
+def _worker_of(attempt_worker: str) -> int:
+    return int(attempt_worker.rsplit(":", 1)[1])
+
+
+def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
+    alice, stack, two_hosts, docker_client
+):
+    (host_a, host_b), forwarder = two_hosts
+    alice.tenant.quota.max_concurrency = 20
+    alice.tenant.quota.save()
+    stack.env["DB_DEAD_PEER_S"] = str(DEAD_PEER_S)
+    stack.start("reconciler", "scheduler")  # in the root namespace: the control plane stays reachable
+    worker_a = _start_worker(stack, host_a, forwarder, "worker-a")
+    worker_b = _start_worker(stack, host_b, forwarder, "worker-b")
+    ids = [alice.post_job({**SLEEP, "args": [i]}).json()["id"] for i in range(8)]
+
+    def a_is_running():
+        return Attempt.objects.filter(
+            job_id__in=ids, status="running", worker__endswith=f":{worker_a.pid}"
+        ).first()
+
+    assert wait_until(a_is_running, 90, 0.05), "host A never ran a job:\n" + stack.report()
+    host_a.cut()
+    cut_at = time.monotonic()
+    on_a = {
+        a.job_id
+        for a in Attempt.objects.filter(job_id__in=ids, status="running", worker__endswith=f":{worker_a.pid}")
+    }
+    assert on_a
+
+    # host A's jobs complete on host B within the lease and reconcile time
+    def a_jobs_done():
+        return Job.objects.filter(pk__in=on_a, status="succeeded").count() == len(on_a)
+
+    assert wait_until(a_jobs_done, 60, 0.1), "host A's jobs were not recovered:\n" + stack.report()
+    recovered_s = time.monotonic() - cut_at
+    assert wait_until(lambda: terminal_count(ids) == len(ids), 60), stack.report()
+    for job_id in on_a:
+        attempts = list(Attempt.objects.filter(job_id=job_id).order_by("number"))
+        assert attempts[0].status == "lost" and attempts[0].worker.endswith(f":{worker_a.pid}")
+        assert attempts[-1].status == "succeeded" and attempts[-1].worker.endswith(f":{worker_b.pid}")
+    assert worker_a.poll() is None  # cut off, not dead
+
+    # the link comes back: A's late results arrive and are fenced, every job keeps one outcome
+    outcome = {
+        job_id: Job.objects.values_list("status", "result", "attempts").get(pk=job_id) for job_id in on_a
+    }
+    host_a.restore()
+    restored_at = time.monotonic()
+    log_a = stack.logs["worker-a"]
+    assert wait_until(
+        lambda: log_a.read_text(errors="replace").count("stale attempt result ignored") >= len(on_a), 90, 0.5
+    ), "host A's late results never arrived:\n" + stack.report()
+    fenced_s = time.monotonic() - restored_at
+    for job_id in on_a:
+        assert Job.objects.values_list("status", "result", "attempts").get(pk=job_id) == outcome[job_id]
+        attempts = list(Attempt.objects.filter(job_id=job_id).order_by("number"))
+        # the history tells what A's attempt did; the job's outcome is attempt B's, the current one
+        assert attempts[0].worker.endswith(f":{worker_a.pid}") and attempts[0].status == "succeeded"
+        assert outcome[job_id][2] == attempts[-1].number and attempts[-1].worker.endswith(f":{worker_b.pid}")
+    for job_id in set(ids) - on_a:
+        assert Attempt.objects.filter(job_id=job_id, status="succeeded").count() == 1
+    assert [Job.objects.get(pk=i).result for i in ids] == list(range(8))
+
+    # A rejoins: it takes jobs again
+    more = [alice.post_job({**SLEEP, "args": [100 + i]}).json()["id"] for i in range(6)]
+
+    def a_ran_one():
+        return Attempt.objects.filter(
+            job_id__in=more, status="succeeded", worker__endswith=f":{worker_a.pid}"
+        ).exists()
+
+    assert wait_until(a_ran_one, 90, 0.2), "host A never rejoined:\n" + stack.report()
+    rejoined_s = time.monotonic() - restored_at
+    assert wait_until(lambda: terminal_count(more) == len(more), 60), stack.report()
+    assert_exactly_one_success_each(more)
+
+    # once A is gone for good, its cells are swept by B (same engine)
+    worker_a.kill()
+    worker_a.wait()
+    assert wait_until(
+        lambda: (
+            not docker_client.containers.list(all=True, filters={"label": f"lambdasite.pid={worker_a.pid}"})
+        ),
+        30,
+        0.5,
+    ), "host A's cells were not swept"
+    print(
+        f"\npartition: host A's {len(on_a)} running jobs finished on host B {recovered_s:.1f} s "
+        "after the cut "
+        f"(LEASE_S={stack.env['LEASE_S']}); its late results fenced {fenced_s:.1f} s and it ran jobs again "
+        f"{rejoined_s:.1f} s after its link came back"
+    )
