@@ -16,13 +16,13 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, connection
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 
 import sandbox
 from accounts.models import Tenant
 
 from . import events
-from .models import Attempt, Job
+from .models import Attempt, Job, Status
 from .services import lifecycle
 
 log = logging.getLogger("lambdasite.jobs")
@@ -219,7 +219,7 @@ def job_execute(*, job_id) -> Job | None:
         raise
     keeper.stop()
     try:
-        return lifecycle.job_finish(**ending, result=result, log_lines=writer.count)
+        return finish_durably(**ending, result=result, log_lines=writer.count)
     except DataError as exc:
         # a last line of defence: the sandbox scrubs results, but whatever PostgreSQL still
         # refuses must end the attempt, never leave the job running until its lease expires
@@ -229,6 +229,38 @@ def job_execute(*, job_id) -> Job | None:
         error = {"type": "ResultNotStorable", "message": "the result could not be stored", "traceback": ""}
         unstorable = dataclasses.replace(result, status="failed", result=None, error=error)
         return lifecycle.job_finish(**ending, result=unstorable, log_lines=writer.count)
+
+
+def finish_durably(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:
+    """Record a finished attempt, retrying while PostgreSQL cannot be reached (a network blip, a host
+    cut off, a failover) for up to FINISH_RETRY_S: a result that exists is not thrown away. If the
+    attempt's lease ran out meanwhile, the fence in job_finish keeps the job's outcome to its current
+    attempt and records this one's verdict in its history only. A try whose commit landed but whose
+    answer was lost is not repeated: the attempt is no longer running (nor lost) when we look again."""
+    deadline = time.monotonic() + settings.FINISH_RETRY_S
+    delay = 0.5
+    while True:
+        try:
+            return lifecycle.job_finish(
+                job_id=job_id, attempt_number=attempt_number, result=result, log_lines=log_lines
+            )
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "finishing the attempt failed (%s); retrying",
+                str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
+                extra={"event": "finish_retry", "job_id": str(job_id), "attempt": attempt_number},
+            )
+        connection.close()  # a broken connection is discarded; the next statement opens a new one
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        try:
+            attempt = Attempt.objects.filter(job_id=job_id, number=attempt_number).only("status").first()
+        except (OperationalError, InterfaceError):
+            continue
+        if attempt is not None and attempt.status not in (Status.RUNNING, Status.LOST):
+            return Job.objects.get(pk=job_id)  # the try before committed
 
 
 def _ids(job: Job, attempt: Attempt) -> dict:

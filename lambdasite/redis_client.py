@@ -8,6 +8,7 @@ per job, so every module uses this cached, thread-safe client instead.
 from __future__ import annotations
 
 import random
+import socket
 import threading
 
 import redis
@@ -22,6 +23,20 @@ def redis_url() -> str:
     return settings.RQ_QUEUES[settings.RQ_QUEUE]["URL"]
 
 
+def dead_peer_options() -> dict:
+    """TCP options that end a connection to an unanswering Redis within seconds (a host cut off from
+    the network), instead of the kernel's hours: keepalive probes for idle and blocked reads, a user
+    timeout for unacknowledged writes. Waiting on BLPOP is not affected: the probes are answered."""
+    options = {
+        socket.TCP_KEEPIDLE: settings.KEEPALIVE_IDLE_S,
+        socket.TCP_KEEPINTVL: settings.KEEPALIVE_INTERVAL_S,
+        socket.TCP_KEEPCNT: 3,
+    }
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # the probes' sum (settings.py says why never less)
+        options[socket.TCP_USER_TIMEOUT] = settings.DB_DEAD_PEER_S * 1000
+    return options
+
+
 def get_redis() -> redis.Redis:
     url = redis_url()
     client = _clients.get(url)
@@ -29,7 +44,12 @@ def get_redis() -> redis.Redis:
         with _lock:
             client = _clients.get(url)
             if client is None:
-                client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+                client = redis.Redis.from_url(
+                    url,
+                    health_check_interval=30,
+                    socket_keepalive=True,
+                    socket_keepalive_options=dead_peer_options(),
+                )
                 _clients[url] = client
     return client
 

@@ -82,6 +82,32 @@ DATABASES = {
         conn_health_checks=not DB_POOL,
     )
 }
+# A host cut off from PostgreSQL must notice, and PostgreSQL must drop what it held: keepalives and a
+# TCP user timeout end a connection whose peer stopped answering within seconds (the kernel's defaults
+# take hours, or ~15 min of retransmissions), and a transaction left idle that long is rolled back by
+# the server, so its row locks cannot stall the reconciler that hands the host's jobs to another.
+DB_DEAD_PEER_S = env_int("DB_DEAD_PEER_S", 10, minimum=4)
+DB_IDLE_IN_TRANSACTION_S = env_int("DB_IDLE_IN_TRANSACTION_S", 60, minimum=0)  # 0: no limit
+# keepalive probes: the first after KEEPALIVE_IDLE_S of silence, then 3 every KEEPALIVE_INTERVAL_S; the
+# TCP user timeout is their sum (never less: an idle connection whose probes are answered would be
+# cut at the user timeout, the kernel counting the answered probes as outstanding)
+KEEPALIVE_INTERVAL_S = max(DB_DEAD_PEER_S // 6, 1)
+KEEPALIVE_IDLE_S = DB_DEAD_PEER_S - 3 * KEEPALIVE_INTERVAL_S
+_probe = KEEPALIVE_INTERVAL_S
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    {
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_S,
+        "keepalives_interval": _probe,
+        "keepalives_count": 3,
+        "tcp_user_timeout": DB_DEAD_PEER_S * 1000,
+        # the server side probes too: a backend whose client vanished ends and releases its locks
+        "options": (
+            f"-c tcp_keepalives_idle={KEEPALIVE_IDLE_S} -c tcp_keepalives_interval={_probe}"
+            f" -c tcp_keepalives_count=3 -c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_S}s"
+        ),
+    }
+)
 if DB_POOL:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
@@ -182,6 +208,9 @@ JOB_MIN_TIMEOUT_MS = 100
 # -- Delivery: leases, retries, reconciler ---------------------------------------
 LEASE_S = env_float("LEASE_S", 15.0)  # a running attempt whose lease is not renewed for this long is lost
 LEASE_RENEW_S = env_float("LEASE_RENEW_S", 0.5)  # renewal (and cancel check) period while a job runs
+FINISH_RETRY_S = env_float(
+    "FINISH_RETRY_S", 60.0
+)  # a finished attempt retries its record while PostgreSQL is away
 RETRY_BACKOFF_BASE_S = env_float("RETRY_BACKOFF_BASE_S", 1.0)
 RETRY_BACKOFF_FACTOR = env_float("RETRY_BACKOFF_FACTOR", 2.0)
 RETRY_BACKOFF_CAP_S = env_float("RETRY_BACKOFF_CAP_S", 300.0)

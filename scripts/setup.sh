@@ -144,8 +144,10 @@ done || true
 # ---------------------------------------------------------------- test tools (make test only)
 if [ "$WITH_BROWSER" = 1 ]; then
   [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
-  # validates compose.yaml offline in the tests (the compose plugin may be absent)
+  # compose.yaml is validated and its stack run in the tests (the compose plugin may be absent)
   command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || apt_install docker-compose
+  # the partition test makes network namespaces and veth pairs
+  command -v ip >/dev/null || apt_install iproute2
 fi
 
 # ---------------------------------------------------------------- database schema
