@@ -71,6 +71,10 @@ def when_from(attrs: dict) -> dict:
     if "run_at" in attrs and "delay_s" in attrs:
         raise serializers.ValidationError({"run_at": ["give run_at or delay_s, not both"]})
     if "delay_s" in attrs:
+        from django.conf import settings
+
+        if attrs["delay_s"] > settings.JOB_MAX_DELAY_S:  # also keeps the date arithmetic in range
+            raise serializers.ValidationError({"delay_s": [f"at most {settings.JOB_MAX_DELAY_S} s ahead"]})
         attrs["run_at"] = timezone.now() + timedelta(seconds=attrs["delay_s"])
     return attrs
 

@@ -51,12 +51,15 @@ def test_run_at_needs_an_offset_and_one_way_of_saying_when(alice):
         ({"run_at": later.replace(tzinfo=None).isoformat()}, "run_at"),
         ({"run_at": later.isoformat(), "delay_s": 5}, "run_at"),
         ({"delay_s": -1}, "delay_s"),
-        ({"delay_s": 10**9}, "run_at"),
+        ({"delay_s": 10**9}, "delay_s"),
+        ({"delay_s": 10**30}, "delay_s"),  # past what a date can hold: a 400, not a 500
         ({"run_at": "tomorrow"}, "run_at"),
     ]:
         response = post(alice, "/api/v1/jobs", {**ADD, **body})
         assert response.status_code == 400, (body, response.json())
         assert field in json.dumps(response.json())
+    batch = post(alice, "/api/v1/jobs/batch", {"jobs": [{**ADD, "delay_s": 10**30}]})
+    assert batch.status_code == 400 and "delay_s" in json.dumps(batch.json())
 
 
 def test_a_run_at_in_the_past_runs_now(alice):
