@@ -34,13 +34,12 @@ def compose_config() -> dict:
 def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     config = compose_config()
     services = config["services"]
-    assert {"postgres", "redis", "migrate", "images", "web", "worker", "scheduler", "prometheus"} <= set(
+    assert {"postgres", "redis", "migrate", "web", "worker", "scheduler", "webhooks", "prometheus"} <= set(
         services
     )
     socket = "/var/run/docker.sock"
     mounts = {name: str(svc.get("volumes", [])) for name, svc in services.items()}
-    assert socket in mounts["worker"] and socket in mounts["images"]
-    assert socket not in mounts["web"] and socket not in mounts["scheduler"]
+    assert [name for name, mount in mounts.items() if socket in mount] == ["worker"]
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["worker"]["stop_grace_period"] in ("120s", "2m", "2m0s")
     assert services["prometheus"]["profiles"] == ["monitoring"]
