@@ -11,7 +11,7 @@ from .privileges import drop_to_job_uid
 from .wire import MAX_FD, pipe_through, write_all
 
 NODE = "/usr/local/bin/node"
-NODE_ARGS = ["node", "--max-semi-space-size=1", "--stack-size=984", "/opt/lambdasite/child.js"]
+NODE_ARGS = ["node", "--stack-size=984", "/opt/lambdasite/child.js"]
 NODE_CPU_S = 3600  # RLIMIT_CPU backstop; the wall-clock limit is what ends a job
 
 
