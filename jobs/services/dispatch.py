@@ -77,21 +77,31 @@ def tenant_fill_slots(*, tenant_id, now=None) -> int:
         if cursor.fetchone() is None:
             return 0  # nothing waiting: no lock taken (a job queued right after this check dispatches itself)
     with transaction.atomic(), connection.cursor() as cursor:
-        # NO KEY UPDATE: serializes slot filling per tenant without blocking the FOR KEY SHARE
-        # that every job insert's foreign-key check takes on the tenant row (no deadlocks)
-        cursor.execute(_FILL_LOCK_SQL, params)
-        slug, suspended, max_concurrency = cursor.fetchone()
-        if suspended:
-            return 0
-        # a new statement, so its snapshot (and the in-flight count) is taken after the lock
-        cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
-        rows = sorted(cursor.fetchall(), key=lambda row: (row[3], row[4]))
-        batch = [
-            Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms)
-            for job_id, attempts, timeout_ms, _, _ in rows
-        ]
+        slug, batch = _fill_locked(cursor, params)
         for job in batch:
             enqueue(job, at_front=job.attempts > 0)
+    _announce(slug, tenant_id, batch)
+    return len(batch)
+
+
+def _fill_locked(cursor, params: dict) -> tuple[str, list[Job]]:
+    """Take the tenant's slot lock and mark its oldest due jobs dispatched, up to its free slots."""
+    # NO KEY UPDATE: serializes slot filling per tenant without blocking the FOR KEY SHARE
+    # that every job insert's foreign-key check takes on the tenant row (no deadlocks)
+    cursor.execute(_FILL_LOCK_SQL, params)
+    slug, suspended, max_concurrency = cursor.fetchone()
+    if suspended:
+        return slug, []
+    # a new statement, so its snapshot (and the in-flight count) is taken after the lock
+    cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
+    rows = sorted(cursor.fetchall(), key=lambda row: (row[3], row[4]))
+    return slug, [
+        Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms)
+        for job_id, attempts, timeout_ms, _, _ in rows
+    ]
+
+
+def _announce(slug: str, tenant_id, batch: list[Job]) -> None:
     for job in batch:
         log.info(
             "job dispatched",
@@ -100,7 +110,39 @@ def tenant_fill_slots(*, tenant_id, now=None) -> int:
         events.status_changed(
             job_id=job.id, tenant_id=tenant_id, status=Status.DISPATCHED, attempt=job.attempts
         )
-    return len(batch)
+
+
+def fill_in_transaction(tenant_id) -> None:
+    """Slot filling inside the submit's own transaction, right after its insert: one commit instead
+    of two and no pre-check (a job is known to be waiting). The ids are enqueued once the rows are
+    committed (a worker never pops an id whose row it cannot see); if Redis fails then, the jobs stay
+    dispatched without an id in Redis and the reconciler enqueues them again (REDISPATCH_AFTER_S)."""
+    params = {
+        "tenant": tenant_id,
+        "now": timezone.now(),
+        "queued": Status.QUEUED,
+        "dispatched": Status.DISPATCHED,
+        "running": Status.RUNNING,
+    }
+    with connection.cursor() as cursor:
+        slug, batch = _fill_locked(cursor, params)
+    if not batch:
+        return
+
+    def after_commit() -> None:
+        try:
+            for job in batch:
+                enqueue(job, at_front=job.attempts > 0)
+        except Exception:  # noqa: BLE001 - the jobs are committed; the reconciler enqueues them again
+            log.warning(
+                "enqueue failed; the reconciler will retry",
+                exc_info=True,
+                extra={"event": "dispatch_failed", "tenant": str(tenant_id)},
+            )
+            return
+        _announce(slug, tenant_id, batch)
+
+    transaction.on_commit(after_commit)
 
 
 def tenant_fill_slots_safely(*, tenant_id, now=None) -> None:

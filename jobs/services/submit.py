@@ -160,7 +160,10 @@ def _when(spec: JobSpec) -> dict:
 def _submitted_after_commit(tenant: Tenant, jobs: list[Job]) -> None:
     for job in jobs:
         notify.status_after_commit(job)  # before the dispatch below: pages see queued, then dispatched
-    dispatch.fill_after_commit(tenant.id)
+    if any(job.status == Status.QUEUED and job.next_attempt_at is not None for job in jobs):
+        dispatch.fill_in_transaction(tenant.id)  # in this transaction: one commit, no pre-check
+    else:
+        dispatch.fill_after_commit(tenant.id)  # scheduled or held: older waiting jobs may still go
     per_runtime = Counter(job.runtime for job in jobs)
     transaction.on_commit(lambda: [metrics.count_submitted(runtime, n) for runtime, n in per_runtime.items()])
 

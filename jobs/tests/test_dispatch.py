@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from jobs.models import Job
 from jobs.services import dispatch, reconcile
@@ -34,9 +38,12 @@ def test_a_crash_between_commit_and_enqueue_loses_nothing(alice, run_worker, fas
     response = alice.post_job(QUICK)
     assert response.status_code == 202  # accepted: the row is committed even though Redis never saw it
     job_id = response.json()["id"]
-    assert Job.objects.get(pk=job_id).status == "queued"
-    monkeypatch.undo()
-    reconcile.reconcile()  # the reconciler fills the tenant's free slots from PostgreSQL
+    # marked dispatched in the submit's transaction, but its id never reached Redis
     assert Job.objects.get(pk=job_id).status == "dispatched"
+    assert get_queue().count == 0
+    monkeypatch.undo()
+    # the reconciler enqueues a dispatched job missing from Redis once REDISPATCH_AFTER_S has passed
+    reconcile.reconcile(now=timezone.now() + timedelta(seconds=settings.REDISPATCH_AFTER_S + 1))
+    assert get_queue().count == 1
     run_worker()
     assert Job.objects.get(pk=job_id).status == "succeeded"
