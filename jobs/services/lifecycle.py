@@ -26,12 +26,21 @@ from . import dispatch, notify, retry
 
 log = logging.getLogger("lambdasite.jobs")
 
+# The claim: the compare-and-set, the lease, the queue wait and the new attempt's row in one statement
+# (one round trip, atomic on its own: no BEGIN/COMMIT around it).
 _CLAIM_SQL = """
-UPDATE jobs_job SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s, worker = %(worker)s,
-    lease_expires_at = %(lease)s,
-    queue_wait_ms = COALESCE(queue_wait_ms, EXTRACT(EPOCH FROM (%(now)s - created_at)) * 1000.0)
-WHERE id = %(id)s AND status IN (%(queued)s, %(dispatched)s) AND NOT cancel_requested
-RETURNING *
+WITH claimed AS (
+    UPDATE jobs_job SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s,
+        worker = %(worker)s, lease_expires_at = %(lease)s,
+        queue_wait_ms = COALESCE(queue_wait_ms, EXTRACT(EPOCH FROM (%(now)s - created_at)) * 1000.0)
+    WHERE id = %(id)s AND status IN (%(queued)s, %(dispatched)s) AND NOT cancel_requested
+    RETURNING *
+), opened AS (
+    INSERT INTO jobs_attempt (job_id, number, status, worker, container_id, started_at, billed_ms, gb_seconds)
+    SELECT id, attempts, %(running)s, %(worker)s, '', %(now)s, 0, 0.0 FROM claimed
+    RETURNING id AS attempt_pk
+)
+SELECT claimed.*, opened.attempt_pk FROM claimed, opened
 """
 _RENEW_SQL = (
     "UPDATE jobs_job SET lease_expires_at = %s WHERE id = %s AND attempts = %s AND "
@@ -91,13 +100,13 @@ def _tenant(tenant_id) -> Tenant:
     return Tenant.objects.select_related("quota").get(pk=tenant_id)
 
 
-@transaction.atomic
 def job_claim(
     *, job_id, worker: str, tenant_of: Callable[[int], Tenant] = _tenant
 ) -> tuple[Job, Attempt] | None:
     """Compare-and-set a waiting job to running, open its next attempt, take the lease; None if not waiting.
 
-    One UPDATE ... RETURNING does the compare-and-set, the lease, the queue wait and the read of the row."""
+    One statement (an UPDATE ... RETURNING and the attempt's INSERT in a CTE) does the compare-and-set,
+    the lease, the queue wait, the attempt and the read of the row: atomic by itself, one round trip."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -121,9 +130,15 @@ def job_claim(
     if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
         transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
-    attempt = Attempt.objects.create(
-        job=job, number=job.attempts, worker=worker, started_at=now, status=Status.RUNNING
+    attempt = Attempt(
+        id=row[columns.index("attempt_pk")],
+        job=job,
+        number=job.attempts,
+        worker=worker,
+        started_at=now,
+        status=Status.RUNNING,
     )
+    attempt._state.adding = False  # the row exists: the claim inserted it
     notify.status_after_commit(job)
     notify.log_event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt

@@ -162,7 +162,8 @@ def test_the_transition_that_finishes_a_job_commits_durably_before_it_is_announc
     seen = []
 
     def spy(execute, sql, params, many, context):
-        if sql.lstrip().upper().startswith(('UPDATE "JOBS_JOB"', "UPDATE JOBS_JOB")):
+        # the job's writes: plain UPDATEs, and the claim's CTE (the UPDATE and the attempt's INSERT)
+        if sql.lstrip().upper().startswith(('UPDATE "JOBS_JOB"', "UPDATE JOBS_JOB", "WITH CLAIMED AS")):
             raw = context["cursor"].cursor
             raw.execute("SHOW synchronous_commit")
             announced = bool(redis_conn.exists(completion.DONE_KEY.format(job.id)))
@@ -185,3 +186,16 @@ def test_the_transition_that_finishes_a_job_commits_durably_before_it_is_announc
     assert seen and all(setting == "on" for setting, _ in seen)  # the outcome may not
     assert not any(announced for _, announced in seen)  # nobody is told before the commit ...
     assert redis_conn.exists(completion.DONE_KEY.format(job.id))  # ... and told right after it
+
+
+def test_a_claim_is_one_statement_that_opens_the_attempt(alice, django_assert_num_queries):
+    job = submit(alice)
+    with django_assert_num_queries(1):
+        claimed = job_claim(job_id=job.id, worker="w1", tenant_of=lambda tenant_id: alice.tenant)
+    job_row, attempt = claimed
+    stored = Attempt.objects.get(job_id=job.id)
+    assert (stored.pk, stored.number, stored.status, stored.worker) == (attempt.pk, 1, "running", "w1")
+    assert job_row.status == "running" and job_row.attempts == 1 and job_row.lease_expires_at is not None
+    with django_assert_num_queries(1):
+        assert job_claim(job_id=job.id, worker="w2", tenant_of=lambda tenant_id: alice.tenant) is None
+    assert Attempt.objects.filter(job_id=job.id).count() == 1  # the losing claim opened nothing
