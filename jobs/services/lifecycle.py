@@ -221,6 +221,24 @@ def _settle(job: Job, verdict: str, now: datetime, *, system_failure: bool = Fal
         notify.log_event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
 
 
+# every column job_finish (with _bill and _settle) may change
+_FINISH_FIELDS = [
+    "result",
+    "error",
+    "exit_code",
+    "duration_ms",
+    "lease_expires_at",
+    "status",
+    "finished_at",
+    "next_attempt_at",
+    "log_lines",
+    "log_bytes",
+    "dropped_log_bytes",
+    "billed_ms",
+    "gb_seconds",
+]
+
+
 @transaction.atomic
 def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:
     """Record an attempt's verdict; only the job's current, running attempt may write the job's outcome."""
@@ -259,7 +277,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job.duration_ms = result.duration_ms
     job.lease_expires_at = None
     _settle(job, verdict, now)
-    job.save()
+    job.save(update_fields=_FINISH_FIELDS)  # what a finish changes, not the code and arguments again
     notify.status_after_commit(job)
     notify.attempt_ended_after_commit(
         job,
