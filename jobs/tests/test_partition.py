@@ -253,7 +253,8 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
     assert [Job.objects.get(pk=i).result for i in ids] == list(range(8))
 
     # A rejoins: it takes jobs again
-    more = [alice.post_job({**SLEEP, "args": [100 + i]}).json()["id"] for i in range(6)]
+    # enough that host B alone would be busy for 20 s: A, back within seconds, must take some
+    more = [alice.post_job({**SLEEP, "args": [100 + i]}).json()["id"] for i in range(10)]
 
     def a_ran_one():
         return Attempt.objects.filter(
