@@ -199,3 +199,16 @@ def test_a_claim_is_one_statement_that_opens_the_attempt(alice, django_assert_nu
     with django_assert_num_queries(1):
         assert job_claim(job_id=job.id, worker="w2", tenant_of=lambda tenant_id: alice.tenant) is None
     assert Attempt.objects.filter(job_id=job.id).count() == 1  # the losing claim opened nothing
+
+
+def test_a_finish_makes_its_commit_durable_without_a_statement_of_its_own(alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = submit(alice)
+    job_claim(job_id=job.id, worker="w")
+    with CaptureQueriesContext(connection) as captured:
+        job_finish(job_id=job.id, attempt_number=1, result=sandbox.RunResult(status="succeeded"), log_lines=0)
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert "set_config('synchronous_commit', 'on', true)" in statements[0] + statements[1]  # the row lock's
+    assert not any(sql.upper().startswith("SET ") for sql in statements)
