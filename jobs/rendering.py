@@ -92,9 +92,13 @@ def job_detail_body(job: Job, attempts) -> dict:
     return body
 
 
-def published_body(job: Job) -> bytes | None:
-    """The finished job's detail body as the ``?wait`` client will get it, or None when too large."""
-    attempts = Attempt.objects.filter(job_id=job.id).order_by("number")
+def published_body(job: Job, attempts=None) -> bytes | None:
+    """The finished job's detail body as the ``?wait`` client will get it, or None when too large.
+
+    ``attempts``: the job's whole history when the caller holds it (a first attempt just closed),
+    else it is read."""
+    if attempts is None:
+        attempts = Attempt.objects.filter(job_id=job.id).order_by("number")
     data = json.dumps(job_detail_body(job, attempts), separators=(",", ":")).encode()
     return data if len(data) <= PUBLISHED_BODY_MAX_BYTES else None
 

@@ -228,6 +228,32 @@ def _settle(
         notify.log_event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
 
 
+def _first_attempt_closed(job, attempt_number, verdict, now, result, ran_ms, used) -> list[Attempt] | None:
+    """The history of a job whose first attempt this finish closed, as the database now holds it
+    (the claim gave the attempt the job's started_at and worker): the finished body is rendered
+    without reading it back. None for later attempts (their history is read)."""
+    if attempt_number != 1:
+        return None
+    return [
+        Attempt(
+            job=job,
+            number=1,
+            status=verdict,
+            worker=job.worker,
+            started_at=job.started_at,
+            finished_at=now,
+            duration_ms=result.duration_ms,
+            start_ms=result.start_ms,
+            init_ms=result.init_ms,
+            cpu_ms=result.cpu_ms,
+            exit_code=result.exit_code,
+            error=scrub(result.error),
+            billed_ms=billing.billed_ms(ran_ms),
+            gb_seconds=used,
+        )
+    ]
+
+
 # every column job_finish (with _bill and _settle) may change
 _FINISH_FIELDS = [
     "result",
@@ -255,10 +281,11 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job = locked_job(job_id, durable=True)
     now = timezone.now()
     verdict = Status.CANCELLED if result.status == "cancelled" else result.status
+    ran_ms = result.duration_ms + (result.init_ms or 0.0)  # a function's module initialisation is billed too
     used = _bill(
         job,
         attempt_number,
-        result.duration_ms + (result.init_ms or 0.0),  # a function's module initialisation is billed too
+        ran_ms,
         status=verdict,
         finished_at=now,
         duration_ms=result.duration_ms,
@@ -295,6 +322,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
         run_s=result.duration_ms / 1000.0,
         start_s=result.start_ms / 1000.0,
         publish_body=True,
+        attempts=_first_attempt_closed(job, attempt_number, verdict, now, result, ran_ms, used),
     )
     notify.log_event(
         "job finished",

@@ -49,6 +49,7 @@ def attempt_ended_after_commit(
     start_s: float | None = None,
     finishes: bool = True,
     publish_body: bool = False,
+    attempts=None,
 ) -> None:
     """Once the transaction commits, in one round trip: the tenant's cached compute use, the
     attempt's histograms, and, if this transition finished the job, its counter and completion
@@ -68,14 +69,14 @@ def attempt_ended_after_commit(
             gb_seconds=gb_seconds,
             run_s=run_s,
             start_s=start_s,
-            body=_body(job) if finished and publish_body else None,
+            body=_body(job, attempts) if finished and publish_body else None,
         )
     )
 
 
-def _body(job: Job) -> bytes | None:
+def _body(job: Job, attempts=None) -> bytes | None:
     try:
-        return rendering.published_body(job)
+        return rendering.published_body(job, attempts)
     except Exception:  # noqa: BLE001 - the waiter reads PostgreSQL instead
         log.warning("finished job body not rendered", exc_info=True, extra={"job_id": str(job.id)})
         return None

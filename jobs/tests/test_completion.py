@@ -48,6 +48,26 @@ def test_a_finished_wait_answers_with_the_body_the_worker_published_and_it_equal
     assert alice.client.get(f"/api/v1/jobs/{body['id']}").json() == body
 
 
+def test_a_failed_first_attempt_publishes_the_same_body_as_a_get(alice, sandbox_pool, redis_conn):
+    """The finish renders a first attempt's history from what it just wrote (no read back): the
+    published body, error and billing included, must still equal what PostgreSQL then serves."""
+    from jobs import completion
+
+    failing = {"runtime": "python", "code": "def main():\n    print('x')\n    raise ValueError('no')\n"}
+    with ThreadWorker(sandbox_pool):
+        response = alice.client.post(
+            "/api/v1/jobs?wait=20", data=json.dumps(failing), content_type="application/json"
+        )
+    body = response.json()
+    assert (
+        response.status_code == 200 and body["status"] == "failed" and body["error"]["type"] == "ValueError"
+    )
+    published = json.loads(redis_conn.get(completion.DONE_KEY.format(body["id"])))
+    assert published == body == alice.client.get(f"/api/v1/jobs/{body['id']}").json()
+    history = body["attempt_history"]
+    assert len(history) == 1 and history[0]["error"]["type"] == "ValueError" and history[0]["worker"]
+
+
 def test_a_body_too_large_to_publish_is_read_from_postgresql(alice, sandbox_pool, redis_conn):
     from jobs import completion
 
