@@ -267,6 +267,7 @@ def test_deploy_a_function_with_a_dependency_watch_its_build_then_alias_invoke_a
     page.click("text=Deploy your first function")
     page.fill("input[name=name]", "shout")
     code = "import six\n\ndef main(word):\n    return six.ensure_text(word).upper()\n"
+    page.wait_for_function("() => !!window.LambdasiteEditor")  # the editor's script has run
     page.evaluate("code => window.LambdasiteEditor.setValue(code)", code)
     page.fill("#requirements", "six==1.16.0")
     shot(page, "function-deploy")
@@ -293,6 +294,7 @@ def test_deploy_a_function_with_a_dependency_watch_its_build_then_alias_invoke_a
     expect(page.locator("main")).to_contain_text("via alias prod")
 
     page.goto(server + "/app/functions/shout/deploy")
+    page.wait_for_function("() => !!window.LambdasiteEditor")
     page.evaluate(
         "window.LambdasiteEditor.setValue(window.LambdasiteEditor.getValue().replace('upper', 'lower'))"
     )
