@@ -135,6 +135,12 @@ class LogWriter:
     def __init__(self, job: Job, attempt: Attempt) -> None:
         self.job, self.attempt = job, attempt
         self.offset = job.log_lines  # seq continues across attempts
+        if attempt.number > 1:
+            # a lost attempt (its worker died or was cut off) stored lines its job's log_lines never
+            # counted: continue after the last stored one, or this attempt's first line would collide
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs_logline WHERE job_id = %s", [job.id])
+                self.offset = max(self.offset, cursor.fetchone()[0])
         self.count = 0
 
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
 from django.conf import settings
 from django.db import close_old_connections
 from rq.worker import SimpleWorker, WorkerStatus
@@ -95,12 +96,19 @@ class SandboxWorker(SimpleWorker):
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
-        with self.connection.pipeline(transaction=False) as pipe:
-            super().heartbeat(timeout, pipe)
-            if self._state != self._written_state:
-                pipe.hset(self.key, "state", self._state)
-                self._written_state = self._state
-            pipe.execute()
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(timeout, pipe)
+                if self._state != self._written_state:
+                    pipe.hset(self.key, "state", self._state)
+                    self._written_state = self._state
+                pipe.execute()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            # RQ's loop calls this outside its own Redis error handling: an exception here would end
+            # the worker. Redis away is the next pop's to wait out (with RQ's backoff); the
+            # registration lapses at worst, and comes back with the next heartbeat.
+            self._written_state = None
+            log.warning("heartbeat not written: %s", exc)
 
     def set_state(self, state: str, pipeline=None) -> None:
         """Kept in memory; written with the next heartbeat (at most HEARTBEAT_EVERY_S late)."""
@@ -113,7 +121,10 @@ class SandboxWorker(SimpleWorker):
         if time.monotonic() - self._suspension_checked_at < 1.0:
             return
         self._suspension_checked_at = time.monotonic()
-        super().check_for_suspension(burst)
+        try:
+            super().check_for_suspension(burst)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("suspension not checked: %s", exc)  # as above: never end the worker for it
 
 
 def relax_commit_durability() -> None:

@@ -25,13 +25,16 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from jobs.models import Attempt, Job
+from jobs.models import Attempt, Job, LogLine
 from jobs.tests.test_chaos import Stack, assert_exactly_one_success_each, terminal_count, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
 ROOT = Path(__file__).resolve().parents[2]
-SLEEP = {"runtime": "python", "code": "import time\ndef main(i):\n    time.sleep(2)\n    return i\n"}
+SLEEP = {
+    "runtime": "python",
+    "code": "import time\ndef main(i):\n    print('started', flush=True)\n    time.sleep(2)\n    return i\n",
+}
 DEAD_PEER_S = 4  # the hosts' TCP dead-peer bound (DB_DEAD_PEER_S), short for the test
 
 
@@ -204,7 +207,12 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
             job_id__in=ids, status="running", worker__endswith=f":{worker_a.pid}"
         ).first()
 
-    assert wait_until(a_is_running, 90, 0.05), "host A never ran a job:\n" + stack.report()
+    running = wait_until(a_is_running, 90, 0.05)
+    assert running, "host A never ran a job:\n" + stack.report()
+    # its code has started (its first line is stored): what is left for A is to renew and to finish
+    assert wait_until(lambda: LogLine.objects.filter(job_id=running.job_id).exists(), 10, 0.02), (
+        stack.report()
+    )
     host_a.cut()
     cut_at = time.monotonic()
     time.sleep(1)  # what A sent just before the cut and the forwarder already holds reaches PostgreSQL
