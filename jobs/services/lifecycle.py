@@ -228,30 +228,17 @@ def _settle(
         notify.log_event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
 
 
-def _first_attempt_closed(job, attempt_number, verdict, now, result, ran_ms, used) -> list[Attempt] | None:
-    """The history of a job whose first attempt this finish closed, as the database now holds it
-    (the claim gave the attempt the job's started_at and worker): the finished body is rendered
-    without reading it back. None for later attempts (their history is read)."""
+def _first_attempt_closed(
+    job, attempt_number, closed: dict, billed_ms: int, used: float
+) -> list[Attempt] | None:
+    """The history of a job whose first attempt this finish closed (with ``closed``, the columns it
+    wrote), as the database now holds it: the claim gave the attempt the job's started_at and worker.
+    The finished body is rendered without reading it back. None for later attempts (read)."""
     if attempt_number != 1:
         return None
-    return [
-        Attempt(
-            job=job,
-            number=1,
-            status=verdict,
-            worker=job.worker,
-            started_at=job.started_at,
-            finished_at=now,
-            duration_ms=result.duration_ms,
-            start_ms=result.start_ms,
-            init_ms=result.init_ms,
-            cpu_ms=result.cpu_ms,
-            exit_code=result.exit_code,
-            error=scrub(result.error),
-            billed_ms=billing.billed_ms(ran_ms),
-            gb_seconds=used,
-        )
-    ]
+    attempt = Attempt(job=job, number=1, worker=job.worker, started_at=job.started_at, **closed)
+    attempt.billed_ms, attempt.gb_seconds = billed_ms, used
+    return [attempt]
 
 
 # every column job_finish (with _bill and _settle) may change
@@ -282,20 +269,17 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     now = timezone.now()
     verdict = Status.CANCELLED if result.status == "cancelled" else result.status
     ran_ms = result.duration_ms + (result.init_ms or 0.0)  # a function's module initialisation is billed too
-    used = _bill(
-        job,
-        attempt_number,
-        ran_ms,
-        status=verdict,
-        finished_at=now,
-        duration_ms=result.duration_ms,
-        start_ms=result.start_ms,
-        init_ms=result.init_ms,
-        cpu_ms=result.cpu_ms,
-        exit_code=result.exit_code,
-        container_id=result.container_id[:64],
-        error=scrub(result.error),
-    )
+    closed = {
+        "status": verdict,
+        "finished_at": now,
+        "duration_ms": result.duration_ms,
+        "start_ms": result.start_ms,
+        "init_ms": result.init_ms,
+        "cpu_ms": result.cpu_ms,
+        "exit_code": result.exit_code,
+        "error": scrub(result.error),
+    }
+    used = _bill(job, attempt_number, ran_ms, container_id=result.container_id[:64], **closed)
     dispatch.fill_after_commit(job.tenant_id)  # a slot is free
     job.log_lines += log_lines
     job.log_bytes += result.log_bytes
@@ -309,7 +293,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
         )
         return job
     job.result = scrub(result.result) if verdict == Status.SUCCEEDED else None
-    job.error = scrub(result.error)
+    job.error = closed["error"]
     job.exit_code = result.exit_code
     job.duration_ms = result.duration_ms
     job.lease_expires_at = None
@@ -322,7 +306,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
         run_s=result.duration_ms / 1000.0,
         start_s=result.start_ms / 1000.0,
         publish_body=True,
-        attempts=_first_attempt_closed(job, attempt_number, verdict, now, result, ran_ms, used),
+        attempts=_first_attempt_closed(job, attempt_number, closed, billing.billed_ms(ran_ms), used),
     )
     notify.log_event(
         "job finished",
