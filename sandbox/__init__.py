@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 
 from .exceptions import SandboxError
-from .pool import Sandbox, sweep_orphans
+from .pool import Sandbox
 from .spec import RUNTIMES, FunctionRef, Limits, OutputLine, RunResult, RunSpec
+from .sweep import sweep_orphans
 
 __all__ = [
     "RUNTIMES",

@@ -31,7 +31,7 @@ from docker.types import LogConfig
 from . import protocol
 from .exceptions import SandboxError
 from .images import host_ca_bundle, image_tag
-from .pool import owner_labels
+from .sweep import owner_labels
 
 LABEL = "lambdasite.layer"
 BUILDER_LABEL = "lambdasite.builder"

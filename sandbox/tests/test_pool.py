@@ -11,7 +11,7 @@ import pytest
 import sandbox
 from sandbox import Limits, RunSpec
 from sandbox.cell import LABEL
-from sandbox.pool import own_container_id, owner_labels, sweep_orphans
+from sandbox.sweep import own_container_id, owner_labels, sweep_orphans
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sandbox.cell import LABEL
 from sandbox.images import IMAGES, image_exists, image_tag
-from sandbox.pool import _proc_start, sweep_orphans
+from sandbox.sweep import _proc_start, sweep_orphans
 
 
 class Command(BaseCommand):
