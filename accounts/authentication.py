@@ -37,19 +37,36 @@ class ApiPrincipal:
         return f"{self.tenant.slug}/{self.api_key.prefix}"
 
 
+def presented_key(authorization: str, x_api_key: str) -> str | None:
+    """The key a request presents (None: it presents none); a malformed Authorization header is a 401."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
+        return value.strip()
+    if x_api_key:
+        return x_api_key.strip()
+    return None
+
+
+def principal_for(authorization: str, x_api_key: str) -> ApiPrincipal | None:
+    """The caller a request's headers name, or None for no key, a malformed header or an unusable key
+    (the fast path then leaves the request to DRF, whose ApiKeyAuthentication answers it)."""
+    try:
+        raw = presented_key(authorization, x_api_key)
+    except exceptions.AuthenticationFailed:
+        return None
+    api_key = api_key_authenticate(plaintext=raw) if raw else None
+    return ApiPrincipal(api_key) if api_key is not None else None
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     www_authenticate_realm = "api"
 
     def authenticate(self, request):
-        raw = None
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
-            raw = value.strip()
-        elif request.META.get("HTTP_X_API_KEY"):
-            raw = request.META["HTTP_X_API_KEY"].strip()
+        raw = presented_key(
+            request.META.get("HTTP_AUTHORIZATION", ""), request.META.get("HTTP_X_API_KEY", "")
+        )
         if raw is None:
             return None
         api_key = api_key_authenticate(plaintext=raw)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asgiref.sync import sync_to_async
+from lambdasite.fasthttp import in_thread
 
 from .models import FINISHED, Job
 
@@ -137,7 +137,8 @@ def _status_of(job_id) -> str | None:
 
 
 async def _finished_in_database(job_id) -> bool:
-    return await sync_to_async(_status_of)(job_id) in FINISHED
+    # on a thread of the API's pool, whose connection goes back to the pool afterwards
+    return await in_thread(_status_of, job_id) in FINISHED
 
 
 async def wait_finished(job_id, seconds: float) -> bool | bytes:

@@ -154,6 +154,9 @@ WHITENOISE_USE_FINDERS = True
 
 # -- API -------------------------------------------------------------------
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+# the hot endpoints (submit, a job's detail, invoke) answered by lambdasite.fasthttp where it can
+API_FAST_PATH = env_bool("API_FAST_PATH", True)
+API_FAST_PATH_THREADS = env_int("API_FAST_PATH_THREADS", 8, minimum=1)  # its database threads per process
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_KEY_LAST_USED_RESOLUTION_S = env_int("API_KEY_LAST_USED_RESOLUTION_S", 60, minimum=0)
 # an authenticated key is reused in process while nothing it depends on changed (accounts.authcache),

@@ -21,6 +21,7 @@ LAYERS = [
         "lambdasite.logs",
         "lambdasite.parsers",
         "lambdasite.middleware",
+        "lambdasite.fasthttp",
     ),
     ("accounts",),
     ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations"),
