@@ -279,12 +279,12 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
         "exit_code": result.exit_code,
         "error": scrub(result.error),
     }
-    used = _bill(job, attempt_number, ran_ms, container_id=result.container_id[:64], **closed)
-    dispatch.fill_after_commit(job.tenant_id)  # a slot is free
-    job.log_lines += log_lines
-    job.log_bytes += result.log_bytes
-    job.dropped_log_bytes += result.dropped_bytes
     if not is_current(job, attempt_number):
+        used = _bill(job, attempt_number, ran_ms, container_id=result.container_id[:64], **closed)
+        dispatch.fill_after_commit(job.tenant_id)  # a slot is free
+        job.log_lines += log_lines
+        job.log_bytes += result.log_bytes
+        job.dropped_log_bytes += result.dropped_bytes
         job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes", "billed_ms", "gb_seconds"])
         notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=False)
         log.warning(
@@ -292,13 +292,27 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
             extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number},
         )
         return job
+    billed = billing.billed_ms(ran_ms)
+    used = billing.gb_seconds(job.memory_mb, billed)
+    job.billed_ms += billed
+    job.gb_seconds += used
+    dispatch.fill_after_commit(job.tenant_id)  # a slot is free
+    job.log_lines += log_lines
+    job.log_bytes += result.log_bytes
+    job.dropped_log_bytes += result.dropped_bytes
     job.result = scrub(result.result) if verdict == Status.SUCCEEDED else None
     job.error = closed["error"]
     job.exit_code = result.exit_code
     job.duration_ms = result.duration_ms
     job.lease_expires_at = None
     _settle(job, verdict, now, durable=True)
-    job.save(update_fields=_FINISH_FIELDS)  # what a finish changes, not the code and arguments again
+    # the attempt's closing columns and what the finish changed on the job (not the code and
+    # arguments again), in one statement
+    _close_and_finish(
+        job,
+        attempt_number,
+        {**closed, "billed_ms": billed, "gb_seconds": used, "container_id": result.container_id[:64]},
+    )
     notify.status_after_commit(job)
     notify.attempt_ended_after_commit(
         job,
@@ -320,6 +334,34 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
         dropped_bytes=result.dropped_bytes,
     )
     return job
+
+
+def _close_and_finish(job: Job, attempt_number: int, attempt_fields: dict) -> None:
+    """UPDATE the attempt and the job (its _FINISH_FIELDS) in one statement, values adapted as the
+    ORM adapts them (the queryset compilation of two ORM updates was most of a finish's CPU)."""
+    names = tuple(attempt_fields)
+    params = [_prep(Attempt, name, value) for name, value in attempt_fields.items()]
+    params += [job.id, attempt_number]
+    params += [_prep(Job, name, getattr(job, name)) for name in _FINISH_FIELDS]
+    params.append(job.id)
+    with connection.cursor() as cursor:
+        cursor.execute(_close_and_finish_sql(names), params)
+
+
+@functools.cache
+def _close_and_finish_sql(attempt_names: tuple[str, ...]) -> str:
+    def assignments(model, names):
+        return ", ".join(f"{model._meta.get_field(name).column} = %s" for name in names)
+
+    return (
+        f"WITH closed AS (UPDATE {Attempt._meta.db_table} SET {assignments(Attempt, attempt_names)}"
+        " WHERE job_id = %s AND number = %s RETURNING 1)"
+        f" UPDATE {Job._meta.db_table} SET {assignments(Job, _FINISH_FIELDS)} WHERE id = %s"
+    )
+
+
+def _prep(model, name: str, value):
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
 
 
 @transaction.atomic

@@ -162,8 +162,10 @@ def test_the_transition_that_finishes_a_job_commits_durably_before_it_is_announc
     seen = []
 
     def spy(execute, sql, params, many, context):
-        # the job's writes: plain UPDATEs, and the claim's CTE (the UPDATE and the attempt's INSERT)
-        if sql.lstrip().upper().startswith(('UPDATE "JOBS_JOB"', "UPDATE JOBS_JOB", "WITH CLAIMED AS")):
+        # the job's writes: plain UPDATEs, the claim's CTE (the UPDATE and the attempt's INSERT) and
+        # the finish's (the attempt's and the job's UPDATEs)
+        prefixes = ('UPDATE "JOBS_JOB"', "UPDATE JOBS_JOB", "WITH CLAIMED AS", "WITH CLOSED AS")
+        if sql.lstrip().upper().startswith(prefixes):
             raw = context["cursor"].cursor
             raw.execute("SHOW synchronous_commit")
             announced = bool(redis_conn.exists(completion.DONE_KEY.format(job.id)))
@@ -212,3 +214,9 @@ def test_a_finish_makes_its_commit_durable_without_a_statement_of_its_own(alice)
     statements = [q["sql"] for q in captured.captured_queries]
     assert "set_config('synchronous_commit', 'on', true)" in statements[0] + statements[1]  # the row lock's
     assert not any(sql.upper().startswith("SET ") for sql in statements)
+    # the attempt's close and the job's outcome are written by one statement
+    writes = [sql for sql in statements if sql.upper().startswith(("UPDATE", "INSERT", "WITH"))]
+    assert len(writes) == 1 and writes[0].upper().startswith("WITH CLOSED AS")
+    stored = Attempt.objects.get(job_id=job.id, number=1)
+    assert (stored.status, stored.finished_at is not None) == ("succeeded", True)
+    assert Job.objects.get(pk=job.id).status == "succeeded"
