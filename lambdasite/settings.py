@@ -108,6 +108,10 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
         ),
     }
 )
+# parameters sent apart from the statement (not quoted into its text by the client), so psycopg
+# prepares a statement the fifth time it runs: PostgreSQL then skips parsing and planning it
+if env_bool("DB_SERVER_SIDE_BINDING", True):
+    DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
 if DB_POOL:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),

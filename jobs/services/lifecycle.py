@@ -27,14 +27,15 @@ from . import dispatch, notify, retry
 log = logging.getLogger("lambdasite.jobs")
 
 # The claim: the compare-and-set, the lease, the queue wait and the new attempt's row in one statement
-# (one round trip, atomic on its own: no BEGIN/COMMIT around it).
+# (one round trip, atomic on its own: no BEGIN/COMMIT around it). Columns are named, never ``*``: a
+# prepared statement whose result type changed (a column added by a migration) would fail.
 _CLAIM_SQL = """
 WITH claimed AS (
     UPDATE jobs_job SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s,
         worker = %(worker)s, lease_expires_at = %(lease)s,
         queue_wait_ms = COALESCE(queue_wait_ms, EXTRACT(EPOCH FROM (%(now)s - created_at)) * 1000.0)
     WHERE id = %(id)s AND status IN (%(queued)s, %(dispatched)s) AND NOT cancel_requested
-    RETURNING *
+    RETURNING {columns}
 ), opened AS (
     INSERT INTO jobs_attempt (job_id, number, status, worker, container_id, started_at, billed_ms, gb_seconds)
     SELECT id, attempts, %(running)s, %(worker)s, '', %(now)s, 0, 0.0 FROM claimed
@@ -42,6 +43,13 @@ WITH claimed AS (
 )
 SELECT claimed.*, opened.attempt_pk FROM claimed, opened
 """
+
+
+@functools.cache
+def _claim_sql() -> str:
+    return _CLAIM_SQL.format(columns=", ".join(f.column for f in Job._meta.concrete_fields))
+
+
 _RENEW_SQL = (
     "UPDATE jobs_job SET lease_expires_at = %s WHERE id = %s AND attempts = %s AND "
     "status = %s RETURNING cancel_requested"
@@ -114,7 +122,7 @@ def job_claim(
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM_SQL,
+            _claim_sql(),
             {
                 "running": Status.RUNNING,
                 "now": now,
@@ -128,14 +136,13 @@ def job_claim(
         row = cursor.fetchone()
         if row is None:
             return None
-        columns = [col.name for col in cursor.description]
-    job = _job_from_row(columns, row)
+    job = _model_from_values(Job, row[:-1])  # the job's columns in the model's order, then the attempt's id
     job.tenant = tenant_of(job.tenant_id)
     if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
         transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
     attempt = Attempt(
-        id=row[columns.index("attempt_pk")],
+        id=row[-1],
         job=job,
         number=job.attempts,
         worker=worker,
@@ -146,12 +153,6 @@ def job_claim(
     notify.status_after_commit(job)
     notify.log_event("job started", job, event="started", attempt=attempt.number, worker=worker)
     return job, attempt
-
-
-def _job_from_row(columns: list[str], row: tuple) -> Job:
-    """A model instance from a raw RETURNING * row (columns in the table's order, not the model's)."""
-    by_column = dict(zip(columns, row, strict=True))
-    return _model_from_values(Job, [by_column[f.column] for f in Job._meta.concrete_fields])
 
 
 def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
