@@ -16,7 +16,14 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
+from django.db import (
+    DatabaseError,
+    DataError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 
 import sandbox
 from accounts.models import Tenant
@@ -97,31 +104,82 @@ def limits_for(quota, *, timeout_ms: int, memory_mb: int) -> sandbox.Limits:
     )
 
 
-class LeaseKeeper(threading.Thread):
-    """Renews the lease while the job runs and asks the sandbox to stop on cancel or lost lease."""
+class Lease:
+    """One running attempt's lease, renewed by its process's LeaseRenewer until ``stop``."""
 
     def __init__(self, job_id, attempt: int, stop_job: threading.Event) -> None:
-        super().__init__(name=f"lease-{job_id}", daemon=True)
         self.job_id, self.attempt, self.stop_job = job_id, attempt, stop_job
-        self.done = threading.Event()
+        self.since = time.monotonic()  # the claim set the lease: the first renewal is due after LEASE_RENEW_S
         self.reason = ""
 
-    def run(self) -> None:
-        try:
-            while not self.done.wait(settings.LEASE_RENEW_S):
-                ours, cancel = lifecycle.job_renew_lease(job_id=self.job_id, attempt=self.attempt)
-                if not ours or cancel:
-                    self.reason = "cancelled" if cancel else "lease_lost"
-                    self.stop_job.set()
-                    return
-        except Exception:  # noqa: BLE001 - database trouble: the lease simply expires
-            log.exception("lease renewal failed", extra={"job_id": str(self.job_id), "attempt": self.attempt})
-        finally:
-            connection.close()
-
     def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=5)
+        _renewer().forget(self)
+
+
+class LeaseRenewer(threading.Thread):
+    """One per worker process, for every attempt it runs (instead of a thread per job): every
+    LEASE_RENEW_S it extends each lease held at least that long, and asks the sandbox to stop an
+    attempt that was cancelled or whose lease was lost. A lease whose renewal fails (the database
+    away) is no longer renewed: it expires and the reconciler runs the attempt again."""
+
+    def __init__(self) -> None:
+        super().__init__(name="lease-renewer", daemon=True)
+        self._lock = threading.Lock()
+        self._leases: set[Lease] = set()
+
+    def watch(self, job_id, attempt: int, stop_job: threading.Event) -> Lease:
+        lease = Lease(job_id, attempt, stop_job)
+        with self._lock:
+            self._leases.add(lease)
+        return lease
+
+    def forget(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.discard(lease)
+
+    def run(self) -> None:
+        while True:
+            time.sleep(settings.LEASE_RENEW_S)
+            due = time.monotonic() - settings.LEASE_RENEW_S
+            with self._lock:
+                leases = [lease for lease in self._leases if lease.since <= due]
+            for lease in leases:
+                self._renew(lease)
+            if leases:
+                close_old_connections()  # as a request's end: back to the pool between ticks
+
+    def _renew(self, lease: Lease) -> None:
+        try:
+            ours, cancel = lifecycle.job_renew_lease(job_id=lease.job_id, attempt=lease.attempt)
+        except Exception:  # noqa: BLE001 - database trouble: this lease simply expires
+            log.exception(
+                "lease renewal failed", extra={"job_id": str(lease.job_id), "attempt": lease.attempt}
+            )
+            self.forget(lease)
+            connection.close()  # a broken connection is discarded; the next renewal opens a new one
+            return
+        if not ours or cancel:
+            lease.reason = "cancelled" if cancel else "lease_lost"
+            lease.stop_job.set()
+            self.forget(lease)
+
+
+_RENEWER: LeaseRenewer | None = None
+_RENEWER_LOCK = threading.Lock()
+
+
+def _renewer() -> LeaseRenewer:
+    global _RENEWER
+    with _RENEWER_LOCK:
+        if _RENEWER is None or not _RENEWER.is_alive():
+            _RENEWER = LeaseRenewer()
+            _RENEWER.start()
+        return _RENEWER
+
+
+def lease_watch(job_id, attempt: int, stop_job: threading.Event) -> Lease:
+    """Keep the attempt's lease renewed until the returned lease's ``stop``."""
+    return _renewer().watch(job_id, attempt, stop_job)
 
 
 class LogWriter:
@@ -193,8 +251,7 @@ def job_execute(*, job_id) -> Job | None:
     )
     writer = LogWriter(job, attempt)
     stop_job = threading.Event()
-    keeper = LeaseKeeper(job.id, attempt.number, stop_job)
-    keeper.start()
+    keeper = lease_watch(job.id, attempt.number, stop_job)
     started = time.monotonic()
     try:
         result = sandbox.default().run(spec, writer, cancel=stop_job)

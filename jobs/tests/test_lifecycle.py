@@ -220,3 +220,38 @@ def test_a_finish_makes_its_commit_durable_without_a_statement_of_its_own(alice)
     stored = Attempt.objects.get(job_id=job.id, number=1)
     assert (stored.status, stored.finished_at is not None) == ("succeeded", True)
     assert Job.objects.get(pk=job.id).status == "succeeded"
+
+
+def test_one_renewer_thread_keeps_every_running_attempts_lease_and_stops_a_cancelled_one(alice, settings):
+    """A worker process renews all its attempts' leases from one thread (not a thread per job); a lease
+    stops being renewed once its attempt ends, and a cancel reaches the attempt through it."""
+    import threading
+    import time
+
+    from jobs.services import actions
+
+    settings.LEASE_RENEW_S = 0.1
+    alice.tenant.quota.max_concurrency = 5
+    alice.tenant.quota.save()
+    first, second = submit(alice), submit(alice)
+    stops = {}
+    leases = {}
+    for job in (first, second):
+        job_claim(job_id=job.id, worker="w")
+        stops[job.id] = threading.Event()
+        leases[job.id] = execution.lease_watch(job.id, 1, stops[job.id])
+    claimed_until = {job.id: Job.objects.get(pk=job.id).lease_expires_at for job in (first, second)}
+    time.sleep(0.5)
+    renewed = {job.id: Job.objects.get(pk=job.id).lease_expires_at for job in (first, second)}
+    assert all(renewed[job_id] > claimed_until[job_id] for job_id in renewed)
+    assert [t.name for t in threading.enumerate()].count("lease-renewer") == 1
+
+    leases[first.id].stop()  # the attempt ended: its lease is left alone
+    time.sleep(0.3)
+    left_alone = Job.objects.get(pk=first.id).lease_expires_at
+    time.sleep(0.3)
+    assert Job.objects.get(pk=first.id).lease_expires_at == left_alone
+
+    actions.job_cancel(job=Job.objects.get(pk=second.id))
+    assert stops[second.id].wait(2.0)  # the renewer saw the cancel and asked the sandbox to stop
+    assert leases[second.id].reason == "cancelled" and not stops[first.id].is_set()
