@@ -10,7 +10,7 @@ import time
 
 from . import state
 from .privileges import drop_to_job_uid, libc
-from .wire import write_frame
+from .wire import read_small, write_frame
 
 CLEAN_TIMEOUT_S = 10.0
 SWEEP_TIMEOUT_S = 5.0
@@ -119,11 +119,13 @@ def clean_dir(root):
 
 def sysv_ids(table):
     """Ids of the SysV IPC objects in this container's IPC namespace."""
+    data = read_small("/proc/sysvipc/%s" % table)
+    if data is None:
+        return None
     try:
-        with open("/proc/sysvipc/%s" % table) as fh:
-            rows = fh.read().splitlines()[1:]
+        rows = data.decode().splitlines()[1:]
         return [int(row.split()[1]) for row in rows if row.strip()]
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
 
 
@@ -199,10 +201,12 @@ def fingerprint():
     }
 
 
-def state_problems(spare=None):
-    """Differences from a clean cell: leftovers of the job, or anything it changed about PID 1."""
+def state_problems(spare=None, files_checked=False):
+    """Differences from a clean cell: leftovers of the job, or anything it changed about PID 1.
+    ``files_checked``: the writable directories and SysV tables were just found empty, with no
+    process of the job left to change them (not read again)."""
     problems = []
-    for path in WRITABLE_DIRS:
+    for path in () if files_checked else WRITABLE_DIRS:
         try:
             if os.listdir(path):
                 problems.append("%s is not empty" % path)
@@ -210,7 +214,7 @@ def state_problems(spare=None):
             pass
         except OSError as exc:
             problems.append("%s: %s" % (path, exc))
-    for table in SYSV_TABLES:
+    for table in () if files_checked else SYSV_TABLES:
         if sysv_ids(table):
             problems.append("SysV %s objects remain" % table)
     others = _other_pids(spare)
@@ -243,11 +247,13 @@ def after_job(wake_r):
     problems = [] if sweep(spare) else ["processes could not be removed"]
     if zygote is not None:
         problems += zygote.settle()
-    if _left_something():  # most jobs leave nothing: no cleaner process to fork, run and reap
+    left = _left_something()
+    if left:  # most jobs leave nothing: no cleaner process to fork, run and reap
         if not run_cleaner(wake_r):
             problems.append("cleanup failed")
         sweep(spare)  # the cleaner is reaped; nothing else may exist
-    problems += state_problems(spare)  # checked after every job, whether the cleaner ran or not
+    # checked after every job, cleaner or not; read again where a function's zygote lives on
+    problems += state_problems(spare, files_checked=not left and zygote is None)
     if zygote is not None:
         problems += zygote.problems()
     report = {"clean": not problems}
