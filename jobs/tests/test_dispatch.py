@@ -47,3 +47,48 @@ def test_a_crash_between_commit_and_enqueue_loses_nothing(alice, run_worker, fas
     assert get_queue().count == 1
     run_worker()
     assert Job.objects.get(pk=job_id).status == "succeeded"
+
+
+def test_the_lean_enqueue_writes_what_rq_itself_writes(redis_conn):
+    """dispatch.enqueue writes RQ's job hash without building an RQ Job: RQ must read it back exactly
+    as one that Queue.enqueue wrote (an RQ upgrade that changes the format fails here)."""
+    import uuid
+
+    from rq.job import Job as RQJob
+
+    queue = get_queue()
+    ours = Job(id=uuid.uuid4(), attempts=0, timeout_ms=5000)
+    retried = Job(id=uuid.uuid4(), attempts=2, timeout_ms=65000)
+    dispatch.enqueue(ours)
+    dispatch.enqueue(retried, at_front=True)
+    theirs_id = str(uuid.uuid4())
+    queue.enqueue(
+        dispatch.TASK,
+        theirs_id,
+        job_id=dispatch.rq_job_id(theirs_id, 1),
+        job_timeout=125,
+        result_ttl=0,
+        failure_ttl=3600,
+        description=f"lambdasite job {theirs_id}",
+    )
+    lean = RQJob.fetch(dispatch.rq_job_id(ours.id, 1), connection=queue.connection)
+    rqs = RQJob.fetch(dispatch.rq_job_id(theirs_id, 1), connection=queue.connection)
+
+    def seen(job):
+        return (
+            job.func_name, job.instance, job.kwargs, job.timeout, job.result_ttl, job.failure_ttl,
+            job.origin, job.get_status(refresh=True), job.enqueued_at is not None, job.created_at is not None,
+        )  # fmt: skip
+
+    assert seen(lean) == seen(rqs)
+    assert lean.args == (str(ours.id),) and rqs.args == (theirs_id,)
+    assert lean.description == f"lambdasite job {ours.id}"
+    assert set(redis_conn.hkeys(lean.key)) == set(redis_conn.hkeys(rqs.key))  # the same fields, no more
+    # the retry went to the front, the first job and RQ's own behind it, and the queue is registered
+    assert queue.get_job_ids() == [
+        dispatch.rq_job_id(retried.id, 3),
+        dispatch.rq_job_id(ours.id, 1),
+        dispatch.rq_job_id(theirs_id, 1),
+    ]
+    assert RQJob.fetch(dispatch.rq_job_id(retried.id, 3), connection=queue.connection).timeout == 185
+    assert queue.key.encode() in redis_conn.smembers(queue.redis_queues_keys)
