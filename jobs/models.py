@@ -47,7 +47,9 @@ def _finished_after_started() -> Q:
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
+    # no index of its own: job_tenant_created and job_tenant_status lead with tenant (a job's row is
+    # rewritten at every transition, and each index costs every rewrite an entry)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs", db_index=False)
     api_key = models.ForeignKey(
         "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -86,8 +88,13 @@ class Job(models.Model):
     # an invocation of a deployed function (code is then the version's): what it ran as, kept by name
     # and number after the function is deleted. A queued job with no next_attempt_at waits for its
     # version's build, never dispatched until the build ends.
-    function = models.ForeignKey(
-        "functions.Function", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    function = models.ForeignKey(  # indexed by job_function_created (the function's non-null ids)
+        "functions.Function",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
     )
     function_version = models.ForeignKey(
         "functions.FunctionVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
