@@ -41,6 +41,20 @@ return {allowed, tostring(wait)}
 """
 _script = None
 
+# The same take, unless a counter (KEYS[2]) has reached a limit (ARGV[4]): a tenant's admission in one
+# round trip. Returns {"none"} when the counter is missing (the caller seeds it and asks again),
+# {"over", counter} when it is at the limit (no token taken), else {allowed, wait, counter}.
+TAKE_WITHIN = """
+local counter = redis.call('GET', KEYS[2])
+if counter == false then
+  return {'none'}
+end
+if tonumber(counter) >= tonumber(ARGV[4]) then
+  return {'over', counter}
+end
+""" + TAKE.replace("return {allowed, tostring(wait)}", "return {allowed, tostring(wait), counter}")
+_within = None
+
 
 def tenant_bucket(tenant) -> str:
     """A tenant's submission bucket, by id: a slug can be renamed and reused."""
@@ -61,6 +75,31 @@ def take(*, bucket: str, per_minute: int, count: int = 1) -> tuple[bool, int]:
         keys=[f"lambdasite:rate:{bucket}"], args=[per_minute, per_minute / 60.0, count], client=conn
     )
     return bool(allowed), max(1, math.ceil(float(wait)))
+
+
+def take_within(
+    *, bucket: str, per_minute: int, counter_key: str, limit: float, count: int = 1
+) -> tuple[str, int, float | None]:
+    """``take``, refused without taking when the number at ``counter_key`` has reached ``limit``.
+    -> ("ok" | "rate" | "over" | "none", seconds to wait when "rate", the counter (None when "none"))."""
+    global _within
+    if per_minute <= 0 or count > per_minute:
+        return "rate", 60, None  # as take: the bucket can never hold it (the counter is not read)
+    conn = get_redis()
+    if _within is None or _within.registered_client is not conn:
+        _within = conn.register_script(TAKE_WITHIN)
+    reply = _within(
+        keys=[f"lambdasite:rate:{bucket}", counter_key],
+        args=[per_minute, per_minute / 60.0, count, repr(float(limit))],
+        client=conn,
+    )
+    kind = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+    if kind == "none":
+        return "none", 0, None
+    if kind == "over":
+        return "over", 0, float(reply[1])
+    allowed, wait, counter = reply
+    return ("ok" if allowed else "rate"), max(1, math.ceil(float(wait))), float(counter)
 
 
 def peek(*, bucket: str, per_minute: int) -> float:

@@ -73,6 +73,11 @@ def gb_seconds_used(*, tenant, since: datetime) -> float:
     )
 
 
+def usage_key(tenant_id) -> str:
+    """The Redis key of the tenant's cached compute use this period."""
+    return USAGE_KEY.format(tenant=tenant_id, period=usage_period())
+
+
 def gb_seconds_used_fast(*, tenant) -> float:
     """This period's compute use for admission, without summing every attempt on every submit.
 
@@ -80,7 +85,7 @@ def gb_seconds_used_fast(*, tenant) -> float:
     USAGE_REFRESH_S (so drift from a lost increment is bounded); each finished attempt
     adds to it while it exists. With Redis unavailable, PostgreSQL answers."""
     start, _ = billing_period()
-    key = USAGE_KEY.format(tenant=tenant.id, period=usage_period())
+    key = usage_key(tenant.id)
     try:
         conn = get_redis()
         cached = conn.get(key)

@@ -16,29 +16,53 @@ from ..exceptions import QuotaExceeded
 
 
 def tenant_admit(*, tenant: Tenant, count: int = 1) -> None:
-    """A suspended tenant is refused (403); a spent compute budget or an empty rate bucket gets 429."""
+    """A suspended tenant is refused (403); a spent compute budget or an empty rate bucket gets 429
+    (the budget first: a spent budget takes no token)."""
     if tenant.is_suspended:
         raise TenantSuspended()
     quota = tenant.quota
-    _, resets_at = billing.billing_period()
+    per_minute, bucket = quota.submissions_per_minute, ratelimit.tenant_bucket(tenant)
+    if 0 < count <= per_minute:
+        # the common case, one Redis round trip: the budget's cached counter and the bucket together
+        kind, wait, used = ratelimit.take_within(
+            bucket=bucket,
+            per_minute=per_minute,
+            counter_key=billing.usage_key(tenant.id),
+            limit=quota.monthly_gb_seconds,
+            count=count,
+        )
+        if kind == "ok":
+            return
+        if kind == "over":
+            _budget_spent(quota, used)
+        if kind == "rate":
+            _rate_limited(per_minute, wait)
+    # the counter is not cached yet (or the batch can never fit): the budget from PostgreSQL, then the bucket
     used = billing.gb_seconds_used_fast(tenant=tenant)
     if used >= quota.monthly_gb_seconds:
-        raise QuotaExceeded(
-            f"the monthly compute budget of {quota.monthly_gb_seconds:g} GB-s is spent; it "
-            f"resets {resets_at.isoformat()}",
-            retry_after=max(1, int((resets_at - timezone.now()).total_seconds())),
-            details={
-                "used_gb_seconds": round(used, 6),
-                "limit_gb_seconds": quota.monthly_gb_seconds,
-                "resets_at": resets_at.isoformat(),
-            },
-        )
-    allowed, wait = ratelimit.take(
-        bucket=ratelimit.tenant_bucket(tenant), per_minute=quota.submissions_per_minute, count=count
-    )
+        _budget_spent(quota, used)
+    allowed, wait = ratelimit.take(bucket=bucket, per_minute=per_minute, count=count)
     if not allowed:
-        raise RateLimited(
-            f"over the limit of {quota.submissions_per_minute} submissions per minute",
-            retry_after=wait,
-            details={"limit_per_minute": quota.submissions_per_minute},
-        )
+        _rate_limited(per_minute, wait)
+
+
+def _budget_spent(quota, used: float):
+    _, resets_at = billing.billing_period()
+    raise QuotaExceeded(
+        f"the monthly compute budget of {quota.monthly_gb_seconds:g} GB-s is spent; it "
+        f"resets {resets_at.isoformat()}",
+        retry_after=max(1, int((resets_at - timezone.now()).total_seconds())),
+        details={
+            "used_gb_seconds": round(used, 6),
+            "limit_gb_seconds": quota.monthly_gb_seconds,
+            "resets_at": resets_at.isoformat(),
+        },
+    )
+
+
+def _rate_limited(per_minute: int, wait: int):
+    raise RateLimited(
+        f"over the limit of {per_minute} submissions per minute",
+        retry_after=wait,
+        details={"limit_per_minute": per_minute},
+    )

@@ -312,3 +312,34 @@ def test_odd_since_values_are_handled(alice, since, status):
     assert response.status_code == status
     if status == 400:
         assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_admission_is_one_redis_call_once_the_budget_is_cached_and_a_spent_budget_takes_no_token(alice):
+    from accounts import ratelimit
+    from jobs.exceptions import QuotaExceeded
+    from jobs.services.admission import tenant_admit
+    from lambdasite.redis_client import get_redis
+
+    tenant_admit(tenant=alice.tenant)  # the first seeds the budget's counter from PostgreSQL
+    conn = get_redis()
+    sent = []
+    real = conn.execute_command
+
+    def counting(*args, **kwargs):
+        sent.append(args[0])
+        return real(*args, **kwargs)
+
+    conn.execute_command = counting
+    try:
+        tenant_admit(tenant=alice.tenant)
+    finally:
+        del conn.execute_command
+    assert sent == ["EVALSHA"]  # the budget and the bucket in one script
+
+    bucket = ratelimit.tenant_bucket(alice.tenant)
+    per_minute = alice.tenant.quota.submissions_per_minute
+    conn.set(billing.usage_key(alice.tenant.id), repr(alice.tenant.quota.monthly_gb_seconds))  # spent
+    left = ratelimit.peek(bucket=bucket, per_minute=per_minute)
+    with pytest.raises(QuotaExceeded):
+        tenant_admit(tenant=alice.tenant)
+    assert ratelimit.peek(bucket=bucket, per_minute=per_minute) >= left  # refused without a token taken
