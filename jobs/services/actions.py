@@ -12,7 +12,7 @@ from ..exceptions import JobFinished, JobNotFinished, NotRetryable
 from ..models import FINISHED, REQUEUEABLE, WAITING, Job, Status
 from . import dispatch, notify
 from .admission import tenant_admit
-from .lifecycle import locked_job
+from .rows import locked_job
 
 
 @transaction.atomic

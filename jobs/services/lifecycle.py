@@ -4,7 +4,6 @@ lease expiry. Every outcome is written under the job's row lock and only by its 
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 from collections.abc import Callable
@@ -22,85 +21,9 @@ from webhooks import outbox
 
 from .. import billing, metrics
 from ..models import Attempt, Job, Status
-from . import dispatch, notify, retry
+from . import dispatch, notify, retry, rows
 
 log = logging.getLogger("lambdasite.jobs")
-
-# The claim: the compare-and-set, the lease, the queue wait and the new attempt's row in one statement
-# (one round trip, atomic on its own: no BEGIN/COMMIT around it). Columns are named, never ``*``: a
-# prepared statement whose result type changed (a column added by a migration) would fail.
-_CLAIM_SQL = """
-WITH claimed AS (
-    UPDATE jobs_job SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s,
-        worker = %(worker)s, lease_expires_at = %(lease)s,
-        queue_wait_ms = COALESCE(queue_wait_ms, EXTRACT(EPOCH FROM (%(now)s - created_at)) * 1000.0)
-    WHERE id = %(id)s AND status IN (%(queued)s, %(dispatched)s) AND NOT cancel_requested
-    RETURNING {columns}
-), opened AS (
-    INSERT INTO jobs_attempt (job_id, number, status, worker, container_id, started_at, billed_ms, gb_seconds)
-    SELECT id, attempts, %(running)s, %(worker)s, '', %(now)s, 0, 0.0 FROM claimed
-    RETURNING id AS attempt_pk
-)
-SELECT claimed.*, opened.attempt_pk FROM claimed, opened
-"""
-
-
-@functools.cache
-def _claim_sql() -> str:
-    return _CLAIM_SQL.format(columns=", ".join(f.column for f in Job._meta.concrete_fields))
-
-
-_RENEW_SQL = (
-    "UPDATE jobs_job SET lease_expires_at = %s WHERE id = %s AND attempts = %s AND "
-    "status = %s RETURNING cancel_requested"
-)
-
-
-def locked_job(job_id, *, skip_locked: bool = False, durable: bool = False, **conditions) -> Job | None:
-    """The job's row under a lock that serializes every writer of the job and its attempts.
-
-    NO KEY UPDATE of the job row only: a FOR UPDATE that also locked the tenant (through
-    select_related) would serialize every finish with every submit's foreign-key check. Without
-    conditions (every finish takes this path) one prepared-shape statement, not the ORM: compiling
-    the queryset cost more CPU than PostgreSQL's work. ``durable``: the same statement makes this
-    transaction's commit synchronous (notify.commit_durably without its own round trip)."""
-    if conditions or skip_locked:
-        rows = Job.objects.select_for_update(of=("self",), no_key=True, skip_locked=skip_locked)
-        return rows.select_related("tenant").filter(pk=job_id, **conditions).first()
-    with connection.cursor() as cursor:
-        cursor.execute(_locked_job_sql(durable), [job_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(Job._meta.concrete_fields)
-    row = row[: split + len(Tenant._meta.concrete_fields)]
-    job = _model_from_values(Job, row[:split])
-    job.tenant = _model_from_values(Tenant, row[split:])
-    return job
-
-
-@functools.cache
-def _locked_job_sql(durable: bool = False) -> str:
-    """The job's columns, then its tenant's, each in the models' field order."""
-    columns = [f"j.{f.column}" for f in Job._meta.concrete_fields]
-    columns += [f"t.{f.column}" for f in Tenant._meta.concrete_fields]
-    if durable:
-        columns.append("set_config('synchronous_commit', 'on', true)")
-    return (
-        f"SELECT {', '.join(columns)} FROM jobs_job j JOIN accounts_tenant t ON t.id = j.tenant_id"
-        " WHERE j.id = %s FOR NO KEY UPDATE OF j"
-    )
-
-
-def _model_from_values(model, values):
-    """A model instance from raw column values in its fields' order, converted the way the ORM
-    converts a SELECT (jsonb arrives as text)."""
-    fields = model._meta.concrete_fields
-    converted = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
-    ]
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def is_current(job: Job, attempt_number: int) -> bool:
@@ -122,7 +45,7 @@ def job_claim(
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            _claim_sql(),
+            rows.claim_sql(),
             {
                 "running": Status.RUNNING,
                 "now": now,
@@ -136,7 +59,8 @@ def job_claim(
         row = cursor.fetchone()
         if row is None:
             return None
-    job = _model_from_values(Job, row[:-1])  # the job's columns in the model's order, then the attempt's id
+    # the job's columns in the model's order, then the attempt's id
+    job = rows.model_from_values(Job, row[:-1])
     job.tenant = tenant_of(job.tenant_id)
     if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
@@ -159,7 +83,7 @@ def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
     """Extend the lease of the current attempt. -> (still ours, cancel requested)"""
     with connection.cursor() as cursor:
         cursor.execute(
-            _RENEW_SQL,
+            rows.RENEW_SQL,
             [timezone.now() + timedelta(seconds=settings.LEASE_S), job_id, attempt, Status.RUNNING],
         )
         row = cursor.fetchone()
@@ -242,31 +166,13 @@ def _first_attempt_closed(
     return [attempt]
 
 
-# every column job_finish (with _bill and _settle) may change
-_FINISH_FIELDS = [
-    "result",
-    "error",
-    "exit_code",
-    "duration_ms",
-    "lease_expires_at",
-    "status",
-    "finished_at",
-    "next_attempt_at",
-    "log_lines",
-    "log_bytes",
-    "dropped_log_bytes",
-    "billed_ms",
-    "gb_seconds",
-]
-
-
 @transaction.atomic
 def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:
     """Record an attempt's verdict; only the job's current, running attempt may write the job's outcome.
 
     Its commit is durable whatever the verdict (set by the row lock's statement): one round trip less
     than deciding after the retry policy, for an fsync that a retried attempt could have skipped."""
-    job = locked_job(job_id, durable=True)
+    job = rows.locked_job(job_id, durable=True)
     now = timezone.now()
     verdict = Status.CANCELLED if result.status == "cancelled" else result.status
     ran_ms = result.duration_ms + (result.init_ms or 0.0)  # a function's module initialisation is billed too
@@ -309,7 +215,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     _settle(job, verdict, now, durable=True)
     # the attempt's closing columns and what the finish changed on the job (not the code and
     # arguments again), in one statement
-    _close_and_finish(
+    rows.close_and_finish(
         job,
         attempt_number,
         {**closed, "billed_ms": billed, "gb_seconds": used, "container_id": result.container_id[:64]},
@@ -337,41 +243,13 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     return job
 
 
-def _close_and_finish(job: Job, attempt_number: int, attempt_fields: dict) -> None:
-    """UPDATE the attempt and the job (its _FINISH_FIELDS) in one statement, values adapted as the
-    ORM adapts them (the queryset compilation of two ORM updates was most of a finish's CPU)."""
-    names = tuple(attempt_fields)
-    params = [_prep(Attempt, name, value) for name, value in attempt_fields.items()]
-    params += [job.id, attempt_number]
-    params += [_prep(Job, name, getattr(job, name)) for name in _FINISH_FIELDS]
-    params.append(job.id)
-    with connection.cursor() as cursor:
-        cursor.execute(_close_and_finish_sql(names), params)
-
-
-@functools.cache
-def _close_and_finish_sql(attempt_names: tuple[str, ...]) -> str:
-    def assignments(model, names):
-        return ", ".join(f"{model._meta.get_field(name).column} = %s" for name in names)
-
-    return (
-        f"WITH closed AS (UPDATE {Attempt._meta.db_table} SET {assignments(Attempt, attempt_names)}"
-        " WHERE job_id = %s AND number = %s RETURNING 1)"
-        f" UPDATE {Job._meta.db_table} SET {assignments(Job, _FINISH_FIELDS)} WHERE id = %s"
-    )
-
-
-def _prep(model, name: str, value):
-    return model._meta.get_field(name).get_db_prep_save(value, connection)
-
-
 @transaction.atomic
 def job_internal_error(
     *, job_id, attempt_number: int, error: Exception, log_lines: int, ran_ms: float = 0.0
 ) -> Job:
     """The sandbox failed (not the user's code): retried on the system budget, then failed as internal.
     User code that ran before the failure is billed."""
-    job = locked_job(job_id)
+    job = rows.locked_job(job_id)
     code = getattr(error, "code", "sandbox_error")
     details = {"type": "InternalError", "code": code, "message": str(error)[:2000], "traceback": ""}
     used = _bill(
@@ -403,7 +281,7 @@ def job_internal_error(
 def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: float = 0.0) -> None:
     """A worker shutting down mid-job gives the job back: the attempt is lost (billed for what
     ran) and the job waits again."""
-    job = locked_job(job_id)
+    job = rows.locked_job(job_id)
     if not Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).exists():
         return
     error = {"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
@@ -433,7 +311,7 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: flo
 def job_expire_lease(*, job_id, now: datetime) -> bool:
     """The worker stopped renewing (it died, or lost its host): the attempt is lost, billed up to its
     last renewal, and the job retried on the system budget. False if the lease was not expired."""
-    job = locked_job(job_id, skip_locked=True, status=Status.RUNNING, lease_expires_at__lt=now)
+    job = rows.locked_job(job_id, skip_locked=True, status=Status.RUNNING, lease_expires_at__lt=now)
     if job is None:
         return False
     error = {
