@@ -4,9 +4,8 @@ the fast path is not sure of, every error included."""
 
 from __future__ import annotations
 
-from jobs.api.fast import accepted, args_of, idempotency_key, limits, principal, wait_seconds, with_wait
-from lambdasite.exceptions import ApplicationError
-from lambdasite.fasthttp import Answer, Request, in_thread
+from jobs.api.fast import accept_with, args_of, idempotency_key, limits, wait_seconds
+from lambdasite.fasthttp import Answer, Request
 
 from ..services import invoke as invoking
 
@@ -26,28 +25,16 @@ async def invoke(request: Request, name: str) -> Answer | None:
     fields: dict = {}
     if (args := args_of(data)) is None or not limits(data, fields):
         return None
-    done = await in_thread(_invoke, request, name, qualifier or None, args, fields, key)
-    if done is None:
-        return None
-    answer, job_id, tenant_id = done
-    return await with_wait(answer, job_id, tenant_id, wait)
-
-
-def _invoke(request: Request, name: str, qualifier, args: list, fields: dict, key):
-    caller = principal(request, write=True)
-    if caller is None:
-        return None
-    try:
-        job, created = invoking.function_invoke(
+    return await accept_with(
+        request,
+        wait,
+        lambda caller: invoking.function_invoke(
             tenant=caller.tenant,
             api_key=caller.api_key,
             name=name,
-            qualifier=qualifier,
+            qualifier=qualifier or None,
             idempotency_key=key,
             args=args,
             **fields,
-        )
-    except ApplicationError:
-        return None  # refused before anything was written: the DRF view gives the same refusal
-    answer, job_id = accepted(job, created)
-    return answer, job_id, caller.tenant.id
+        ),
+    )

@@ -132,23 +132,34 @@ async def submit_job(request: Request) -> Answer | None:
     spec = _spec(data) if data is not None else None
     if wait is None or not usable or spec is None:
         return None
-    done = await in_thread(_submit, request, spec, key)
+    return await accept_with(
+        request,
+        wait,
+        lambda caller: submit.job_submit(
+            tenant=caller.tenant, api_key=caller.api_key, spec=spec, idempotency_key=key
+        ),
+    )
+
+
+async def accept_with(request: Request, wait: float, service) -> Answer | None:
+    """``service(caller)`` (a submit, an invocation: -> (job, created)) for the request's caller on a
+    database thread, then the answer held for ``wait`` seconds. None falls through: no usable caller,
+    or the service refused (it raises before anything commits: the DRF view gives the same refusal)."""
+    done = await in_thread(_accept, request, service)
     if done is None:
         return None
     answer, job_id, tenant_id = done
     return await with_wait(answer, job_id, tenant_id, wait)
 
 
-def _submit(request: Request, spec: submit.JobSpec, key: str | None):
+def _accept(request: Request, service):
     caller = principal(request, write=True)
     if caller is None:
         return None
     try:
-        job, created = submit.job_submit(
-            tenant=caller.tenant, api_key=caller.api_key, spec=spec, idempotency_key=key
-        )
+        job, created = service(caller)
     except ApplicationError:
-        return None  # refused before anything was written: the DRF view gives the same refusal
+        return None
     answer, job_id = accepted(job, created)
     return answer, job_id, caller.tenant.id
 
