@@ -236,7 +236,11 @@ BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
 BUILD_TIMEOUT_S = env_float("BUILD_TIMEOUT_S", 600.0)  # one resolve or install step
 BUILD_MEMORY_MB = env_int("BUILD_MEMORY_MB", 1024, minimum=256)
 BUILD_TMP_MB = env_int("BUILD_TMP_MB", 2048, minimum=64)  # the builder's tmpfs: caps what an install occupies
-BUILD_NETWORK = env_str("BUILD_NETWORK", "host")  # the Docker network builders use to reach the index
+# builders have network none; their only way out is a proxy (sandbox/buildproxy.py) on a Unix socket in a
+# directory made under this one, bind-mounted into the builder: it must be a path the Docker engine sees
+# (the system's temp dir when empty; under compose, a host directory mounted at the same path)
+BUILD_PROXY_DIR = env_str("BUILD_PROXY_DIR", "")
+BUILD_FETCH_TIMEOUT_S = env_float("BUILD_FETCH_TIMEOUT_S", 60.0)  # pip's and npm's per-request timeout
 BUILD_PYPI_INDEX = env_str("BUILD_PYPI_INDEX", "https://pypi.org/simple")
 BUILD_NPM_REGISTRY = env_str("BUILD_NPM_REGISTRY", "https://registry.npmjs.org/")
 BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 3, minimum=1)  # builds the platform failed to run

@@ -2,9 +2,12 @@
 Docker volume named by runtime + lock, mounted read-only at ``/opt/deps`` in the function's cells.
 
 Both steps run ``sandbox/images/builder/build.py`` in a builder container
-(``builder-python``: pip; ``builder-node``: npm). A builder is the only container
-that reaches the network, so it never runs package code (wheels only; npm with
-``--ignore-scripts``, refusing packages that declare install scripts), runs as an
+(``builder-python``: pip; ``builder-node``: npm). A builder has network ``none`` like a cell; its
+only way out is ``sandbox.buildproxy``, a proxy on a Unix socket (mounted at ``/egress``) that
+tunnels to the configured package indexes and refuses every other host and port, so a dependency
+at any depth cannot make a builder reach the host, its network or a metadata service. It never
+runs package code (wheels only; npm with ``--ignore-scripts``, refusing packages that declare
+install scripts or that resolve anywhere but the registry), runs as an
 unprivileged user with every capability dropped, a read-only root, and limits on
 time, memory, processes and the size of what it installs (it installs into a
 size-capped tmpfs and copies into the volume only once everything succeeded).
@@ -29,6 +32,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from . import protocol
+from .buildproxy import BuildProxy, allowed_targets
 from .exceptions import SandboxError
 from .images import host_ca_bundle, image_tag
 from .sweep import owner_labels
@@ -50,9 +54,10 @@ class BuildLimits:
     tmp_mb: int = 2048  # the staging tmpfs: what an install may occupy before it is copied
     pids: int = 256
     cpus: float = 1.0
-    network: str = "host"  # builders reach the package index; cells never get a network
     index_url: str = "https://pypi.org/simple"
     npm_registry: str = "https://registry.npmjs.org/"
+    proxy_dir: str = ""  # where the proxy's socket directory is made ("" = the system's temp dir)
+    fetch_timeout_s: float = 60.0  # pip's and npm's per-request network timeout
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def install(
     lock: str,
     *,
     max_bytes: int,
+    max_files: int = 0,
     on_log: OnLog,
     limits: BuildLimits,
 ) -> Installed:
@@ -114,6 +120,7 @@ def install(
         "lock": lock,
         "lock_digest": lock_digest(runtime, lock),
         "max_bytes": max_bytes,
+        "max_files": max_files,
     }
     try:
         answer = _run_builder(client, runtime, request, on_log=on_log, limits=limits, volume=volume)
@@ -165,15 +172,18 @@ def volumes(client: docker.DockerClient) -> dict[str, float]:
 
 
 def _create_builder(
-    client: docker.DockerClient, runtime: str, limits: BuildLimits, volume: str | None
+    client: docker.DockerClient, runtime: str, limits: BuildLimits, volume: str | None, proxy_dir: str
 ) -> str:
     """Create a builder container (the low-level API: stdin_once closes its stdin when ours ends)."""
     mb = 1024 * 1024
+    binds = {proxy_dir: {"bind": "/egress", "mode": "ro"}}
+    if volume:
+        binds[volume] = {"bind": "/layer", "mode": "rw"}
     host_config = client.api.create_host_config(
-        network_mode=limits.network,
+        network_mode="none",  # no interface but loopback: the proxy's socket is the only way out
         read_only=True,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_mb}m,mode=1777"},
-        binds={volume: {"bind": "/layer", "mode": "rw"}} if volume else None,
+        binds=binds,
         mem_limit=limits.memory_mb * mb,
         memswap_limit=limits.memory_mb * mb,
         nano_cpus=int(limits.cpus * 1e9),
@@ -190,7 +200,7 @@ def _create_builder(
         tty=False,
         environment={"HOME": "/tmp"},
         labels={BUILDER_LABEL: "1", "lambdasite.sandbox": "1", **owner_labels()},
-        volumes=["/layer"] if volume else None,
+        volumes=["/egress", "/layer"] if volume else ["/egress"],
         host_config=host_config,
     )
     return created["Id"]
@@ -209,10 +219,32 @@ def _run_builder(
         **request,
         "index_url": limits.index_url,
         "registry": limits.npm_registry,
+        "fetch_timeout_s": limits.fetch_timeout_s,
         "ca_bundle": host_ca_bundle().decode("ascii", "replace"),
     }
+    proxy = BuildProxy(
+        allowed_targets([limits.index_url, limits.npm_registry]), base_dir=limits.proxy_dir or None
+    )
     try:
-        container_id = _create_builder(client, runtime, limits, volume)
+        return _run_builder_through(
+            client, runtime, request, on_log=on_log, limits=limits, volume=volume, proxy=proxy
+        )
+    finally:
+        proxy.close()
+
+
+def _run_builder_through(
+    client: docker.DockerClient,
+    runtime: str,
+    request: dict,
+    *,
+    on_log: OnLog,
+    limits: BuildLimits,
+    volume: str | None,
+    proxy: BuildProxy,
+) -> dict:
+    try:
+        container_id = _create_builder(client, runtime, limits, volume, proxy.directory)
     except ImageNotFound as exc:
         raise SandboxError(
             f"builder image for {runtime} is missing: run `python manage.py sandbox_build`",

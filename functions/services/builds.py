@@ -56,7 +56,8 @@ def build_limits() -> layers.BuildLimits:
         timeout_s=settings.BUILD_TIMEOUT_S,
         memory_mb=settings.BUILD_MEMORY_MB,
         tmp_mb=settings.BUILD_TMP_MB,
-        network=settings.BUILD_NETWORK,
+        proxy_dir=settings.BUILD_PROXY_DIR,
+        fetch_timeout_s=settings.BUILD_FETCH_TIMEOUT_S,
         index_url=settings.BUILD_PYPI_INDEX,
         npm_registry=settings.BUILD_NPM_REGISTRY,
     )

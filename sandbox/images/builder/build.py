@@ -1,7 +1,9 @@
 """Lambdasite dependency builder: runs inside a builder container, never in a sandbox cell.
 
-It is the only container that reaches the network (the package index), so it never
-runs package code: Python installs wheels only (``--only-binary=:all:``: building an
+It has no network of its own (network ``none``): its only way out is the platform's proxy,
+whose Unix socket is mounted at /egress and which tunnels to the package index and registry
+only. ``forward_proxy`` offers that socket on a loopback port, and pip, npm and urllib are
+pointed at it. It never runs package code: Python installs wheels only (``--only-binary=:all:``: building an
 sdist would run its setup code), Node installs with ``--ignore-scripts`` and refuses
 any package that declares an install script.
 
@@ -16,8 +18,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -26,8 +30,16 @@ CA_FILE = "/tmp/ca.crt"
 STAGE = "/tmp/stage"  # a size-capped tmpfs: the install happens here, so a huge package cannot fill a disk
 DEPS = "/opt/deps"  # where cells mount the layer
 WORK = "/tmp/build"
-NPM = ["node", "/opt/npm/bin/npm-cli.js"]
-SETTINGS = {"index_url": "https://pypi.org/simple", "registry": "https://registry.npmjs.org/", "max_bytes": 0}
+NPM_CLI = ["node", "/opt/npm/bin/npm-cli.js"]
+SETTINGS = {
+    "index_url": "https://pypi.org/simple",
+    "registry": "https://registry.npmjs.org/",
+    "max_bytes": 0,
+    "max_files": 0,
+    "fetch_timeout_s": 60,
+}
+PROXY_SOCKET = "/egress/proxy.sock"
+PROXY = {"url": ""}  # http://127.0.0.1:<port>, once forward_proxy has started
 
 
 class Refused(Exception):
@@ -53,6 +65,52 @@ def run(command, cwd=None, check=True):
     return code, "".join(lines)
 
 
+# -- the way out ------------------------------------------------------------------------
+
+
+def forward_proxy():
+    """Listen on a loopback port and connect each client to the platform's proxy socket."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+
+    def pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def serve(client):
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(PROXY_SOCKET)
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
+
+    def accept():
+        while True:
+            client, _ = listener.accept()
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    PROXY["url"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        os.environ[name] = PROXY["url"]
+    os.environ.pop("NO_PROXY", None)
+    os.environ.pop("no_proxy", None)
+
+
 # -- Python --------------------------------------------------------------------------
 
 
@@ -70,10 +128,18 @@ def _requirement_names(text):
 
 def _refuse_options_and_urls(requirements):
     """Only names and version specifiers: an option (--index-url, -e, -r) or a URL would make pip
-    fetch from somewhere else than the index, and this container can reach the host's network."""
+    fetch from somewhere else than the index (the proxy would refuse it anyway), and pip expands
+    ``${VAR}`` in a requirements file from the environment."""
     for line in requirements.splitlines():
         line = line.split("#", 1)[0].strip()
-        if line and (line.startswith("-") or "://" in line or "@" in line or line.startswith((".", "/"))):
+        if line and (
+            line.startswith("-")
+            or "://" in line
+            or "@" in line
+            or "$" in line
+            or "\\" in line
+            or line.startswith((".", "/"))
+        ):
             raise Refused(f"{line}: only package names with version specifiers are allowed")
 
 
@@ -125,6 +191,9 @@ def _pip_install():
     ]
     if os.path.exists(CA_FILE):
         pip += ["--cert", CA_FILE]  # --isolated ignores PIP_CERT
+    if PROXY["url"]:
+        pip += ["--proxy", PROXY["url"]]
+    pip += ["--timeout", str(int(SETTINGS["fetch_timeout_s"])), "--retries", "2"]
     return pip + ["install", "--index-url", SETTINGS["index_url"]]
 
 
@@ -154,7 +223,8 @@ def _index_says(line):
     if not SETTINGS["index_url"].startswith("https://pypi.org/"):
         return f"{line}: no wheel of a matching version could be found on the package index"
     try:
-        with urllib.request.urlopen(f"https://pypi.org/pypi/{requirement.name}/json", timeout=30) as response:
+        url = f"https://pypi.org/pypi/{requirement.name}/json"
+        with urllib.request.urlopen(url, timeout=SETTINGS["fetch_timeout_s"]) as response:
             releases = json.load(response).get("releases", {})
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -203,7 +273,33 @@ def python_install(lock):
 # -- Node ------------------------------------------------------------------------------
 
 
+def npm():
+    """npm with the proxy and bounded network waits (the whole step is bounded by the host's timeout)."""
+    timeout_ms = str(int(SETTINGS["fetch_timeout_s"] * 1000))
+    command = NPM_CLI + ["--fetch-timeout", timeout_ms, "--fetch-retries", "1"]
+    command += ["--fetch-retry-maxtimeout", timeout_ms]
+    if PROXY["url"]:
+        command += ["--proxy", PROXY["url"], "--https-proxy", PROXY["url"], "--noproxy", ""]
+    return command
+
+
+def _refuse_url_dependencies(dependencies, where):
+    """A dependency given as a URL, a git/GitHub reference, a path or an alias is refused, at any depth."""
+    for name, spec in (dependencies or {}).items():
+        text = str(spec)
+        if (
+            ":" in text  # http:, https:, git:, git+ssh:, file:, npm:, github:, link:, workspace:
+            or "/" in text  # user/repo (GitHub shorthand) or a path
+            or text.startswith((".", "~"))
+        ):
+            raise Refused(
+                f"{where}{name}: {text!r} is not a version range. Dependencies, at any depth, must come "
+                "from the registry"
+            )
+
+
 def node_resolve(dependencies):
+    _refuse_url_dependencies(dependencies, "")
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(WORK, "package.json"), "w") as fh:
         json.dump(
@@ -216,7 +312,7 @@ def node_resolve(dependencies):
             fh,
         )
     code, output = run(
-        NPM
+        npm()
         + [
             "install",
             "--package-lock-only",
@@ -237,6 +333,12 @@ def node_resolve(dependencies):
         if missing or "E404" in output:
             name = missing[0] if missing else "a dependency"
             raise Refused(f"{name}: no such package or version on the npm registry")
+        refused = re.findall(r"403 Forbidden - GET (\S+)", output)
+        if refused:
+            raise Refused(
+                f"a dependency is fetched from outside the registry ({refused[0]}), which builds cannot "
+                "reach. Dependencies, at any depth, must come from the registry"
+            )
         if "ETARGET" in output:
             raise Refused("no version of a dependency matches its range:\n" + _npm_errors(output))
         raise Refused(_npm_errors(output) or "the dependencies could not be resolved")
@@ -256,6 +358,8 @@ def node_resolve(dependencies):
     for path, meta in lock.get("packages", {}).items():
         if not path:
             continue
+        for field in ("dependencies", "optionalDependencies", "peerDependencies"):
+            _refuse_url_dependencies(meta.get(field), f"{path.split('node_modules/')[-1]} needs ")
         if not meta.get("integrity") or meta.get("link"):
             raise Refused(f"{path}: the registry gave no integrity hash")
         if not str(meta.get("resolved", "")).startswith(SETTINGS["registry"]):
@@ -268,7 +372,12 @@ def node_resolve(dependencies):
 
 
 def _npm_errors(output):
-    return "\n".join(line for line in output.splitlines() if "ERR!" in line)[-2000:]
+    lines = [
+        line
+        for line in output.splitlines()
+        if ("ERR!" in line or line.startswith("npm error")) and "complete log of this run" not in line
+    ]
+    return "\n".join(lines)[-2000:]
 
 
 def node_install(lock):
@@ -296,7 +405,7 @@ def node_install(lock):
             "--registry",
             SETTINGS["registry"],
         ]
-        run(NPM + ci, cwd=STAGE)
+        run(npm() + ci, cwd=STAGE)
     else:
         os.makedirs(os.path.join(STAGE, "node_modules"), exist_ok=True)
 
@@ -305,9 +414,12 @@ def node_install(lock):
 
 
 def tree_size(root):
-    return sum(
-        os.lstat(os.path.join(dirpath, name)).st_size for dirpath, _, names in os.walk(root) for name in names
-    )
+    """Bytes and entries (files, links and directories) under ``root``."""
+    size = entries = 0
+    for dirpath, dirnames, names in os.walk(root):
+        entries += len(dirnames) + len(names)
+        size += sum(os.lstat(os.path.join(dirpath, name)).st_size for name in names)
+    return size, entries
 
 
 def install(runtime, lock):
@@ -315,11 +427,16 @@ def install(runtime, lock):
     if os.listdir(LAYER):
         raise Refused("the layer's volume is not empty")
     (python_install if runtime == "python" else node_install)(lock)
-    size = tree_size(STAGE)
+    size, entries = tree_size(STAGE)
     cap = SETTINGS["max_bytes"]
     if cap and size > cap:
         raise Refused(
             f"the installed dependencies take {size / 1e6:.1f} MB, over the cap of {cap / 1e6:.1f} MB"
+        )
+    cap = SETTINGS["max_files"]
+    if cap and entries > cap:
+        raise Refused(
+            f"the installed dependencies hold {entries} files and directories, over the cap of {cap}"
         )
     log(f"installed {size / 1e6:.1f} MB; copying into the layer")
     shutil.copytree(STAGE, LAYER, symlinks=True, dirs_exist_ok=True)
@@ -353,6 +470,8 @@ def main():
     os.environ["HOME"] = "/tmp"
     os.environ["npm_config_cache"] = "/tmp/.npm"
     os.environ["npm_config_update_notifier"] = "false"
+    if os.path.exists(PROXY_SOCKET):
+        forward_proxy()
     if request.get("ca_bundle"):
         # the host's trust store, for networks whose proxy intercepts TLS; lock hashes still pin content
         with open(CA_FILE, "w") as fh:
