@@ -157,5 +157,40 @@ class Quota(models.Model):
         "this many days (0 keeps them forever)",
     )
 
+    max_versions_per_function = models.PositiveIntegerField(
+        default=200, help_text="versions a function may have; deploy a new function past it"
+    )
+    deploys_per_minute = models.PositiveIntegerField(
+        default=20, help_text="functions and versions created per minute (each may start a build)"
+    )
+    max_concurrent_builds = models.PositiveIntegerField(
+        default=1, help_text="builds of this tenant's versions running at once; the others wait their turn"
+    )
+    writes_per_minute = models.PositiveIntegerField(
+        default=120, help_text="API writes per minute other than submissions (which have their own rate)"
+    )
+
     def __str__(self) -> str:
         return f"quota of {self.tenant}"
+
+
+class UsageCharge(models.Model):
+    """Compute a tenant used outside a job's attempts (a build), billed like an attempt's GB-s."""
+
+    class Kind(models.TextChoices):
+        BUILD = "build"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_charges")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    gb_seconds = models.FloatField()
+    reference = models.CharField(max_length=200, blank=True)  # e.g. "version <id>"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="usage_charge_tenant_time")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(gb_seconds__gte=0), name="charge_not_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.gb_seconds:.3f} GB-s for {self.tenant_id}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdasite.exceptions import Conflict, NotFound, RateLimited
+from lambdasite.exceptions import Conflict, Forbidden, NotFound, RateLimited
 
 
 class FunctionNotFound(NotFound):
@@ -39,3 +39,9 @@ class FunctionLimit(RateLimited):
     """A per-tenant cap on functions, provisioned cells or dependency size is reached."""
 
     code = "function_limit"
+
+
+class VersionLimit(Forbidden):
+    """A function has as many versions as its tenant's quota allows; waiting does not help."""
+
+    code = "quota_exceeded"

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
+from accounts.models import UsageCharge
 from lambdasite.redis_client import get_redis
 
 from .models import Attempt
@@ -65,12 +66,27 @@ def usage_period(now: datetime | None = None) -> str:
 
 
 def gb_seconds_used(*, tenant, since: datetime) -> float:
-    return (
-        Attempt.objects.filter(job__tenant=tenant, started_at__gte=since).aggregate(total=Sum("gb_seconds"))[
-            "total"
-        ]
-        or 0.0
-    )
+    """Attempts' GB-s plus what the tenant was charged outside jobs (builds) since ``since``."""
+    attempts = Attempt.objects.filter(job__tenant=tenant, started_at__gte=since).aggregate(
+        total=Sum("gb_seconds")
+    )["total"]
+    charges = UsageCharge.objects.filter(tenant=tenant, created_at__gte=since).aggregate(
+        total=Sum("gb_seconds")
+    )["total"]
+    return (attempts or 0.0) + (charges or 0.0)
+
+
+def charge(*, tenant_id, kind: str, gb_seconds: float, reference: str = "") -> None:
+    """Bill compute used outside an attempt (a build) to the tenant: a row, and the cached counter."""
+    if gb_seconds <= 0:
+        return
+    UsageCharge.objects.create(tenant_id=tenant_id, kind=kind, gb_seconds=gb_seconds, reference=reference)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        add_usage(pipe, tenant_id=tenant_id, gb_seconds=gb_seconds)
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - the counter is re-seeded from PostgreSQL every USAGE_REFRESH_S
+        pass
 
 
 def usage_key(tenant_id) -> str:

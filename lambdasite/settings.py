@@ -245,6 +245,8 @@ BUILD_PYPI_INDEX = env_str("BUILD_PYPI_INDEX", "https://pypi.org/simple")
 BUILD_NPM_REGISTRY = env_str("BUILD_NPM_REGISTRY", "https://registry.npmjs.org/")
 BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 3, minimum=1)  # builds the platform failed to run
 BUILD_LEASE_S = env_float("BUILD_LEASE_S", 60.0)  # a build whose worker stops renewing this long is retried
+BUILD_DEFER_S = env_float("BUILD_DEFER_S", 5.0)  # a build given back (tenant at capacity, layer busy) waits
+LAYER_MAX_FILES = env_int("LAYER_MAX_FILES", 100_000, minimum=1)  # files and directories in one layer
 LAYER_MAX_BYTES = env_int("LAYER_MAX_BYTES", 1024 * 1024 * 1024, minimum=1)  # any tenant's cap is below this
 LAYER_GC_AFTER_S = env_float("LAYER_GC_AFTER_S", 3600.0)  # a layer no version uses is removed after this
 LAYER_GC_INTERVAL_S = env_float("LAYER_GC_INTERVAL_S", 300.0)  # how often workers look for such layers
@@ -272,8 +274,8 @@ PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
 
 # -- Operations ----------------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # when set, /metrics needs `Authorization: Bearer <token>`
-READYZ_CHECK_DOCKER = env_bool("READYZ_CHECK_DOCKER", True)  # off where web has no Docker socket (compose)
-READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)
+READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)  # /healthz/fleet: older is unhealthy
+WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)  # a worker missing 3 beats is no longer counted live
 WORKER_ASYNC_COMMIT = env_bool("WORKER_ASYNC_COMMIT", True)  # see jobs.worker.relax_commit_durability
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta
 
 import docker
@@ -23,6 +24,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 import sandbox
+from accounts.models import Tenant, UsageCharge
+from jobs import billing
 from jobs.models import Job, Status
 from jobs.services.held import jobs_fail_held, jobs_release_held
 from lambdasite import live
@@ -39,7 +42,7 @@ def build_group(version_id) -> str:
     return f"build.{version_id}"
 
 
-def build_enqueue(*, version_id, attempt: int = 0) -> None:
+def build_enqueue(*, version_id, attempt: int | str = 0) -> None:
     get_queue(build_queue_name()).enqueue(
         "functions.tasks.build_version",
         version_id,
@@ -136,8 +139,26 @@ class _Lease(threading.Thread):
         self.join(timeout=5)
 
 
+class _Deferred(Exception):
+    """This build cannot go on now (its tenant's builds are at capacity, or its layer is being
+    installed by another build): it is given back and runs again later, on no worker meanwhile."""
+
+
+def _builds_running(tenant_id, *, now: datetime, exclude) -> int:
+    return (
+        FunctionVersion.objects.filter(
+            function__tenant_id=tenant_id, status=BuildStatus.BUILDING, lease_expires_at__gt=now
+        )
+        .exclude(builder="")
+        .exclude(pk=exclude)
+        .count()
+    )
+
+
 def version_claim(*, version_id, worker: str, now: datetime | None = None) -> FunctionVersion | None:
-    """Compare-and-set: take a building version whose lease is free; None if it is not ours to build."""
+    """Compare-and-set: take a building version whose lease is free; None if it is not ours to build
+    (taken by another builder, finished, or its tenant already runs ``max_concurrent_builds`` builds:
+    then it is left queued, and the tenant's next build starts when one of them ends)."""
     now = now or timezone.now()
     # no builder (queued: deployed, or re-enqueued by the reconciler), or a builder whose lease ran out
     free = Q(builder="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
@@ -149,6 +170,18 @@ def version_claim(*, version_id, worker: str, now: datetime | None = None) -> Fu
             .first()
         )
         if version is None:
+            return None
+        tenant = version.function.tenant
+        # one claim per tenant at a time, so two workers cannot both take the last build slot
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        if _builds_running(tenant.pk, now=now, exclude=version.pk) >= tenant.quota.max_concurrent_builds:
+            FunctionVersion.objects.filter(pk=version.pk).update(
+                builder="", lease_expires_at=now + timedelta(seconds=settings.BUILD_LEASE_S)
+            )
+            log.info(
+                "build waits for its tenant's build capacity",
+                extra={"event": "build_deferred", "version": version.pk, "tenant": tenant.slug},
+            )
             return None
         version.builder = worker
         version.lease_expires_at = now + timedelta(seconds=settings.BUILD_LEASE_S)
@@ -179,6 +212,9 @@ def version_build(
         layer = _layer_for(client, version, resolved, build_log, lease, worker)
         _version_ready(version, resolved.lock, layer)
         build_log.system(f"ready in {time.monotonic() - started:.1f} s")
+    except _Deferred:
+        build_log.system("waiting for build capacity; the build continues shortly")
+        _version_deferred(version, worker)
     except layers.BuildFailed as exc:
         build_log.system(f"build failed: {exc}")
         _version_failed(version, str(exc))
@@ -188,6 +224,8 @@ def version_build(
     finally:
         build_log.flush()
         lease.stop()
+        _charge(version, time.monotonic() - started)
+        _start_next_build(version.function.tenant_id)
     version.refresh_from_db()
     live.publish(build_group(version.pk), {"kind": "status", "status": version.status})
     return version
@@ -198,7 +236,6 @@ def _layer_for(client, version, resolved, build_log, lease, worker) -> Dependenc
     runtime = version.function.runtime
     digest = layers.lock_digest(runtime, resolved.lock)
     cap = min(version.function.tenant.quota.max_dependency_bytes, settings.LAYER_MAX_BYTES)
-    deadline = time.monotonic() + settings.BUILD_TIMEOUT_S
     while True:
         layer, _ = DependencyLayer.objects.get_or_create(
             digest=digest,
@@ -210,24 +247,29 @@ def _layer_for(client, version, resolved, build_log, lease, worker) -> Dependenc
             if layers.exists(client, layer.volume):
                 if layer.size_bytes > cap:
                     raise layers.BuildFailed(_over_cap(layer.size_bytes, cap))
-                build_log.system(f"reusing layer {layer.volume} ({layer.size_bytes / 1e6:.1f} MB)")
+                if layer.files > settings.LAYER_MAX_FILES:
+                    raise layers.BuildFailed(_over_files(layer.files))
+                # the same words whoever built it: a log never tells that another tenant has this lock
+                build_log.system(f"layer ready: {layer.files} files, {layer.size_bytes / 1e6:.1f} MB")
                 return layer
-            build_log.system(f"layer {layer.volume} is gone from the engine; installing it again")
             DependencyLayer.objects.filter(pk=layer.pk, status=BuildStatus.READY).update(
                 status=BuildStatus.BUILDING, lease_expires_at=None
             )
             continue
         if _claim_layer(layer, worker):
             break
-        if time.monotonic() > deadline:
-            raise sandbox.SandboxError("another build of the same layer did not finish", code="build_busy")
-        build_log.system("the same dependencies are being installed by another build; waiting for it")
-        time.sleep(2)
+        raise _Deferred  # another build installs it: come back when it is done, holding no worker
     lease.layer_id = layer.pk
     try:
         build_log.system("installing")
         installed = layers.install(
-            client, runtime, resolved.lock, max_bytes=cap, on_log=build_log, limits=build_limits()
+            client,
+            runtime,
+            resolved.lock,
+            max_bytes=cap,
+            max_files=settings.LAYER_MAX_FILES,
+            on_log=build_log,
+            limits=build_limits(),
         )
     except BaseException:
         DependencyLayer.objects.filter(pk=layer.pk, status=BuildStatus.BUILDING).delete()
@@ -245,9 +287,7 @@ def _layer_for(client, version, resolved, build_log, lease, worker) -> Dependenc
         lease_expires_at=None,
     )
     layer.refresh_from_db()
-    build_log.system(
-        f"layer ready: {installed.volume}, {installed.files} files, {installed.size_bytes / 1e6:.1f} MB"
-    )
+    build_log.system(f"layer ready: {installed.files} files, {installed.size_bytes / 1e6:.1f} MB")
     return layer
 
 
@@ -255,6 +295,51 @@ def _over_cap(size: int, cap: int) -> str:
     return (
         f"the installed dependencies take {size / 1e6:.1f} MB, over this tenant's cap of {cap / 1e6:.1f} MB"
     )
+
+
+def _over_files(files: int) -> str:
+    return f"the installed dependencies hold {files} files, over the cap of {settings.LAYER_MAX_FILES}"
+
+
+def _version_deferred(version: FunctionVersion, worker: str) -> None:
+    """Give the build back without spending an attempt; it is enqueued again when the tenant's
+    running build ends (``_start_next_build``) or by the reconciler after BUILD_DEFER_S."""
+    FunctionVersion.objects.filter(pk=version.pk, builder=worker, status=BuildStatus.BUILDING).update(
+        builder="",
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.BUILD_DEFER_S),
+        build_attempts=max(0, version.build_attempts - 1),
+    )
+
+
+def _charge(version: FunctionVersion, seconds: float) -> None:
+    """A build's time is the tenant's: GB-s of the builder's memory limit, like an attempt's."""
+    gb_s = billing.gb_seconds(settings.BUILD_MEMORY_MB, billing.billed_ms(seconds * 1000))
+    try:
+        billing.charge(
+            tenant_id=version.function.tenant_id,
+            kind=UsageCharge.Kind.BUILD,
+            gb_seconds=gb_s,
+            reference=f"version {version.pk}",
+        )
+    except Exception:  # noqa: BLE001 - a lost charge must not lose the build's outcome
+        log.exception("charging a build failed")
+
+
+def _start_next_build(tenant_id) -> None:
+    """The tenant's oldest build that waits for capacity is enqueued now (one is enough: it chains)."""
+    try:
+        waiting = (
+            FunctionVersion.objects.filter(
+                function__tenant_id=tenant_id, status=BuildStatus.BUILDING, builder=""
+            )
+            .order_by("created_at")
+            .values_list("pk", "build_attempts")
+            .first()
+        )
+        if waiting is not None:
+            build_enqueue(version_id=waiting[0], attempt=f"{waiting[1]}-{uuid.uuid4().hex[:8]}")
+    except Exception:  # noqa: BLE001 - the reconciler enqueues it after BUILD_DEFER_S anyway
+        log.exception("starting the next build failed")
 
 
 def _claim_layer(layer: DependencyLayer, worker: str) -> bool:

@@ -9,6 +9,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.guards import tenant_deploy
 from accounts.models import Tenant
 from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
@@ -16,7 +17,7 @@ from jobs.services.actions import job_cancel
 from lambdasite.exceptions import PayloadTooLarge, ValidationFailed
 
 from .. import validation
-from ..exceptions import FunctionExists, FunctionLimit
+from ..exceptions import FunctionExists, FunctionLimit, VersionLimit
 from ..models import BuildStatus, Function, FunctionVersion, content_hash
 from . import builds
 from .invoke import functions_changed
@@ -139,6 +140,7 @@ def function_create(
     spec = _check_spec(tenant, runtime, spec, spec.handler or "main")
     quota = tenant.quota
     _check_provisioned(tenant, provisioned, exclude=None)
+    tenant_deploy(tenant)
     try:
         with transaction.atomic():
             if Function.objects.filter(tenant=tenant).count() >= quota.max_functions:
@@ -164,6 +166,14 @@ def function_create(
 def version_create(*, function: Function, user, spec: VersionSpec) -> FunctionVersion:
     """The next version of a function (settings not given are the function's current ones)."""
     spec = _check_spec(function.tenant, function.runtime, spec, spec.handler or function.handler)
+    cap = function.tenant.quota.max_versions_per_function
+    if FunctionVersion.objects.filter(function=function).count() >= cap:
+        raise VersionLimit(
+            f"{function.name} has {cap} versions, this tenant's cap: deploy under a new name, or ask an "
+            "operator to raise max_versions_per_function",
+            details={"limit": cap},
+        )
+    tenant_deploy(function.tenant)
     with transaction.atomic():
         locked = Function.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=function.pk)
         return _new_version(locked, spec, user)

@@ -88,7 +88,9 @@ def test_a_python_function_with_a_wheel_dependency_builds_and_runs_by_name_and_a
     assert v2["number"] == 2
     run_worker()
     assert version("shout", 2).layer_id == v1.layer_id  # the same lock: the layer is reused, not rebuilt
-    assert "reusing layer" in build_log(alice, "shout", 2)
+    log = build_log(alice, "shout", 2)
+    assert "layer ready" in log and "installing" not in log  # reused; the log says the same as a fresh one's end
+    assert "lambdasite-layer" not in log  # nor does it name the volume (another tenant's build's)
     latest = invoke_sync(alice, "shout", ["Mixed"])
     assert (latest["version"], latest["result"]["word"]) == (2, "mixed")
     via_prod = invoke_sync(alice, "shout", ["Mixed"], qualifier="prod")
