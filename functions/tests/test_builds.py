@@ -89,7 +89,7 @@ def test_a_python_function_with_a_wheel_dependency_builds_and_runs_by_name_and_a
     run_worker()
     assert version("shout", 2).layer_id == v1.layer_id  # the same lock: the layer is reused, not rebuilt
     log = build_log(alice, "shout", 2)
-    assert "layer ready" in log and "installing" not in log  # reused; the log says the same as a fresh one's end
+    assert "layer ready" in log and "installing" not in log  # reused: it ends as a fresh build ends
     assert "lambdasite-layer" not in log  # nor does it name the volume (another tenant's build's)
     latest = invoke_sync(alice, "shout", ["Mixed"])
     assert (latest["version"], latest["result"]["word"]) == (2, "mixed")
