@@ -37,6 +37,7 @@ from django.http.request import split_domain_port, validate_host
 from rest_framework.utils.encoders import JSONEncoder
 
 from .errors import envelope
+from .parsers import too_deep
 
 log = logging.getLogger("lambdasite.api")
 
@@ -51,7 +52,7 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]  # lower-case names; a repeated header makes the request fall through
+    headers: dict[str, str]  # lower-case names; a repeated or underscored one: the request falls through
     body: bytes
     secure: bool
     started: float = field(default_factory=time.perf_counter)
@@ -60,6 +61,8 @@ class Request:
         """The body as a JSON object exactly as the API's parser reads it, or None (fall through)."""
         if not self.body or b"\\u" in self.body and re.search(rb"\\u[dD][89a-fA-F]|\\u0000", self.body):
             return None  # surrogate escapes and NULs: the parser's and serializers' own answers
+        if too_deep(self.body):
+            return None  # the parser's 400, decided before any decoder recurses
         try:
             data = json.loads(self.body.decode("utf-8"), parse_constant=_no_constant)
         except (ValueError, RecursionError):
@@ -140,8 +143,11 @@ class FastPath:
     async def __call__(self, scope, receive, send):
         route = match = None
         if scope["type"] == "http" and settings.API_FAST_PATH and not scope.get("root_path"):
+            path = scope["path"]
             for candidate in self.routes:
-                if candidate.method == scope["method"] and (found := candidate.pattern.match(scope["path"])):
+                # the whole path, as Django's resolver matches it: a route's "$" would also match
+                # before a trailing newline (/api/v1/jobs%0A), which Django answers with a 404
+                if candidate.method == scope["method"] and (found := candidate.pattern.fullmatch(path)):
                     route, match = candidate, found
                     break
         if route is None:
@@ -164,8 +170,10 @@ class FastPath:
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1").lower()
-            if key in headers:
-                return None, receive  # repeated: Django joins them, we do not guess
+            if key in headers or "_" in key:
+                # repeated: Django joins them, we do not guess. An underscore (X_Api_Key): older
+                # Django read it as X-Api-Key and joined the two, 5.2.x drops it, servers differ
+                return None, receive
             headers[key] = value.decode("latin-1")
         secure = self._secure(scope, headers)
         if not self._host_allowed(headers.get("host")) or (settings.SECURE_SSL_REDIRECT and not secure):

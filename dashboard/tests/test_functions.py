@@ -93,6 +93,25 @@ def test_aliases_and_invocations_from_the_page(client, alice, adder, django_capt
     assert "JSON array" in bad.content.decode() and Job.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"args": "[" * 900 + "]" * 900}, "nested"),  # once RecursionError: a 500
+        ({"args": "[" * 50_000 + "]" * 50_000}, "nested"),
+        ({"args": "[1e400]"}, "finite"),
+        ({"args": "[NaN]"}, "finite"),
+        ({"args": '["\\u0000"]'}, "NUL"),
+        ({"args": '["\\ud800"]'}, "surrogate"),
+        ({"args": "[1]", "qualifier": "²"}, "alias name or a version number"),
+    ],
+)
+def test_the_invoke_form_shows_what_is_wrong_instead_of_failing(client, alice, adder, form, message):
+    signed_in(client, alice)
+    response = client.post("/app/functions/adder/invoke", form, follow=True)
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not Job.objects.exists()
+
+
 def test_viewers_see_but_cannot_deploy_alias_invoke_or_delete(client, alice, adder):
     viewer = user_get_or_create(email="vera@acme.test", password="pw")
     membership_set(tenant=alice.tenant, user=viewer, role=Membership.Role.VIEWER)

@@ -17,6 +17,7 @@ from functions.models import Function, FunctionVersion
 from functions.services import aliases, deploy, invoke, warm
 from lambdasite.errors import json_error
 from lambdasite.exceptions import ApplicationError
+from lambdasite.parsers import MAX_ARGS_DEPTH, args_problem, qualifier_problem, too_deep
 from sandbox import RUNTIMES
 
 from .. import tenancy
@@ -258,13 +259,23 @@ def function_alias(request, name):
 @require_POST
 @dashboard_view(write=True)
 def function_invoke(request, name):
-    try:
-        args = json.loads(request.POST.get("args") or "[]")
-    except ValueError:
-        messages.error(request, "Arguments must be a JSON array, e.g. [2, 3].")
+    qualifier = request.POST.get("qualifier", "").strip()
+    problem = qualifier_problem(qualifier) if qualifier else None
+    if problem is not None:
+        messages.error(request, f"Version or alias: {problem}.")
         return redirect("dashboard:function-detail", name=name)
-    if not isinstance(args, list):
-        messages.error(request, "Arguments must be a JSON array, e.g. [2, 3].")
+    raw = (request.POST.get("args") or "[]").encode("utf-8", "replace")
+    # the API's rules: the parser's depth bound before decoding, then args_problem
+    args, problem = None, f"may not be nested deeper than {MAX_ARGS_DEPTH} levels"
+    if not too_deep(raw):
+        try:
+            args = json.loads(raw)
+        except (ValueError, RecursionError):
+            problem = "must be a JSON array, e.g. [2, 3]"
+        else:
+            problem = args_problem(args)
+    if problem is not None:
+        messages.error(request, f"Arguments: {problem}.")
         return redirect("dashboard:function-detail", name=name)
 
     def act(function):
@@ -272,7 +283,7 @@ def function_invoke(request, name):
             tenant=request.ctx.tenant,
             api_key=None,
             name=function.name,
-            qualifier=request.POST.get("qualifier") or None,
+            qualifier=qualifier or None,
             args=args,
         )
         return job

@@ -8,18 +8,16 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from jobs.api.serializers import (
+    ArgsField,
     AwareDateTimeField,
     StrictCharField,
     StrictIntegerField,
     WebhookURLField,
-    _depth,
     when_from,
 )
 from sandbox import RUNTIMES
 
 from ..models import Alias, BuildLogLine, Function, FunctionVersion
-
-MAX_ARGS_DEPTH = 64
 
 
 class _Strict(serializers.Serializer):
@@ -75,7 +73,7 @@ class AliasSetSerializer(_Strict):
 
 
 class InvokeSerializer(_Strict):
-    args = serializers.JSONField(required=False, help_text="JSON array of positional arguments")
+    args = ArgsField(required=False, help_text="JSON array of positional arguments")
     timeout_ms = StrictIntegerField(required=False, min_value=100)
     memory_mb = StrictIntegerField(required=False, min_value=32)
     run_at = AwareDateTimeField(required=False, help_text="run later: ISO 8601 with an offset")
@@ -84,15 +82,6 @@ class InvokeSerializer(_Strict):
 
     def validate(self, attrs):
         return when_from(attrs)
-
-    def validate_args(self, value):
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise serializers.ValidationError("must be a JSON array, e.g. [2, 3]")
-        if _depth(value) > MAX_ARGS_DEPTH:
-            raise serializers.ValidationError(f"may not be nested deeper than {MAX_ARGS_DEPTH} levels")
-        return value
 
 
 class WarmSerializer(_Strict):

@@ -7,7 +7,6 @@ from asgiref.sync import sync_to_async
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +14,7 @@ from rest_framework.response import Response
 from jobs.api.filters import LogsFilter, WaitFilter
 from jobs.api.jobs import wait_for_job
 from jobs.api.schema import errors
-from jobs.api.serializers import JobDetailSerializer, JobSerializer
+from jobs.api.serializers import JobDetailSerializer, JobSerializer, QualifierField
 from lambdasite.exceptions import ValidationFailed
 
 from .. import selectors
@@ -57,7 +56,7 @@ def _function(request: Request, name: str) -> Function:
 
 
 def _number(text: str) -> int:
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:  # "²" is a digit to isdigit()
         raise VersionNotFound(f"no version {text!r}")
     return int(text)
 
@@ -263,7 +262,7 @@ def alias_detail(request: Request, name: str, alias: str) -> Response:
 class InvokeFilter(WaitFilter):
     """``?qualifier=`` (an alias or a version number) and ``?wait=`` as on submit."""
 
-    qualifier = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    qualifier = QualifierField(required=False, allow_blank=True, default="")
 
 
 @extend_schema(

@@ -175,6 +175,51 @@ def test_unknown_qualifiers_are_404s(alice, qualifier, code):
     assert response.status_code == 404 and response.json()["error"]["code"] == code
 
 
+def raw_invoke(persona, name: str, body: str, query: str = ""):
+    path = f"/api/v1/functions/{name}/invoke" + (f"?{query}" if query else "")
+    return persona.client.post(path, data=body.encode(), content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "[" * 80 + "]" * 80,
+        "[" * 600 + "]" * 600,  # once a RecursionError (a 500) in the depth check
+        "[" * 1_000 + "]" * 1_000,
+        "[" + '{"a":' * 700 + "1" + "}" * 700 + "]",
+        "[1e400]",  # infinity: no JSON for it, PostgreSQL's jsonb refuses it
+        '["\\u0000"]',  # PostgreSQL's jsonb refuses NUL
+        '[{"\\u0000": 1}]',
+    ],
+)
+def test_invoking_with_args_that_cannot_be_stored_is_a_400(alice, caplog, args):
+    deploy(alice)
+    response = raw_invoke(alice, "adder", f'{{"args": {args}}}')
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] in ("validation_error", "malformed_json")
+    assert not Job.objects.exists()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize("qualifier", ["%C2%B2", "%D9%A3", "1%C2%B2", "a%20b", "pr.od"])
+def test_a_qualifier_that_can_name_nothing_is_a_400(alice, qualifier):
+    deploy(alice)
+    response = raw_invoke(alice, "adder", '{"args": [1, 2]}', query=f"qualifier={qualifier}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and "qualifier" in error["message"]
+    batch = call(alice, "POST", "/api/v1/jobs/batch", {"jobs": [{"function": "adder", "qualifier": "²"}]})
+    assert batch.status_code == 400 and "qualifier" in batch.json()["error"]["message"]
+    assert not Job.objects.exists()
+
+
+def test_a_version_number_in_other_digits_is_a_404(alice):
+    deploy(alice)
+    for path in ("/api/v1/functions/adder/versions/²", "/api/v1/functions/adder/versions/٣/build-logs"):
+        response = call(alice, "GET", path)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "version_not_found"
+
+
 def test_bad_invocations_are_400s(alice):
     deploy(alice)
     assert call(alice, "POST", "/api/v1/functions/adder/invoke", {"args": {"a": 1}}).status_code == 400

@@ -15,11 +15,12 @@ from django.conf import settings
 from accounts.authentication import ApiPrincipal, principal_for
 from lambdasite.exceptions import ApplicationError
 from lambdasite.fasthttp import Answer, Request, in_thread, json_answer
+from lambdasite.parsers import args_problem
 from sandbox import RUNTIMES
 
 from .. import completion, rendering, selectors
 from ..services import submit
-from .serializers import HANDLER_RE, MAX_ARGS_DEPTH, _depth
+from .serializers import HANDLER_RE
 
 _HANDLER = re.compile(HANDLER_RE)
 _WAIT = re.compile(r"^\d{1,6}(\.\d{1,6})?$")
@@ -66,14 +67,11 @@ def limits(data: dict, into: dict) -> bool:
 
 
 def args_of(data: dict) -> list | None:
-    """The body's ``args`` as the serializers accept it, or None. (A NUL can only arrive as the
-    escape ``\\u0000``, and a body holding one never reaches here: see Request.json_object.)"""
+    """The body's ``args`` as the serializers accept it (the same ``args_problem``), or None."""
     if "args" not in data:
         return []
     args = data["args"]
-    if type(args) is not list or _depth(args) > MAX_ARGS_DEPTH:
-        return None
-    return args
+    return args if args_problem(args) is None else None
 
 
 _SUBMIT_FIELDS = {"runtime", "code", "args", "handler", *_LIMITS}

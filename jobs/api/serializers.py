@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 from rest_framework import serializers
 
+from lambdasite.parsers import args_problem, qualifier_problem
 from sandbox import RUNTIMES
 
 from .. import billing, rendering
 from ..models import Attempt, Job, LogLine
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
-MAX_ARGS_DEPTH = 64
 
 
 class StrictCharField(serializers.CharField):
@@ -43,6 +41,32 @@ class AwareDateTimeField(serializers.DateTimeField):
         if "T" in value and not any(mark in value.split("T", 1)[1] for mark in ("Z", "z", "+", "-")):
             raise serializers.ValidationError("must include an offset, e.g. 2027-01-01T02:00:00+01:00 or …Z")
         return parsed
+
+
+class ArgsField(serializers.JSONField):
+    """Positional arguments: a JSON array that can be stored and served back (lambdasite.parsers'
+    ``args_problem``: bounded depth, finite numbers, no NUL or lone surrogate). Checked before
+    JSONField's own ``json.dumps``, which would recurse once per level of whatever it is given."""
+
+    def to_internal_value(self, data):
+        problem = args_problem(data)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return data
+
+
+class QualifierField(StrictCharField):
+    """An alias name or a version number (lambdasite.parsers' ``qualifier_problem``); blank: none."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problem = qualifier_problem(value) if value else None
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class WebhookURLField(serializers.URLField):
@@ -82,7 +106,7 @@ def when_from(attrs: dict) -> dict:
 class JobSubmitSerializer(serializers.Serializer):
     runtime = serializers.ChoiceField(choices=RUNTIMES, help_text="python or node")
     code = StrictCharField(trim_whitespace=False, help_text="source defining the handler function")
-    args = serializers.JSONField(required=False, help_text="JSON array of positional arguments")
+    args = ArgsField(required=False, help_text="JSON array of positional arguments")
     handler = StrictCharField(required=False, default="main", max_length=100)
     timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="wall-clock limit per attempt")
     memory_mb = StrictIntegerField(
@@ -118,32 +142,13 @@ class JobSubmitSerializer(serializers.Serializer):
             raise serializers.ValidationError("must be an identifier such as main")
         return value
 
-    def validate_args(self, value):
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise serializers.ValidationError("must be a JSON array, e.g. [2, 3]")
-        if _depth(value) > MAX_ARGS_DEPTH:
-            raise serializers.ValidationError(f"may not be nested deeper than {MAX_ARGS_DEPTH} levels")
-        if "\\u0000" in json.dumps(value):
-            raise serializers.ValidationError("may not contain NUL characters")
-        return value
-
-
-def _depth(value, level: int = 1) -> int:
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    return level
-
 
 class FunctionItemSerializer(serializers.Serializer):
     """A batch item that invokes a deployed function instead of sending code."""
 
     function = StrictCharField(max_length=64, help_text="a deployed function's name")
-    qualifier = StrictCharField(required=False, max_length=64, help_text="alias or version number")
-    args = serializers.JSONField(required=False)
+    qualifier = QualifierField(required=False, help_text="alias or version number")
+    args = ArgsField(required=False)
     timeout_ms = StrictIntegerField(required=False, min_value=100)
     memory_mb = StrictIntegerField(required=False, min_value=32)
     run_at = AwareDateTimeField(required=False)
@@ -160,8 +165,6 @@ class FunctionItemSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         return when_from(attrs)
-
-    validate_args = JobSubmitSerializer.validate_args
 
 
 class BatchSubmitSerializer(serializers.Serializer):

@@ -266,3 +266,59 @@ def test_args_nested_past_the_depth_cap_are_a_400(alice):
     for _ in range(80):
         nested = [nested]
     assert_error(alice.post_job({**ADD, "args": nested}), 400, "validation_error", "args")
+
+
+def nested_args(levels: int, inner: str = "[]", opener: str = "[") -> str:
+    """``args`` nested ``levels`` deep, as text (json.dumps itself recurses once per level)."""
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return "[" + opener * (levels - 1) + inner + closer * (levels - 1) + "]"
+
+
+def post_raw(persona, path: str, body: str):
+    return persona.client.post(path, data=body.encode(), content_type="application/json")
+
+
+@pytest.mark.parametrize("levels", [65, 500, 900, 990, 1_000, 5_000, 100_000])
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_args_nested_any_depth_are_a_400_never_a_500(alice, caplog, levels, opener):
+    """~1,000 levels (a 1 KB body) once ended in RecursionError: a 500 and a 126 KB traceback."""
+    args = nested_args(levels, opener=opener)
+    code = json.dumps(ADD["code"])
+    single = post_raw(alice, "/api/v1/jobs", f'{{"runtime": "python", "code": {code}, "args": {args}}}')
+    batch = post_raw(
+        alice, "/api/v1/jobs/batch", f'{{"jobs": [{{"runtime": "python", "code": {code}, "args": {args}}}]}}'
+    )
+    for response in (single, batch):
+        error = assert_error(response, 400, response.json()["error"]["code"])
+        assert error["code"] in ("validation_error", "malformed_json") and "nested" in error["message"]
+    assert not Job.objects.exists()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        ("[1e400]", "finite"),
+        ("[-1e400]", "finite"),
+        ('[{"x": [1e999]}]', "finite"),
+        ('["a\\u0000b"]', "NUL"),
+        ('[{"k\\u0000": 1}]', "NUL"),
+    ],
+)
+def test_args_that_cannot_be_stored_are_a_400(alice, args, problem):
+    code = json.dumps(ADD["code"])
+    response = post_raw(alice, "/api/v1/jobs", f'{{"runtime": "python", "code": {code}, "args": {args}}}')
+    error = assert_error(response, 400, "validation_error", "args")
+    assert problem in json.dumps(error["details"])
+    batch = post_raw(
+        alice, "/api/v1/jobs/batch", f'{{"jobs": [{{"runtime": "python", "code": {code}, "args": {args}}}]}}'
+    )
+    assert_error(batch, 400, "validation_error", "args")
+    assert not Job.objects.exists()
+
+
+def test_a_batch_items_qualifier_must_be_able_to_name_something(alice):
+    response = alice.client.post(
+        "/api/v1/jobs/batch", {"jobs": [{"function": "f", "qualifier": "²"}]}, format="json"
+    )
+    assert_error(response, 400, "validation_error", "qualifier")

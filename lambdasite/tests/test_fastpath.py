@@ -320,6 +320,62 @@ def test_invoking_a_function_answers_the_same(alice):
     run(scenario())
 
 
+def test_what_django_reads_differently_falls_through(alice):
+    """A route regex's "$" matches before a trailing newline (/api/v1/jobs%0A), which Django's
+    resolver answers with a 404. A header named with underscores (X_Api_Key, Idempotency_Key) is
+    read as the hyphenated one by some Django versions and servers and dropped by others (Django
+    5.2.x drops it): whatever Django does with it, Django answers."""
+    from functions.tests.support import deploy
+
+    assert deploy(alice, "adder").status_code == 201
+    job_id = alice.post_job(ADD).json()["id"]
+    paths = Paths()
+    key = auth(alice.key)
+    body = json.dumps(ADD).encode()
+
+    async def scenario():
+        for method, path, payload in (
+            ("POST", "/api/v1/jobs\n", body),
+            ("GET", f"/api/v1/jobs/{job_id}\n", b""),
+            ("POST", "/api/v1/functions/adder/invoke\n", b'{"args": [1, 2]}'),
+        ):
+            answer = await paths.both(method, path, fast=False, headers=key + JSON, body=payload)
+            assert answer["status"] == 404, path
+        by_underscore = [(b"x_api_key", alice.key.encode())]
+        await paths.both("POST", "/api/v1/jobs", fast=False, headers=by_underscore + JSON, body=body)
+        await paths.both("GET", f"/api/v1/jobs/{job_id}", fast=False, headers=[(b"X_Api_Key", b"x")] + key)
+        once = [(b"idempotency_key", b"order-9")]
+        await call(paths.django, "POST", "/api/v1/jobs", headers=key + JSON + once, body=body)
+        await paths.both("POST", "/api/v1/jobs", fast=False, headers=key + JSON + once, body=body)
+        await paths.both(
+            "POST", "/api/v1/functions/adder/invoke", fast=False, headers=key + JSON + once, body=b"{}"
+        )
+
+    run(scenario())
+
+
+def test_args_no_service_could_store_fall_through_to_the_same_400(alice):
+    from functions.tests.support import deploy
+
+    assert deploy(alice, "adder").status_code == 201
+    paths = Paths()
+    key = auth(alice.key)
+    code = json.dumps(ADD["code"])
+
+    async def scenario():
+        for args in ("[" * 500 + "]" * 500, "[" * 5_000 + "]" * 5_000, "[1e400]", "[[-1e999]]"):
+            submit = f'{{"runtime": "python", "code": {code}, "args": {args}}}'.encode()
+            answer = await paths.both("POST", "/api/v1/jobs", fast=False, headers=key + JSON, body=submit)
+            assert answer["status"] == 400, args
+            invoke = f'{{"args": {args}}}'.encode()
+            path = "/api/v1/functions/adder/invoke"
+            answer = await paths.both("POST", path, fast=False, headers=key + JSON, body=invoke)
+            assert answer["status"] == 400, args
+
+    run(scenario())
+    assert not Job.objects.exists()
+
+
 def test_request_metrics_count_both_paths_alike(alice):
     from django_prometheus.middleware import Metrics
 

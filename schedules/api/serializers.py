@@ -6,7 +6,7 @@ from datetime import UTC
 
 from rest_framework import serializers
 
-from jobs.api.serializers import StrictCharField, StrictIntegerField
+from jobs.api.serializers import ArgsField, QualifierField, StrictCharField, StrictIntegerField
 
 from ..models import Schedule, ScheduleRun
 from ..services.manage import upcoming
@@ -33,8 +33,8 @@ class ScheduleUpdateSerializer(_Strict):
     cron = StrictCharField(required=False, max_length=200, help_text="5 fields, or 6 with seconds first")
     timezone = StrictCharField(required=False, max_length=64, help_text="IANA name; default UTC")
     function = StrictCharField(required=False, max_length=64, help_text="the deployed function it invokes")
-    qualifier = StrictCharField(required=False, allow_blank=True, max_length=64, help_text="alias or version")
-    args = serializers.JSONField(required=False, help_text="JSON array passed to every run")
+    qualifier = QualifierField(required=False, allow_blank=True, help_text="alias or version")
+    args = ArgsField(required=False, help_text="JSON array passed to every run")
     enabled = StrictBooleanField(required=False)
     overlap = serializers.ChoiceField(choices=Schedule.Overlap.values, required=False)
     catch_up = serializers.ChoiceField(choices=Schedule.CatchUp.values, required=False)

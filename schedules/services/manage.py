@@ -12,6 +12,7 @@ from accounts.models import Tenant
 from functions.models import Function
 from functions.validation import function_name
 from lambdasite.exceptions import NotFound, ValidationFailed
+from lambdasite.parsers import args_problem, qualifier_problem
 
 from ..exceptions import ScheduleExists, ScheduleLimit
 from ..models import Schedule
@@ -51,11 +52,14 @@ def _apply(schedule: Schedule, spec: ScheduleSpec, tenant: Tenant) -> None:
                 raise NotFound(f"function: no function named {value}", details={"field": "function"})
             schedule.function = function
         elif name == "args":
-            if not isinstance(value, list):
-                raise _fail("args", "must be a JSON array")
+            problem = args_problem(value)  # the rule the API's args follow (bounded depth first)
+            if problem is not None:
+                raise _fail("args", problem)
             if len(json.dumps(value)) > tenant.quota.max_args_bytes:
                 raise _fail("args", "over this tenant's cap of args bytes")
             schedule.args = value
+        elif name == "qualifier" and value and (problem := qualifier_problem(value)) is not None:
+            raise _fail("qualifier", problem)
         elif name == "overlap" and value not in Schedule.Overlap.values:
             raise _fail("overlap", "skip or allow")
         elif name == "catch_up" and value not in Schedule.CatchUp.values:

@@ -76,6 +76,68 @@ def test_bad_schedules_are_refused_clearly(alice, adder, change, status, word):
     assert not Schedule.objects.exists()
 
 
+def _nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        ("[" * 65 + "]" * 65, "nested"),  # past the 64 levels every other args may have
+        ("[" * 700 + "]" * 700, "nested"),
+        ("[1e400]", "finite"),
+        ('["\\u0000"]', "NUL"),
+    ],
+)
+def test_schedule_args_follow_the_api_args_rule(alice, adder, args, word):
+    fields = json.dumps({k: v for k, v in NIGHTLY.items() if k != "args"})[:-1]
+    created = alice.client.post(
+        "/api/v1/schedules", data=f'{fields}, "args": {args}}}'.encode(), content_type="application/json"
+    )
+    assert created.status_code == 400, created.content
+    assert created.json()["error"]["code"] in ("validation_error", "malformed_json")
+    assert word in json.dumps(created.json())
+    assert not Schedule.objects.exists()
+    assert call(alice, "POST", "/api/v1/schedules", NIGHTLY).status_code == 201
+    changed = alice.client.patch(
+        "/api/v1/schedules/nightly", data=f'{{"args": {args}}}'.encode(), content_type="application/json"
+    )
+    assert changed.status_code == 400 and word in json.dumps(changed.json())
+    assert Schedule.objects.get().args == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"args": _nested(65)}, "args"),
+        ({"args": _nested(100_000)}, "args"),  # the service's own check never recurses
+        ({"args": [float("inf")]}, "args"),
+        ({"args": ["\x00"]}, "args"),
+        ({"qualifier": "²"}, "qualifier"),
+        ({"qualifier": "a b"}, "qualifier"),
+    ],
+)
+def test_the_service_refuses_what_no_run_could_use(alice, adder, spec, field):
+    """The dashboard's form reaches the service without the API's serializer."""
+    from lambdasite.exceptions import ValidationFailed
+    from schedules.services import manage
+
+    base = {"cron": "30 2 * * *", "function": "adder"}
+    with pytest.raises(ValidationFailed) as refused:
+        manage.schedule_create(tenant=alice.tenant, name="nightly", spec=manage.ScheduleSpec(**base, **spec))
+    assert refused.value.details["fields"].keys() == {field}
+    assert not Schedule.objects.exists()
+
+
+def test_a_schedule_qualifier_must_be_able_to_name_something(alice, adder):
+    response = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": "²"})
+    assert response.status_code == 400 and "qualifier" in response.json()["error"]["message"]
+    assert call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": "prod"}).status_code == 201
+
+
 def test_six_fields_mean_seconds_first(alice, adder):
     quota = alice.tenant.quota
     quota.min_schedule_interval_s = 10
