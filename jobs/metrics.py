@@ -5,6 +5,11 @@ sees them, so every process and host adds to the same numbers; gauges (running,
 queue depth, dead letters, workers, warm cells) are read from PostgreSQL and
 Redis when Prometheus scrapes. A Redis flush resets the counters, which
 Prometheus treats as a counter reset.
+
+The fleet's heartbeats live here too: each worker process refreshes its entry in one sorted set
+(score: when the entry expires) and the reconciler its timestamp, so a count of live workers is
+a count of heartbeats that have not expired. A SIGKILLed worker drops out within its TTL, and a
+Redis that lost its data (restart without persistence, FLUSHALL) is written again by the next beat.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from lambdasite.redis_client import get_queue, get_redis
+from lambdasite.redis_client import build_queue_name, get_queue, get_redis
 
 log = logging.getLogger("lambdasite.metrics")
 PREFIX = "lambdasite:metrics"
@@ -26,6 +31,9 @@ BUCKETS = {
     "sandbox_start_seconds": (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 }
 POOL_KEY = f"{PREFIX}:pools"  # hash: worker name -> JSON pool stats, refreshed by each worker
+WORKERS_KEY = f"{PREFIX}:workers"  # sorted set: "<role>|<worker name>" -> when its heartbeat expires
+WORKER_ROLES = ("jobs", "builds")  # job workers (the jobs queue, warm-ups) and build workers (builds only)
+RECONCILER_KEY = "lambdasite:reconciler:heartbeat"  # the reconciler's last pass (unix time)
 
 
 def _conn():
@@ -78,6 +86,41 @@ def publish_pool(worker: str, stats: dict, ttl_s: float) -> None:
     conn.hset(POOL_KEY, worker, json.dumps({**stats, "expires": time.time() + ttl_s}))
 
 
+def worker_beat(*, role: str, name: str, ttl_s: float, now: float | None = None) -> None:
+    """This worker is alive for ``ttl_s`` more seconds (one ZADD: it recreates a flushed set)."""
+    _conn().zadd(WORKERS_KEY, {f"{role}|{name}": (now if now is not None else time.time()) + ttl_s})
+
+
+def worker_gone(*, role: str, name: str) -> None:
+    """A worker that stops cleanly leaves the count at once (a killed one after its TTL)."""
+    _conn().zrem(WORKERS_KEY, f"{role}|{name}")
+
+
+def workers_alive(*, now: float | None = None) -> dict[str, int]:
+    """Live workers per role: heartbeats that have not expired (expired ones are removed)."""
+    now = now if now is not None else time.time()
+    with _conn().pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(WORKERS_KEY, "-inf", now)
+        pipe.zrange(WORKERS_KEY, 0, -1)
+        _, members = pipe.execute()
+    counts = dict.fromkeys(WORKER_ROLES, 0)
+    for member in members:
+        role = member.decode().partition("|")[0]
+        counts[role] = counts.get(role, 0) + 1
+    return counts
+
+
+def reconciler_beat(interval_s: float) -> None:
+    """The reconciler finished a pass; the key expires after ten missed intervals."""
+    _conn().set(RECONCILER_KEY, str(time.time()), ex=max(10, int(interval_s * 10)))
+
+
+def reconciler_age_s() -> float | None:
+    """Seconds since the reconciler's last pass, or None if there is no heartbeat."""
+    beat = _conn().get(RECONCILER_KEY)
+    return None if beat is None else max(0.0, time.time() - float(beat))
+
+
 class LambdasiteCollector:
     """Registered once per process; reads shared state on every scrape (never at registration)."""
 
@@ -122,6 +165,7 @@ class LambdasiteCollector:
             "lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"]
         )
         depth.add_metric([settings.RQ_QUEUE], get_queue().count)
+        depth.add_metric([build_queue_name()], get_queue(build_queue_name()).count)
         depth.add_metric(
             ["postgres"], Job.objects.filter(status__in=[Status.QUEUED, Status.RETRYING]).count()
         )
@@ -131,9 +175,18 @@ class LambdasiteCollector:
             "Jobs in the dead-letter queue",
             value=Job.objects.filter(status=Status.DEAD).count(),
         )
-        from rq import Worker
-
-        yield GaugeMetricFamily("lambdasite_workers", "Live RQ workers", value=Worker.count(connection=conn))
+        workers = GaugeMetricFamily(
+            "lambdasite_workers", "Live worker processes (unexpired heartbeats) by role", labels=["role"]
+        )
+        for role, count in workers_alive().items():
+            workers.add_metric([role], count)
+        yield workers
+        age = reconciler_age_s()
+        yield GaugeMetricFamily(
+            "lambdasite_reconciler_heartbeat_age_seconds",
+            "Seconds since the reconciler's last pass (+Inf without a heartbeat)",
+            value=float("inf") if age is None else age,
+        )
         cells = spares = provisioned = 0
         now = time.time()
         for worker, raw in conn.hgetall(POOL_KEY).items():

@@ -4,6 +4,10 @@ RQ's default worker forks a work-horse per job, and anything the horse holds
 (here: started containers) dies with it. Jobs already run in a container, so
 the fork buys no isolation; a ``SimpleWorker`` keeps the cell pool in the
 worker process for its whole life.
+
+Two roles share it: job workers take the jobs queue (jobs, invocations, warm-ups) and never a
+build; build workers take only the builds queue, so a deploy never occupies a job worker and a job
+never waits behind a build (``worker_queues``).
 """
 
 from __future__ import annotations
@@ -14,15 +18,24 @@ import time
 import redis
 from django.conf import settings
 from django.db import close_old_connections
+from rq import Queue, worker_registration
 from rq.worker import SimpleWorker, WorkerStatus
 
 import sandbox
+from lambdasite.redis_client import build_queue_name, get_queue
 
 log = logging.getLogger("lambdasite.worker")
 
 
-def sandbox_configure() -> sandbox.Sandbox:
-    """Build the process's cell pool from settings, with spares for the default profile of each runtime."""
+def worker_queues(*, builds: bool) -> list[Queue]:
+    """What a worker of each role takes: a build worker the builds queue only, a job worker the jobs
+    queue only (warm-ups included: they start cells, the job workers' business)."""
+    return [get_queue(build_queue_name())] if builds else [get_queue()]
+
+
+def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
+    """Build the process's cell pool from settings, with spares for the default profile of each runtime
+    (none for a build worker: it starts builder containers, never cells)."""
     profile = sandbox.Limits(
         memory_mb=settings.JOB_DEFAULT_MEMORY_MB,
         cpus=settings.SANDBOX_CPUS,
@@ -36,7 +49,7 @@ def sandbox_configure() -> sandbox.Sandbox:
         idle_ttl_s=settings.SANDBOX_IDLE_TTL_S,
         max_idle_cells=settings.SANDBOX_MAX_IDLE_CELLS,
         spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES)
-        if settings.SANDBOX_SPARES
+        if settings.SANDBOX_SPARES and spares
         else (),
         spares_per_profile=settings.SANDBOX_SPARES,
         sweep_interval_s=settings.SANDBOX_SWEEP_INTERVAL_S,
@@ -52,10 +65,13 @@ class SandboxWorker(SimpleWorker):
     so RQ's own per-job bookkeeping buys nothing here: the started/finished/failed
     registries, the execution records, result storage and its cleanup chain, and a
     heartbeat and a state write on every job cost 27 round trips for a no-op job. This
-    worker keeps RQ's loop, its dequeue and its registration (``/readyz`` and metrics
-    read it), runs the task in the process, deletes the job's hash, and writes its
-    heartbeat and state at most every ``HEARTBEAT_EVERY_S``. A task that raises is
-    logged; the job's lease expires and the reconciler runs it again."""
+    worker keeps RQ's loop, its dequeue and its registration (django-rq's admin and the
+    provisioned cells' share read it), runs the task in the process, deletes the job's
+    hash, and writes its heartbeat and state at most every ``HEARTBEAT_EVERY_S``; a
+    heartbeat that finds the registration gone (Redis lost its data) registers again. A
+    task that raises is logged; the job's lease expires and the reconciler runs it again.
+    (The fleet's count of live workers is not this registration, which keeps a killed
+    worker for minutes, but ``metrics.worker_beat``'s expiring heartbeats.)"""
 
     HEARTBEAT_EVERY_S = 5.0
     # How long one BLPOP waits. RQ's default (worker_ttl - 15 = 405 s) outlasts redis-py's socket
@@ -98,17 +114,32 @@ class SandboxWorker(SimpleWorker):
             return
         try:
             with self.connection.pipeline(transaction=False) as pipe:
+                pipe.exists(self.key)
                 super().heartbeat(timeout, pipe)
                 if self._state != self._written_state:
                     pipe.hset(self.key, "state", self._state)
                     self._written_state = self._state
-                pipe.execute()
+                registered = pipe.execute()[0]
+            if not registered:
+                self._register_again()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             # RQ's loop calls this outside its own Redis error handling: an exception here would end
             # the worker. Redis away is the next pop's to wait out (with RQ's backoff); the
             # registration lapses at worst, and comes back with the next heartbeat.
             self._written_state = None
             log.warning("heartbeat not written: %s", exc)
+
+    def _register_again(self) -> None:
+        """The registration is gone (a Redis restart without persistence, FLUSHALL): the heartbeat
+        just refreshed a key that no longer existed, so write the whole registration again."""
+        log.warning("worker registration lost; registering again", extra={"event": "worker_reregistered"})
+        with self.connection.pipeline() as pipe:
+            pipe.delete(self.key)  # the partial hash the heartbeat's HSET just created
+            pipe.hset(self.key, mapping={**self.serialize(), "state": self._state})
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+        self._written_state = self._state
 
     def set_state(self, state: str, pipeline=None) -> None:
         """Kept in memory; written with the next heartbeat (at most HEARTBEAT_EVERY_S late)."""

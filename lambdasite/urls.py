@@ -27,6 +27,7 @@ urlpatterns = [
     path("app/", include("dashboard.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("healthz/fleet", views.fleet, name="fleet"),  # the fleet's health: for people and alerts, not probes
     path("metrics", views.metrics, name="metrics"),
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("functions.api.urls")),

@@ -1,4 +1,10 @@
-"""Site-level views: landing page, liveness, readiness and the Prometheus endpoint."""
+"""Site-level views: landing page, liveness, readiness, the fleet's health and the Prometheus endpoint.
+
+Readiness (``/readyz``) is this web process's own: can it serve (PostgreSQL, Redis)? It never
+looks at workers or the reconciler, so no trouble elsewhere in the fleet (workers down, Redis
+flushed) takes web pods out of a load balancer. The fleet's health (``/healthz/fleet``: live job
+and build workers, the reconciler's heartbeat) is reported separately, for people and alerts,
+never as a probe."""
 
 from __future__ import annotations
 
@@ -30,15 +36,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Every dependency a job needs: database, Redis, Docker engine, a live worker, the reconciler."""
-    checks = {
-        name: _check(fn)
-        for name, fn in READINESS_CHECKS.items()
-        if name != "docker" or settings.READYZ_CHECK_DOCKER
-    }
-    ok = all(check["ok"] for check in checks.values())
+    """What this process needs to serve: the database and Redis. 200 when both answer, else 503."""
+    return _report(READINESS_CHECKS, ok="ok", failed="unavailable")
+
+
+def fleet(request: HttpRequest) -> JsonResponse:
+    """The fleet's health: live job workers, live build workers, the reconciler's heartbeat; 200 when
+    all are there, else 503. Not a probe (no process should restart or leave a load balancer over
+    another's trouble); behind the same guard as /metrics: worker counts are nobody else's business."""
+    refused = _metrics_refusal(request)
+    if refused is not None:
+        return refused
+    return _report(FLEET_CHECKS, ok="ok", failed="degraded")
+
+
+def _report(checks: dict, *, ok: str, failed: str) -> JsonResponse:
+    results = {name: _check(fn) for name, fn in checks.items()}
+    healthy = all(result["ok"] for result in results.values())
     return JsonResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+        {"status": ok if healthy else failed, "checks": results}, status=200 if healthy else 503
     )
 
 
@@ -77,25 +93,23 @@ def _redis():
     get_redis().ping()
 
 
-def _docker():
-    import docker
+def _live(role: str, what: str):
+    def check():
+        from jobs.metrics import workers_alive
 
-    return {"version": docker.from_env(timeout=3).version().get("Version")}
+        count = workers_alive().get(role, 0)
+        if count < 1:
+            raise NotReady(f"no live {what}")
+        return {"count": count}
 
-
-def _workers():
-    from rq import Worker
-
-    count = Worker.count(connection=get_redis())
-    if count < 1:
-        raise NotReady("no live worker")
-    return {"count": count}
+    check.__name__ = f"_{role}_workers"
+    return check
 
 
 def _reconciler():
-    from jobs.services.reconcile import heartbeat_age_s
+    from jobs.metrics import reconciler_age_s
 
-    age = heartbeat_age_s()
+    age = reconciler_age_s()
     if age is None:
         raise NotReady("no reconciler heartbeat")
     if age > settings.READYZ_RECONCILER_MAX_AGE_S:
@@ -103,11 +117,10 @@ def _reconciler():
     return {"age_s": round(age, 1)}
 
 
-READINESS_CHECKS = {
-    "database": _database,
-    "redis": _redis,
-    "docker": _docker,
-    "workers": _workers,
+READINESS_CHECKS = {"database": _database, "redis": _redis}
+FLEET_CHECKS = {
+    "workers": _live("jobs", "job worker"),
+    "build_workers": _live("builds", "build worker"),
     "reconciler": _reconciler,
 }
 
@@ -125,6 +138,14 @@ def metrics(request: HttpRequest) -> HttpResponse:
     worker counts are nobody else's business."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+    refused = _metrics_refusal(request)
+    if refused is not None:
+        return refused
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_refusal(request: HttpRequest) -> HttpResponse | None:
+    """None if this client may read the metrics (and the fleet's health), else the refusal."""
     from .errors import json_error
 
     token = settings.METRICS_TOKEN
@@ -134,4 +155,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return json_error(401, "unauthenticated", "metrics need the bearer token")
     elif not _from_loopback(request):
         return json_error(403, "forbidden", "set METRICS_TOKEN to read metrics from another host")
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return None

@@ -3,11 +3,10 @@
 Due retries go back in line, free slots are filled, dispatches Redis lost are redone,
 and attempts whose lease expired are retried. Safe to run anywhere, any number of
 times at once: every step is a compare-and-set. The reconciler process also leaves
-a heartbeat that readiness checks read."""
+a heartbeat that the fleet's health and its metrics read (``metrics.RECONCILER_KEY``)."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,12 +15,12 @@ from django.utils import timezone
 
 from lambdasite.redis_client import get_queue, get_redis
 
-from .. import events
+from .. import events, metrics
 from ..models import Job, Status
 from .dispatch import enqueue, rq_job_id, tenant_fill_slots_safely
 from .lifecycle import job_expire_lease
 
-HEARTBEAT_KEY = "lambdasite:reconciler:heartbeat"
+HEARTBEAT_KEY = metrics.RECONCILER_KEY
 
 
 def reconcile(*, now: datetime | None = None) -> dict:
@@ -119,11 +118,5 @@ def _waiting_in_redis(conn) -> set[bytes]:
 
 
 def heartbeat(interval_s: float) -> None:
-    """The reconciler is alive (readiness reads it); expires after ten missed intervals."""
-    get_redis().set(HEARTBEAT_KEY, str(time.time()), ex=max(10, int(interval_s * 10)))
-
-
-def heartbeat_age_s() -> float | None:
-    """Seconds since the last reconciler heartbeat, or None if there is none."""
-    beat = get_redis().get(HEARTBEAT_KEY)
-    return None if beat is None else time.time() - float(beat)
+    """The reconciler is alive (the fleet's health reads it); expires after ten missed intervals."""
+    metrics.reconciler_beat(interval_s)

@@ -105,3 +105,100 @@ def test_an_idle_worker_keeps_listening_and_takes_a_job_at_once(alice, redis_con
         assert "could not connect to Redis" not in log, log[-2000:]
     finally:
         stack.stop()
+
+
+def record(what: str) -> None:
+    """A task for the queue tests: notes that it ran (in Redis, where the test can read it)."""
+    from lambdasite.redis_client import get_redis
+
+    get_redis().rpush("test:ran", what)
+
+
+def test_job_workers_never_take_a_build_and_build_workers_take_only_builds(redis_conn):
+    """Every worker used to take the builds queue first: a deploy per worker stopped every tenant's
+    jobs. A job worker now leaves builds alone (a job never waits behind one), a build worker jobs."""
+    from jobs.worker import worker_queues
+    from lambdasite.redis_client import get_queue
+
+    get_queue(build_queue_name()).enqueue(record, "build")
+    get_queue().enqueue(record, "warm-up or job")
+    assert [q.name for q in worker_queues(builds=False)] == [settings.RQ_QUEUE]
+    assert [q.name for q in worker_queues(builds=True)] == [build_queue_name()]
+    SandboxWorker(worker_queues(builds=False), connection=redis_conn).work(burst=True, with_scheduler=False)
+    assert redis_conn.lrange("test:ran", 0, -1) == [b"warm-up or job"]
+    assert get_queue(build_queue_name()).count == 1  # still waiting for a build worker
+    SandboxWorker(worker_queues(builds=True), connection=redis_conn).work(burst=True, with_scheduler=False)
+    assert redis_conn.lrange("test:ran", 0, -1) == [b"warm-up or job", b"build"]
+
+
+def test_a_heartbeat_registers_the_worker_again_after_redis_lost_its_data(redis_conn):
+    """After a FLUSHALL the heartbeat refreshed a registration that no longer existed: RQ's count (and
+    django-rq's admin, and the provisioned cells' share) said 0 workers while they ran jobs."""
+    from rq import Worker
+
+    from lambdasite.redis_client import get_queue
+
+    worker = SandboxWorker([get_queue()], connection=redis_conn, name="reregistered")
+    worker.register_birth()
+    redis_conn.flushdb()
+    worker.heartbeat()  # the first one is due at once (never beaten yet)
+    assert Worker.count(connection=redis_conn) == 1 and Worker.count(queue=get_queue()) == 1
+    registration = redis_conn.hgetall(worker.key)
+    assert registration[b"queues"] == settings.RQ_QUEUE.encode() and b"birth" in registration
+    assert 0 < redis_conn.ttl(worker.key) <= worker.worker_ttl + 60
+    worker._beat_at = 0.0
+    worker.heartbeat()  # registered: a plain heartbeat again
+    assert Worker.count(connection=redis_conn) == 1
+    worker.register_death()
+
+
+def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis_conn):
+    """Two job workers and a build worker as processes. After Redis loses its data they are counted
+    again at their next beat (not 0 forever), web stays ready throughout, and a SIGKILLed worker
+    leaves the count once its heartbeat expires (not 3 for 2 live ones)."""
+    import subprocess
+    import sys
+
+    from rest_framework.test import APIClient
+
+    from jobs import metrics
+    from jobs.tests.test_chaos import ROOT, Stack, wait_until
+
+    stack = Stack(settings.REDIS_URL)
+    stack.env["WORKER_HEARTBEAT_S"] = "0.2"  # a killed worker is forgotten after 0.6 s
+
+    def start(name: str, *args: str) -> subprocess.Popen:
+        stack.logs[name] = ROOT / "var" / f"fleet-{name}.log"
+        stack.procs[name] = subprocess.Popen(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=stack.env,
+            stdout=subprocess.DEVNULL, stderr=open(stack.logs[name], "w"),
+        )  # fmt: skip
+        return stack.procs[name]
+
+    def fleet() -> dict:
+        checks = APIClient().get("/healthz/fleet").json()["checks"]
+        return {
+            "jobs": checks["workers"].get("detail", {}).get("count", 0),
+            "builds": checks["build_workers"].get("detail", {}).get("count", 0),
+        }
+
+    try:
+        start("jobs-1", "worker")
+        victim = start("jobs-2", "worker")
+        start("builds-1", "worker", "--builds")
+        assert wait_until(lambda: fleet() == {"jobs": 2, "builds": 1}, 60, 0.1), (fleet(), stack.report())
+
+        redis_conn.flushdb()  # as FLUSHALL, on the suite's own database
+        assert APIClient().get("/readyz").status_code == 200  # web's readiness never depended on them
+        assert wait_until(lambda: fleet() == {"jobs": 2, "builds": 1}, 5, 0.05), (fleet(), stack.report())
+        from rq import Worker
+
+        # RQ's own registration too, at the worker loop's next heartbeat (every 5 s)
+        assert wait_until(lambda: Worker.count(connection=redis_conn) == 3, 15, 0.2), stack.report()
+
+        victim.kill()  # SIGKILL: no goodbye
+        victim.wait(timeout=10)
+        assert wait_until(lambda: fleet() == {"jobs": 1, "builds": 1}, 5, 0.05), (fleet(), stack.report())
+        assert metrics.workers_alive()["jobs"] == 1
+    finally:
+        stack.stop()

@@ -1,7 +1,8 @@
 """The production compose stack, run for real on this machine (issue 16).
 
 Builds the images (``deploy/compose_images.py``: from the registry where one answers, else from the
-project's Debian base and Debian's packages), then ``docker-compose up`` with two worker replicas on
+project's Debian base and Debian's packages), then ``docker-compose up`` with two worker replicas (and
+the build worker) on
 a project-named network, and runs the README's flow against it: a key made inside the web container,
 a job in each runtime with ``?wait``; a worker container killed in the middle of a 3 s job, the job
 finished by the other worker with one visible outcome; then ``down -v`` and nothing left behind.
@@ -77,11 +78,13 @@ class Stack:
             return exc.code, json.loads(exc.read() or b"null")
 
     def ready(self) -> bool:
+        """Web is ready and the fleet is whole: two job workers, a build worker, the reconciler."""
         try:
-            status, body = self.request("GET", "/readyz")
+            status, _ = self.request("GET", "/readyz")
+            healthy, fleet = self.request("GET", "/healthz/fleet", key=self.env["METRICS_TOKEN"])
         except OSError:
             return False
-        return status == 200 and body["checks"]["workers"]["detail"]["count"] == 2
+        return status == 200 and healthy == 200 and fleet["checks"]["workers"]["detail"]["count"] == 2
 
 
 def _project_leftovers(client: docker.DockerClient, project: str, worker_hosts: set[str]) -> dict:
@@ -145,10 +148,10 @@ def test_the_compose_stack_runs_the_readme_flow_survives_a_killed_worker_and_lea
         for name, container in containers.items():
             assert f"{stack.project}_default" in container.attrs["NetworkSettings"]["Networks"], name
             sees_socket = any(m.get("Source") == SOCKET for m in container.attrs["Mounts"])
-            if name.startswith(("web", "scheduler", "webhooks", "worker")):
+            if name.startswith(("web", "scheduler", "webhooks", "worker", "build-worker")):
                 user = container.exec_run(["id", "-u"]).output.decode().strip()
                 assert user != "0", f"{name} runs as root"
-                assert sees_socket == name.startswith("worker"), name
+                assert sees_socket == name.startswith(("worker", "build-worker")), name
 
         # the README's flow: a tenant and a key made inside the web container
         stack.compose("exec", "-T", "web", "python", "manage.py", "tenant_create", "acme", "--name", "Acme")

@@ -39,11 +39,15 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     )
     socket = "/var/run/docker.sock"
     mounts = {name: str(svc.get("volumes", [])) for name, svc in services.items()}
-    assert [name for name, mount in mounts.items() if socket in mount] == ["worker"]
+    assert sorted(name for name, mount in mounts.items() if socket in mount) == ["build-worker", "worker"]
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["worker"]["stop_grace_period"] in ("120s", "2m", "2m0s")
     assert services["prometheus"]["profiles"] == ["monitoring"]
-    assert services["web"]["environment"]["READYZ_CHECK_DOCKER"] == "0"
+    assert "READYZ_CHECK_DOCKER" not in services["web"]["environment"]  # web's readiness: PostgreSQL, Redis
+    assert services["worker"]["command"][-1].endswith("manage.py worker")
+    assert services["build-worker"]["command"][-1].endswith("manage.py worker --builds")
+    prometheus_mounts = " ".join(str(v) for v in services["prometheus"]["volumes"])
+    assert "prometheus-rules.yml" in prometheus_mounts
 
 
 def test_compose_refuses_to_start_without_a_secret_key():
@@ -68,11 +72,19 @@ def test_the_dockerfile_is_multi_stage_non_root_with_a_healthcheck():
     assert "\nUSER lambdasite" in text and "HEALTHCHECK" in text and "/healthz" in text
 
 
-def test_the_grafana_dashboard_only_uses_metrics_we_export():
+def _exported_metrics() -> set[str]:
+    """Every sample name /metrics can show (Lambdasite's collector, read from real PostgreSQL and Redis)."""
+    from jobs.metrics import LambdasiteCollector
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {
+        family.name + suffix for family in LambdasiteCollector().collect() for suffix in suffixes[family.type]
+    }
+
+
+def test_the_grafana_dashboard_only_uses_metrics_we_export(db):
     import json
     import re
-
-    from jobs import metrics
 
     dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
     names = {
@@ -81,15 +93,30 @@ def test_the_grafana_dashboard_only_uses_metrics_we_export():
         for t in panel["targets"]
         for m in re.findall(r"lambdasite_[a-z_]+", t["expr"])
     }
-    exported = {
-        "lambdasite_jobs_submitted_total",
-        "lambdasite_jobs_finished_total",
-        "lambdasite_jobs_running",
-        "lambdasite_queue_depth",
-        "lambdasite_dead_letters",
-        "lambdasite_workers",
-        "lambdasite_warm_cells",
-        "lambdasite_spares",
-    }
-    exported |= {f"lambdasite_{name}_bucket" for name in metrics.BUCKETS}
+    exported = _exported_metrics()
     assert names and names <= exported, names - exported
+
+
+def test_the_alert_rules_parse_and_name_only_metrics_we_export(db):
+    """deploy/prometheus-rules.yml: loaded by prometheus.yml, each rule complete, each expression
+    balanced and naming only metrics /metrics exports (and Prometheus's own ``up``)."""
+    import re
+
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["prometheus-rules.yml"]
+    rules = yaml.safe_load((ROOT / "deploy" / config["rule_files"][0]).read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert {"LambdasiteNoJobWorker", "LambdasiteNoBuildWorker", "LambdasiteReconcilerStale"} <= {
+        rule["alert"] for rule in alerts
+    }
+    exported = _exported_metrics() | {"up"}
+    for rule in alerts:
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), rule
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule
+        expr = rule["expr"]
+        assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
+        selectors = set(re.findall(r"\b(lambdasite_[a-z_]+|up)\b(?=\s*[{)<>=!]|\s*$)", expr))
+        assert selectors and selectors <= exported, (rule["alert"], selectors - exported)
+        for label, _ in re.findall(r'(\w+)=~?"([^"]*)"', expr):
+            assert label in ("role", "queue", "job"), (rule["alert"], label)

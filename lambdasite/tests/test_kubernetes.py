@@ -143,7 +143,7 @@ def test_the_kustomizations_reference_what_exists():
 def test_only_workers_see_the_docker_socket_and_everything_runs_as_non_root():
     for _path, name, pod in _pod_specs():
         sockets = [v for v in pod.get("volumes", []) if "docker.sock" in str(v.get("hostPath", {}))]
-        assert bool(sockets) == (name == "lambdasite-worker"), name
+        assert bool(sockets) == (name in ("lambdasite-worker", "lambdasite-build-worker")), name
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
         for container in pod["containers"]:
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -172,6 +172,24 @@ def test_only_web_is_reachable_and_is_probed_on_healthz_and_readyz():
     web = next(pod for _, name, pod in _pod_specs() if name == "lambdasite-web")["containers"][0]
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_web_is_ready_on_its_own_and_builds_have_their_own_workers():
+    """/readyz checks only PostgreSQL and Redis (a Redis flush or no worker never takes web pods out
+    of the Service); job workers never build, a build worker Deployment does."""
+    from lambdasite.views import READINESS_CHECKS
+
+    assert set(READINESS_CHECKS) == {"database", "redis"}
+    pods = {name: pod for _, name, pod in _pod_specs()}
+    assert pods["lambdasite-worker"]["containers"][0]["command"] == ["python", "manage.py", "worker"]
+    builder = pods["lambdasite-build-worker"]
+    assert builder["containers"][0]["command"] == ["python", "manage.py", "worker", "--builds"]
+    assert builder["nodeSelector"] == pods["lambdasite-worker"]["nodeSelector"]  # next to the cells
+    for name, pod in pods.items():
+        for container in pod["containers"]:
+            assert "readinessProbe" not in container or name == "lambdasite-web", name
+    config = next(d for _, d in _documents() if d["kind"] == "ConfigMap")
+    assert "READYZ_CHECK_DOCKER" not in config["data"]
 
 
 def test_keda_watches_the_queue_the_workers_take_jobs_from():

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from jobs.services.reconcile import HEARTBEAT_KEY
-from lambdasite.redis_client import get_queue
+from lambdasite.redis_client import build_queue_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,26 +23,71 @@ def test_healthz(db):
     assert APIClient().get("/healthz").json() == {"status": "ok"}
 
 
-def test_readyz_reports_each_dependency_and_fails_without_workers(docker_client):
+def test_readyz_checks_only_what_web_needs_and_survives_a_redis_flush(redis_conn):
+    """No worker, no reconciler, and then Redis loses everything: web can still serve, so it is ready
+    (it used to answer 503 "no live worker" forever after a FLUSHALL: every web pod unready)."""
+    response = APIClient().get("/readyz")
+    assert response.status_code == 200, response.json()
+    assert set(response.json()["checks"]) == {"database", "redis"}
+    redis_conn.flushdb()
+    response = APIClient().get("/readyz")
+    assert response.status_code == 200 and response.json()["status"] == "ok", response.json()
+
+
+def test_readyz_is_unavailable_when_redis_does_not_answer(db, monkeypatch):
+    import redis
+
+    from jobs.tests.test_chaos import free_port
+    from lambdasite import views
+
+    monkeypatch.setattr(views, "get_redis", lambda: redis.Redis(port=free_port(), socket_timeout=1))
     response = APIClient().get("/readyz")
     assert response.status_code == 503
+    assert response.json()["checks"]["redis"]["ok"] is False and response.json()["checks"]["database"]["ok"]
+
+
+def test_the_fleet_health_counts_unexpired_heartbeats_per_role(db, redis_conn):
+    from jobs import metrics
+
+    response = APIClient().get("/healthz/fleet")
+    assert response.status_code == 503 and response.json()["status"] == "degraded"
     checks = response.json()["checks"]
-    assert checks["database"]["ok"] and checks["redis"]["ok"] and checks["docker"]["ok"]
-    assert not checks["workers"]["ok"] and not checks["reconciler"]["ok"]
+    assert checks["workers"] == {"ok": False, "error": "no live job worker", "ms": checks["workers"]["ms"]}
+    assert not checks["build_workers"]["ok"] and not checks["reconciler"]["ok"]
+
+    now = time.time()
+    metrics.worker_beat(role="jobs", name="w1", ttl_s=15, now=now)
+    metrics.worker_beat(role="jobs", name="w2", ttl_s=15, now=now - 16)  # its last beat expired
+    metrics.worker_beat(role="builds", name="b1", ttl_s=15, now=now)
+    metrics.reconciler_beat(1.0)
+    response = APIClient().get("/healthz/fleet")
+    assert response.status_code == 200, response.json()
+    checks = response.json()["checks"]
+    assert checks["workers"]["detail"] == {"count": 1} and checks["build_workers"]["detail"] == {"count": 1}
+    assert metrics.workers_alive(now=now + 16) == {"jobs": 0, "builds": 0}  # three missed beats later
+    metrics.worker_gone(role="builds", name="b1")
+    assert APIClient().get("/healthz/fleet").json()["checks"]["build_workers"]["ok"] is False
 
 
-def test_readyz_is_ready_with_a_worker_and_a_fresh_reconciler(docker_client, redis_conn):
-    from rq import Worker
+def test_the_fleet_health_is_for_this_machine_or_the_metrics_token(db, settings):
+    settings.METRICS_TOKEN = ""
+    remote = APIClient().get("/healthz/fleet", REMOTE_ADDR="203.0.113.9")
+    assert remote.status_code == 403 and remote.json()["error"]["code"] == "forbidden"
+    settings.METRICS_TOKEN = "s3cret"
+    assert APIClient().get("/healthz/fleet").status_code == 401
+    assert APIClient().get("/healthz/fleet", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 503
 
-    worker = Worker([get_queue()], connection=redis_conn)
-    worker.register_birth()
+
+def test_a_stale_reconciler_makes_the_fleet_unhealthy(db, redis_conn, settings):
+    from jobs import metrics
+
+    metrics.worker_beat(role="jobs", name="w1", ttl_s=15)
+    metrics.worker_beat(role="builds", name="b1", ttl_s=15)
+    redis_conn.set(HEARTBEAT_KEY, str(time.time() - settings.READYZ_RECONCILER_MAX_AGE_S - 5))
+    checks = APIClient().get("/healthz/fleet").json()["checks"]
+    assert checks["reconciler"]["ok"] is False and checks["reconciler"]["error"].startswith("last heartbeat")
     redis_conn.set(HEARTBEAT_KEY, str(time.time()))
-    try:
-        response = APIClient().get("/readyz")
-        assert response.status_code == 200, response.json()
-        assert response.json()["checks"]["workers"]["detail"]["count"] == 1
-    finally:
-        worker.register_death()
+    assert APIClient().get("/healthz/fleet").status_code == 200
 
 
 def scrape(client=None, **headers) -> str:
@@ -73,7 +118,8 @@ def test_metrics_count_the_job_path(alice, run_worker):
     assert value(text, "lambdasite_jobs_running") == 0
     assert value(text, 'lambdasite_queue_depth{queue="jobs"}') == 0
     assert value(text, "lambdasite_dead_letters") == 0
-    assert "lambdasite_workers" in text and "lambdasite_warm_cells" in text and "lambdasite_spares" in text
+    assert "lambdasite_warm_cells" in text and "lambdasite_spares" in text
+    assert value(text, 'lambdasite_workers{role="jobs"}') == 0  # run_worker beats no heartbeat: not a process
     assert "django_http_requests_total_by_method_total" in text  # django-prometheus request metrics
 
 
@@ -96,6 +142,24 @@ def test_metrics_from_another_process_are_counted(db):
         capture_output=True,
     )
     assert value(scrape(), 'lambdasite_jobs_submitted_total{runtime="node"}') == 3
+
+
+def test_the_fleet_gauges_follow_the_heartbeats(db, redis_conn):
+    from jobs import metrics
+
+    text = scrape()
+    assert value(text, 'lambdasite_workers{role="jobs"}') == 0
+    assert value(text, 'lambdasite_workers{role="builds"}') == 0
+    assert value(text, "lambdasite_reconciler_heartbeat_age_seconds") == float("inf")
+    metrics.worker_beat(role="jobs", name="w1", ttl_s=15)
+    metrics.worker_beat(role="jobs", name="w2", ttl_s=15)
+    metrics.worker_beat(role="builds", name="b1", ttl_s=15)
+    redis_conn.set(HEARTBEAT_KEY, str(time.time() - 3))
+    text = scrape()
+    assert value(text, 'lambdasite_workers{role="jobs"}') == 2
+    assert value(text, 'lambdasite_workers{role="builds"}') == 1
+    assert 2 <= value(text, "lambdasite_reconciler_heartbeat_age_seconds") < 10
+    assert value(text, f'lambdasite_queue_depth{{queue="{build_queue_name()}"}}') == 0
 
 
 def test_metrics_can_require_a_bearer_token(db, settings):

@@ -105,7 +105,11 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(tmp_path):
         )  # the restarted worker ran it
 
         supervised = _all_pids(conf)
-        assert len(supervised) == 4, log()  # web, one worker, scheduler, deliveries
+        assert len(supervised) == 5, log()  # web, one worker, one build worker, scheduler, deliveries
+        console = output.read_text()
+        supervisor_lines = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ .*$", console, re.M)
+        assert supervisor_lines and not [line for line in supervisor_lines if " CRIT " in line], console
+        assert len(supervisor_lines) == len(set(supervisor_lines)), console  # each line once, not twice
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
         assert run.wait(timeout=40) == 0, log()
         assert wait_until(lambda: not any(_alive(pid) for pid in supervised), 15), (

@@ -1,4 +1,8 @@
-"""Run one Lambdasite worker: an RQ worker whose jobs run in the sandbox's warm cells."""
+"""Run one Lambdasite worker: an RQ worker whose jobs run in the sandbox's warm cells.
+
+``manage.py worker`` is a job worker (the jobs queue: jobs, invocations, warm-ups);
+``manage.py worker --builds`` a build worker (function builds only). Builds have their own
+processes so that a deploy, however slow its dependencies, never holds a job worker."""
 
 from __future__ import annotations
 
@@ -6,65 +10,83 @@ import logging
 import threading
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 import sandbox
 from functions.tasks import provisioned_specs
+from jobs import metrics
 from jobs.execution import worker_name
-from jobs.worker import SandboxWorker, relax_commit_durability, sandbox_configure
-from lambdasite.redis_client import build_queue_name, get_queue
+from jobs.worker import SandboxWorker, relax_commit_durability, sandbox_configure, worker_queues
 
 log = logging.getLogger("lambdasite.worker")
 
 
 class Command(BaseCommand):
-    help = "Run a worker that executes queued jobs in Docker sandboxes."
+    help = "Run a worker that executes queued jobs in Docker sandboxes (--builds: function builds only)."
 
     def add_arguments(self, parser):
         parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+        parser.add_argument(
+            "--builds", action="store_true", help="a build worker: take function builds only, never jobs"
+        )
 
-    def handle(self, *args, burst: bool = False, **options):
+    def handle(self, *args, burst: bool = False, builds: bool = False, **options):
         relax_commit_durability()
-        pool = sandbox_configure()
+        role = "builds" if builds else "jobs"
+        pool = sandbox_configure(spares=not builds)
         removed = sandbox.sweep_orphans(pool.client)
         if removed:
             log.warning("removed %d orphaned sandbox containers", len(removed))
-        if not burst:
+        if not burst and not builds:
             pool.provision_source = (
                 provisioned_specs  # functions' provisioned warm cells, this worker's share
             )
             pool.start_maintenance()  # spares, idle reaping, provisioned cells, orphans of dead workers
-        queue = get_queue()
-        # builds first: deploys are rare, and invocations of a building version wait for them
-        queues = [get_queue(build_queue_name()), queue]
-        worker = SandboxWorker(queues, connection=queue.connection, name=worker_name().replace(":", "-"))
-        log.info("worker starting", extra={"worker": worker.name, "event": "worker_start"})
-        stop_publishing = threading.Event()
-        threading.Thread(target=_publish_pool, args=(worker.name, pool, stop_publishing), daemon=True).start()
+        queues = worker_queues(builds=builds)
+        worker = SandboxWorker(queues, connection=queues[0].connection, name=worker_name().replace(":", "-"))
+        log.info("worker starting", extra={"worker": worker.name, "event": "worker_start", "role": role})
+        stop_beating = threading.Event()
+        beat = threading.Thread(target=_beat, args=(worker.name, role, pool, stop_beating), daemon=True)
+        beat.start()
         try:
             worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
         finally:
-            stop_publishing.set()
+            stop_beating.set()
+            beat.join(timeout=5)
+            _safely(lambda: metrics.worker_gone(role=role, name=worker.name))
             pool.close()
 
 
-def _publish_pool(name: str, pool, stop: threading.Event) -> None:
-    """Warm cells and spares of this worker, for /metrics (summed over workers there); and, every
-    LAYER_GC_INTERVAL_S, the removal of dependency layers no version uses."""
-    from django.conf import settings
+def _safely(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - Redis away: the heartbeat expires on its own
+        log.warning("heartbeat not written", exc_info=True)
+
+
+def _beat(name: str, role: str, pool, stop: threading.Event) -> None:
+    """Every WORKER_HEARTBEAT_S, from its own thread (a long job does not stop it): this worker's
+    heartbeat, expiring after three missed beats (the fleet's count of live workers); its warm
+    cells and spares, for /metrics (summed over workers there); and, every LAYER_GC_INTERVAL_S,
+    the removal of dependency layers no version uses."""
     from django.db import close_old_connections
 
     from functions.services.layers import layers_collect
-    from jobs import metrics
 
+    every = settings.WORKER_HEARTBEAT_S
     last_gc = 0.0
-    while not stop.wait(5):
-        metrics.publish_pool(name, pool.stats(), ttl_s=15)
+    while True:
+        _safely(lambda: metrics.worker_beat(role=role, name=name, ttl_s=3 * every))
+        if role == "jobs":
+            metrics.publish_pool(name, pool.stats(), ttl_s=3 * every)
         if time.monotonic() - last_gc > settings.LAYER_GC_INTERVAL_S:
-            last_gc = time.monotonic()
+            last_gc = 0.0
             try:
                 layers_collect(client=pool.client)
             except Exception:  # noqa: BLE001 - the next pass tries again
                 log.exception("collecting dependency layers failed")
             finally:
                 close_old_connections()
+        if stop.wait(every):
+            return
