@@ -141,7 +141,7 @@ def alias_body(alias: Alias) -> dict:
     }
 
 
-def function_body(function: Function, *, latest: FunctionVersion | None = None, aliases=None) -> dict:
+def function_body(function: Function, *, latest_ready: int | None, aliases) -> dict:
     base = function_path(function.name)
     return {
         "name": function.name,
@@ -153,8 +153,8 @@ def function_body(function: Function, *, latest: FunctionVersion | None = None, 
         "provisioned": function.provisioned,
         "disabled": function.is_disabled,
         "latest_version": function.latest_number,
-        "latest_ready_version": latest.number if latest is not None else None,
-        "aliases": [alias_body(a) for a in aliases] if aliases is not None else None,
+        "latest_ready_version": latest_ready,
+        "aliases": [alias_body(a) for a in aliases],
         "created_at": _dt(function.created_at),
         "updated_at": _dt(function.updated_at),
         "links": {"self": base, "versions": f"{base}/versions", "invoke": f"{base}/invoke"},
@@ -178,7 +178,7 @@ class FunctionSchema(serializers.Serializer):
     disabled = serializers.BooleanField()
     latest_version = serializers.IntegerField()
     latest_ready_version = serializers.IntegerField(allow_null=True)
-    aliases = serializers.ListField(child=serializers.DictField(), allow_null=True)
+    aliases = serializers.ListField(child=serializers.DictField())
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     links = serializers.DictField()

@@ -36,6 +36,41 @@ def test_deploying_with_requirements_queues_a_build(alice, django_capture_on_com
     assert get_queue(build_queue_name()).count == 1
 
 
+def test_the_list_shows_each_function_as_its_own_get_does(alice):
+    """The list once answered latest_ready_version and aliases null for every function."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    deploy(alice, name="adder")
+    call(alice, "POST", "/api/v1/functions/adder/versions", {"code": PY_ADD + "# v2\n"})
+    call(alice, "PUT", "/api/v1/functions/adder/aliases/prod", {"version": 1})
+    call(alice, "PUT", "/api/v1/functions/adder/aliases/canary", {"version": 1, "additional_version": 2,
+                                                                  "weight": 0.25})  # fmt: skip
+    deploy(alice, name="building", requirements="six==1.16.0\n")  # no version ready yet
+    deploy(alice, name="older")
+    call(alice, "POST", "/api/v1/functions/older/versions", {"code": PY_ADD, "requirements": "six==1.16.0\n"})
+
+    listed = call(alice, "GET", "/api/v1/functions").json()
+    assert [f["name"] for f in listed] == ["adder", "building", "older"]
+    for body in listed:
+        assert body == call(alice, "GET", f"/api/v1/functions/{body['name']}").json()
+    by_name = {f["name"]: f for f in listed}
+    assert by_name["adder"]["latest_ready_version"] == 2
+    assert [a["name"] for a in by_name["adder"]["aliases"]] == ["canary", "prod"]
+    assert by_name["adder"]["aliases"][0]["additional_version"] == 2
+    assert by_name["building"]["latest_ready_version"] is None and by_name["building"]["aliases"] == []
+    assert by_name["older"]["latest_ready_version"] == 1 and by_name["older"]["latest_version"] == 2
+
+    with CaptureQueriesContext(connection) as three:
+        call(alice, "GET", "/api/v1/functions")
+    for n in range(5):
+        deploy(alice, name=f"more-{n}")
+        call(alice, "PUT", f"/api/v1/functions/more-{n}/aliases/prod", {"version": 1})
+    with CaptureQueriesContext(connection) as eight:
+        assert len(call(alice, "GET", "/api/v1/functions").json()) == 8
+    assert len(eight.captured_queries) == len(three.captured_queries)  # no query per function
+
+
 def test_the_same_code_and_lock_give_the_same_content_hash(alice):
     first = deploy(alice, name="one").json()["version"]["content_hash"]
     second = deploy(alice, name="two").json()["version"]["content_hash"]
