@@ -101,6 +101,7 @@ class Cell:
         self.layer = layer
         self.function_key: str | None = None  # the function version whose module this cell has loaded
         self.key: tuple | None = None  # the pool's key for it (tenant, uid, profile, function version)
+        self.idle_cpu_ns: int | None = None  # its CPU counter when it last became idle (see sandbox.cgroups)
         self.runtime = runtime
         self.image = image
         self.limits = limits

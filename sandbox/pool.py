@@ -21,6 +21,7 @@ from dataclasses import replace
 import docker
 from docker.errors import DockerException
 
+from . import cgroups
 from .cell import Cell, OnOutput
 from .exceptions import SandboxError
 from .images import image_tag
@@ -44,6 +45,8 @@ class Sandbox:
         client: docker.DockerClient | None = None,
         provision_source: Callable[[], list[tuple[RunSpec, int]]] | None = None,
         provision_interval_s: float = 10.0,
+        idle_cpu_max_ms: float = 0.0,
+        on_idle_cpu: Callable[[str, float, int], None] | None = None,
     ) -> None:
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {REUSE_MODES}, not {reuse!r}")
@@ -67,6 +70,10 @@ class Sandbox:
         self._provisioned: dict[tuple, tuple[RunSpec, int]] = {}
         self._provision_read = 0.0
         self._reaper: threading.Thread | None = None
+        # tenant code running between jobs: an idle cell that used more CPU than this is retired, and
+        # on_idle_cpu(tenant, cpu_ms, memory_mb) told (to bill it); 0 turns the check off
+        self.idle_cpu_max_ms = idle_cpu_max_ms
+        self.on_idle_cpu = on_idle_cpu
         self.pool_id = uuid.uuid4().hex[:12]
         self._labels = {**owner_labels(), "lambdasite.pool": self.pool_id}
 
@@ -219,14 +226,37 @@ class Sandbox:
                     return
                 self.warm(spec)
 
+    def _burning(self, cell: Cell) -> bool:
+        """Has this idle cell used more CPU than it may since its last job ended? (Reported once.)"""
+        if not self.idle_cpu_max_ms or cell.idle_cpu_ns is None:
+            return False
+        used = cgroups.cpu_ns(cell.id)
+        if used is None:
+            return False
+        burnt_ms = (used - cell.idle_cpu_ns) / 1e6
+        if burnt_ms <= self.idle_cpu_max_ms:
+            return False
+        log.warning("cell %s used %.0f ms of CPU while idle: retired", cell.name, burnt_ms)
+        if self.on_idle_cpu is not None and cell.key is not None:
+            try:
+                self.on_idle_cpu(str(cell.key[0]), burnt_ms, cell.limits.memory_mb)
+            except Exception:  # noqa: BLE001 - billing must not stop the pool
+                log.exception("reporting a cell's idle CPU failed")
+        cell.idle_cpu_ns = None
+        return True
+
     def maintain(self) -> None:
-        """One maintenance pass: drop expired idle cells, top up spares and provisioned cells."""
+        """One maintenance pass: drop expired idle cells and cells whose tenant code ran while idle,
+        top up spares and provisioned cells."""
         now = time.monotonic()
         expired = []
         with self._lock:
+            idle = [c for cells in self._idle.values() for c in cells]
+        burning = {c for c in idle if self._burning(c)}
+        with self._lock:
             for key, cells in list(self._idle.items()):
                 ttl = float("inf") if key in self._provisioned else self.idle_ttl_s
-                keep = [c for c in cells if now - c.last_used < ttl and not c.broken]
+                keep = [c for c in cells if now - c.last_used < ttl and not c.broken and c not in burning]
                 expired += [c for c in cells if c not in keep]
                 if keep:
                     self._idle[key] = keep
@@ -301,6 +331,9 @@ class Sandbox:
             if keep:
                 self._idle.setdefault(_cell_key(spec, cell.profile), []).append(cell)
                 evicted = self._evict_over_capacity()
+        if keep and self.idle_cpu_max_ms:
+            # the counter as the job left it: what the cell uses from now on is not a job's
+            cell.idle_cpu_ns = cgroups.cpu_ns(cell.id)
         if not keep:
             self._discard(cell)
         if evicted is not None:
