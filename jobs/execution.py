@@ -23,6 +23,7 @@ from django.db import (
     OperationalError,
     close_old_connections,
     connection,
+    transaction,
 )
 
 import sandbox
@@ -186,9 +187,17 @@ class LogWriter:
     """Stores output lines as they arrive: one COPY per batch the sandbox delivers.
 
     COPY instead of the ORM's bulk_create: building an INSERT with a parameter per
-    column per row cost more than the database's work (measured in bench/logs.py)."""
+    column per row cost more than the database's work (measured in bench/logs.py).
+
+    Fenced by attempt: line numbers continue across attempts (a job's log is one sequence), so a
+    zombie attempt (its lease expired, a retry claimed the job) that kept writing would collide with
+    the retry's lines, and fail the retry. Each batch first takes a share lock on the job's row if the
+    job is still at this attempt; the claim's UPDATE waits for a batch holding it, so a retry's writer
+    counts every line written before the claim, and once the job has moved on a late batch is dropped
+    (and logged), never stored."""
 
     COPY_SQL = "COPY jobs_logline (job_id, attempt, seq, stream, ts, text) FROM STDIN"
+    FENCE_SQL = "SELECT 1 FROM jobs_job WHERE id = %s AND attempts = %s FOR SHARE"
 
     def __init__(self, job: Job, attempt: Attempt) -> None:
         self.job, self.attempt = job, attempt
@@ -200,15 +209,25 @@ class LogWriter:
                 cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs_logline WHERE job_id = %s", [job.id])
                 self.offset = max(self.offset, cursor.fetchone()[0])
         self.count = 0
+        self.superseded = False  # a newer attempt claimed the job: this one's lines are no longer stored
 
     def __call__(self, lines: list[sandbox.OutputLine]) -> None:
-        if not lines:
+        if not lines or self.superseded:
             return
         job_id, number, offset = self.job.id, self.attempt.number, self.offset
         stamped = [(line, datetime.fromtimestamp(line.ts, tz=UTC)) for line in lines]
-        with connection.cursor() as cursor, cursor.cursor.copy(self.COPY_SQL) as copy:
-            for line, ts in stamped:
-                copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(self.FENCE_SQL, [job_id, number])
+            if cursor.fetchone() is None:
+                self.superseded = True
+                log.warning(
+                    "late output of a superseded attempt dropped",
+                    extra={"event": "late_log_dropped", "job_id": str(job_id), "attempt": number},
+                )
+                return
+            with cursor.cursor.copy(self.COPY_SQL) as copy:
+                for line, ts in stamped:
+                    copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
         self.count = max(self.count, lines[-1].seq)
         events.log_lines(
             job_id=job_id,

@@ -186,3 +186,38 @@ def test_status_moves_queued_running_succeeded(alice, run_worker):
     job = Job.objects.get(pk=response.json()["id"])
     assert job.status == "succeeded"
     assert job.attempt_set.get().status == "succeeded"
+
+
+def test_late_lines_of_a_superseded_attempt_never_collide_with_the_retry(alice):
+    """A zombie attempt (its lease expired, a retry claimed the job) that kept writing used to store
+    its late lines at the retry's line numbers: the retry's next batch then failed on the (job, seq)
+    key. Its late lines are dropped now, before and after the retry has logged."""
+    import time
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    import sandbox
+    from jobs.execution import LogWriter
+    from jobs.models import LogLine
+    from jobs.services import lifecycle
+    from jobs.tests.support import QUICK
+
+    def line(seq: int, text: str) -> sandbox.OutputLine:
+        return sandbox.OutputLine(stream="stdout", seq=seq, ts=time.time(), text=text)
+
+    job_id = alice.post_job(QUICK).json()["id"]
+    zombie = LogWriter(*lifecycle.job_claim(job_id=job_id, worker="zombie"))
+    zombie([line(1, "a1"), line(2, "a2")])
+    assert lifecycle.job_expire_lease(job_id=job_id, now=timezone.now() + timedelta(hours=1))
+    Job.objects.filter(pk=job_id).update(status="queued")  # due: as the reconciler's pass would
+    job, attempt = lifecycle.job_claim(job_id=job_id, worker="retry")
+    assert attempt.number == 2
+    retry = LogWriter(job, attempt)
+    zombie([line(3, "a3, late")])  # before the retry's first line
+    retry([line(1, "b1"), line(2, "b2")])
+    zombie([line(4, "a4, late")])  # and after it
+    retry([line(3, "b3")])
+    stored = LogLine.objects.filter(job_id=job_id).order_by("seq").values_list("attempt", "seq", "text")
+    assert list(stored) == [(1, 1, "a1"), (1, 2, "a2"), (2, 3, "b1"), (2, 4, "b2"), (2, 5, "b3")]
+    assert zombie.superseded and not retry.superseded
