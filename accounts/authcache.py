@@ -8,16 +8,26 @@ revoked, a membership added, changed or removed, a user saved or deleted, a tena
 quota changed) bumps the generation after its commit (``accounts.signals`` for saves and deletes,
 the services for their bulk updates), so every web process sees it on its next request: one
 Redis GET instead of a query. Without Redis nothing is cached and every request reads the
-database. The age cap bounds what a change made behind Django's back (raw SQL) can leave stale."""
+database. The age cap bounds what a change made behind Django's back (raw SQL) can leave stale.
+
+Revoking access (a key revoked, a member removed with their keys) is not left to that best-effort
+bump: a process whose Redis answers but missed the bump would accept a revoked key for up to the
+age cap. A revocation runs inside :func:`revocation`, which bumps before anything is written (Redis
+away: the revocation is refused with a 503 and nothing changes) and again after the commit (which
+invalidates anything cached while the change was in flight), retried, and raises 503 if that fails:
+so a revocation that returns has been seen by every process's next request."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
 
+from lambdasite.exceptions import ServiceUnavailable
 from lambdasite.redis_client import generation as redis_generation
 from lambdasite.redis_client import get_redis
 
@@ -70,3 +80,36 @@ def _bump() -> None:
         get_redis().incr(GENERATION_KEY)
     except Exception:  # noqa: BLE001 - the cache is off while Redis is away (lookup reads no generation)
         log.warning("could not bump the auth generation", exc_info=True)
+
+
+_BUMP_ATTEMPTS = (0.0, 0.05, 0.2)  # delays before each try of a revocation's bump
+
+
+@contextmanager
+def revocation() -> Iterator[None]:
+    """Wrap a transaction that takes access away, so that once it returns no process accepts what
+    it revoked (see the module's docstring). Raises ServiceUnavailable (503) when the generation
+    cannot be bumped: before the change, nothing was written; after it, the change is committed and
+    repeating the revocation (which bumps again) is what makes it certain."""
+    _entries.clear()
+    _bump_or_fail("nothing was changed")
+    yield
+    if transaction.get_connection().in_atomic_block:  # an outer transaction commits it later
+        transaction.on_commit(lambda: _bump_or_fail("it is recorded: repeat it to make sure"))
+    else:
+        _bump_or_fail("it is recorded: repeat it to make sure")
+
+
+def _bump_or_fail(outcome: str) -> None:
+    _entries.clear()
+    for delay in _BUMP_ATTEMPTS:
+        time.sleep(delay)
+        try:
+            get_redis().incr(GENERATION_KEY)
+            return
+        except Exception:  # noqa: BLE001 - any Redis failure: retried, then the revocation fails
+            log.warning("could not bump the auth generation for a revocation", exc_info=True)
+    raise ServiceUnavailable(
+        f"access could not be revoked everywhere right now ({outcome}); retry shortly",
+        details={"retry": True},
+    )

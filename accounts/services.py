@@ -106,18 +106,18 @@ def membership_change_role(*, tenant: Tenant, membership_id, role: str) -> Membe
     return membership
 
 
-@transaction.atomic
 def membership_remove(*, tenant: Tenant, membership_id) -> Membership:
-    """Remove a member: their keys for this tenant are revoked and their open pages disconnected."""
-    membership = _locked_membership(tenant, membership_id)
-    if membership.role == Membership.Role.OWNER and not _owners_left(tenant, membership):
-        raise LastOwner()
-    membership.delete()
-    ApiKey.objects.filter(
-        tenant=tenant, created_by_id=membership.user_id, kind=ApiKey.Kind.USER, revoked_at=None
-    ).update(revoked_at=timezone.now())
-    authcache.changed()
-    _access_changed(membership.user_id)
+    """Remove a member: their keys for this tenant are revoked (in no process accepted once this
+    returns, else a 503: authcache.revocation) and their open pages disconnected."""
+    with authcache.revocation(), transaction.atomic():
+        membership = _locked_membership(tenant, membership_id)
+        if membership.role == Membership.Role.OWNER and not _owners_left(tenant, membership):
+            raise LastOwner()
+        membership.delete()
+        ApiKey.objects.filter(
+            tenant=tenant, created_by_id=membership.user_id, kind=ApiKey.Kind.USER, revoked_at=None
+        ).update(revoked_at=timezone.now())
+        _access_changed(membership.user_id)
     return membership
 
 
@@ -289,24 +289,26 @@ def api_key_issue(
     return IssuedKey(api_key=api_key, plaintext=plaintext)
 
 
-@transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, by=None, by_role: str | None = None) -> ApiKey:
-    """Revoke a key. A member acting (``by``, with their role) may revoke their own keys; owners any."""
+    """Revoke a key. A member acting (``by``, with their role) may revoke their own keys; owners any.
+
+    Once this returns, no process accepts the key; when that cannot be made sure (Redis away) it
+    raises ServiceUnavailable (authcache.revocation). Revoking a revoked key is how to repeat it."""
     if by is not None and by_role != Membership.Role.OWNER and api_key.created_by_id != by.id:
         raise Forbidden("Only an owner can revoke someone else's key.")
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
+    with authcache.revocation(), transaction.atomic():
+        if api_key.revoked_at is None:
+            api_key.revoked_at = timezone.now()
+            api_key.save(update_fields=["revoked_at"])
     return api_key
 
 
-@transaction.atomic
 def user_keys_revoke(*, user) -> int:
     """Every user key a person created, in every tenant (their account is going away)."""
-    authcache.changed()
-    return ApiKey.objects.filter(created_by=user, kind=ApiKey.Kind.USER, revoked_at=None).update(
-        revoked_at=timezone.now()
-    )
+    with authcache.revocation(), transaction.atomic():
+        return ApiKey.objects.filter(created_by=user, kind=ApiKey.Kind.USER, revoked_at=None).update(
+            revoked_at=timezone.now()
+        )
 
 
 def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
