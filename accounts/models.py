@@ -179,6 +179,8 @@ class UsageCharge(models.Model):
 
     class Kind(models.TextChoices):
         BUILD = "build"
+        WARM = "warm"  # a warm-up's cell start and module initialisation
+        IDLE = "idle"  # tenant code that ran in an idle cell between jobs (the cell is retired)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_charges")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -4,11 +4,14 @@ cells their pool keeps (``provisioned_specs`` is the pool's provision source).""
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
 
 import sandbox
+from accounts.models import UsageCharge
+from jobs import billing
 from jobs.execution import limits_for, sandbox_uid, worker_name
 
 from .models import FunctionVersion
@@ -44,7 +47,23 @@ def version_spec(version: FunctionVersion) -> sandbox.RunSpec:
 
 def warm_version(version_id) -> dict | None:
     version = FunctionVersion.objects.select_related("function__tenant__quota", "layer").get(pk=version_id)
-    error = sandbox.default().warm(version_spec(version))
+    warm.warm_taken(version.function_id)
+    function = version.function
+    if function.is_disabled or function.tenant.is_suspended:
+        return None  # disabled or suspended since it was asked for: no tenant code runs
+    spec = version_spec(version)
+    started = time.monotonic()
+    try:
+        error = sandbox.default().warm(spec)
+    finally:
+        # the cell's start and the module's initialisation are the tenant's, as a job's would be
+        seconds = time.monotonic() - started
+        billing.charge(
+            tenant_id=function.tenant_id,
+            kind=UsageCharge.Kind.WARM,
+            gb_seconds=billing.gb_seconds(spec.limits.memory_mb, billing.billed_ms(seconds * 1000)),
+            reference=f"warm version {version.pk}",
+        )
     if error:
         log.warning(
             "warming failed: %s", error.get("message"), extra={"event": "warm_failed", "version": version_id}
@@ -55,7 +74,8 @@ def warm_version(version_id) -> dict | None:
 def provisioned_specs() -> list[tuple[sandbox.RunSpec, int]]:
     """The pool's provision source (called from its maintenance thread)."""
     try:
-        return [(version_spec(version), n) for version, n in warm.provisioned_versions()]
+        me = worker_name().replace(":", "-")  # as the worker command names its RQ worker
+        return [(version_spec(version), n) for version, n in warm.provisioned_versions(me=me)]
     except Exception:  # noqa: BLE001 - keep the last targets; the next pass reads again
         log.exception("reading provisioned functions failed")
         raise

@@ -121,3 +121,19 @@ def add_usage(pipe, *, tenant_id, gb_seconds: float) -> None:
     """Queue on ``pipe``: add an attempt's GB-s to the tenant's cached use (only while it is cached)."""
     if gb_seconds:
         pipe.eval(_ADD_IF_EXISTS, 1, USAGE_KEY.format(tenant=tenant_id, period=usage_period()), gb_seconds)
+
+
+def charge_idle_cpu(tenant: str, cpu_ms: float, memory_mb: int) -> None:
+    """The cell pool's report of tenant code that ran in an idle cell between jobs (the pool retires
+    such a cell): billed as GB-s of the CPU time, from the pool's maintenance thread."""
+    from django.db import close_old_connections
+
+    try:
+        charge(
+            tenant_id=int(tenant),
+            kind=UsageCharge.Kind.IDLE,
+            gb_seconds=gb_seconds(memory_mb, billed_ms(cpu_ms)),
+            reference="CPU used between jobs",
+        )
+    finally:
+        close_old_connections()

@@ -206,3 +206,11 @@ class LambdasiteCollector:
             "Warm cells kept ready for deployed functions (their provisioned count) across workers",
             value=provisioned,
         )
+
+
+def workers_alive_names(role: str, *, now: float | None = None) -> list[str]:
+    """The names of the live workers of ``role``, sorted (each worker finds its own place in them)."""
+    now = now if now is not None else time.time()
+    members = _conn().zrangebyscore(WORKERS_KEY, now, "+inf")
+    prefix = f"{role}|"
+    return sorted(m.decode()[len(prefix) :] for m in members if m.decode().startswith(prefix))

@@ -24,6 +24,8 @@ from rq.worker import SimpleWorker, WorkerStatus
 import sandbox
 from lambdasite.redis_client import build_queue_name, get_queue
 
+from . import billing
+
 log = logging.getLogger("lambdasite.worker")
 
 
@@ -54,6 +56,8 @@ def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
         spares_per_profile=settings.SANDBOX_SPARES,
         sweep_interval_s=settings.SANDBOX_SWEEP_INTERVAL_S,
         provision_interval_s=settings.PROVISION_INTERVAL_S,
+        idle_cpu_max_ms=settings.SANDBOX_IDLE_CPU_MAX_MS,
+        on_idle_cpu=billing.charge_idle_cpu,
     )
     return pool
 

@@ -189,12 +189,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # the rules the server enforces beyond the declared fields (lambdasite/openapi.py)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "lambdasite.openapi.strict_requests",
+    ],
 }
 
 # -- Jobs and sandbox ---------------------------------------------------------
 SANDBOX_REUSE = env_choice("SANDBOX_REUSE", "tenant", ("tenant", "never"))
 SANDBOX_IDLE_TTL_S = env_float("SANDBOX_IDLE_TTL_S", 300.0)
 SANDBOX_MAX_IDLE_CELLS = env_int("SANDBOX_MAX_IDLE_CELLS", 16, minimum=0)
+# an idle cell whose tenant code used more CPU than this since its last job: retired, CPU billed (0: off)
+SANDBOX_IDLE_CPU_MAX_MS = env_float("SANDBOX_IDLE_CPU_MAX_MS", 250.0)
 SANDBOX_SPARES = env_int("SANDBOX_SPARES", 1, minimum=0)
 SANDBOX_SWEEP_INTERVAL_S = env_float("SANDBOX_SWEEP_INTERVAL_S", 10.0)  # orphaned containers of dead workers
 SANDBOX_CPUS = env_float("SANDBOX_CPUS", 1.0)

@@ -49,7 +49,12 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("kind", models.CharField(choices=[("build", "Build")], max_length=20)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("build", "Build"), ("warm", "Warm"), ("idle", "Idle")], max_length=20
+                    ),
+                ),
                 ("gb_seconds", models.FloatField()),
                 ("reference", models.CharField(blank=True, max_length=200)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),

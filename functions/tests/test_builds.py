@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.models import UsageCharge
 from functions.models import BuildStatus, DependencyLayer, FunctionVersion
 from functions.services.builds import builds_reconcile
 from functions.services.layers import layers_collect
+from jobs import metrics
+from jobs.execution import worker_name
 from jobs.models import Job, Status
 from jobs.tests.support import ThreadWorker
 from sandbox import layers
@@ -267,6 +270,9 @@ def test_warming_starts_a_cell_that_has_run_the_module_before_the_first_call(
     assert body["result"] == "warm"
     attempt = body["attempt_history"][0]
     assert attempt["init_ms"] is None  # the module's 300 ms initialisation was paid before the call
+    # ... and billed to the tenant, as a job's time would be
+    charge = UsageCharge.objects.get(tenant=alice.tenant, kind=UsageCharge.Kind.WARM)
+    assert charge.gb_seconds >= 0.3 * 128 / 1024
     assert call(alice, "POST", "/api/v1/functions/slow/warm", {"count": 99}).status_code == 400
 
 
@@ -274,6 +280,7 @@ def test_provisioned_cells_are_kept_ready_by_the_pool(alice, invoke_sync, sandbo
     from functions.tasks import provisioned_specs
 
     deploy(alice, name="kept", code=SLOW_INIT, provisioned=1)
+    metrics.worker_beat(role="jobs", name=worker_name().replace(":", "-"), ttl_s=60)  # this process is live
     sandbox_pool.provision_source = provisioned_specs
     sandbox_pool._provision_read = 0.0
     try:

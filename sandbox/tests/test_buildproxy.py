@@ -77,7 +77,12 @@ def _finish_tunnel(sock: socket.socket, answer: bytes) -> bytes:
 
 def test_allowed_targets_are_the_index_hosts_and_their_file_hosts():
     targets = buildproxy.allowed_targets(
-        ["https://pypi.org/simple", "https://registry.npmjs.org/", "http://10.0.0.5:3141/root/pypi/", "ftp://x"]
+        [
+            "https://pypi.org/simple",
+            "https://registry.npmjs.org/",
+            "http://10.0.0.5:3141/root/pypi/",
+            "ftp://x",
+        ]
     )
     assert targets == {
         ("pypi.org", 443),
@@ -115,7 +120,9 @@ def test_a_tunnel_to_an_allowed_target_works_and_every_other_target_gets_the_sam
         assert through.startswith(buildproxy.ESTABLISHED)
         assert through.endswith(b"index") and index.hits == ["/through"]
 
-        plain = _ask(proxy, f"GET http://127.0.0.1:{index.port}/simple/six/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        plain = _ask(
+            proxy, f"GET http://127.0.0.1:{index.port}/simple/six/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
         assert plain.startswith(b"HTTP/1.0 200") and plain.endswith(b"index")
         assert index.hits[-1] == "/simple/six/"  # rewritten to origin form
 
@@ -183,4 +190,6 @@ def test_a_transitive_url_dependency_reaches_nothing_and_reveals_nothing(docker_
 )
 def test_references_that_are_not_index_packages_are_refused(docker_client, runtime, spec, said):
     with pytest.raises(layers.BuildFailed, match=said):
-        layers.resolve(docker_client, runtime, spec, on_log=[].append, limits=layers.BuildLimits(timeout_s=60))
+        layers.resolve(
+            docker_client, runtime, spec, on_log=[].append, limits=layers.BuildLimits(timeout_s=60)
+        )
