@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from accounts.guards import tenant_require_active
 from lambdasite.exceptions import ValidationFailed
 
 from .. import validation
@@ -37,6 +38,7 @@ def alias_set(
 ) -> tuple[Alias, bool]:
     """Create or move an alias. ``weight`` is the share (0 to 1) of calls that go to
     ``additional_version``. -> (alias, created)"""
+    tenant_require_active(function.tenant)
     validation.alias_name(name)
     main = _version(function, version, "version")
     extra = None

@@ -9,7 +9,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.guards import tenant_deploy
+from accounts.guards import tenant_deploy, tenant_require_active
 from accounts.models import Tenant
 from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
@@ -201,6 +201,7 @@ def function_update(
     *, function: Function, provisioned: int | None = None, description: str | None = None
 ) -> Function:
     """Settings that are not part of a version: the warm pool size and the description."""
+    tenant_require_active(function.tenant)
     with transaction.atomic():
         function = (
             Function.objects.select_for_update(of=("self",))

@@ -145,3 +145,19 @@ def test_a_suspended_tenant_deploys_nothing_from_any_edge(alice):
             spec=deploy.VersionSpec(code=PY),
         )
     assert FunctionVersion.objects.filter(function__tenant=alice.tenant).count() == 1
+
+
+def test_a_suspended_tenant_moves_no_alias_and_changes_no_warm_pool(alice):
+    from functions.services import aliases
+
+    _deploy(alice, "one", requirements="")
+    function = alice.tenant.functions.get(name="one")
+    alice.tenant.is_suspended = True
+    alice.tenant.save()
+    with pytest.raises(TenantSuspended):
+        aliases.alias_set(function=function, name="prod", version=1)
+    with pytest.raises(TenantSuspended):
+        deploy.function_update(function=function, provisioned=1)
+    assert not function.aliases.exists()
+    function.refresh_from_db()
+    assert function.provisioned == 0
