@@ -21,7 +21,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Disable (pending deliveries stop)")
     def disable(self, request, queryset):
         for endpoint in queryset:
-            endpoint_update(endpoint=endpoint, enabled=False)
+            endpoint_update(endpoint=endpoint, enabled=False, throttled=False)
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
                 disabled_reason=f"disabled by {request.user}"
             )
@@ -30,7 +30,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Enable")
     def enable(self, request, queryset):
         for endpoint in queryset:
-            endpoint_update(endpoint=endpoint, enabled=True)
+            endpoint_update(endpoint=endpoint, enabled=True, throttled=False)
         self.message_user(request, f"{queryset.count()} endpoint(s) enabled.", messages.SUCCESS)
 
 

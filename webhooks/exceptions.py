@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdasite.exceptions import NotFound, RateLimited
+from lambdasite.exceptions import Conflict, NotFound, RateLimited
 
 
 class EndpointNotFound(NotFound):
@@ -15,3 +15,13 @@ class DeliveryNotFound(NotFound):
 
 class EndpointLimit(RateLimited):
     code = "webhook_limit"
+
+
+class RedeliveryPending(Conflict):
+    code = "redelivery_pending"
+
+
+class RedeliveryLimit(Conflict):
+    """A fixed cap: waiting does not help, so 409 without Retry-After."""
+
+    code = "redelivery_limit"

@@ -73,6 +73,23 @@ class OutboxEvent(models.Model):
         return f"{self.type} #{self.pk}"
 
 
+class Event(models.Model):
+    """What an event says, stored once: every delivery of it (to each endpoint, to the job's
+    callback URL, each redelivery) refers to this one body instead of carrying a copy."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=40)
+    job_id = models.UUIDField(null=True, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"
+
+
 class Delivery(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -88,7 +105,8 @@ class Delivery(models.Model):
     webhook_id = models.CharField(max_length=64)  # the Standard Webhooks message id: the same on redelivery
     type = models.CharField(max_length=40)
     job_id = models.UUIDField(null=True, blank=True)
-    body = models.TextField()
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    redelivery = models.BooleanField(default=False)  # asked for by the tenant (bounded per message)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -104,10 +122,26 @@ class Delivery(models.Model):
             models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(status="pending")),
             models.Index(fields=["job_id"], name="delivery_job"),
             models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_created"),
+            models.Index(fields=["webhook_id"], name="delivery_webhook_id"),
+            # the claim: each tenant's due deliveries, and the ones it has in flight
+            models.Index(
+                fields=["tenant", "next_attempt_at"],
+                name="delivery_tenant_due",
+                condition=Q(status="pending"),
+            ),
+            models.Index(
+                fields=["tenant", "locked_until"],
+                name="delivery_tenant_leased",
+                condition=Q(status="pending", locked_until__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} → {self.url} ({self.status})"
+
+    @property
+    def body(self) -> str:
+        return self.event.body
 
 
 class DeliveryAttempt(models.Model):

@@ -65,10 +65,10 @@ def webhooks(request: Request) -> Response:
     operation_id="webhooks_update",
     summary="Change an endpoint; enabled true re-enables one that was disabled",
     request=EndpointUpdateSerializer,
-    responses={200: EndpointSchema, **errors(400, 401, 403, 404)},
+    responses={200: EndpointSchema, **errors(400, 401, 403, 404, 429)},
 )
 @extend_schema(methods=["DELETE"], operation_id="webhooks_delete", summary="Delete an endpoint",
-               responses={204: None, **errors(401, 403, 404)})  # fmt: skip
+               responses={204: None, **errors(401, 403, 404, 429)})  # fmt: skip
 @api_view(["GET", "PATCH", "DELETE"])
 def webhook_detail(request: Request, endpoint_id: str) -> Response:
     endpoint = _endpoint(request, endpoint_id)
@@ -86,7 +86,7 @@ def webhook_detail(request: Request, endpoint_id: str) -> Response:
     operation_id="webhooks_rotate_secret",
     summary="A new signing secret for the endpoint (shown once); the old one stops signing at once",
     request=None,
-    responses={200: EndpointSchema, **errors(401, 403, 404)},
+    responses={200: EndpointSchema, **errors(401, 403, 404, 429)},
 )
 @api_view(["POST"])
 def webhook_rotate(request: Request, endpoint_id: str) -> Response:
@@ -108,8 +108,13 @@ def webhook_deliveries(request: Request, endpoint_id: str) -> Response:
 @extend_schema(
     operation_id="webhooks_redeliver",
     summary="Send a delivery again (same webhook-id and body, to the endpoint's current URL)",
+    description=(
+        "409 `redelivery_pending` while an earlier redelivery of the same message is pending, 409 "
+        "`redelivery_limit` once the message was redelivered WEBHOOK_MAX_REDELIVERIES times; webhook "
+        "changes are rate-limited per tenant (429 with Retry-After)."
+    ),
     request=None,
-    responses={202: DeliverySchema, **errors(401, 403, 404)},
+    responses={202: DeliverySchema, **errors(401, 403, 404, 409, 429)},
 )
 @api_view(["POST"])
 def webhook_redeliver(request: Request, endpoint_id: str, delivery_id: str) -> Response:
@@ -124,7 +129,7 @@ def webhook_redeliver(request: Request, endpoint_id: str, delivery_id: str) -> R
     operation_id="webhooks_callback_secret_rotate",
     summary="A new secret for the tenant's callback_url deliveries (shown once)",
     request=None,
-    responses={200: OpenApiResponse(description='{"secret": "whsec_…"}'), **errors(401, 403)},
+    responses={200: OpenApiResponse(description='{"secret": "whsec_…"}'), **errors(401, 403, 429)},
 )
 @api_view(["POST"])
 def callback_secret(request: Request) -> Response:

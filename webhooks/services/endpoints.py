@@ -1,5 +1,6 @@
 """Webhook endpoints and the tenant's callback secret: registering (URLs checked against the SSRF
-rule), changing, rotating secrets, deleting."""
+rule), changing, rotating secrets, deleting. Every change a tenant makes passes the per-tenant
+webhook write throttle first (``throttle.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from lambdasite.exceptions import NotFound, ValidationFailed
 from .. import outbox, signing, ssrf
 from ..exceptions import EndpointLimit
 from ..models import EVENT_TYPES, CallbackSecret, WebhookEndpoint
+from . import conf
+from .throttle import webhook_write_admit
+
+
+def _check_url(url: str, tenant_id) -> str:
+    return ssrf.check(url, owner=tenant_id, per_owner=conf.get("WEBHOOK_RESOLVE_PER_TENANT"))
 
 
 def _events(events) -> list[str]:
@@ -39,7 +46,8 @@ def endpoint_create(
     *, tenant: Tenant, url: str, events: list, function: str | None = None, description: str = ""
 ) -> WebhookEndpoint:
     """-> the endpoint; its ``secret`` is shown to the caller this once."""
-    ssrf.check(url)
+    webhook_write_admit(tenant_id=tenant.id)
+    _check_url(url, tenant.id)
     endpoint = WebhookEndpoint(
         tenant=tenant,
         url=url,
@@ -64,10 +72,14 @@ def endpoint_update(
     events: list | None = None,
     enabled: bool | None = None,
     description: str | None = None,
+    throttled: bool = True,
 ) -> WebhookEndpoint:
-    """Change an endpoint; enabling it again clears the reason it was disabled."""
+    """Change an endpoint; enabling it again clears the reason it was disabled. ``throttled=False``
+    for operators (admin), whose changes are not the tenant's."""
+    if throttled:
+        webhook_write_admit(tenant_id=endpoint.tenant_id)
     if url is not None:
-        endpoint.url = ssrf.check(url)
+        endpoint.url = _check_url(url, endpoint.tenant_id)
     if events is not None:
         endpoint.events = _events(events)
     if description is not None:
@@ -82,12 +94,14 @@ def endpoint_update(
 
 
 def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    webhook_write_admit(tenant_id=endpoint.tenant_id)
     endpoint.secret = signing.new_secret()
     endpoint.save(update_fields=["secret"])
     return endpoint
 
 
 def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    webhook_write_admit(tenant_id=endpoint.tenant_id)
     WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
     outbox.forget(endpoint.tenant_id)
 
@@ -99,6 +113,7 @@ def callback_secret(*, tenant: Tenant) -> str:
 
 
 def callback_secret_rotate(*, tenant: Tenant) -> str:
+    webhook_write_admit(tenant_id=tenant.id)
     found, _ = CallbackSecret.objects.update_or_create(
         tenant=tenant, defaults={"secret": signing.new_secret()}
     )

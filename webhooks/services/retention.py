@@ -1,6 +1,7 @@
 """Bounded storage for webhooks: finished deliveries (succeeded, or failed for good) and their attempts
 are deleted once older than their tenant's retention (``Quota.retention_days``; 0 keeps them), in
-small batches, by the delivery process. Pending deliveries are never touched."""
+small batches, by the delivery process, with the event bodies no other delivery refers to. Pending
+deliveries are never touched."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ WITH doomed AS (
 ), attempts AS (
     DELETE FROM webhooks_deliveryattempt WHERE delivery_id IN (SELECT id FROM doomed) RETURNING 1
 ), deliveries AS (
-    DELETE FROM webhooks_delivery WHERE id IN (SELECT id FROM doomed) RETURNING 1
+    DELETE FROM webhooks_delivery WHERE id IN (SELECT id FROM doomed) RETURNING event_id
+), events AS (
+    DELETE FROM webhooks_event e
+    WHERE e.id IN (SELECT event_id FROM deliveries)
+        AND NOT EXISTS (
+            SELECT 1 FROM webhooks_delivery o WHERE o.event_id = e.id AND o.id NOT IN (SELECT id FROM doomed)
+        )
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM attempts)
 """

@@ -23,8 +23,8 @@ from django.conf import settings
 
 from lambdasite.exceptions import ValidationFailed
 
-from .table import denied
 from .resolver import Busy, resolver
+from .table import denied
 
 PER_OWNER = 2  # lookups one tenant may have running at once (callers pass the setting)
 

@@ -73,6 +73,11 @@ def test_an_endpoint_shows_its_secret_once_and_can_rotate_it(alice):
         "http://224.0.0.1/hook",
         "ftp://hooks.example.com/x",
         "https://user:pass@hooks.example.com/x",
+        "http://hooks.example.com/\u0001",  # httpx refused it at every attempt: stuck first in line
+        "http://hooks.example.com/a\x7f",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[fec0::1]/hook",
+        "http://2130706433/",
     ],
 )
 def test_private_and_odd_urls_are_refused_everywhere(alice, url):
@@ -84,7 +89,7 @@ def test_private_and_odd_urls_are_refused_everywhere(alice, url):
     if url == "https://internal.example.com/hook":
         # a job's callback is checked without DNS on the submit path; its name is checked at delivery
         assert job.status_code == 202
-        status, error, _, _ = delivery.post(url, "{}", {})
+        status, error, _, _ = delivery.post(url, b"{}", {})
         assert status is None and error.startswith("refused") and "10.1.2.3" in error
     else:
         assert job.status_code == 400 and "callback_url" in job.json()["error"]["message"]
@@ -161,3 +166,37 @@ def test_the_schema_documents_the_new_endpoints(client):
     for operation in ("webhooks_create", "webhooks_redeliver", "schedules_create", "schedules_runs"):
         assert operation in schema
     assert "callback_url" in schema and "delay_s" in schema and "run_at" in schema
+
+
+def test_a_control_character_is_refused_in_the_standard_envelope_on_every_url_field(alice):
+    url = "http://hooks.example.com/\u0001"
+    created = call(alice, "POST", "/api/v1/webhooks", {**HOOK, "url": url})
+    assert created.status_code == 400
+    error = created.json()["error"]
+    assert error["code"] == "validation_error" and "control characters" in error["message"]
+    endpoint_id = call(alice, "POST", "/api/v1/webhooks", HOOK).json()["id"]
+    patched = call(alice, "PATCH", f"/api/v1/webhooks/{endpoint_id}", {"url": url})
+    assert patched.status_code == 400 and patched.json()["error"]["code"] == "validation_error"
+    assert WebhookEndpoint.objects.get().url == HOOK["url"]
+
+
+def test_webhook_writes_are_throttled_per_tenant_with_retry_after(alice, bob, settings):
+    settings.WEBHOOK_WRITES_PER_MINUTE = 3
+    endpoint_id = call(alice, "POST", "/api/v1/webhooks", HOOK).json()["id"]
+    assert call(alice, "POST", f"/api/v1/webhooks/{endpoint_id}/rotate-secret").status_code == 200
+    assert call(alice, "PATCH", f"/api/v1/webhooks/{endpoint_id}", {"enabled": False}).status_code == 200
+    for method, path, body in [
+        ("POST", "/api/v1/webhooks", HOOK),
+        ("PATCH", f"/api/v1/webhooks/{endpoint_id}", {"enabled": True}),
+        ("POST", f"/api/v1/webhooks/{endpoint_id}/rotate-secret", None),
+        ("DELETE", f"/api/v1/webhooks/{endpoint_id}", None),
+        ("POST", "/api/v1/webhooks/callback-secret", None),
+    ]:
+        refused = call(alice, method, path, body)
+        assert refused.status_code == 429, (method, path)
+        assert int(refused["Retry-After"]) >= 1
+        error = refused.json()["error"]
+        assert error["code"] == "rate_limited" and error["details"]["retry_after"] >= 1
+    assert call(alice, "GET", f"/api/v1/webhooks/{endpoint_id}").status_code == 200  # reads are not
+    assert call(bob, "POST", "/api/v1/webhooks", HOOK).status_code == 201  # another tenant's bucket
+    assert WebhookEndpoint.objects.filter(tenant=alice.tenant).count() == 1
