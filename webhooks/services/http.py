@@ -9,6 +9,8 @@ No redirects, no proxies or other settings from the environment (``trust_env=Fal
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
@@ -73,13 +75,18 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context(trust_env=False)  # certifi's roots, loaded once per process
+
+
 class _Transport(httpx.HTTPTransport):
     """httpx's transport on a connection pool whose sockets all answer to one deadline."""
 
     def __init__(self, deadline: float) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_ssl_context(), trust_env=False)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_ssl_context(),
             max_connections=1,
             max_keepalive_connections=0,
             network_backend=_DeadlineBackend(deadline),

@@ -541,3 +541,16 @@ def test_a_tenant_with_its_cap_in_flight_gets_no_more_until_one_ends(alice, bob,
     delivery.send(alices[0])  # one of them ends
     [next_one] = delivery.claim(limit=10, per_tenant=2)
     assert next_one in {d.pk for d in mine} - set(alices)
+
+
+def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline(alice, private_ok, settings):
+    settings.WEBHOOK_TIMEOUT_S = 10
+    settings.WEBHOOK_DEADLINE_S = 0.5
+    with socket.socket() as silent:  # the kernel accepts the connection; nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        a_delivery(alice, f"https://127.0.0.1:{silent.getsockname()[1]}/hook")
+        started = time.monotonic()
+        [held] = pump()
+    assert time.monotonic() - started < 2
+    assert held.status == Delivery.Status.PENDING and "deadline" in held.last_error
