@@ -114,8 +114,10 @@ def schedule_runs(request: Request, name: str) -> Response:
 @extend_schema(
     operation_id="schedules_run_now",
     summary="Run the schedule's function now (a manual run; the ticks are unchanged)",
+    description="A refused invocation (rate, budget, a disabled function, a failed version) is "
+    "answered with its error and records no run.",
     request=None,
-    responses={202: RunSchema, **errors(401, 403, 404)},
+    responses={202: RunSchema, **errors(401, 403, 404, 409, 429)},
 )
 @api_view(["POST"])
 def schedule_run_now(request: Request, name: str) -> Response:

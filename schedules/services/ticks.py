@@ -106,15 +106,15 @@ def _previous_unfinished(schedule: Schedule, run: ScheduleRun) -> bool:
     return last is not None and last.job is not None and last.job.status not in FINISHED
 
 
-def fire_tick(schedule: Schedule, tick: datetime, *, manual: bool = False) -> str | None:
+def fire_tick(schedule: Schedule, tick: datetime) -> str | None:
     """Record the run of ``tick`` and submit its job (the caller holds the schedule's lock, in a
     transaction). -> the run's status, or None if this tick already has a run."""
     try:
         with transaction.atomic():
-            run = ScheduleRun.objects.create(schedule=schedule, tick_at=tick, manual=manual, status="fired")
+            run = ScheduleRun.objects.create(schedule=schedule, tick_at=tick, status="fired")
     except IntegrityError:
         return None  # fired already (a concurrent pass, or before a crash): never twice
-    if not manual and schedule.overlap == Schedule.Overlap.SKIP and _previous_unfinished(schedule, run):
+    if schedule.overlap == Schedule.Overlap.SKIP and _previous_unfinished(schedule, run):
         run.status = ScheduleRun.Status.SKIPPED_OVERLAP
         run.save(update_fields=["status"])
         return run.status
@@ -198,14 +198,26 @@ def count_outcomes(limit: int = 1000) -> int:
 
 
 def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
-    """A run asked for by hand (overlap does not apply); counted like any other."""
+    """A run asked for by hand (overlap does not apply); its outcome counts like any other's.
+
+    A refusal of its invocation (the tenant's rate or budget, a disabled function, a failed
+    version) is raised to the caller, who is there to see it, and writes nothing: no refused run,
+    no failure counted towards pausing the schedule, so refused requests cannot pile up rows."""
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update(of=("self",))
             .select_related("tenant__quota", "function")
             .get(pk=schedule.pk)
         )
+        spec = invocation_spec(
+            tenant=schedule.tenant,
+            name=schedule.function.name,
+            qualifier=schedule.qualifier or None,
+            args=schedule.args,
+        )
+        job, _ = job_submit(tenant=schedule.tenant, api_key=None, spec=spec)
         now = timezone.now()
-        fire_tick(schedule, now, manual=True)
-        schedule.save()
-        return schedule.runs.get(tick_at=now)
+        run = ScheduleRun.objects.create(schedule=schedule, tick_at=now, manual=True, status="fired", job=job)
+        schedule.last_fire_at = now
+        schedule.save(update_fields=["last_fire_at", "updated_at"])
+        return run

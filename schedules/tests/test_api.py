@@ -178,6 +178,30 @@ def test_run_now_and_the_runs_list(alice, adder):
     assert len(runs) == 1 and runs[0]["status"] == "fired"
 
 
+def test_a_refused_run_now_answers_the_refusal_and_writes_nothing(
+    alice, adder, django_capture_on_commit_callbacks
+):
+    """Before: a 202 with a "refused" run row, and a failure counted towards pausing the schedule,
+    for every refused request."""
+    from accounts.models import Quota
+    from functions.services import deploy as deploying
+    from jobs.models import Job
+    from schedules.models import ScheduleRun
+
+    call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "max_failures": 1})
+    Quota.objects.filter(tenant=alice.tenant).update(monthly_gb_seconds=0)
+    spent = call(alice, "POST", "/api/v1/schedules/nightly/run")
+    assert spent.status_code == 429 and spent.json()["error"]["code"] == "quota_exceeded"
+    Quota.objects.filter(tenant=alice.tenant).update(monthly_gb_seconds=1000)
+    with django_capture_on_commit_callbacks(execute=True):  # the invocation cache sees it
+        deploying.function_set_disabled(function=adder, disabled=True, reason="abuse")
+    disabled = call(alice, "POST", "/api/v1/schedules/nightly/run")
+    assert disabled.status_code == 409 and disabled.json()["error"]["code"] == "function_disabled"
+    assert not ScheduleRun.objects.exists() and not Job.objects.exists()
+    schedule = Schedule.objects.get()
+    assert schedule.enabled and schedule.consecutive_failures == 0 and schedule.last_fire_at is None
+
+
 def test_the_number_of_schedules_is_capped(alice, adder):
     quota = alice.tenant.quota
     quota.max_schedules = 1
