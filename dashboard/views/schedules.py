@@ -19,6 +19,7 @@ from schedules.services import crontab, manage, ticks
 
 from ..tenancy import dashboard_view
 from .common import no_store
+from .redirects import next_or
 
 ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
          "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney")  # fmt: skip
@@ -159,7 +160,7 @@ def _act(request, name, action, done):
         messages.success(request, done)
     except ApplicationError as exc:
         messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or "dashboard:schedules")
+    return redirect(next_or(request, "dashboard:schedules"))
 
 
 @require_POST

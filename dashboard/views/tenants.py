@@ -11,6 +11,7 @@ from accounts.models import Tenant
 
 from .. import tenancy
 from ..tenancy import dashboard_view
+from .redirects import next_or
 
 
 @require_POST
@@ -19,6 +20,6 @@ def switch_tenant(request):
     tenant = Tenant.objects.filter(slug=request.POST.get("tenant", "")).first()
     if tenant is None or not tenancy.switch(request, tenant.id):
         messages.error(request, "You are not a member of that tenant.")
-    target = request.POST.get("next", "")
-    safe = target.startswith("/app/") and "//" not in target and "/jobs/" not in target
-    return redirect(target if safe else reverse("dashboard:overview"))
+    # a page of the dashboard, but not one object's page (a job, say): it belongs to the old tenant
+    target = next_or(request, reverse("dashboard:overview"))
+    return redirect(target if "/jobs/" not in target else reverse("dashboard:overview"))
