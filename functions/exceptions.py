@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdasite.exceptions import Conflict, Forbidden, NotFound, RateLimited
+from lambdasite.exceptions import Conflict, LimitReached, NotFound
 
 
 class FunctionNotFound(NotFound):
@@ -35,13 +35,9 @@ class AliasInUse(Conflict):
     code = "alias_in_use"
 
 
-class FunctionLimit(RateLimited):
-    """A per-tenant cap on functions, provisioned cells or dependency size is reached."""
-
-    code = "function_limit"
+class FunctionLimit(LimitReached):
+    """A per-tenant cap on functions or provisioned cells is reached (403 quota_exceeded)."""
 
 
-class VersionLimit(Forbidden):
+class VersionLimit(LimitReached):
     """A function has as many versions as its tenant's quota allows; waiting does not help."""
-
-    code = "quota_exceeded"

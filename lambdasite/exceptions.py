@@ -46,6 +46,15 @@ class Forbidden(ApplicationError):
     code = "forbidden"
 
 
+class LimitReached(Forbidden):
+    """A fixed cap is full: a count of things the tenant holds (functions, versions, schedules,
+    provisioned cells). It does not refill with time, so it is never a 429 with ``Retry-After``
+    (a client would wait and retry in vain): deleting something, or an operator raising the cap,
+    is what helps. ``details`` names the cap (``quota``) and its ``limit``."""
+
+    code = "quota_exceeded"
+
+
 class RateLimited(ApplicationError):
     """Come back later: the answer carries ``Retry-After``."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdasite.exceptions import Conflict, NotFound, RateLimited
+from lambdasite.exceptions import Conflict, LimitReached, NotFound
 
 
 class ScheduleNotFound(NotFound):
@@ -13,5 +13,5 @@ class ScheduleExists(Conflict):
     code = "schedule_exists"
 
 
-class ScheduleLimit(RateLimited):
-    code = "schedule_limit"
+class ScheduleLimit(LimitReached):
+    """The tenant has max_schedules schedules (403 quota_exceeded, no Retry-After)."""

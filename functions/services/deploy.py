@@ -145,9 +145,9 @@ def function_create(
         with transaction.atomic():
             if Function.objects.filter(tenant=tenant).count() >= quota.max_functions:
                 raise FunctionLimit(
-                    f"this tenant has {quota.max_functions} functions, its cap",
-                    retry_after=3600,
-                    details={"limit": quota.max_functions},
+                    f"this tenant has {quota.max_functions} functions, its cap: delete one, or ask an "
+                    "operator to raise max_functions",
+                    details={"quota": "max_functions", "limit": quota.max_functions},
                 )
             function = Function.objects.create(
                 tenant=tenant,
@@ -171,7 +171,7 @@ def version_create(*, function: Function, user, spec: VersionSpec) -> FunctionVe
         raise VersionLimit(
             f"{function.name} has {cap} versions, this tenant's cap: deploy under a new name, or ask an "
             "operator to raise max_versions_per_function",
-            details={"limit": cap},
+            details={"quota": "max_versions_per_function", "limit": cap},
         )
     tenant_deploy(function.tenant)
     with transaction.atomic():
@@ -192,8 +192,7 @@ def _check_provisioned(tenant: Tenant, provisioned: int, *, exclude) -> None:
     if used + provisioned > cap:
         raise FunctionLimit(
             f"provisioned: {used + provisioned} warm cells in all would be over this tenant's cap of {cap}",
-            retry_after=3600,
-            details={"limit": cap, "used": used},
+            details={"quota": "max_provisioned_cells", "limit": cap, "used": used},
         )
 
 

@@ -132,7 +132,10 @@ def test_a_second_function_with_the_same_name_is_a_409_and_the_cap_is_enforced(a
     quota.save()
     assert deploy(alice, name="second").status_code == 201
     over = deploy(alice, name="third")
-    assert over.status_code == 429 and over.json()["error"]["code"] == "function_limit"
+    # a fixed cap: waiting cannot help, so a 403 with no Retry-After (was 429, "retry in an hour")
+    assert over.status_code == 403 and "Retry-After" not in over
+    assert over.json()["error"]["code"] == "quota_exceeded"
+    assert over.json()["error"]["details"] == {"quota": "max_functions", "limit": 2}
 
 
 def test_versions_are_immutable(alice):
@@ -370,9 +373,13 @@ def test_provisioned_cells_are_capped_per_tenant(alice):
     quota.max_provisioned_cells = 3
     quota.save()
     assert deploy(alice, provisioned=2).status_code == 201
-    assert deploy(alice, name="other", provisioned=2).status_code == 429
+    over = deploy(alice, name="other", provisioned=2)
+    assert over.status_code == 403 and "Retry-After" not in over
+    assert over.json()["error"]["code"] == "quota_exceeded"
+    assert over.json()["error"]["details"]["quota"] == "max_provisioned_cells"
     assert call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": 3}).json()["provisioned"] == 3
-    assert call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": 4}).status_code == 429
+    over = call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": 4})
+    assert over.status_code == 403 and "Retry-After" not in over
     assert call(alice, "PATCH", "/api/v1/functions/adder", {"provisioned": -1}).status_code == 400
 
 

@@ -99,9 +99,9 @@ def schedule_create(*, tenant: Tenant, name: str, spec: ScheduleSpec) -> Schedul
                 raise IntegrityError("exists")
             if Schedule.objects.filter(tenant=tenant).count() >= quota.max_schedules:
                 raise ScheduleLimit(
-                    f"this tenant has {quota.max_schedules} schedules, its cap",
-                    retry_after=3600,
-                    details={"limit": quota.max_schedules},
+                    f"this tenant has {quota.max_schedules} schedules, its cap: delete one, or ask an "
+                    "operator to raise max_schedules",
+                    details={"quota": "max_schedules", "limit": quota.max_schedules},
                 )
             schedule.save(force_insert=True)
     except IntegrityError:

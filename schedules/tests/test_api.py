@@ -210,7 +210,10 @@ def test_the_number_of_schedules_is_capped(alice, adder):
     again = call(alice, "POST", "/api/v1/schedules", NIGHTLY)
     assert again.status_code == 409
     over = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "name": "second"})
-    assert over.status_code == 429 and over.json()["error"]["code"] == "schedule_limit"
+    # a fixed cap: waiting cannot help, so a 403 with no Retry-After (was 429, "retry in an hour")
+    assert over.status_code == 403 and "Retry-After" not in over
+    assert over.json()["error"]["code"] == "quota_exceeded"
+    assert over.json()["error"]["details"] == {"quota": "max_schedules", "limit": 1}
 
 
 def test_another_tenants_schedules_are_404_everywhere(alice, bob, adder):
