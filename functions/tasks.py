@@ -1,17 +1,15 @@
-"""What workers run for functions: builds (queue ``<jobs>-builds``), warm-ups, and the provisioned
-cells their pool keeps (``provisioned_specs`` is the pool's provision source)."""
+"""What workers run for functions: builds (queue ``<jobs>-builds``), and the warm cells their pool
+keeps (``provisioned_specs`` is the pool's provision source, ``ProvisionWatch`` tells it when a
+warm-up was asked for)."""
 
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.db import close_old_connections
 
 import sandbox
-from accounts.models import UsageCharge
-from jobs import billing
 from jobs.execution import limits_for, sandbox_uid, worker_name
 
 from .models import FunctionVersion
@@ -45,32 +43,6 @@ def version_spec(version: FunctionVersion) -> sandbox.RunSpec:
     )
 
 
-def warm_version(version_id) -> dict | None:
-    version = FunctionVersion.objects.select_related("function__tenant__quota", "layer").get(pk=version_id)
-    warm.warm_taken(version.function_id)
-    function = version.function
-    if function.is_disabled or function.tenant.is_suspended:
-        return None  # disabled or suspended since it was asked for: no tenant code runs
-    spec = version_spec(version)
-    started = time.monotonic()
-    try:
-        error = sandbox.default().warm(spec)
-    finally:
-        # the cell's start and the module's initialisation are the tenant's, as a job's would be
-        seconds = time.monotonic() - started
-        billing.charge(
-            tenant_id=function.tenant_id,
-            kind=UsageCharge.Kind.WARM,
-            gb_seconds=billing.gb_seconds(spec.limits.memory_mb, billing.billed_ms(seconds * 1000)),
-            reference=f"warm version {version.pk}",
-        )
-    if error:
-        log.warning(
-            "warming failed: %s", error.get("message"), extra={"event": "warm_failed", "version": version_id}
-        )
-    return error
-
-
 def provisioned_specs() -> list[tuple[sandbox.RunSpec, int]]:
     """The pool's provision source (called from its maintenance thread)."""
     try:
@@ -81,3 +53,18 @@ def provisioned_specs() -> list[tuple[sandbox.RunSpec, int]]:
         raise
     finally:
         close_old_connections()
+
+
+class ProvisionWatch:
+    """The pool's ``provision_changed``: true when a warm-up was asked for since the last look."""
+
+    def __init__(self) -> None:
+        self.seen = None
+
+    def __call__(self) -> bool:
+        try:
+            generation = warm.provision_generation()
+        except Exception:  # noqa: BLE001 - Redis away: the periodic re-read still happens
+            return False
+        changed, self.seen = generation != self.seen, generation
+        return changed

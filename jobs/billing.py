@@ -137,3 +137,19 @@ def charge_idle_cpu(tenant: str, cpu_ms: float, memory_mb: int) -> None:
         )
     finally:
         close_old_connections()
+
+
+def charge_warm(tenant: str, seconds: float, memory_mb: int) -> None:
+    """The cell pool's report of a cell started and initialised for a function outside a job (a
+    warm-up, a provisioned cell): the tenant's, billed as GB-s like an attempt's time."""
+    from django.db import close_old_connections
+
+    try:
+        charge(
+            tenant_id=int(tenant),
+            kind=UsageCharge.Kind.WARM,
+            gb_seconds=gb_seconds(memory_mb, billed_ms(seconds * 1000)),
+            reference="a warm cell started",
+        )
+    finally:
+        close_old_connections()

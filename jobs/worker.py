@@ -58,6 +58,7 @@ def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
         provision_interval_s=settings.PROVISION_INTERVAL_S,
         idle_cpu_max_ms=settings.SANDBOX_IDLE_CPU_MAX_MS,
         on_idle_cpu=billing.charge_idle_cpu,
+        on_warm=billing.charge_warm,
     )
     return pool
 

@@ -259,6 +259,7 @@ LAYER_GC_AFTER_S = env_float("LAYER_GC_AFTER_S", 3600.0)  # a layer no version u
 LAYER_GC_INTERVAL_S = env_float("LAYER_GC_INTERVAL_S", 300.0)  # how often workers look for such layers
 PROVISION_INTERVAL_S = env_float("PROVISION_INTERVAL_S", 10.0)  # workers re-read provisioned functions
 FUNCTION_WARM_MAX = env_int("FUNCTION_WARM_MAX", 8, minimum=1)  # cells one POST …/warm may start
+FUNCTION_WARM_TTL_S = env_float("FUNCTION_WARM_TTL_S", 300.0)  # how long POST …/warm keeps its cells wanted
 
 # -- Delayed runs, schedules, webhooks ------------------------------------------------
 JOB_MAX_DELAY_S = env_int("JOB_MAX_DELAY_S", 30 * 86400, minimum=1)  # how far ahead run_at/delay_s may be
@@ -281,8 +282,8 @@ PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
 
 # -- Operations ----------------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # when set, /metrics needs `Authorization: Bearer <token>`
-READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)  # /healthz/fleet: older is unhealthy
-WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)  # a worker missing 3 beats is no longer counted live
+READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)  # /healthz/fleet: older is bad
+WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)  # a worker missing 3 beats is not counted live
 WORKER_ASYNC_COMMIT = env_bool("WORKER_ASYNC_COMMIT", True)  # see jobs.worker.relax_commit_durability
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

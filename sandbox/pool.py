@@ -47,6 +47,8 @@ class Sandbox:
         provision_interval_s: float = 10.0,
         idle_cpu_max_ms: float = 0.0,
         on_idle_cpu: Callable[[str, float, int], None] | None = None,
+        on_warm: Callable[[str, float, int], None] | None = None,
+        provision_changed: Callable[[], bool] | None = None,
     ) -> None:
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {REUSE_MODES}, not {reuse!r}")
@@ -74,6 +76,10 @@ class Sandbox:
         # on_idle_cpu(tenant, cpu_ms, memory_mb) told (to bill it); 0 turns the check off
         self.idle_cpu_max_ms = idle_cpu_max_ms
         self.on_idle_cpu = on_idle_cpu
+        # every cell started and initialised for a function outside a job: on_warm(tenant, seconds, memory_mb)
+        self.on_warm = on_warm
+        # asked on every maintenance pass: true re-reads the provision source now (a warm-up was asked for)
+        self.provision_changed = provision_changed
         self.pool_id = uuid.uuid4().hex[:12]
         self._labels = {**owner_labels(), "lambdasite.pool": self.pool_id}
 
@@ -116,6 +122,7 @@ class Sandbox:
         next job (kept like any idle cell); -> None, or the initialisation's error."""
         if spec.function is None:
             raise ValueError("only a deployed function's cells can be warmed")
+        started = time.monotonic()
         cell = self._acquire(spec, fresh=True)
         try:
             error = cell.warm(spec)
@@ -124,6 +131,11 @@ class Sandbox:
             raise
         finally:
             self._release(cell, spec)
+            if self.on_warm is not None:
+                try:
+                    self.on_warm(spec.tenant, time.monotonic() - started, spec.limits.memory_mb)
+                except Exception:  # noqa: BLE001 - billing must not stop the pool
+                    log.exception("reporting a warm-up failed")
         return error
 
     def stats(self) -> dict:
@@ -209,9 +221,9 @@ class Sandbox:
             return sum(len([c for c in self._idle.get(key, []) if not c.broken]) for key in self._provisioned)
 
     def _provision(self) -> None:
-        if (
-            self.provision_source is not None
-            and time.monotonic() - self._provision_read > self.provision_interval_s
+        due = time.monotonic() - self._provision_read > self.provision_interval_s
+        if self.provision_source is not None and (
+            due or (self.provision_changed is not None and self.provision_changed())
         ):
             self._provision_read = time.monotonic()
             self.set_provisioned(self.provision_source())

@@ -1,34 +1,37 @@
-"""Warm cells for functions: ``POST …/warm`` asks workers to start cells now; a function's
-``provisioned`` count is kept ready by every worker's pool (its share), for the latest ready version."""
+"""Warm cells for functions: a function's ``provisioned`` count, and what ``POST …/warm`` asks for a
+while, are kept ready by the workers' pools (each live worker its exact share), for the latest
+ready version."""
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
+from django.db.models import Q
 
 from jobs import metrics
 from jobs.services.admission import tenant_admit
-from lambdasite.exceptions import RateLimited, ValidationFailed
-from lambdasite.redis_client import get_queue, get_redis
+from lambdasite.exceptions import ValidationFailed
+from lambdasite.redis_client import get_redis
 
 from ..exceptions import FunctionDisabled, VersionNotFound
 from ..models import Function, FunctionVersion
 from ..selectors import latest_ready
 
-WARM_TIMEOUT_S = 120
-
-
-def _pending_key(function_id) -> str:
-    return f"lambdasite:warm:pending:{function_id}"
+BOOSTS_KEY = "lambdasite:warm:boosts"  # hash: function id -> "<cells>:<until, unix time>"
+GENERATION_KEY = "lambdasite:provision:generation"  # bumped when what workers keep warm changes
 
 
 def warm_request(*, function: Function, count: int = 1) -> tuple[FunctionVersion, int]:
-    """Queue ``count`` warm-ups of the latest ready version; each worker that takes one starts a cell
-    and initialises the module. -> (version, queued)
+    """Keep ``count`` cells of the latest ready version warm (module initialised) for the next
+    FUNCTION_WARM_TTL_S, across the fleet. -> (version, count)
 
     A warm-up starts tenant code, so it is held to a job's rules: the tenant is admitted as for
-    ``count`` submissions (suspension, budget, rate), a disabled function is refused, the cell's time
-    is billed (``functions.tasks.warm_version``), and at most FUNCTION_WARM_MAX warm-ups of a function
-    wait at once (more calls are refused, not queued). They queue behind jobs, never in front."""
+    ``count`` submissions (suspension, budget, rate), a disabled function is refused, and each
+    cell's start and initialisation is billed (the pool's ``on_warm``). It is a target, not a queue
+    of tasks: the workers' pool threads start the cells in the background, never on the job loop
+    (a warm-up never holds a worker another tenant's job waits for), and calling again only
+    refreshes the target (at most FUNCTION_WARM_MAX cells however often it is called)."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= settings.FUNCTION_WARM_MAX:
         raise ValidationFailed(
             f"count: must be 1 to {settings.FUNCTION_WARM_MAX}",
@@ -40,39 +43,34 @@ def warm_request(*, function: Function, count: int = 1) -> tuple[FunctionVersion
     if version is None:
         raise VersionNotFound(f"{function.name} has no ready version to warm")
     tenant_admit(tenant=function.tenant, count=count)
+    until = time.time() + settings.FUNCTION_WARM_TTL_S
     conn = get_redis()
-    key = _pending_key(function.pk)
     with conn.pipeline() as pipe:
-        pipe.incrby(key, count)
-        pipe.expire(key, WARM_TIMEOUT_S * 2)
-        pending, _ = pipe.execute()
-    if pending > settings.FUNCTION_WARM_MAX:
-        conn.decrby(key, count)
-        raise RateLimited(
-            f"{pending - count} warm-ups of {function.name} are waiting already "
-            f"(at most {settings.FUNCTION_WARM_MAX})",
-            retry_after=5,
-            code="warm_pending",
-        )
-    queue = get_queue()
-    for _ in range(count):
-        queue.enqueue(
-            "functions.tasks.warm_version",
-            version.pk,
-            job_timeout=WARM_TIMEOUT_S,
-            result_ttl=0,
-            failure_ttl=600,
-            description=f"lambdasite warm {function.name} v{version.number}",
-        )
+        pipe.hset(BOOSTS_KEY, str(function.pk), f"{count}:{until:.0f}")
+        pipe.incr(GENERATION_KEY)
+        pipe.execute()
     return version, count
 
 
-def warm_taken(function_id) -> None:
-    """A worker took one of the function's warm-ups: one fewer is waiting."""
-    try:
-        get_redis().decr(_pending_key(function_id))
-    except Exception:  # noqa: BLE001 - the key expires anyway
-        pass
+def warm_boosts(*, now: float | None = None) -> dict[int, int]:
+    """Function id -> cells asked for by a warm-up still in force (expired ones are removed)."""
+    now = now if now is not None else time.time()
+    conn = get_redis()
+    boosts, expired = {}, []
+    for field, value in conn.hgetall(BOOSTS_KEY).items():
+        cells, _, until = value.decode().partition(":")
+        if float(until or 0) < now:
+            expired.append(field)
+        else:
+            boosts[int(field)] = int(cells)
+    if expired:
+        conn.hdel(BOOSTS_KEY, *expired)
+    return boosts
+
+
+def provision_generation() -> int:
+    """Changes whenever a warm-up is asked for: workers read their targets again at once."""
+    return int(get_redis().get(GENERATION_KEY) or 0)
 
 
 def provisioned_share(n: int, *, workers: list[str], me: str, salt: int) -> int:
@@ -90,10 +88,14 @@ def provisioned_versions(*, me: str, workers: list[str] | None = None) -> list[t
     ready version and this worker's share, so the fleet holds exactly the tenant's cap, not cap x W."""
     if workers is None:
         workers = metrics.workers_alive_names("jobs")
-    wanted = Function.objects.filter(provisioned__gt=0, is_disabled=False, tenant__is_suspended=False)
+    boosts = warm_boosts()
+    wanted = Function.objects.filter(
+        Q(provisioned__gt=0) | Q(pk__in=list(boosts)), is_disabled=False, tenant__is_suspended=False
+    )
     out = []
     for function in wanted.select_related("tenant__quota"):
-        share = provisioned_share(function.provisioned, workers=workers, me=me, salt=function.pk)
+        target = max(function.provisioned, boosts.get(function.pk, 0))
+        share = provisioned_share(target, workers=workers, me=me, salt=function.pk)
         if share <= 0:
             continue
         version = latest_ready(function=function)

@@ -260,12 +260,24 @@ SLOW_INIT = "import time\ntime.sleep(0.3)\nREADY = 'warm'\n\ndef main():\n    re
 
 
 def test_warming_starts_a_cell_that_has_run_the_module_before_the_first_call(
-    alice, run_worker, invoke_sync, sandbox_pool
+    alice, invoke_sync, sandbox_pool
 ):
+    from functions.tasks import ProvisionWatch, provisioned_specs
+
     deploy(alice, name="slow", code=SLOW_INIT)
-    response = call(alice, "POST", "/api/v1/functions/slow/warm", {"count": 1})
-    assert response.status_code == 202 and response.json() == {"function": "slow", "version": 1, "queued": 1}
-    run_worker()  # a worker takes the warm-up
+    metrics.worker_beat(role="jobs", name=worker_name().replace(":", "-"), ttl_s=60)  # this process is live
+    sandbox_pool.provision_source, sandbox_pool.provision_changed = provisioned_specs, ProvisionWatch()
+    try:
+        sandbox_pool.maintain()  # nothing wanted yet
+        assert sandbox_pool.provisioned_cells() == 0
+        response = call(alice, "POST", "/api/v1/functions/slow/warm", {"count": 1})
+        assert response.status_code == 202
+        assert response.json() == {"function": "slow", "version": 1, "queued": 1}
+        sandbox_pool.maintain()  # the pool's thread: the warm-up was asked for, so it reads at once
+        assert sandbox_pool.provisioned_cells() == 1
+    finally:
+        sandbox_pool.provision_source = sandbox_pool.provision_changed = None
+        sandbox_pool.set_provisioned([])
     body = invoke_sync(alice, "slow", [])
     assert body["result"] == "warm"
     attempt = body["attempt_history"][0]

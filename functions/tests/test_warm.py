@@ -1,7 +1,10 @@
 """Warm-ups are held to a job's rules: admitted (suspension, budget, rate), refused for a disabled
-function, bounded in number, queued behind jobs, and the provisioned cap holds across the fleet."""
+function, bounded however often they are asked for, started by the pools' threads (never holding a
+worker), billed (test_builds), and the provisioned cap holds across the fleet."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -19,8 +22,8 @@ def _warm(persona, name="adder", count=1):
     return call(persona, "POST", f"/api/v1/functions/{name}/warm", {"count": count})
 
 
-def _warm_jobs() -> list[str]:
-    return [job.func_name for job in get_queue().jobs if job.func_name == "functions.tasks.warm_version"]
+def _boosts() -> dict:
+    return warm.warm_boosts()
 
 
 def test_a_disabled_function_is_not_warmed(alice):
@@ -28,7 +31,7 @@ def test_a_disabled_function_is_not_warmed(alice):
     Function.objects.filter(name="adder").update(is_disabled=True)
     refused = _warm(alice)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "function_disabled"
-    assert _warm_jobs() == []
+    assert _boosts() == {}
 
 
 def test_a_suspended_tenant_warms_nothing_from_any_edge(alice):
@@ -37,7 +40,7 @@ def test_a_suspended_tenant_warms_nothing_from_any_edge(alice):
     alice.tenant.save()
     with pytest.raises(TenantSuspended):  # the service itself refuses (the dashboard calls it)
         warm.warm_request(function=Function.objects.get(name="adder"), count=1)
-    assert _warm_jobs() == []
+    assert _boosts() == {}
 
 
 def test_warm_ups_spend_the_tenants_rate_like_submissions(alice):
@@ -47,29 +50,44 @@ def test_warm_ups_spend_the_tenants_rate_like_submissions(alice):
     assert _warm(alice, count=3).status_code == 202
     refused = _warm(alice, count=1)
     assert refused.status_code == 429 and "Retry-After" in refused
-    assert len(_warm_jobs()) == 3
 
 
-def test_at_most_warm_max_warm_ups_of_a_function_wait(alice, settings):
+def test_warming_again_refreshes_the_target_and_never_amplifies_it(alice, settings):
+    settings.FUNCTION_WARM_MAX = 4
     deploy(alice)
-    assert _warm(alice, count=settings.FUNCTION_WARM_MAX).status_code == 202
-    refused = _warm(alice, count=1)
-    assert refused.status_code == 429 and refused.json()["error"]["code"] == "warm_pending"
-    assert len(_warm_jobs()) == settings.FUNCTION_WARM_MAX
-    warm.warm_taken(Function.objects.get(name="adder").pk)  # a worker took one
-    assert _warm(alice, count=1).status_code == 202
+    for _ in range(20):
+        assert _warm(alice, count=4).status_code == 202
+    function = Function.objects.get(name="adder")
+    assert _boosts() == {function.pk: 4}
+    shares = [
+        n for me in ("a", "b", "c") for _, n in warm.provisioned_versions(me=me, workers=["a", "b", "c"])
+    ]
+    assert sum(shares) == 4  # the fleet keeps 4 cells, not 20 x 4, nor 4 per worker
 
 
-@pytest.mark.django_db(transaction=True)
-def test_warm_ups_queue_behind_jobs(alice):
+def test_a_warm_up_is_wanted_for_its_ttl_only(alice, settings):
     deploy(alice)
-    assert (
-        call(alice, "POST", "/api/v1/jobs", {"runtime": "python", "code": "def main(): pass"}).status_code
-        == 202
-    )
+    assert _warm(alice, count=2).status_code == 202
+    later = time.time() + settings.FUNCTION_WARM_TTL_S + 1
+    assert warm.warm_boosts(now=later) == {}
+    assert warm.provisioned_versions(me="a", workers=["a"]) == []
+
+
+def test_workers_read_their_targets_again_as_soon_as_a_warm_up_is_asked_for(alice):
+    from functions.tasks import ProvisionWatch
+
+    deploy(alice)
+    watch = ProvisionWatch()
+    watch()  # the first look
+    assert watch() is False
     assert _warm(alice).status_code == 202
-    funcs = [job.func_name for job in get_queue().jobs]
-    assert funcs[-1] == "functions.tasks.warm_version" and len(funcs) == 2
+    assert watch() is True and watch() is False
+
+
+def test_warm_ups_hold_no_worker(alice):
+    deploy(alice)
+    assert _warm(alice, count=8).status_code == 202
+    assert get_queue().count == 0  # nothing on the job queue: the pools' own threads start the cells
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 7])

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 import sandbox
-from functions.tasks import provisioned_specs
+from functions.tasks import ProvisionWatch, provisioned_specs
 from jobs import metrics
 from jobs.execution import worker_name
 from jobs.worker import SandboxWorker, relax_commit_durability, sandbox_configure, worker_queues
@@ -40,8 +40,9 @@ class Command(BaseCommand):
             log.warning("removed %d orphaned sandbox containers", len(removed))
         if not burst and not builds:
             pool.provision_source = (
-                provisioned_specs  # functions' provisioned warm cells, this worker's share
+                provisioned_specs  # functions' provisioned and warmed cells, this worker's share
             )
+            pool.provision_changed = ProvisionWatch()  # a warm-up asked for: read the targets now
             pool.start_maintenance()  # spares, idle reaping, provisioned cells, orphans of dead workers
         queues = worker_queues(builds=builds)
         worker = SandboxWorker(queues, connection=queues[0].connection, name=worker_name().replace(":", "-"))
