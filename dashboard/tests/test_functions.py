@@ -142,3 +142,14 @@ def test_another_tenants_functions_are_not_found(client, bob, adder):
         assert client.post(path, {"args": "[]", "alias": "x", "version": "1"}).status_code == 404, path
     assert "adder" not in client.get("/app/functions/").content.decode()
     assert Function.objects.filter(name="adder").exists()
+
+
+@pytest.mark.parametrize("levels", [50, 900])
+def test_the_deploy_form_refuses_dependencies_nested_deep_without_failing(client, alice, levels):
+    signed_in(client, alice)
+    form = {"name": "fn", "runtime": "node", "handler": "main", "code": "function main() {}",
+            "requirements": "", "dependencies": '{"a":' * levels + '"1"' + "}" * levels,
+            "timeout_ms": "", "memory_mb": "", "max_retries": "", "description": ""}  # fmt: skip
+    response = client.post("/app/functions/new", form)
+    assert response.status_code == 400 and "nested" in response.content.decode()
+    assert not Function.objects.exists()

@@ -15,9 +15,22 @@ from jobs.api.serializers import (
     WebhookURLField,
     when_from,
 )
+from lambdasite.parsers import json_problem
 from sandbox import RUNTIMES
 
 from ..models import Alias, BuildLogLine, Function, FunctionVersion
+
+
+class DependenciesField(serializers.JSONField):
+    """Node's dependencies object (its names and ranges are checked by the deploy service). Its
+    depth is bounded first, without recursion: JSONField's own ``json.dumps`` recurses once per
+    level (the dashboard's editor decodes what a person types, not bounded by the API's parser)."""
+
+    def to_internal_value(self, data):
+        problem = json_problem(data, max_depth=8)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
 
 
 class _Strict(serializers.Serializer):
@@ -38,7 +51,7 @@ class VersionCreateSerializer(_Strict):
     requirements = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, help_text="Python: requirements.txt lines"
     )
-    dependencies = serializers.JSONField(required=False, help_text="Node: package.json's dependencies object")
+    dependencies = DependenciesField(required=False, help_text="Node: package.json's dependencies object")
     timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="default limit per invocation")
     memory_mb = StrictIntegerField(required=False, min_value=32)
     max_retries = StrictIntegerField(required=False, min_value=0)
