@@ -274,6 +274,12 @@ WEBHOOK_RETRY_DELAYS_S = env_str("WEBHOOK_RETRY_DELAYS_S", "5,30,120,900,3600,14
 WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 3 * 86400.0)  # an endpoint failing this long
 WEBHOOK_WORKERS = env_int("WEBHOOK_WORKERS", 8, minimum=1)  # deliveries in flight per delivery process
 WEBHOOK_POLL_S = env_float("WEBHOOK_POLL_S", 0.5)
+# wall clock for one attempt: connect, TLS, send and read (WEBHOOK_TIMEOUT_S bounds each step; this their sum)
+WEBHOOK_DEADLINE_S = env_float("WEBHOOK_DEADLINE_S", 15.0)
+WEBHOOK_RESOLVE_PER_TENANT = env_int("WEBHOOK_RESOLVE_PER_TENANT", 2, minimum=1)  # lookups per process
+WEBHOOK_TENANT_IN_FLIGHT = env_int("WEBHOOK_TENANT_IN_FLIGHT", 4, minimum=1)  # sends at once, fleet-wide
+WEBHOOK_MAX_REDELIVERIES = env_int("WEBHOOK_MAX_REDELIVERIES", 5, minimum=0)  # by hand, per message
+WEBHOOK_WRITES_PER_MINUTE = env_int("WEBHOOK_WRITES_PER_MINUTE", 30, minimum=1)  # a tenant's webhook changes
 
 # -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)

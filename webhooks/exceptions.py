@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdasite.exceptions import Conflict, NotFound, RateLimited
+from lambdasite.exceptions import Conflict, LimitReached, NotFound
 
 
 class EndpointNotFound(NotFound):
@@ -13,8 +13,8 @@ class DeliveryNotFound(NotFound):
     code = "delivery_not_found"
 
 
-class EndpointLimit(RateLimited):
-    code = "webhook_limit"
+class EndpointLimit(LimitReached):
+    """A fixed cap (max_webhook_endpoints): deleting an endpoint or an operator lifts it, not time."""
 
 
 class RedeliveryPending(Conflict):

@@ -10,7 +10,7 @@ from accounts.services import membership_set, user_get_or_create
 from functions.services import deploy
 from jobs.models import Job
 from schedules.models import Schedule
-from webhooks.models import Delivery, WebhookEndpoint
+from webhooks.models import Delivery, Event, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -83,8 +83,9 @@ def test_an_endpoint_shows_its_secret_once_and_deliveries_show_on_the_job_page(c
     assert endpoint.secret not in client.get("/app/webhooks/").content.decode()
     assert endpoint.secret not in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
     job = Job.objects.create(tenant=alice.tenant, runtime="python", code="x", timeout_ms=1000, memory_mb=64)
+    event = Event.objects.create(tenant=alice.tenant, type="job.succeeded", job_id=job.id, body="{}")
     Delivery.objects.create(tenant=alice.tenant, endpoint=endpoint, url=endpoint.url, webhook_id="msg_1",
-                            type="job.succeeded", job_id=job.id, body="{}")  # fmt: skip
+                            type="job.succeeded", job_id=job.id, event=event)  # fmt: skip
     assert "msg_1" in client.get(f"/app/jobs/{job.id}/").content.decode()
     assert "msg_1" in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
     rotated = client.post(f"/app/webhooks/{endpoint.id}/rotate")
@@ -116,3 +117,15 @@ def test_viewers_cannot_change_schedules_or_webhooks_and_other_tenants_see_nothi
     assert client.post("/app/schedules/nightly/run").status_code == 404
     assert "/app/schedules/nightly/" not in client.get("/app/schedules/").content.decode()
     assert not Job.objects.exists()
+
+
+def test_a_refused_webhook_action_is_said_on_the_page_not_a_500(alice, client, settings):
+    """A throttled rotate or a refused redelivery used to escape the view as a 500."""
+    settings.WEBHOOK_WRITES_PER_MINUTE, settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = 1, True
+    client.force_login(alice.user)
+    created = client.post("/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.failed"]})
+    assert created.status_code == 200
+    endpoint = WebhookEndpoint.objects.get(tenant=alice.tenant)
+    refused = client.post(f"/app/webhooks/{endpoint.id}/disable", follow=True)
+    assert refused.status_code == 200
+    assert "webhook changes per minute" in refused.content.decode()

@@ -76,6 +76,16 @@ def webhook_detail(request, endpoint_id):
 @dashboard_view(write=True)
 def webhook_action(request, endpoint_id, action):
     endpoint = endpoint_or_404(request, endpoint_id)
+    if action not in ("delete", "rotate", "enable", "disable", "redeliver"):
+        raise Http404("no such action")
+    try:
+        return _act(request, endpoint, action)
+    except ApplicationError as exc:  # throttled, a redelivery refused, suspended: said on the page
+        messages.error(request, exc.message)
+        return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)
+
+
+def _act(request, endpoint: WebhookEndpoint, action: str):
     if action == "delete":
         endpoints.endpoint_delete(endpoint=endpoint)
         messages.success(request, "Endpoint deleted.")
@@ -91,12 +101,10 @@ def webhook_action(request, endpoint_id, action):
     if action in ("enable", "disable"):
         endpoints.endpoint_update(endpoint=endpoint, enabled=action == "enable")
         messages.success(request, f"Endpoint {action}d.")
-    elif action == "redeliver":
+    else:
         found = selectors.delivery_get(endpoint=endpoint, delivery_id=request.POST.get("delivery", ""))
         if found is None:
             raise Http404("no such delivery")
         delivery.redeliver(delivery=found)
         messages.success(request, "Queued for delivery again (same webhook-id).")
-    else:
-        raise Http404("no such action")
     return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)

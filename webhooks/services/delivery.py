@@ -33,7 +33,6 @@ from jobs.models import Job
 from .. import signing
 from ..exceptions import DeliveryNotFound, RedeliveryLimit, RedeliveryPending
 from ..models import CallbackSecret, Delivery, DeliveryAttempt, Event, OutboxEvent, WebhookEndpoint
-from . import conf
 from .http import Answer, post, text
 from .throttle import webhook_write_admit
 
@@ -144,7 +143,7 @@ def _new(event: Event, url: str, now: datetime, endpoint=None, webhook_id: str =
 
 def lease_s() -> float:
     """Long enough for one attempt: the name's lookup, then the attempt's deadline."""
-    return settings.WEBHOOK_RESOLVE_TIMEOUT_S + conf.get("WEBHOOK_DEADLINE_S") + 30.0
+    return settings.WEBHOOK_RESOLVE_TIMEOUT_S + settings.WEBHOOK_DEADLINE_S + 30.0
 
 
 def claim(*, limit: int, now: datetime | None = None, per_tenant: int | None = None) -> list:
@@ -153,7 +152,7 @@ def claim(*, limit: int, now: datetime | None = None, per_tenant: int | None = N
     if limit <= 0:
         return []
     now = now or timezone.now()
-    per_tenant = conf.get("WEBHOOK_TENANT_IN_FLIGHT") if per_tenant is None else per_tenant
+    per_tenant = settings.WEBHOOK_TENANT_IN_FLIGHT if per_tenant is None else per_tenant
     params = {
         "lease": now + timedelta(seconds=lease_s()),
         "now": now,
@@ -283,7 +282,7 @@ def redeliver(*, delivery: Delivery) -> Delivery:
     again = message.filter(redelivery=True)
     if again.filter(status=Delivery.Status.PENDING).exists():
         raise RedeliveryPending("a redelivery of this message is still pending; wait for its outcome")
-    cap = conf.get("WEBHOOK_MAX_REDELIVERIES")
+    cap = settings.WEBHOOK_MAX_REDELIVERIES
     if again.count() >= cap:
         raise RedeliveryLimit(f"this message was redelivered {cap} times, the limit", details={"limit": cap})
     url = delivery.endpoint.url if delivery.endpoint_id else delivery.url

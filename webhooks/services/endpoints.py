@@ -4,6 +4,7 @@ webhook write throttle first (``throttle.py``)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Tenant
@@ -13,12 +14,11 @@ from lambdasite.exceptions import NotFound, ValidationFailed
 from .. import outbox, signing, ssrf
 from ..exceptions import EndpointLimit
 from ..models import EVENT_TYPES, CallbackSecret, WebhookEndpoint
-from . import conf
 from .throttle import webhook_write_admit
 
 
 def _check_url(url: str, tenant_id) -> str:
-    return ssrf.check(url, owner=tenant_id, per_owner=conf.get("WEBHOOK_RESOLVE_PER_TENANT"))
+    return ssrf.check(url, owner=tenant_id, per_owner=settings.WEBHOOK_RESOLVE_PER_TENANT)
 
 
 def _events(events) -> list[str]:
@@ -59,7 +59,10 @@ def endpoint_create(
     with transaction.atomic():
         if WebhookEndpoint.objects.filter(tenant=tenant).count() >= tenant.quota.max_webhook_endpoints:
             cap = tenant.quota.max_webhook_endpoints
-            raise EndpointLimit(f"this tenant has {cap} webhook endpoints, its cap", retry_after=3600)
+            raise EndpointLimit(
+                f"this tenant has {cap} webhook endpoints, its cap",
+                details={"quota": "max_webhook_endpoints", "limit": cap},
+            )
         endpoint.save(force_insert=True)
     outbox.forget(tenant.id)
     return endpoint

@@ -21,7 +21,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from .. import ssrf
-from . import conf
 
 RESPONSE_MAX_BYTES = 500  # the start of the answer kept with each attempt, and all that is read
 MAX_RETRY_AFTER_S = 43200.0
@@ -105,10 +104,10 @@ def post(url: str, body: bytes, headers: dict, *, owner=None) -> Answer:
     does is an Answer (with an error when there is no status); ``send`` records anything else raised
     here as a failed attempt too."""
     try:
-        addresses = ssrf.resolve(url, owner=owner, per_owner=conf.get("WEBHOOK_RESOLVE_PER_TENANT"))
+        addresses = ssrf.resolve(url, owner=owner, per_owner=settings.WEBHOOK_RESOLVE_PER_TENANT)
     except ssrf.Refused as exc:
         return Answer(None, text(f"refused: {exc}"), "", None)
-    deadline_s = conf.get("WEBHOOK_DEADLINE_S")
+    deadline_s = settings.WEBHOOK_DEADLINE_S
     deadline = time.monotonic() + deadline_s
     scheme, host, port = ssrf.parse(url)
     default_port = port == (443 if scheme == "https" else 80)

@@ -5,14 +5,14 @@ so none may come in a flood. Refused with 429 and Retry-After."""
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from accounts import ratelimit
 from lambdasite.exceptions import RateLimited
 
-from . import conf
-
 
 def webhook_write_admit(*, tenant_id) -> None:
-    per_minute = conf.get("WEBHOOK_WRITES_PER_MINUTE")
+    per_minute = settings.WEBHOOK_WRITES_PER_MINUTE
     allowed, wait = ratelimit.take(bucket=f"webhook-writes:{tenant_id}", per_minute=per_minute)
     if not allowed:
         raise RateLimited(
