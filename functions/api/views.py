@@ -4,9 +4,9 @@ tenant's function is the same 404 as one that does not exist)."""
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -200,10 +200,7 @@ def version_detail(request: Request, name: str, number: str) -> Response:
 @extend_schema(
     operation_id="functions_build_logs",
     summary="A version's build log (resolver and installer output), in order",
-    parameters=[
-        OpenApiParameter("after", OpenApiTypes.INT, description="only lines with a larger sequence number"),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="at most this many lines (default 1000)"),
-    ],
+    parameters=[LogsFilter],  # after: only lines with a larger sequence number; limit: at most this many
     responses={200: BuildLogPageSchema, **errors(400, 401, 403, 404)},
 )
 @api_view(["GET"])
@@ -288,10 +285,21 @@ class InvokeFilter(WaitFilter):
         "queues the job until its build ends; a version whose build failed is a 409 with the build error."
     ),
     parameters=[
-        OpenApiParameter("qualifier", OpenApiTypes.STR, description="alias name or version number"),
-        OpenApiParameter("wait", OpenApiTypes.FLOAT, description="seconds to wait for the result"),
         OpenApiParameter(
-            "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False
+            "qualifier",
+            {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
+            description="alias name or version number",
+        ),
+        OpenApiParameter(
+            "wait",
+            {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S},
+            description="seconds to wait for the result",
+        ),
+        OpenApiParameter(
+            "Idempotency-Key",
+            {"type": "string", "minLength": 1, "maxLength": 255},
+            location=OpenApiParameter.HEADER,
+            required=False,
         ),
     ],
     request=InvokeSerializer,
@@ -343,7 +351,7 @@ invoke.initkwargs = invoke_view.initkwargs
     request=WarmSerializer,
     responses={
         202: OpenApiResponse(description='{"version": n, "queued": count}'),
-        **errors(400, 401, 403, 404),
+        **errors(400, 401, 403, 404, 429),
     },
 )
 @api_view(["POST"])

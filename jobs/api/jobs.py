@@ -19,10 +19,10 @@ from sandbox import RUNTIMES
 
 from .. import completion, selectors
 from ..models import Job, Status
-from ..paging import job_page
+from ..paging import JobCursorPagination, job_page
 from ..services import actions, submit
 from .filters import JobListFilter, LogsFilter, WaitFilter
-from .schema import errors
+from .schema import errors, paged_by
 from .serializers import (
     BatchSubmitSerializer,
     FunctionItemSerializer,
@@ -41,6 +41,15 @@ _ASYNC_EXAMPLE = {
     "args": [1000],
     "timeout_ms": 5000,
 }
+
+
+# a page size outside 1-200, or not a number, means the default (50): any value is accepted
+PAGE_SIZE = OpenApiParameter("limit", {}, description="page size, 1 to 200; any other value means 50")
+CURSOR = OpenApiParameter(
+    "cursor", OpenApiTypes.STR, description="opaque cursor from `next`/`previous` (any other: 400)"
+)
+_STATUS = "(" + "|".join(Status.values) + ")"
+STATUS_LIST = f"^,*({_STATUS}(,+{_STATUS})*,*)?$"
 
 
 def _job(request: Request, job_id: str) -> Job:
@@ -68,10 +77,15 @@ def _paginated(request: Request, qs) -> Response:
     ),
     parameters=[
         OpenApiParameter(
-            "wait", OpenApiTypes.FLOAT, description="seconds to wait for the result (synchronous invoke)"
+            "wait",
+            {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S},
+            description="seconds to wait for the result (synchronous invoke)",
         ),
         OpenApiParameter(
-            "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False
+            "Idempotency-Key",
+            {"type": "string", "minLength": 1, "maxLength": 255},
+            location=OpenApiParameter.HEADER,
+            required=False,
         ),
     ],
     request=JobSubmitSerializer,
@@ -87,14 +101,17 @@ def _paginated(request: Request, qs) -> Response:
     summary="List this tenant's jobs, newest first",
     parameters=[
         OpenApiParameter(
-            "status", OpenApiTypes.STR, description="comma-separated statuses, e.g. failed,timed_out"
+            "status",
+            {"type": "string", "pattern": STATUS_LIST},
+            description="comma-separated statuses, e.g. failed,timed_out",
         ),
         OpenApiParameter("runtime", OpenApiTypes.STR, enum=list(RUNTIMES)),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="page size, at most 200"),
-        OpenApiParameter("cursor", OpenApiTypes.STR, description="opaque cursor from `next`/`previous`"),
+        PAGE_SIZE,
+        CURSOR,
     ],
     responses={200: JobSerializer(many=True), **errors(400, 401, 403)},
 )
+@paged_by(JobCursorPagination)
 @api_view(["GET", "POST"])
 def jobs(request: Request) -> Response:
     tenant = request.user.tenant
@@ -197,12 +214,7 @@ def job_detail(request: Request, job_id: str) -> Response:
 @extend_schema(
     operation_id="jobs_logs",
     summary="A job's output lines in order",
-    parameters=[
-        OpenApiParameter("after", OpenApiTypes.INT, description="only lines with a larger sequence number"),
-        OpenApiParameter(
-            "limit", OpenApiTypes.INT, description="at most this many lines (default 1000, max 5000)"
-        ),
-    ],
+    parameters=[LogsFilter],  # after: only lines with a larger sequence number; limit: at most this many
     responses={200: LogPageSerializer, **errors(400, 401, 403, 404)},
 )
 @api_view(["GET"])
@@ -316,9 +328,10 @@ def job_retry(request: Request, job_id: str) -> Response:
 @extend_schema(
     operation_id="dead_letters_list",
     summary="Jobs whose retries are exhausted (the dead-letter queue), newest first",
-    parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("cursor", OpenApiTypes.STR)],
-    responses={200: JobSerializer(many=True), **errors(401, 403)},
+    parameters=[PAGE_SIZE, CURSOR],
+    responses={200: JobSerializer(many=True), **errors(400, 401, 403)},
 )
+@paged_by(JobCursorPagination)
 @api_view(["GET"])
 def dead_letters(request: Request) -> Response:
     return _paginated(

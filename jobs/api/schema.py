@@ -30,3 +30,15 @@ _TEXT = {
 
 def errors(*statuses: int) -> dict:
     return {status: OpenApiResponse(ErrorSerializer, description=_TEXT[status]) for status in statuses}
+
+
+def paged_by(paginator_class):
+    """Marks a function view's list answers as pages of ``paginator_class`` for the schema (the
+    view pages with it itself): drf-spectacular then describes the page object the paginator
+    returns, ``{next, previous, results}``, instead of a bare array."""
+
+    def mark(view):
+        view.cls.pagination_class = paginator_class
+        return view
+
+    return mark

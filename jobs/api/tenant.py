@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -64,7 +63,11 @@ def usage(request: Request) -> Response:
     operation_id="stats_retrieve",
     summary="Counts by status and runtime, success rate, p50/p95 run time and queue wait, jobs per minute",
     parameters=[
-        OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601; default: 24 hours ago")
+        OpenApiParameter(
+            "since",
+            {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]},
+            description="ISO 8601, in the past; default (empty or absent): 24 hours ago",
+        )
     ],
     responses={200: OpenApiResponse(description="statistics over the window"), **errors(400, 401, 403)},
 )
