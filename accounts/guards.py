@@ -1,5 +1,6 @@
 """Rules every tenant-scoped write obeys, whichever edge it comes from (API, dashboard, admin action):
-a suspended tenant changes nothing, and writes are rate limited per tenant.
+a suspended tenant changes nothing, and deploys are rate limited per tenant (every other API write
+is, by ``accounts.throttle.TenantWriteThrottle``).
 
 Called by the services (not by the API's permission class alone), so the dashboard, commands and
 any future transport are held to the same rules."""
@@ -25,18 +26,6 @@ def tenant_take(tenant, *, what: str, per_minute: int, message: str, code: str =
     allowed, wait = ratelimit.take(bucket=f"{what}:{tenant.pk}", per_minute=per_minute)
     if not allowed:
         raise RateLimited(message, retry_after=wait, code=code, details={"limit_per_minute": per_minute})
-
-
-def tenant_write(tenant) -> None:
-    """A write by ``tenant`` (other than a submission): active, and within ``writes_per_minute``."""
-    tenant_require_active(tenant)
-    tenant_take(
-        tenant,
-        what="writes",
-        per_minute=tenant.quota.writes_per_minute,
-        message=f"more than {tenant.quota.writes_per_minute} writes a minute: slow down",
-        code="write_rate_limited",
-    )
 
 
 def tenant_deploy(tenant) -> None:

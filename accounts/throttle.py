@@ -44,3 +44,33 @@ def login_throttled(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+class TenantWriteThrottle:
+    """DRF throttle: an API write (any unsafe method) costs one token of the tenant's ``writes``
+    bucket (``Quota.writes_per_minute``). Submissions, batches, invocations and warm-ups are exempt:
+    admission meters them with the tenant's own submission rate. A refusal is DRF's 429 with
+    ``Retry-After``, reshaped into the error envelope like every other error."""
+
+    ADMITTED = frozenset({"api-jobs", "api-jobs-batch", "api-function-invoke", "api-function-warm"})
+
+    def __init__(self) -> None:
+        self.wait_s: int | None = None
+
+    def allow_request(self, request, view) -> bool:
+        from rest_framework.permissions import SAFE_METHODS
+
+        principal = getattr(request, "user", None)
+        tenant = getattr(principal, "tenant", None)
+        if request.method in SAFE_METHODS or tenant is None:
+            return True
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name in self.ADMITTED:
+            return True
+        per_minute = tenant.quota.writes_per_minute
+        allowed, wait = ratelimit.take(bucket=f"writes:{tenant.pk}", per_minute=per_minute)
+        self.wait_s = None if allowed else wait
+        return allowed
+
+    def wait(self) -> int | None:
+        return self.wait_s

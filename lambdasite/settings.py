@@ -172,6 +172,7 @@ LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE = env_int("LOGIN_ATTEMPTS_PER_ACCOUNT_PER_
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasTenant"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttle.TenantWriteThrottle"],  # Quota.writes_per_minute
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["lambdasite.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "lambdasite.errors.exception_handler",

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.throttle import login_throttled
+from dashboard.views.redirects import LoginView
 
 from . import views
 from .errors import json_error
@@ -14,7 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path(
         "login/",
-        login_throttled(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        login_throttled(LoginView.as_view(redirect_authenticated_user=True)),  # next: dashboard pages only
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -7,17 +7,12 @@ from urllib.parse import urlencode
 
 import pytest
 from django.test import Client, RequestFactory
-from django.urls import path
 
 from accounts.models import Membership
 from accounts.services import membership_set, tenant_create
-from dashboard.views.redirects import LoginView, dashboard_path
+from dashboard.views.redirects import dashboard_path
 from functions.services import deploy
-from lambdasite.urls import urlpatterns as site_urlpatterns
 from schedules.models import Schedule
-
-# the site's routes with the sign-in page this module provides (lambdasite/urls.py is to route it)
-urlpatterns = [path("login/", LoginView.as_view(), name="login"), *site_urlpatterns]
 
 FOREIGN = [
     "https://evil.example/",
@@ -97,7 +92,6 @@ def test_the_tenant_switcher_goes_back_only_to_a_dashboard_page(alice, target):
 
 
 @pytest.mark.django_db
-@pytest.mark.urls(__name__)
 @pytest.mark.parametrize("target", FOREIGN + ELSEWHERE_ON_THIS_SITE)
 def test_signing_in_goes_only_to_a_dashboard_page(alice, target):
     web = Client()
@@ -110,7 +104,6 @@ def test_signing_in_goes_only_to_a_dashboard_page(alice, target):
 
 
 @pytest.mark.django_db
-@pytest.mark.urls(__name__)
 def test_signing_in_still_goes_where_the_dashboard_sent_you(alice):
     response = Client().post(
         "/login/?next=/app/jobs/%3Fstatus%3Dfailed", {"username": alice.user.username, "password": "pw-acme"}

@@ -145,7 +145,7 @@ def version_resolve(
         if version is None:
             raise VersionNotFound(f"{function.name} has no versions")
         return version, ""
-    if qualifier.isdigit():
+    if qualifier.isascii() and qualifier.isdigit():
         version = function.version(int(qualifier)) if len(qualifier) < 10 else None
         if version is None:
             raise VersionNotFound(f"{function.name} has no version {qualifier}")
