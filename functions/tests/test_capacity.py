@@ -161,3 +161,26 @@ def test_a_suspended_tenant_moves_no_alias_and_changes_no_warm_pool(alice):
     assert not function.aliases.exists()
     function.refresh_from_db()
     assert function.provisioned == 0
+
+
+def test_a_suspended_tenant_creates_or_resumes_no_schedule_and_no_endpoint_but_may_pause(alice, settings):
+    from schedules.services.manage import ScheduleSpec, schedule_create, schedule_update
+    from webhooks.services.endpoints import endpoint_create, endpoint_update
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    _deploy(alice, "one", requirements="")
+    spec = ScheduleSpec(cron="0 * * * *", function="one", args=[])
+    schedule = schedule_create(tenant=alice.tenant, name="hourly", spec=spec)
+    endpoint = endpoint_create(tenant=alice.tenant, url="http://127.0.0.1:9/hook", events=["job.failed"])
+    alice.tenant.is_suspended = True
+    alice.tenant.save()
+    with pytest.raises(TenantSuspended):
+        schedule_create(tenant=alice.tenant, name="other", spec=spec)
+    with pytest.raises(TenantSuspended):
+        endpoint_create(tenant=alice.tenant, url="http://127.0.0.1:9/other", events=["job.failed"])
+    assert not schedule_update(schedule=schedule, spec=ScheduleSpec(enabled=False)).enabled  # pausing is fine
+    with pytest.raises(TenantSuspended):
+        schedule_update(schedule=schedule, spec=ScheduleSpec(enabled=True))
+    assert not endpoint_update(endpoint=endpoint, enabled=False).enabled
+    with pytest.raises(TenantSuspended):
+        endpoint_update(endpoint=endpoint, enabled=True)

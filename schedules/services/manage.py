@@ -8,6 +8,7 @@ import json
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
 from functions.validation import function_name
@@ -83,6 +84,7 @@ def _arm(schedule: Schedule, now) -> list:
 
 
 def schedule_create(*, tenant: Tenant, name: str, spec: ScheduleSpec) -> Schedule:
+    tenant_require_active(tenant)
     try:
         function_name(name)
     except ValidationFailed as exc:
@@ -110,7 +112,10 @@ def schedule_create(*, tenant: Tenant, name: str, spec: ScheduleSpec) -> Schedul
 
 
 def schedule_update(*, schedule: Schedule, spec: ScheduleSpec) -> Schedule:
-    """Change a schedule; enabling it (again) clears its pause and failure count and starts from now."""
+    """Change a schedule; enabling it (again) clears its pause and failure count and starts from now.
+    A suspended tenant may only pause one."""
+    if spec != ScheduleSpec(enabled=False):
+        tenant_require_active(schedule.tenant)
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update(of=("self",))

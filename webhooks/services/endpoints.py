@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
+from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
 from lambdasite.exceptions import NotFound, ValidationFailed
@@ -46,6 +47,7 @@ def endpoint_create(
     *, tenant: Tenant, url: str, events: list, function: str | None = None, description: str = ""
 ) -> WebhookEndpoint:
     """-> the endpoint; its ``secret`` is shown to the caller this once."""
+    tenant_require_active(tenant)
     webhook_write_admit(tenant_id=tenant.id)
     _check_url(url, tenant.id)
     endpoint = WebhookEndpoint(
@@ -80,6 +82,8 @@ def endpoint_update(
     """Change an endpoint; enabling it again clears the reason it was disabled. ``throttled=False``
     for operators (admin), whose changes are not the tenant's."""
     if throttled:
+        if (url, events, enabled, description) != (None, None, False, None):
+            tenant_require_active(endpoint.tenant)  # a suspended tenant may only disable one
         webhook_write_admit(tenant_id=endpoint.tenant_id)
     if url is not None:
         endpoint.url = _check_url(url, endpoint.tenant_id)
