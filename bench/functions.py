@@ -151,6 +151,11 @@ def first_invocations(tenant, pool) -> None:
             if deps:
                 build_now(version.pk)
             if provisioned:
+                from jobs import metrics
+                from jobs.execution import worker_name
+
+                # this process keeps its share of provisioned cells as a live job worker would
+                metrics.worker_beat(role="jobs", name=worker_name().replace(":", "-"), ttl_s=300)
                 pool.provision_source = provisioned_specs
                 pool._provision_read = 0.0
                 pool.maintain()  # what a worker's maintenance thread does within PROVISION_INTERVAL_S

@@ -86,8 +86,8 @@ def strict_requests(result, generator, request, public):
         _request_rules(serializer, schema)
     names = _names()
     for operations in result.get("paths", {}).values():
-        for operation in operations.values():
-            _answers(operation)
+        for method, operation in operations.items():
+            _answers(operation, method)
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] in names:
                     parameter["schema"]["pattern"] = names[parameter["name"]]
@@ -158,9 +158,18 @@ def _refuses_unknown_fields(serializer: serializers.BaseSerializer) -> bool:
     return _PROBE in probe.errors
 
 
-def _answers(operation: dict) -> None:
-    """Every 4xx is the envelope; a body that is not JSON is a 415, and malformed JSON a 400."""
+def _answers(operation: dict, method: str = "get") -> None:
+    """Every 4xx is the envelope; a body that is not JSON is a 415, and malformed JSON a 400; any
+    write may be throttled (429, ``accounts.throttle.TenantWriteThrottle`` or admission)."""
     responses = operation.setdefault("responses", {})
+    if method.lower() in ("post", "put", "patch", "delete"):
+        responses.setdefault(
+            "429",
+            {
+                "description": "over a per-tenant rate (writes, deploys, submissions): see Retry-After",
+                "content": {"application/json": {"schema": ENVELOPE}},
+            },
+        )
     if "requestBody" in operation:
         for status, text in _ENVELOPE_TEXT.items():
             responses.setdefault(

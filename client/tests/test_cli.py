@@ -22,6 +22,7 @@ def server(alice):
     stack = Stack(settings.REDIS_URL)
     stack.start("reconciler", "scheduler")
     stack.start("worker", "worker")
+    stack.start("builder", "worker", "--builds")  # job workers never take a build
     url = stack.start_web()
     yield {"url": url, "key": alice.key}
     stack.stop()
@@ -132,7 +133,7 @@ def test_schedule_and_webhook_commands(server, tmp_path):
     assert "nightly" in listed.stdout and "30 2 * * *" in listed.stdout and "active" in listed.stdout
     refused = cli(server, "webhook", "create", "http://127.0.0.1:9/hook", "--events", "job.failed")
     assert (
-        refused.returncode == 2 and "non-public" in refused.stderr
+        refused.returncode == 2 and "not a public address" in refused.stderr
     )  # make run never allows private networks
     bad = cli(server, "schedule", "create", "bad", "--cron", "nope", "--function", "adder")
     assert bad.returncode == 2 and "cron" in bad.stderr

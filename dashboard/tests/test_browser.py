@@ -32,6 +32,7 @@ def server(alice, bob):
     stack = Stack(settings.REDIS_URL)
     stack.start("reconciler", "scheduler")
     stack.start("worker", "worker")
+    stack.start("builder", "worker", "--builds")  # job workers never take a build
     yield stack.start_web()
     stack.stop()
 

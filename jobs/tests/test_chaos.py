@@ -58,9 +58,9 @@ class Stack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
 
-    def start(self, name: str, command: str) -> subprocess.Popen:
+    def start(self, name: str, command: str, *args: str) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", command],
+            [sys.executable, "manage.py", command, *args],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,

@@ -107,9 +107,11 @@ def _seed(url: str, key: str, tag: str) -> None:
 
 @pytest.fixture
 def server(alice, bob):
-    for persona in (alice, bob):  # the run submits many jobs: the rate limit is not what is tested
-        persona.tenant.quota.submissions_per_minute = 100_000
-        persona.tenant.quota.save()
+    for persona in (alice, bob):  # the run submits and writes a lot: the rate limits are not what is tested
+        quota = persona.tenant.quota
+        quota.submissions_per_minute = quota.writes_per_minute = quota.deploys_per_minute = 100_000
+        quota.max_versions_per_function = 100_000
+        quota.save()
     stack = Stack(settings.REDIS_URL)
     try:
         stack.env["WAIT_MAX_S"] = "1"  # ?wait holds an answer this long at most: no worker runs here
