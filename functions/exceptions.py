@@ -21,6 +21,12 @@ class FunctionExists(Conflict):
     code = "function_exists"
 
 
+class VersionNotReady(Conflict):
+    """The function exists but has no version ready to run yet (its build is running or failed)."""
+
+    code = "version_not_ready"
+
+
 class VersionFailed(Conflict):
     """The version's build failed: it can never run (the message carries the build's error)."""
 

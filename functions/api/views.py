@@ -347,11 +347,11 @@ invoke.initkwargs = invoke_view.initkwargs
 
 @extend_schema(
     operation_id="functions_warm",
-    summary="Start warm cells for the latest ready version now (module initialised before any call)",
+    summary="Keep warm cells of the latest ready version for a while (module initialised before any call)",
     request=WarmSerializer,
     responses={
         202: OpenApiResponse(description='{"version": n, "queued": count}'),
-        **errors(400, 401, 403, 404, 429),
+        **errors(400, 401, 403, 404, 409, 429),
     },
 )
 @api_view(["POST"])

@@ -14,7 +14,7 @@ from jobs.services.admission import tenant_admit
 from lambdasite.exceptions import ValidationFailed
 from lambdasite.redis_client import get_redis
 
-from ..exceptions import FunctionDisabled, VersionNotFound
+from ..exceptions import FunctionDisabled, VersionNotReady
 from ..models import Function, FunctionVersion
 from ..selectors import latest_ready
 
@@ -41,7 +41,7 @@ def warm_request(*, function: Function, count: int = 1) -> tuple[FunctionVersion
         raise FunctionDisabled(f"{function.name} is disabled")
     version = latest_ready(function=function)
     if version is None:
-        raise VersionNotFound(f"{function.name} has no ready version to warm")
+        raise VersionNotReady(f"{function.name} has no ready version to warm yet")
     tenant_admit(tenant=function.tenant, count=count)
     until = time.time() + settings.FUNCTION_WARM_TTL_S
     conn = get_redis()

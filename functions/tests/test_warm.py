@@ -104,3 +104,10 @@ def test_provisioned_versions_gives_each_live_worker_its_share(alice):
     deploy(alice, provisioned=3)
     shares = [sum(n for _, n in warm.provisioned_versions(me=me, workers=["a", "b"])) for me in ("a", "b")]
     assert sorted(shares) == [1, 2]  # was ceil(3 / 2) = 2 each: 4 cells for a cap of 3
+
+
+def test_warming_a_function_still_building_is_a_409_not_a_404(alice):
+    """The function exists (a 404 would say it does not): it has no ready version yet."""
+    deploy(alice, requirements="six==1.16.0\n")
+    refused = _warm(alice)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "version_not_ready"

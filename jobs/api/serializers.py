@@ -22,8 +22,16 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+INT_MAX = 2**31 - 1  # PostgreSQL's integer: a larger number would fail in the database, a 500
+
+
 class StrictIntegerField(serializers.IntegerField):
-    """An integer and only an integer: "5000", 5.5 and true are type errors."""
+    """An integer and only an integer: "5000", 5.5 and true are type errors; never beyond what an
+    integer column holds, unless a field says otherwise."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_value", INT_MAX)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):

@@ -57,11 +57,6 @@ expected-statuses = {accepted}
 include-operation-id = {semantic}
 checks.positive_data_acceptance.expected-statuses = {accepted_or_400}
 
-# A function created with requirements builds on a worker, and none runs here: until it is ready,
-# warming it is a 404 (reported: a 409 would say "exists, not ready")
-[[operations]]
-include-operation-id = "functions_warm"
-checks.ensure_resource_availability.enabled = false
 """
 SEMANTIC = [
     "jobs_list",

@@ -39,7 +39,10 @@ class ScheduleUpdateSerializer(_Strict):
     overlap = serializers.ChoiceField(choices=Schedule.Overlap.values, required=False)
     catch_up = serializers.ChoiceField(choices=Schedule.CatchUp.values, required=False)
     max_failures = StrictIntegerField(
-        required=False, min_value=0, help_text="consecutive failed runs that pause it"
+        required=False,
+        min_value=0,
+        max_value=10_000,
+        help_text="consecutive failed runs that pause it",
     )
     description = StrictCharField(required=False, allow_blank=True, max_length=200)
 

@@ -12,7 +12,7 @@ from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
 from functions.validation import function_name
-from lambdasite.exceptions import NotFound, ValidationFailed
+from lambdasite.exceptions import ValidationFailed
 from lambdasite.parsers import args_problem, qualifier_problem
 
 from ..exceptions import ScheduleExists, ScheduleLimit
@@ -50,7 +50,8 @@ def _apply(schedule: Schedule, spec: ScheduleSpec, tenant: Tenant) -> None:
         if name == "function":
             function = Function.objects.filter(tenant=tenant, name=value).first()
             if function is None:
-                raise NotFound(f"function: no function named {value}", details={"field": "function"})
+                # a name in the body, not the URL's target: a 400 naming the field (never another tenant's)
+                raise _fail("function", f"no function named {value}")
             schedule.function = function
         elif name == "args":
             problem = args_problem(value)  # the rule the API's args follow (bounded depth first)

@@ -62,7 +62,7 @@ def test_a_schedule_answers_with_its_next_five_fire_times(alice, adder):
         ({"cron": "* * *"}, 400, "cron"),
         ({"cron": "*/10 * * * * *"}, 400, "minimum interval"),  # every 10 s, under the 60 s default
         ({"timezone": "Mars/Olympus"}, 400, "timezone"),
-        ({"function": "nope"}, 404, "function"),
+        ({"function": "nope"}, 400, "function"),
         ({"overlap": "sometimes"}, 400, "overlap"),
         ({"args": {"a": 1}}, 400, "args"),
         ({"name": "Bad Name"}, 400, "name"),
@@ -230,6 +230,17 @@ def test_another_tenants_schedules_are_404_everywhere(alice, bob, adder):
         missing = call(bob, method, path.replace("nightly", "nothing"), body)
         assert missing.json() == json.loads(json.dumps(response.json()).replace("nightly", "nothing"))
     assert call(bob, "GET", "/api/v1/schedules").json() == []
-    # and bob cannot schedule alice's function
-    assert call(bob, "POST", "/api/v1/schedules", NIGHTLY).status_code == 404
+    # and bob cannot schedule alice's function: to him it does not exist
+    refused = call(bob, "POST", "/api/v1/schedules", NIGHTLY)
+    assert refused.status_code == 400 and refused.json()["error"]["details"]["fields"] == {
+        "function": [f"no function named {NIGHTLY['function']}"]
+    }
     assert Schedule.objects.get().enabled
+
+
+@pytest.mark.parametrize("field", ["max_failures"])
+def test_a_number_no_column_can_hold_is_a_400_not_a_500(alice, adder, field):
+    """Schemathesis found max_failures 152045052826484096 stored into an integer column: a 500."""
+    call(alice, "POST", "/api/v1/schedules", NIGHTLY)
+    response = call(alice, "PATCH", "/api/v1/schedules/nightly", {field: 152045052826484096})
+    assert response.status_code == 400 and field in response.json()["error"]["message"]

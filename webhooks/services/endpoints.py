@@ -10,7 +10,7 @@ from django.db import transaction
 from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
-from lambdasite.exceptions import NotFound, ValidationFailed
+from lambdasite.exceptions import ValidationFailed
 
 from .. import outbox, signing, ssrf
 from ..exceptions import EndpointLimit
@@ -39,7 +39,10 @@ def _function(tenant: Tenant, name: str | None) -> Function | None:
         return None
     function = Function.objects.filter(tenant=tenant, name=name).first()
     if function is None:
-        raise NotFound(f"function: no function named {name}", details={"field": "function"})
+        raise ValidationFailed(  # a name in the body, not the URL's target: 400 naming the field
+            f"function: no function named {name}",
+            details={"fields": {"function": [f"no function named {name}"]}},
+        )
     return function
 
 
