@@ -93,6 +93,11 @@ def test_a_missing_handler_is_reported(pool):
         ("SHARED = open('/dev/null')", "file descriptor"),
         ("import mmap\nSHARED = mmap.mmap(-1, 4096)", "shared writable memory"),
         ("import subprocess\nCHILD = subprocess.Popen(['sleep', '60'])", "child process"),
+        # hooks Python would call in the zygote itself, running the module's code between jobs
+        ("import sys\nsys.settrace(lambda *a: None)", "sys.settrace"),
+        ("import sys\nsys.setprofile(lambda *a: None)", "sys.setprofile"),
+        ("import threading\nthreading.setprofile(lambda *a: None)", "threading.setprofile"),
+        ("import gc\ngc.callbacks.append(lambda *a: None)", "gc.callbacks"),
     ],
 )
 def test_an_initialisation_may_not_leave_what_jobs_would_share(pool, setup, word):

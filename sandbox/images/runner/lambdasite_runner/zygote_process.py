@@ -92,7 +92,24 @@ class InitLeftovers(Exception):
 
 
 def _leftovers():
+    import gc
+    import threading
+
     found = []
+    # hooks Python calls by itself would run the module's code in the zygote, between jobs
+    hooks = [
+        name
+        for name, hook in (
+            ("sys.settrace", sys.gettrace()),
+            ("sys.setprofile", sys.getprofile()),
+            ("threading.settrace", threading.gettrace()),
+            ("threading.setprofile", threading.getprofile()),
+            ("gc.callbacks", gc.callbacks),
+        )
+        if hook
+    ]
+    if hooks:
+        found.append("hooks (%s)" % ", ".join(hooks))
     threads = len(os.listdir("/proc/self/task"))
     if threads > 1:
         found.append("%d thread(s) running" % (threads - 1))
