@@ -38,7 +38,10 @@ ENV PATH=/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 # the source is root's and read-only to the app user (static files are served from it by the
 # finders); the bytecode is compiled here because the app cannot write it
-RUN rm -f /app/build-ca.crt && mkdir -p /app/var/staticfiles && python -m compileall -q -x '/tests/' /app
+RUN rm -f /app/build-ca.crt && mkdir -p /app/var/staticfiles && python -m compileall -q -x '/tests/' /app \
+ && mkdir -m 0755 /build-proxy && chown lambdasite /build-proxy
+# /build-proxy: a build worker's proxy sockets (BUILD_PROXY_DIR), in a named volume that its builders
+# mount too (a new volume takes this directory's owner)
 USER lambdasite
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --retries=3 \

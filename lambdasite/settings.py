@@ -248,6 +248,10 @@ BUILD_TMP_MB = env_int("BUILD_TMP_MB", 2048, minimum=64)  # the builder's tmpfs:
 # directory made under this one, bind-mounted into the builder: it must be a path the Docker engine sees
 # (the system's temp dir when empty; under compose, a host directory mounted at the same path)
 BUILD_PROXY_DIR = env_str("BUILD_PROXY_DIR", "")
+# in a container, how the engine sees BUILD_PROXY_DIR: a named volume mounted there (compose), or the host
+# path of that directory (Kubernetes: the pod's emptyDir); unset, the same path
+BUILD_PROXY_VOLUME = env_str("BUILD_PROXY_VOLUME", "")
+BUILD_PROXY_HOST_DIR = env_str("BUILD_PROXY_HOST_DIR", "")
 BUILD_FETCH_TIMEOUT_S = env_float("BUILD_FETCH_TIMEOUT_S", 60.0)  # pip's and npm's per-request timeout
 BUILD_PYPI_INDEX = env_str("BUILD_PYPI_INDEX", "https://pypi.org/simple")
 BUILD_NPM_REGISTRY = env_str("BUILD_NPM_REGISTRY", "https://registry.npmjs.org/")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import time
 import uuid
@@ -32,7 +33,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from . import protocol
-from .buildproxy import BuildProxy, allowed_targets
+from .buildproxy import SOCKET_NAME, BuildProxy, allowed_targets
 from .exceptions import SandboxError
 from .images import host_ca_bundle, image_tag
 from .sweep import owner_labels
@@ -56,7 +57,12 @@ class BuildLimits:
     cpus: float = 1.0
     index_url: str = "https://pypi.org/simple"
     npm_registry: str = "https://registry.npmjs.org/"
-    proxy_dir: str = ""  # where the proxy's socket directory is made ("" = the system's temp dir)
+    proxy_dir: str = ""  # where this process makes each build's proxy socket directory ("" = the temp dir)
+    # how the Docker engine sees proxy_dir when this process runs in a container: a named volume mounted
+    # there (compose), or the host path of the same directory (Kubernetes: the pod's emptyDir); neither:
+    # the same path (a worker on the host)
+    proxy_volume: str = ""
+    proxy_host_dir: str = ""
     fetch_timeout_s: float = 60.0  # pip's and npm's per-request network timeout
 
 
@@ -172,11 +178,11 @@ def volumes(client: docker.DockerClient) -> dict[str, float]:
 
 
 def _create_builder(
-    client: docker.DockerClient, runtime: str, limits: BuildLimits, volume: str | None, proxy_dir: str
+    client: docker.DockerClient, runtime: str, limits: BuildLimits, volume: str | None, egress: str
 ) -> str:
     """Create a builder container (the low-level API: stdin_once closes its stdin when ours ends)."""
     mb = 1024 * 1024
-    binds = {proxy_dir: {"bind": "/egress", "mode": "ro"}}
+    binds = {egress: {"bind": "/egress", "mode": "ro"}}
     if volume:
         binds[volume] = {"bind": "/layer", "mode": "rw"}
     host_config = client.api.create_host_config(
@@ -206,6 +212,16 @@ def _create_builder(
     return created["Id"]
 
 
+def proxy_mount(limits: BuildLimits, directory: str) -> tuple[str, str]:
+    """(what the engine mounts at /egress in the builder, the socket's path in the builder)."""
+    name = os.path.basename(directory)
+    if limits.proxy_volume:  # the whole volume: every build's directory in it, each socket apart
+        return limits.proxy_volume, f"/egress/{name}/{SOCKET_NAME}"
+    if limits.proxy_host_dir:
+        return os.path.join(limits.proxy_host_dir, name), f"/egress/{SOCKET_NAME}"
+    return directory, f"/egress/{SOCKET_NAME}"
+
+
 def _run_builder(
     client: docker.DockerClient,
     runtime: str,
@@ -225,9 +241,10 @@ def _run_builder(
     proxy = BuildProxy(
         allowed_targets([limits.index_url, limits.npm_registry]), base_dir=limits.proxy_dir or None
     )
+    egress, request["proxy_socket"] = proxy_mount(limits, proxy.directory)
     try:
         return _run_builder_through(
-            client, runtime, request, on_log=on_log, limits=limits, volume=volume, proxy=proxy
+            client, runtime, request, on_log=on_log, limits=limits, volume=volume, egress=egress
         )
     finally:
         proxy.close()
@@ -241,10 +258,10 @@ def _run_builder_through(
     on_log: OnLog,
     limits: BuildLimits,
     volume: str | None,
-    proxy: BuildProxy,
+    egress: str,
 ) -> dict:
     try:
-        container_id = _create_builder(client, runtime, limits, volume, proxy.directory)
+        container_id = _create_builder(client, runtime, limits, volume, egress)
     except ImageNotFound as exc:
         raise SandboxError(
             f"builder image for {runtime} is missing: run `python manage.py sandbox_build`",

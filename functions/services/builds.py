@@ -60,6 +60,8 @@ def build_limits() -> layers.BuildLimits:
         memory_mb=settings.BUILD_MEMORY_MB,
         tmp_mb=settings.BUILD_TMP_MB,
         proxy_dir=settings.BUILD_PROXY_DIR,
+        proxy_volume=settings.BUILD_PROXY_VOLUME,
+        proxy_host_dir=settings.BUILD_PROXY_HOST_DIR,
         fetch_timeout_s=settings.BUILD_FETCH_TIMEOUT_S,
         index_url=settings.BUILD_PYPI_INDEX,
         npm_registry=settings.BUILD_NPM_REGISTRY,

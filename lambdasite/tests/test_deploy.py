@@ -48,6 +48,11 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     assert services["build-worker"]["command"][-1].endswith("manage.py worker --builds")
     prometheus_mounts = " ".join(str(v) for v in services["prometheus"]["volumes"])
     assert "prometheus-rules.yml" in prometheus_mounts
+    # builders have network none: the build worker's proxy sockets live in a named volume they mount
+    builder = services["build-worker"]
+    assert builder["environment"]["BUILD_PROXY_DIR"] == "/build-proxy"
+    assert builder["environment"]["BUILD_PROXY_VOLUME"] == config["volumes"]["build-proxy"]["name"]
+    assert "build-proxy:/build-proxy:rw" in builder["volumes"]
 
 
 def test_compose_refuses_to_start_without_a_secret_key():

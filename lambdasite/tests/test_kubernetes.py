@@ -185,6 +185,11 @@ def test_web_is_ready_on_its_own_and_builds_have_their_own_workers():
     builder = pods["lambdasite-build-worker"]
     assert builder["containers"][0]["command"] == ["python", "manage.py", "worker", "--builds"]
     assert builder["nodeSelector"] == pods["lambdasite-worker"]["nodeSelector"]  # next to the cells
+    # builders have network none: their proxy's socket is in an emptyDir the node's engine sees by path
+    env = {e["name"]: e.get("value") for e in builder["containers"][0]["env"]}
+    assert env["BUILD_PROXY_DIR"] == "/build-proxy"
+    assert env["BUILD_PROXY_HOST_DIR"].endswith("/volumes/kubernetes.io~empty-dir/build-proxy")
+    assert {"name": "build-proxy", "emptyDir": {}} in builder["volumes"]
     for name, pod in pods.items():
         for container in pod["containers"]:
             assert "readinessProbe" not in container or name == "lambdasite-web", name

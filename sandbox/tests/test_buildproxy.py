@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -193,3 +194,32 @@ def test_references_that_are_not_index_packages_are_refused(docker_client, runti
         layers.resolve(
             docker_client, runtime, spec, on_log=[].append, limits=layers.BuildLimits(timeout_s=60)
         )
+
+
+@pytest.mark.docker
+def test_a_builder_reaches_its_proxy_through_a_named_volume_as_under_compose(docker_client):
+    """In a container the build worker makes its sockets in a named volume (BUILD_PROXY_VOLUME); the
+    builder mounts that volume and finds its own socket in it. Here this process plays the build
+    worker: it writes into the volume's directory on this host."""
+    name = f"lambdasite-test-proxy-{uuid.uuid4().hex[:8]}"
+    volume = docker_client.volumes.create(name=name)
+    try:
+        limits = layers.BuildLimits(timeout_s=120, proxy_dir=volume.attrs["Mountpoint"], proxy_volume=name)
+        resolved = layers.resolve(docker_client, "python", "six==1.16.0\n", on_log=[].append, limits=limits)
+        assert resolved.lock.startswith("six==1.16.0 --hash=sha256:")
+    finally:
+        volume.remove(force=True)
+
+
+def test_the_proxy_is_mounted_as_the_engine_sees_it():
+    directory = "/build-proxy/lambdasite-build-proxy-abc"
+    assert layers.proxy_mount(layers.BuildLimits(), directory) == (directory, "/egress/proxy.sock")
+    assert layers.proxy_mount(layers.BuildLimits(proxy_volume="vol"), directory) == (
+        "vol",
+        "/egress/lambdasite-build-proxy-abc/proxy.sock",
+    )
+    host = "/var/lib/kubelet/pods/P/volumes/kubernetes.io~empty-dir/build-proxy"
+    assert layers.proxy_mount(layers.BuildLimits(proxy_host_dir=host), directory) == (
+        f"{host}/lambdasite-build-proxy-abc",
+        "/egress/proxy.sock",
+    )

@@ -38,8 +38,7 @@ SETTINGS = {
     "max_files": 0,
     "fetch_timeout_s": 60,
 }
-PROXY_SOCKET = "/egress/proxy.sock"
-PROXY = {"url": ""}  # http://127.0.0.1:<port>, once forward_proxy has started
+PROXY = {"url": "", "socket": "/egress/proxy.sock"}  # the url once forward_proxy has started
 
 
 class Refused(Exception):
@@ -91,7 +90,7 @@ def forward_proxy():
     def serve(client):
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            upstream.connect(PROXY_SOCKET)
+            upstream.connect(PROXY["socket"])
         except OSError:
             client.close()
             return
@@ -470,7 +469,9 @@ def main():
     os.environ["HOME"] = "/tmp"
     os.environ["npm_config_cache"] = "/tmp/.npm"
     os.environ["npm_config_update_notifier"] = "false"
-    if os.path.exists(PROXY_SOCKET):
+    if request.get("proxy_socket"):
+        PROXY["socket"] = request["proxy_socket"]
+    if os.path.exists(PROXY["socket"]):
         forward_proxy()
     if request.get("ca_bundle"):
         # the host's trust store, for networks whose proxy intercepts TLS; lock hashes still pin content
