@@ -263,14 +263,16 @@ def _layer_for(client, version, resolved, build_log, lease, worker) -> Dependenc
         raise _Deferred  # another build installs it: come back when it is done, holding no worker
     lease.layer_id = layer.pk
     try:
-        build_log.system("installing")
+        # the installer's output goes to the server's log, not the version's: whether a lock's layer
+        # had to be installed (or another tenant's build had installed it) is not the tenant's to read;
+        # a failed install still says why (the error carries the installer's last lines)
         installed = layers.install(
             client,
             runtime,
             resolved.lock,
             max_bytes=cap,
             max_files=settings.LAYER_MAX_FILES,
-            on_log=build_log,
+            on_log=lambda line: log.debug("install: %s", line, extra={"version": version.pk}),
             limits=build_limits(),
         )
     except BaseException:
