@@ -49,7 +49,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_stack(env: dict, port: int, workers: int) -> list[subprocess.Popen]:
+def start_stack(env: dict, port: int, workers: int, build_workers: int = 0) -> list[subprocess.Popen]:
+    """[web, job workers..., build workers..., scheduler], once web answers."""
     logs = ROOT / "var"
     logs.mkdir(exist_ok=True)
 
@@ -80,6 +81,7 @@ def start_stack(env: dict, port: int, workers: int) -> list[subprocess.Popen]:
         )
     ]
     procs += [spawn(f"worker{i}", [py, "manage.py", "worker"]) for i in range(workers)]
+    procs += [spawn(f"builder{i}", [py, "manage.py", "worker", "--builds"]) for i in range(build_workers)]
     procs.append(spawn("scheduler", [py, "manage.py", "scheduler"]))
     for _ in range(200):
         try:

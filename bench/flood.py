@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import drive, free_port, pct, stop_stack  # noqa: E402
+from bench.e2e import drive, free_port, pct, start_stack, stop_stack  # noqa: E402
 
 # distinct locks, each a wheel on PyPI: every deploy is a real resolve and install
 REQUIREMENTS = [
@@ -47,37 +46,6 @@ REQUIREMENTS = [
     "certifi==2023.7.22",
 ]
 PY = "def main():\n    return 1\n"
-
-
-def start(env: dict, port: int, workers: int, build_workers: int) -> list[subprocess.Popen]:
-    logs = ROOT / "var"
-    logs.mkdir(exist_ok=True)
-
-    def spawn(name, argv):
-        return subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(logs / f"bench-flood-{name}.log", "w"),
-        )
-
-    py = sys.executable
-    uvicorn = str(ROOT / ".venv/bin/uvicorn")
-    procs = [spawn("web", [uvicorn, "lambdasite.asgi:application", "--port", str(port), "--no-access-log"])]
-    procs += [spawn(f"worker{i}", [py, "manage.py", "worker"]) for i in range(workers)]
-    procs += [spawn(f"builder{i}", [py, "manage.py", "worker", "--builds"]) for i in range(build_workers)]
-    procs.append(spawn("scheduler", [py, "manage.py", "scheduler"]))
-    for _ in range(200):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    time.sleep(3)
-    return procs
 
 
 def call(port: int, key: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -148,7 +116,7 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1"}
-    procs = start(env, port, args.workers, args.build_workers)
+    procs = start_stack(env, port, args.workers, args.build_workers)
     answers: Counter = Counter()
     try:
         status, body = call(
