@@ -193,6 +193,18 @@ def test_a_layer_over_the_tenants_size_cap_fails_and_is_removed(alice, run_worke
     assert layer_volumes(docker_client) == before
 
 
+def test_a_layer_of_too_many_files_fails_and_is_removed(alice, run_worker, docker_client, settings):
+    """A layer's size alone does not bound its inodes: many tiny files are capped too."""
+    settings.LAYER_MAX_FILES = 5  # six installs a dozen files and directories
+    before = layer_volumes(docker_client)
+    deploy(alice, name="many", code=PY_SIX, requirements=SIX)
+    run_worker()
+    v1 = version("many")
+    assert v1.status == BuildStatus.FAILED and "files" in v1.build_error and "cap of 5" in v1.build_error
+    assert not DependencyLayer.objects.exists()
+    assert layer_volumes(docker_client) == before
+
+
 def test_a_function_with_dependencies_still_has_no_network(alice, run_worker, invoke_sync):
     code = (
         PY_SIX
