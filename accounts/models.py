@@ -173,6 +173,14 @@ class Quota(models.Model):
     def __str__(self) -> str:
         return f"quota of {self.tenant}"
 
+    def default_timeout_ms(self) -> int:
+        """A job's time limit when it names none: the platform's default, within this quota."""
+        return min(settings.JOB_DEFAULT_TIMEOUT_MS, self.max_timeout_ms)
+
+    def default_memory_mb(self) -> int:
+        """A job's memory limit when it names none: the platform's default, within this quota."""
+        return min(settings.JOB_DEFAULT_MEMORY_MB, self.max_memory_mb)
+
 
 class UsageCharge(models.Model):
     """Compute a tenant used outside a job's attempts (a build), billed like an attempt's GB-s."""

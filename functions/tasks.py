@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.db import close_old_connections
 
 import sandbox
@@ -26,8 +25,8 @@ def version_spec(version: FunctionVersion) -> sandbox.RunSpec:
     """The spec an invocation of ``version`` with its default limits runs with (same cell key)."""
     function = version.function
     quota = function.tenant.quota
-    timeout_ms = version.timeout_ms or min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms)
-    memory_mb = version.memory_mb or min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb)
+    timeout_ms = version.timeout_ms or quota.default_timeout_ms()
+    memory_mb = version.memory_mb or quota.default_memory_mb()
     return sandbox.RunSpec(
         runtime=function.runtime,
         code="",

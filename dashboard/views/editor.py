@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.shortcuts import redirect, render
 
 from jobs.services import submit
@@ -25,8 +24,8 @@ def job_new(request):
         "handler": "main",
         "code": TEMPLATES["python"],
         "args": "[2, 3]",
-        "timeout_ms": min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms),
-        "memory_mb": min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb),
+        "timeout_ms": quota.default_timeout_ms(),
+        "memory_mb": quota.default_memory_mb(),
         "max_retries": quota.default_max_retries,
     }
     errors: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -52,8 +53,10 @@ class VersionCreateSerializer(_Strict):
         required=False, allow_blank=True, trim_whitespace=False, help_text="Python: requirements.txt lines"
     )
     dependencies = DependenciesField(required=False, help_text="Node: package.json's dependencies object")
-    timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="default limit per invocation")
-    memory_mb = StrictIntegerField(required=False, min_value=32)
+    timeout_ms = StrictIntegerField(
+        required=False, min_value=settings.JOB_MIN_TIMEOUT_MS, help_text="default limit per invocation"
+    )
+    memory_mb = StrictIntegerField(required=False, min_value=settings.JOB_MIN_MEMORY_MB)
     max_retries = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
 
@@ -87,8 +90,8 @@ class AliasSetSerializer(_Strict):
 
 class InvokeSerializer(_Strict):
     args = ArgsField(required=False, help_text="JSON array of positional arguments")
-    timeout_ms = StrictIntegerField(required=False, min_value=100)
-    memory_mb = StrictIntegerField(required=False, min_value=32)
+    timeout_ms = StrictIntegerField(required=False, min_value=settings.JOB_MIN_TIMEOUT_MS)
+    memory_mb = StrictIntegerField(required=False, min_value=settings.JOB_MIN_MEMORY_MB)
     run_at = AwareDateTimeField(required=False, help_text="run later: ISO 8601 with an offset")
     delay_s = StrictIntegerField(required=False, min_value=0, help_text="run later: seconds from now")
     callback_url = WebhookURLField(required=False, help_text="signed POST of the job when it ends")

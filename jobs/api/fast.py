@@ -26,7 +26,11 @@ _HANDLER = re.compile(HANDLER_RE)
 _WAIT = re.compile(r"^\d{1,6}(\.\d{1,6})?$")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _INT_MAX = 2**31 - 1
-_LIMITS = {"timeout_ms": 100, "memory_mb": 32, "max_retries": 0}  # the serializers' min_value
+_LIMITS = {  # the serializers' min_value
+    "timeout_ms": settings.JOB_MIN_TIMEOUT_MS,
+    "memory_mb": settings.JOB_MIN_MEMORY_MB,
+    "max_retries": 0,
+}
 
 
 def principal(request: Request, *, write: bool) -> ApiPrincipal | None:

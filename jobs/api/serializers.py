@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from lambdasite.parsers import args_problem, qualifier_problem
@@ -103,8 +104,6 @@ def when_from(attrs: dict) -> dict:
     if "run_at" in attrs and "delay_s" in attrs:
         raise serializers.ValidationError({"run_at": ["give run_at or delay_s, not both"]})
     if "delay_s" in attrs:
-        from django.conf import settings
-
         if attrs["delay_s"] > settings.JOB_MAX_DELAY_S:  # also keeps the date arithmetic in range
             raise serializers.ValidationError({"delay_s": [f"at most {settings.JOB_MAX_DELAY_S} s ahead"]})
         attrs["run_at"] = timezone.now() + timedelta(seconds=attrs["delay_s"])
@@ -116,9 +115,11 @@ class JobSubmitSerializer(serializers.Serializer):
     code = StrictCharField(trim_whitespace=False, help_text="source defining the handler function")
     args = ArgsField(required=False, help_text="JSON array of positional arguments")
     handler = StrictCharField(required=False, default="main", max_length=100)
-    timeout_ms = StrictIntegerField(required=False, min_value=100, help_text="wall-clock limit per attempt")
+    timeout_ms = StrictIntegerField(
+        required=False, min_value=settings.JOB_MIN_TIMEOUT_MS, help_text="wall-clock limit per attempt"
+    )
     memory_mb = StrictIntegerField(
-        required=False, min_value=32, help_text="memory limit (swap is not allowed)"
+        required=False, min_value=settings.JOB_MIN_MEMORY_MB, help_text="memory limit (swap is not allowed)"
     )
     max_retries = StrictIntegerField(required=False, min_value=0)
     run_at = AwareDateTimeField(required=False, help_text="run later: ISO 8601 with an offset")
@@ -157,8 +158,8 @@ class FunctionItemSerializer(serializers.Serializer):
     function = StrictCharField(max_length=64, help_text="a deployed function's name")
     qualifier = QualifierField(required=False, help_text="alias or version number")
     args = ArgsField(required=False)
-    timeout_ms = StrictIntegerField(required=False, min_value=100)
-    memory_mb = StrictIntegerField(required=False, min_value=32)
+    timeout_ms = StrictIntegerField(required=False, min_value=settings.JOB_MIN_TIMEOUT_MS)
+    memory_mb = StrictIntegerField(required=False, min_value=settings.JOB_MIN_MEMORY_MB)
     run_at = AwareDateTimeField(required=False)
     delay_s = StrictIntegerField(required=False, min_value=0)
     callback_url = WebhookURLField(required=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
@@ -37,8 +36,8 @@ def runtimes(request: Request) -> Response:
     }
     defaults = {
         "handler": "main",
-        "timeout_ms": min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms),
-        "memory_mb": min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb),
+        "timeout_ms": quota.default_timeout_ms(),
+        "memory_mb": quota.default_memory_mb(),
         "max_retries": quota.default_max_retries,
     }
     data = [{"name": name, **RUNTIME_INFO[name], "defaults": defaults, "caps": caps} for name in RUNTIMES]

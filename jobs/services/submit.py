@@ -81,16 +81,8 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
             f"args is {args_bytes} bytes, over this tenant's cap of {quota.max_args_bytes}",
             details={"field": "args", "size": args_bytes, "limit": quota.max_args_bytes},
         )
-    timeout_ms = (
-        spec.timeout_ms
-        if spec.timeout_ms is not None
-        else min(settings.JOB_DEFAULT_TIMEOUT_MS, quota.max_timeout_ms)
-    )
-    memory_mb = (
-        spec.memory_mb
-        if spec.memory_mb is not None
-        else min(settings.JOB_DEFAULT_MEMORY_MB, quota.max_memory_mb)
-    )
+    timeout_ms = spec.timeout_ms if spec.timeout_ms is not None else quota.default_timeout_ms()
+    memory_mb = spec.memory_mb if spec.memory_mb is not None else quota.default_memory_mb()
     max_retries = spec.max_retries if spec.max_retries is not None else quota.default_max_retries
     for name, value, cap in (
         ("timeout_ms", timeout_ms, quota.max_timeout_ms),

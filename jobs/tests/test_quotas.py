@@ -343,3 +343,11 @@ def test_admission_is_one_redis_call_once_the_budget_is_cached_and_a_spent_budge
     with pytest.raises(QuotaExceeded):
         tenant_admit(tenant=alice.tenant)
     assert ratelimit.peek(bucket=bucket, per_minute=per_minute) >= left  # refused without a token taken
+
+
+def test_a_jobs_default_limits_are_the_platforms_within_its_quota(alice, settings):
+    """One home for the rule every edge uses (submit, invoke, the runtimes page, the editor)."""
+    settings.JOB_DEFAULT_TIMEOUT_MS, settings.JOB_DEFAULT_MEMORY_MB = 5000, 128
+    quota = alice.tenant.quota
+    quota.max_timeout_ms, quota.max_memory_mb = 3000, 512
+    assert (quota.default_timeout_ms(), quota.default_memory_mb()) == (3000, 128)
