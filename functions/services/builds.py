@@ -204,6 +204,7 @@ def version_build(
     lease.start()
     runtime = version.function.runtime
     started = time.monotonic()
+    deferred = False
     try:
         client = client or sandbox.default().client
         build_log.system(f"build attempt {version.build_attempts} on {worker}")
@@ -217,6 +218,7 @@ def version_build(
     except _Deferred:
         build_log.system("waiting for build capacity; the build continues shortly")
         _version_deferred(version, worker)
+        deferred = True
     except layers.BuildFailed as exc:
         build_log.system(f"build failed: {exc}")
         _version_failed(version, str(exc))
@@ -227,7 +229,8 @@ def version_build(
         build_log.flush()
         lease.stop()
         _charge(version, time.monotonic() - started)
-        _start_next_build(version.function.tenant_id)
+        # a build given back is not its own next: the reconciler runs it again after BUILD_DEFER_S
+        _start_next_build(version.function.tenant_id, exclude=version.pk if deferred else None)
     version.refresh_from_db()
     live.publish(build_group(version.pk), {"kind": "status", "status": version.status})
     return version
@@ -329,13 +332,14 @@ def _charge(version: FunctionVersion, seconds: float) -> None:
         log.exception("charging a build failed")
 
 
-def _start_next_build(tenant_id) -> None:
+def _start_next_build(tenant_id, *, exclude=None) -> None:
     """The tenant's oldest build that waits for capacity is enqueued now (one is enough: it chains)."""
     try:
         waiting = (
             FunctionVersion.objects.filter(
                 function__tenant_id=tenant_id, status=BuildStatus.BUILDING, builder=""
             )
+            .exclude(pk=exclude)
             .order_by("created_at")
             .values_list("pk", "build_attempts")
             .first()

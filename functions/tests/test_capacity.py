@@ -15,6 +15,7 @@ from accounts.models import UsageCharge
 from functions.models import BuildStatus, DependencyLayer, FunctionVersion
 from functions.services import builds, deploy
 from jobs import billing
+from lambdasite.redis_client import build_queue_name, get_queue
 from sandbox import layers
 
 from .support import call
@@ -86,6 +87,10 @@ def test_a_build_whose_layer_another_build_installs_is_given_back_without_sleepi
     version.refresh_from_db()
     assert version.status == BuildStatus.BUILDING and version.builder == "" and version.build_attempts == 0
     assert "build capacity" in "".join(version.build_log.values_list("text", flat=True))
+    # and it is not enqueued again at once (it would resolve again and again while the layer installs):
+    # the reconciler runs it once BUILD_DEFER_S has passed
+    assert get_queue(build_queue_name()).count == 0
+    assert version.lease_expires_at > timezone.now()
 
 
 def test_build_time_is_billed_to_the_tenant(alice, monkeypatch, settings):
