@@ -21,9 +21,9 @@ def tenant_require_active(tenant) -> None:
         raise TenantSuspended()
 
 
-def tenant_take(tenant, *, what: str, per_minute: int, message: str, code: str = "rate_limited") -> None:
+def tenant_take(tenant_id, *, what: str, per_minute: int, message: str, code: str = "rate_limited") -> None:
     """Take one token of the tenant's ``what`` bucket; 429 with Retry-After when it is empty."""
-    allowed, wait = ratelimit.take(bucket=f"{what}:{tenant.pk}", per_minute=per_minute)
+    allowed, wait = ratelimit.take(bucket=f"{what}:{tenant_id}", per_minute=per_minute)
     if not allowed:
         raise RateLimited(message, retry_after=wait, code=code, details={"limit_per_minute": per_minute})
 
@@ -32,7 +32,7 @@ def tenant_deploy(tenant) -> None:
     """A deploy (a new function or version: it may start a build), within ``deploys_per_minute``."""
     tenant_require_active(tenant)
     tenant_take(
-        tenant,
+        tenant.pk,
         what="deploys",
         per_minute=tenant.quota.deploys_per_minute,
         message=f"more than {tenant.quota.deploys_per_minute} deploys a minute: slow down",

@@ -123,33 +123,27 @@ def add_usage(pipe, *, tenant_id, gb_seconds: float) -> None:
         pipe.eval(_ADD_IF_EXISTS, 1, USAGE_KEY.format(tenant=tenant_id, period=usage_period()), gb_seconds)
 
 
-def charge_idle_cpu(tenant: str, cpu_ms: float, memory_mb: int) -> None:
-    """The cell pool's report of tenant code that ran in an idle cell between jobs (the pool retires
-    such a cell): billed as GB-s of the CPU time, from the pool's maintenance thread."""
+def _pool_report(tenant: str, ms: float, memory_mb: int, kind: str, reference: str) -> None:
+    """Bill a cell pool's report (from its maintenance thread): ``ms`` of a cell's time as GB-s."""
     from django.db import close_old_connections
 
     try:
         charge(
             tenant_id=int(tenant),
-            kind=UsageCharge.Kind.IDLE,
-            gb_seconds=gb_seconds(memory_mb, billed_ms(cpu_ms)),
-            reference="CPU used between jobs",
+            kind=kind,
+            gb_seconds=gb_seconds(memory_mb, billed_ms(ms)),
+            reference=reference,
         )
     finally:
         close_old_connections()
+
+
+def charge_idle_cpu(tenant: str, cpu_ms: float, memory_mb: int) -> None:
+    """The pool's ``on_idle_cpu``: tenant code ran in an idle cell between jobs (the cell is retired)."""
+    _pool_report(tenant, cpu_ms, memory_mb, UsageCharge.Kind.IDLE, "CPU used between jobs")
 
 
 def charge_warm(tenant: str, seconds: float, memory_mb: int) -> None:
-    """The cell pool's report of a cell started and initialised for a function outside a job (a
-    warm-up, a provisioned cell): the tenant's, billed as GB-s like an attempt's time."""
-    from django.db import close_old_connections
-
-    try:
-        charge(
-            tenant_id=int(tenant),
-            kind=UsageCharge.Kind.WARM,
-            gb_seconds=gb_seconds(memory_mb, billed_ms(seconds * 1000)),
-            reference="a warm cell started",
-        )
-    finally:
-        close_old_connections()
+    """The pool's ``on_warm``: a cell started and initialised for a function outside a job (a warm-up,
+    a provisioned cell), the tenant's like an attempt's time."""
+    _pool_report(tenant, seconds * 1000, memory_mb, UsageCharge.Kind.WARM, "a warm cell started")

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from accounts import ratelimit
-from lambdasite.exceptions import RateLimited
+from accounts.guards import tenant_take
 
 
 def webhook_write_admit(*, tenant_id) -> None:
     per_minute = settings.WEBHOOK_WRITES_PER_MINUTE
-    allowed, wait = ratelimit.take(bucket=f"webhook-writes:{tenant_id}", per_minute=per_minute)
-    if not allowed:
-        raise RateLimited(
-            f"over the limit of {per_minute} webhook changes per minute",
-            retry_after=wait,
-            details={"limit_per_minute": per_minute},
-        )
+    tenant_take(
+        tenant_id,
+        what="webhook-writes",
+        per_minute=per_minute,
+        message=f"over the limit of {per_minute} webhook changes per minute",
+    )
