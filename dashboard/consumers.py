@@ -31,7 +31,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from accounts.models import Membership
 from functions.models import FunctionVersion
-from functions.services.builds import build_group
+from functions.services.buildlog import build_group
 from jobs import events
 from jobs.models import Job
 from lambdasite import live

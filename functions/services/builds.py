@@ -12,14 +12,13 @@ installed once by whichever build gets there first, under a lease of its own."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta
 
 import docker
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,14 +31,11 @@ from lambdasite import live
 from lambdasite.redis_client import build_queue_name, get_queue
 from sandbox import layers
 
-from ..models import BuildLogLine, BuildStatus, DependencyLayer, FunctionVersion, content_hash
+from ..models import BuildStatus, DependencyLayer, FunctionVersion, content_hash
+from .buildlog import BuildLog, Lease, build_group
 from .invoke import functions_changed
 
 log = logging.getLogger("lambdasite.functions")
-
-
-def build_group(version_id) -> str:
-    return f"build.{version_id}"
 
 
 def build_enqueue(*, version_id, attempt: int | str = 0) -> None:
@@ -66,79 +62,6 @@ def build_limits() -> layers.BuildLimits:
         index_url=settings.BUILD_PYPI_INDEX,
         npm_registry=settings.BUILD_NPM_REGISTRY,
     )
-
-
-class BuildLog:
-    """A version's build log: stored line by line (in batches) and streamed to open pages."""
-
-    FLUSH_S = 0.2
-
-    def __init__(self, version: FunctionVersion) -> None:
-        self.version_id = version.pk
-        self.seq = version.build_log_lines
-        self.pending: list[BuildLogLine] = []
-        self.last_flush = time.monotonic()
-
-    def __call__(self, text: str, stream: str = "build") -> None:
-        self.seq += 1
-        self.pending.append(
-            BuildLogLine(
-                version_id=self.version_id, seq=self.seq, stream=stream, ts=timezone.now(), text=text[:16384]
-            )
-        )
-        if time.monotonic() - self.last_flush > self.FLUSH_S or len(self.pending) >= 200:
-            self.flush()
-
-    def system(self, text: str) -> None:
-        self(f"[lambdasite] {text}", stream="system")
-
-    def flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.pending:
-            return
-        lines, self.pending = self.pending, []
-        BuildLogLine.objects.bulk_create(lines)
-        FunctionVersion.objects.filter(pk=self.version_id).update(build_log_lines=self.seq)
-        live.publish(
-            build_group(self.version_id),
-            {
-                "kind": "logs",  # the same shape as a job's log lines: the dashboard's log pane shows both
-                "lines": [
-                    {"seq": line.seq, "stream": line.stream, "ts": line.ts.isoformat(), "text": line.text}
-                    for line in lines
-                ],
-            },
-        )
-
-
-class _Lease(threading.Thread):
-    """Renews a build's lease (and the layer's, while it installs one) until stopped."""
-
-    def __init__(self, version_id, worker: str) -> None:
-        super().__init__(name=f"build-lease-{version_id}", daemon=True)
-        self.version_id, self.worker = version_id, worker
-        self.layer_id = None
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.done.wait(settings.BUILD_LEASE_S / 4):
-                until = timezone.now() + timedelta(seconds=settings.BUILD_LEASE_S)
-                FunctionVersion.objects.filter(pk=self.version_id, builder=self.worker).update(
-                    lease_expires_at=until
-                )
-                if self.layer_id is not None:
-                    DependencyLayer.objects.filter(pk=self.layer_id, builder=self.worker).update(
-                        lease_expires_at=until
-                    )
-        except Exception:  # noqa: BLE001 - the lease then expires and the build is run again
-            log.exception("build lease renewal failed")
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=5)
 
 
 class _Deferred(Exception):
@@ -200,7 +123,7 @@ def version_build(
     if version is None:
         return None
     build_log = BuildLog(version)
-    lease = _Lease(version.pk, worker)
+    lease = Lease(version.pk, worker)
     lease.start()
     runtime = version.function.runtime
     started = time.monotonic()
