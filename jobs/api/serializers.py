@@ -85,7 +85,7 @@ class WebhookURLField(serializers.URLField):
         super().__init__(max_length=2000, **kwargs)
 
     def to_internal_value(self, data):
-        from webhooks import ssrf
+        from lambdasite import ssrf
 
         url = super().to_internal_value(data)
         try:

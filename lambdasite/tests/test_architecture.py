@@ -22,12 +22,14 @@ LAYERS = [
         "lambdasite.parsers",
         "lambdasite.middleware",
         "lambdasite.fasthttp",
+        "lambdasite.ssrf",
+        "lambdasite.caching",
     ),
     ("accounts",),
     ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations"),
     ("functions.models", "functions.exceptions", "functions.validation", "functions.migrations"),
     ("schedules.models", "schedules.exceptions", "schedules.migrations"),
-    ("webhooks.models", "webhooks.exceptions", "webhooks.migrations", "webhooks.ssrf", "webhooks.signing"),
+    ("webhooks.models", "webhooks.exceptions", "webhooks.migrations", "webhooks.signing"),
     ("webhooks.outbox",),  # written by the transitions that cause events, in their transactions
     (
         "jobs.billing",

@@ -10,9 +10,10 @@ from django.db import transaction
 from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
+from lambdasite import ssrf
 from lambdasite.exceptions import ValidationFailed
 
-from .. import outbox, signing, ssrf
+from .. import outbox, signing
 from ..exceptions import EndpointLimit
 from ..models import EVENT_TYPES, CallbackSecret, WebhookEndpoint
 from .throttle import webhook_write_admit

@@ -20,7 +20,7 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from .. import ssrf
+from lambdasite import ssrf
 
 RESPONSE_MAX_BYTES = 500  # the start of the answer kept with each attempt, and all that is read
 MAX_RETRY_AFTER_S = 43200.0

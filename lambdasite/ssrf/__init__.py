@@ -1,5 +1,5 @@
 """Where webhooks may go. Only to public addresses: every address in the deny table
-(``webhooks/ssrf/table.py``: loopback, private, link-local and cloud metadata, multicast, reserved,
+(``lambdasite/ssrf/table.py``: loopback, private, link-local and cloud metadata, multicast, reserved,
 documentation, and every form embedding another address) is refused when an endpoint is registered
 (its name resolved, within ``WEBHOOK_RESOLVE_TIMEOUT_S``, by a resolver no tenant can exhaust), and
 again when each delivery resolves the name (a DNS answer can change in between); the delivery then

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from webhooks import ssrf
-from webhooks.ssrf import table
-from webhooks.ssrf.resolver import Resolver
+from lambdasite import ssrf
+from lambdasite.ssrf import table
+from lambdasite.ssrf.resolver import Resolver
 
 
 def inside(row: table.Denied) -> str:
