@@ -60,6 +60,16 @@ def principal_for(authorization: str, x_api_key: str) -> ApiPrincipal | None:
     return ApiPrincipal(api_key) if api_key is not None else None
 
 
+def admitted(authorization: str, x_api_key: str, *, write: bool) -> ApiPrincipal | None:
+    """The caller as ApiKeyAuthentication and HasTenant would admit it to an endpoint that reads
+    (``write=False``) or writes, or None: no usable key, a suspended tenant, a key that may not
+    write. The fast path then leaves the request to DRF, which gives the refusal."""
+    caller = principal_for(authorization, x_api_key)
+    if caller is None or caller.tenant.is_suspended or (write and not caller.can_write):
+        return None
+    return caller
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     www_authenticate_realm = "api"
 

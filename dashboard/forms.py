@@ -7,7 +7,7 @@ import json
 
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from jobs.api.serializers import JobSubmitSerializer
+from jobs.contract import JobSubmitSerializer
 
 FIELDS = ("runtime", "handler", "code", "args", "timeout_ms", "memory_mb", "max_retries")
 

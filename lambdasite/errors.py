@@ -44,6 +44,23 @@ def json_error(status: int, code: str, message: str, details: dict | None = None
     return JsonResponse(envelope(code, message, details), status=status)
 
 
+def retry_after(error: ApplicationError) -> int | None:
+    """The seconds an answer tells the client to wait (``Retry-After``), or None."""
+    if isinstance(error, RateLimited):
+        return error.retry_after
+    if isinstance(error, ServiceUnavailable):
+        return 1
+    return None
+
+
+def error_parts(error: ApplicationError) -> tuple[int, dict, dict[str, str]]:
+    """(status, body, headers) of an ApplicationError's answer, as DRF's handler gives them below
+    (the fast path sends these itself)."""
+    wait = retry_after(error)
+    headers = {"Retry-After": str(int(wait))} if wait is not None else {}  # as DRF writes it ("%d")
+    return error.status, envelope(error.code, error.message, error.details), headers
+
+
 class _Application(drf.APIException):
     """An ApplicationError as DRF sees it, so that DRF's handler sets its status and headers."""
 
@@ -51,10 +68,9 @@ class _Application(drf.APIException):
         super().__init__(detail=error.message)
         self.error = error
         self.status_code = error.status
-        if isinstance(error, RateLimited):
-            self.wait = error.retry_after
-        elif isinstance(error, ServiceUnavailable):
-            self.wait = 1
+        wait = retry_after(error)
+        if wait is not None:
+            self.wait = wait
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -78,21 +94,21 @@ def _body(exc: drf.APIException) -> dict:
         error = exc.error
         return envelope(error.code, error.message, error.details)
     if isinstance(exc, drf.ValidationError):
-        return envelope("validation_error", _first_message(exc.detail), {"fields": exc.detail})
+        return envelope("validation_error", first_message(exc.detail), {"fields": exc.detail})
     code = next((code for cls, code in _DRF_CODES.items() if isinstance(exc, cls)), exc.default_code)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return envelope(code, str(message))
 
 
-def _first_message(detail, prefix: str = "") -> str:
+def first_message(detail, prefix: str = "") -> str:
     """A one-line summary naming the first bad field, e.g. ``runtime: "ruby" is not a valid choice.``"""
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = f"{prefix}.{key}" if prefix else str(key)
             if key == "non_field_errors":
                 name = prefix
-            return _first_message(value, name)
+            return first_message(value, name)
     if isinstance(detail, list) and detail:
-        return _first_message(detail[0], prefix)
+        return first_message(detail[0], prefix)
     text = str(detail)
     return f"{prefix}: {text}" if prefix else text

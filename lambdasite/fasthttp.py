@@ -1,21 +1,22 @@
-"""The hot endpoints' fast path: a small ASGI layer in front of Django that answers the requests it is
-sure of, and hands every other request to Django unchanged.
+"""The hot endpoints' fast path: a small ASGI layer in front of Django that serves the requests it
+can, and hands every other request to Django unchanged.
 
 Django's ASGI handler costs a measured ~5 ms of CPU per submit before any work is done: the
 middleware chain, a new thread per request with its loop<->thread crossings, DRF's request,
-negotiation, serializer and response. The three hot endpoints (``POST /api/v1/jobs``,
-``GET /api/v1/jobs/{id}``, ``POST /api/v1/functions/{name}/invoke``) are registered here with a
-handler each; a handler parses the request itself, does its database work in ONE call on a thread
-of a small pool, and returns an :class:`Answer`, or ``None`` to fall through.
+negotiation and response. The three hot endpoints (``POST /api/v1/jobs``,
+``GET /api/v1/jobs/{id}``, ``POST /api/v1/functions/{name}/invoke``) are registered here with the
+same handler their DRF view calls (``lambdasite/api/contract.py``): this module only chooses which
+transport answers. It parses the request itself, authenticates the caller and calls the handler
+in ONE call on a thread of a small pool; the handler's reply, or its refusal rendered as DRF's
+exception handler renders it (``lambdasite.errors.error_parts``), is sent from here.
 
-The rule that keeps both paths identical: **the fast path answers only successes**. A handler falls
-through, before anything is written, on anything it is not certain of: a header or query it does not
-expect, a body that fails or might fail validation, an unknown or unusable key, a refusal by a
-service (which raises before its transaction commits). Django then answers the same request (its
-body replayed) exactly as it always has, so every error comes from one place.
-``lambdasite/tests/test_fastpath.py`` sends the same requests to both paths and compares status,
-headers and bodies. What Django's middleware adds to a success is added here: the security headers,
-the host check, the Prometheus request metrics.
+It falls through to Django, before anything is written, only for what it does not parse or
+admit itself: a header or content type DRF would negotiate, a body its parser would refuse or
+decode differently, a caller without a usable key or not allowed to write (DRF's authentication
+and permissions answer those). Django then answers the request (its body replayed) exactly as it
+always has. ``lambdasite/tests/test_fastpath.py`` sends the same requests to both paths and
+compares status, headers and bodies. What Django's middleware adds to an answer is added here:
+the security headers, the host check, the Prometheus request metrics.
 
 ``API_FAST_PATH=false`` turns it off (every request through Django)."""
 
@@ -26,17 +27,21 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from functools import cache
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.http import QueryDict
 from django.http.request import split_domain_port, validate_host
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.utils.encoders import JSONEncoder
 
-from .errors import envelope
+from .api.contract import Call, Reply, held
+from .errors import envelope, error_parts
+from .exceptions import ApplicationError
 from .parsers import too_deep
 
 log = logging.getLogger("lambdasite.api")
@@ -51,23 +56,25 @@ _ACCEPT_JSON = {"*/*", "application/*", "application/json"}
 class Request:
     method: str
     path: str
-    query: dict[str, str]
+    query: QueryDict  # parsed as Django parses it
     headers: dict[str, str]  # lower-case names; a repeated or underscored one: the request falls through
     body: bytes
     secure: bool
     started: float = field(default_factory=time.perf_counter)
 
-    def json_object(self) -> dict | None:
-        """The body as a JSON object exactly as the API's parser reads it, or None (fall through)."""
-        if not self.body or b"\\u" in self.body and re.search(rb"\\u[dD][89a-fA-F]|\\u0000", self.body):
-            return None  # surrogate escapes and NULs: the parser's and serializers' own answers
+    def json_body(self) -> tuple[bool, object]:
+        """(parsed, the body as the API's parser reads it): not parsed, the request falls through
+        and the parser gives its own answer. An empty body is ``{}``, as DRF gives it."""
+        if not self.body:
+            return True, {}
+        if b"\\u" in self.body and re.search(rb"\\u[dD][89a-fA-F]", self.body):
+            return False, None  # surrogate escapes: the parser's own 400 (or its decoding)
         if too_deep(self.body):
-            return None  # the parser's 400, decided before any decoder recurses
+            return False, None  # the parser's 400, decided before any decoder recurses
         try:
-            data = json.loads(self.body.decode("utf-8"), parse_constant=_no_constant)
+            return True, json.loads(self.body.decode("utf-8"), parse_constant=_no_constant)
         except (ValueError, RecursionError):
-            return None
-        return data if type(data) is dict else None
+            return False, None
 
 
 def _no_constant(name):
@@ -81,7 +88,9 @@ class Answer:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
-Handler = Callable[..., Awaitable[Answer | None]]
+Handler = Callable[..., Reply]  # handler(call, *path_args), lambdasite.api.contract's
+# authenticate(authorization, x_api_key, write=) -> the caller DRF would admit, or None
+Authenticate = Callable[..., object | None]
 
 
 @dataclass
@@ -108,14 +117,17 @@ def json_answer(status: int, data=None, *, body: bytes | None = None, headers=()
     return Answer(status, render_json(data) if body is None else body, list(headers))
 
 
-_EXECUTOR: ThreadPoolExecutor | None = None
+def answer_of(reply: Reply) -> Answer:
+    body = reply.body if isinstance(reply.body, bytes) else render_json(reply.body)
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()
+    ]
+    return Answer(reply.status, body, headers)
 
 
+@cache
 def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        _EXECUTOR = ThreadPoolExecutor(settings.API_FAST_PATH_THREADS, thread_name_prefix="fastpath")
-    return _EXECUTOR
+    return ThreadPoolExecutor(settings.API_FAST_PATH_THREADS, thread_name_prefix="fastpath")
 
 
 async def in_thread(fn, *args):
@@ -134,9 +146,10 @@ async def in_thread(fn, *args):
 class FastPath:
     """ASGI app: a matching request that its handler answers is sent from here, any other to Django."""
 
-    def __init__(self, django_app, routes: list[Route]) -> None:
+    def __init__(self, django_app, routes: list[Route], authenticate: Authenticate) -> None:
         self.django_app = django_app
         self.routes = routes
+        self.authenticate = authenticate
         self._host_ok: dict[str, bool] = {}
         self._static_headers: list[tuple[bytes, bytes]] | None = None
 
@@ -156,13 +169,38 @@ class FastPath:
         answer = None
         if request is not None:
             try:
-                answer = await route.handler(request, *match.groups())
+                answer = await self._answer(route, request, match.groups())
             except Exception as exc:  # noqa: BLE001 - answered as Django's handlers would (never a fall-through: work may be committed)
                 answer = _failure(exc, request)
         if answer is None:
             return await self.django_app(scope, receive, send)
         await self._send(send, answer, route, request.secure)
         self._count(request, route, answer)
+
+    async def _answer(self, route: Route, request: Request, path_args) -> Answer | None:
+        reply = await in_thread(self._serve, route, request, path_args)
+        if reply is None:
+            return None
+        return answer_of(await held(reply, in_thread))
+
+    def _serve(self, route: Route, request: Request, path_args) -> Reply | None:
+        """The handler's reply or refusal, on a database thread; None: Django answers."""
+        parsed, data = request.json_body()
+        if not parsed:
+            return None
+        headers = request.headers
+        caller = self.authenticate(
+            headers.get("authorization", ""),
+            headers.get("x-api-key", ""),
+            write=request.method not in SAFE_METHODS,  # as DRF's permission (HasTenant) asks
+        )
+        if caller is None:
+            return None
+        try:
+            return route.handler(Call(caller, data, request.query, headers), *path_args)
+        except ApplicationError as error:
+            status, body, error_headers = error_parts(error)
+            return Reply(status, body, error_headers)
 
     async def _request(self, scope, receive):
         """The request with its body read, or None to fall through; and the receive that Django
@@ -204,17 +242,10 @@ class FastPath:
         body = b"".join(chunks)
         if size != length:
             return None, _replay(body, None, receive)
-        query: dict[str, str] = {}
-        try:
-            pairs = parse_qsl(
-                scope.get("query_string", b"").decode("ascii"), keep_blank_values=True, errors="strict"
-            )
+        try:  # as Django's ASGIRequest reads it
+            query = QueryDict(scope.get("query_string", b"").decode(), encoding=settings.DEFAULT_CHARSET)
         except UnicodeError:
             return None, _replay(body, None, receive)
-        for key, value in pairs:
-            if key in query or not value.isascii():
-                return None, _replay(body, None, receive)  # repeated keys, non-ASCII values: Django's
-            query[key] = value
         request = Request(scope["method"], scope["path"], query, headers, body, secure)
         return request, _replay(body, None, receive)
 
@@ -350,11 +381,6 @@ class _Metrics:
         latency.observe(elapsed)
 
 
-_METRICS: _Metrics | None = None
-
-
+@cache
 def _metrics() -> _Metrics:
-    global _METRICS
-    if _METRICS is None:
-        _METRICS = _Metrics()
-    return _METRICS
+    return _Metrics()

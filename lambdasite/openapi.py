@@ -121,7 +121,8 @@ def _request_rules(serializer: serializers.Serializer, schema: dict) -> None:
 
 
 def _field_rules(field: serializers.Field, prop: dict) -> None:
-    from jobs.api.serializers import HANDLER_RE, ArgsField, QualifierField, WebhookURLField
+    from jobs.contract import HANDLER_RE
+    from lambdasite.api.fields import ArgsField, QualifierField, WebhookURLField
 
     if isinstance(field, ArgsField):
         prop.clear()

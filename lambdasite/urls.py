@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.throttle import login_throttled
 from dashboard.views.redirects import LoginView
+from functions.api.batch import jobs_batch
 
 from . import views
 from .errors import json_error
@@ -30,6 +31,8 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("healthz/fleet", views.fleet, name="fleet"),  # the fleet's health: for people and alerts, not probes
     path("metrics", views.metrics, name="metrics"),
+    # a batch may invoke deployed functions: the functions API's, ahead of jobs/<id>
+    path("api/v1/jobs/batch", jobs_batch, name="api-jobs-batch"),
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("functions.api.urls")),
     path("api/v1/", include("schedules.api.urls")),

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.api.serializers import (
+from lambdasite.api.fields import (
     ArgsField,
-    AwareDateTimeField,
+    CodeField,
     StrictCharField,
     StrictIntegerField,
-    WebhookURLField,
+    StrictSerializer,
+    later_fields,
+    memory_field,
+    timeout_field,
     when_from,
 )
 from lambdasite.parsers import json_problem
@@ -34,38 +36,17 @@ class DependenciesField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
-class _Strict(serializers.Serializer):
-    """A JSON object with only the declared fields."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class VersionCreateSerializer(_Strict):
-    code = StrictCharField(trim_whitespace=False, help_text="the module: source defining the handler")
+class VersionCreateSerializer(StrictSerializer):
+    code = CodeField(help_text="the module: source defining the handler")
     handler = StrictCharField(required=False, max_length=100, help_text="default: the function's (main)")
     requirements = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, help_text="Python: requirements.txt lines"
     )
     dependencies = DependenciesField(required=False, help_text="Node: package.json's dependencies object")
-    timeout_ms = StrictIntegerField(
-        required=False, min_value=settings.JOB_MIN_TIMEOUT_MS, help_text="default limit per invocation"
-    )
-    memory_mb = StrictIntegerField(required=False, min_value=settings.JOB_MIN_MEMORY_MB)
+    timeout_ms = timeout_field(help_text="default limit per invocation")
+    memory_mb = memory_field()
     max_retries = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
-
-    def validate_code(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("may not be blank")
-        if "\x00" in value:
-            raise serializers.ValidationError("may not contain NUL characters")
-        return value
 
 
 class FunctionCreateSerializer(VersionCreateSerializer):
@@ -74,12 +55,12 @@ class FunctionCreateSerializer(VersionCreateSerializer):
     provisioned = StrictIntegerField(required=False, min_value=0, help_text="warm cells kept ready")
 
 
-class FunctionUpdateSerializer(_Strict):
+class FunctionUpdateSerializer(StrictSerializer):
     provisioned = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
 
 
-class AliasSetSerializer(_Strict):
+class AliasSetSerializer(StrictSerializer):
     version = StrictIntegerField(min_value=1, help_text="the version the alias names")
     additional_version = StrictIntegerField(required=False, min_value=1, allow_null=True)
     weight = serializers.FloatField(
@@ -88,19 +69,17 @@ class AliasSetSerializer(_Strict):
     description = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
-class InvokeSerializer(_Strict):
+class InvokeSerializer(StrictSerializer):
     args = ArgsField(required=False, help_text="JSON array of positional arguments")
-    timeout_ms = StrictIntegerField(required=False, min_value=settings.JOB_MIN_TIMEOUT_MS)
-    memory_mb = StrictIntegerField(required=False, min_value=settings.JOB_MIN_MEMORY_MB)
-    run_at = AwareDateTimeField(required=False, help_text="run later: ISO 8601 with an offset")
-    delay_s = StrictIntegerField(required=False, min_value=0, help_text="run later: seconds from now")
-    callback_url = WebhookURLField(required=False, help_text="signed POST of the job when it ends")
+    timeout_ms = timeout_field()
+    memory_mb = memory_field()
+    run_at, delay_s, callback_url = later_fields()
 
     def validate(self, attrs):
         return when_from(attrs)
 
 
-class WarmSerializer(_Strict):
+class WarmSerializer(StrictSerializer):
     count = StrictIntegerField(required=False, min_value=1, default=1)
 
 

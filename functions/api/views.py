@@ -3,26 +3,23 @@ tenant's function is the same 404 as one that does not exist)."""
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import OuterRef, Prefetch, Subquery
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api.filters import LogsFilter, WaitFilter
-from jobs.api.jobs import wait_for_job
-from jobs.api.schema import errors
-from jobs.api.serializers import JobDetailSerializer, JobSerializer, QualifierField
-from lambdasite.exceptions import ValidationFailed
+from jobs.contract import JobDetailSerializer, JobSerializer
+from lambdasite.api.contract import call_of, holding, respond
+from lambdasite.api.query import LogsFilter
+from lambdasite.api.schema import errors
 
 from .. import selectors
 from ..exceptions import AliasNotFound, FunctionNotFound, VersionNotFound
 from ..models import Alias, BuildStatus, Function, FunctionVersion
 from ..services import aliases, deploy, warm
-from ..services import invoke as invoking
+from . import handlers
 from .serializers import (
     AliasSchema,
     AliasSetSerializer,
@@ -270,12 +267,6 @@ def alias_detail(request: Request, name: str, alias: str) -> Response:
     return Response(alias_body(found), status=201 if created else 200)
 
 
-class InvokeFilter(WaitFilter):
-    """``?qualifier=`` (an alias or a version number) and ``?wait=`` as on submit."""
-
-    qualifier = QualifierField(required=False, allow_blank=True, default="")
-
-
 @extend_schema(
     operation_id="functions_invoke",
     summary="Invoke a function by name: a job that runs as the chosen version",
@@ -311,38 +302,10 @@ class InvokeFilter(WaitFilter):
 )
 @api_view(["POST"])
 def invoke_view(request: Request, name: str) -> Response:
-    query = InvokeFilter.parse(request)  # validated before anything is written
-    incoming = InvokeSerializer(data=request.data if request.data is not None else {})
-    incoming.is_valid(raise_exception=True)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= 255):
-        raise ValidationFailed(
-            "Idempotency-Key: must be 1 to 255 characters",
-            details={"fields": {"Idempotency-Key": ["1 to 255 characters"]}},
-        )
-    job, created = invoking.function_invoke(
-        tenant=request.user.tenant,
-        api_key=request.auth,
-        name=name,
-        qualifier=query["qualifier"] or None,
-        idempotency_key=key,
-        **incoming.validated_data,
-    )
-    if not created:
-        return Response(JobDetailSerializer(job).data, status=200)
-    body = JobSerializer(job).data
-    return Response(body, status=202, headers={"Location": body["links"]["self"]})
+    return respond(handlers.invoke(call_of(request), name))
 
 
-@csrf_exempt
-async def invoke(request, name: str):
-    """POST /api/v1/functions/{name}/invoke; a ?wait is awaited off Django's sync thread."""
-    response = await sync_to_async(invoke_view)(request, name)
-    return await wait_for_job(request, response)
-
-
-invoke.cls = invoke_view.cls
-invoke.initkwargs = invoke_view.initkwargs
+invoke = holding(invoke_view)  # POST /api/v1/functions/{name}/invoke; a ?wait awaited off Django's thread
 
 
 @extend_schema(

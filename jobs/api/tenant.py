@@ -8,12 +8,12 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lambdasite.api.schema import errors
 from sandbox import RUNTIMES
 
 from .. import selectors
 from ..runtimes import RUNTIME_INFO
 from .filters import StatsFilter
-from .schema import errors
 from .serializers import RuntimeSerializer
 
 

@@ -4,7 +4,6 @@ from . import jobs, tenant
 
 urlpatterns = [
     path("jobs", jobs.jobs_endpoint, name="api-jobs"),
-    path("jobs/batch", jobs.jobs_batch, name="api-jobs-batch"),
     path("jobs/<str:job_id>", jobs.job_detail, name="api-job-detail"),
     path("jobs/<str:job_id>/logs", jobs.job_logs, name="api-job-logs"),
     path("jobs/<str:job_id>/cancel", jobs.job_cancel, name="api-job-cancel"),

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.api.serializers import JobDetailSerializer, JobSerializer
+from jobs.contract import JobDetailSerializer, JobSerializer
 from jobs.models import Job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]

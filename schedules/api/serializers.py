@@ -6,7 +6,13 @@ from datetime import UTC
 
 from rest_framework import serializers
 
-from jobs.api.serializers import ArgsField, QualifierField, StrictCharField, StrictIntegerField
+from lambdasite.api.fields import (
+    ArgsField,
+    QualifierField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 
 from ..models import Schedule, ScheduleRun
 from ..services.manage import upcoming
@@ -19,17 +25,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-class _Strict(serializers.Serializer):
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class ScheduleUpdateSerializer(_Strict):
+class ScheduleUpdateSerializer(StrictSerializer):
     cron = StrictCharField(required=False, max_length=200, help_text="5 fields, or 6 with seconds first")
     timezone = StrictCharField(required=False, max_length=64, help_text="IANA name; default UTC")
     function = StrictCharField(required=False, max_length=64, help_text="the deployed function it invokes")

@@ -6,22 +6,12 @@ from datetime import UTC
 
 from rest_framework import serializers
 
-from jobs.api.serializers import StrictCharField
+from lambdasite.api.fields import StrictCharField, StrictSerializer
 
 from ..models import EVENT_TYPES, Delivery, WebhookEndpoint
 
 
-class _Strict(serializers.Serializer):
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class EndpointCreateSerializer(_Strict):
+class EndpointCreateSerializer(StrictSerializer):
     url = StrictCharField(max_length=2000, help_text="https (or http) to a public address")
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES),
@@ -32,7 +22,7 @@ class EndpointCreateSerializer(_Strict):
     description = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
-class EndpointUpdateSerializer(_Strict):
+class EndpointUpdateSerializer(StrictSerializer):
     url = StrictCharField(required=False, max_length=2000)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES), allow_empty=False, required=False

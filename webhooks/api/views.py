@@ -7,7 +7,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api.schema import errors
+from lambdasite.api.schema import errors
 
 from .. import selectors
 from ..exceptions import DeliveryNotFound, EndpointNotFound

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.api.serializers import JobSerializer
+from jobs.contract import JobSerializer
 from jobs.models import Job
 
 from .. import signing

@@ -1,0 +1,202 @@
+"""What the API says about a job, for every app that starts or shows one: the submit and batch
+input (``JobSubmitSerializer``), the response shapes (``JobSerializer``, ``JobDetailSerializer``:
+declared for the schema, rendered by ``jobs.rendering``), and the reply to an accepted job with its
+``?wait`` hold. The jobs API and the functions API (invoke, a batch of invocations) both answer
+with these."""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework import serializers
+
+from lambdasite.api.contract import Hold, Reply
+from lambdasite.api.fields import (
+    ArgsField,
+    CodeField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    later_fields,
+    memory_field,
+    timeout_field,
+    when_from,
+)
+from sandbox import RUNTIMES
+
+from . import billing, completion, rendering, selectors
+from .models import Attempt, Job
+
+HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+_HANDLER = re.compile(HANDLER_RE)
+
+
+class JobSubmitSerializer(StrictSerializer):
+    runtime = serializers.ChoiceField(choices=RUNTIMES, help_text="python or node")
+    code = CodeField(help_text="source defining the handler function")
+    args = ArgsField(required=False, help_text="JSON array of positional arguments")
+    handler = StrictCharField(required=False, default="main", max_length=100)
+    timeout_ms = timeout_field(help_text="wall-clock limit per attempt")
+    memory_mb = memory_field(help_text="memory limit (swap is not allowed)")
+    max_retries = StrictIntegerField(required=False, min_value=0)
+    run_at, delay_s, callback_url = later_fields()
+
+    def validate(self, attrs):
+        return when_from(attrs)
+
+    def validate_handler(self, value: str) -> str:
+        if not _HANDLER.match(value):
+            raise serializers.ValidationError("must be an identifier such as main")
+        return value
+
+
+class BatchSubmitSerializer(serializers.Serializer):
+    jobs = JobSubmitSerializer(many=True, allow_empty=False)
+
+    def validate_jobs(self, value):
+        limit = self.context.get("max", 100)
+        if len(value) > limit:
+            raise serializers.ValidationError(f"at most {limit} jobs per batch")
+        return value
+
+    def to_internal_value(self, data):
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("jobs"), list)
+            and len(data["jobs"]) > self.context.get("max", 100)
+        ):
+            raise serializers.ValidationError(
+                {"jobs": [f"at most {self.context.get('max', 100)} jobs per batch"]}
+            )
+        return super().to_internal_value(data)
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attempt
+        fields = [
+            "number",
+            "status",
+            "worker",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "start_ms",
+            "init_ms",
+            "cpu_ms",
+            "billed_ms",
+            "gb_seconds",
+            "exit_code",
+            "error",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """Declares the response shape (for the schema and validation of it in tests); the rendering
+    itself is hand-written in jobs.rendering, because building a ModelSerializer's fields on every
+    response was a measured share of each submit's CPU. test_serializers checks both give the same
+    output."""
+
+    limits = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+    cost = serializers.SerializerMethodField(help_text="estimated cost of every attempt so far")
+    function = serializers.SerializerMethodField(
+        help_text="the deployed function invoked (null: inline code)"
+    )
+    version = serializers.SerializerMethodField(help_text="the function version it ran as")
+    alias = serializers.SerializerMethodField(help_text="the alias it was invoked through, if any")
+    callback_url = serializers.SerializerMethodField(help_text="the one-off webhook for its outcome, if any")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "status",
+            "runtime",
+            "handler",
+            "limits",
+            "max_retries",
+            "result",
+            "error",
+            "exit_code",
+            "attempts",
+            "cancel_requested",
+            "next_attempt_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "queue_wait_ms",
+            "duration_ms",
+            "billed_ms",
+            "gb_seconds",
+            "cost",
+            "log_lines",
+            "log_bytes",
+            "dropped_log_bytes",
+            "function",
+            "version",
+            "alias",
+            "callback_url",
+            "links",
+        ]
+
+    def to_representation(self, job: Job) -> dict:
+        return rendering.job_body(job)
+
+    def get_function(self, job: Job) -> str | None:
+        return job.function_name or None
+
+    def get_version(self, job: Job) -> int | None:
+        return job.version_number
+
+    def get_alias(self, job: Job) -> str | None:
+        return job.alias or None
+
+    def get_callback_url(self, job: Job) -> str | None:
+        return job.callback_url or None
+
+    def get_cost(self, job: Job) -> float:
+        return billing.job_cost(job)
+
+    def get_limits(self, job: Job) -> dict:
+        return {"timeout_ms": job.timeout_ms, "memory_mb": job.memory_mb}
+
+    def get_links(self, job: Job) -> dict:
+        base = rendering.job_path(job.id)
+        return {"self": base, "logs": f"{base}/logs"}
+
+
+class JobDetailSerializer(JobSerializer):
+    attempt_history = AttemptSerializer(source="attempt_set", many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = JobSerializer.Meta.fields + ["code", "args", "attempt_history"]
+
+    def to_representation(self, job: Job) -> dict:
+        return rendering.job_detail_body(job, job.attempt_set.all())
+
+
+def job_reply(job: Job, created: bool, *, wait: float = 0.0) -> Reply:
+    """A created job's 202 (held up to ``wait`` seconds for its outcome), or an idempotent replay's
+    200 with the first job's detail."""
+    if not created:
+        return Reply(200, rendering.job_detail_body(job, job.attempt_set.all()))
+    body = rendering.job_body(job)
+    return Reply(202, body, {"Location": body["links"]["self"]}, hold=_outcome(job, wait))
+
+
+def _outcome(job: Job, wait: float) -> Hold | None:
+    if wait <= 0:
+        return None
+    job_id, tenant_id = str(job.id), job.tenant_id
+    return Hold(
+        seconds=wait,
+        finished=lambda seconds: completion.wait_finished(job_id, seconds),
+        read=lambda: job_detail_body(tenant_ids=[tenant_id], job_id=job_id),
+    )
+
+
+def job_detail_body(*, tenant_ids, job_id) -> dict | None:
+    """A job's detail as the API shows it, or None (not one of these tenants' jobs)."""
+    job = selectors.job_get(tenant_ids=tenant_ids, job_id=job_id)
+    return rendering.job_detail_body(job, job.attempt_set.all()) if job is not None else None
