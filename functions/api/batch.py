@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from jobs.contract import BatchSubmitSerializer, JobSerializer, JobSubmitSerializer
 from jobs.services import submit
+from lambdasite.api.contract import validated
 from lambdasite.api.fields import (
     ArgsField,
     QualifierField,
@@ -57,9 +58,8 @@ def jobs_batch(request: Request) -> Response:
     if isinstance(items, list) and any(isinstance(item, dict) and "function" in item for item in items):
         specs = _mixed_batch(request, items)
     else:
-        incoming = BatchSubmitSerializer(data=request.data, context={"max": settings.BATCH_MAX_JOBS})
-        incoming.is_valid(raise_exception=True)
-        specs = [submit.JobSpec(**item) for item in incoming.validated_data["jobs"]]
+        fields = validated(BatchSubmitSerializer, request.data, context={"max": settings.BATCH_MAX_JOBS})
+        specs = [submit.JobSpec(**item) for item in fields["jobs"]]
     created = submit.job_submit_batch(tenant=request.user.tenant, api_key=request.auth, specs=specs)
     return Response(
         {"ids": [str(job.id) for job in created], "jobs": JobSerializer(created, many=True).data}, status=202

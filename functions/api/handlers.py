@@ -22,7 +22,7 @@ def invoke(call: Call, name: str) -> Reply:
     """POST /api/v1/functions/{name}/invoke: ``?qualifier``/``?wait``, the body and
     ``Idempotency-Key`` checked before anything is written; then the invocation service."""
     query = InvokeFilter.parse(call.query)
-    fields = validated(InvokeSerializer, call.data)
+    fields = validated(InvokeSerializer, call.data if call.data is not None else {})  # null: no fields
     job, created = invoking.function_invoke(
         tenant=call.tenant,
         api_key=call.api_key,

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.contract import JobDetailSerializer, JobSerializer
-from lambdasite.api.contract import call_of, holding, respond
+from lambdasite.api.contract import call_of, holding, respond, respond_created, validated
 from lambdasite.api.query import LogsFilter
 from lambdasite.api.schema import errors
 
@@ -110,9 +110,8 @@ def functions(request: Request) -> Response:
     tenant = request.user.tenant
     if request.method == "GET":
         return Response(_listed(tenant))
-    incoming = FunctionCreateSerializer(data=request.data)
-    incoming.is_valid(raise_exception=True)
-    data = dict(incoming.validated_data)
+    fields = validated(FunctionCreateSerializer, request.data)
+    data = dict(fields)
     function, version = deploy.function_create(
         tenant=tenant,
         user=getattr(request.auth, "created_by", None),
@@ -122,7 +121,7 @@ def functions(request: Request) -> Response:
         spec=_spec(data),
     )
     body = {**_detail(function), "version": version_body(version)}
-    return Response(body, status=201, headers={"Location": body["links"]["self"]})
+    return respond_created(body)
 
 
 @extend_schema(methods=["GET"], operation_id="functions_retrieve", summary="One function with its aliases",
@@ -147,9 +146,8 @@ def function_detail(request: Request, name: str) -> Response:
         deploy.function_delete(function=function)
         return Response(status=204)
     if request.method == "PATCH":
-        incoming = FunctionUpdateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        function = deploy.function_update(function=function, **incoming.validated_data)
+        fields = validated(FunctionUpdateSerializer, request.data)
+        function = deploy.function_update(function=function, **fields)
     return Response(_detail(function))
 
 
@@ -171,13 +169,12 @@ def versions(request: Request, name: str) -> Response:
     function = _function(request, name)
     if request.method == "GET":
         return Response([version_body(v) for v in selectors.version_list(function=function)])
-    incoming = VersionCreateSerializer(data=request.data)
-    incoming.is_valid(raise_exception=True)
+    fields = validated(VersionCreateSerializer, request.data)
     version = deploy.version_create(
-        function=function, user=getattr(request.auth, "created_by", None), spec=_spec(incoming.validated_data)
+        function=function, user=getattr(request.auth, "created_by", None), spec=_spec(fields)
     )
     body = version_body(version)
-    return Response(body, status=201, headers={"Location": body["links"]["self"]})
+    return respond_created(body)
 
 
 @extend_schema(
@@ -253,9 +250,7 @@ def alias_detail(request: Request, name: str, alias: str) -> Response:
         if found is None:
             raise AliasNotFound(f"{name} has no alias {alias!r}")
         return Response(alias_body(found))
-    incoming = AliasSetSerializer(data=request.data)
-    incoming.is_valid(raise_exception=True)
-    data = incoming.validated_data
+    data = validated(AliasSetSerializer, request.data)
     found, created = aliases.alias_set(
         function=function,
         name=alias,
@@ -320,7 +315,6 @@ invoke = holding(invoke_view)  # POST /api/v1/functions/{name}/invoke; a ?wait a
 @api_view(["POST"])
 def warm_view(request: Request, name: str) -> Response:
     function = _function(request, name)
-    incoming = WarmSerializer(data=request.data if request.data is not None else {})
-    incoming.is_valid(raise_exception=True)
-    version, queued = warm.warm_request(function=function, count=incoming.validated_data["count"])
+    fields = validated(WarmSerializer, request.data if request.data is not None else {})
+    version, queued = warm.warm_request(function=function, count=fields["count"])
     return Response({"function": function.name, "version": version.number, "queued": queued}, status=202)

@@ -40,7 +40,7 @@ class Call:
     """One API request as a handler sees it, whichever transport brought it."""
 
     caller: Any  # accounts.authentication.ApiPrincipal: .tenant, .api_key
-    data: Any  # the parsed JSON body ({} when there is none)
+    data: Any  # the parsed JSON body: {} when there is none, None for a body of null
     query: Mapping[str, str]  # a QueryDict, parsed as Django parses a query string
     headers: Mapping[str, str]  # read with lower-case names
 
@@ -113,16 +113,20 @@ async def held(reply: Reply, run_sync: Callable[[Callable], Awaitable[Any]]) -> 
 # DRF, the transport of every endpoint
 
 
-def call_of(request, data=None) -> Call:
+def call_of(request) -> Call:
     """The ``Call`` of a DRF request (authenticated and permitted by DRF)."""
-    body = request.data if data is None else data
-    return Call(request.user, {} if body is None else body, request.query_params, request.headers)
+    return Call(request.user, request.data, request.query_params, request.headers)
 
 
 def respond(reply: Reply) -> Response:
     response = Response(reply.body, status=reply.status, headers=reply.headers or None)
     response.reply = reply  # for ``holding`` (the view's async wrapper)
     return response
+
+
+def respond_created(body: dict) -> Response:
+    """201 with the new thing's body and its Location (its ``links.self``)."""
+    return Response(body, status=201, headers={"Location": body["links"]["self"]})
 
 
 def holding(view):

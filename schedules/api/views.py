@@ -7,6 +7,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lambdasite.api.contract import respond_created, validated
 from lambdasite.api.schema import errors
 
 from .. import selectors
@@ -57,13 +58,12 @@ def schedules(request: Request) -> Response:
     tenant = request.user.tenant
     if request.method == "GET":
         return Response([schedule_body(s) for s in selectors.schedule_list(tenant_ids=[tenant.id])])
-    incoming = ScheduleCreateSerializer(data=request.data)
-    incoming.is_valid(raise_exception=True)
-    data = dict(incoming.validated_data)
+    fields = validated(ScheduleCreateSerializer, request.data)
+    data = dict(fields)
     name = data.pop("name")
     created = manage.schedule_create(tenant=tenant, name=name, spec=manage.ScheduleSpec(**data))
     body = schedule_body(created)
-    return Response(body, status=201, headers={"Location": body["links"]["self"]})
+    return respond_created(body)
 
 
 @extend_schema(
@@ -92,11 +92,8 @@ def schedule_detail(request: Request, name: str) -> Response:
         manage.schedule_delete(schedule=schedule)
         return Response(status=204)
     if request.method == "PATCH":
-        incoming = ScheduleUpdateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        schedule = manage.schedule_update(
-            schedule=schedule, spec=manage.ScheduleSpec(**incoming.validated_data)
-        )
+        fields = validated(ScheduleUpdateSerializer, request.data)
+        schedule = manage.schedule_update(schedule=schedule, spec=manage.ScheduleSpec(**fields))
     return Response(schedule_body(schedule))
 
 

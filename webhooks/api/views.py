@@ -7,6 +7,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lambdasite.api.contract import respond_created, validated
 from lambdasite.api.schema import errors
 
 from .. import selectors
@@ -51,11 +52,10 @@ def webhooks(request: Request) -> Response:
     tenant = request.user.tenant
     if request.method == "GET":
         return Response([endpoint_body(e) for e in selectors.endpoint_list(tenant_ids=[tenant.id])])
-    incoming = EndpointCreateSerializer(data=request.data)
-    incoming.is_valid(raise_exception=True)
-    created = endpoints.endpoint_create(tenant=tenant, **incoming.validated_data)
+    fields = validated(EndpointCreateSerializer, request.data)
+    created = endpoints.endpoint_create(tenant=tenant, **fields)
     body = endpoint_body(created, secret=True)
-    return Response(body, status=201, headers={"Location": body["links"]["self"]})
+    return respond_created(body)
 
 
 @extend_schema(methods=["GET"], operation_id="webhooks_retrieve", summary="One endpoint",
@@ -76,9 +76,8 @@ def webhook_detail(request: Request, endpoint_id: str) -> Response:
         endpoints.endpoint_delete(endpoint=endpoint)
         return Response(status=204)
     if request.method == "PATCH":
-        incoming = EndpointUpdateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        endpoint = endpoints.endpoint_update(endpoint=endpoint, **incoming.validated_data)
+        fields = validated(EndpointUpdateSerializer, request.data)
+        endpoint = endpoints.endpoint_update(endpoint=endpoint, **fields)
     return Response(endpoint_body(endpoint))
 
 
