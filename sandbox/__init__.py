@@ -6,6 +6,7 @@ process-wide pool once with :func:`configure`.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from .exceptions import SandboxError
@@ -28,26 +29,30 @@ __all__ = [
     "sweep_orphans",
 ]
 
-_default: Sandbox | None = None
-_default_lock = threading.Lock()
+_options: dict = {}  # what configure() was last given: the next pool is built from it
+_lock = threading.Lock()
+
+
+@functools.cache
+def _pool() -> Sandbox:
+    return Sandbox(**_options)
 
 
 def configure(**options) -> Sandbox:
     """Replace the process-wide pool (closing the old one) with one built from ``options``."""
-    global _default
-    with _default_lock:
-        if _default is not None:
-            _default.close()
-        _default = Sandbox(**options)
-        return _default
+    with _lock:
+        if _pool.cache_info().currsize:
+            _pool().close()
+        _pool.cache_clear()
+        _options.clear()
+        _options.update(options)
+        return _pool()
 
 
 def default() -> Sandbox:
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Sandbox()
-        return _default
+    """The process-wide pool: the one :func:`configure` built, else one with the defaults."""
+    with _lock:  # one pool, however many threads ask first
+        return _pool()
 
 
 def run(spec: RunSpec, on_output=None, cancel: threading.Event | None = None) -> RunResult:

@@ -3,9 +3,9 @@ indexes and to nothing else.
 
 A builder container has network ``none``: no interface but loopback, no route to the host, its
 network or the metadata service. The directory holding this proxy's socket is mounted into it;
-``build.py`` forwards a loopback port to the socket and points pip and npm at it. The proxy accepts
-``CONNECT host:port`` (HTTPS) and absolute-form plain HTTP requests only for the exact
-``host:port`` pairs it was given (the configured index, registry and their file hosts); anything
+the builder's ``egress.py`` forwards a loopback port to the socket and points pip and npm at it.
+The proxy accepts ``CONNECT host:port`` (HTTPS) and absolute-form plain HTTP requests only for
+the exact ``host:port`` pairs it was given (the configured index, registry and their file hosts); anything
 else is refused with the same ``403`` before any connection is tried, so a build log cannot tell
 an open port from a closed one, or a host that exists from one that does not. It never follows a
 redirect itself (the client does, through the proxy again, so the target is checked again).

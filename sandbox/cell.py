@@ -26,8 +26,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -36,15 +34,13 @@ from docker.types import LogConfig, Ulimit
 from . import protocol, seccomp, verdicts
 from .channel import Channel, _Cancelled, _CellDied, _GuardExpired
 from .exceptions import CellUnusable, SandboxError
-from .spec import Limits, OutputLine, RunResult, RunSpec
+from .jobrun import GUARD_S, JobRun, OnOutput
+from .spec import Limits, RunResult, RunSpec
 
 LABEL = "lambdasite.sandbox"
 HELLO_TIMEOUT_S = 20.0
-GUARD_S = 2.0
-LATE_OUTPUT_S = 0.25  # output still arriving this long after the job's time limit is counted, not stored
 CLEAN_WAIT_S = 15.0  # the runner's report that the previous job left nothing behind
 RUNNER_CAPS = ["SETUID", "SETGID", "SETPCAP", "KILL"]
-OnOutput = Callable[[list[OutputLine]], None]
 
 
 def container_config(
@@ -214,150 +210,70 @@ class Cell:
         """Run one job; the cell stays usable only if ``self.broken`` is False afterwards."""
         if not self.await_clean():
             raise CellUnusable(", ".join(self.problems))
-        limits = spec.limits
-        function = spec.function
-        loading = function is not None and self.function_key != function.key
+        loading = spec.function is not None and self.function_key != spec.function.key
         request = protocol.job_request(spec, with_code=loading)
-        init_ms = None
-        lines = protocol.LineSplitter(max_lines=limits.max_log_lines)
-        deliver = on_output or (lambda batch: None)
-        reused = self.jobs_run > 0
+        job = JobRun(spec, on_output, loading=loading, reused=self.jobs_run > 0, container_id=self.id)
         self.jobs_run += 1
-        t0 = time.monotonic()
-        deadline = t0 + limits.timeout_ms / 1000.0 + GUARD_S
-        if loading:
-            deadline += protocol.INIT_TIMEOUT_MS / 1000.0
-        # Output is relayed as fast as this side reads it; what the pipe between runner and
-        # host still holds when the job's time is up is skipped past, not split and stored,
-        # so the verdict comes within LATE_OUTPUT_S of the limit however slow storing is.
-        late_after = t0 + limits.timeout_ms / 1000.0 + LATE_OUTPUT_S
-        late_bytes = 0
-        result_frame = None
-        capped = False
-        channel = self.channel
+        channel = self.channel  # retire() lets go of it; a dead cell's stderr is read after
         try:
             channel.send(request)
-            while True:
-                kind, payload = channel.next_frame(deadline, cancel)
-                if kind == b"I":
-                    ok, init_ms, init_error = verdicts.init_report(payload)
-                    if not ok:
-                        break
-                    self.function_key = function.key
-                    # the job's own time starts now: its limit is apart from the module's initialisation
-                    late_after = time.monotonic() + limits.timeout_ms / 1000.0 + LATE_OUTPUT_S
-                elif kind in protocol.STREAM_NAMES:
-                    if late_bytes or time.monotonic() > late_after:
-                        late_bytes += len(payload)
-                    else:
-                        deliver(lines.feed(protocol.STREAM_NAMES[kind], payload))
-                elif kind == b"T":
-                    capped = True
-                    deliver(
-                        lines.flush()
-                        + [
-                            lines.system(
-                                f"[lambdasite] output reached the log limit ({limits.max_log_bytes} bytes or "
-                                f"{limits.max_log_lines} lines); further output is dropped"
-                            )
-                        ]
-                    )
-                elif kind == b"R":
-                    result_frame = payload
-                elif kind == b"X":
-                    summary = verdicts.summary_of(payload)
-                    break
-                else:
-                    raise SandboxError(f"runner sent an unknown frame {kind!r}", code="protocol_error")
+            self._relay(job, channel, spec, cancel)
         except _CellDied as died:
-            deliver(lines.flush())
-            self.retire()
-            return verdicts.from_engine(
-                died.state or {},
-                limits,
-                ran_ms=(time.monotonic() - t0) * 1000.0,
-                lines=lines.count,
-                container_id=self.id,
-                reused=reused,
-                about=f"cell {self.name} ({channel.stderr_tail()})",
-            )
+            return self._died(job, died.state or {}, channel)
         except _Cancelled:
-            deliver(lines.flush() + [lines.system("[lambdasite] cancelled")])
-            self.retire()  # whatever the job was doing dies with the container
-            return RunResult(
-                status="cancelled",
-                error=verdicts.error("Cancelled", "the job was cancelled while running"),
-                duration_ms=(time.monotonic() - t0) * 1000.0,
-                lines=lines.count,
-                container_id=self.id,
-                reused=reused,
-            )
+            return self._cancelled(job)
         except _GuardExpired:
-            deliver(lines.flush())
+            return self._timed_out(job)
+        except SandboxError as exc:
             self.retire()
-            return RunResult(
-                status="timed_out",
-                error=verdicts.error("Timeout", f"exceeded the {limits.timeout_ms} ms time limit"),
-                duration_ms=(time.monotonic() - t0) * 1000.0,
-                lines=lines.count,
-                container_id=self.id,
-                reused=reused,
-            )
-        except (SandboxError, OSError) as exc:
+            exc.ran_ms = job.ran_ms()
+            raise
+        except OSError as exc:
             self.retire()
-            if isinstance(exc, SandboxError):
-                exc.ran_ms = (time.monotonic() - t0) * 1000.0
-                raise
             raise SandboxError(
-                f"lost the cell's stream: {exc}", code="cell_failed", ran_ms=(time.monotonic() - t0) * 1000.0
+                f"lost the cell's stream: {exc}", code="cell_failed", ran_ms=job.ran_ms()
             ) from exc
+        return self._reported(job, loading)
+
+    def _relay(self, job: JobRun, channel: Channel, spec: RunSpec, cancel: threading.Event | None) -> None:
+        """Read the runner's frames until its summary, or until the function's module failed to load."""
+        while True:
+            kind, payload = channel.next_frame(job.deadline, cancel)
+            if kind == b"I":
+                if not job.initialised(payload):
+                    return
+                self.function_key = spec.function.key
+            elif job.take(kind, payload):
+                return
+
+    def _died(self, job: JobRun, state: dict, channel: Channel) -> RunResult:
+        """The container died mid-job: the memory limit's verdict, or a SandboxError."""
+        job.flush()
+        self.retire()
+        return job.died(state, about=f"cell {self.name} ({channel.stderr_tail()})")
+
+    def _cancelled(self, job: JobRun) -> RunResult:
+        job.flush("[lambdasite] cancelled")
+        self.retire()  # whatever the job was doing dies with the container
+        return job.stopped("cancelled", verdicts.error("Cancelled", "the job was cancelled while running"))
+
+    def _timed_out(self, job: JobRun) -> RunResult:
+        """No verdict from the runner by the host's deadline: the job may still run, so the cell goes."""
+        job.flush()
+        self.retire()
+        message = f"exceeded the {job.limits.timeout_ms} ms time limit"
+        return job.stopped("timed_out", verdicts.error("Timeout", message))
+
+    def _reported(self, job: JobRun, loading: bool) -> RunResult:
+        """The runner saw the job end (or its module fail to load) and cleans up before the next one."""
         self._clean_pending = True
-        deliver(lines.flush())
+        job.flush()
         self.last_used = time.monotonic()
         if loading and self.function_key is None:  # the module's initialisation failed
-            return RunResult(
-                status="failed",
-                error=init_error,
-                duration_ms=(time.monotonic() - t0) * 1000.0,
-                lines=lines.count,
-                container_id=self.id,
-                reused=reused,
-            )
-        result = verdicts.from_summary(
-            summary, result_frame, limits, lines=lines.count, container_id=self.id, reused=reused
-        )
-        if late_bytes:
-            lines.dropped_bytes += late_bytes
-            deliver(
-                [
-                    lines.system(
-                        f"[lambdasite] {late_bytes} bytes of output still in transit at the time limit "
-                        f"were not stored"
-                    )
-                ]
-            )
-        if lines.dropped_bytes and not capped:
-            deliver(
-                [
-                    lines.system(
-                        f"[lambdasite] output reached the log limit ({limits.max_log_lines} lines); "
-                        f"further output is dropped"
-                    )
-                ]
-            )
-        dropped = result.dropped_bytes + lines.dropped_bytes
-        if dropped:
-            deliver([lines.system(f"[lambdasite] {dropped} bytes of output over the limit were dropped")])
-        result = replace(
-            result,
-            init_ms=init_ms,
-            lines=lines.count,
-            dropped_bytes=dropped,
-            log_bytes=max(0, result.log_bytes - lines.dropped_bytes),
-        )
-        if result.status != "succeeded" and (result_frame is None or summary.get("oom")):
-            # the child died without reporting: never trust this cell again
-            self.retire()
+            return job.stopped("failed", job.init_error)
+        result = job.verdict()
+        if job.child_died_silently(result):
+            self.retire()  # never trust this cell again
         return result
 
     def warm(

@@ -36,8 +36,8 @@ Log = Callable[[str], None]
 IMAGES = {
     "python": ("python", ("runner",), None),
     "node": ("node", ("runner", "fetch.py"), None),
-    "builder-python": ("builder-python", ("builder/build.py",), "python"),
-    "builder-node": ("builder-node", ("builder/build.py", "fetch.py"), "node"),
+    "builder-python": ("builder-python", ("builder",), "python"),
+    "builder-node": ("builder-node", ("builder", "fetch.py"), "node"),
 }
 
 

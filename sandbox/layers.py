@@ -1,7 +1,7 @@
 """Dependency layers: a function's third-party packages, resolved to a lock and installed once into a
 Docker volume named by runtime + lock, mounted read-only at ``/opt/deps`` in the function's cells.
 
-Both steps run ``sandbox/images/builder/build.py`` in a builder container
+Both steps run ``sandbox/images/builder/`` (``build.py`` and its steps) in a builder container
 (``builder-python``: pip; ``builder-node``: npm). A builder has network ``none`` like a cell; its
 only way out is ``sandbox.buildproxy``, a proxy on a Unix socket (mounted at ``/egress``) that
 tunnels to the configured package indexes and refuses every other host and port, so a dependency

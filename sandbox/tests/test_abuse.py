@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-import sandbox
 from sandbox import Limits, RunSpec
 
 pytestmark = pytest.mark.docker
@@ -32,15 +31,6 @@ function main() {
 }
 """
 PROBES = {"python": PY_PROBE, "node": JS_PROBE}
-
-
-@pytest.fixture(scope="module")
-def pool(docker_client):
-    p = sandbox.Sandbox(reuse="tenant")
-    yield p
-    p.close()
-    left = docker_client.containers.list(all=True, filters={"label": f"lambdasite.pool={p.pool_id}"})
-    assert left == []
 
 
 def _ids(pool) -> set:
@@ -311,12 +301,15 @@ def test_a_later_job_cannot_find_an_earlier_jobs_input_in_memory(pool):
         )
     )
     assert first.status == "succeeded"
-    snoop = """
+    assert_not_in_next_jobs_memory(pool, first, "xq-secret-4711", "snoop")
+
+
+MEMORY_SCAN = """
 import ctypes, re
 def main():
     ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: lets this job read its own /proc/self/mem
-    needle = b"xq-sec" + b"ret-"       # never the whole secret, so the scan cannot find itself
-    tail = bytes([52, 55, 49, 49])      # "4711"
+    needle = {head!r} + {rest!r}       # never the whole secret, so the scan cannot find itself
+    tail = bytes({tail!r})
     seen = found = 0
     with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
         for line in maps:
@@ -333,9 +326,16 @@ def main():
             for m in re.finditer(re.escape(needle), data):
                 if data[m.end():m.end() + 4] == tail:
                     found += 1
-    return {"seen": seen, "found": found}
+    return {{"seen": seen, "found": found}}
 """
-    second = pool.run(RunSpec(runtime="python", code=snoop, tenant="snoop", limits=Limits(timeout_ms=10000)))
+
+
+def assert_not_in_next_jobs_memory(pool, first, secret: str, tenant: str) -> None:
+    """The tenant's next job, forked from the same warm runner as ``first``, scans all of its memory and
+    finds no trace of ``secret`` (whose last four characters are its tail)."""
+    needle = secret[:-4].encode()
+    code = MEMORY_SCAN.format(head=needle[:6], rest=needle[6:], tail=list(secret[-4:].encode()))
+    second = pool.run(RunSpec(runtime="python", code=code, tenant=tenant, limits=Limits(timeout_ms=10000)))
     assert second.status == "succeeded", second.error
     assert second.reused and second.container_id == first.container_id
     assert second.result["seen"] > 1 << 20

@@ -8,7 +8,7 @@ import time
 
 from . import state
 from .cleanup import kill_others
-from .wire import buf, max_rss_kb, read_cpu_ns, read_oom_kills, view, write_frame, zero_buffer
+from .wire import buf, max_rss_kb, read_cpu_ns, read_oom_kills, read_wakeups, view, write_frame, zero_buffer
 
 _result = bytearray(0)
 _job_running = False
@@ -127,128 +127,163 @@ def run_job(meta, start, caps, wake_r):
     """Start the job's process (``start()``, under the time limit: passing it the body may block) and
     supervise it until it reports, dies or runs out of time; then send the ``R`` and ``X`` frames."""
     global _job_running, _timer_fired
-    timeout = max(int(meta.get("timeout_ms") or 5000), 1) / 1000.0
-    max_result = int(meta.get("max_result_bytes") or 1 << 20)
-    result_view = _result_buffer(max_result)
-    result_len = 0
-    result_overflow = False
-    oom_before = read_oom_kills()
-    cpu_before = read_cpu_ns()
-    started = time.monotonic()
-    deadline = started + timeout
+    job = Supervised(meta, caps)
     _timer_fired = False
     _job_running = True
-    signal.setitimer(signal.ITIMER_REAL, timeout + 0.05)
-    child = start()
-    out_r, err_r, res_r = child.out_r, child.err_r, child.res_r
-    streams = {out_r: b"1", err_r: b"2"}
-    status = None
-    open_fds = {out_r, err_r, res_r}
-    timed_out = False
-    drain_until = None
-    max_rss = None
-    while True:
-        if status is None:
-            polled = child.poll()
-            if polled is not None:
-                status, max_rss = polled
-        if not open_fds and (status is not None or result_len):
-            break  # the child reported and closed its pipes: answer without waiting for its exit
-        if _timer_fired and status is None:
-            timed_out = True
-            break
-        if status is not None:
-            # the child is gone: drain what is already buffered, briefly, then stop
-            # (a process it left behind must not keep the job open by writing)
-            if drain_until is None:
-                drain_until = min(time.monotonic() + 0.05, deadline)
-                for fd in list(open_fds):
-                    os.set_blocking(fd, False)
-            elif time.monotonic() > drain_until:
-                break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 and status is None:
-            timed_out = True
-            break
-        watch = [wake_r, *open_fds]
-        if status is None and child.status_fd is not None:
-            watch.append(child.status_fd)
-        try:
-            ready, _, _ = select.select(watch, [], [], max(remaining, 0) if status is None else 0)
-        except InterruptedError:
-            continue
-        if status is not None and not ready:
-            break
-        for fd in ready:
-            if fd == wake_r:
-                try:
-                    os.read(wake_r, 512)
-                except BlockingIOError:
-                    pass
-                continue
-            if fd == child.status_fd:
-                continue  # read by child.poll() at the top of the loop
-            if fd == res_r:
-                room = len(result_view) - result_len
-                try:
-                    n = os.readv(fd, [result_view[result_len:]]) if room else os.readv(fd, [view])
-                except BlockingIOError:
-                    open_fds.discard(fd)
-                    continue
-                if n == 0:
-                    open_fds.discard(fd)
-                elif room:
-                    result_len += n
-                else:
-                    result_overflow = True
-                continue
-            try:
-                if not caps.relay(fd, streams[fd]):
-                    open_fds.discard(fd)
-            except BlockingIOError:
-                open_fds.discard(fd)
+    signal.setitimer(signal.ITIMER_REAL, job.timeout + 0.05)
+    job.attach(start())
+    timed_out = job.supervise(wake_r)
     _job_running = False
     signal.setitimer(signal.ITIMER_REAL, 0)
     timed_out = timed_out or _timer_fired  # killed by the timer, whatever the status said after
-    wall_ms = (time.monotonic() - started) * 1000.0
-    if status is None and child.pid:
-        max_rss = max_rss_kb(child.pid)
-    stuck = process_state(child.pid) if timed_out and status is None and child.pid else None
-    if timed_out:
-        kill_others(state.zygote.pid if state.zygote is not None else None)
-    cpu_after = read_cpu_ns()
-    summary = {
-        "wall_ms": round(wall_ms, 3),
-        "log_bytes": caps.logged,
-        "dropped_bytes": caps.dropped,
-        "oom": read_oom_kills() > oom_before >= 0,
-        "timed_out": timed_out,
-        "exit_code": None,
-        "signal": None,
-        "cpu_ms": round((cpu_after - cpu_before) / 1e6, 3) if cpu_before >= 0 and cpu_after >= 0 else None,
-        "max_rss_kb": max_rss,
-    }
-    if status is not None:
-        st = status
-        if os.WIFEXITED(st):
-            summary["exit_code"] = os.WEXITSTATUS(st)
-        elif os.WIFSIGNALED(st):
-            summary["signal"] = os.WTERMSIG(st)
-            summary["exit_code"] = 128 + os.WTERMSIG(st)
-    elif result_len and not timed_out:
-        summary["exit_code"] = 0  # it reported and is exiting; it is reaped by the sweep
-    if stuck is not None:
-        summary["stuck"] = stuck
-    if result_overflow:
-        summary["result_overflow"] = True
-    elif result_len and not timed_out:
-        write_frame(b"R", result_view[:result_len])
+    summary = job.summary(timed_out)
+    if not job.result_overflow and job.result_len and not timed_out:
+        write_frame(b"R", job.result_view[: job.result_len])
     write_frame(b"X", json.dumps(summary).encode())
-    for fd in (out_r, err_r, res_r):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    result_view[:result_len] = bytes(result_len)
-    zero_buffer()
+    job.close()
     return summary
+
+
+class Supervised:
+    """One job's process as the runner watches it: its pipes, its result so far, its exit status."""
+
+    def __init__(self, meta, caps):
+        self.caps = caps
+        self.timeout = max(int(meta.get("timeout_ms") or 5000), 1) / 1000.0
+        self.result_view = _result_buffer(int(meta.get("max_result_bytes") or 1 << 20))
+        self.result_len = 0
+        self.result_overflow = False
+        self.oom_before = read_oom_kills()
+        self.cpu_before = read_cpu_ns()
+        self.started = time.monotonic()
+        self.deadline = self.started + self.timeout
+        self.child = None
+        self.status = None
+        self.max_rss = None
+        self.drain_until = None
+
+    def attach(self, child):
+        self.child = child
+        self.streams = {child.out_r: b"1", child.err_r: b"2"}
+        self.open_fds = {child.out_r, child.err_r, child.res_r}
+
+    # -- while it runs -------------------------------------------------------------
+
+    def supervise(self, wake_r):
+        """Relay its output and result until it reports, dies or runs out of time; -> whether it ran out."""
+        while True:
+            if self.status is None:
+                polled = self.child.poll()
+                if polled is not None:
+                    self.status, self.max_rss = polled
+            if not self.open_fds and (self.status is not None or self.result_len):
+                return False  # the child reported and closed its pipes: answer without waiting for its exit
+            if _timer_fired and self.status is None:
+                return True
+            if self.status is not None and self._drained():
+                return False
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0 and self.status is None:
+                return True
+            try:
+                ready = self._select(wake_r, remaining)
+            except InterruptedError:
+                continue
+            if self.status is not None and not ready:
+                return False
+            for fd in ready:
+                self._read(fd, wake_r)
+
+    def _drained(self):
+        """The child is gone: drain what is already buffered, briefly, then stop (a process it left
+        behind must not keep the job open by writing). -> whether that brief time is over."""
+        if self.drain_until is None:
+            self.drain_until = min(time.monotonic() + 0.05, self.deadline)
+            for fd in list(self.open_fds):
+                os.set_blocking(fd, False)
+            return False
+        return time.monotonic() > self.drain_until
+
+    def _select(self, wake_r, remaining):
+        watch = [wake_r, *self.open_fds]
+        if self.status is None and self.child.status_fd is not None:
+            watch.append(self.child.status_fd)
+        ready, _, _ = select.select(watch, [], [], max(remaining, 0) if self.status is None else 0)
+        return ready
+
+    def _read(self, fd, wake_r):
+        if fd == wake_r:
+            read_wakeups(wake_r)
+        elif fd == self.child.status_fd:
+            pass  # read by child.poll() at the top of the loop
+        elif fd == self.child.res_r:
+            self._read_result(fd)
+        else:
+            try:
+                if not self.caps.relay(fd, self.streams[fd]):
+                    self.open_fds.discard(fd)
+            except BlockingIOError:
+                self.open_fds.discard(fd)
+
+    def _read_result(self, fd):
+        room = len(self.result_view) - self.result_len
+        try:
+            n = os.readv(fd, [self.result_view[self.result_len :]]) if room else os.readv(fd, [view])
+        except BlockingIOError:
+            self.open_fds.discard(fd)
+            return
+        if n == 0:
+            self.open_fds.discard(fd)
+        elif room:
+            self.result_len += n
+        else:
+            self.result_overflow = True
+
+    # -- once it is over -------------------------------------------------------------
+
+    def summary(self, timed_out):
+        """The ``X`` frame's content; a job that ran out of time is looked at, then everything is killed."""
+        child, status = self.child, self.status
+        wall_ms = (time.monotonic() - self.started) * 1000.0
+        max_rss = max_rss_kb(child.pid) if status is None and child.pid else self.max_rss
+        stuck = process_state(child.pid) if timed_out and status is None and child.pid else None
+        if timed_out:
+            kill_others(state.zygote.pid if state.zygote is not None else None)
+        cpu_after = read_cpu_ns()
+        cpu_before = self.cpu_before
+        summary = {
+            "wall_ms": round(wall_ms, 3),
+            "log_bytes": self.caps.logged,
+            "dropped_bytes": self.caps.dropped,
+            "oom": read_oom_kills() > self.oom_before >= 0,
+            "timed_out": timed_out,
+            "exit_code": None,
+            "signal": None,
+            "cpu_ms": round((cpu_after - cpu_before) / 1e6, 3)
+            if cpu_before >= 0 and cpu_after >= 0
+            else None,
+            "max_rss_kb": max_rss,
+        }
+        if status is not None:
+            if os.WIFEXITED(status):
+                summary["exit_code"] = os.WEXITSTATUS(status)
+            elif os.WIFSIGNALED(status):
+                summary["signal"] = os.WTERMSIG(status)
+                summary["exit_code"] = 128 + os.WTERMSIG(status)
+        elif self.result_len and not timed_out:
+            summary["exit_code"] = 0  # it reported and is exiting; it is reaped by the sweep
+        if stuck is not None:
+            summary["stuck"] = stuck
+        if self.result_overflow:
+            summary["result_overflow"] = True
+        return summary
+
+    def close(self):
+        """Close its pipes and zero what it wrote in the runner's buffers."""
+        for fd in (self.child.out_r, self.child.err_r, self.child.res_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.result_view[: self.result_len] = bytes(self.result_len)
+        zero_buffer()

@@ -8,7 +8,7 @@ import resource
 
 from . import pychild
 from .privileges import drop_to_job_uid
-from .wire import MAX_FD, pipe_through, write_all
+from .wire import MAX_FD, job_pipes, pipe_through, write_all
 
 NODE = "/usr/local/bin/node"
 NODE_ARGS = ["node", "--stack-size=984", "/opt/lambdasite/child.js"]
@@ -17,10 +17,8 @@ NODE_CPU_S = 3600  # RLIMIT_CPU backstop; the wall-clock limit is what ends a jo
 
 class NodeSpare:
     def __init__(self, uid, function=None):
-        self.out_r, out_w = os.pipe()
-        self.err_r, err_w = os.pipe()
-        self.res_r, res_w = os.pipe()
-        body_r, self.body_w = os.pipe()
+        (self.out_r, self.err_r, self.res_r, self.body_w), theirs = job_pipes()
+        out_w, err_w, res_w, body_r = theirs
         self.pid = os.fork()
         if self.pid == 0:
             try:
@@ -39,7 +37,7 @@ class NodeSpare:
                 os.execv(NODE, NODE_ARGS)
             finally:
                 os._exit(71)
-        for fd in (out_w, err_w, res_w, body_r):
+        for fd in theirs:
             os.close(fd)
         if function is not None:
             # the module goes first, so the process loads it while no job waits for it

@@ -9,7 +9,7 @@ import struct
 import sys
 
 from .privileges import drop_to_job_uid
-from .wire import MAX_FD, read_exact, write_all
+from .wire import MAX_FD, job_pipes, read_exact, write_all
 
 USER_FILE = "handler.py"
 CHILD_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
@@ -120,17 +120,14 @@ class PythonSpare:
     """A child forked ahead of the job from the clean runner; it blocks until given the job's header."""
 
     def __init__(self):
-        self.out_r, out_w = os.pipe()
-        self.err_r, err_w = os.pipe()
-        self.res_r, res_w = os.pipe()
-        go_r, self.go_w = os.pipe()
+        (self.out_r, self.err_r, self.res_r, self.go_w), theirs = job_pipes()
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                python_child(out_w, err_w, res_w, go_r)
+                python_child(*theirs)  # stdout, stderr, result, go
             finally:
                 os._exit(70)
-        for fd in (out_w, err_w, res_w, go_r):
+        for fd in theirs:
             os.close(fd)
 
     def go(self, meta):

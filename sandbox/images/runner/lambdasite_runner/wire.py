@@ -14,6 +14,16 @@ def zero_buffer():
     buf[:] = bytes(CHUNK)
 
 
+def job_pipes():
+    """A job process's pipes: -> (the runner's ends: stdout, stderr and result to read, input to write;
+    the process's ends, in the same order). Each side closes the ends it does not keep."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    in_r, in_w = os.pipe()
+    return (out_r, err_r, res_r, in_w), (out_w, err_w, res_w, in_r)
+
+
 def write_frame(kind, payload=b""):
     writev_all(1, [struct.pack(">cI", kind, len(payload)), payload])
 
@@ -70,6 +80,14 @@ def pipe_through(dst_fd, size, prefix=b""):
     finally:
         os.close(dst_fd)
         zero_buffer()
+
+
+def read_wakeups(wake_r):
+    """Empty the signal wake-up pipe (non-blocking): it only says that a signal came."""
+    try:
+        os.read(wake_r, 512)
+    except BlockingIOError:
+        pass
 
 
 def read_small(path):

@@ -17,7 +17,7 @@ import struct
 import time
 
 from . import pychild
-from .wire import write_all
+from .wire import job_pipes, read_wakeups, write_all
 from .zygote_process import START as _START
 from .zygote_process import STATUS as _STATUS
 from .zygote_process import zygote_main
@@ -30,10 +30,7 @@ class Zygote:
     """The runner's handle on a zygote process."""
 
     def __init__(self, uid, code, handler, deps):
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        res_r, res_w = os.pipe()
-        code_r, code_w = os.pipe()
+        (out_r, err_r, res_r, code_w), (out_w, err_w, res_w, code_r) = job_pipes()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs_fd = theirs.detach()
         self.pid = os.fork()
@@ -73,10 +70,7 @@ class Zygote:
                 continue
             for fd in ready:
                 if fd == wake_r:
-                    try:
-                        os.read(wake_r, 512)
-                    except BlockingIOError:
-                        pass
+                    read_wakeups(wake_r)
                 elif fd == self.res_r:
                     data = os.read(fd, 65536)
                     if not data:
@@ -117,11 +111,7 @@ class Zygote:
 
     def start_job(self, max_result, cpu_s):
         """Ask for a job process; -> (out_r, err_r, res_r, body_w). Its status comes by :meth:`poll`."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        res_r, res_w = os.pipe()
-        body_r, body_w = os.pipe()
-        ends = [out_w, err_w, res_w, body_r]
+        (out_r, err_r, res_r, body_w), ends = job_pipes()  # the job process gets ``ends``
         self.job_pid, self.status, self.waiting = None, None, True
         try:
             socket.send_fds(self.ctrl, [_START.pack(max_result, cpu_s)], ends)
