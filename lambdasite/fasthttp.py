@@ -40,6 +40,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.utils.encoders import JSONEncoder
 
 from .api.contract import Call, Reply, held
+from .caching import Cache
 from .errors import envelope, error_parts
 from .exceptions import ApplicationError
 from .parsers import too_deep
@@ -150,7 +151,7 @@ class FastPath:
         self.django_app = django_app
         self.routes = routes
         self.authenticate = authenticate
-        self._host_ok: dict[str, bool] = {}
+        self._host_ok: Cache[bool] = Cache(max_entries=1024)
         self._static_headers: list[tuple[bytes, bytes]] | None = None
 
     async def __call__(self, scope, receive, send):
@@ -260,13 +261,7 @@ class FastPath:
     def _host_allowed(self, host: str | None) -> bool:
         if not host or settings.USE_X_FORWARDED_HOST:
             return False
-        allowed = self._host_ok.get(host)
-        if allowed is None:
-            domain, _port = split_domain_port(host)
-            allowed = bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
-            if len(self._host_ok) < 1024:
-                self._host_ok[host] = allowed
-        return allowed
+        return self._host_ok.get_or_load(host, lambda: _host_valid(host))
 
     def standard_headers(self, secure: bool) -> list[tuple[bytes, bytes]]:
         """What Django's SecurityMiddleware and XFrameOptionsMiddleware add to an API answer."""
@@ -309,6 +304,11 @@ class FastPath:
             _metrics().count(request, route, answer)
         except Exception:  # noqa: BLE001 - metrics never fail a request
             log.warning("could not record request metrics", exc_info=True)
+
+
+def _host_valid(host: str) -> bool:
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 def _replay(body: bytes, pending, receive):
