@@ -11,9 +11,7 @@ class TenantExists(Conflict):
 
 class LastOwner(Conflict):
     code = "last_owner"
-
-    def __init__(self) -> None:
-        super().__init__("a tenant keeps at least one owner: make someone else owner first")
+    default_message = "a tenant keeps at least one owner: make someone else owner first"
 
 
 class AlreadyMember(Conflict):
@@ -22,20 +20,14 @@ class AlreadyMember(Conflict):
 
 class AccountExists(Conflict):
     code = "account_exists"
-
-    def __init__(self) -> None:
-        super().__init__("an account with this email exists: sign in to accept the invitation")
+    default_message = "an account with this email exists: sign in to accept the invitation"
 
 
 class TenantSuspended(Forbidden):
     code = "tenant_suspended"
-
-    def __init__(self) -> None:
-        super().__init__("this tenant is suspended")
+    default_message = "this tenant is suspended"
 
 
 class ReadOnlyKey(Forbidden):
     code = "read_only_key"
-
-    def __init__(self) -> None:
-        super().__init__("this API key is read-only (read scope, or its creator is a viewer)")
+    default_message = "this API key is read-only (read scope, or its creator is a viewer)"

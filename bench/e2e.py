@@ -49,6 +49,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def django_setup(redis_url: str) -> None:
+    """Point this process at redis_url and set Django up, for the bench's own queries and services."""
+    os.environ["REDIS_URL"] = redis_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")
+    import django
+
+    django.setup()
+
+
+def job_counts(tenant) -> tuple[int, int]:
+    """How many of the tenant's jobs were accepted, and how many of them finished."""
+    from jobs.models import FINISHED, Job
+
+    accepted = Job.objects.filter(tenant=tenant).count()
+    return accepted, Job.objects.filter(tenant=tenant, status__in=FINISHED).count()
+
+
 def start_stack(env: dict, port: int, workers: int, build_workers: int = 0) -> list[subprocess.Popen]:
     """[web, job workers..., build workers..., scheduler], once web answers."""
     logs = ROOT / "var"
@@ -252,13 +269,8 @@ def main() -> None:
     parser.add_argument("--modes", default="tenant,never")
     parser.add_argument("--runtime", default="python", choices=sorted(BODIES))
     args = parser.parse_args()
-    os.environ["REDIS_URL"] = args.redis_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")
-    import django
-
-    django.setup()
+    django_setup(args.redis_url)
     from accounts.services import api_key_issue, tenant_create
-    from jobs.models import FINISHED, Job
     from lambdasite.redis_client import get_redis
 
     get_redis().flushdb()
@@ -289,8 +301,7 @@ def main() -> None:
             f"on {os.cpu_count()} cores"
         )
     time.sleep(5)
-    accepted = Job.objects.filter(tenant=tenant).count()
-    finished = Job.objects.filter(tenant=tenant, status__in=FINISHED).count()
+    accepted, finished = job_counts(tenant)
     print(
         f"accepted {accepted}, finished {finished}, lost {accepted - finished} (jobs "
         f"still running when a stack stopped are finished by the next)"

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import drive, free_port, pct, start_stack, stop_stack  # noqa: E402
+from bench.e2e import django_setup, drive, free_port, job_counts, pct, start_stack, stop_stack  # noqa: E402
 
 # distinct locks, each a wheel on PyPI: every deploy is a real resolve and install
 REQUIREMENTS = [
@@ -87,6 +87,28 @@ def report(name: str, latencies: list[float], ok: int, failed: int, elapsed: flo
 
 
 def main() -> None:
+    args = parse_args()
+    django_setup(args.redis_url)
+    from lambdasite.redis_client import get_redis
+
+    get_redis().flushdb()
+    run = uuid.uuid4().hex[:6]
+    quiet, key_a, noisy, key_b = tenants(run)
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1"}
+    procs = start_stack(env, port, args.workers, args.build_workers)
+    try:
+        measure(port, key_a, key_b, args, run)
+        report_builds(noisy)
+        report_billing(noisy)
+    finally:
+        time.sleep(1)
+        stop_stack(procs)
+    accepted, finished = job_counts(quiet)
+    print(f"A: accepted {accepted}, finished {finished}, lost {accepted - finished}")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -94,74 +116,67 @@ def main() -> None:
     parser.add_argument("--build-workers", type=int, default=1)
     parser.add_argument("--flood", default="both", choices=["both", "deploys", "warm"])
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
-    args = parser.parse_args()
-    os.environ["REDIS_URL"] = args.redis_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdasite.settings")
-    import django
+    return parser.parse_args()
 
-    django.setup()
+
+def tenants(run: str) -> tuple:
+    """Tenant A (quiet, a high quota) and tenant B (noisy, the default quota), each with its key."""
     from accounts.services import api_key_issue, tenant_create
-    from functions.models import BuildStatus, FunctionVersion
-    from jobs.models import FINISHED, Job
-    from lambdasite.redis_client import get_redis
 
-    get_redis().flushdb()
-    run = uuid.uuid4().hex[:6]
     quiet = tenant_create(slug=f"flood-a-{run}")
     quiet.quota.max_concurrency, quiet.quota.submissions_per_minute = 64, 1_000_000
     quiet.quota.save()
     noisy = tenant_create(slug=f"flood-b-{run}")
     key_a = api_key_issue(tenant=quiet, name="bench", operator=True).plaintext
     key_b = api_key_issue(tenant=noisy, name="bench", operator=True).plaintext
+    return quiet, key_a, noisy, key_b
 
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1"}
-    procs = start_stack(env, port, args.workers, args.build_workers)
+
+def measure(port: int, key_a: str, key_b: str, args, run: str) -> None:
+    """A's latency alone, then while B floods; B's answers."""
     answers: Counter = Counter()
-    try:
-        status, body = call(
-            port, key_b, "POST", "/api/v1/functions", {"name": "warmed", "runtime": "python", "code": PY}
-        )
-        assert status == 201, body
-        drive(port, key_a, args.clients, 2.0)  # warm-up: cells, connections
-        lat, ok, failed, _, elapsed = drive(port, key_a, args.clients, args.seconds)
-        report("alone", lat, ok, failed, elapsed)
-        stop = threading.Event()
-        noisy_thread = threading.Thread(target=flood, args=(port, key_b, stop, answers, args.flood, run))
-        noisy_thread.start()
-        lat, ok, failed, _, elapsed = drive(port, key_a, args.clients, args.seconds)
-        stop.set()
-        noisy_thread.join()
-        report("while B floods", lat, ok, failed, elapsed)
-        print("B's answers:", ", ".join(f"{k}: {v}" for k, v in sorted(answers.items())))
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            building = FunctionVersion.objects.filter(
-                function__tenant=noisy, status=BuildStatus.BUILDING
-            ).count()
-            if not building:
-                break
-            time.sleep(2)
-        states = Counter(
-            FunctionVersion.objects.filter(
-                function__tenant=noisy, function__name__startswith="heavy-"
-            ).values_list("status", flat=True)
-        )
-        print(f"B's builds: {dict(states)} (still building after 5 min: {states.get('building', 0)})")
-        from accounts.models import UsageCharge
+    status, body = call(
+        port, key_b, "POST", "/api/v1/functions", {"name": "warmed", "runtime": "python", "code": PY}
+    )
+    assert status == 201, body
+    drive(port, key_a, args.clients, 2.0)  # warm-up: cells, connections
+    lat, ok, failed, _, elapsed = drive(port, key_a, args.clients, args.seconds)
+    report("alone", lat, ok, failed, elapsed)
+    stop = threading.Event()
+    noisy_thread = threading.Thread(target=flood, args=(port, key_b, stop, answers, args.flood, run))
+    noisy_thread.start()
+    lat, ok, failed, _, elapsed = drive(port, key_a, args.clients, args.seconds)
+    stop.set()
+    noisy_thread.join()
+    report("while B floods", lat, ok, failed, elapsed)
+    print("B's answers:", ", ".join(f"{k}: {v}" for k, v in sorted(answers.items())))
 
-        charged = Counter()
-        for kind, gb_s in UsageCharge.objects.filter(tenant=noisy).values_list("kind", "gb_seconds"):
-            charged[kind] += gb_s
-        print(
-            "B was billed (GB-s):", ", ".join(f"{k} {v:.1f}" for k, v in sorted(charged.items())) or "nothing"
-        )
-    finally:
-        time.sleep(1)
-        stop_stack(procs)
-    accepted = Job.objects.filter(tenant=quiet).count()
-    finished = Job.objects.filter(tenant=quiet, status__in=FINISHED).count()
-    print(f"A: accepted {accepted}, finished {finished}, lost {accepted - finished}")
+
+def report_builds(noisy) -> None:
+    """Wait up to 5 minutes for B's builds, then count them by status."""
+    from functions.models import BuildStatus, FunctionVersion
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        building = FunctionVersion.objects.filter(function__tenant=noisy, status=BuildStatus.BUILDING).count()
+        if not building:
+            break
+        time.sleep(2)
+    states = Counter(
+        FunctionVersion.objects.filter(
+            function__tenant=noisy, function__name__startswith="heavy-"
+        ).values_list("status", flat=True)
+    )
+    print(f"B's builds: {dict(states)} (still building after 5 min: {states.get('building', 0)})")
+
+
+def report_billing(noisy) -> None:
+    from accounts.models import UsageCharge
+
+    charged = Counter()
+    for kind, gb_s in UsageCharge.objects.filter(tenant=noisy).values_list("kind", "gb_seconds"):
+        charged[kind] += gb_s
+    print("B was billed (GB-s):", ", ".join(f"{k} {v:.1f}" for k, v in sorted(charged.items())) or "nothing")
 
 
 if __name__ == "__main__":

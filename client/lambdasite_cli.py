@@ -26,30 +26,64 @@ except ImportError:  # in the repository: client/ is a package
     from .lambdasite_client import FINISHED, RUNTIME_BY_SUFFIX, ApiError, Client, read_function_dir
 
 
-def _print_job(job: dict) -> None:
-    print(json.dumps(job, indent=2, default=str))
+class _UsageError(Exception):
+    """A mistake in the command line found after parsing: reported like argparse's own."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    opts = parser.parse_args(argv)
+    try:
+        return opts.command_fn(Client(), opts)
+    except _UsageError as exc:
+        parser.error(str(exc))
+    except (ApiError, OSError, ValueError) as exc:
+        print(f"lambdasite: {exc}", file=sys.stderr)
+        return 2
+
+
+# The parser: each subcommand names its handler with set_defaults(command_fn=...).
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambdasite", description="Run functions on a Lambdasite server.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_job_commands(sub)
+    _add_function_commands(sub)
+    _add_schedule_and_webhook_commands(sub)
+    return parser
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout-ms", type=int)
+    parser.add_argument("--memory-mb", type=int)
+    parser.add_argument("--max-retries", type=int)
+
+
+def _add_job_commands(sub) -> None:
     run = sub.add_parser("run", help="submit a file's handler")
     run.add_argument("file")
     run.add_argument("--args", default="[]", help="JSON array of arguments")
     run.add_argument("--runtime", choices=["python", "node"], help="default: from the file's extension")
     run.add_argument("--handler", default=None)
-    run.add_argument("--timeout-ms", type=int)
-    run.add_argument("--memory-mb", type=int)
-    run.add_argument("--max-retries", type=int)
+    _add_limits(run)
     run.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    run.set_defaults(command_fn=_run)
     logs = sub.add_parser("logs", help="print a job's output")
     logs.add_argument("job")
     logs.add_argument("--follow", "-f", action="store_true")
+    logs.set_defaults(command_fn=_logs)
     jobs = sub.add_parser("jobs", help="list recent jobs")
     jobs.add_argument("--status")
     jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(command_fn=_jobs)
     for name in ("get", "cancel", "retry"):
-        sub.add_parser(name).add_argument("job")
+        action = sub.add_parser(name)
+        action.add_argument("job")
+        action.set_defaults(command_fn=_job_action)
+
+
+def _add_function_commands(sub) -> None:
     deploy = sub.add_parser("deploy", help="deploy a function (a folder or its handler file)")
     deploy.add_argument(
         "path", help="folder with handler.py/index.js (+ requirements.txt/package.json), or a file"
@@ -57,27 +91,31 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--name", required=True)
     deploy.add_argument("--runtime", choices=["python", "node"])
     deploy.add_argument("--handler")
-    deploy.add_argument("--timeout-ms", type=int)
-    deploy.add_argument("--memory-mb", type=int)
-    deploy.add_argument("--max-retries", type=int)
+    _add_limits(deploy)
     deploy.add_argument("--description")
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for the build")
+    deploy.set_defaults(command_fn=_deploy)
     invoke = sub.add_parser("invoke", help="invoke a deployed function: NAME or NAME:ALIAS or NAME:VERSION")
     invoke.add_argument("target")
     invoke.add_argument("--args", default="[]", help="JSON array of arguments")
     invoke.add_argument("--wait", action="store_true", help="wait for the result and print it")
-    sub.add_parser("functions", help="list deployed functions")
+    invoke.set_defaults(command_fn=_invoke)
+    sub.add_parser("functions", help="list deployed functions").set_defaults(command_fn=_functions)
     versions = sub.add_parser("versions", help="list a function's versions")
     versions.add_argument("name")
+    versions.set_defaults(command_fn=_versions)
     alias = sub.add_parser("alias", help="point an alias at a version (optionally with a canary)")
     alias.add_argument("name")
     alias.add_argument("alias")
     alias.add_argument("version", type=int)
     alias.add_argument("--canary", type=int, help="a second version that gets --weight of the calls")
     alias.add_argument("--weight", type=float)
+    alias.set_defaults(command_fn=_alias)
+
+
+def _add_schedule_and_webhook_commands(sub) -> None:
     schedule = sub.add_parser("schedule", help="create a cron schedule that invokes a function")
-    schedule_sub = schedule.add_subparsers(dest="action", required=True)
-    create = schedule_sub.add_parser("create")
+    create = schedule.add_subparsers(dest="action", required=True).add_parser("create")
     create.add_argument("name")
     create.add_argument("--cron", required=True, help="5 fields, or 6 with seconds first")
     create.add_argument("--function", required=True)
@@ -86,69 +124,26 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--args", default=None, help="JSON array passed to every run")
     create.add_argument("--overlap", choices=["skip", "allow"])
     create.add_argument("--catch-up", choices=["none", "latest"])
-    sub.add_parser("schedules", help="list schedules with their next run")
+    create.set_defaults(command_fn=_schedule)
+    sub.add_parser("schedules", help="list schedules with their next run").set_defaults(command_fn=_schedules)
     webhook = sub.add_parser("webhook", help="register a webhook endpoint")
-    webhook_sub = webhook.add_subparsers(dest="action", required=True)
-    hook = webhook_sub.add_parser("create")
+    hook = webhook.add_subparsers(dest="action", required=True).add_parser("create")
     hook.add_argument("url")
     hook.add_argument("--events", required=True, help="comma-separated, e.g. job.failed,job.dead")
     hook.add_argument("--function", help="only this function's jobs")
-    sub.add_parser("webhooks", help="list webhook endpoints")
-    opts = parser.parse_args(argv)
-    try:
-        client = Client()
-        if opts.command == "run":
-            runtime = opts.runtime or RUNTIME_BY_SUFFIX.get(os.path.splitext(opts.file)[1])
-            if runtime is None:
-                parser.error("cannot tell the runtime from the file name; pass --runtime")
-            with open(opts.file, encoding="utf-8") as fh:
-                code = fh.read()
-            job = client.submit(
-                runtime=runtime,
-                code=code,
-                args=json.loads(opts.args),
-                handler=opts.handler,
-                timeout_ms=opts.timeout_ms,
-                memory_mb=opts.memory_mb,
-                max_retries=opts.max_retries,
-                wait=30 if opts.wait else None,
-            )
-            if opts.wait and job["status"] not in FINISHED:
-                job = client.wait(job["id"])
-            if not opts.wait:
-                print(job["id"])
-                return 0
-            for line in client.follow(job["id"]):
-                print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout)
-            if job["status"] == "succeeded":
-                print(json.dumps(job["result"]))
-                return 0
-            print(f"{job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
-            return 1
-        if opts.command in FUNCTION_COMMANDS:
-            return FUNCTION_COMMANDS[opts.command](client, opts)
-        if opts.command == "logs":
-            source = client.follow(opts.job) if opts.follow else client.logs(opts.job)["lines"]
-            for line in source:
-                print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout, flush=True)
-            return 0
-        if opts.command == "jobs":
-            for job in client.jobs(status=opts.status, limit=opts.limit)["results"]:
-                print(
-                    f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  "
-                    f"{job['duration_ms'] or '':>10}"
-                )
-            return 0
-        _print_job(
-            {"get": client.job, "cancel": client.cancel, "retry": client.retry}[opts.command](opts.job)
-        )
-        return 0
-    except ApiError as exc:
-        print(f"lambdasite: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"lambdasite: {exc}", file=sys.stderr)
-        return 2
+    hook.set_defaults(command_fn=_webhook)
+    sub.add_parser("webhooks", help="list webhook endpoints").set_defaults(command_fn=_webhooks)
+
+
+# Jobs
+
+
+def _print_job(job: dict) -> None:
+    print(json.dumps(job, indent=2, default=str))
+
+
+def _print_line(line: dict, *, flush: bool = False) -> None:
+    print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout, flush=flush)
 
 
 def _finish(client: Client, job: dict, wait: bool) -> int:
@@ -159,12 +154,56 @@ def _finish(client: Client, job: dict, wait: bool) -> int:
     if job["status"] not in FINISHED:
         job = client.wait(job["id"])
     for line in client.follow(job["id"]):
-        print(line["text"], file=sys.stderr if line["stream"] == "stderr" else sys.stdout)
+        _print_line(line)
     if job["status"] == "succeeded":
         print(json.dumps(job["result"]))
         return 0
     print(f"{job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
     return 1
+
+
+def _run(client: Client, opts) -> int:
+    runtime = opts.runtime or RUNTIME_BY_SUFFIX.get(os.path.splitext(opts.file)[1])
+    if runtime is None:
+        raise _UsageError("cannot tell the runtime from the file name; pass --runtime")
+    with open(opts.file, encoding="utf-8") as fh:
+        code = fh.read()
+    job = client.submit(
+        runtime=runtime,
+        code=code,
+        args=json.loads(opts.args),
+        handler=opts.handler,
+        timeout_ms=opts.timeout_ms,
+        memory_mb=opts.memory_mb,
+        max_retries=opts.max_retries,
+        wait=30 if opts.wait else None,
+    )
+    return _finish(client, job, opts.wait)
+
+
+def _logs(client: Client, opts) -> int:
+    source = client.follow(opts.job) if opts.follow else client.logs(opts.job)["lines"]
+    for line in source:
+        _print_line(line, flush=True)
+    return 0
+
+
+def _jobs(client: Client, opts) -> int:
+    for job in client.jobs(status=opts.status, limit=opts.limit)["results"]:
+        print(
+            f"{job['id']}  {job['status']:<10} {job['runtime']:<6} {job['created_at']}  "
+            f"{job['duration_ms'] or '':>10}"
+        )
+    return 0
+
+
+def _job_action(client: Client, opts) -> int:
+    """get, cancel or retry one job and print it."""
+    _print_job({"get": client.job, "cancel": client.cancel, "retry": client.retry}[opts.command](opts.job))
+    return 0
+
+
+# Functions
 
 
 def _deploy(client: Client, opts) -> int:
@@ -224,6 +263,9 @@ def _alias(client: Client, opts) -> int:
     return 0
 
 
+# Schedules and webhooks
+
+
 def _schedule(client: Client, opts) -> int:
     created = client.schedule_create(
         opts.name,
@@ -262,19 +304,6 @@ def _webhooks(client: Client, opts) -> int:
         state = "enabled" if e["enabled"] else f"disabled: {e['disabled_reason'] or ''}"
         print(f"{e['id']}  {e['url']}  {','.join(e['events'])}  {state}")
     return 0
-
-
-FUNCTION_COMMANDS = {
-    "schedule": _schedule,
-    "schedules": _schedules,
-    "webhook": _webhook,
-    "webhooks": _webhooks,
-    "deploy": _deploy,
-    "invoke": _invoke,
-    "functions": _functions,
-    "versions": _versions,
-    "alias": _alias,
-}
 
 
 if __name__ == "__main__":

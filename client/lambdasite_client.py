@@ -1,15 +1,10 @@
 """Lambdasite API client (standard library only); the command line is lambdasite_cli.
 
-export LAMBDASITE_URL=http://127.0.0.1:8000 LAMBDASITE_KEY=lsk_...
-lambdasite run handler.py --args '[2, 3]' --wait
-lambdasite logs JOB_ID --follow
-lambdasite jobs [--status failed,dead]
-lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
-lambdasite deploy ./my-function --name slugify     # handler file + requirements.txt / package.json
-lambdasite invoke slugify:prod --args '["Hello World"]' --wait
-lambdasite functions | versions NAME | alias NAME prod 3
+    from lambdasite_client import Client   # LAMBDASITE_URL and LAMBDASITE_KEY from the environment
+    job = Client().submit(runtime="python", code=open("handler.py").read(), args=[2, 3], wait=30)
 
-Install it with `pip install ./client` (the `lambdasite` command), or put bin/ on PATH.
+The `lambdasite` command (its usage is in lambdasite_cli's docstring) comes with
+`pip install ./client`, or put bin/ on PATH.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
-"""The new-job form's strings turned into the API's JSON body, validated by the API's own serializer,
-so the editor and the API accept exactly the same jobs."""
+"""The editors' forms (a new job, a deploy) turned into the API's JSON bodies, validated by the API's own
+serializers, so the editors and the API accept exactly the same jobs and functions."""
 
 from __future__ import annotations
 
 import json
 
-from rest_framework.exceptions import ValidationError as DRFValidationError
-
 from jobs.contract import JobSubmitSerializer
 
 FIELDS = ("runtime", "handler", "code", "args", "timeout_ms", "memory_mb", "max_retries")
+LIMITS = ("timeout_ms", "memory_mb", "max_retries")
 
 
 def parse_job_form(form: dict) -> tuple[dict, dict]:
@@ -20,27 +19,12 @@ def parse_job_form(form: dict) -> tuple[dict, dict]:
         "code": form["code"].replace("\r\n", "\n"),
         "handler": form["handler"] or "main",
     }
-    try:
-        body["args"] = json.loads(form["args"] or "[]")
-    except (ValueError, RecursionError) as exc:
-        errors["args"] = f"not valid JSON: {exc}"
-    for name in ("timeout_ms", "memory_mb", "max_retries"):
-        value = str(form[name]).strip()
-        if value:
-            try:
-                body[name] = int(value)
-            except ValueError:
-                errors[name] = "must be a whole number"
+    _parse_json(form, "args", "[]", body, errors)
+    _parse_limits(form, body, errors)
     if errors:
         return body, errors
-    serializer = JobSubmitSerializer(data=body)
-    try:
-        serializer.is_valid(raise_exception=True)
-    except DRFValidationError:
-        for name, problems in serializer.errors.items():
-            errors[name if name in form else "form"] = " ".join(str(p) for p in problems)
-        return body, errors
-    return dict(serializer.validated_data), errors
+    data = _validate(JobSubmitSerializer, body, form, errors)
+    return (body, errors) if data is None else (data, errors)
 
 
 def parse_deploy_form(form: dict):
@@ -60,24 +44,42 @@ def parse_deploy_form(form: dict):
     if form["runtime"] == "python":
         body["requirements"] = form["requirements"].replace("\r\n", "\n")
     else:
-        try:
-            body["dependencies"] = json.loads(form["dependencies"] or "{}")
-        except (ValueError, RecursionError) as exc:
-            errors["dependencies"] = f"not valid JSON: {exc}"
-    for name in ("timeout_ms", "memory_mb", "max_retries"):
+        _parse_json(form, "dependencies", "{}", body, errors)
+    _parse_limits(form, body, errors)
+    if errors:
+        return None, errors
+    data = _validate(FunctionCreateSerializer, body, form, errors)
+    if data is None:
+        return None, errors
+    fields = set(VersionSpec.__dataclass_fields__)
+    return VersionSpec(**{k: v for k, v in data.items() if k in fields}), errors
+
+
+def _parse_json(form: dict, name: str, empty: str, body: dict, errors: dict) -> None:
+    """body[name] from the field's JSON (empty: the value of a blank field), or an error."""
+    try:
+        body[name] = json.loads(form[name] or empty)
+    except (ValueError, RecursionError) as exc:
+        errors[name] = f"not valid JSON: {exc}"
+
+
+def _parse_limits(form: dict, body: dict, errors: dict) -> None:
+    """The filled-in limits as integers (blank: the default), or an error each."""
+    for name in LIMITS:
         value = str(form[name]).strip()
         if value:
             try:
                 body[name] = int(value)
             except ValueError:
                 errors[name] = "must be a whole number"
-    if errors:
-        return None, errors
-    serializer = FunctionCreateSerializer(data=body)
-    if not serializer.is_valid():
-        for name, problems in serializer.errors.items():
-            errors[name if name in form else "form"] = " ".join(str(p) for p in problems)
-        return None, errors
-    data = dict(serializer.validated_data)
-    fields = set(VersionSpec.__dataclass_fields__)
-    return VersionSpec(**{k: v for k, v in data.items() if k in fields}), errors
+
+
+def _validate(serializer_class, body: dict, form: dict, errors: dict) -> dict | None:
+    """The serializer's validated data, or None with its errors put under the form's fields
+    (an error of a field the form does not have goes under "form")."""
+    serializer = serializer_class(data=body)
+    if serializer.is_valid():
+        return dict(serializer.validated_data)
+    for name, problems in serializer.errors.items():
+        errors[name if name in form else "form"] = " ".join(str(p) for p in problems)
+    return None

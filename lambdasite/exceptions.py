@@ -12,8 +12,12 @@ class ApplicationError(Exception):
 
     status = 400
     code = "bad_request"
+    default_message = ""  # an error that always says the same thing is raised without one
 
-    def __init__(self, message: str, *, details: dict | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, details: dict | None = None, code: str | None = None
+    ) -> None:
+        message = self.default_message if message is None else message
         super().__init__(message)
         self.message = message
         self.details = details or {}

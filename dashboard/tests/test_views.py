@@ -13,15 +13,9 @@ from accounts.models import ApiKey, Membership
 from accounts.services import api_key_authenticate, membership_set, tenant_create, user_get_or_create
 from jobs.models import Job, LogLine, Status
 
+from .pages import ADD, signed_in
+
 pytestmark = pytest.mark.django_db(transaction=True)  # dispatch and live events happen on commit
-
-ADD = {"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]}
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -24,13 +24,19 @@ def no_store(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def found_or_404(found, what: str):
+    """What a lookup found, or a 404 saying there is no such thing (None: not found, or not yours)."""
+    if found is None:
+        raise Http404(f"no such {what}")
+    return found
+
+
 def job_or_404(request, job_id) -> Job:
     """The job if it belongs to one of the user's tenants, else 404; ``request.ctx`` becomes the
     user's context in the job's tenant (the session's current tenant is not changed by a GET).
 
     A job of a tenant the user is not a member of is indistinguishable from one that does not exist."""
     job = selectors.job_get(tenant_ids=[m.tenant_id for m in request.ctx.memberships], job_id=job_id)
-    if job is None:
-        raise Http404("no such job")
+    found_or_404(job, "job")
     request.ctx = tenancy.context_for(request, job.tenant_id)
     return job

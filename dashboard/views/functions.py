@@ -8,7 +8,7 @@ import difflib
 import json
 
 from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -24,15 +24,12 @@ from .. import tenancy
 from ..examples import TEMPLATES
 from ..forms import parse_deploy_form
 from ..tenancy import dashboard_view
-from .common import LOG_PAGE, no_store, partial
+from .common import LOG_PAGE, found_or_404, no_store, partial
 
 
 def function_or_404(request, name: str) -> Function:
     """A function of the current tenant (the session's); another tenant's is simply not found."""
-    function = selectors.function_get(tenant_ids=[request.ctx.tenant.id], name=name)
-    if function is None:
-        raise Http404("no such function")
-    return function
+    return found_or_404(selectors.function_get(tenant_ids=[request.ctx.tenant.id], name=name), "function")
 
 
 def version_or_404(function: Function, number) -> FunctionVersion:
@@ -40,9 +37,7 @@ def version_or_404(function: Function, number) -> FunctionVersion:
         version = selectors.version_get(function=function, number=int(number))
     except (TypeError, ValueError):
         version = None
-    if version is None:
-        raise Http404("no such version")
-    return version
+    return found_or_404(version, "version")
 
 
 @dashboard_view()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -13,7 +12,7 @@ from lambdasite.exceptions import ApplicationError
 
 from .. import tenancy
 from ..tenancy import dashboard_view
-from .common import no_store
+from .common import found_or_404, no_store
 
 
 @dashboard_view()
@@ -46,9 +45,7 @@ def api_keys(request):
 @require_POST
 @dashboard_view(write=True)
 def api_key_revoke_view(request, key_id):
-    key = ApiKey.objects.filter(tenant=request.ctx.tenant, pk=key_id).first()
-    if key is None:
-        raise Http404("no such key")
+    key = found_or_404(ApiKey.objects.filter(tenant=request.ctx.tenant, pk=key_id).first(), "key")
     try:
         api_key_revoke(api_key=key, by=request.user, by_role=request.ctx.role)
         messages.success(request, f"Key {key.name} revoked; requests with it now get 401.")

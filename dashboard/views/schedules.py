@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -18,7 +18,7 @@ from schedules.models import Schedule
 from schedules.services import crontab, manage, ticks
 
 from ..tenancy import dashboard_view
-from .common import no_store
+from .common import found_or_404, no_store
 from .redirects import next_or
 
 ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
@@ -26,10 +26,7 @@ ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_Y
 
 
 def schedule_or_404(request, name: str) -> Schedule:
-    found = selectors.schedule_get(tenant_ids=[request.ctx.tenant.id], name=name)
-    if found is None:
-        raise Http404("no such schedule")
-    return found
+    return found_or_404(selectors.schedule_get(tenant_ids=[request.ctx.tenant.id], name=name), "schedule")
 
 
 @dashboard_view()

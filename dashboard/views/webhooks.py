@@ -15,13 +15,12 @@ from webhooks.models import EVENT_TYPES, WebhookEndpoint
 from webhooks.services import delivery, endpoints
 
 from ..tenancy import dashboard_view
+from .common import found_or_404
 
 
 def endpoint_or_404(request, endpoint_id) -> WebhookEndpoint:
     found = selectors.endpoint_get(tenant_ids=[request.ctx.tenant.id], endpoint_id=endpoint_id)
-    if found is None:
-        raise Http404("no such endpoint")
-    return found
+    return found_or_404(found, "endpoint")
 
 
 @dashboard_view()
@@ -103,8 +102,6 @@ def _act(request, endpoint: WebhookEndpoint, action: str):
         messages.success(request, f"Endpoint {action}d.")
     else:
         found = selectors.delivery_get(endpoint=endpoint, delivery_id=request.POST.get("delivery", ""))
-        if found is None:
-            raise Http404("no such delivery")
-        delivery.redeliver(delivery=found)
+        delivery.redeliver(delivery=found_or_404(found, "delivery"))
         messages.success(request, "Queued for delivery again (same webhook-id).")
     return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)
