@@ -1,6 +1,9 @@
 """The event outbox: an event is a row written in the same transaction as the change that caused it
 (a job reaching its outcome, a schedule pausing itself), so a committed outcome always has its event
-and a rolled-back one never does. The delivery worker fans events out to deliveries."""
+and a rolled-back one never does. The transitions do not know the outbox: they send their app's
+signal (``jobs.signals.job_outcome``, ``schedules.signals.schedule_paused``) inside the transaction,
+and ``WebhooksConfig.ready`` connects the receivers below. The delivery worker fans events out to
+deliveries."""
 
 from __future__ import annotations
 
@@ -57,3 +60,21 @@ def record(*, tenant_id, type: str, data: dict) -> None:
     """An event that is not a job's outcome (``schedule.paused``); inside the causing transaction."""
     if tenant_wants_events(tenant_id):
         OutboxEvent.objects.create(tenant_id=tenant_id, type=type, data=data)
+
+
+def on_job_outcome(sender, *, job: Job, **kwargs) -> None:
+    """``jobs.signals.job_outcome``'s receiver (connected by ``WebhooksConfig.ready``)."""
+    record_job_outcome(job)
+
+
+def on_schedule_paused(sender, *, schedule, **kwargs) -> None:
+    """``schedules.signals.schedule_paused``'s receiver (connected by ``WebhooksConfig.ready``)."""
+    record(
+        tenant_id=schedule.tenant_id,
+        type="schedule.paused",
+        data={
+            "schedule": schedule.name,
+            "reason": schedule.paused_reason,
+            "function": schedule.function.name,
+        },
+    )

@@ -17,9 +17,8 @@ from django.utils import timezone
 import sandbox
 from accounts.models import Tenant
 from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: replaced, never lost
-from webhooks import outbox
 
-from .. import billing, metrics
+from .. import billing, metrics, signals
 from ..models import Attempt, Job, Status
 from . import dispatch, notify, retry, rows
 
@@ -140,7 +139,7 @@ def _settle(
         job.finished_at = now
         if not durable:  # (job_finish made its commit durable with its first statement)
             notify.commit_durably()
-        outbox.record_job_outcome(job)  # the webhook event commits with the outcome, or not at all
+        signals.job_outcome.send(sender=Job, job=job)  # its receivers write in this transaction
     if decision.back_in_line:
         job.next_attempt_at = job.created_at  # back at its original place in the tenant's line
     if decision.backoff_step:
