@@ -26,9 +26,9 @@ LAYERS = [
         "lambdasite.caching",
     ),
     ("accounts",),
-    ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations"),
+    ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations", "jobs.signals"),
     ("functions.models", "functions.exceptions", "functions.validation", "functions.migrations"),
-    ("schedules.models", "schedules.exceptions", "schedules.migrations"),
+    ("schedules.models", "schedules.exceptions", "schedules.migrations", "schedules.signals"),
     ("webhooks.models", "webhooks.exceptions", "webhooks.migrations", "webhooks.signing"),
     ("webhooks.outbox",),  # written by the transitions that cause events, in their transactions
     (
