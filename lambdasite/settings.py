@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "schedules",
     "webhooks",
     "dashboard",
+    "lambdasite",  # the wiring layer's own commands (manage.py worker, scheduler), which use several apps
 ]
 
 MIDDLEWARE = [
