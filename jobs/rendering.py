@@ -12,7 +12,7 @@ from datetime import UTC
 
 from django.urls import reverse
 
-from lambdasite.fasthttp import render_json
+from lambdasite.jsonbody import render_json
 
 from . import billing
 from .models import Attempt, Job

@@ -24,6 +24,7 @@ LAYERS = [
         "lambdasite.fasthttp",
         "lambdasite.ssrf",
         "lambdasite.caching",
+        "lambdasite.jsonbody",
     ),
     ("accounts",),
     ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations", "jobs.signals"),
