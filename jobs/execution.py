@@ -28,6 +28,7 @@ from django.db import (
 
 import sandbox
 from accounts.models import Tenant
+from lambdasite.caching import Cache
 
 from . import events
 from .models import Attempt, Job, Status
@@ -40,17 +41,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_tenant_cache: dict = {}
+_tenants: Cache[Tenant] = Cache(max_age_s=2.0)
 
 
-def tenant_cached(tenant_id, max_age_s: float = 2.0) -> Tenant:
-    """A worker's view of a tenant and its quota (the limits of jobs it claims), at most ``max_age_s`` old."""
-    hit = _tenant_cache.get(tenant_id)
-    if hit is not None and time.monotonic() - hit[0] < max_age_s:
-        return hit[1]
-    tenant = Tenant.objects.select_related("quota").get(pk=tenant_id)
-    _tenant_cache[tenant_id] = (time.monotonic(), tenant)
-    return tenant
+def tenant_cached(tenant_id) -> Tenant:
+    """A worker's view of a tenant and its quota (the limits of jobs it claims), at most 2 s old."""
+    return _tenants.get_or_load(tenant_id, lambda: Tenant.objects.select_related("quota").get(pk=tenant_id))
 
 
 def sandbox_uid(tenant_id: int) -> int:
@@ -59,31 +55,29 @@ def sandbox_uid(tenant_id: int) -> int:
     return settings.SANDBOX_UID_BASE + 2 * (int(tenant_id) % (1 << 29)) + 1
 
 
-_versions: dict = {}
+_versions: Cache[sandbox.FunctionRef] = Cache(max_entries=512)  # versions are immutable: no age
 
 
 def function_ref(job: Job) -> sandbox.FunctionRef | None:
-    """The deployed version a job invokes, as the sandbox needs it (versions are immutable: cached).
+    """The deployed version a job invokes, as the sandbox needs it (cached per version).
 
     Raises LookupError when the job names a function whose version no longer exists."""
     if not job.function_name:
         return None
-    version_id = job.function_version_id
-    ref = _versions.get(version_id)
-    if ref is None:
-        version = job.function_version if version_id else None  # by relation: jobs never import functions
-        if version is None or not version.content_hash:
-            raise LookupError(f"function {job.function_name} version {job.version_number} does not exist")
-        ref = sandbox.FunctionRef(
-            key=f"v{version.pk}-{version.content_hash[:16]}",
-            code=version.code,
-            handler=version.handler,
-            layer=version.layer.volume if version.layer_id else None,
-        )
-        if len(_versions) > 512:
-            _versions.clear()
-        _versions[version_id] = ref
-    return ref
+    return _versions.get_or_load(job.function_version_id, lambda: _read_function_ref(job))
+
+
+def _read_function_ref(job: Job) -> sandbox.FunctionRef:
+    # by relation: jobs never import functions
+    version = job.function_version if job.function_version_id else None
+    if version is None or not version.content_hash:
+        raise LookupError(f"function {job.function_name} version {job.version_number} does not exist")
+    return sandbox.FunctionRef(
+        key=f"v{version.pk}-{version.content_hash[:16]}",
+        code=version.code,
+        handler=version.handler,
+        layer=version.layer.volume if version.layer_id else None,
+    )
 
 
 def job_limits(job: Job) -> sandbox.Limits:

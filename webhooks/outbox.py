@@ -7,9 +7,8 @@ deliveries."""
 
 from __future__ import annotations
 
-import time
-
 from jobs.models import Job, Status
+from lambdasite.caching import Cache
 
 from .models import OutboxEvent, WebhookEndpoint
 
@@ -22,24 +21,19 @@ JOB_EVENTS = {
     Status.CANCELLED: "job.cancelled",
 }
 WANTS_TTL_S = 2.0  # a new endpoint receives events of outcomes committed at most this long after it
-_wants: dict[int, tuple[float, bool]] = {}
+_wants: Cache[bool] = Cache(max_age_s=WANTS_TTL_S, max_entries=10_000)
 
 
 def tenant_wants_events(tenant_id) -> bool:
     """Whether the tenant has an enabled endpoint (cached briefly: every job outcome asks)."""
-    hit = _wants.get(tenant_id)
-    if hit is not None and time.monotonic() - hit[0] < WANTS_TTL_S:
-        return hit[1]
-    wants = WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
-    if len(_wants) > 10_000:
-        _wants.clear()
-    _wants[tenant_id] = (time.monotonic(), wants)
-    return wants
+    return _wants.get_or_load(
+        tenant_id, lambda: WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
+    )
 
 
 def forget(tenant_id) -> None:
     """This process changed the tenant's endpoints: ask again next time."""
-    _wants.pop(tenant_id, None)
+    _wants.pop(tenant_id)
 
 
 def record_job_outcome(job: Job) -> None:

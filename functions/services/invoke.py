@@ -20,6 +20,7 @@ from django.db import transaction
 from accounts.models import ApiKey, Tenant
 from jobs.models import Job
 from jobs.services import submit
+from lambdasite.caching import Cache
 from lambdasite.redis_client import generation, get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
@@ -27,7 +28,6 @@ from ..models import Alias, BuildStatus, Function, FunctionVersion
 
 log = logging.getLogger("lambdasite.functions")
 GENERATION_KEY = "lambdasite:functions-gen:{}"
-_MAX_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class FunctionView:
         return self.by_number[number]
 
 
-_views: dict[tuple[int, str], tuple[bytes, FunctionView | None]] = {}
+_views: Cache[FunctionView | None] = Cache()  # (tenant id, name) -> view, good while the generation is
 
 
 def functions_changed(tenant_id) -> None:
@@ -121,18 +121,7 @@ def _load(tenant_id, name: str) -> FunctionView | None:
 
 
 def function_view(*, tenant_id, name: str) -> FunctionView | None:
-    generation = _generation(tenant_id)
-    key = (tenant_id, name)
-    if generation is not False:
-        hit = _views.get(key)
-        if hit is not None and hit[0] == generation:
-            return hit[1]
-    view = _load(tenant_id, name)
-    if generation is not False:
-        if len(_views) >= _MAX_ENTRIES:
-            _views.clear()
-        _views[key] = (generation, view)
-    return view
+    return _views.get_or_load((tenant_id, name), lambda: _load(tenant_id, name), _generation(tenant_id))
 
 
 def version_resolve(
