@@ -8,6 +8,7 @@ log writer, and the mapping from a job to the sandbox's limits and uid."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -159,17 +160,22 @@ class LeaseRenewer(threading.Thread):
             self.forget(lease)
 
 
-_RENEWER: LeaseRenewer | None = None
 _RENEWER_LOCK = threading.Lock()
 
 
+@functools.cache
+def _started_renewer() -> LeaseRenewer:
+    renewer = LeaseRenewer()
+    renewer.start()
+    return renewer
+
+
 def _renewer() -> LeaseRenewer:
-    global _RENEWER
+    """This process's renewer: started on first use, and again if its thread is gone."""
     with _RENEWER_LOCK:
-        if _RENEWER is None or not _RENEWER.is_alive():
-            _RENEWER = LeaseRenewer()
-            _RENEWER.start()
-        return _RENEWER
+        if not _started_renewer().is_alive():
+            _started_renewer.cache_clear()
+        return _started_renewer()
 
 
 def lease_watch(job_id, attempt: int, stop_job: threading.Event) -> Lease:

@@ -14,6 +14,7 @@ whether they may still watch (logout, password change, membership changes).
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -48,8 +49,9 @@ def current_seq(conn, group: str) -> int:
 
 def flush(timeout: float = 5.0) -> bool:
     """Wait until every event published so far has been sent (tests and shutdown)."""
-    pub = _instance
-    return pub.drain(timeout) if pub is not None else True
+    if not _started_publisher.cache_info().currsize:
+        return True  # this process never published: nothing to wait for (and no thread to start)
+    return _started_publisher().drain(timeout)
 
 
 class Publisher(threading.Thread):
@@ -150,15 +152,19 @@ def group_channel(group: str) -> str:
     return f"{prefix}__group__{group}"
 
 
-_instance: Publisher | None = None
-_instance_lock = threading.Lock()
+_publisher_lock = threading.Lock()
+
+
+@functools.cache
+def _started_publisher() -> Publisher:
+    publisher = Publisher()
+    publisher.start()
+    return publisher
 
 
 def _publisher() -> Publisher:
-    global _instance
-    if _instance is None or not _instance.is_alive():
-        with _instance_lock:
-            if _instance is None or not _instance.is_alive():
-                _instance = Publisher()
-                _instance.start()
-    return _instance
+    """This process's publisher: started on first use, and again if its thread is gone."""
+    with _publisher_lock:
+        if not _started_publisher().is_alive():
+            _started_publisher.cache_clear()
+        return _started_publisher()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
 
@@ -70,24 +71,26 @@ def enqueue(job: Job, *, at_front: bool = False) -> None:
 
 
 _PER_JOB = ("created_at", "enqueued_at", "data", "description", "timeout")
-_rq_static: dict | None = None
+
+
+@functools.cache
+def _rq_static() -> dict:
+    """The fields of RQ's job hash that are the same for every job, from a job RQ made once."""
+    probe = get_queue().create_job(
+        TASK, args=("template",), timeout=1, result_ttl=0, failure_ttl=3600, description="template"
+    )
+    fields = probe.to_dict()
+    fields["status"] = "queued"
+    return {name: value for name, value in fields.items() if name not in _PER_JOB}
 
 
 def _rq_fields(queue, job_id: str, *, timeout: int) -> dict:
     """The RQ job hash of ``run_job(job_id)``, as ``Queue.enqueue(..., result_ttl=0, failure_ttl=3600)``
     writes it."""
-    global _rq_static
-    if _rq_static is None:
-        probe = queue.create_job(
-            TASK, args=("template",), timeout=1, result_ttl=0, failure_ttl=3600, description="template"
-        )
-        fields = probe.to_dict()
-        fields["status"] = "queued"
-        _rq_static = {name: value for name, value in fields.items() if name not in _PER_JOB}
     stamp = utcformat(rq_now())
     data = zlib.compress(queue.serializer.dumps((TASK, None, (job_id,), {})))
     return {
-        **_rq_static,
+        **_rq_static(),
         "created_at": stamp,
         "enqueued_at": stamp,
         "data": data,
