@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import transaction
 
-from lambdasite.caching import MISSING, Cache
+from lambdasite.caching import MISSING, Cache, best_effort
 from lambdasite.exceptions import ServiceUnavailable
 from lambdasite.redis_client import generation as redis_generation
 from lambdasite.redis_client import get_redis
@@ -65,10 +65,13 @@ def changed() -> None:
 
 def _bump() -> None:
     _keys.clear()
-    try:
-        get_redis().incr(GENERATION_KEY)
-    except Exception:  # noqa: BLE001 - the cache is off while Redis is away (lookup reads no generation)
-        log.warning("could not bump the auth generation", exc_info=True)
+    # Redis away: the cache is off meanwhile (lookup reads no generation); revocations never rely on
+    # this bump (``revocation``)
+    best_effort("bumping the auth generation", _incr)
+
+
+def _incr() -> None:
+    get_redis().incr(GENERATION_KEY)
 
 
 _BUMP_ATTEMPTS = (0.0, 0.05, 0.2)  # delays before each try of a revocation's bump
@@ -94,7 +97,7 @@ def _bump_or_fail(outcome: str) -> None:
     for delay in _BUMP_ATTEMPTS:
         time.sleep(delay)
         try:
-            get_redis().incr(GENERATION_KEY)
+            _incr()
             return
         except Exception:  # noqa: BLE001 - any Redis failure: retried, then the revocation fails
             log.warning("could not bump the auth generation for a revocation", exc_info=True)

@@ -10,23 +10,19 @@ One Redis GET instead of three queries; without Redis, the database is read ever
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from accounts.models import ApiKey, Tenant
 from jobs.models import Job
 from jobs.services import submit
-from lambdasite.caching import Cache
+from lambdasite.caching import Cache, after_commit
 from lambdasite.redis_client import generation, get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
 from ..models import Alias, BuildStatus, Function, FunctionVersion
 
-log = logging.getLogger("lambdasite.functions")
 GENERATION_KEY = "lambdasite:functions-gen:{}"
 
 
@@ -84,14 +80,13 @@ _views: Cache[FunctionView | None] = Cache()  # (tenant id, name) -> view, good 
 
 def functions_changed(tenant_id) -> None:
     """After the current transaction commits: every process's lookups for the tenant are stale."""
+    # a lost bump: processes that still read the generation keep their lookups until the next change
+    # that reaches Redis (one that cannot read it caches nothing)
+    after_commit("publishing a functions change", _bump, GENERATION_KEY.format(tenant_id))
 
-    def bump() -> None:
-        try:
-            get_redis().incr(GENERATION_KEY.format(tenant_id))
-        except Exception:  # noqa: BLE001 - lookups then stay cached until the next change that reaches Redis
-            log.warning("could not publish a functions change", exc_info=True)
 
-    transaction.on_commit(bump)
+def _bump(key: str) -> None:
+    get_redis().incr(key)
 
 
 def _generation(tenant_id) -> bytes | bool:
