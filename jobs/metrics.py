@@ -14,6 +14,7 @@ Redis that lost its data (restart without persistence, FLUSHALL) is written agai
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -21,9 +22,9 @@ import time
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from lambdasite.caching import best_effort
 from lambdasite.redis_client import build_queue_name, get_queue, get_redis
 
-log = logging.getLogger("lambdasite.metrics")
 PREFIX = "lambdasite:metrics"
 BUCKETS = {
     "job_run_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
@@ -41,11 +42,11 @@ def _conn():
 
 
 def _safely(fn):
-    def wrapper(*args, **kwargs):
-        try:
-            fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - metrics never break the job path
-            log.debug("metrics update failed", exc_info=True)
+    """Metrics never break the job path: a failed update is lost (logged at debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> None:
+        best_effort(f"metrics update {fn.__name__}", fn, *args, level=logging.DEBUG, **kwargs)
 
     return wrapper
 
