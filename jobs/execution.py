@@ -8,7 +8,6 @@ log writer, and the mapping from a job to the sandbox's limits and uid."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from django.db import (
 import sandbox
 from accounts.models import Tenant
 from lambdasite.caching import Cache
+from lambdasite.threads import ProcessThread
 
 from . import events
 from .models import Attempt, Job, Status
@@ -160,22 +160,7 @@ class LeaseRenewer(threading.Thread):
             self.forget(lease)
 
 
-_RENEWER_LOCK = threading.Lock()
-
-
-@functools.cache
-def _started_renewer() -> LeaseRenewer:
-    renewer = LeaseRenewer()
-    renewer.start()
-    return renewer
-
-
-def _renewer() -> LeaseRenewer:
-    """This process's renewer: started on first use, and again if its thread is gone."""
-    with _RENEWER_LOCK:
-        if not _started_renewer().is_alive():
-            _started_renewer.cache_clear()
-        return _started_renewer()
+_renewer = ProcessThread(LeaseRenewer)  # this process's one renewer
 
 
 def lease_watch(job_id, attempt: int, stop_job: threading.Event) -> Lease:

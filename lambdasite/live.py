@@ -14,12 +14,13 @@ whether they may still watch (logout, password change, membership changes).
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
 
 from django.conf import settings
+
+from .threads import ProcessThread
 
 log = logging.getLogger("lambdasite.events")
 
@@ -49,9 +50,8 @@ def current_seq(conn, group: str) -> int:
 
 def flush(timeout: float = 5.0) -> bool:
     """Wait until every event published so far has been sent (tests and shutdown)."""
-    if not _started_publisher.cache_info().currsize:
-        return True  # this process never published: nothing to wait for (and no thread to start)
-    return _started_publisher().drain(timeout)
+    pub = _publisher.current()
+    return pub.drain(timeout) if pub is not None else True
 
 
 class Publisher(threading.Thread):
@@ -152,19 +152,4 @@ def group_channel(group: str) -> str:
     return f"{prefix}__group__{group}"
 
 
-_publisher_lock = threading.Lock()
-
-
-@functools.cache
-def _started_publisher() -> Publisher:
-    publisher = Publisher()
-    publisher.start()
-    return publisher
-
-
-def _publisher() -> Publisher:
-    """This process's publisher: started on first use, and again if its thread is gone."""
-    with _publisher_lock:
-        if not _started_publisher().is_alive():
-            _started_publisher.cache_clear()
-        return _started_publisher()
+_publisher = ProcessThread(Publisher)  # this process's one publisher

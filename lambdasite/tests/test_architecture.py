@@ -25,6 +25,7 @@ LAYERS = [
         "lambdasite.ssrf",
         "lambdasite.caching",
         "lambdasite.jsonbody",
+        "lambdasite.threads",
     ),
     ("accounts",),
     ("jobs.models", "jobs.exceptions", "jobs.runtimes", "jobs.migrations", "jobs.signals"),
