@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import transaction
 
+from lambdasite.caching import MISSING, Cache, best_effort
 from lambdasite.exceptions import ServiceUnavailable
 from lambdasite.redis_client import generation as redis_generation
 from lambdasite.redis_client import get_redis
@@ -34,8 +35,7 @@ from lambdasite.redis_client import get_redis
 log = logging.getLogger("lambdasite.accounts")
 
 GENERATION_KEY = "lambdasite:auth-generation"
-_MAX_ENTRIES = 4096
-_entries: dict = {}  # key digest -> (generation, stored at, ApiKey)
+_keys: Cache = Cache(max_age_s=lambda: settings.API_KEY_CACHE_MAX_AGE_S)  # key digest -> ApiKey
 
 
 def generation() -> bytes | bool:
@@ -46,40 +46,32 @@ def generation() -> bytes | bool:
 def lookup(digest: str):
     """-> (the current generation, the cached key or None)."""
     current = generation()
-    hit = _entries.get(digest)
-    if (
-        current is not False
-        and hit is not None
-        and hit[0] == current
-        and time.monotonic() - hit[1] < settings.API_KEY_CACHE_MAX_AGE_S
-    ):
-        return current, hit[2]
-    return current, None
+    hit = _keys.get(digest, current)
+    return current, (None if hit is MISSING else hit)
 
 
 def store(digest: str, at_generation, api_key) -> None:
     """Keep a key read after ``at_generation`` was current (read first: a change committed in
     between has bumped it, and the entry is never used)."""
-    if at_generation is False or settings.API_KEY_CACHE_MAX_AGE_S <= 0:
-        return
-    if len(_entries) >= _MAX_ENTRIES:
-        _entries.clear()
-    _entries[digest] = (at_generation, time.monotonic(), api_key)
+    _keys.put(digest, api_key, at_generation)
 
 
 def changed() -> None:
     """Something keys depend on changed: this process drops its cached keys now (its own next read,
     even inside this transaction, sees the change), every process once this commits."""
-    _entries.clear()
+    _keys.clear()
     transaction.on_commit(_bump)
 
 
 def _bump() -> None:
-    _entries.clear()
-    try:
-        get_redis().incr(GENERATION_KEY)
-    except Exception:  # noqa: BLE001 - the cache is off while Redis is away (lookup reads no generation)
-        log.warning("could not bump the auth generation", exc_info=True)
+    _keys.clear()
+    # Redis away: the cache is off meanwhile (lookup reads no generation); revocations never rely on
+    # this bump (``revocation``)
+    best_effort("bumping the auth generation", _incr)
+
+
+def _incr() -> None:
+    get_redis().incr(GENERATION_KEY)
 
 
 _BUMP_ATTEMPTS = (0.0, 0.05, 0.2)  # delays before each try of a revocation's bump
@@ -91,7 +83,7 @@ def revocation() -> Iterator[None]:
     it revoked (see the module's docstring). Raises ServiceUnavailable (503) when the generation
     cannot be bumped: before the change, nothing was written; after it, the change is committed and
     repeating the revocation (which bumps again) is what makes it certain."""
-    _entries.clear()
+    _keys.clear()
     _bump_or_fail("nothing was changed")
     yield
     if transaction.get_connection().in_atomic_block:  # an outer transaction commits it later
@@ -101,11 +93,11 @@ def revocation() -> Iterator[None]:
 
 
 def _bump_or_fail(outcome: str) -> None:
-    _entries.clear()
+    _keys.clear()
     for delay in _BUMP_ATTEMPTS:
         time.sleep(delay)
         try:
-            get_redis().incr(GENERATION_KEY)
+            _incr()
             return
         except Exception:  # noqa: BLE001 - any Redis failure: retried, then the revocation fails
             log.warning("could not bump the auth generation for a revocation", exc_info=True)

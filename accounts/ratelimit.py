@@ -8,6 +8,7 @@ per second, using Redis's own clock.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from lambdasite.redis_client import get_redis
@@ -39,7 +40,6 @@ redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', key, math.ceil(capacity / rate) + 60)
 return {allowed, tostring(wait)}
 """
-_script = None
 
 # The same take, unless a counter (KEYS[2]) has reached a limit (ARGV[4]): a tenant's admission in one
 # round trip. Returns {"none"} when the counter is missing (the caller seeds it and asks again),
@@ -53,7 +53,12 @@ if tonumber(counter) >= tonumber(ARGV[4]) then
   return {'over', counter}
 end
 """ + TAKE.replace("return {allowed, tostring(wait)}", "return {allowed, tostring(wait), counter}")
-_within = None
+
+
+@functools.lru_cache(maxsize=2)
+def _registered(conn, script: str):
+    """``script`` registered on ``conn`` (again when the client changed: tests swap it)."""
+    return conn.register_script(script)
 
 
 def tenant_bucket(tenant) -> str:
@@ -63,15 +68,12 @@ def tenant_bucket(tenant) -> str:
 
 def take(*, bucket: str, per_minute: int, count: int = 1) -> tuple[bool, int]:
     """Take ``count`` tokens. -> (allowed, seconds to wait before retrying when refused)."""
-    global _script
     if per_minute <= 0:
         return False, 60
     if count > per_minute:
         return False, 60  # can never fit in the bucket
     conn = get_redis()
-    if _script is None or _script.registered_client is not conn:
-        _script = conn.register_script(TAKE)
-    allowed, wait = _script(
+    allowed, wait = _registered(conn, TAKE)(
         keys=[f"lambdasite:rate:{bucket}"], args=[per_minute, per_minute / 60.0, count], client=conn
     )
     return bool(allowed), max(1, math.ceil(float(wait)))
@@ -82,13 +84,10 @@ def take_within(
 ) -> tuple[str, int, float | None]:
     """``take``, refused without taking when the number at ``counter_key`` has reached ``limit``.
     -> ("ok" | "rate" | "over" | "none", seconds to wait when "rate", the counter (None when "none"))."""
-    global _within
     if per_minute <= 0 or count > per_minute:
         return "rate", 60, None  # as take: the bucket can never hold it (the counter is not read)
     conn = get_redis()
-    if _within is None or _within.registered_client is not conn:
-        _within = conn.register_script(TAKE_WITHIN)
-    reply = _within(
+    reply = _registered(conn, TAKE_WITHIN)(
         keys=[f"lambdasite:rate:{bucket}", counter_key],
         args=[per_minute, per_minute / 60.0, count, repr(float(limit))],
         client=conn,

@@ -112,7 +112,7 @@ def gb_seconds_used_fast(*, tenant) -> float:
     used = gb_seconds_used(tenant=tenant, since=start)
     try:
         conn.set(key, repr(used), ex=USAGE_REFRESH_S, nx=True)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any Redis failure: the counter stays unseeded, the next call seeds it
         pass
     return used
 

@@ -106,7 +106,7 @@ class _DoneListener:
             self.waiters.clear()
             try:
                 await pubsub.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a connection that broke cannot be closed cleanly: dropped
                 pass
 
     def register(self, job_id: str) -> asyncio.Future:

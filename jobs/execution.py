@@ -28,6 +28,8 @@ from django.db import (
 
 import sandbox
 from accounts.models import Tenant
+from lambdasite.caching import Cache
+from lambdasite.threads import ProcessThread
 
 from . import events
 from .models import Attempt, Job, Status
@@ -40,17 +42,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_tenant_cache: dict = {}
+_tenants: Cache[Tenant] = Cache(max_age_s=2.0)
 
 
-def tenant_cached(tenant_id, max_age_s: float = 2.0) -> Tenant:
-    """A worker's view of a tenant and its quota (the limits of jobs it claims), at most ``max_age_s`` old."""
-    hit = _tenant_cache.get(tenant_id)
-    if hit is not None and time.monotonic() - hit[0] < max_age_s:
-        return hit[1]
-    tenant = Tenant.objects.select_related("quota").get(pk=tenant_id)
-    _tenant_cache[tenant_id] = (time.monotonic(), tenant)
-    return tenant
+def tenant_cached(tenant_id) -> Tenant:
+    """A worker's view of a tenant and its quota (the limits of jobs it claims), at most 2 s old."""
+    return _tenants.get_or_load(tenant_id, lambda: Tenant.objects.select_related("quota").get(pk=tenant_id))
 
 
 def sandbox_uid(tenant_id: int) -> int:
@@ -59,31 +56,29 @@ def sandbox_uid(tenant_id: int) -> int:
     return settings.SANDBOX_UID_BASE + 2 * (int(tenant_id) % (1 << 29)) + 1
 
 
-_versions: dict = {}
+_versions: Cache[sandbox.FunctionRef] = Cache(max_entries=512)  # versions are immutable: no age
 
 
 def function_ref(job: Job) -> sandbox.FunctionRef | None:
-    """The deployed version a job invokes, as the sandbox needs it (versions are immutable: cached).
+    """The deployed version a job invokes, as the sandbox needs it (cached per version).
 
     Raises LookupError when the job names a function whose version no longer exists."""
     if not job.function_name:
         return None
-    version_id = job.function_version_id
-    ref = _versions.get(version_id)
-    if ref is None:
-        version = job.function_version if version_id else None  # by relation: jobs never import functions
-        if version is None or not version.content_hash:
-            raise LookupError(f"function {job.function_name} version {job.version_number} does not exist")
-        ref = sandbox.FunctionRef(
-            key=f"v{version.pk}-{version.content_hash[:16]}",
-            code=version.code,
-            handler=version.handler,
-            layer=version.layer.volume if version.layer_id else None,
-        )
-        if len(_versions) > 512:
-            _versions.clear()
-        _versions[version_id] = ref
-    return ref
+    return _versions.get_or_load(job.function_version_id, lambda: _read_function_ref(job))
+
+
+def _read_function_ref(job: Job) -> sandbox.FunctionRef:
+    # by relation: jobs never import functions
+    version = job.function_version if job.function_version_id else None
+    if version is None or not version.content_hash:
+        raise LookupError(f"function {job.function_name} version {job.version_number} does not exist")
+    return sandbox.FunctionRef(
+        key=f"v{version.pk}-{version.content_hash[:16]}",
+        code=version.code,
+        handler=version.handler,
+        layer=version.layer.volume if version.layer_id else None,
+    )
 
 
 def job_limits(job: Job) -> sandbox.Limits:
@@ -165,17 +160,7 @@ class LeaseRenewer(threading.Thread):
             self.forget(lease)
 
 
-_RENEWER: LeaseRenewer | None = None
-_RENEWER_LOCK = threading.Lock()
-
-
-def _renewer() -> LeaseRenewer:
-    global _RENEWER
-    with _RENEWER_LOCK:
-        if _RENEWER is None or not _RENEWER.is_alive():
-            _RENEWER = LeaseRenewer()
-            _RENEWER.start()
-        return _RENEWER
+_renewer = ProcessThread(LeaseRenewer)  # this process's one renewer
 
 
 def lease_watch(job_id, attempt: int, stop_job: threading.Event) -> Lease:
@@ -253,11 +238,35 @@ def job_execute(*, job_id) -> Job | None:
     job, attempt = claimed
     ending = {"job_id": job.id, "attempt_number": attempt.number}
     try:
-        function = function_ref(job)
+        spec = run_spec(job, attempt)
     except LookupError as exc:  # deleted with its function while the job waited: it can never run
         gone = sandbox.RunResult(status="cancelled", error={"type": "FunctionDeleted", "message": str(exc)})
         return lifecycle.job_finish(**ending, result=gone, log_lines=0)
-    spec = sandbox.RunSpec(
+    writer = LogWriter(job, attempt)
+    started = time.monotonic()
+    try:
+        result = _run(spec, writer, lease=(job.id, attempt.number))
+    except sandbox.SandboxError as exc:
+        log.error("sandbox failure: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
+        return lifecycle.job_internal_error(**ending, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms)
+    except DatabaseError:
+        raise  # the database is away: the lease expires and the reconciler runs the attempt again
+    except Exception as exc:  # noqa: BLE001 - what the job produced broke its processing: the job's failure
+        log.exception(
+            "job output could not be processed", extra={"event": "processing_error", **_ids(job, attempt)}
+        )
+        return _processing_failed(exc, ending, log_lines=writer.count, ran_s=time.monotonic() - started)
+    except BaseException:
+        # cold shutdown of the worker mid-job: hand the job back rather than leave it to the lease
+        ran_ms = (time.monotonic() - started) * 1000.0
+        lifecycle.job_handback(**ending, log_lines=writer.count, ran_ms=ran_ms)
+        raise
+    return _finish_storable(ending, result, log_lines=writer.count)
+
+
+def run_spec(job: Job, attempt: Attempt) -> sandbox.RunSpec:
+    """What the sandbox runs for this attempt. Raises LookupError when the job's function version is gone."""
+    return sandbox.RunSpec(
         runtime=job.runtime,
         code=job.code,
         args=job.args,
@@ -266,51 +275,46 @@ def job_execute(*, job_id) -> Job | None:
         tenant=str(job.tenant_id),
         uid=sandbox_uid(job.tenant_id),
         labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
-        function=function,
+        function=function_ref(job),
     )
-    writer = LogWriter(job, attempt)
+
+
+def _run(spec: sandbox.RunSpec, writer: LogWriter, *, lease: tuple) -> sandbox.RunResult:
+    """The attempt in the sandbox, its lease renewed while it runs (and no longer once it ended)."""
     stop_job = threading.Event()
-    keeper = lease_watch(job.id, attempt.number, stop_job)
-    started = time.monotonic()
+    keeper = lease_watch(*lease, stop_job)
     try:
-        result = sandbox.default().run(spec, writer, cancel=stop_job)
-    except sandbox.SandboxError as exc:
+        return sandbox.default().run(spec, writer, cancel=stop_job)
+    finally:
         keeper.stop()
-        log.error("sandbox failure: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
-        return lifecycle.job_internal_error(**ending, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms)
-    except DatabaseError:
-        keeper.stop()
-        raise  # the database is away: the lease expires and the reconciler runs the attempt again
-    except Exception as exc:  # noqa: BLE001 - what the job produced broke its processing: the job's failure
-        keeper.stop()
-        log.exception(
-            "job output could not be processed", extra={"event": "processing_error", **_ids(job, attempt)}
-        )
-        message = f"the job's output could not be processed ({type(exc).__name__})"
-        result = sandbox.RunResult(
-            status="failed",
-            duration_ms=(time.monotonic() - started) * 1000.0,
-            error={"type": "ProcessingError", "message": message, "traceback": ""},
-        )
-        return lifecycle.job_finish(**ending, result=result, log_lines=writer.count)
-    except BaseException:
-        # cold shutdown of the worker mid-job: hand the job back rather than leave it to the lease
-        keeper.stop()
-        ran_ms = (time.monotonic() - started) * 1000.0
-        lifecycle.job_handback(**ending, log_lines=writer.count, ran_ms=ran_ms)
-        raise
-    keeper.stop()
+
+
+def _processing_failed(exc: Exception, ending: dict, *, log_lines: int, ran_s: float) -> Job:
+    """The job's output broke its processing (not the sandbox, not the database): the job failed."""
+    message = f"the job's output could not be processed ({type(exc).__name__})"
+    result = sandbox.RunResult(
+        status="failed",
+        duration_ms=ran_s * 1000.0,
+        error={"type": "ProcessingError", "message": message, "traceback": ""},
+    )
+    return lifecycle.job_finish(**ending, result=result, log_lines=log_lines)
+
+
+def _finish_storable(ending: dict, result: sandbox.RunResult, *, log_lines: int) -> Job:
+    """The attempt's verdict recorded (``finish_durably``), or, when PostgreSQL refuses what it holds,
+    recorded as a failure: a last line of defence (the sandbox scrubs results) that must end the
+    attempt, never leave the job running until its lease expires."""
     try:
-        return finish_durably(**ending, result=result, log_lines=writer.count)
+        return finish_durably(**ending, result=result, log_lines=log_lines)
     except DataError as exc:
-        # a last line of defence: the sandbox scrubs results, but whatever PostgreSQL still
-        # refuses must end the attempt, never leave the job running until its lease expires
         log.error(
-            "result not storable: %s", exc, extra={"event": "result_not_storable", "job_id": str(job.id)}
+            "result not storable: %s",
+            exc,
+            extra={"event": "result_not_storable", "job_id": str(ending["job_id"])},
         )
         error = {"type": "ResultNotStorable", "message": "the result could not be stored", "traceback": ""}
         unstorable = dataclasses.replace(result, status="failed", result=None, error=error)
-        return lifecycle.job_finish(**ending, result=unstorable, log_lines=writer.count)
+        return lifecycle.job_finish(**ending, result=unstorable, log_lines=log_lines)
 
 
 def finish_durably(*, job_id, attempt_number: int, result: sandbox.RunResult, log_lines: int) -> Job:

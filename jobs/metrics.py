@@ -14,6 +14,7 @@ Redis that lost its data (restart without persistence, FLUSHALL) is written agai
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -21,9 +22,9 @@ import time
 from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from lambdasite.caching import best_effort
 from lambdasite.redis_client import build_queue_name, get_queue, get_redis
 
-log = logging.getLogger("lambdasite.metrics")
 PREFIX = "lambdasite:metrics"
 BUCKETS = {
     "job_run_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
@@ -41,11 +42,11 @@ def _conn():
 
 
 def _safely(fn):
-    def wrapper(*args, **kwargs):
-        try:
-            fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - metrics never break the job path
-            log.debug("metrics update failed", exc_info=True)
+    """Metrics never break the job path: a failed update is lost (logged at debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> None:
+        best_effort(f"metrics update {fn.__name__}", fn, *args, level=logging.DEBUG, **kwargs)
 
     return wrapper
 
@@ -128,84 +129,105 @@ class LambdasiteCollector:
         return []
 
     def collect(self):
-        from .models import Job, Status
-
         conn = _conn()
-        submitted = CounterMetricFamily("lambdasite_jobs_submitted", "Jobs accepted", labels=["runtime"])
-        for runtime, value in conn.hgetall(f"{PREFIX}:submitted").items():
-            submitted.add_metric([runtime.decode()], int(value))
-        yield submitted
-        finished = CounterMetricFamily(
-            "lambdasite_jobs_finished", "Jobs that reached a terminal state", labels=["runtime", "status"]
+        yield from _event_counters(conn)
+        yield from _histograms(conn)
+        yield from _job_gauges()
+        yield from _fleet_gauges(conn)
+
+
+def _event_counters(conn):
+    """Jobs submitted and finished, as counted in Redis by every process."""
+    submitted = CounterMetricFamily("lambdasite_jobs_submitted", "Jobs accepted", labels=["runtime"])
+    for runtime, value in conn.hgetall(f"{PREFIX}:submitted").items():
+        submitted.add_metric([runtime.decode()], int(value))
+    yield submitted
+    finished = CounterMetricFamily(
+        "lambdasite_jobs_finished", "Jobs that reached a terminal state", labels=["runtime", "status"]
+    )
+    for key, value in conn.hgetall(f"{PREFIX}:finished").items():
+        runtime, _, status = key.decode().partition("|")
+        finished.add_metric([runtime, status], int(value))
+    yield finished
+
+
+def _histograms(conn):
+    """Each of BUCKETS' histograms, from its hash of per-bucket counts (made cumulative) and sum."""
+    for name, buckets in BUCKETS.items():
+        raw = {k.decode(): v for k, v in conn.hgetall(f"{PREFIX}:{name}").items()}
+        cumulative, series = 0, []
+        for i, bound in enumerate(buckets):
+            cumulative += int(raw.get(f"b{i}", 0))
+            series.append((str(bound), cumulative))
+        cumulative += int(raw.get(f"b{len(buckets)}", 0))
+        series.append(("+Inf", cumulative))
+        yield HistogramMetricFamily(
+            f"lambdasite_{name}", name.replace("_", " "), buckets=series, sum_value=float(raw.get("sum", 0.0))
         )
-        for key, value in conn.hgetall(f"{PREFIX}:finished").items():
-            runtime, _, status = key.decode().partition("|")
-            finished.add_metric([runtime, status], int(value))
-        yield finished
-        for name, buckets in BUCKETS.items():
-            raw = {k.decode(): v for k, v in conn.hgetall(f"{PREFIX}:{name}").items()}
-            cumulative, series = 0, []
-            for i, bound in enumerate(buckets):
-                cumulative += int(raw.get(f"b{i}", 0))
-                series.append((str(bound), cumulative))
-            cumulative += int(raw.get(f"b{len(buckets)}", 0))
-            series.append(("+Inf", cumulative))
-            yield HistogramMetricFamily(
-                f"lambdasite_{name}",
-                name.replace("_", " "),
-                buckets=series,
-                sum_value=float(raw.get("sum", 0.0)),
-            )
-        yield GaugeMetricFamily(
-            "lambdasite_jobs_running",
-            "Jobs running now",
-            value=Job.objects.filter(status=Status.RUNNING).count(),
-        )
-        depth = GaugeMetricFamily(
-            "lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"]
-        )
-        depth.add_metric([settings.RQ_QUEUE], get_queue().count)
-        depth.add_metric([build_queue_name()], get_queue(build_queue_name()).count)
-        depth.add_metric(
-            ["postgres"], Job.objects.filter(status__in=[Status.QUEUED, Status.RETRYING]).count()
-        )
-        yield depth
-        yield GaugeMetricFamily(
-            "lambdasite_dead_letters",
-            "Jobs in the dead-letter queue",
-            value=Job.objects.filter(status=Status.DEAD).count(),
-        )
-        workers = GaugeMetricFamily(
-            "lambdasite_workers", "Live worker processes (unexpired heartbeats) by role", labels=["role"]
-        )
-        for role, count in workers_alive().items():
-            workers.add_metric([role], count)
-        yield workers
-        age = reconciler_age_s()
-        yield GaugeMetricFamily(
-            "lambdasite_reconciler_heartbeat_age_seconds",
-            "Seconds since the reconciler's last pass (+Inf without a heartbeat)",
-            value=float("inf") if age is None else age,
-        )
-        cells = spares = provisioned = 0
-        now = time.time()
-        for worker, raw in conn.hgetall(POOL_KEY).items():
-            stats = json.loads(raw)
-            if stats.get("expires", 0) < now:
-                conn.hdel(POOL_KEY, worker)
-                continue
-            cells += stats.get("warm_cells", 0)
-            spares += stats.get("spares", 0)
-            provisioned += stats.get("provisioned_cells", 0)
-        yield GaugeMetricFamily("lambdasite_warm_cells", "Warm sandbox cells across workers", value=cells)
-        yield GaugeMetricFamily(
-            "lambdasite_spares", "Pre-started spare containers across workers", value=spares
-        )
-        yield GaugeMetricFamily(
-            "lambdasite_provisioned_cells",
-            "Warm cells kept ready for deployed functions (their provisioned count) across workers",
-            value=provisioned,
-        )
+
+
+def _job_gauges():
+    """Jobs running, waiting (in Redis and in PostgreSQL) and dead, read now."""
+    from .models import Job, Status
+
+    jobs = Job.objects
+    yield GaugeMetricFamily("lambdasite_jobs_running", "Jobs running now", value=_count(jobs, Status.RUNNING))
+    depth = GaugeMetricFamily(
+        "lambdasite_queue_depth", "Jobs waiting: in Redis (RQ queue) and in PostgreSQL", labels=["queue"]
+    )
+    depth.add_metric([settings.RQ_QUEUE], get_queue().count)
+    depth.add_metric([build_queue_name()], get_queue(build_queue_name()).count)
+    depth.add_metric(["postgres"], _count(jobs, Status.QUEUED, Status.RETRYING))
+    yield depth
+    yield GaugeMetricFamily(
+        "lambdasite_dead_letters", "Jobs in the dead-letter queue", value=_count(jobs, Status.DEAD)
+    )
+
+
+def _count(jobs, *statuses: str) -> int:
+    return jobs.filter(status__in=statuses).count()
+
+
+def _fleet_gauges(conn):
+    """Live workers, the reconciler's last pass, and the warm cells the live workers reported."""
+    workers = GaugeMetricFamily(
+        "lambdasite_workers", "Live worker processes (unexpired heartbeats) by role", labels=["role"]
+    )
+    for role, count in workers_alive().items():
+        workers.add_metric([role], count)
+    yield workers
+    age = reconciler_age_s()
+    yield GaugeMetricFamily(
+        "lambdasite_reconciler_heartbeat_age_seconds",
+        "Seconds since the reconciler's last pass (+Inf without a heartbeat)",
+        value=float("inf") if age is None else age,
+    )
+    pools = _pool_totals(conn)
+    yield GaugeMetricFamily(
+        "lambdasite_warm_cells", "Warm sandbox cells across workers", value=pools["warm_cells"]
+    )
+    yield GaugeMetricFamily(
+        "lambdasite_spares", "Pre-started spare containers across workers", value=pools["spares"]
+    )
+    yield GaugeMetricFamily(
+        "lambdasite_provisioned_cells",
+        "Warm cells kept ready for deployed functions (their provisioned count) across workers",
+        value=pools["provisioned_cells"],
+    )
+
+
+def _pool_totals(conn) -> dict[str, int]:
+    """The pools' stats summed over the workers whose report has not expired (expired ones removed)."""
+    totals = {"warm_cells": 0, "spares": 0, "provisioned_cells": 0}
+    now = time.time()
+    for worker, raw in conn.hgetall(POOL_KEY).items():
+        stats = json.loads(raw)
+        if stats.get("expires", 0) < now:
+            conn.hdel(POOL_KEY, worker)
+            continue
+        for name in totals:
+            totals[name] += stats.get(name, 0)
+    return totals
 
 
 def workers_alive_names(role: str, *, now: float | None = None) -> list[str]:

@@ -8,11 +8,12 @@ with the completion signal, and spare the web a read of PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC
 
 from django.urls import reverse
 
-from lambdasite.fasthttp import render_json
+from lambdasite.jsonbody import render_json
 
 from . import billing
 from .models import Attempt, Job
@@ -109,11 +110,10 @@ def published_body(job: Job, attempts=None) -> bytes | None:
 
 def job_path(job_id) -> str:
     """reverse("api-job-detail") for this id, without resolving the URLconf on every response."""
-    global _JOB_PATH
-    if _JOB_PATH is None:
-        marker = "00000000-0000-0000-0000-000000000000"
-        _JOB_PATH = reverse("api-job-detail", args=[marker]).replace(marker, "{}")
-    return _JOB_PATH.format(job_id)
+    return _job_path_template().format(job_id)
 
 
-_JOB_PATH = None
+@functools.cache
+def _job_path_template() -> str:
+    marker = "00000000-0000-0000-0000-000000000000"
+    return reverse("api-job-detail", args=[marker]).replace(marker, "{}")

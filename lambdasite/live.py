@@ -20,6 +20,8 @@ import threading
 
 from django.conf import settings
 
+from .threads import ProcessThread
+
 log = logging.getLogger("lambdasite.events")
 
 SEQ_KEY = "lambdasite:live:seq:{group}"
@@ -48,7 +50,7 @@ def current_seq(conn, group: str) -> int:
 
 def flush(timeout: float = 5.0) -> bool:
     """Wait until every event published so far has been sent (tests and shutdown)."""
-    pub = _instance
+    pub = _publisher.current()
     return pub.drain(timeout) if pub is not None else True
 
 
@@ -150,15 +152,4 @@ def group_channel(group: str) -> str:
     return f"{prefix}__group__{group}"
 
 
-_instance: Publisher | None = None
-_instance_lock = threading.Lock()
-
-
-def _publisher() -> Publisher:
-    global _instance
-    if _instance is None or not _instance.is_alive():
-        with _instance_lock:
-            if _instance is None or not _instance.is_alive():
-                _instance = Publisher()
-                _instance.start()
-    return _instance
+_publisher = ProcessThread(Publisher)  # this process's one publisher

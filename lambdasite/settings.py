@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "schedules",
     "webhooks",
     "dashboard",
+    "lambdasite",  # the wiring layer's own commands (manage.py worker, scheduler), which use several apps
 ]
 
 MIDDLEWARE = [
@@ -215,10 +216,10 @@ SANDBOX_FSIZE_MB = env_int("SANDBOX_FSIZE_MB", 16, minimum=1)
 # Keep the range clear of real users on the Docker host.
 SANDBOX_UID_BASE = env_int("SANDBOX_UID_BASE", 200_000, minimum=65_536)
 
-JOB_DEFAULT_TIMEOUT_MS = env_int("JOB_DEFAULT_TIMEOUT_MS", 5000, minimum=100)
-JOB_DEFAULT_MEMORY_MB = env_int("JOB_DEFAULT_MEMORY_MB", 128, minimum=32)
+JOB_MIN_TIMEOUT_MS = 100  # the smallest limits a job, a version or an invocation may ask for
 JOB_MIN_MEMORY_MB = 32
-JOB_MIN_TIMEOUT_MS = 100
+JOB_DEFAULT_TIMEOUT_MS = env_int("JOB_DEFAULT_TIMEOUT_MS", 5000, minimum=JOB_MIN_TIMEOUT_MS)
+JOB_DEFAULT_MEMORY_MB = env_int("JOB_DEFAULT_MEMORY_MB", 128, minimum=JOB_MIN_MEMORY_MB)
 
 # -- Delivery: leases, retries, reconciler ---------------------------------------
 LEASE_S = env_float("LEASE_S", 15.0)  # a running attempt whose lease is not renewed for this long is lost

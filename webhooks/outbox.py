@@ -1,12 +1,14 @@
 """The event outbox: an event is a row written in the same transaction as the change that caused it
 (a job reaching its outcome, a schedule pausing itself), so a committed outcome always has its event
-and a rolled-back one never does. The delivery worker fans events out to deliveries."""
+and a rolled-back one never does. The transitions do not know the outbox: they send their app's
+signal (``jobs.signals.job_outcome``, ``schedules.signals.schedule_paused``) inside the transaction,
+and ``WebhooksConfig.ready`` connects the receivers below. The delivery worker fans events out to
+deliveries."""
 
 from __future__ import annotations
 
-import time
-
 from jobs.models import Job, Status
+from lambdasite.caching import Cache
 
 from .models import OutboxEvent, WebhookEndpoint
 
@@ -19,24 +21,19 @@ JOB_EVENTS = {
     Status.CANCELLED: "job.cancelled",
 }
 WANTS_TTL_S = 2.0  # a new endpoint receives events of outcomes committed at most this long after it
-_wants: dict[int, tuple[float, bool]] = {}
+_wants: Cache[bool] = Cache(max_age_s=WANTS_TTL_S, max_entries=10_000)
 
 
 def tenant_wants_events(tenant_id) -> bool:
     """Whether the tenant has an enabled endpoint (cached briefly: every job outcome asks)."""
-    hit = _wants.get(tenant_id)
-    if hit is not None and time.monotonic() - hit[0] < WANTS_TTL_S:
-        return hit[1]
-    wants = WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
-    if len(_wants) > 10_000:
-        _wants.clear()
-    _wants[tenant_id] = (time.monotonic(), wants)
-    return wants
+    return _wants.get_or_load(
+        tenant_id, lambda: WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
+    )
 
 
 def forget(tenant_id) -> None:
     """This process changed the tenant's endpoints: ask again next time."""
-    _wants.pop(tenant_id, None)
+    _wants.pop(tenant_id)
 
 
 def record_job_outcome(job: Job) -> None:
@@ -57,3 +54,21 @@ def record(*, tenant_id, type: str, data: dict) -> None:
     """An event that is not a job's outcome (``schedule.paused``); inside the causing transaction."""
     if tenant_wants_events(tenant_id):
         OutboxEvent.objects.create(tenant_id=tenant_id, type=type, data=data)
+
+
+def on_job_outcome(sender, *, job: Job, **kwargs) -> None:
+    """``jobs.signals.job_outcome``'s receiver (connected by ``WebhooksConfig.ready``)."""
+    record_job_outcome(job)
+
+
+def on_schedule_paused(sender, *, schedule, **kwargs) -> None:
+    """``schedules.signals.schedule_paused``'s receiver (connected by ``WebhooksConfig.ready``)."""
+    record(
+        tenant_id=schedule.tenant_id,
+        type="schedule.paused",
+        data={
+            "schedule": schedule.name,
+            "reason": schedule.paused_reason,
+            "function": schedule.function.name,
+        },
+    )

@@ -49,9 +49,14 @@ def no_waiting(monkeypatch):
 def another_process_caches(plaintext: str) -> dict:
     """Authenticate once so the key is cached; -> the cache as another web process holds it."""
     assert api_key_authenticate(plaintext=plaintext) is not None
-    cached = dict(authcache._entries)
+    cached = dict(authcache._keys._entries)
     assert cached, "the key was not cached"
     return cached
+
+
+def as_held_by(elsewhere: dict) -> None:
+    """This process's cache becomes the other process's copy."""
+    authcache._keys._entries.update(elsewhere)
 
 
 def client_for(key: str) -> APIClient:
@@ -70,7 +75,7 @@ def test_a_revocation_is_refused_with_nothing_written_when_redis_cannot_bump(ali
     assert refused.value.status == 503 and "nothing was changed" in refused.value.message
     assert ApiKey.objects.get(pk=alice.api_key.pk).revoked_at is None  # the refusal wrote nothing
     monkeypatch.undo()
-    authcache._entries.update(elsewhere)
+    as_held_by(elsewhere)
     assert api_key_authenticate(plaintext=alice.key) is not None  # not revoked, as the 503 said
 
 
@@ -83,9 +88,9 @@ def test_a_bump_lost_after_the_commit_is_a_503_and_repeating_makes_it_certain(al
     assert "repeat it" in failed.value.message
     assert ApiKey.objects.get(pk=alice.api_key.pk).revoked_at is not None  # committed, not yet certain
     monkeypatch.undo()
-    authcache._entries.update(elsewhere)
+    as_held_by(elsewhere)
     api_key_revoke(api_key=ApiKey.objects.get(pk=alice.api_key.pk))  # repeated: bumps again, returns
-    authcache._entries.update(elsewhere)  # the other process still holds its copy...
+    as_held_by(elsewhere)  # the other process still holds its copy...
     assert api_key_authenticate(plaintext=alice.key) is None  # ...and no longer uses it
     assert client_for(alice.key).get("/api/v1/jobs").status_code == 401
 
@@ -93,7 +98,7 @@ def test_a_bump_lost_after_the_commit_is_a_503_and_repeating_makes_it_certain(al
 def test_a_revoke_that_returns_is_seen_through_every_processs_cache(alice):
     elsewhere = another_process_caches(alice.key)
     api_key_revoke(api_key=alice.api_key)
-    authcache._entries.update(elsewhere)
+    as_held_by(elsewhere)
     assert api_key_authenticate(plaintext=alice.key) is None
     assert client_for(alice.key).get("/api/v1/jobs").status_code == 401
 
@@ -109,7 +114,7 @@ def test_removing_a_member_revokes_their_keys_everywhere_or_fails(alice, monkeyp
     assert Membership.objects.filter(pk=membership.id).exists()  # nothing written
     monkeypatch.undo()
     membership_remove(tenant=alice.tenant, membership_id=membership.id)
-    authcache._entries.update(elsewhere)
+    as_held_by(elsewhere)
     assert api_key_authenticate(plaintext=issued.plaintext) is None
 
 

@@ -10,24 +10,20 @@ One Redis GET instead of three queries; without Redis, the database is read ever
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from accounts.models import ApiKey, Tenant
 from jobs.models import Job
 from jobs.services import submit
+from lambdasite.caching import Cache, after_commit
 from lambdasite.redis_client import generation, get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
 from ..models import Alias, BuildStatus, Function, FunctionVersion
 
-log = logging.getLogger("lambdasite.functions")
 GENERATION_KEY = "lambdasite:functions-gen:{}"
-_MAX_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -79,19 +75,18 @@ class FunctionView:
         return self.by_number[number]
 
 
-_views: dict[tuple[int, str], tuple[bytes, FunctionView | None]] = {}
+_views: Cache[FunctionView | None] = Cache()  # (tenant id, name) -> view, good while the generation is
 
 
 def functions_changed(tenant_id) -> None:
     """After the current transaction commits: every process's lookups for the tenant are stale."""
+    # a lost bump: processes that still read the generation keep their lookups until the next change
+    # that reaches Redis (one that cannot read it caches nothing)
+    after_commit("publishing a functions change", _bump, GENERATION_KEY.format(tenant_id))
 
-    def bump() -> None:
-        try:
-            get_redis().incr(GENERATION_KEY.format(tenant_id))
-        except Exception:  # noqa: BLE001 - lookups then stay cached until the next change that reaches Redis
-            log.warning("could not publish a functions change", exc_info=True)
 
-    transaction.on_commit(bump)
+def _bump(key: str) -> None:
+    get_redis().incr(key)
 
 
 def _generation(tenant_id) -> bytes | bool:
@@ -121,18 +116,7 @@ def _load(tenant_id, name: str) -> FunctionView | None:
 
 
 def function_view(*, tenant_id, name: str) -> FunctionView | None:
-    generation = _generation(tenant_id)
-    key = (tenant_id, name)
-    if generation is not False:
-        hit = _views.get(key)
-        if hit is not None and hit[0] == generation:
-            return hit[1]
-    view = _load(tenant_id, name)
-    if generation is not False:
-        if len(_views) >= _MAX_ENTRIES:
-            _views.clear()
-        _views[key] = (generation, view)
-    return view
+    return _views.get_or_load((tenant_id, name), lambda: _load(tenant_id, name), _generation(tenant_id))
 
 
 def version_resolve(

@@ -5,9 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from webhooks import outbox
-
-from .. import events
+from .. import events, signals
 from ..exceptions import JobFinished, JobNotFinished, NotRetryable
 from ..models import FINISHED, REQUEUEABLE, WAITING, Job, Status
 from . import dispatch, notify
@@ -24,7 +22,7 @@ def job_cancel(*, job: Job) -> Job:
     job.cancel_requested = True
     if job.status in WAITING:
         job.status, job.finished_at = Status.CANCELLED, timezone.now()
-        outbox.record_job_outcome(job)
+        signals.job_outcome.send(sender=Job, job=job)
         notify.log_event("job cancelled", job, event="cancelled", attempt=job.attempts)
     job.save(update_fields=["cancel_requested", "status", "finished_at"])
     notify.attempt_ended_after_commit(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 from rq.utils import now as rq_now
 from rq.utils import utcformat
 
+from lambdasite.caching import after_commit, best_effort
 from lambdasite.redis_client import get_queue
 
 from .. import events
@@ -70,24 +72,26 @@ def enqueue(job: Job, *, at_front: bool = False) -> None:
 
 
 _PER_JOB = ("created_at", "enqueued_at", "data", "description", "timeout")
-_rq_static: dict | None = None
+
+
+@functools.cache
+def _rq_static() -> dict:
+    """The fields of RQ's job hash that are the same for every job, from a job RQ made once."""
+    probe = get_queue().create_job(
+        TASK, args=("template",), timeout=1, result_ttl=0, failure_ttl=3600, description="template"
+    )
+    fields = probe.to_dict()
+    fields["status"] = "queued"
+    return {name: value for name, value in fields.items() if name not in _PER_JOB}
 
 
 def _rq_fields(queue, job_id: str, *, timeout: int) -> dict:
     """The RQ job hash of ``run_job(job_id)``, as ``Queue.enqueue(..., result_ttl=0, failure_ttl=3600)``
     writes it."""
-    global _rq_static
-    if _rq_static is None:
-        probe = queue.create_job(
-            TASK, args=("template",), timeout=1, result_ttl=0, failure_ttl=3600, description="template"
-        )
-        fields = probe.to_dict()
-        fields["status"] = "queued"
-        _rq_static = {name: value for name, value in fields.items() if name not in _PER_JOB}
     stamp = utcformat(rq_now())
     data = zlib.compress(queue.serializer.dumps((TASK, None, (job_id,), {})))
     return {
-        **_rq_static,
+        **_rq_static(),
         "created_at": stamp,
         "enqueued_at": stamp,
         "data": data,
@@ -104,14 +108,7 @@ def tenant_fill_slots(*, tenant_id, now=None) -> int:
     A suspended tenant's jobs stay waiting. Jobs that already ran (lost workers,
     retries) go to the front of the queue. ``now`` is the reconciler's clock (tests move it).
     """
-    now = now or timezone.now()
-    params = {
-        "tenant": tenant_id,
-        "now": now,
-        "queued": Status.QUEUED,
-        "dispatched": Status.DISPATCHED,
-        "running": Status.RUNNING,
-    }
+    params = _fill_params(tenant_id, now or timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(_FILL_PRECHECK_SQL, params)
         if cursor.fetchone() is None:
@@ -122,6 +119,16 @@ def tenant_fill_slots(*, tenant_id, now=None) -> int:
             enqueue(job, at_front=job.attempts > 0)
     _announce(slug, tenant_id, batch)
     return len(batch)
+
+
+def _fill_params(tenant_id, now) -> dict:
+    return {
+        "tenant": tenant_id,
+        "now": now,
+        "queued": Status.QUEUED,
+        "dispatched": Status.DISPATCHED,
+        "running": Status.RUNNING,
+    }
 
 
 def _fill_locked(cursor, params: dict) -> tuple[str, list[Job]]:
@@ -157,44 +164,23 @@ def fill_in_transaction(tenant_id) -> None:
     of two and no pre-check (a job is known to be waiting). The ids are enqueued once the rows are
     committed (a worker never pops an id whose row it cannot see); if Redis fails then, the jobs stay
     dispatched without an id in Redis and the reconciler enqueues them again (REDISPATCH_AFTER_S)."""
-    params = {
-        "tenant": tenant_id,
-        "now": timezone.now(),
-        "queued": Status.QUEUED,
-        "dispatched": Status.DISPATCHED,
-        "running": Status.RUNNING,
-    }
     with connection.cursor() as cursor:
-        slug, batch = _fill_locked(cursor, params)
-    if not batch:
-        return
+        slug, batch = _fill_locked(cursor, _fill_params(tenant_id, timezone.now()))
+    if batch:
+        # the jobs are committed: if Redis fails, they stay dispatched and the reconciler enqueues them
+        after_commit(f"enqueueing tenant {tenant_id}'s jobs", _enqueue_batch, slug, tenant_id, batch)
 
-    def after_commit() -> None:
-        try:
-            for job in batch:
-                enqueue(job, at_front=job.attempts > 0)
-        except Exception:  # noqa: BLE001 - the jobs are committed; the reconciler enqueues them again
-            log.warning(
-                "enqueue failed; the reconciler will retry",
-                exc_info=True,
-                extra={"event": "dispatch_failed", "tenant": str(tenant_id)},
-            )
-            return
-        _announce(slug, tenant_id, batch)
 
-    transaction.on_commit(after_commit)
+def _enqueue_batch(slug: str, tenant_id, batch: list[Job]) -> None:
+    for job in batch:
+        enqueue(job, at_front=job.attempts > 0)
+    _announce(slug, tenant_id, batch)
 
 
 def tenant_fill_slots_safely(*, tenant_id, now=None) -> None:
     """After commit; a failure is logged, never raised: the jobs are committed and the reconciler retries."""
-    try:
-        tenant_fill_slots(tenant_id=tenant_id, now=now)
-    except Exception:  # noqa: BLE001 - Redis down must not turn an accepted job into a 500
-        log.warning(
-            "dispatch failed; the reconciler will retry",
-            exc_info=True,
-            extra={"event": "dispatch_failed", "tenant": str(tenant_id)},
-        )
+    # Redis down must not turn an accepted job into a 500: the reconciler dispatches the waiting jobs
+    best_effort(f"dispatching tenant {tenant_id}'s jobs", tenant_fill_slots, tenant_id=tenant_id, now=now)
 
 
 def fill_after_commit(tenant_id) -> None:

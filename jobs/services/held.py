@@ -6,8 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from webhooks import outbox
-
+from .. import signals
 from ..models import Job, Status
 from . import dispatch, notify
 
@@ -40,7 +39,7 @@ def jobs_fail_held(*, version_id, error: dict) -> int:
     for job in jobs:
         job.status, job.error, job.finished_at = Status.FAILED, error, now
         job.save(update_fields=["status", "error", "finished_at"])
-        outbox.record_job_outcome(job)
+        signals.job_outcome.send(sender=Job, job=job)
         notify.status_after_commit(job)
         notify.attempt_ended_after_commit(job)
         notify.log_event("job failed: its function's build failed", job, event="build_failed")

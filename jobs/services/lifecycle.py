@@ -17,9 +17,8 @@ from django.utils import timezone
 import sandbox
 from accounts.models import Tenant
 from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: replaced, never lost
-from webhooks import outbox
 
-from .. import billing, metrics
+from .. import billing, metrics, signals
 from ..models import Attempt, Job, Status
 from . import dispatch, notify, retry, rows
 
@@ -90,16 +89,28 @@ def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
     return (row is not None, bool(row and row[0]))
 
 
-def _bill(job: Job, attempt_number: int, ran_ms: float | None, **attempt_fields) -> float:
-    """Close an attempt and charge what its user code ran (nothing if it never started); -> GB-s."""
+def _close_attempt(job: Job, number: int, ran_ms: float | None, columns: dict, *, write: bool = True) -> dict:
+    """The step every end of an attempt shares (a verdict, a sandbox failure, a hand-back, an expired
+    lease): what its user code ran (nothing if it never started) is billed to the job, and its row is
+    closed with ``columns`` and that charge (``write=False``: the caller writes the row together with
+    the job's). -> the attempt's closing columns."""
     billed = billing.billed_ms(ran_ms)
-    used = billing.gb_seconds(job.memory_mb, billed)
-    Attempt.objects.filter(job_id=job.id, number=attempt_number).update(
-        billed_ms=billed, gb_seconds=used, **attempt_fields
-    )
+    closed = {**columns, "billed_ms": billed, "gb_seconds": billing.gb_seconds(job.memory_mb, billed)}
     job.billed_ms += billed
-    job.gb_seconds += used
-    return used
+    job.gb_seconds += closed["gb_seconds"]
+    if write:
+        Attempt.objects.filter(job_id=job.id, number=number).update(**closed)
+    return closed
+
+
+_CHARGED = ["billed_ms", "gb_seconds"]  # the job's columns _close_attempt adds to
+
+
+def _stale(job: Job, closed: dict, fields: list[str]) -> None:
+    """An attempt the job has moved on from ended (its lease expired and a retry claimed the job): its
+    closed row and its charge (and the job's ``fields``) are stored, the job's outcome is left alone."""
+    job.save(update_fields=[*fields, *_CHARGED])
+    notify.attempt_ended_after_commit(job, gb_seconds=closed["gb_seconds"], finishes=False)
 
 
 def _system_failures(job: Job) -> int:
@@ -140,7 +151,7 @@ def _settle(
         job.finished_at = now
         if not durable:  # (job_finish made its commit durable with its first statement)
             notify.commit_durably()
-        outbox.record_job_outcome(job)  # the webhook event commits with the outcome, or not at all
+        signals.job_outcome.send(sender=Job, job=job)  # its receivers write in this transaction
     if decision.back_in_line:
         job.next_attempt_at = job.created_at  # back at its original place in the tenant's line
     if decision.backoff_step:
@@ -153,17 +164,16 @@ def _settle(
         notify.log_event("job dead-lettered", job, event="dead_lettered", attempt=job.attempts)
 
 
-def _first_attempt_closed(
-    job, attempt_number, closed: dict, billed_ms: int, used: float
-) -> list[Attempt] | None:
+def _first_attempt_closed(job: Job, number: int, closed: dict) -> list[Attempt] | None:
     """The history of a job whose first attempt this finish closed (with ``closed``, the columns it
     wrote), as the database now holds it: the claim gave the attempt the job's started_at and worker.
     The finished body is rendered without reading it back. None for later attempts (read)."""
-    if attempt_number != 1:
+    if number != 1:
         return None
-    attempt = Attempt(job=job, number=1, worker=job.worker, started_at=job.started_at, **closed)
-    attempt.billed_ms, attempt.gb_seconds = billed_ms, used
-    return [attempt]
+    return [Attempt(job=job, number=1, worker=job.worker, started_at=job.started_at, **closed)]
+
+
+_OUTPUT_FIELDS = ["log_lines", "log_bytes", "dropped_log_bytes"]
 
 
 @transaction.atomic
@@ -173,67 +183,63 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     Its commit is durable whatever the verdict (set by the row lock's statement): one round trip less
     than deciding after the retry policy, for an fsync that a retried attempt could have skipped."""
     job = rows.locked_job(job_id, durable=True)
-    now = timezone.now()
-    verdict = Status.CANCELLED if result.status == "cancelled" else result.status
+    current = is_current(job, attempt_number)
     ran_ms = result.duration_ms + (result.init_ms or 0.0)  # a function's module initialisation is billed too
-    closed = {
-        "status": verdict,
-        "finished_at": now,
+    # the current attempt's row is written with the job's outcome, in one statement
+    closed = _close_attempt(job, attempt_number, ran_ms, _verdict_columns(result), write=not current)
+    dispatch.fill_after_commit(job.tenant_id)  # a slot is free
+    job.log_lines += log_lines
+    job.log_bytes += result.log_bytes
+    job.dropped_log_bytes += result.dropped_bytes
+    if not current:
+        _stale(job, closed, _OUTPUT_FIELDS)
+        log.warning(
+            "stale attempt result ignored",
+            extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number},
+        )
+        return job
+    return _finish_current(job, attempt_number, result, closed, log_lines)
+
+
+def _verdict_columns(result: sandbox.RunResult) -> dict:
+    """An attempt's closing columns from what the sandbox reported."""
+    return {
+        "status": Status.CANCELLED if result.status == "cancelled" else result.status,
+        "finished_at": timezone.now(),
         "duration_ms": result.duration_ms,
         "start_ms": result.start_ms,
         "init_ms": result.init_ms,
         "cpu_ms": result.cpu_ms,
         "exit_code": result.exit_code,
         "error": scrub(result.error),
+        "container_id": result.container_id[:64],
     }
-    if not is_current(job, attempt_number):
-        used = _bill(job, attempt_number, ran_ms, container_id=result.container_id[:64], **closed)
-        dispatch.fill_after_commit(job.tenant_id)  # a slot is free
-        job.log_lines += log_lines
-        job.log_bytes += result.log_bytes
-        job.dropped_log_bytes += result.dropped_bytes
-        job.save(update_fields=["log_lines", "log_bytes", "dropped_log_bytes", "billed_ms", "gb_seconds"])
-        notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=False)
-        log.warning(
-            "stale attempt result ignored",
-            extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number},
-        )
-        return job
-    billed = billing.billed_ms(ran_ms)
-    used = billing.gb_seconds(job.memory_mb, billed)
-    job.billed_ms += billed
-    job.gb_seconds += used
-    dispatch.fill_after_commit(job.tenant_id)  # a slot is free
-    job.log_lines += log_lines
-    job.log_bytes += result.log_bytes
-    job.dropped_log_bytes += result.dropped_bytes
+
+
+def _finish_current(job: Job, number: int, result: sandbox.RunResult, closed: dict, log_lines: int) -> Job:
+    """The current attempt's verdict becomes the job's: its outcome, or a retry (the retry policy)."""
+    verdict = closed["status"]
     job.result = scrub(result.result) if verdict == Status.SUCCEEDED else None
-    job.error = closed["error"]
-    job.exit_code = result.exit_code
-    job.duration_ms = result.duration_ms
+    job.error, job.exit_code, job.duration_ms = closed["error"], result.exit_code, result.duration_ms
     job.lease_expires_at = None
-    _settle(job, verdict, now, durable=True)
+    _settle(job, verdict, closed["finished_at"], durable=True)
     # the attempt's closing columns and what the finish changed on the job (not the code and
     # arguments again), in one statement
-    rows.close_and_finish(
-        job,
-        attempt_number,
-        {**closed, "billed_ms": billed, "gb_seconds": used, "container_id": result.container_id[:64]},
-    )
+    rows.close_and_finish(job, number, closed)
     notify.status_after_commit(job)
     notify.attempt_ended_after_commit(
         job,
-        gb_seconds=used,
+        gb_seconds=closed["gb_seconds"],
         run_s=result.duration_ms / 1000.0,
         start_s=result.start_ms / 1000.0,
         publish_body=True,
-        attempts=_first_attempt_closed(job, attempt_number, closed, billing.billed_ms(ran_ms), used),
+        attempts=_first_attempt_closed(job, number, closed),
     )
     notify.log_event(
         "job finished",
         job,
         event="finished",
-        attempt=attempt_number,
+        attempt=number,
         status=job.status,
         duration_ms=round(result.duration_ms, 2),
         log_lines=log_lines,
@@ -252,19 +258,10 @@ def job_internal_error(
     job = rows.locked_job(job_id)
     code = getattr(error, "code", "sandbox_error")
     details = {"type": "InternalError", "code": code, "message": str(error)[:2000], "traceback": ""}
-    used = _bill(
-        job,
-        attempt_number,
-        ran_ms,
-        status=Status.FAILED,
-        finished_at=timezone.now(),
-        error=details,
-        duration_ms=ran_ms or None,
-    )
+    closed = _close_attempt(job, attempt_number, ran_ms, _failed_columns(Status.FAILED, details, ran_ms))
     job.log_lines += log_lines
     if not is_current(job, attempt_number):
-        job.save(update_fields=["log_lines", "billed_ms", "gb_seconds"])
-        notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=False)
+        _stale(job, closed, ["log_lines"])
         return job
     job.error = details
     dispatch.fill_after_commit(job.tenant_id)
@@ -272,9 +269,14 @@ def job_internal_error(
     if job.status in (Status.FAILED, Status.DEAD):
         job.error = {**details, "message": f"the sandbox failed {_system_failures(job)} times: {error}"}
     job.save()
-    notify.attempt_ended_after_commit(job, gb_seconds=used)
+    notify.attempt_ended_after_commit(job, gb_seconds=closed["gb_seconds"])
     notify.status_after_commit(job)
     return job
+
+
+def _failed_columns(status: str, error: dict, ran_ms: float) -> dict:
+    """The closing columns of an attempt its sandbox or its worker failed, after ``ran_ms`` of it."""
+    return {"status": status, "finished_at": timezone.now(), "error": error, "duration_ms": ran_ms or None}
 
 
 @transaction.atomic
@@ -285,26 +287,17 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: flo
     if not Attempt.objects.filter(job=job, number=attempt_number, status=Status.RUNNING).exists():
         return
     error = {"type": "WorkerStopped", "message": "the worker shut down during the attempt", "traceback": ""}
-    used = _bill(
-        job,
-        attempt_number,
-        ran_ms,
-        status=Status.LOST,
-        finished_at=timezone.now(),
-        duration_ms=ran_ms or None,
-        error=error,
-    )
-    fields = ["billed_ms", "gb_seconds"]
-    current = is_current(job, attempt_number)
-    if current:
-        # back at its original place in the tenant's line, and at the front of Redis's
-        job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
-        job.log_lines += log_lines
-        fields += ["status", "lease_expires_at", "next_attempt_at", "log_lines"]
-        notify.status_after_commit(job)
-        dispatch.fill_after_commit(job.tenant_id)
-    job.save(update_fields=fields)
-    notify.attempt_ended_after_commit(job, gb_seconds=used, finishes=current)
+    closed = _close_attempt(job, attempt_number, ran_ms, _failed_columns(Status.LOST, error, ran_ms))
+    if not is_current(job, attempt_number):
+        _stale(job, closed, [])
+        return
+    # back at its original place in the tenant's line, and at the front of Redis's
+    job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
+    job.log_lines += log_lines
+    notify.status_after_commit(job)
+    dispatch.fill_after_commit(job.tenant_id)
+    job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines", *_CHARGED])
+    notify.attempt_ended_after_commit(job, gb_seconds=closed["gb_seconds"])
 
 
 @transaction.atomic
@@ -322,11 +315,8 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     attempt = Attempt.objects.filter(job=job, number=job.attempts, status=Status.RUNNING).first()
     used = 0.0
     if attempt is not None:
-        last_renewal = job.lease_expires_at - timedelta(seconds=settings.LEASE_S)
-        ran_ms = min(
-            max(0.0, (last_renewal - attempt.started_at).total_seconds() * 1000.0), float(job.timeout_ms)
-        )
-        used = _bill(job, attempt.number, ran_ms, status=Status.LOST, finished_at=now, error=error)
+        lost = {"status": Status.LOST, "finished_at": now, "error": error}
+        used = _close_attempt(job, attempt.number, _ran_until_last_renewal(job, attempt), lost)["gb_seconds"]
     job.lease_expires_at = None
     job.error = error
     _settle(job, Status.LOST, now, system_failure=True)
@@ -336,3 +326,10 @@ def job_expire_lease(*, job_id, now: datetime) -> bool:
     notify.log_event("lease expired", job, event="lease_expired", attempt=job.attempts, status=job.status)
     dispatch.fill_after_commit(job.tenant_id)
     return True
+
+
+def _ran_until_last_renewal(job: Job, attempt: Attempt) -> float:
+    """What a lost attempt is billed: from its start to the lease's last renewal, at most its timeout."""
+    last_renewal = job.lease_expires_at - timedelta(seconds=settings.LEASE_S)
+    ran_ms = max(0.0, (last_renewal - attempt.started_at).total_seconds() * 1000.0)
+    return min(ran_ms, float(job.timeout_ms))

@@ -8,6 +8,7 @@ import logging
 
 from django.db import connection, transaction
 
+from lambdasite.caching import after_commit
 from lambdasite.redis_client import get_redis
 
 from .. import billing, completion, events, metrics, rendering
@@ -56,41 +57,43 @@ def attempt_ended_after_commit(
     signal (``finishes=False`` for a stale attempt, which finishes nothing). With ``publish_body``,
     the signal carries the finished job as the API shows it, rendered after the commit (outside the
     row lock), so a ``?wait`` answers without reading PostgreSQL."""
-    tenant_id, runtime, job_id = job.tenant_id, job.runtime, job.id
     finished = job.status if finishes and job.status in FINISHED else None
     if not (gb_seconds or run_s is not None or finished):
         return
-    transaction.on_commit(
-        lambda: _tell_redis(
-            tenant_id=tenant_id,
-            runtime=runtime,
-            job_id=job_id,
-            finished=finished,
-            gb_seconds=gb_seconds,
-            run_s=run_s,
-            start_s=start_s,
-            body=_body(job, attempts) if finished and publish_body else None,
-        )
+    # a failure loses nothing that is not repaired: a ?wait falls back to the database, the usage
+    # counter is re-seeded from it, and the metrics miss one attempt
+    after_commit(
+        "the attempt's Redis updates",
+        _tell_redis,
+        level=logging.DEBUG,
+        tenant_id=job.tenant_id,
+        runtime=job.runtime,
+        job_id=job.id,
+        finished=finished,
+        gb_seconds=gb_seconds,
+        run_s=run_s,
+        start_s=start_s,
+        render=(lambda: _body(job, attempts)) if finished and publish_body else None,
     )
 
 
 def _body(job: Job, attempts=None) -> bytes | None:
     try:
         return rendering.published_body(job, attempts)
-    except Exception:  # noqa: BLE001 - the waiter reads PostgreSQL instead
+    except Exception:  # noqa: BLE001 - any rendering failure: the waiter reads PostgreSQL instead
         log.warning("finished job body not rendered", exc_info=True, extra={"job_id": str(job.id)})
         return None
 
 
-def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s, body=None) -> None:
-    try:
-        with get_redis().pipeline(transaction=False) as pipe:
-            billing.add_usage(pipe, tenant_id=tenant_id, gb_seconds=gb_seconds)
-            if run_s is not None:
-                metrics.observe_attempt(pipe, run_s=run_s, start_s=start_s or 0.0)
-            if finished:
-                metrics.count_finished(pipe, runtime=runtime, status=finished)
-                completion.announce(pipe, job_id, body)
-            pipe.execute()
-    except Exception:  # noqa: BLE001 - a ?wait falls back to the database; usage is re-seeded from it
-        log.debug("attempt's Redis updates failed", exc_info=True)
+def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s, render=None) -> None:
+    """One round trip: the tenant's cached use, the attempt's histograms, the finished counter and the
+    completion signal (with the body ``render`` gives, rendered now: after the commit)."""
+    body = render() if render is not None else None
+    with get_redis().pipeline(transaction=False) as pipe:
+        billing.add_usage(pipe, tenant_id=tenant_id, gb_seconds=gb_seconds)
+        if run_s is not None:
+            metrics.observe_attempt(pipe, run_s=run_s, start_s=start_s or 0.0)
+        if finished:
+            metrics.count_finished(pipe, runtime=runtime, status=finished)
+            completion.announce(pipe, job_id, body)
+        pipe.execute()

@@ -20,14 +20,24 @@ from accounts.models import Quota
 
 from ..models import FINISHED
 
-_PURGE_SQL = """
+
+def doomed(table: str, age_column: str) -> str:
+    """The head of a purge statement: ``doomed``, the ids of at most ``%(batch)s`` of the tenant's
+    finished rows of ``table`` older than ``%(before)s`` by ``age_column``, oldest first, locked (rows
+    another transaction holds are skipped: the next pass takes them)."""
+    return f"""
 WITH doomed AS (
-    SELECT id FROM jobs_job
-    WHERE tenant_id = %(tenant)s AND status = ANY(%(finished)s) AND finished_at < %(before)s
-    ORDER BY finished_at
+    SELECT id FROM {table}
+    WHERE tenant_id = %(tenant)s AND status = ANY(%(finished)s) AND {age_column} < %(before)s
+    ORDER BY {age_column}
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
-), lines AS (
+)"""
+
+
+_PURGE_SQL = (
+    doomed("jobs_job", "finished_at")
+    + """, lines AS (
     DELETE FROM jobs_logline WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
 ), attempts AS (
     DELETE FROM jobs_attempt WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
@@ -36,6 +46,7 @@ WITH doomed AS (
 )
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts), (SELECT count(*) FROM lines)
 """
+)
 
 _COUNT_SQL = """
 SELECT count(*),

@@ -91,7 +91,7 @@ def model_from_values(model, values):
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
-# every column job_finish (with _bill and _settle) may change
+# every column job_finish (with lifecycle._close_attempt and _settle) may change
 FINISH_FIELDS = [
     "result",
     "error",

@@ -26,9 +26,9 @@ from functions.services.invoke import invocation_spec
 from jobs.models import FINISHED, Status
 from jobs.services.submit import job_submit
 from lambdasite.exceptions import ApplicationError
-from webhooks import outbox
 
 from ..models import Schedule, ScheduleRun
+from ..signals import schedule_paused
 from . import crontab
 
 log = logging.getLogger("lambdasite.schedules")
@@ -144,17 +144,10 @@ def _failed(schedule: Schedule, reason: str) -> None:
 
 
 def pause(schedule: Schedule, reason: str) -> None:
-    """Stop firing, say why, and emit ``schedule.paused`` (inside the caller's transaction)."""
+    """Stop firing, say why, and send ``schedule_paused`` (inside the caller's transaction: the
+    webhook outbox writes its ``schedule.paused`` event there)."""
     schedule.enabled, schedule.next_fire_at, schedule.paused_reason = False, None, reason[:500]
-    outbox.record(
-        tenant_id=schedule.tenant_id,
-        type="schedule.paused",
-        data={
-            "schedule": schedule.name,
-            "reason": schedule.paused_reason,
-            "function": schedule.function.name,
-        },
-    )
+    schedule_paused.send(sender=Schedule, schedule=schedule)  # its receivers write in this transaction
     log.warning("schedule paused", extra={"event": "schedule_paused", "schedule": schedule.name})
 
 

@@ -27,8 +27,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.contract import JobSerializer
 from jobs.models import Job
+from jobs.rendering import job_body
 
 from .. import signing
 from ..exceptions import DeliveryNotFound, RedeliveryLimit, RedeliveryPending
@@ -84,7 +84,7 @@ def _body(event: OutboxEvent) -> str | None:
         job = Job.objects.filter(pk=event.job_id).first()
         if job is None:
             return None  # deleted before its event went out
-        data = JobSerializer(job).data
+        data = job_body(job)  # the job as the API shows it (what JobSerializer renders)
     else:
         data = event.data
     return json.dumps({"type": event.type, "timestamp": event.created_at.isoformat(), "data": data})

@@ -9,20 +9,15 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from jobs.services.retention import purge_in_batches, retention_cutoffs
+from jobs.services.retention import doomed, purge_in_batches, retention_cutoffs
 
 from ..models import Delivery
 
 _FINISHED = [Delivery.Status.SUCCEEDED, Delivery.Status.FAILED]
 
-_PURGE_SQL = """
-WITH doomed AS (
-    SELECT id FROM webhooks_delivery
-    WHERE tenant_id = %(tenant)s AND status = ANY(%(finished)s) AND created_at < %(before)s
-    ORDER BY created_at
-    LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
-), attempts AS (
+_PURGE_SQL = (
+    doomed("webhooks_delivery", "created_at")
+    + """, attempts AS (
     DELETE FROM webhooks_deliveryattempt WHERE delivery_id IN (SELECT id FROM doomed) RETURNING 1
 ), deliveries AS (
     DELETE FROM webhooks_delivery WHERE id IN (SELECT id FROM doomed) RETURNING event_id
@@ -36,6 +31,7 @@ WITH doomed AS (
 )
 SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM attempts)
 """
+)
 
 
 def deliveries_purge(

@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import hmac
+import json
 import socket
 import socketserver
 import threading
@@ -18,6 +19,7 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from jobs.api.serializers import JobSerializer
 from jobs.models import Job, Status
 from jobs.services.actions import job_cancel
 from webhooks import outbox, signing
@@ -159,6 +161,7 @@ def test_a_delivery_is_signed_as_documented_and_carries_the_job(alice, receiver)
     payload = Webhook(endpoint.secret).verify(request["body"], headers)  # the reference library agrees
     assert payload["type"] == "job.succeeded" and payload["data"]["id"] == str(job.id)
     assert payload["data"]["status"] == "succeeded" and payload["data"]["result"] == 5
+    assert payload["data"] == json.loads(json.dumps(JobSerializer(Job.objects.get(pk=job.id)).data))
     assert headers["content-type"] == "application/json"
 
 
