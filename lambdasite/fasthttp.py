@@ -37,12 +37,12 @@ from django.db import close_old_connections
 from django.http import QueryDict
 from django.http.request import split_domain_port, validate_host
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.utils.encoders import JSONEncoder
 
 from .api.contract import Call, Reply, held
 from .caching import Cache
 from .errors import envelope, error_parts
 from .exceptions import ApplicationError
+from .jsonbody import render_json
 from .parsers import too_deep
 
 log = logging.getLogger("lambdasite.api")
@@ -106,12 +106,6 @@ class Route:
 def allowed(view) -> str:
     """The Allow header of a DRF function view, in the order DRF gives it in this process."""
     return ", ".join(view.cls().allowed_methods)
-
-
-def render_json(data) -> bytes:
-    """Bytes exactly as DRF's JSONRenderer writes them with this project's settings."""
-    text = json.dumps(data, cls=JSONEncoder, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
 def json_answer(status: int, data=None, *, body: bytes | None = None, headers=()) -> Answer:

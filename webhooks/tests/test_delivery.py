@@ -19,7 +19,7 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from jobs.api.serializers import JobSerializer
+from jobs.contract import JobSerializer
 from jobs.models import Job, Status
 from jobs.services.actions import job_cancel
 from webhooks import outbox, signing
