@@ -3,7 +3,6 @@ tenant's function is the same 404 as one that does not exist)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db.models import OuterRef, Prefetch, Subquery
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
@@ -11,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.contract import JobDetailSerializer, JobSerializer
-from lambdasite.api.contract import call_of, holding, respond, respond_created, validated
+from lambdasite.api.contract import call_of, holding, read_update_delete, respond, respond_created, validated
 from lambdasite.api.query import LogsFilter
-from lambdasite.api.schema import errors
+from lambdasite.api.schema import IDEMPOTENCY_KEY, errors, wait_parameter
 
 from .. import selectors
 from ..exceptions import AliasNotFound, FunctionNotFound, VersionNotFound
@@ -141,14 +140,14 @@ def functions(request: Request) -> Response:
 )
 @api_view(["GET", "PATCH", "DELETE"])
 def function_detail(request: Request, name: str) -> Response:
-    function = _function(request, name)
-    if request.method == "DELETE":
-        deploy.function_delete(function=function)
-        return Response(status=204)
-    if request.method == "PATCH":
-        fields = validated(FunctionUpdateSerializer, request.data)
-        function = deploy.function_update(function=function, **fields)
-    return Response(_detail(function))
+    return read_update_delete(
+        request,
+        _function(request, name),
+        render=_detail,
+        update=lambda function, fields: deploy.function_update(function=function, **fields),
+        delete=lambda function: deploy.function_delete(function=function),
+        changes=FunctionUpdateSerializer,
+    )
 
 
 @extend_schema(
@@ -276,17 +275,8 @@ def alias_detail(request: Request, name: str, alias: str) -> Response:
             {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
             description="alias name or version number",
         ),
-        OpenApiParameter(
-            "wait",
-            {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S},
-            description="seconds to wait for the result",
-        ),
-        OpenApiParameter(
-            "Idempotency-Key",
-            {"type": "string", "minLength": 1, "maxLength": 255},
-            location=OpenApiParameter.HEADER,
-            required=False,
-        ),
+        wait_parameter(),
+        IDEMPOTENCY_KEY,
     ],
     request=InvokeSerializer,
     responses={

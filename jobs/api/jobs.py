@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view
@@ -11,7 +10,7 @@ from rest_framework.response import Response
 
 from lambdasite.api.contract import call_of, holding, respond
 from lambdasite.api.query import LogsFilter
-from lambdasite.api.schema import errors, paged_by
+from lambdasite.api.schema import IDEMPOTENCY_KEY, errors, paged_by, wait_parameter
 from lambdasite.exceptions import NotFound
 from sandbox import RUNTIMES
 
@@ -67,17 +66,8 @@ def _paginated(request: Request, qs) -> Response:
         "header, repeating the same body within 24 h returns the first job (200) instead of a new one."
     ),
     parameters=[
-        OpenApiParameter(
-            "wait",
-            {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S},
-            description="seconds to wait for the result (synchronous invoke)",
-        ),
-        OpenApiParameter(
-            "Idempotency-Key",
-            {"type": "string", "minLength": 1, "maxLength": 255},
-            location=OpenApiParameter.HEADER,
-            required=False,
-        ),
+        wait_parameter("seconds to wait for the result (synchronous invoke)"),
+        IDEMPOTENCY_KEY,
     ],
     request=JobSubmitSerializer,
     responses={200: JobDetailSerializer, 202: JobSerializer, **errors(400, 401, 403, 413, 422, 429)},

@@ -157,3 +157,15 @@ def _release_connections() -> None:
     for conn in connections.all(initialized_only=True):
         if not conn.in_atomic_block:  # (a test's wrapping transaction stays open)
             conn.close()
+
+
+def read_update_delete(request, found, *, render, update, delete, changes) -> Response:
+    """GET, PATCH or DELETE of one thing the caller's tenant owns (``found``, already looked up):
+    GET renders it; PATCH validates the body with ``changes`` (a serializer) and answers
+    ``render(update(found, fields))``; DELETE answers 204 after ``delete(found)``."""
+    if request.method == "DELETE":
+        delete(found)
+        return Response(status=204)
+    if request.method == "PATCH":
+        found = update(found, validated(changes, request.data))
+    return Response(render(found))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from .contract import IDEMPOTENCY_KEY_MAX
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -42,3 +45,17 @@ def paged_by(paginator_class):
         return view
 
     return mark
+
+
+def wait_parameter(description: str = "seconds to wait for the result") -> OpenApiParameter:
+    """``?wait=N`` (``lambdasite.api.query.WaitFilter``) as the schema describes it."""
+    schema = {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S}
+    return OpenApiParameter("wait", schema, description=description)
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+    location=OpenApiParameter.HEADER,
+    required=False,
+)

@@ -7,7 +7,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lambdasite.api.contract import respond_created, validated
+from lambdasite.api.contract import read_update_delete, respond_created, validated
 from lambdasite.api.schema import errors
 
 from .. import selectors
@@ -87,14 +87,16 @@ def schedules(request: Request) -> Response:
 )
 @api_view(["GET", "PATCH", "DELETE"])
 def schedule_detail(request: Request, name: str) -> Response:
-    schedule = _schedule(request, name)
-    if request.method == "DELETE":
-        manage.schedule_delete(schedule=schedule)
-        return Response(status=204)
-    if request.method == "PATCH":
-        fields = validated(ScheduleUpdateSerializer, request.data)
-        schedule = manage.schedule_update(schedule=schedule, spec=manage.ScheduleSpec(**fields))
-    return Response(schedule_body(schedule))
+    return read_update_delete(
+        request,
+        _schedule(request, name),
+        render=schedule_body,
+        update=lambda schedule, fields: manage.schedule_update(
+            schedule=schedule, spec=manage.ScheduleSpec(**fields)
+        ),
+        delete=lambda schedule: manage.schedule_delete(schedule=schedule),
+        changes=ScheduleUpdateSerializer,
+    )
 
 
 @extend_schema(

@@ -7,7 +7,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lambdasite.api.contract import respond_created, validated
+from lambdasite.api.contract import read_update_delete, respond_created, validated
 from lambdasite.api.schema import errors
 
 from .. import selectors
@@ -71,14 +71,14 @@ def webhooks(request: Request) -> Response:
                responses={204: None, **errors(401, 403, 404, 429)})  # fmt: skip
 @api_view(["GET", "PATCH", "DELETE"])
 def webhook_detail(request: Request, endpoint_id: str) -> Response:
-    endpoint = _endpoint(request, endpoint_id)
-    if request.method == "DELETE":
-        endpoints.endpoint_delete(endpoint=endpoint)
-        return Response(status=204)
-    if request.method == "PATCH":
-        fields = validated(EndpointUpdateSerializer, request.data)
-        endpoint = endpoints.endpoint_update(endpoint=endpoint, **fields)
-    return Response(endpoint_body(endpoint))
+    return read_update_delete(
+        request,
+        _endpoint(request, endpoint_id),
+        render=endpoint_body,
+        update=lambda endpoint, fields: endpoints.endpoint_update(endpoint=endpoint, **fields),
+        delete=lambda endpoint: endpoints.endpoint_delete(endpoint=endpoint),
+        changes=EndpointUpdateSerializer,
+    )
 
 
 @extend_schema(
