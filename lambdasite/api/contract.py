@@ -141,7 +141,7 @@ def holding(view):
         if reply is None or reply.hold is None or reply.hold.seconds <= 0:
             return response
         await sync_to_async(_release_connections)()
-        final = await held(reply, sync_to_async)
+        final = await held(reply, lambda read: sync_to_async(read)())
         if final is not reply:
             body = json.loads(final.body) if isinstance(final.body, bytes) else final.body
             response.data, response.status_code, response._is_rendered = body, final.status, False

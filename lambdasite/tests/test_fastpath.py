@@ -429,7 +429,7 @@ def test_a_waited_submit_answers_the_same_with_the_result(alice, run_worker):
         {**ADD, "code": "def main(a, b):\n    print('hi é')\n    return {'sum': a + b, 'ü': [1.5, None]}\n"}
     ).encode()
 
-    def submit_and_drain(app) -> dict:
+    def submit_and_drain(app, body=body) -> dict:
         """The request waits on a thread of its own; the worker runs here (RQ wants the main thread)."""
         answers = []
         request = call(
@@ -446,6 +446,12 @@ def test_a_waited_submit_answers_the_same_with_the_result(alice, run_worker):
     via_fast = submit_and_drain(paths.fast)
     assert via_fast["status"] == 200
     assert json.loads(via_fast["body"])["result"] == {"sum": 5, "ü": [1.5, None]}
+    assert comparable(via_fast) == comparable(via_django)
+    assert paths.fast_django.calls == 0
+    # a result too large to publish: both paths read the finished job from PostgreSQL
+    big = json.dumps({**ADD, "code": "def main(a, b):\n    return 'x' * 20000\n"}).encode()
+    via_django, via_fast = submit_and_drain(paths.django, big), submit_and_drain(paths.fast, big)
+    assert via_fast["status"] == 200 and json.loads(via_fast["body"])["result"] == "x" * 20000
     assert comparable(via_fast) == comparable(via_django)
     assert paths.fast_django.calls == 0
 
