@@ -8,20 +8,7 @@
   var argsError = document.getElementById("args-error");
   var examples = JSON.parse(document.getElementById("examples-data").textContent);
   var templates = JSON.parse(document.getElementById("templates-data").textContent);
-  var MODES = { python: "python", node: "javascript" };
-
-  var cm = CodeMirror.fromTextArea(document.getElementById("code"), {
-    mode: MODES[runtime.value], lineNumbers: true, indentUnit: runtime.value === "python" ? 4 : 2,
-    tabSize: 4, indentWithTabs: false, matchBrackets: true, viewportMargin: Infinity,
-    extraKeys: {
-      Tab: function (ed) { ed.somethingSelected() ? ed.indentSelection("add") : ed.replaceSelection(Array(ed.getOption("indentUnit") + 1).join(" "), "end"); },
-      "Shift-Tab": function (ed) { ed.indentSelection("subtract"); },
-      "Ctrl-Enter": submit, "Cmd-Enter": submit,
-      Esc: function () { args.focus(); },   // keyboard users leave the editor with Esc
-    },
-  });
-  cm.getWrapperElement().setAttribute("aria-label", "Code editor (Esc leaves it)");
-  window.LambdasiteEditor = cm;
+  var cm = window.lambdasiteCodeEditor(form, runtime, args);
 
   // code that came from a template or an example may be swapped freely; edited code is asked about
   function known(code) {
@@ -35,8 +22,6 @@
 
   runtime.addEventListener("change", function () {
     var rt = runtime.value, code = cm.getValue();
-    cm.setOption("mode", MODES[rt]);
-    cm.setOption("indentUnit", rt === "python" ? 4 : 2);
     var ex = exampleOf(code);
     if (known(code) || window.confirm("Replace your code with the " + rt + " template?")) {
       cm.setValue(ex ? ex[rt] : templates[rt]);
@@ -73,7 +58,6 @@
   }
   args.addEventListener("input", checkArgs);
 
-  function submit() { form.requestSubmit ? form.requestSubmit() : form.submit(); }
   form.addEventListener("submit", function (e) {
     cm.save();
     var ok = checkArgs();
