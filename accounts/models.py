@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from lambdasite.exceptions import PayloadTooLarge, ValidationFailed
+
 
 class Tenant(models.Model):
     slug = models.SlugField(max_length=63, unique=True)
@@ -180,6 +182,28 @@ class Quota(models.Model):
     def default_memory_mb(self) -> int:
         """A job's memory limit when it names none: the platform's default, within this quota."""
         return min(settings.JOB_DEFAULT_MEMORY_MB, self.max_memory_mb)
+
+    def check_code(self, code: str) -> None:
+        """Refuse source over ``max_code_bytes`` (413, naming the field, its size and the cap)."""
+        size = len(code.encode("utf-8", "surrogatepass"))
+        if size > self.max_code_bytes:
+            raise PayloadTooLarge(
+                f"code is {size} bytes, over this tenant's cap of {self.max_code_bytes}",
+                details={"field": "code", "size": size, "limit": self.max_code_bytes},
+            )
+
+    def check_limits(self, *, timeout_ms: int | None, memory_mb: int | None, max_retries: int | None) -> None:
+        """Refuse a limit over this quota's cap (400 naming the field and the cap); None: not given."""
+        for name, value, cap in (
+            ("timeout_ms", timeout_ms, self.max_timeout_ms),
+            ("memory_mb", memory_mb, self.max_memory_mb),
+            ("max_retries", max_retries, self.max_retries_cap),
+        ):
+            if value is not None and value > cap:
+                raise ValidationFailed(
+                    f"{name}: {value} is over this tenant's cap of {cap}",
+                    details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
+                )
 
 
 class UsageCharge(models.Model):

@@ -14,7 +14,7 @@ from accounts.models import Tenant
 from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
 from jobs.services.actions import job_cancel
-from lambdasite.exceptions import PayloadTooLarge, ValidationFailed
+from lambdasite.exceptions import ValidationFailed
 
 from .. import validation
 from ..exceptions import FunctionExists, FunctionLimit, VersionLimit
@@ -39,24 +39,10 @@ class VersionSpec:
 
 def _check_spec(tenant: Tenant, runtime: str, spec: VersionSpec, handler: str) -> VersionSpec:
     quota = tenant.quota
-    code_bytes = len(spec.code.encode("utf-8", "surrogatepass"))
     if not spec.code.strip():
         raise ValidationFailed("code: may not be empty", details={"fields": {"code": ["may not be empty"]}})
-    if code_bytes > quota.max_code_bytes:
-        raise PayloadTooLarge(
-            f"code is {code_bytes} bytes, over this tenant's cap of {quota.max_code_bytes}",
-            details={"field": "code", "size": code_bytes, "limit": quota.max_code_bytes},
-        )
-    for name, value, cap in (
-        ("timeout_ms", spec.timeout_ms, quota.max_timeout_ms),
-        ("memory_mb", spec.memory_mb, quota.max_memory_mb),
-        ("max_retries", spec.max_retries, quota.max_retries_cap),
-    ):
-        if value is not None and value > cap:
-            raise ValidationFailed(
-                f"{name}: {value} is over this tenant's cap of {cap}",
-                details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
-            )
+    quota.check_code(spec.code)
+    quota.check_limits(timeout_ms=spec.timeout_ms, memory_mb=spec.memory_mb, max_retries=spec.max_retries)
     requirements, dependencies = "", {}
     if runtime == "python":
         if spec.dependencies:

@@ -69,12 +69,7 @@ def _json_size(value: Any) -> int:
 
 def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
     """Check a spec against the tenant's caps and fill in defaults; raises 400/413 errors naming the field."""
-    code_bytes = len(spec.code.encode("utf-8", "surrogatepass"))
-    if code_bytes > quota.max_code_bytes:
-        raise PayloadTooLarge(
-            f"code is {code_bytes} bytes, over this tenant's cap of {quota.max_code_bytes}",
-            details={"field": "code", "size": code_bytes, "limit": quota.max_code_bytes},
-        )
+    quota.check_code(spec.code)
     args_bytes = _json_size(spec.args)
     if args_bytes > quota.max_args_bytes:
         raise PayloadTooLarge(
@@ -84,16 +79,7 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
     timeout_ms = spec.timeout_ms if spec.timeout_ms is not None else quota.default_timeout_ms()
     memory_mb = spec.memory_mb if spec.memory_mb is not None else quota.default_memory_mb()
     max_retries = spec.max_retries if spec.max_retries is not None else quota.default_max_retries
-    for name, value, cap in (
-        ("timeout_ms", timeout_ms, quota.max_timeout_ms),
-        ("memory_mb", memory_mb, quota.max_memory_mb),
-        ("max_retries", max_retries, quota.max_retries_cap),
-    ):
-        if value > cap:
-            raise ValidationFailed(
-                f"{name}: {value} is over this tenant's cap of {cap}",
-                details={"fields": {name: [f"must be at most {cap}"]}, "field": name, "limit": cap},
-            )
+    quota.check_limits(timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries)
     if spec.run_at is not None:
         horizon = timezone.now() + timedelta(seconds=settings.JOB_MAX_DELAY_S)
         if spec.run_at > horizon:
