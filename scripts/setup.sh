@@ -115,6 +115,13 @@ if ! probe redis 2>/dev/null; then
   wait_for redis 10 || die "Redis still does not answer"
 fi
 
+# ---------------------------------------------------------------- without docker (make test-unit)
+if [ "${WITHOUT_DOCKER:-0}" = 1 ]; then
+  "$VPY" manage.py migrate --noinput >/dev/null
+  say "ready (PostgreSQL and Redis; no Docker engine, images or browser)"
+  exit 0
+fi
+
 # ---------------------------------------------------------------- docker
 if ! probe docker 2>/dev/null; then
   is_root_debian || die "no Docker engine answers (DOCKER_HOST=${DOCKER_HOST:-default socket}); install and start Docker"
