@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 
 import pytest
 from django.conf import settings
@@ -16,6 +18,32 @@ from lambdasite.redis_client import build_queue_name, get_queue, get_redis
 
 # A test that asks for one of these (directly or through another fixture) runs jobs in Docker
 DOCKER_FIXTURES = frozenset({"docker_client", "sandbox_pool", "run_worker"})
+SYSTEM_MARKS = frozenset({"system", "docker", "browser"})
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under `-m "not system"` (make test-unit) a test module marked system, docker or browser as a
+    whole is not even imported: all its tests would be deselected, and importing them (the fuzz
+    test builds the whole schema) was half the unit tier's start. None: no opinion otherwise."""
+    if config.getoption("markexpr") == "not system" and _module_is_system_tier(collection_path):
+        return True
+    return None
+
+
+def _module_is_system_tier(path) -> bool:
+    if path.suffix != ".py" or not path.name.startswith("test_"):
+        return False
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets):
+            marks = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+            return any(_mark_name(mark) in SYSTEM_MARKS for mark in marks)
+    return False
+
+
+def _mark_name(node) -> str | None:
+    """`pytest.mark.NAME` or `pytest.mark.NAME(...)` -> NAME."""
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.attr if isinstance(node, ast.Attribute) else None
 
 
 def pytest_collection_modifyitems(config, items):
@@ -24,11 +52,13 @@ def pytest_collection_modifyitems(config, items):
     runs the rest with `-m "not system"`; `make test` runs both."""
     for item in items:
         needs_docker = DOCKER_FIXTURES.intersection(item.fixturenames)
-        if needs_docker or item.get_closest_marker("docker") or item.get_closest_marker("browser"):
+        if needs_docker or any(item.get_closest_marker(name) for name in SYSTEM_MARKS - {"system"}):
             item.add_marker(pytest.mark.system)
 
 
 _truncate = DatabaseOperations.sql_flush
+# what migrate made and post_migrate would only make again after the flush (~50 ms a test)
+_KEPT_BY_THE_FLUSH = frozenset({"django_content_type", "auth_permission"})
 
 
 def _delete_rows(self, style, tables, *, reset_sequences=False, allow_cascade=False):
@@ -39,10 +69,20 @@ def _delete_rows(self, style, tables, *, reset_sequences=False, allow_cascade=Fa
     cascade keeps TRUNCATE."""
     if reset_sequences or allow_cascade or not tables:
         return _truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-    return ["SET CONSTRAINTS ALL DEFERRED", *(f"DELETE FROM {self.quote_name(table)}" for table in tables)]
+    emptied = sorted(set(tables) - _KEPT_BY_THE_FLUSH)
+    return ["SET CONSTRAINTS ALL DEFERRED", *(f"DELETE FROM {self.quote_name(table)}" for table in emptied)]
 
 
 DatabaseOperations.sql_flush = _delete_rows
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """TEST_DB_SUFFIX=unit (set by `make test-unit`) gives a run its own test database, so the unit
+    tier can run while `make test` does."""
+    if suffix := os.environ.get("TEST_DB_SUFFIX"):
+        for database in settings.DATABASES.values():
+            database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{suffix}"
 
 
 @pytest.fixture(scope="session", autouse=True)
