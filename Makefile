@@ -1,5 +1,6 @@
 # The two commands: `make run` and `make test`. Both set up everything first.
-.PHONY: setup run test lint bench-sandbox images clean
+# `make test-unit` runs the fast tier of `make test`, for while you work.
+.PHONY: setup run test test-unit lint bench-sandbox images clean
 
 setup:
 	@scripts/setup.sh
@@ -11,6 +12,12 @@ test:
 	@WITH_BROWSER=1 scripts/setup.sh
 	@scripts/lint.sh
 	@scripts/test.sh $(ARGS)
+
+# the unit tier, under a minute: the tests not marked `system` (they need no Docker engine, images
+# or browser); `make test` runs them too
+test-unit:
+	@WITHOUT_DOCKER=1 scripts/setup.sh
+	@scripts/test-unit.sh $(ARGS)
 
 # ruff: lint and formatting (the configuration is in pyproject.toml); make test runs it first
 lint:

@@ -2,7 +2,8 @@
 # Idempotent set-up for `make run` and `make test`: Python venv with pinned
 # requirements, PostgreSQL, Redis and a Docker engine answering, the database,
 # the runtime images, migrations. On a Debian host as root, whatever is missing
-# is installed and started; elsewhere it says what to install.
+# is installed and started; elsewhere it says what to install. WITHOUT_DOCKER=1 (make test-unit)
+# stops after PostgreSQL and Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -114,6 +115,10 @@ if ! probe redis 2>/dev/null; then
     --dir /var/lib/redis --logfile /var/log/redis/lambdasite.log
   wait_for redis 10 || die "Redis still does not answer"
 fi
+
+# ---------------------------------------------------------------- without docker (make test-unit)
+# the unit tier needs PostgreSQL and Redis, and makes its own test database
+if [ "${WITHOUT_DOCKER:-0}" = 1 ]; then say "ready (PostgreSQL and Redis)"; exit 0; fi
 
 # ---------------------------------------------------------------- docker
 if ! probe docker 2>/dev/null; then

@@ -83,11 +83,22 @@ def post(client: Client, path: str, body, **extra):
 
 
 def scenario(alice, bob) -> dict:
-    """A fixed corpus of requests, valid and not; -> name: recorded response."""
-    out: dict = {}
+    """A fixed corpus of requests, valid and not, in this order (each step sees the jobs, keys and
+    tokens the steps before it left); -> name: recorded response."""
     a = api(alice.key)
-    out["submit 202"] = post(a, "/api/v1/jobs", ADD)
+    out = submits(a)
     job_id = out["submit 202"].json()["id"]
+    out.update(batches(a))
+    out.update(reads(a, bob, job_id))
+    out.update(actions(a, job_id))
+    out.update(account_reads(a))
+    out.update(refusals(a, alice))
+    out.update(pages(alice, bob, job_id))
+    return {normalise(name): record(response) for name, response in out.items()}
+
+
+def submits(a: Client) -> dict:
+    out = {"submit 202": post(a, "/api/v1/jobs", ADD)}
     bad_bodies = {
         "unknown runtime": {"runtime": "ruby", "code": "x"},
         "missing runtime": {"code": "def main(): pass"},
@@ -114,11 +125,21 @@ def scenario(alice, bob) -> dict:
         a, "/api/v1/jobs", {**ADD, "args": [9, 9]}, HTTP_IDEMPOTENCY_KEY="k-1"
     )
     out["submit idempotency key too long"] = post(a, "/api/v1/jobs", ADD, HTTP_IDEMPOTENCY_KEY="k" * 300)
-    out["batch ok"] = post(a, "/api/v1/jobs/batch", {"jobs": [ADD, ADD]})
-    out["batch bad item"] = post(
-        a, "/api/v1/jobs/batch", {"jobs": [ADD, {"runtime": "python", "code": "x", "timeout_ms": 90000}]}
-    )
-    out["batch empty"] = post(a, "/api/v1/jobs/batch", {"jobs": []})
+    return out
+
+
+def batches(a: Client) -> dict:
+    return {
+        "batch ok": post(a, "/api/v1/jobs/batch", {"jobs": [ADD, ADD]}),
+        "batch bad item": post(
+            a, "/api/v1/jobs/batch", {"jobs": [ADD, {"runtime": "python", "code": "x", "timeout_ms": 90000}]}
+        ),
+        "batch empty": post(a, "/api/v1/jobs/batch", {"jobs": []}),
+    }
+
+
+def reads(a: Client, bob, job_id: str) -> dict:
+    out = {}
     for query in (
         "",
         "?status=bogus",
@@ -135,10 +156,16 @@ def scenario(alice, bob) -> dict:
     LogLine.objects.create(job_id=job_id, attempt=1, seq=1, stream="stdout", ts=timezone.now(), text="hello")
     for query in ("", "?after=-1", "?after=x", "?limit=99999", "?after=1"):
         out[f"logs{query}"] = a.get(f"/api/v1/jobs/{job_id}/logs{query}")
-    out["delete unfinished"] = a.delete(f"/api/v1/jobs/{job_id}")
-    out["retry not retryable"] = a.post(f"/api/v1/jobs/{job_id}/retry")
-    out["cancel"] = a.post(f"/api/v1/jobs/{job_id}/cancel")
-    out["cancel finished"] = a.post(f"/api/v1/jobs/{job_id}/cancel")
+    return out
+
+
+def actions(a: Client, job_id: str) -> dict:
+    out = {
+        "delete unfinished": a.delete(f"/api/v1/jobs/{job_id}"),
+        "retry not retryable": a.post(f"/api/v1/jobs/{job_id}/retry"),
+        "cancel": a.post(f"/api/v1/jobs/{job_id}/cancel"),
+        "cancel finished": a.post(f"/api/v1/jobs/{job_id}/cancel"),
+    }
     done = Job.objects.get(pk=job_id)
     Attempt.objects.create(
         job=done, number=1, started_at=timezone.now(), status=Status.FAILED, billed_ms=5, gb_seconds=0.000625
@@ -148,14 +175,23 @@ def scenario(alice, bob) -> dict:
     )
     out["dead letters"] = a.get("/api/v1/dead-letters")
     out["retry dead"] = a.post(f"/api/v1/jobs/{job_id}/retry")
-    out["runtimes"] = a.get("/api/v1/runtimes")
-    out["usage"] = a.get("/api/v1/usage")
+    return out
+
+
+def account_reads(a: Client) -> dict:
+    out = {"runtimes": a.get("/api/v1/runtimes"), "usage": a.get("/api/v1/usage")}
     for query in ("?since=bad", "?since=2999-01-01T00:00:00Z", "?since=2000-01-01T00:00:00+99:00"):
         out[f"stats{query}"] = a.get(f"/api/v1/stats{query}")
-    out["method not allowed"] = a.put("/api/v1/jobs")
-    out["unknown endpoint"] = a.get("/api/v1/nowhere")
-    out["no key"] = api().get("/api/v1/jobs")
-    out["bad scheme"] = api(HTTP_AUTHORIZATION="Basic xyz").get("/api/v1/jobs")
+    return out
+
+
+def refusals(a: Client, alice) -> dict:
+    out = {
+        "method not allowed": a.put("/api/v1/jobs"),
+        "unknown endpoint": a.get("/api/v1/nowhere"),
+        "no key": api().get("/api/v1/jobs"),
+        "bad scheme": api(HTTP_AUTHORIZATION="Basic xyz").get("/api/v1/jobs"),
+    }
     read_key = api_key_issue(tenant=alice.tenant, name="ro", scope=ApiKey.Scope.READ, operator=True).plaintext
     out["read key writes"] = post(api(read_key), "/api/v1/jobs", ADD)
     quota = alice.tenant.quota
@@ -168,8 +204,7 @@ def scenario(alice, bob) -> dict:
     out["suspended"] = a.get("/api/v1/jobs")
     alice.tenant.is_suspended = False
     alice.tenant.save()
-    out.update(pages(alice, bob, job_id))
-    return {normalise(name): record(response) for name, response in out.items()}
+    return out
 
 
 def pages(alice, bob, job_id) -> dict:

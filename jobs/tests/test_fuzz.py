@@ -8,6 +8,9 @@ import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
 
+# system tier: one to two minutes (the generated ?wait values of POST /jobs hold their requests)
+pytestmark = pytest.mark.system
+
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 
 

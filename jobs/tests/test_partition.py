@@ -201,6 +201,28 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
     worker_a = _start_worker(stack, host_a, forwarder, "worker-a")
     worker_b = _start_worker(stack, host_b, forwarder, "worker-b")
     ids = [alice.post_job({**SLEEP, "args": [i]}).json()["id"] for i in range(8)]
+    on_a, cut_at = _cut_off_mid_job(stack, host_a, worker_a, ids)
+
+    # host A's jobs complete on host B within the lease and reconcile time
+    def a_jobs_done():
+        return Job.objects.filter(pk__in=on_a, status="succeeded").count() == len(on_a)
+
+    assert wait_until(a_jobs_done, 60, 0.1), "host A's jobs were not recovered:\n" + stack.report()
+    recovered_s = time.monotonic() - cut_at
+    _assert_recovered_on_b(stack, ids, on_a, worker_a, worker_b)
+    restored_at, fenced_s = _restore_and_assert_fenced(stack, host_a, ids, on_a, worker_a, worker_b)
+    rejoined_s = _assert_rejoins(alice, stack, worker_a, restored_at)
+    _assert_cells_swept_once_gone(docker_client, worker_a)
+    print(
+        f"\npartition: host A's {len(on_a)} running jobs finished on host B {recovered_s:.1f} s "
+        "after the cut "
+        f"(LEASE_S={stack.env['LEASE_S']}); its late results fenced {fenced_s:.1f} s and it ran jobs again "
+        f"{rejoined_s:.1f} s after its link came back"
+    )
+
+
+def _cut_off_mid_job(stack: Stack, host_a: Host, worker_a, ids: list[str]) -> tuple[set[str], float]:
+    """Once host A runs a job whose code has started, cut its link; -> the jobs it was running, when."""
 
     def a_is_running():
         return Attempt.objects.filter(
@@ -221,13 +243,10 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
         for a in Attempt.objects.filter(job_id__in=ids, status="running", worker__endswith=f":{worker_a.pid}")
     }
     assert on_a
+    return on_a, cut_at
 
-    # host A's jobs complete on host B within the lease and reconcile time
-    def a_jobs_done():
-        return Job.objects.filter(pk__in=on_a, status="succeeded").count() == len(on_a)
 
-    assert wait_until(a_jobs_done, 60, 0.1), "host A's jobs were not recovered:\n" + stack.report()
-    recovered_s = time.monotonic() - cut_at
+def _assert_recovered_on_b(stack: Stack, ids: list[str], on_a: set[str], worker_a, worker_b) -> None:
     assert wait_until(lambda: terminal_count(ids) == len(ids), 60), stack.report()
     for job_id in on_a:
         attempts = list(Attempt.objects.filter(job_id=job_id).order_by("number"))
@@ -235,7 +254,12 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
         assert attempts[-1].status == "succeeded" and attempts[-1].worker.endswith(f":{worker_b.pid}")
     assert worker_a.poll() is None  # cut off, not dead
 
-    # the link comes back: A's late results arrive and are fenced, every job keeps one outcome
+
+def _restore_and_assert_fenced(
+    stack: Stack, host_a: Host, ids: list[str], on_a: set[str], worker_a, worker_b
+) -> tuple[float, float]:
+    """The link comes back: A's late results arrive and are fenced, every job keeps one outcome;
+    -> when the link came back, and how long after it the last late result was fenced."""
     outcome = {
         job_id: Job.objects.values_list("status", "result", "attempts").get(pk=job_id) for job_id in on_a
     }
@@ -259,8 +283,11 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
         ]
         assert Attempt.objects.filter(job_id=job_id, status="succeeded").count() == 1, (history, worker_a.pid)
     assert [Job.objects.get(pk=i).result for i in ids] == list(range(8))
+    return restored_at, fenced_s
 
-    # A rejoins: it takes jobs again
+
+def _assert_rejoins(alice, stack: Stack, worker_a, restored_at: float) -> float:
+    """A rejoins: it takes jobs again; -> seconds from its link coming back to its first job done."""
     # enough that host B alone would be busy for 20 s: A, back within seconds, must take some
     more = [alice.post_job({**SLEEP, "args": [100 + i]}).json()["id"] for i in range(10)]
 
@@ -273,8 +300,11 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
     rejoined_s = time.monotonic() - restored_at
     assert wait_until(lambda: terminal_count(more) == len(more), 60), stack.report()
     assert_exactly_one_success_each(more)
+    return rejoined_s
 
-    # once A is gone for good, its cells are swept by B (same engine)
+
+def _assert_cells_swept_once_gone(docker_client, worker_a) -> None:
+    """Once A is gone for good, its cells are swept by B (same engine)."""
     worker_a.kill()
     worker_a.wait()
     assert wait_until(
@@ -284,9 +314,3 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
         30,
         0.5,
     ), "host A's cells were not swept"
-    print(
-        f"\npartition: host A's {len(on_a)} running jobs finished on host B {recovered_s:.1f} s "
-        "after the cut "
-        f"(LEASE_S={stack.env['LEASE_S']}); its late results fenced {fenced_s:.1f} s and it ran jobs again "
-        f"{rejoined_s:.1f} s after its link came back"
-    )

@@ -104,28 +104,9 @@ def _project_leftovers(client: docker.DockerClient, project: str, worker_hosts: 
 
 def test_the_compose_stack_runs_the_readme_flow_survives_a_killed_worker_and_leaves_nothing(docker_client):
     t_start = time.monotonic()
-    built = subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "compose_images.py")],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert built.returncode == 0, built.stderr[-4000:]
-    images = dict(line.split("=", 1) for line in built.stdout.split())
-    assert set(images) == {"APP_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE"}
+    images = _build_images()
     t_built = time.monotonic()
-
-    # secrets reach the app from the environment, never from the image
-    app = docker_client.images.get(images["APP_IMAGE"])
-    env_names = {item.split("=", 1)[0] for item in app.attrs["Config"]["Env"] or []}
-    assert not env_names & {
-        "SECRET_KEY",
-        "REDIS_PASSWORD",
-        "POSTGRES_PASSWORD",
-        "METRICS_TOKEN",
-        "DATABASE_URL",
-    }
-    assert app.attrs["Config"]["User"] == "lambdasite"
+    _assert_secrets_stay_out_of_the_image(docker_client, images["APP_IMAGE"])
 
     stack = Stack(images)
     worker_hosts: set[str] = set()
@@ -133,91 +114,11 @@ def test_the_compose_stack_runs_the_readme_flow_survives_a_killed_worker_and_lea
         stack.compose("up", "-d", "--no-build", "--scale", "worker=2", timeout=600)
         assert wait_until(stack.ready, 180, 1.0), "the stack never became ready:\n" + stack.logs()
         t_ready = time.monotonic()
-
-        # a project-named network, non-root app containers, the socket only where it is needed
-        containers = {
-            c.labels["com.docker.compose.service"]
-            + c.labels.get("com.docker.compose.container-number", ""): c
-            for c in docker_client.containers.list(
-                filters={"label": f"com.docker.compose.project={stack.project}"}
-            )
-        }
-        workers = [c for name, c in containers.items() if name.startswith("worker")]
-        assert len(workers) == 2
+        workers = _assert_containers_are_confined(docker_client, stack)
         worker_hosts = {c.attrs["Config"]["Hostname"] for c in workers}
-        for name, container in containers.items():
-            assert f"{stack.project}_default" in container.attrs["NetworkSettings"]["Networks"], name
-            sees_socket = any(m.get("Source") == SOCKET for m in container.attrs["Mounts"])
-            if name.startswith(("web", "scheduler", "webhooks", "worker", "build-worker")):
-                user = container.exec_run(["id", "-u"]).output.decode().strip()
-                assert user != "0", f"{name} runs as root"
-                assert sees_socket == name.startswith(("worker", "build-worker")), name
-
-        # the README's flow: a tenant and a key made inside the web container
-        stack.compose("exec", "-T", "web", "python", "manage.py", "tenant_create", "acme", "--name", "Acme")
-        made = stack.compose(
-            "exec", "-T", "web", "python", "manage.py", "apikey_create", "acme", "--name", "ci"
-        )
-        key = made.stdout.strip().splitlines()[-1]
-        assert key.startswith("lsk_")
-        status, body = stack.request("GET", "/api/v1/jobs", key="lsk_nope_nope")
-        assert status == 401 and body["error"]["code"]
-        snippets = {
-            "python": "def main(a, b):\n    print('adding', a, b)\n    return a + b\n",
-            "node": "function main(a, b) {\n  console.log('adding', a, b);\n  return a + b;\n}\n",
-        }
-        for runtime, code in snippets.items():
-            status, job = stack.request(
-                "POST", "/api/v1/jobs?wait=30", key, {"runtime": runtime, "code": code, "args": [2, 3]}
-            )
-            assert status == 200 and job["status"] == "succeeded", (runtime, job)
-            assert job["result"] == 5 and job["attempts"] == 1
-            status, logs = stack.request("GET", f"/api/v1/jobs/{job['id']}/logs", key)
-            assert [line["text"] for line in logs["lines"]] == ["adding 2 3"]
-
-        # a worker container killed in the middle of a 3 s job: the other worker finishes it
-        slow = "import time\ndef main():\n    time.sleep(3)\n    return 'done'\n"
-        status, job = stack.request("POST", "/api/v1/jobs", key, {"runtime": "python", "code": slow})
-        assert status == 202, job
-
-        def running_on():
-            _, seen = stack.request("GET", f"/api/v1/jobs/{job['id']}", key)
-            history = seen["attempt_history"]
-            if seen["status"] == "running" and history and history[-1]["worker"]:
-                return history[-1]["worker"]
-            return None
-
-        first_worker = wait_until(running_on, 20, 0.05)
-        assert first_worker, "the job never started:\n" + stack.logs()
-        victim = next(c for c in workers if first_worker.startswith(c.attrs["Config"]["Hostname"]))
-        t_kill = time.monotonic()
-        victim.kill()
-
-        def finished():
-            _, seen = stack.request("GET", f"/api/v1/jobs/{job['id']}", key)
-            return seen if seen["status"] in TERMINAL else None
-
-        final = wait_until(finished, 90, 0.25)
-        recovery_s = time.monotonic() - t_kill
-        assert final, "the job never finished after its worker died:\n" + stack.logs()
-        assert final["status"] == "succeeded" and final["result"] == "done", final
-        history = final["attempt_history"]
-        assert [a["status"] for a in history].count("succeeded") == 1, history
-        assert history[0]["worker"] == first_worker and history[0]["status"] == "lost"
-        assert history[-1]["status"] == "succeeded" and history[-1]["worker"] != first_worker
-        victim.reload()
-        assert victim.status == "exited"  # it stayed dead: the survivor did the work
-
-        # the killed worker's cells are swept by the survivor (their owner container no longer runs)
-        victim_host = victim.attrs["Config"]["Hostname"]
-
-        def swept():
-            left = docker_client.containers.list(
-                all=True, filters={"label": ["lambdasite.sandbox=1", f"lambdasite.host={victim_host}"]}
-            )
-            return not left
-
-        assert wait_until(swept, 60, 1.0), "the dead worker's cells were never swept"
+        key = _run_the_readme_flow(stack)
+        victim, recovery_s = _kill_a_worker_mid_job(stack, key, workers)
+        _assert_its_cells_are_swept(docker_client, victim)
     finally:
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "30", timeout=300, check=False)
     t_down = time.monotonic()
@@ -231,3 +132,125 @@ def test_the_compose_stack_runs_the_readme_flow_survives_a_killed_worker_and_lea
         f"killed worker's job finished {recovery_s:.1f} s after the kill, down {t_down - t_ready:.1f} s "
         f"after ready (flow included)"
     )
+
+
+def _build_images() -> dict[str, str]:
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "compose_images.py")],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert built.returncode == 0, built.stderr[-4000:]
+    images = dict(line.split("=", 1) for line in built.stdout.split())
+    assert set(images) == {"APP_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE"}
+    return images
+
+
+def _assert_secrets_stay_out_of_the_image(docker_client, app_image: str) -> None:
+    """Secrets reach the app from the environment, never from the image."""
+    app = docker_client.images.get(app_image)
+    env_names = {item.split("=", 1)[0] for item in app.attrs["Config"]["Env"] or []}
+    assert not env_names & {
+        "SECRET_KEY",
+        "REDIS_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "METRICS_TOKEN",
+        "DATABASE_URL",
+    }
+    assert app.attrs["Config"]["User"] == "lambdasite"
+
+
+def _assert_containers_are_confined(docker_client, stack: Stack) -> list:
+    """A project-named network, non-root app containers, the socket only where it is needed;
+    -> the two worker containers."""
+    containers = {
+        c.labels["com.docker.compose.service"] + c.labels.get("com.docker.compose.container-number", ""): c
+        for c in docker_client.containers.list(
+            filters={"label": f"com.docker.compose.project={stack.project}"}
+        )
+    }
+    workers = [c for name, c in containers.items() if name.startswith("worker")]
+    assert len(workers) == 2
+    for name, container in containers.items():
+        assert f"{stack.project}_default" in container.attrs["NetworkSettings"]["Networks"], name
+        sees_socket = any(m.get("Source") == SOCKET for m in container.attrs["Mounts"])
+        if name.startswith(("web", "scheduler", "webhooks", "worker", "build-worker")):
+            user = container.exec_run(["id", "-u"]).output.decode().strip()
+            assert user != "0", f"{name} runs as root"
+            assert sees_socket == name.startswith(("worker", "build-worker")), name
+    return workers
+
+
+def _run_the_readme_flow(stack: Stack) -> str:
+    """The README's flow: a tenant and a key made inside the web container, a job in each runtime;
+    -> the key."""
+    stack.compose("exec", "-T", "web", "python", "manage.py", "tenant_create", "acme", "--name", "Acme")
+    made = stack.compose("exec", "-T", "web", "python", "manage.py", "apikey_create", "acme", "--name", "ci")
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("lsk_")
+    status, body = stack.request("GET", "/api/v1/jobs", key="lsk_nope_nope")
+    assert status == 401 and body["error"]["code"]
+    snippets = {
+        "python": "def main(a, b):\n    print('adding', a, b)\n    return a + b\n",
+        "node": "function main(a, b) {\n  console.log('adding', a, b);\n  return a + b;\n}\n",
+    }
+    for runtime, code in snippets.items():
+        status, job = stack.request(
+            "POST", "/api/v1/jobs?wait=30", key, {"runtime": runtime, "code": code, "args": [2, 3]}
+        )
+        assert status == 200 and job["status"] == "succeeded", (runtime, job)
+        assert job["result"] == 5 and job["attempts"] == 1
+        status, logs = stack.request("GET", f"/api/v1/jobs/{job['id']}/logs", key)
+        assert [line["text"] for line in logs["lines"]] == ["adding 2 3"]
+    return key
+
+
+def _kill_a_worker_mid_job(stack: Stack, key: str, workers: list):
+    """A worker container killed in the middle of a 3 s job: the other worker finishes it;
+    -> the killed container, and the seconds from the kill to the job's end."""
+    slow = "import time\ndef main():\n    time.sleep(3)\n    return 'done'\n"
+    status, job = stack.request("POST", "/api/v1/jobs", key, {"runtime": "python", "code": slow})
+    assert status == 202, job
+
+    def running_on():
+        _, seen = stack.request("GET", f"/api/v1/jobs/{job['id']}", key)
+        history = seen["attempt_history"]
+        if seen["status"] == "running" and history and history[-1]["worker"]:
+            return history[-1]["worker"]
+        return None
+
+    first_worker = wait_until(running_on, 20, 0.05)
+    assert first_worker, "the job never started:\n" + stack.logs()
+    victim = next(c for c in workers if first_worker.startswith(c.attrs["Config"]["Hostname"]))
+    t_kill = time.monotonic()
+    victim.kill()
+
+    def finished():
+        _, seen = stack.request("GET", f"/api/v1/jobs/{job['id']}", key)
+        return seen if seen["status"] in TERMINAL else None
+
+    final = wait_until(finished, 90, 0.25)
+    recovery_s = time.monotonic() - t_kill
+    assert final, "the job never finished after its worker died:\n" + stack.logs()
+    assert final["status"] == "succeeded" and final["result"] == "done", final
+    history = final["attempt_history"]
+    assert [a["status"] for a in history].count("succeeded") == 1, history
+    assert history[0]["worker"] == first_worker and history[0]["status"] == "lost"
+    assert history[-1]["status"] == "succeeded" and history[-1]["worker"] != first_worker
+    victim.reload()
+    assert victim.status == "exited"  # it stayed dead: the survivor did the work
+    return victim, recovery_s
+
+
+def _assert_its_cells_are_swept(docker_client, victim) -> None:
+    """The killed worker's cells are swept by the survivor (their owner container no longer runs)."""
+    victim_host = victim.attrs["Config"]["Hostname"]
+
+    def swept():
+        left = docker_client.containers.list(
+            all=True, filters={"label": ["lambdasite.sandbox=1", f"lambdasite.host={victim_host}"]}
+        )
+        return not left
+
+    assert wait_until(swept, 60, 1.0), "the dead worker's cells were never swept"

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,7 @@ def compose_config() -> dict:
     return yaml.safe_load(done.stdout)
 
 
+@pytest.mark.system  # the compose CLI, installed by `make test`
 def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     config = compose_config()
     services = config["services"]
@@ -55,6 +57,7 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     assert "build-proxy:/build-proxy:rw" in builder["volumes"]
 
 
+@pytest.mark.system
 def test_compose_refuses_to_start_without_a_secret_key():
     command = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {

@@ -151,6 +151,7 @@ def test_the_demo_password_is_refused_beyond_loopback(monkeypatch, capsys):
 # -- compose ------------------------------------------------------------------------------------
 
 
+@pytest.mark.system  # the compose CLI, installed by `make test`
 def test_compose_keeps_prometheus_local_and_redis_behind_a_password():
     from lambdasite.tests.test_deploy import compose_config
 

@@ -40,7 +40,9 @@ def test_readyz_is_unavailable_when_redis_does_not_answer(db, monkeypatch):
     from jobs.tests.test_chaos import free_port
     from lambdasite import views
 
-    monkeypatch.setattr(views, "get_redis", lambda: redis.Redis(port=free_port(), socket_timeout=1))
+    # refused at once: redis-py's default retries with backoff would add ~4 s and check nothing more
+    dead = redis.Redis(port=free_port(), socket_timeout=1, retry=None)
+    monkeypatch.setattr(views, "get_redis", lambda: dead)
     response = APIClient().get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"]["ok"] is False and response.json()["checks"]["database"]["ok"]
@@ -123,6 +125,7 @@ def test_metrics_count_the_job_path(alice, run_worker):
     assert "django_http_requests_total_by_method_total" in text  # django-prometheus request metrics
 
 
+@pytest.mark.system  # starts another Django process
 def test_metrics_from_another_process_are_counted(db):
     db_url = "postgres://{USER}:{PASSWORD}@{HOST}:{PORT}/{NAME}".format(
         **{k: v or "" for k, v in connection.settings_dict.items() if isinstance(v, (str, int, type(None)))}

@@ -18,7 +18,8 @@ from django.conf import settings
 
 from jobs.tests.test_chaos import Stack
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# system tier: a live uvicorn, and a run of over a minute
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.system]
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20240521

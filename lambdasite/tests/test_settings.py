@@ -39,6 +39,7 @@ def test_choices_and_minimums_are_enforced(monkeypatch):
         env.env_int("LAMBDASITE_X", 1, minimum=0)
 
 
+@pytest.mark.system  # starts two Django processes
 def test_workers_commit_asynchronously_and_the_web_does_not():
     """relax_commit_durability sets synchronous_commit=off as a connection option (pooled
     connections included); a process that does not call it keeps synchronous commits."""
