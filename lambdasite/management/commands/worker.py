@@ -65,7 +65,7 @@ def _safely(fn) -> None:
     best_effort("writing the heartbeat", fn)
 
 
-def _beat(name: str, role: str, pool, stop: threading.Event) -> None:
+def _beat(name: str, role: str, pool, stop: threading.Event, clock=time.monotonic) -> None:
     """Every WORKER_HEARTBEAT_S, from its own thread (a long job does not stop it): this worker's
     heartbeat, expiring after three missed beats (the fleet's count of live workers); its warm
     cells and spares, for /metrics (summed over workers there); and, every LAYER_GC_INTERVAL_S,
@@ -75,13 +75,13 @@ def _beat(name: str, role: str, pool, stop: threading.Event) -> None:
     from functions.services.layers import layers_collect
 
     every = settings.WORKER_HEARTBEAT_S
-    last_gc = 0.0
+    last_gc = None  # the first beat collects
     while True:
         _safely(lambda: metrics.worker_beat(role=role, name=name, ttl_s=3 * every))
         if role == "jobs":
             metrics.publish_pool(name, pool.stats(), ttl_s=3 * every)
-        if time.monotonic() - last_gc > settings.LAYER_GC_INTERVAL_S:
-            last_gc = 0.0
+        if last_gc is None or clock() - last_gc > settings.LAYER_GC_INTERVAL_S:
+            last_gc = clock()
             try:
                 layers_collect(client=pool.client)
             except Exception:  # noqa: BLE001 - the next pass tries again
