@@ -1,6 +1,8 @@
 """Operators' admin for schedules: every tenant's, with pause and resume."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
+
+from lambdasite.admin_actions import each_selected
 
 from .models import Schedule, ScheduleRun
 from .services.manage import ScheduleSpec, schedule_update
@@ -47,14 +49,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Pause")
-    def pause(self, request, queryset):
-        for schedule in queryset:
-            schedule_update(schedule=schedule, spec=ScheduleSpec(enabled=False))
-            Schedule.objects.filter(pk=schedule.pk).update(paused_reason=f"paused by {request.user}")
-        self.message_user(request, f"{queryset.count()} schedule(s) paused.", messages.SUCCESS)
+    @each_selected("schedule(s) paused")
+    def pause(self, request, schedule):
+        schedule_update(schedule=schedule, spec=ScheduleSpec(enabled=False))
+        Schedule.objects.filter(pk=schedule.pk).update(paused_reason=f"paused by {request.user}")
 
     @admin.action(description="Resume (from now)")
-    def resume(self, request, queryset):
-        for schedule in queryset:
-            schedule_update(schedule=schedule, spec=ScheduleSpec(enabled=True))
-        self.message_user(request, f"{queryset.count()} schedule(s) resumed.", messages.SUCCESS)
+    @each_selected("schedule(s) resumed")
+    def resume(self, request, schedule):
+        schedule_update(schedule=schedule, spec=ScheduleSpec(enabled=True))

@@ -1,6 +1,8 @@
 """Operators' admin for webhooks: every tenant's endpoints (disable, enable) and deliveries (read-only)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
+
+from lambdasite.admin_actions import each_selected
 
 from .models import Delivery, DeliveryAttempt, WebhookEndpoint
 from .services.endpoints import endpoint_update
@@ -19,19 +21,15 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Disable (pending deliveries stop)")
-    def disable(self, request, queryset):
-        for endpoint in queryset:
-            endpoint_update(endpoint=endpoint, enabled=False, throttled=False)
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-                disabled_reason=f"disabled by {request.user}"
-            )
-        self.message_user(request, f"{queryset.count()} endpoint(s) disabled.", messages.SUCCESS)
+    @each_selected("endpoint(s) disabled")
+    def disable(self, request, endpoint):
+        endpoint_update(endpoint=endpoint, enabled=False, throttled=False)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(disabled_reason=f"disabled by {request.user}")
 
     @admin.action(description="Enable")
-    def enable(self, request, queryset):
-        for endpoint in queryset:
-            endpoint_update(endpoint=endpoint, enabled=True, throttled=False)
-        self.message_user(request, f"{queryset.count()} endpoint(s) enabled.", messages.SUCCESS)
+    @each_selected("endpoint(s) enabled")
+    def enable(self, request, endpoint):
+        endpoint_update(endpoint=endpoint, enabled=True, throttled=False)
 
 
 class AttemptInline(admin.TabularInline):

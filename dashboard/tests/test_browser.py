@@ -5,9 +5,7 @@ Screenshots of the main pages are saved under var/screenshots/ as test artifacts
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
 from jobs.models import Job
+from jobs.tests.live_server import post_json
 from jobs.tests.test_chaos import Stack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker, pytest.mark.browser]
@@ -71,14 +70,8 @@ def shot(page, name: str) -> None:
 
 def submit(server: str, persona, body: dict) -> str:
     """POST /api/v1/jobs on the live server with the persona's key -> job id."""
-    request = urllib.request.Request(
-        server + "/api/v1/jobs",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {persona.key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["id"]
+    _, answer = post_json(server + "/api/v1/jobs", persona.key, body, timeout=10)
+    return answer["id"]
 
 
 def mark_page(page) -> None:

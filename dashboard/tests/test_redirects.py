@@ -11,7 +11,7 @@ from django.test import Client, RequestFactory
 from accounts.models import Membership
 from accounts.services import membership_set, tenant_create
 from dashboard.views.redirects import dashboard_path
-from functions.services import deploy
+from functions.tests.support import make_adder
 from schedules.models import Schedule
 
 FOREIGN = [
@@ -53,10 +53,7 @@ def test_anything_else_is_not(rf: RequestFactory, target):
 
 @pytest.fixture
 def nightly(alice):
-    deploy.function_create(
-        tenant=alice.tenant, user=None, name="adder", runtime="python",
-        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
-    )  # fmt: skip
+    make_adder(alice.tenant)
     from schedules.services import manage
 
     spec = manage.ScheduleSpec(cron="30 2 * * *", function="adder", args=[1, 2])

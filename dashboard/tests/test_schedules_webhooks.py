@@ -7,7 +7,7 @@ import pytest
 
 from accounts.models import Membership
 from accounts.services import membership_set, user_get_or_create
-from functions.services import deploy
+from functions.tests.support import make_adder
 from jobs.models import Job
 from schedules.models import Schedule
 from webhooks.models import Delivery, Event, WebhookEndpoint
@@ -17,11 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def adder(alice):
-    function, _ = deploy.function_create(
-        tenant=alice.tenant, user=None, name="adder", runtime="python",
-        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
-    )  # fmt: skip
-    return function
+    return make_adder(alice.tenant)
 
 
 FORM = {

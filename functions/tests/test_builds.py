@@ -180,29 +180,32 @@ def test_builds_that_cannot_work_fail_readably_and_leave_no_layer(
     assert refused.status_code == 409 and words[0] in refused.json()["error"]["message"]
 
 
+def six_over_a_cap(persona, run_worker, docker_client, name: str) -> str:
+    """Deploy a function needing six and build it under a cap it exceeds: the build fails and
+    leaves no layer, neither row nor volume. -> the build's error"""
+    before = layer_volumes(docker_client)
+    deploy(persona, name=name, code=PY_SIX, requirements=SIX)
+    run_worker()
+    v1 = version(name)
+    assert v1.status == BuildStatus.FAILED
+    assert not DependencyLayer.objects.exists()
+    assert layer_volumes(docker_client) == before
+    return v1.build_error
+
+
 def test_a_layer_over_the_tenants_size_cap_fails_and_is_removed(alice, run_worker, docker_client):
     quota = alice.tenant.quota
     quota.max_dependency_bytes = 10_000  # six installs about 50 kB
     quota.save()
-    before = layer_volumes(docker_client)
-    deploy(alice, name="big", code=PY_SIX, requirements=SIX)
-    run_worker()
-    v1 = version("big")
-    assert v1.status == BuildStatus.FAILED and "over" in v1.build_error and "cap" in v1.build_error
-    assert not DependencyLayer.objects.exists()
-    assert layer_volumes(docker_client) == before
+    error = six_over_a_cap(alice, run_worker, docker_client, "big")
+    assert "over" in error and "cap" in error
 
 
 def test_a_layer_of_too_many_files_fails_and_is_removed(alice, run_worker, docker_client, settings):
     """A layer's size alone does not bound its inodes: many tiny files are capped too."""
     settings.LAYER_MAX_FILES = 5  # six installs a dozen files and directories
-    before = layer_volumes(docker_client)
-    deploy(alice, name="many", code=PY_SIX, requirements=SIX)
-    run_worker()
-    v1 = version("many")
-    assert v1.status == BuildStatus.FAILED and "files" in v1.build_error and "cap of 5" in v1.build_error
-    assert not DependencyLayer.objects.exists()
-    assert layer_volumes(docker_client) == before
+    error = six_over_a_cap(alice, run_worker, docker_client, "many")
+    assert "files" in error and "cap of 5" in error
 
 
 def test_a_function_with_dependencies_still_has_no_network(alice, run_worker, invoke_sync):

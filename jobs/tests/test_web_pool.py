@@ -3,13 +3,12 @@ database connections, so more of them than the pool's size all get their answer.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
 
+from jobs.tests.live_server import post_json
 from jobs.tests.test_chaos import Stack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
@@ -32,14 +31,7 @@ def test_more_waiting_requests_than_pooled_connections(alice):
                 "code": "import time\ndef main(i):\n    time.sleep(1.5)\n    return i\n",
                 "args": [i],
             }
-            request = urllib.request.Request(
-                url + "/api/v1/jobs?wait=20",
-                data=json.dumps(body).encode(),
-                method="POST",
-                headers={"Authorization": f"Bearer {alice.key}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=40) as response:
-                return response.status, json.loads(response.read())
+            return post_json(url + "/api/v1/jobs?wait=20", alice.key, body, timeout=40)
 
         with ThreadPoolExecutor(6) as pool:
             answers = list(pool.map(submit, range(6)))

@@ -23,6 +23,13 @@ def run(pool, runtime: str, code: str, tenant: str, args=None, on_output=None, *
     )
 
 
+def run_ok(pool, runtime: str, code: str, tenant: str, **kwargs):
+    """``run``, and the job must have succeeded (else its error is the assertion's message)."""
+    result = run(pool, runtime, code, tenant, **kwargs)
+    assert result.status == "succeeded", result.error
+    return result
+
+
 def assert_cell_serves_next_job(pool, runtime: str, tenant: str, docker_client) -> None:
     assert_next_job_clean(pool, runtime, tenant, docker_client)
     again = run(
@@ -70,8 +77,7 @@ def test_lone_surrogates_and_nul_in_a_result_become_replacement_characters(pool,
         "python": "def main():\n    return {'lone': '\\ud800', 'nul': 'a\\x00b', '\\udfff': 'key'}\n",
         "node": "function main() { return { lone: '\\ud800', nul: 'a\\u0000b', '\\udfff': 'key' }; }\n",
     }[runtime]
-    result = run(pool, runtime, code, "surrogates")
-    assert result.status == "succeeded", result.error
+    result = run_ok(pool, runtime, code, "surrogates")
     assert result.result == {"lone": "\ufffd", "nul": "a\ufffdb", "\ufffd": "key"}
 
 
@@ -157,8 +163,7 @@ def main():
 
 
 def test_ipc_objects_of_a_job_do_not_survive_it(pool):
-    planted = run(pool, "python", IPC_PLANT, "ipc")
-    assert planted.status == "succeeded", planted.error
+    planted = run_ok(pool, "python", IPC_PLANT, "ipc")
     assert all(v >= 0 for v in planted.result.values()), planted.result
     probe = run(pool, "python", IPC_PROBE, "ipc")
     assert probe.status == "succeeded" and probe.container_id == planted.container_id
@@ -187,8 +192,7 @@ def main():
 
 
 def test_a_job_cannot_touch_the_runner(pool, docker_client):
-    result = run(pool, "python", TOUCH_PID1, "pid1")
-    assert result.status == "succeeded", result.error
+    result = run_ok(pool, "python", TOUCH_PID1, "pid1")
     assert "done" not in result.result.values(), result.result
     # and the next job runs under the runner's original limits (a 64 MB address space would break it)
     big = run(pool, "python", "def main():\n    return len(bytearray(80 << 20))\n", "pid1")
@@ -203,8 +207,7 @@ def test_node_cannot_touch_the_runner_either(pool):
         "  try { os.setPriority(1, 19); out.nice = 'done'; } catch (e) { out.nice = e.code; }\n"
         "  return out;\n}\n"
     )
-    result = run(pool, "node", code, "pid1-node")
-    assert result.status == "succeeded", result.error
+    result = run_ok(pool, "node", code, "pid1-node")
     assert "done" not in result.result.values(), result.result
 
 

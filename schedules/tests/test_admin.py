@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from functions.models import Function
-from functions.services import deploy
+from functions.tests.support import make_adder
 from schedules.models import Schedule
 from schedules.services.manage import ScheduleSpec, schedule_create
 from webhooks.models import WebhookEndpoint
@@ -23,10 +23,7 @@ def operator(client):
 
 @pytest.fixture
 def scheduled(alice):
-    deploy.function_create(
-        tenant=alice.tenant, user=None, name="adder", runtime="python",
-        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
-    )  # fmt: skip
+    make_adder(alice.tenant)
     return schedule_create(
         tenant=alice.tenant, name="nightly", spec=ScheduleSpec(cron="0 2 * * *", function="adder")
     )

@@ -9,26 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions.services import deploy
+from functions.tests.support import call, make_adder
 from schedules.models import Schedule
 
 pytestmark = pytest.mark.django_db
 
 
-def call(persona, method: str, path: str, body=None):
-    send = getattr(persona.client, method.lower())
-    if body is None:
-        return send(path)
-    return send(path, data=json.dumps(body), content_type="application/json")
-
-
 @pytest.fixture
 def adder(alice):
-    function, _ = deploy.function_create(
-        tenant=alice.tenant, user=None, name="adder", runtime="python",
-        spec=deploy.VersionSpec(code="def main(a, b):\n    return a + b\n"),
-    )  # fmt: skip
-    return function
+    return make_adder(alice.tenant)
 
 
 NIGHTLY = {

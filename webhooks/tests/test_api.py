@@ -8,18 +8,11 @@ import socket
 
 import pytest
 
+from functions.tests.support import call
 from webhooks.models import WebhookEndpoint
 from webhooks.services import delivery
 
 pytestmark = pytest.mark.django_db
-
-
-def call(persona, method: str, path: str, body=None):
-    send = getattr(persona.client, method.lower())
-    if body is None:
-        return send(path)
-    return send(path, data=json.dumps(body), content_type="application/json")
-
 
 HOOK = {"url": "https://hooks.example.com/lambdasite", "events": ["job.succeeded", "job.failed"]}
 
