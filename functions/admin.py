@@ -1,9 +1,11 @@
 """Operators' admin for functions: disable a function, read its versions (immutable), move aliases, see
 dependency layers with their size and users."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count
 from django.template.defaultfilters import filesizeformat
+
+from lambdasite.admin_actions import each_selected
 
 from .models import Alias, DependencyLayer, Function, FunctionVersion
 from .services.deploy import function_set_disabled
@@ -62,16 +64,14 @@ class FunctionAdmin(admin.ModelAdmin):
         return False  # functions are deployed by tenants (API, dashboard, CLI)
 
     @admin.action(description="Disable (invocations are refused; versions and jobs stay)")
-    def disable(self, request, queryset):
-        for function in queryset:
-            function_set_disabled(function=function, disabled=True, reason=f"disabled by {request.user}")
-        self.message_user(request, f"{queryset.count()} function(s) disabled.", messages.SUCCESS)
+    @each_selected("function(s) disabled")
+    def disable(self, request, function):
+        function_set_disabled(function=function, disabled=True, reason=f"disabled by {request.user}")
 
     @admin.action(description="Enable")
-    def enable(self, request, queryset):
-        for function in queryset:
-            function_set_disabled(function=function, disabled=False)
-        self.message_user(request, f"{queryset.count()} function(s) enabled.", messages.SUCCESS)
+    @each_selected("function(s) enabled")
+    def enable(self, request, function):
+        function_set_disabled(function=function, disabled=False)
 
 
 @admin.register(FunctionVersion)

@@ -55,7 +55,12 @@ def test_operators_disable_endpoints_and_never_see_their_secrets(operator, alice
 
 def test_operators_disable_functions_and_see_layers(operator, scheduled):
     function = Function.objects.get()
-    operator.post("/admin/functions/function/", {"action": "disable", "_selected_action": [function.pk]})
-    assert Function.objects.get().is_disabled
+    answer = operator.post(
+        "/admin/functions/function/", {"action": "disable", "_selected_action": [function.pk]}, follow=True
+    )
+    assert Function.objects.get().is_disabled and "1 function(s) disabled." in answer.content.decode()
+    assert "disabled by op@example.com" in Function.objects.get().disabled_reason
+    operator.post("/admin/functions/function/", {"action": "enable", "_selected_action": [function.pk]})
+    assert not Function.objects.get().is_disabled
     assert operator.get("/admin/functions/dependencylayer/").status_code == 200
     assert operator.get("/admin/functions/functionversion/").status_code == 200
