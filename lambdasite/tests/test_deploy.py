@@ -13,21 +13,26 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compose_config() -> dict:
+def compose(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """``docker compose -f compose.yaml ARGS`` (or ``docker-compose``) with ``env``."""
     command = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+    return subprocess.run(
+        [*command, "-f", str(ROOT / "compose.yaml"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def compose_config() -> dict:
     env = {
         **os.environ,
         "SECRET_KEY": "test-only",
         "REDIS_PASSWORD": "test-only",
         "METRICS_TOKEN": "test-only",
     }
-    done = subprocess.run(
-        [*command, "-f", str(ROOT / "compose.yaml"), "config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = compose(env, "config")
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
 
@@ -59,18 +64,11 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
 
 @pytest.mark.system
 def test_compose_refuses_to_start_without_a_secret_key():
-    command = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {
         "REDIS_PASSWORD": "x",
         "METRICS_TOKEN": "x",
     }
-    done = subprocess.run(
-        [*command, "-f", str(ROOT / "compose.yaml"), "config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = compose(env, "config")
     assert done.returncode != 0 and "SECRET_KEY" in (done.stderr + done.stdout)
 
 

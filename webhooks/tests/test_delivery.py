@@ -130,6 +130,14 @@ def receiver(private_ok):
     found.close()
 
 
+def subscribed_and_finished(persona, url: str):
+    """An endpoint of the persona's tenant for job.succeeded at ``url``, then one of its jobs
+    finished (its outcome in the outbox); -> (endpoint, job)."""
+    endpoint = endpoints.endpoint_create(tenant=persona.tenant, url=url, events=["job.succeeded"])
+    outbox.forget(persona.tenant.id)
+    return endpoint, finished_job(persona)
+
+
 def finished_job(persona, status=Status.SUCCEEDED, **fields) -> Job:
     job = Job.objects.create(
         tenant=persona.tenant, runtime="python", code="def main(): return 5", timeout_ms=1000, memory_mb=64,
@@ -151,9 +159,7 @@ def pump(now=None) -> list[Delivery]:
 
 
 def test_a_delivery_is_signed_as_documented_and_carries_the_job(alice, receiver):
-    endpoint = endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-    outbox.forget(alice.tenant.id)
-    job = finished_job(alice)
+    endpoint, job = subscribed_and_finished(alice, receiver.url)
     [done] = pump()
     assert done.status == Delivery.Status.SUCCEEDED and done.attempts == 1
     [request] = receiver.requests
@@ -173,9 +179,7 @@ def test_a_delivery_is_signed_as_documented_and_carries_the_job(alice, receiver)
 def test_500_twice_then_200_gives_exactly_one_successful_delivery_after_retries(alice, private_ok):
     receiver = Receiver([(500, {}), (500, {})])
     try:
-        endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-        outbox.forget(alice.tenant.id)
-        finished_job(alice)
+        subscribed_and_finished(alice, receiver.url)
         now = timezone.now() + timedelta(seconds=1)  # the pass runs just after the outcome
         [first] = pump(now)
         assert first.status == Delivery.Status.PENDING and first.last_status_code == 500
@@ -220,9 +224,7 @@ def test_a_receiver_that_is_down_gets_its_delivery_when_it_comes_back(alice, pri
 def test_retry_after_is_honoured_and_redirects_are_not_followed(alice, private_ok):
     receiver = Receiver([(503, {"Retry-After": "600"}), (302, {"Location": "http://169.254.169.254/"})])
     try:
-        endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-        outbox.forget(alice.tenant.id)
-        finished_job(alice)
+        subscribed_and_finished(alice, receiver.url)
         now = timezone.now() + timedelta(seconds=1)  # the pass runs just after the outcome
         [first] = pump(now)
         assert (first.next_attempt_at - now).total_seconds() >= 600
@@ -237,9 +239,7 @@ def test_after_the_last_retry_the_delivery_fails(alice, private_ok, settings):
     settings.WEBHOOK_RETRY_DELAYS_S = "5,30"
     receiver = Receiver([(500, {})] * 5)
     try:
-        endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-        outbox.forget(alice.tenant.id)
-        finished_job(alice)
+        subscribed_and_finished(alice, receiver.url)
         now = timezone.now() + timedelta(seconds=1)  # the pass runs just after the outcome
         for step in (0, 10, 60):
             [last] = pump(now + timedelta(seconds=step))
@@ -250,9 +250,7 @@ def test_after_the_last_retry_the_delivery_fails(alice, private_ok, settings):
 
 
 def test_redeliver_sends_it_again_with_the_same_webhook_id(alice, receiver):
-    endpoint = endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-    outbox.forget(alice.tenant.id)
-    finished_job(alice)
+    endpoint, _ = subscribed_and_finished(alice, receiver.url)
     [done] = pump()
     response = alice.client.post(f"/api/v1/webhooks/{endpoint.id}/deliveries/{done.id}/redeliver")
     assert response.status_code == 202
@@ -294,9 +292,7 @@ def test_an_endpoint_failing_for_days_is_disabled_with_a_reason(alice, private_o
     settings.WEBHOOK_DISABLE_AFTER_S = 3600
     receiver = Receiver([(500, {})] * 20)
     try:
-        endpoint = endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-        outbox.forget(alice.tenant.id)
-        finished_job(alice)
+        endpoint, _ = subscribed_and_finished(alice, receiver.url)
         now = timezone.now() + timedelta(seconds=1)  # the pass runs just after the outcome
         pump(now)
         endpoint.refresh_from_db()
@@ -312,9 +308,7 @@ def test_an_endpoint_failing_for_days_is_disabled_with_a_reason(alice, private_o
 
 
 def test_a_worker_crash_mid_send_leaves_a_lease_that_expires_and_the_delivery_is_sent(alice, receiver):
-    endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-    outbox.forget(alice.tenant.id)
-    finished_job(alice)
+    subscribed_and_finished(alice, receiver.url)
     delivery.fanout()
     now = timezone.now() + timedelta(seconds=1)
     claimed = delivery.claim(limit=10, now=now)  # ... and the process dies before sending
@@ -488,9 +482,7 @@ def test_one_event_body_is_stored_for_all_its_deliveries_and_redeliveries(alice,
 
 def test_redelivery_is_refused_while_one_is_pending_and_after_the_limit(alice, receiver, settings):
     settings.WEBHOOK_MAX_REDELIVERIES = 2
-    endpoint = endpoints.endpoint_create(tenant=alice.tenant, url=receiver.url, events=["job.succeeded"])
-    outbox.forget(alice.tenant.id)
-    finished_job(alice)
+    endpoint, _ = subscribed_and_finished(alice, receiver.url)
     [done] = pump()
     path = f"/api/v1/webhooks/{endpoint.id}/deliveries/{done.id}/redeliver"
     assert alice.client.post(path).status_code == 202
