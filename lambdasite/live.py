@@ -14,6 +14,7 @@ whether they may still watch (logout, password change, membership changes).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -54,6 +55,24 @@ def flush(timeout: float = 5.0) -> bool:
     return pub.drain(timeout) if pub is not None else True
 
 
+def stop(timeout: float = 2.0) -> None:
+    """Send what is queued (up to ``timeout``), then end the publisher thread. Run at exit: a
+    short-lived process (a management command) delivers its last events, and no daemon thread is
+    left for the interpreter to kill mid-call during its shutdown."""
+    pub = _publisher.current()
+    if pub is None or not pub.is_alive():
+        return
+    pub.drain(timeout)
+    try:
+        pub.queue.put(_STOP, timeout=timeout)
+    except queue.Full:
+        return
+    pub.join(timeout)
+
+
+_STOP = ("", None)  # the queue item that ends the publisher
+
+
 class Publisher(threading.Thread):
     def __init__(self, maxsize: int = 10000) -> None:
         super().__init__(name="live-events", daemon=True)
@@ -84,26 +103,35 @@ class Publisher(threading.Thread):
         conn = redis.Redis.from_url(settings.REDIS_URL)
         while True:
             batch = [self.queue.get()]
-            while len(batch) < 500:
+            while len(batch) < 500 and batch[-1] is not _STOP:
                 try:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            taken = len(batch)
-            with self.lock:
-                dropped, self.dropped = self.dropped, set()
-            batch += [(group, {"kind": "resync"}) for group in dropped]
-            try:
-                self._send(layer, conn, batch)
-            except Exception:  # noqa: BLE001 - Redis away: pages fall back to polling and re-fetch
-                log.warning(
-                    "live events not sent",
-                    exc_info=True,
-                    extra={"event": "live_events_failed", "count": len(batch)},
-                )
-            with self.lock:
-                self.pending -= taken
-                self.lock.notify_all()
+            stopping = batch[-1] is _STOP
+            if stopping:
+                batch.pop()
+            if batch:
+                self._send_batch(layer, conn, batch)
+            if stopping:
+                return
+
+    def _send_batch(self, layer, conn, batch: list[tuple[str, dict]]) -> None:
+        taken = len(batch)
+        with self.lock:
+            dropped, self.dropped = self.dropped, set()
+        batch += [(group, {"kind": "resync"}) for group in dropped]
+        try:
+            self._send(layer, conn, batch)
+        except Exception:  # noqa: BLE001 - Redis away: pages fall back to polling and re-fetch
+            log.warning(
+                "live events not sent",
+                exc_info=True,
+                extra={"event": "live_events_failed", "count": len(batch)},
+            )
+        with self.lock:
+            self.pending -= taken
+            self.lock.notify_all()
 
     @staticmethod
     def _send(layer, conn, batch: list[tuple[str, dict]]) -> None:
@@ -153,3 +181,4 @@ def group_channel(group: str) -> str:
 
 
 _publisher = ProcessThread(Publisher)  # this process's one publisher
+atexit.register(stop)

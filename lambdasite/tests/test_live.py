@@ -81,3 +81,22 @@ def test_events_go_only_to_groups_someone_watches_and_keep_their_sequence(settin
     seen = spy.get_message(timeout=2)
     assert seen is not None and seen["type"] == "pmessage"
     spy.close()
+
+
+def test_stopping_sends_what_is_queued_and_ends_the_thread(settings):
+    """What runs at exit: a short-lived process's last events are sent, and no publisher thread is
+    left for the interpreter to kill mid-call while it shuts down. The next publish starts one again."""
+    from lambdasite import live
+    from lambdasite.redis_client import get_redis
+
+    settings.LIVE_EVENTS = True
+    before = live.current_seq(get_redis(), "tenant.stop-test")
+    for _ in range(3):
+        live.publish("tenant.stop-test", {"kind": "status"})
+    publisher = live._publisher.current()
+    live.stop()
+    assert not publisher.is_alive() and publisher.pending == 0
+    assert live.current_seq(get_redis(), "tenant.stop-test") == before + 3  # all three were sent
+    live.publish("tenant.stop-test", {"kind": "status"})
+    assert live._publisher.current() is not publisher and live.flush(5)
+    assert live.current_seq(get_redis(), "tenant.stop-test") == before + 4
