@@ -116,9 +116,10 @@ def version_claim(*, version_id, worker: str, now: datetime | None = None) -> Fu
 
 
 def version_build(
-    *, version_id, worker: str, client: docker.DockerClient | None = None
+    *, version_id, worker: str, client: docker.DockerClient | None = None, clock=time.monotonic
 ) -> FunctionVersion | None:
-    """Build a version (on a worker). Returns the version as it ended, or None if it was not ours."""
+    """Build a version (on a worker). Returns the version as it ended, or None if it was not ours.
+    ``clock`` times the build (billed, and told in its log)."""
     version = version_claim(version_id=version_id, worker=worker)
     if version is None:
         return None
@@ -126,7 +127,7 @@ def version_build(
     lease = Lease(version.pk, worker)
     lease.start()
     runtime = version.function.runtime
-    started = time.monotonic()
+    started = clock()
     deferred = False
     try:
         client = client or sandbox.default().client
@@ -137,7 +138,7 @@ def version_build(
         build_log.system(f"resolved {resolved.packages} package(s)")
         layer = _layer_for(client, version, resolved, build_log, lease, worker)
         _version_ready(version, resolved.lock, layer)
-        build_log.system(f"ready in {time.monotonic() - started:.1f} s")
+        build_log.system(f"ready in {clock() - started:.1f} s")
     except _Deferred:
         build_log.system("waiting for build capacity; the build continues shortly")
         _version_deferred(version, worker)
@@ -151,7 +152,7 @@ def version_build(
     finally:
         build_log.flush()
         lease.stop()
-        _charge(version, time.monotonic() - started)
+        _charge(version, clock() - started)
         # a build given back is not its own next: the reconciler runs it again after BUILD_DEFER_S
         _start_next_build(version.function.tenant_id, exclude=version.pk if deferred else None)
     version.refresh_from_db()
