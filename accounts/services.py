@@ -34,6 +34,7 @@ class IssuedKey:
 class IssuedInvitation:
     invitation: Invitation
     token: str  # goes into the link shown once to the inviting owner, never stored
+    replaced: bool = False  # an open invitation to the same address was closed (its link no longer works)
 
 
 @transaction.atomic
@@ -156,7 +157,7 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by) -> I
         )
     if Membership.objects.filter(tenant=tenant, user__username__iexact=email).exists():
         raise AlreadyMember(f"{email} is already a member")  # the owner sees the member list anyway
-    Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None, closed_at=None).update(
+    replaced = Invitation.objects.filter(tenant=tenant, email=email, accepted_at=None, closed_at=None).update(
         closed_at=timezone.now()
     )
     token = secrets.token_urlsafe(32)
@@ -168,7 +169,7 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by) -> I
         invited_by=invited_by,
         expires_at=timezone.now() + INVITATION_TTL,
     )
-    return IssuedInvitation(invitation=invitation, token=token)
+    return IssuedInvitation(invitation=invitation, token=token, replaced=bool(replaced))
 
 
 def invitation_by_token(*, token: str) -> Invitation:

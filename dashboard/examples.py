@@ -38,7 +38,7 @@ EXAMPLES = [
     {
         "key": "ticker",
         "title": "Print a line a second",
-        "args": "[5]",
+        "args": "[3]",  # 3 s: well inside the page's default time limit (5 s), cold start included
         "python": "import sys\nimport time\n\n\ndef main(n):\n    for i in range(1, n + 1):\n      "
         '  print(f"tick {i} of {n}", flush=True)\n        time.sleep(1)\n    '
         'print("done", file=sys.stderr)\n    return n\n',

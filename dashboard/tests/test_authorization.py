@@ -84,9 +84,9 @@ def test_nobody_becomes_a_member_without_accepting(alice, bob):
     its dashboard submissions and new keys)."""
     attacker = signed_in(bob.user)
     invited = attacker.post(
-        "/app/members/", {"action": "invite", "email": alice.user.username, "role": "owner"}
+        "/app/members/", {"action": "invite", "email": alice.user.username, "role": "owner"}, follow=True
     )
-    assert invited.status_code == 200
+    assert invited.status_code == 200 and invited.redirect_chain == [("/app/members/", 302)]
     assert not Membership.objects.filter(tenant=bob.tenant, user=alice.user).exists()
     victim = signed_in(alice.user)
     assert victim.get("/app/").context["request"].ctx.tenant == alice.tenant
@@ -122,12 +122,14 @@ def _without_volatile(html: str) -> str:
 
 def test_inviting_says_nothing_about_whether_an_account_exists(alice, bob):
     web = signed_in(alice.user)
-    exists = web.post("/app/members/", {"action": "invite", "email": bob.user.username, "role": "viewer"})
+    exists = web.post(
+        "/app/members/", {"action": "invite", "email": bob.user.username, "role": "viewer"}, follow=True
+    )
     Invitation.objects.filter(tenant=alice.tenant).update(
         closed_at="2000-01-01T00:00:00Z"
     )  # so both pages list one
     missing = web.post(
-        "/app/members/", {"action": "invite", "email": "nobody@nowhere.test", "role": "viewer"}
+        "/app/members/", {"action": "invite", "email": "nobody@nowhere.test", "role": "viewer"}, follow=True
     )
     assert exists.status_code == missing.status_code == 200
     same = _without_volatile(exists.content.decode()).replace(bob.user.username, "EMAIL")

@@ -296,12 +296,15 @@ def test_a_key_of_another_tenant_cannot_be_revoked(alice, bob, web):
 
 
 def test_members_page_invites_changes_roles_and_keeps_one_owner(alice, web):
-    invited = web.post("/app/members/", {"action": "invite", "email": "new@acme.test", "role": "viewer"})
+    posted = web.post("/app/members/", {"action": "invite", "email": "new@acme.test", "role": "viewer"})
+    assert posted.status_code == 302 and posted["Location"] == "/app/members/"  # a reload repeats nothing
+    invited = web.get("/app/members/")
     assert (
         invited.status_code == 200
         and b"/app/invite/" in invited.content
         and invited["Cache-Control"] == "no-store"
     )
+    assert b"/app/invite/" not in web.get("/app/members/").content  # the link is shown once
     assert not Membership.objects.filter(
         tenant=alice.tenant, user__username="new@acme.test"
     ).exists()  # not before accepting
@@ -374,3 +377,39 @@ def test_log_lines_are_paged_in_order(alice, web):
     rest = web.get(f"/app/jobs/{job.id}/lines?after=2000").json()
     assert [line["seq"] for line in rest["lines"]] == list(range(2001, 2502)) and not rest["more"]
     assert json.loads(json.dumps(rest))["lines"][0]["text"] == "l2001"
+
+
+def test_every_example_succeeds_with_the_pages_own_defaults(alice, web, run_worker):
+    """The new-job page's examples, submitted as the page fills the form (its default limits), run
+    to the outcome they promise in both runtimes: "A failing one" fails, every other succeeds."""
+    from dashboard.examples import EXAMPLES
+
+    page = web.get("/app/jobs/new").content.decode()
+    defaults = {
+        name: re.search(rf'name="{name}" value="(\d+)"', page).group(1)
+        for name in ("timeout_ms", "memory_mb", "max_retries")
+    }
+    submitted = {}
+    for example in EXAMPLES:
+        for runtime in ("python", "node"):
+            form = {"runtime": runtime, "handler": "main", "code": example[runtime], "args": example["args"]}
+            response = web.post("/app/jobs/new", {**form, **defaults})
+            assert response.status_code == 302, (example["key"], runtime)
+            submitted[(example["key"], runtime)] = response["Location"].split("/")[-2]
+    run_worker()
+    for (key, runtime), job_id in submitted.items():
+        status = Job.objects.get(pk=job_id).status
+        assert status == (Status.FAILED if key == "fail" else Status.SUCCEEDED), (key, runtime, status)
+
+
+def test_inviting_an_address_again_says_the_earlier_link_stops_working(alice, web):
+    first = web.post(
+        "/app/members/", {"action": "invite", "email": "sam@acme.test", "role": "member"}, follow=True
+    )
+    earlier = re.search(r'value="(http://testserver/app/invite/[^"]+)"', first.content.decode()).group(1)
+    assert b"no longer works" not in first.content
+    again = web.post(
+        "/app/members/", {"action": "invite", "email": "sam@acme.test", "role": "member"}, follow=True
+    )
+    assert b"The link of the earlier invitation to this address no longer works." in again.content
+    assert Client().get(earlier.replace("http://testserver", "")).status_code == 404

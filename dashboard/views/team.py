@@ -19,20 +19,23 @@ from lambdasite.exceptions import ApplicationError
 
 from ..tenancy import dashboard_view
 
+_INVITE_LINK = "lambdasite.invite_link"  # the session key of a new invitation's link until it is shown
+
 
 @dashboard_view(owner=True)
 def members(request):
     tenant = request.ctx.tenant
     status = 200
-    link = None
     if request.method == "POST":
         try:
             link = _members_change(request, tenant)
-            if link is None:
-                return redirect("dashboard:members")
+            if link is not None:  # shown once, on the page the redirect leads to (a reload repeats nothing)
+                request.session[_INVITE_LINK] = link
+            return redirect("dashboard:members")
         except ApplicationError as exc:
             messages.error(request, exc.message)
             status = 400
+    link = request.session.pop(_INVITE_LINK, None) if status == 200 else None
     context = {
         "members": Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username"),
         "invitations": Invitation.objects.filter(
@@ -56,11 +59,14 @@ def _members_change(request, tenant) -> str | None:
             role=request.POST.get("role", "member"),
             invited_by=request.user,
         )
+        replaced = (
+            " The link of the earlier invitation to this address no longer works." if issued.replaced else ""
+        )
         messages.success(
             request,
             f"Invitation for {issued.invitation.email} created. Nobody joins without "
             f"accepting: they accept under "
-            "Invitations once signed in, or with the link below, which is shown only now.",
+            f"Invitations once signed in, or with the link below, which is shown only now.{replaced}",
         )
         return request.build_absolute_uri(reverse("dashboard:invitation-link", args=[issued.token]))
     if action == "role":
