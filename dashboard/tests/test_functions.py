@@ -153,3 +153,22 @@ def test_the_deploy_form_refuses_dependencies_nested_deep_without_failing(client
     response = client.post("/app/functions/new", form)
     assert response.status_code == 400 and "nested" in response.content.decode()
     assert not Function.objects.exists()
+
+
+def test_the_flashes_say_what_is_true_after_the_redirect(client, alice, adder):
+    """A deploy's flash does not state a build status the page's live badge may already contradict,
+    and a canary alias's flash names its second version and share."""
+    signed_in(client, alice)
+    deployed = client.post("/app/functions/adder/deploy", {"code": ADD, "handler": "main"}, follow=True)
+    page = deployed.content.decode()
+    assert "Deployed adder version 2." in page and "(building)" not in page and "(ready)" not in page
+    canary = client.post(
+        "/app/functions/adder/alias",
+        {"alias": "prod", "version": "1", "additional_version": "2", "weight": "0.1"},
+        follow=True,
+    )
+    assert (
+        "Alias prod now points to version 1 and sends 10% of calls to version 2." in canary.content.decode()
+    )
+    plain = client.post("/app/functions/adder/alias", {"alias": "stable", "version": "2"}, follow=True)
+    assert "Alias stable now points to version 2." in plain.content.decode()

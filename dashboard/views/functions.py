@@ -112,9 +112,8 @@ def _deploy(request, function: Function | None):
                     )
                 else:
                     version = deploy.version_create(function=function, user=request.user, spec=spec)
-                messages.success(
-                    request, f"Deployed {function.name} version {version.number} ({version.status})."
-                )
+                # the version page shows its status live; a status here would be stale when read
+                messages.success(request, f"Deployed {function.name} version {version.number}.")
                 return redirect("dashboard:function-version", name=function.name, number=version.number)
             except ApplicationError as exc:
                 details = exc.details or {}
@@ -231,6 +230,15 @@ def _act(request, name, action, done):
     return result
 
 
+def _alias_said(alias) -> str:
+    said = f"Alias {alias.name} now points to version {alias.version.number}"
+    if alias.additional_version is not None:
+        said += (
+            f" and sends {alias.additional_weight:.0%} of calls to version {alias.additional_version.number}"
+        )
+    return said + "."
+
+
 @require_POST
 @dashboard_view(write=True)
 def function_alias(request, name):
@@ -247,7 +255,7 @@ def function_alias(request, name):
             weight=_float(weight) if weight else None,
         )
 
-    result = _act(request, name, act, lambda r: f"Alias {alias} now points to version {r[0].version.number}.")
+    result = _act(request, name, act, lambda r: _alias_said(r[0]))
     return result if not isinstance(result, tuple) else redirect("dashboard:function-detail", name=name)
 
 
