@@ -187,6 +187,22 @@ def test_cancel_a_long_job_from_its_page(browser, server, alice):
     assert Job.objects.get(pk=job_id).status == "cancelled"
 
 
+def test_a_job_that_ends_without_output_stops_promising_any(browser, server, alice):
+    job_id = submit(
+        server,
+        alice,
+        {"runtime": "python", "code": "import time\ndef main():\n    time.sleep(2)\n    return 1\n"},
+    )
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(f"{server}/app/jobs/{job_id}/")
+    mark_page(page)
+    badge = page.locator(f'.summary [data-job-status="{job_id}"]')
+    expect(page.locator("#log-empty")).to_contain_text("No output yet")
+    expect(badge).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("#log-empty")).to_have_text("No output.")
+    assert_not_reloaded(page)  # the live status event changed it, not a reload
+
+
 def test_another_tenants_user_gets_404_for_the_job_page(browser, server, alice):
     job_id = submit(server, alice, {"runtime": "python", "code": "def main():\n    return 'secret'\n"})
     page = sign_in(browser, server, "bob@globex.test", "pw-globex")

@@ -68,10 +68,16 @@
       .then(function () { fetching = false; if (fetchAgain) { fetchAgain = false; catchUp(); } });
   }
 
+  var FINISHED = ["succeeded", "failed", "dead", "timed_out", "killed", "cancelled"];
+
   document.addEventListener("live:event", function (e) {
     var msg = e.detail;
     if (msg.kind === "logs") append(msg.lines);
-    else if (msg.kind === "status") catchUp();
+    else if (msg.kind === "status") {
+      catchUp();
+      // "No output yet — lines appear here…" is not true once the job has ended without output
+      if (FINISHED.indexOf(msg.status) !== -1 && last === 0) empty.textContent = "No output.";
+    }
   });
   document.addEventListener("live:resync", catchUp);
   document.addEventListener("live:poll", catchUp);
