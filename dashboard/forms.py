@@ -83,3 +83,15 @@ def _validate(serializer_class, body: dict, form: dict, errors: dict) -> dict | 
     for name, problems in serializer.errors.items():
         errors[name if name in form else "form"] = " ".join(str(p) for p in problems)
     return None
+
+
+def service_error(exc, form: dict, errors: dict) -> None:
+    """A service's refusal put beside the form field it names, worded for that place: the API's
+    field-name prefix ("timeout_ms: …") is dropped beside the field, since the field's label says it;
+    a refusal of no field of this form goes under "form"."""
+    details = exc.details or {}
+    field = details.get("field") or next(iter(details.get("fields") or {}), None)
+    if field in form:
+        errors[field] = exc.message.removeprefix(f"{field}: ")
+    else:
+        errors["form"] = exc.message

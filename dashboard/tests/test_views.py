@@ -217,7 +217,10 @@ def test_new_job_form_submits_validates_and_prefills(alice, web):
     for change, message in [
         ({"args": "[2, 3"}, b"not valid JSON"),
         ({"args": '{"a": 1}'}, b"must be a JSON array"),
-        ({"memory_mb": "4096"}, b"over this tenant&#x27;s cap of 512"),
+        (
+            {"memory_mb": "4096"},
+            b">4096 is over this tenant&#x27;s cap of 512",
+        ),  # beside its field: no "memory_mb:"
         ({"timeout_ms": "soon"}, b"whole number"),
         ({"code": "   "}, b"may not be blank"),
         ({"handler": "2bad"}, b"must be an identifier"),

@@ -11,7 +11,7 @@ from lambdasite.exceptions import ApplicationError
 from sandbox import RUNTIMES
 
 from ..examples import EXAMPLES, TEMPLATES
-from ..forms import FIELDS, parse_job_form
+from ..forms import FIELDS, parse_job_form, service_error
 from ..tenancy import dashboard_view
 from .common import job_or_404
 
@@ -40,9 +40,7 @@ def job_new(request):
                 )
                 return redirect("dashboard:job-detail", job_id=job.id)
             except ApplicationError as exc:
-                details = exc.details or {}
-                field = details.get("field") or next(iter(details.get("fields") or {}), None)
-                errors[field if field in form else "form"] = exc.message
+                service_error(exc, form, errors)
         status = 400
     elif request.GET.get("from"):
         current = request.ctx

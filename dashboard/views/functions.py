@@ -22,7 +22,7 @@ from sandbox import RUNTIMES
 
 from .. import tenancy
 from ..examples import TEMPLATES
-from ..forms import parse_deploy_form
+from ..forms import parse_deploy_form, service_error
 from ..tenancy import dashboard_view
 from .common import LOG_PAGE, found_or_404, no_store, partial
 
@@ -116,9 +116,7 @@ def _deploy(request, function: Function | None):
                 messages.success(request, f"Deployed {function.name} version {version.number}.")
                 return redirect("dashboard:function-version", name=function.name, number=version.number)
             except ApplicationError as exc:
-                details = exc.details or {}
-                field = details.get("field") or next(iter(details.get("fields") or {}), None)
-                errors[field if field in form else "form"] = exc.message
+                service_error(exc, form, errors)
         status = 400
     context = {
         "form": form,
