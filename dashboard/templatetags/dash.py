@@ -53,6 +53,22 @@ def money(value) -> str:
 
 
 @register.filter
+def attempt_summary(job) -> str:
+    """Which attempt a job is on, counted within its current run: a requeue starts a new run
+    with a fresh retry budget, while ``job.attempts`` keeps counting across runs."""
+    run = job.attempts - job.retry_base
+    plural = "s" if job.retry_base != 1 else ""
+    if run == 0:
+        return f"requeued after {job.retry_base} attempt{plural}" if job.retry_base else "no attempt yet"
+    text = f"attempt {run}"
+    if job.max_retries and run <= job.max_retries + 1:  # system failures may go beyond the budget
+        text += f" of up to {job.max_retries + 1}"
+    if job.retry_base:
+        text += f" since the requeue ({job.attempts} in all)"
+    return text
+
+
+@register.filter
 def percent(value) -> str:
     """A 0..1 ratio as a whole percentage; None (nothing finished yet) as a dash."""
     if value is None:
