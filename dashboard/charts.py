@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 W, H = 640, 180
-PAD_L, PAD_R, PAD_T, PAD_B = 44, 8, 10, 22
+PAD_L, PAD_R, PAD_T, PAD_B = 52, 8, 10, 22
+# A y label's longest form, "1.25 ms", is 7 characters; at 11 px (CSS .axis) a character is at
+# most ~0.62 em wide, so 7 characters take ~48 px: the left margin less the 4 px gap.
+LABEL_CHARS = 7
+
+# Duration units, smallest first, each used while the axis top stays below the limit in ms.
+_DURATION_UNITS = ((1.0, "ms", 1000.0), (1000.0, "s", 600_000.0), (60_000.0, "min", math.inf))
 
 
 def _nice_max(value: float) -> float:
@@ -30,7 +37,30 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str]:
+@dataclass(frozen=True)
+class Axis:
+    """A y axis: its top in the data's unit, and how its values are written."""
+
+    top: float
+    scale: float = 1.0
+    unit: str = ""
+
+    def label(self, value: float) -> str:
+        return f"{_fmt(value / self.scale)}{self.unit}"
+
+
+def _axis(peak: float, unit: str) -> Axis:
+    """A nice top for ``peak``; durations (unit "ms") in ms, s or min, whichever keeps labels short."""
+    if unit != "ms":
+        return Axis(_nice_max(peak), unit=unit)
+    for scale, name, limit in _DURATION_UNITS:
+        top = _nice_max(peak / scale) * scale
+        if top < limit:
+            return Axis(top, scale, f" {name}")
+    raise AssertionError("the last unit has no limit")
+
+
+def _frame(axis: Axis, times: list[datetime], label: str) -> list[str]:
     parts = [
         f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(label)}">',
         f"<title>{escape(label)}</title>",
@@ -40,7 +70,7 @@ def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(
             f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="axis" '
-            f'text-anchor="end">{_fmt(top * frac)}{escape(unit)}</text>'
+            f'text-anchor="end">{escape(axis.label(axis.top * frac))}</text>'
         )
     if times:
         for index, anchor in ((0, "start"), (len(times) // 2, "middle"), (len(times) - 1, "end")):
@@ -53,8 +83,9 @@ def _frame(top: float, unit: str, times: list[datetime], label: str) -> list[str
 
 
 def bars(values: list[float], times: list[datetime], *, label: str, unit: str = "") -> SafeString:
-    top = _nice_max(max(values, default=0))
-    parts = _frame(top, unit, times, label)
+    axis = _axis(max(values, default=0), unit)
+    top = axis.top
+    parts = _frame(axis, times, label)
     slot = (W - PAD_L - PAD_R) / max(len(values), 1)
     plot_h = H - PAD_T - PAD_B
     for index, (value, when) in enumerate(zip(values, times, strict=True)):
@@ -63,7 +94,7 @@ def bars(values: list[float], times: list[datetime], *, label: str, unit: str = 
         parts.append(
             f'<rect x="{x + slot * 0.1:.1f}" y="{PAD_T + plot_h - h:.1f}" '
             f'width="{max(slot * 0.8, 1):.1f}" height="{h:.1f}" class="bar">'
-            f"<title>{when:%H:%M} UTC: {_fmt(value)}{escape(unit)}</title></rect>"
+            f"<title>{when:%H:%M} UTC: {escape(axis.label(value))}</title></rect>"
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))
@@ -72,9 +103,11 @@ def bars(values: list[float], times: list[datetime], *, label: str, unit: str = 
 def lines(
     series: dict[str, list[float | None]], times: list[datetime], *, label: str, unit: str = ""
 ) -> SafeString:
-    """One polyline per series; None is a gap (no jobs in that bucket)."""
-    top = _nice_max(max((v for values in series.values() for v in values if v is not None), default=0))
-    parts = _frame(top, unit, times, label)
+    """One polyline per series; None is a gap (no jobs in that bucket). With unit "ms" the values
+    are durations, and the axis reads in ms, s or min."""
+    axis = _axis(max((v for values in series.values() for v in values if v is not None), default=0), unit)
+    top = axis.top
+    parts = _frame(axis, times, label)
     slot = (W - PAD_L - PAD_R) / max(len(times), 1)
     plot_h = H - PAD_T - PAD_B
     for index, (name, values) in enumerate(series.items()):
@@ -95,7 +128,7 @@ def lines(
             for x, y, value, when in points:
                 parts.append(
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" class="dot s{index}">'
-                    f"<title>{escape(name)} {when:%H:%M} UTC: {_fmt(value)}{escape(unit)}</title></circle>"
+                    f"<title>{escape(name)} {when:%H:%M} UTC: {escape(axis.label(value))}</title></circle>"
                 )
     parts.append("</svg>")
     return mark_safe("".join(parts))

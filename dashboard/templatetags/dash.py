@@ -43,13 +43,40 @@ def number(value, digits: int = 2) -> str:
     return f"{value:,.{int(digits)}f}"
 
 
+TINY_MONEY = 0.0001  # below it, a cost reads "< 0.0001": more digits say nothing to a person
+
+
 @register.filter
-def money(value) -> str:
-    """An amount that may be tiny: 12.34, 0.0123, 0.00000459 (never a misleading 0.00)."""
+def money(value, currency: str = "") -> str:
+    """An amount at a sensible precision: 1,234.50 and 0.50 in cents, 0.012 and 0.00046 to two
+    significant digits, "< 0.0001" below that (never a misleading 0.00, never 0.000000200).
+    With a currency, joined by a no-break space so the pair never wraps."""
     value = float(value or 0)
-    if value == 0 or value >= 1:
-        return f"{value:,.2f}"
-    return f"{value:.{max(2, 2 - math.floor(math.log10(value)))}f}"
+    size = abs(value)
+    if size == 0 or size >= 1:
+        text = f"{value:,.2f}"
+    elif size < TINY_MONEY:
+        text = f"< {TINY_MONEY}" if value > 0 else f"> -{TINY_MONEY}"
+    else:
+        value = round(value, 1 - math.floor(math.log10(size)))  # two significant digits
+        text = f"{value:.{max(2, 1 - math.floor(math.log10(abs(value))))}f}"
+    return f"{text}\u00a0{currency}" if currency else text
+
+
+@register.filter
+def attempt_summary(job) -> str:
+    """Which attempt a job is on, counted within its current run: a requeue starts a new run
+    with a fresh retry budget, while ``job.attempts`` keeps counting across runs."""
+    run = job.attempts - job.retry_base
+    plural = "s" if job.retry_base != 1 else ""
+    if run == 0:
+        return f"requeued after {job.retry_base} attempt{plural}" if job.retry_base else "no attempt yet"
+    text = f"attempt {run}"
+    if job.max_retries and run <= job.max_retries + 1:  # system failures may go beyond the budget
+        text += f" of up to {job.max_retries + 1}"
+    if job.retry_base:
+        text += f" since the requeue ({job.attempts} in all)"
+    return text
 
 
 @register.filter

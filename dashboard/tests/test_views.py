@@ -365,6 +365,30 @@ def test_dead_letters_page_requeues(alice, web, run_worker):
     assert b"No dead letters" in web.get("/app/dead-letters/?partial=1").content
 
 
+def test_a_requeued_job_counts_its_attempts_within_the_run(alice, web):
+    job = Job.objects.get(pk=alice.post_job({**ADD, "max_retries": 2}).json()["id"])
+    Job.objects.filter(pk=job.pk).update(status=Status.DEAD, attempts=3)  # its three attempts used up
+    assert "attempt 3 of up to 3<" in web.get(f"/app/jobs/{job.pk}/").content.decode()
+    web.post("/app/dead-letters/requeue", {"job": [str(job.pk)]})
+    assert "requeued after 3 attempts<" in web.get(f"/app/jobs/{job.pk}/?partial=1").content.decode()
+    Job.objects.filter(pk=job.pk).update(status=Status.RUNNING, attempts=4)  # the new run's first attempt
+    page = web.get(f"/app/jobs/{job.pk}/").content.decode()
+    assert "attempt 1 of up to 3 since the requeue (4 in all)<" in page and "attempt 4" not in page
+
+
+def test_dead_letters_requeue_with_nothing_selected_says_so_and_changes_nothing(alice, web):
+    job = Job.objects.get(pk=alice.post_job(ADD).json()["id"])
+    Job.objects.filter(pk=job.pk).update(status=Status.DEAD, attempts=1)
+    for form in ({}, {"job": ["junk"]}):
+        response = web.post("/app/dead-letters/requeue", form, follow=True)
+        page = response.content.decode()
+        assert response.redirect_chain[-1][0] == "/app/dead-letters/"
+        assert 'class="msg error">Nothing was requeued: select the jobs to requeue first.' in page
+        assert "Requeued" not in page
+    job.refresh_from_db()
+    assert job.status == Status.DEAD and job.retry_base == 0
+
+
 def test_log_lines_are_paged_in_order(alice, web):
     job = Job.objects.get(pk=alice.post_job(ADD).json()["id"])
     from django.utils import timezone

@@ -39,9 +39,11 @@ def _ids(values: list[str]) -> list[uuid.UUID]:
 @require_POST
 @dashboard_view(write=True)
 def dead_letters_requeue(request):
-    jobs = Job.objects.filter(
-        tenant=request.ctx.tenant, status=Status.DEAD, pk__in=_ids(request.POST.getlist("job"))
-    )
+    ids = _ids(request.POST.getlist("job"))
+    if not ids:
+        messages.error(request, "Nothing was requeued: select the jobs to requeue first.")
+        return redirect("dashboard:dead-letters")
+    jobs = Job.objects.filter(tenant=request.ctx.tenant, status=Status.DEAD, pk__in=ids)
     count = 0
     refused = None
     for job in jobs:

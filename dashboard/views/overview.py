@@ -53,7 +53,7 @@ def overview(request):
             {"p50": [p["run_p50_ms"] for p in series], "p95": [p["run_p95_ms"] for p in series]},
             times,
             label=f"Run time p50 and p95, last {range_name}",
-            unit=" ms",
+            unit="ms",
         ),
         "live_ws": f"/ws/tenants/{tenant.slug}/",
     }
