@@ -124,6 +124,22 @@ def test_rotating_a_secret_redirects_and_shows_the_new_secret_once(client, alice
     assert endpoint.secret not in client.get(rotated["Location"]).content.decode()
 
 
+@pytest.mark.parametrize(
+    ("allow_private", "said", "not_said"),
+    [
+        (False, "must reach a public address", "private addresses"),
+        (True, "also accepts private addresses", "must reach a public address"),
+    ],
+)
+def test_the_help_text_says_what_the_deployment_allows(
+    client, alice, settings, allow_private, said, not_said
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = allow_private
+    client.force_login(alice.user)
+    page = client.get("/app/webhooks/").content.decode()
+    assert said in page and not_said not in page
+
+
 def test_viewers_cannot_change_schedules_or_webhooks_and_other_tenants_see_nothing(client, alice, bob, adder):
     client.force_login(alice.user)
     client.post("/app/schedules/new", FORM)

@@ -6,6 +6,7 @@ the new secret waits in the session for that page's next view, which takes it ou
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -59,6 +60,7 @@ def webhook_list(request):
         "endpoints": list(selectors.endpoint_list(tenant_ids=[tenant.id])),
         "form": form,
         "error": error,
+        "allow_private": settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
         "event_types": EVENT_TYPES,
         "functions": list(function_list(tenant_ids=[tenant.id])),
     }
