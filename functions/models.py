@@ -148,6 +148,7 @@ class Alias(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "aliases"
         ordering = ["function", "name"]
         constraints = [
             models.UniqueConstraint(fields=["function", "name"], name="one_alias_name_per_function"),

@@ -1,8 +1,10 @@
-"""Top-level routes: API, schema and docs, admin, health."""
+"""Top-level routes: API, schema and docs, admin, health, and /favicon.ico."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.throttle import login_throttled
@@ -27,6 +29,8 @@ urlpatterns = [
     ),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("app/", include("dashboard.urls")),
+    # browsers ask for it on their own; every page links the SVG
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("healthz/fleet", views.fleet, name="fleet"),  # the fleet's health: for people and alerts, not probes

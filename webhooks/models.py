@@ -117,6 +117,7 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "deliveries"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(status="pending")),

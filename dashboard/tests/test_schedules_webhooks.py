@@ -73,7 +73,9 @@ def test_the_form_shows_what_is_wrong_and_the_preview_answers(client, alice, add
 def test_an_endpoint_shows_its_secret_once_and_deliveries_show_on_the_job_page(client, alice, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
     client.force_login(alice.user)
-    created = client.post("/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.succeeded"]})
+    created = client.post(
+        "/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.succeeded"]}, follow=True
+    )
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.secret in created.content.decode()
     assert endpoint.secret not in client.get("/app/webhooks/").content.decode()
@@ -84,13 +86,58 @@ def test_an_endpoint_shows_its_secret_once_and_deliveries_show_on_the_job_page(c
                             type="job.succeeded", job_id=job.id, event=event)  # fmt: skip
     assert "msg_1" in client.get(f"/app/jobs/{job.id}/").content.decode()
     assert "msg_1" in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
-    rotated = client.post(f"/app/webhooks/{endpoint.id}/rotate")
+    rotated = client.post(f"/app/webhooks/{endpoint.id}/rotate", follow=True)
     endpoint.refresh_from_db()
     assert endpoint.secret in rotated.content.decode()
     client.post(f"/app/webhooks/{endpoint.id}/redeliver", {"delivery": str(Delivery.objects.get().id)})
     assert Delivery.objects.filter(webhook_id="msg_1").count() == 2
     client.post(f"/app/webhooks/{endpoint.id}/disable")
     assert not WebhookEndpoint.objects.get().enabled
+
+
+def test_adding_an_endpoint_redirects_and_a_reload_neither_repeats_it_nor_shows_the_secret_again(
+    client, alice, settings
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    client.force_login(alice.user)
+    created = client.post("/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.failed"]})
+    endpoint = WebhookEndpoint.objects.get()
+    assert created.status_code == 302 and created["Location"] == f"/app/webhooks/{endpoint.id}/"
+    assert endpoint.secret not in created.content.decode()
+    first = client.get(created["Location"])
+    assert first.content.decode().count(endpoint.secret) == 1 and first["Cache-Control"] == "no-store"
+    reloaded = client.get(created["Location"])
+    assert reloaded.status_code == 200 and endpoint.secret not in reloaded.content.decode()
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_rotating_a_secret_redirects_and_shows_the_new_secret_once(client, alice, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    client.force_login(alice.user)
+    client.post("/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.failed"]})
+    endpoint = WebhookEndpoint.objects.get()
+    client.get(f"/app/webhooks/{endpoint.id}/")  # the new endpoint's secret, seen
+    rotated = client.post(f"/app/webhooks/{endpoint.id}/rotate")
+    assert rotated.status_code == 302 and rotated["Location"] == f"/app/webhooks/{endpoint.id}/"
+    endpoint.refresh_from_db()
+    assert endpoint.secret in client.get(rotated["Location"]).content.decode()
+    assert endpoint.secret not in client.get(rotated["Location"]).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("allow_private", "said", "not_said"),
+    [
+        (False, "must reach a public address", "private addresses"),
+        (True, "also accepts private addresses", "must reach a public address"),
+    ],
+)
+def test_the_help_text_says_what_the_deployment_allows(
+    client, alice, settings, allow_private, said, not_said
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = allow_private
+    client.force_login(alice.user)
+    page = client.get("/app/webhooks/").content.decode()
+    assert said in page and not_said not in page
 
 
 def test_viewers_cannot_change_schedules_or_webhooks_and_other_tenants_see_nothing(client, alice, bob, adder):
@@ -120,7 +167,7 @@ def test_a_refused_webhook_action_is_said_on_the_page_not_a_500(alice, client, s
     settings.WEBHOOK_WRITES_PER_MINUTE, settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = 1, True
     client.force_login(alice.user)
     created = client.post("/app/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.failed"]})
-    assert created.status_code == 200
+    assert created.status_code == 302
     endpoint = WebhookEndpoint.objects.get(tenant=alice.tenant)
     refused = client.post(f"/app/webhooks/{endpoint.id}/disable", follow=True)
     assert refused.status_code == 200

@@ -1,8 +1,12 @@
 """Webhooks: endpoints (create, with the secret shown once; enable, disable, rotate, delete), an
-endpoint's deliveries with every attempt, and redelivery."""
+endpoint's deliveries with every attempt, and redelivery.
+
+Creating and rotating redirect to the endpoint's page (POST/redirect/GET: a reload repeats nothing);
+the new secret waits in the session for that page's next view, which takes it out."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -15,7 +19,7 @@ from webhooks.models import EVENT_TYPES, WebhookEndpoint
 from webhooks.services import delivery, endpoints
 
 from ..tenancy import dashboard_view
-from .common import found_or_404
+from .common import found_or_404, no_store
 
 
 def endpoint_or_404(request, endpoint_id) -> WebhookEndpoint:
@@ -32,8 +36,7 @@ def webhook_list(request):
         "function": "",
         "description": "",
     }
-    error, secret, created = "", "", None
-    status = 200
+    error, status = "", 200
     if request.method == "POST" and request.ctx.can_write:
         form = {
             "url": request.POST.get("url", "").strip(),
@@ -49,15 +52,15 @@ def webhook_list(request):
                 function=form["function"] or None,
                 description=form["description"],
             )
-            secret = created.secret  # shown on this page once, never again
+            messages.success(request, "Endpoint added.")
+            return _with_secret_once(request, created)
         except ApplicationError as exc:
             error, status = exc.message, 400
     context = {
         "endpoints": list(selectors.endpoint_list(tenant_ids=[tenant.id])),
         "form": form,
         "error": error,
-        "secret": secret,
-        "created": created,
+        "allow_private": settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
         "event_types": EVENT_TYPES,
         "functions": list(function_list(tenant_ids=[tenant.id])),
     }
@@ -67,8 +70,22 @@ def webhook_list(request):
 @dashboard_view()
 def webhook_detail(request, endpoint_id):
     endpoint = endpoint_or_404(request, endpoint_id)
-    context = {"endpoint": endpoint, "deliveries": selectors.delivery_list(endpoint=endpoint, limit=100)}
-    return render(request, "dashboard/webhook_detail.html", context)
+    context = {
+        "endpoint": endpoint,
+        "deliveries": selectors.delivery_list(endpoint=endpoint, limit=100),
+        "secret": request.session.pop(_secret_key(endpoint), ""),
+    }
+    return no_store(render(request, "dashboard/webhook_detail.html", context))
+
+
+def _secret_key(endpoint: WebhookEndpoint) -> str:
+    return f"webhook-secret:{endpoint.id}"
+
+
+def _with_secret_once(request, endpoint: WebhookEndpoint):
+    """To the endpoint's page, whose next view shows the new secret, once."""
+    request.session[_secret_key(endpoint)] = endpoint.secret
+    return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)
 
 
 @require_POST
@@ -91,12 +108,8 @@ def _act(request, endpoint: WebhookEndpoint, action: str):
         return redirect("dashboard:webhooks")
     if action == "rotate":
         rotated = endpoints.endpoint_rotate_secret(endpoint=endpoint)
-        context = {
-            "endpoint": rotated,
-            "deliveries": selectors.delivery_list(endpoint=rotated),
-            "secret": rotated.secret,
-        }
-        return render(request, "dashboard/webhook_detail.html", context)
+        messages.success(request, "Secret rotated: the old one no longer signs.")
+        return _with_secret_once(request, rotated)
     if action in ("enable", "disable"):
         endpoints.endpoint_update(endpoint=endpoint, enabled=action == "enable")
         messages.success(request, f"Endpoint {action}d.")

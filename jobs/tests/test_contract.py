@@ -4,7 +4,8 @@ byte for byte once generated values (ids, times, tokens) are replaced by placeho
 The recording (golden/contract.json) was made before the jobs app was split into modules, and
 re-recorded for functions and for time and events, whose only differences were additions (the job
 body's function, version, alias and callback_url keys, the Functions, Schedules and Webhooks links
-in the navigation, the scheduled status in filters and messages, Node's version 22). Regenerate it
+in the navigation, the scheduled status in filters and messages, Node's version 22), and for the
+favicon, whose only difference is its ``<link rel="icon">`` in every page's head. Regenerate it
 only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.apps import apps
 from django.contrib.auth import get_user_model
 
 from functions.models import Function
@@ -64,3 +67,20 @@ def test_operators_disable_functions_and_see_layers(operator, scheduled):
     assert not Function.objects.get().is_disabled
     assert operator.get("/admin/functions/dependencylayer/").status_code == 200
     assert operator.get("/admin/functions/functionversion/").status_code == 200
+
+
+def test_the_admin_index_names_deliveries_in_plain_english(operator):
+    page = operator.get("/admin/").content.decode()
+    assert "Deliveries" in page and "Deliverys" not in page
+
+
+def test_no_model_has_a_naive_plural():
+    """Django adds an "s": "deliverys", "aliass"."""
+    ours = ("accounts", "jobs", "functions", "schedules", "webhooks")
+    naive = [
+        str(model._meta.verbose_name_plural)
+        for model in apps.get_models()
+        if model._meta.app_label in ours
+        and re.search(r"([^aeiou]ys|ss|xs|chs|shs)$", str(model._meta.verbose_name_plural))
+    ]
+    assert naive == []
