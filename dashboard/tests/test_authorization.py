@@ -158,7 +158,7 @@ def test_removing_a_member_revokes_their_keys(alice):
     web = signed_in(alice.user)
     dave = user_get_or_create(email="dave@acme.test", password="pw-dave-1")
     membership_set(tenant=alice.tenant, user=dave, role=Membership.Role.MEMBER)
-    created = signed_in(dave).post("/app/keys/", {"name": "dave's", "scope": "write"})
+    created = signed_in(dave).post("/app/keys/", {"name": "dave's", "scope": "write"}, follow=True)
     key = re.search(r"lsk_[a-z0-9]{8}_[A-Za-z0-9_-]{43}", created.content.decode()).group(0)
     assert Client().get("/api/v1/jobs", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
     membership = Membership.objects.get(tenant=alice.tenant, user=dave)

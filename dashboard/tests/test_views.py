@@ -270,8 +270,11 @@ def test_roles_viewer_reads_member_writes_owner_manages(alice):
 
 
 def test_api_keys_secret_shown_once_works_and_revokes(alice, web):
-    response = web.post("/app/keys/", {"name": "ci", "scope": "read"})
+    posted = web.post("/app/keys/", {"name": "ci", "scope": "read"})
+    assert posted.status_code == 302 and posted["Location"] == "/app/keys/"  # a reload issues nothing
+    response = web.get("/app/keys/")
     html = response.content.decode()
+    assert ApiKey.objects.filter(tenant=alice.tenant, name="ci").count() == 1
     assert response["Cache-Control"] == "no-store"
     secret = re.search(r'id="new-key" class="mono" readonly value="(lsk_[^"]+)"', html).group(1)
     key = api_key_authenticate(plaintext=secret)

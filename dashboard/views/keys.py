@@ -14,6 +14,8 @@ from .. import tenancy
 from ..tenancy import dashboard_view
 from .common import found_or_404, no_store
 
+_NEW_KEY = "lambdasite.new_api_key"  # the session key holding a new key's secret until it is shown
+
 
 @dashboard_view()
 def api_keys(request):
@@ -32,7 +34,12 @@ def api_keys(request):
             messages.error(request, "Scope must be read or write.")
             status = 400
         else:
-            issued = api_key_issue(tenant=tenant, name=name, scope=scope, created_by=request.user)
+            made = api_key_issue(tenant=tenant, name=name, scope=scope, created_by=request.user)
+            # shown once, on the page the redirect leads to: a reload issues nothing
+            request.session[_NEW_KEY] = {"api_key": {"name": made.api_key.name}, "plaintext": made.plaintext}
+            return redirect("dashboard:api-keys")
+    else:
+        issued = request.session.pop(_NEW_KEY, None)
     keys = (
         ApiKey.objects.filter(tenant=tenant)
         .select_related("created_by")
