@@ -328,10 +328,17 @@ def test_a_schedule_form_previews_its_next_runs_live(browser, server, alice):
     page = sign_in(browser, server, "alice@acme.test", "pw-acme")
     page.click("nav >> text=Schedules")
     page.click("text=Create a schedule")
-    page.fill("input[name=name]", "weekly")
-    page.fill("#tz", "UTC")
-    page.fill("#cron", "0 9 * * 1")
+    # the new form's default expression is previewed at once, before anything is typed
     expect(page.locator("#preview li")).to_have_count(5)
+    page.fill("input[name=name]", "weekly")
+    page.fill("#tz", "Asia/Tokyo")  # in the schedule's zone, not the browser's: 09:00 JST is 00:00Z
+    page.fill("#cron", "0 9 * * 1")
+    expect(page.locator("#preview li").first).to_contain_text("09:00 JST")
+    assert all(
+        " 09:00 JST (" in t and "T00:00:00Z" in t for t in page.locator("#preview li").all_inner_texts()
+    )
+    page.fill("#tz", "UTC")
+    expect(page.locator("#preview li").first).to_contain_text("09:00 UTC")
     assert all("T09:00:00Z" in text for text in page.locator("#preview li").all_inner_texts())
     page.fill("#cron", "0 99 * * *")
     expect(page.locator("#preview-error")).to_contain_text("cron")

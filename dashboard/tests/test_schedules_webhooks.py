@@ -46,7 +46,7 @@ def test_create_edit_pause_resume_and_run_a_schedule(client, alice, adder):
     saved = (schedule.cron, schedule.catch_up, schedule.args, schedule.max_failures)
     assert saved == ("30 2 * * *", "latest", [1, 2], 3)
     page = client.get("/app/schedules/nightly/").content.decode()
-    assert "Next runs" in page and page.count("<li><time") == 5
+    assert "Next runs" in page and page.count(" 02:30 CE") == 5  # in the schedule's zone (CET or CEST)
     client.post("/app/schedules/nightly/", {**FORM, "cron": "0 6 * * *"})
     assert Schedule.objects.get().cron == "0 6 * * *"
     client.post("/app/schedules/nightly/pause")
@@ -172,3 +172,15 @@ def test_a_refused_webhook_action_is_said_on_the_page_not_a_500(alice, client, s
     refused = client.post(f"/app/webhooks/{endpoint.id}/disable", follow=True)
     assert refused.status_code == 200
     assert "webhook changes per minute" in refused.content.decode()
+
+
+def test_the_schedule_preview_speaks_the_schedules_zone(alice):
+    from .pages import signed_in
+
+    web = signed_in(alice.user)
+    answer = web.get("/app/schedules/preview", {"cron": "30 2 * * *", "timezone": "Europe/Berlin"}).json()
+    assert len(answer["labels"]) == 5 == len(answer["times"])
+    first = answer["labels"][0]
+    assert " 02:30 CE" in first and ("T01:30:00Z)" in first or "T00:30:00Z)" in first)  # CET or CEST
+    refused = web.get("/app/schedules/preview", {"cron": "0 99 * * *", "timezone": "UTC"})
+    assert refused.status_code == 400 and "cron" in refused.json()["error"]

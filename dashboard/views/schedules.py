@@ -4,6 +4,7 @@ creating one, pause/resume, run now, delete."""
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 from django.contrib import messages
 from django.http import JsonResponse
@@ -119,7 +120,11 @@ def _edit(request, schedule: Schedule | None):
         "error": error,
         "functions": list(function_list(tenant_ids=[request.ctx.tenant.id])),
         "zones": ZONES,
-        "upcoming": manage.upcoming(schedule) if schedule is not None else [],
+        "upcoming": (
+            [fire_time_label(t, schedule.timezone) for t in manage.upcoming(schedule)]
+            if schedule is not None
+            else []
+        ),
         "runs": selectors.run_list(schedule=schedule, limit=100) if schedule is not None else [],
     }
     return render(request, "dashboard/schedule_detail.html", context, status=status)
@@ -147,7 +152,23 @@ def schedule_preview(request):
         )
     except ApplicationError as exc:
         return no_store(JsonResponse({"error": exc.message}, status=400))
-    return no_store(JsonResponse({"times": [t.isoformat() for t in times]}))
+    zone_name = request.GET.get("timezone", "UTC") or "UTC"
+    return no_store(
+        JsonResponse(
+            {
+                "times": [t.isoformat() for t in times],
+                "labels": [fire_time_label(t, zone_name) for t in times],
+            }
+        )
+    )
+
+
+def fire_time_label(when, zone_name: str) -> str:
+    """A fire time as the schedule sees it, in its own zone (the browser's zone is not the
+    schedule's), with the instant in UTC: ``Mon 07 Dec 2026 09:00 CET (2026-12-07T08:00:00Z)``."""
+    local = when.astimezone(crontab.zone(zone_name))
+    instant = when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()} ({instant})"
 
 
 def _act(request, name, action, done):

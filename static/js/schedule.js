@@ -16,9 +16,9 @@
         list.textContent = "";
         error.hidden = !body.error;
         error.textContent = body.error || "";
-        (body.times || []).forEach(function (t) {
-          var li = document.createElement("li"), d = new Date(t);
-          li.textContent = d.toLocaleString() + " (" + t.replace("+00:00", "Z") + ")";
+        (body.labels || []).forEach(function (label) {  // in the schedule's zone, as the server words it
+          var li = document.createElement("li");
+          li.textContent = label;
           list.appendChild(li);
         });
       })
@@ -27,4 +27,5 @@
   function later() { clearTimeout(timer); timer = setTimeout(update, 250); }
   cron.addEventListener("input", later);
   tz.addEventListener("input", later);
+  if (cron.value && !list.children.length) update();  // a new schedule's form: its preview at once
 })();
