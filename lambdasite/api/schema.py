@@ -48,8 +48,10 @@ def paged_by(paginator_class):
 
 
 def wait_parameter(description: str = "seconds to wait for the result") -> OpenApiParameter:
-    """``?wait=N`` (``lambdasite.api.query.WaitFilter``) as the schema describes it."""
-    schema = {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S}
+    """``?wait=N`` (``lambdasite.api.query.WaitFilter``) as the schema describes it: seconds, or
+    empty (``?wait=``), which WaitFilter reads as 0 on both transports."""
+    seconds = {"type": "number", "minimum": 0, "maximum": settings.WAIT_MAX_S}
+    schema = {"anyOf": [seconds, {"type": "string", "maxLength": 0}]}
     return OpenApiParameter("wait", schema, description=description)
 
 
