@@ -67,7 +67,7 @@ def test_the_form_shows_what_is_wrong_and_the_preview_answers(client, alice, add
     preview = client.get("/app/schedules/preview", {"cron": "0 9 * * 1", "timezone": "UTC"}).json()
     assert len(preview["times"]) == 5 and all("T09:00:00" in t for t in preview["times"])
     refused = client.get("/app/schedules/preview", {"cron": "nope", "timezone": "UTC"})
-    assert refused.status_code == 400 and "cron" in refused.json()["error"]
+    assert refused.status_code == 400 and refused.json()["error"].startswith("Cron: ")
 
 
 def test_an_endpoint_shows_its_secret_once_and_deliveries_show_on_the_job_page(client, alice, settings):
@@ -183,4 +183,16 @@ def test_the_schedule_preview_speaks_the_schedules_zone(alice):
     first = answer["labels"][0]
     assert " 02:30 CE" in first and ("T01:30:00Z)" in first or "T00:30:00Z)" in first)  # CET or CEST
     refused = web.get("/app/schedules/preview", {"cron": "0 99 * * *", "timezone": "UTC"})
-    assert refused.status_code == 400 and "cron" in refused.json()["error"]
+    assert refused.status_code == 400 and refused.json()["error"].startswith("Cron: ")
+
+
+def test_schedules_say_their_expression_in_words_on_the_list_the_page_and_the_preview(client, alice, adder):
+    client.force_login(alice.user)
+    assert client.post("/app/schedules/new", {**FORM, "cron": "0 9 * * 1-5"}).status_code == 302
+    assert "At 09:00 on Monday to Friday" in client.get("/app/schedules/").content.decode()
+    page = client.get("/app/schedules/nightly/").content.decode()
+    assert 'id="cron-words">At 09:00 on Monday to Friday <span class="muted">(Europe/Berlin)</span>' in page
+    new = client.get("/app/schedules/new").content.decode()  # the default expression, said and previewed
+    assert 'id="cron-words">Every hour' in new and new.count(" UTC (") == 5
+    preview = client.get("/app/schedules/preview", {"cron": "*/5 * * * *", "timezone": "UTC"}).json()
+    assert preview["description"] == "Every 5 minutes"

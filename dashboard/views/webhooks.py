@@ -18,6 +18,7 @@ from webhooks import selectors
 from webhooks.models import EVENT_TYPES, WebhookEndpoint
 from webhooks.services import delivery, endpoints
 
+from ..forms import in_words, service_error
 from ..tenancy import dashboard_view
 from .common import found_or_404, no_store
 
@@ -36,7 +37,8 @@ def webhook_list(request):
         "function": "",
         "description": "",
     }
-    error, status = "", 200
+    errors: dict[str, str] = {}
+    status = 200
     if request.method == "POST" and request.ctx.can_write:
         form = {
             "url": request.POST.get("url", "").strip(),
@@ -55,11 +57,12 @@ def webhook_list(request):
             messages.success(request, "Endpoint added.")
             return _with_secret_once(request, created)
         except ApplicationError as exc:
-            error, status = exc.message, 400
+            service_error(exc, form, errors)
+            status = 400
     context = {
         "endpoints": list(selectors.endpoint_list(tenant_ids=[tenant.id])),
         "form": form,
-        "error": error,
+        "errors": errors,
         "allow_private": settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
         "event_types": EVENT_TYPES,
         "functions": list(function_list(tenant_ids=[tenant.id])),
@@ -97,7 +100,7 @@ def webhook_action(request, endpoint_id, action):
     try:
         return _act(request, endpoint, action)
     except ApplicationError as exc:  # throttled, a redelivery refused, suspended: said on the page
-        messages.error(request, exc.message)
+        messages.error(request, in_words(exc.message))
         return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)
 
 
