@@ -11,7 +11,7 @@ import pytest
 from dashboard.forms import beside, in_words
 from functions.tests.support import make_adder
 from schedules.models import Schedule
-from webhooks.models import WebhookEndpoint
+from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 from .pages import ADD, signed_in
 
@@ -190,6 +190,31 @@ def test_the_alias_form_words_its_refusal_with_the_labels(web, adder):
     page = web.post("/app/functions/adder/alias", {**form, "additional_version": "1"}, follow=True)
     assert "Canary version: must differ from version" in visible(page.content.decode())
     assert_no_api_names(page.content.decode())
+
+
+def test_delivery_errors_are_in_plain_words_with_the_raw_text_on_demand(alice, web):
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=alice.tenant, url="https://hooks.example.com/x", events=["job.dead"], secret="whsec_x"
+    )
+    event = Event.objects.create(tenant=alice.tenant, type="job.dead", body="{}")
+    delivery = Delivery.objects.create(
+        tenant=alice.tenant,
+        endpoint=endpoint,
+        url=endpoint.url,
+        webhook_id="msg_1",
+        type="job.dead",
+        event=event,
+    )
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        number=1,
+        started_at=delivery.created_at,
+        error="ConnectError: [Errno 111] Connection refused",
+    )
+    page = web.get(f"/app/webhooks/{endpoint.id}/").content.decode()
+    assert "Connection refused by the endpoint" in visible(page)
+    assert 'title="ConnectError: [Errno 111] Connection refused"' in page
+    assert_no_api_names(page)
 
 
 def test_the_wording_helpers():

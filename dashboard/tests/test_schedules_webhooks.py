@@ -196,3 +196,25 @@ def test_schedules_say_their_expression_in_words_on_the_list_the_page_and_the_pr
     assert 'id="cron-words">Every hour' in new and new.count(" UTC (") == 5
     preview = client.get("/app/schedules/preview", {"cron": "*/5 * * * *", "timezone": "UTC"}).json()
     assert preview["description"] == "Every 5 minutes"
+
+
+def test_send_test_event_queues_a_signed_delivery_says_so_and_is_rate_limited(client, alice, bob, settings):
+    from webhooks.services import endpoints
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS, settings.WEBHOOK_TEST_INTERVAL_S = True, 5
+    endpoint = endpoints.endpoint_create(
+        tenant=alice.tenant, url="http://127.0.0.1:9/hook", events=["job.dead"]
+    )
+    client.force_login(alice.user)
+    assert "Send test event" in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
+    sent = client.post(f"/app/webhooks/{endpoint.id}/test")
+    assert sent.status_code == 302 and sent["Location"] == f"/app/webhooks/{endpoint.id}/"
+    page = client.get(sent["Location"]).content.decode()
+    assert "Test event queued" in page and "webhook.test" in page
+    [queued] = Delivery.objects.all()
+    assert (queued.type, queued.status, queued.endpoint_id) == ("webhook.test", "pending", endpoint.id)
+    again = client.post(f"/app/webhooks/{endpoint.id}/test", follow=True).content.decode()
+    assert "a test event went to this endpoint" in again and Delivery.objects.count() == 1
+    client.force_login(bob.user)
+    assert client.post(f"/app/webhooks/{endpoint.id}/test").status_code == 404  # another tenant's
+    assert Delivery.objects.count() == 1
