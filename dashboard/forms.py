@@ -72,6 +72,8 @@ _API_NAMES = re.compile(
     r"\b(" + "|".join(sorted((n for n in LABELS if "_" in n), key=len, reverse=True)) + r")\b"
 )
 _PREFIX = re.compile(r"^([a-z][a-z0-9_]*): ")
+# Refusals that name no field but are about one: the name or address already taken.
+_FIELD_OF_CODE = {"function_exists": "name", "schedule_exists": "name", "already_member": "email"}
 
 
 def parse_job_form(form: dict) -> tuple[dict, dict]:
@@ -197,7 +199,9 @@ def service_error(exc, form: dict, errors: dict) -> None:
     """A service's refusal put beside the form field it names, worded with that field's label (the API's
     field name never reaches the page); a refusal of no field of this form goes above it, in words."""
     details = exc.details or {}
-    field = details.get("field") or next(iter(details.get("fields") or {}), None)
+    field = (
+        details.get("field") or next(iter(details.get("fields") or {}), None) or _FIELD_OF_CODE.get(exc.code)
+    )
     if field in form:
         errors[field] = beside(field, exc.message)
     else:

@@ -140,6 +140,14 @@ def test_the_schedule_form_says_each_problem_beside_its_field(alice, web, adder,
     assert_no_api_names(text)
 
 
+def test_deploying_under_a_taken_name_says_so_beside_the_name(web, adder):
+    form = {**JOB, "name": "adder", "requirements": "", "dependencies": "{}", "description": ""}
+    page = web.post("/app/functions/new", form).content.decode()
+    assert error_beside(page, "name") == (
+        "Name: a function named adder exists; deploy a new version of it instead."
+    )
+
+
 def test_editing_a_schedule_says_a_taken_name_and_a_bad_expression_beside_their_fields(web, adder):
     assert web.post("/app/schedules/new", SCHEDULE).status_code == 302
     taken = web.post("/app/schedules/new", SCHEDULE).content.decode()

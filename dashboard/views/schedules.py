@@ -16,7 +16,6 @@ from functions.selectors import function_list
 from lambdasite.exceptions import ApplicationError
 from schedules import selectors
 from schedules.describe import describe
-from schedules.exceptions import ScheduleExists
 from schedules.models import Schedule
 from schedules.services import crontab, manage, ticks
 
@@ -116,8 +115,6 @@ def _edit(request, schedule: Schedule | None):
                 schedule = manage.schedule_update(schedule=schedule, spec=spec)
                 messages.success(request, f"Schedule {schedule.name} saved.")
             return redirect("dashboard:schedule-detail", name=schedule.name)
-        except ScheduleExists as exc:
-            errors["name"], status = f"Name: {exc.message}.", 400
         except ApplicationError as exc:
             service_error(exc, form, errors)
             status = 400

@@ -14,7 +14,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts import services as accounts
-from accounts.exceptions import AlreadyMember
 from accounts.models import Invitation, Membership
 from lambdasite.exceptions import ApplicationError
 
@@ -39,8 +38,6 @@ def members(request):
         except ApplicationError as exc:
             if request.POST.get("action") == "invite":  # beside the invitation form's field
                 invite = {name: request.POST.get(name, "") for name in invite}
-                if isinstance(exc, AlreadyMember):
-                    exc.details = {"field": "email"}
                 service_error(exc, invite, errors)
                 if "form" in errors:
                     messages.error(request, errors.pop("form"))
