@@ -1,14 +1,79 @@
-"""The editors' forms (a new job, a deploy) turned into the API's JSON bodies, validated by the API's own
-serializers, so the editors and the API accept exactly the same jobs and functions."""
+"""The dashboard's forms: the editors' (a new job, a deploy) turned into the API's JSON bodies, validated
+by the API's own serializers, so the editors and the API accept exactly the same jobs and functions; and
+every form's refusals worded for a person: beside the field, in the words of its visible label, with no
+API field name (``timeout_ms``) anywhere on the page."""
 
 from __future__ import annotations
 
 import json
+import re
 
 from jobs.contract import JobSubmitSerializer
 
 FIELDS = ("runtime", "handler", "code", "args", "timeout_ms", "memory_mb", "max_retries")
 LIMITS = ("timeout_ms", "memory_mb", "max_retries")
+
+# The visible label of each form field, by the name the API (and so a service's refusal) gives it. One
+# map for every form: a name means the same thing wherever it appears.
+LABELS = {
+    "runtime": "Runtime",
+    "handler": "Handler",
+    "code": "Code",
+    "args": "Arguments",
+    "timeout_ms": "Timeout (ms)",
+    "memory_mb": "Memory (MB)",
+    "max_retries": "Retries",
+    "name": "Name",
+    "requirements": "Requirements",
+    "dependencies": "Dependencies",
+    "description": "Description",
+    "function": "Function",
+    "qualifier": "Version or alias",
+    "cron": "Cron",
+    "timezone": "Time zone",
+    "overlap": "If still running",
+    "catch_up": "Ticks missed while down",
+    "max_failures": "Pause after failures",
+    "url": "URL",
+    "events": "Events",
+    "email": "Email",
+    "role": "Role",
+    "scope": "Scope",
+    "alias": "Alias",
+    "version": "Version",
+    "additional_version": "Canary version",
+    "weight": "Canary share",
+    "provisioned": "Warm cells",
+    "run_at": "Run at",
+    "delay_s": "Delay (s)",
+    "callback_url": "Callback URL",
+    "password": "Password",
+}
+# DRF's stock sentences, said as the rest of a sentence that starts with the field's label.
+_DRF_WORDS = (
+    (re.compile(r"Ensure this value is greater than or equal to (.+?)\.?$"), r"must be at least \1"),
+    (re.compile(r"Ensure this value is less than or equal to (.+?)\.?$"), r"must be at most \1"),
+    (
+        re.compile(r"Ensure this field has no more than (\d+) characters\.?$"),
+        r"must be at most \1 characters",
+    ),
+    (re.compile(r"Ensure this field has at least (\d+) characters\.?$"), r"must be at least \1 characters"),
+    (re.compile(r"A valid integer is required\.?$"), "must be a whole number"),
+    (re.compile(r"A valid number is required\.?$"), "must be a number"),
+    (re.compile(r"This field is required\.?$"), "is required"),
+    (re.compile(r"This field may not be null\.?$"), "is required"),
+    (re.compile(r"This field may not be blank\.?$"), "may not be blank"),
+    (re.compile(r"Not a valid string\.?$"), "must be text"),
+)
+_CONTINUES = ("must ", "may ", "is ", "are ", "needs ", "has ", "cannot ", "should ")
+# An API name in running text: one of LABELS' keys with an underscore (plain words such as "code" or
+# "version" read the same as their labels), or any "name: " that starts a message.
+_API_NAMES = re.compile(
+    r"\b(" + "|".join(sorted((n for n in LABELS if "_" in n), key=len, reverse=True)) + r")\b"
+)
+_PREFIX = re.compile(r"^([a-z][a-z0-9_]*): ")
+# Refusals that name no field but are about one: the name or address already taken.
+_FIELD_OF_CODE = {"function_exists": "name", "schedule_exists": "name", "already_member": "email"}
 
 
 def parse_job_form(form: dict) -> tuple[dict, dict]:
@@ -60,7 +125,7 @@ def _parse_json(form: dict, name: str, empty: str, body: dict, errors: dict) -> 
     try:
         body[name] = json.loads(form[name] or empty)
     except (ValueError, RecursionError) as exc:
-        errors[name] = f"not valid JSON: {exc}"
+        errors[name] = beside(name, f"not valid JSON ({exc})")
 
 
 def _parse_limits(form: dict, body: dict, errors: dict) -> None:
@@ -71,7 +136,7 @@ def _parse_limits(form: dict, body: dict, errors: dict) -> None:
             try:
                 body[name] = int(value)
             except ValueError:
-                errors[name] = "must be a whole number"
+                errors[name] = beside(name, "must be a whole number")
 
 
 def _validate(serializer_class, body: dict, form: dict, errors: dict) -> dict | None:
@@ -81,17 +146,63 @@ def _validate(serializer_class, body: dict, form: dict, errors: dict) -> dict | 
     if serializer.is_valid():
         return dict(serializer.validated_data)
     for name, problems in serializer.errors.items():
-        errors[name if name in form else "form"] = " ".join(str(p) for p in problems)
+        said = " ".join(str(p) for p in problems)
+        if name in form:
+            errors[name] = beside(name, said)
+        else:
+            errors["form"] = in_words(said if name == "non_field_errors" else f"{name}: {said}")
     return None
 
 
+def label(name: str) -> str:
+    """The visible label of a form field named as the API names it."""
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def problem_words(text: str, name: str | None = None) -> str:
+    """A refusal of the field ``name`` as the rest of a sentence: its "name: " prefix dropped, DRF's
+    stock sentences reworded, any other API name said by its label."""
+    text = str(text).strip()
+    if name and text.startswith(f"{name}: "):
+        text = text[len(name) + 2 :]
+    elif name and text.startswith(f"{name} ") and text[len(name) + 1 :].startswith(_CONTINUES):
+        text = text[len(name) + 1 :]  # "role must be one of …": the label will say whose
+    for pattern, words in _DRF_WORDS:
+        if pattern.match(text):
+            text = pattern.sub(words, text)
+            break
+    return _API_NAMES.sub(lambda m: label(m.group(1)), text)
+
+
+def beside(name: str, text: str) -> str:
+    """The error shown beside a field: a sentence that starts with the field's label,
+    "Timeout (ms) must be at least 100." or "Cron: bad minute."."""
+    words = problem_words(text, name).rstrip(".")
+    if not words:
+        return ""
+    if words.startswith(_CONTINUES):
+        return f"{label(name)} {words}."
+    return f"{label(name)}: {words[0].lower() + words[1:] if words[1:2].islower() else words}."
+
+
+def in_words(message: str) -> str:
+    """A refusal shown above a form (of no one field, or of a field the form lacks): its API names said
+    by their labels, "run_at: at most 30 days ahead" -> "Run at: at most 30 days ahead"."""
+    message = str(message)
+    found = _PREFIX.match(message)
+    if found:
+        message = f"{label(found.group(1))}: {message[found.end() :]}"
+    return _API_NAMES.sub(lambda m: label(m.group(1)), message)
+
+
 def service_error(exc, form: dict, errors: dict) -> None:
-    """A service's refusal put beside the form field it names, worded for that place: the API's
-    field-name prefix ("timeout_ms: …") is dropped beside the field, since the field's label says it;
-    a refusal of no field of this form goes under "form"."""
+    """A service's refusal put beside the form field it names, worded with that field's label (the API's
+    field name never reaches the page); a refusal of no field of this form goes above it, in words."""
     details = exc.details or {}
-    field = details.get("field") or next(iter(details.get("fields") or {}), None)
+    field = (
+        details.get("field") or next(iter(details.get("fields") or {}), None) or _FIELD_OF_CODE.get(exc.code)
+    )
     if field in form:
-        errors[field] = exc.message.removeprefix(f"{field}: ")
+        errors[field] = beside(field, exc.message)
     else:
-        errors["form"] = exc.message
+        errors["form"] = in_words(exc.message)

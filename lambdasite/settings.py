@@ -286,6 +286,7 @@ WEBHOOK_RESOLVE_PER_TENANT = env_int("WEBHOOK_RESOLVE_PER_TENANT", 2, minimum=1)
 WEBHOOK_TENANT_IN_FLIGHT = env_int("WEBHOOK_TENANT_IN_FLIGHT", 4, minimum=1)  # sends at once, fleet-wide
 WEBHOOK_MAX_REDELIVERIES = env_int("WEBHOOK_MAX_REDELIVERIES", 5, minimum=0)  # by hand, per message
 WEBHOOK_WRITES_PER_MINUTE = env_int("WEBHOOK_WRITES_PER_MINUTE", 30, minimum=1)  # a tenant's webhook changes
+WEBHOOK_TEST_INTERVAL_S = env_float("WEBHOOK_TEST_INTERVAL_S", 5.0)  # between two test events to one endpoint
 
 # -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)

@@ -25,3 +25,9 @@ class RedeliveryLimit(Conflict):
     """A fixed cap: waiting does not help, so 409 without Retry-After."""
 
     code = "redelivery_limit"
+
+
+class EndpointDisabled(Conflict):
+    """A test event to a disabled endpoint: it would not be sent."""
+
+    code = "endpoint_disabled"

@@ -9,6 +9,8 @@ from django.db.models import Q
 
 from accounts.models import Tenant
 
+from .wording import plain_error
+
 EVENT_TYPES = (
     "job.succeeded",
     "job.failed",
@@ -162,3 +164,8 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id}#{self.number}"
+
+    @property
+    def error_words(self) -> str:
+        """The error in plain words, for the pages (the raw text stays in ``error``)."""
+        return plain_error(self.error)

@@ -341,7 +341,7 @@ def test_a_schedule_form_previews_its_next_runs_live(browser, server, alice):
     expect(page.locator("#preview li").first).to_contain_text("09:00 UTC")
     assert all("T09:00:00Z" in text for text in page.locator("#preview li").all_inner_texts())
     page.fill("#cron", "0 99 * * *")
-    expect(page.locator("#preview-error")).to_contain_text("cron")
+    expect(page.locator("#preview-error")).to_contain_text("Cron: ")
     page.fill("#cron", "15 8 * * *")
     expect(page.locator("#preview li").first).to_contain_text("T08:15:00Z")
     shot(page, "schedule-new")
@@ -349,3 +349,41 @@ def test_a_schedule_form_previews_its_next_runs_live(browser, server, alice):
     expect(page).to_have_url(server + "/app/schedules/weekly/")
     page.click("button >> text=Run now")
     expect(page.locator("main")).to_contain_text("(by hand)")
+
+
+def test_the_overview_charts_read_in_the_readers_zone(browser, server, alice):
+    """The server writes chart times in UTC, saying so; the page says them in the browser's zone, as
+    it does every other time: Tokyo is UTC+9 all year."""
+    from datetime import datetime, timedelta, timezone
+
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme", timezone_id="Asia/Tokyo")
+    axis = page.locator("svg.chart text[data-time]")
+    expect(axis.first).to_have_attribute("data-local", "1")
+    tokyo = timezone(timedelta(hours=9))
+    labels = axis.evaluate_all("els => els.map(e => [e.getAttribute('data-time'), e.textContent])")
+    assert len(labels) == 6  # start, middle and end of both charts
+    for instant, text in labels:
+        when = datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(tokyo)
+        assert text == f"{when:%H:%M}", (instant, text)  # Tokyo's hours, no "UTC"
+    hover = page.locator("svg.chart title[data-time]").first.evaluate(
+        "e => [e.getAttribute('data-time'), e.textContent]"
+    )
+    when = datetime.fromisoformat(hover[0].replace("Z", "+00:00")).astimezone(tokyo)
+    assert hover[1].startswith(f"{when:%H:%M}: ") and "UTC" not in hover[1]
+    shot(page, "overview-tokyo")
+
+
+def test_the_schedule_form_says_its_expression_in_words_as_you_type(browser, server, alice):
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(server + "/app/schedules/new")
+    words = page.locator("#cron-words")
+    expect(words).to_have_text("Every hour (UTC)")  # rendered with the page
+    page.fill("#cron", "*/5 * * * *")
+    expect(words).to_have_text("Every 5 minutes (UTC)")
+    page.fill("#tz", "Europe/Berlin")
+    page.fill("#cron", "0 9 * * 1-5")
+    expect(words).to_have_text("At 09:00 on Monday to Friday (Europe/Berlin)")
+    expect(page.locator("#preview li").first).to_contain_text("09:00 CE")
+    page.fill("#cron", "0 9 * * 1-")
+    expect(page.locator("#preview-error")).to_contain_text("Cron: ")
+    expect(words).to_have_text("")

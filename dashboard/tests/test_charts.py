@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -49,3 +49,26 @@ def test_it_writes_hover_values_in_the_axis_unit():
 def test_it_keeps_counts_unitless():
     svg = charts.bars([0, 3, 7], TIMES, label="Jobs per minute")
     assert y_labels(svg) == ["0", "5", "10"]
+
+
+def test_its_times_say_utc_and_carry_their_instant_for_the_readers_zone():
+    """Without scripts the times read in UTC, saying so; charts.js rewrites each from its data-time."""
+    svg = charts.lines({"p95": [2345.0, 120.0, None]}, TIMES, label="Run", unit="ms")
+    x_labels = re.findall(r'<text [^>]*data-time="([^"]+)">([^<]*)</text>', svg)
+    assert x_labels == [
+        ("2025-01-01T12:00:00Z", "12:00 UTC"),
+        ("2025-01-01T12:01:00Z", "12:01 UTC"),
+        ("2025-01-01T12:02:00Z", "12:02 UTC"),
+    ]
+    assert (
+        '<title data-time="2025-01-01T12:00:00Z" data-prefix="p95 " data-suffix=": 2.35 s">'
+        "p95 12:00 UTC: 2.35 s</title>"
+    ) in svg
+    bars = charts.bars([1, 2, 3], TIMES, label="Jobs per minute")
+    assert '<title data-time="2025-01-01T12:02:00Z" data-suffix=": 3">12:02 UTC: 3</title>' in bars
+
+
+def test_a_time_in_another_zone_is_written_as_its_utc_instant():
+    tokyo = [t.astimezone(timezone(timedelta(hours=9))) for t in TIMES]
+    svg = charts.bars([1, 2, 3], tokyo, label="Jobs per minute")
+    assert 'data-time="2025-01-01T12:00:00Z">12:00 UTC</text>' in svg

@@ -67,7 +67,7 @@ def test_the_form_shows_what_is_wrong_and_the_preview_answers(client, alice, add
     preview = client.get("/app/schedules/preview", {"cron": "0 9 * * 1", "timezone": "UTC"}).json()
     assert len(preview["times"]) == 5 and all("T09:00:00" in t for t in preview["times"])
     refused = client.get("/app/schedules/preview", {"cron": "nope", "timezone": "UTC"})
-    assert refused.status_code == 400 and "cron" in refused.json()["error"]
+    assert refused.status_code == 400 and refused.json()["error"].startswith("Cron: ")
 
 
 def test_an_endpoint_shows_its_secret_once_and_deliveries_show_on_the_job_page(client, alice, settings):
@@ -183,4 +183,38 @@ def test_the_schedule_preview_speaks_the_schedules_zone(alice):
     first = answer["labels"][0]
     assert " 02:30 CE" in first and ("T01:30:00Z)" in first or "T00:30:00Z)" in first)  # CET or CEST
     refused = web.get("/app/schedules/preview", {"cron": "0 99 * * *", "timezone": "UTC"})
-    assert refused.status_code == 400 and "cron" in refused.json()["error"]
+    assert refused.status_code == 400 and refused.json()["error"].startswith("Cron: ")
+
+
+def test_schedules_say_their_expression_in_words_on_the_list_the_page_and_the_preview(client, alice, adder):
+    client.force_login(alice.user)
+    assert client.post("/app/schedules/new", {**FORM, "cron": "0 9 * * 1-5"}).status_code == 302
+    assert "At 09:00 on Monday to Friday" in client.get("/app/schedules/").content.decode()
+    page = client.get("/app/schedules/nightly/").content.decode()
+    assert 'id="cron-words">At 09:00 on Monday to Friday <span class="muted">(Europe/Berlin)</span>' in page
+    new = client.get("/app/schedules/new").content.decode()  # the default expression, said and previewed
+    assert 'id="cron-words">Every hour' in new and new.count(" UTC (") == 5
+    preview = client.get("/app/schedules/preview", {"cron": "*/5 * * * *", "timezone": "UTC"}).json()
+    assert preview["description"] == "Every 5 minutes"
+
+
+def test_send_test_event_queues_a_signed_delivery_says_so_and_is_rate_limited(client, alice, bob, settings):
+    from webhooks.services import endpoints
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS, settings.WEBHOOK_TEST_INTERVAL_S = True, 5
+    endpoint = endpoints.endpoint_create(
+        tenant=alice.tenant, url="http://127.0.0.1:9/hook", events=["job.dead"]
+    )
+    client.force_login(alice.user)
+    assert "Send test event" in client.get(f"/app/webhooks/{endpoint.id}/").content.decode()
+    sent = client.post(f"/app/webhooks/{endpoint.id}/test")
+    assert sent.status_code == 302 and sent["Location"] == f"/app/webhooks/{endpoint.id}/"
+    page = client.get(sent["Location"]).content.decode()
+    assert "Test event queued" in page and "webhook.test" in page
+    [queued] = Delivery.objects.all()
+    assert (queued.type, queued.status, queued.endpoint_id) == ("webhook.test", "pending", endpoint.id)
+    again = client.post(f"/app/webhooks/{endpoint.id}/test", follow=True).content.decode()
+    assert "a test event went to this endpoint" in again and Delivery.objects.count() == 1
+    client.force_login(bob.user)
+    assert client.post(f"/app/webhooks/{endpoint.id}/test").status_code == 404  # another tenant's
+    assert Delivery.objects.count() == 1

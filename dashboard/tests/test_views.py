@@ -219,8 +219,8 @@ def test_new_job_form_submits_validates_and_prefills(alice, web):
         ({"args": '{"a": 1}'}, b"must be a JSON array"),
         (
             {"memory_mb": "4096"},
-            b">4096 is over this tenant&#x27;s cap of 512",
-        ),  # beside its field: no "memory_mb:"
+            b">Memory (MB): 4096 is over this tenant&#x27;s cap of 512.<",
+        ),  # beside its field, in its label's words: no "memory_mb:"
         ({"timeout_ms": "soon"}, b"whole number"),
         ({"code": "   "}, b"may not be blank"),
         ({"handler": "2bad"}, b"must be an identifier"),

@@ -22,7 +22,7 @@ from sandbox import RUNTIMES
 
 from .. import tenancy
 from ..examples import TEMPLATES
-from ..forms import parse_deploy_form, service_error
+from ..forms import in_words, parse_deploy_form, service_error
 from ..tenancy import dashboard_view
 from .common import LOG_PAGE, found_or_404, no_store, partial
 
@@ -221,7 +221,7 @@ def _act(request, name, action, done):
     try:
         result = action(function)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, in_words(exc.message))
         return redirect("dashboard:function-detail", name=function.name)
     if done:
         messages.success(request, done(result) if callable(done) else done)

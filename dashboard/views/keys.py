@@ -11,6 +11,7 @@ from accounts.services import api_key_issue, api_key_revoke
 from lambdasite.exceptions import ApplicationError
 
 from .. import tenancy
+from ..forms import in_words
 from ..tenancy import dashboard_view
 from .common import found_or_404, no_store
 
@@ -22,16 +23,19 @@ def api_keys(request):
     tenant = request.ctx.tenant
     issued = None
     status = 200
+    errors: dict[str, str] = {}
+    form = {"name": "", "scope": ApiKey.Scope.WRITE}
     if request.method == "POST":
         if not request.ctx.can_write:
             return tenancy.forbidden(request, "owner or member", message="Viewers cannot create keys.")
         name = request.POST.get("name", "").strip()[:100]
         scope = request.POST.get("scope", ApiKey.Scope.WRITE)
+        form = {"name": name, "scope": scope}
         if not name:
-            messages.error(request, "Give the key a name, such as the service that will use it.")
+            errors["name"] = "Name is required: say what will use the key, such as billing-service."
             status = 400
         elif scope not in ApiKey.Scope.values:
-            messages.error(request, "Scope must be read or write.")
+            errors["scope"] = "Scope must be read or write."
             status = 400
         else:
             made = api_key_issue(tenant=tenant, name=name, scope=scope, created_by=request.user)
@@ -45,7 +49,13 @@ def api_keys(request):
         .select_related("created_by")
         .order_by("revoked_at", "-created_at")
     )
-    context = {"keys": keys, "issued": issued, "api_url": request.build_absolute_uri("/api/v1/")}
+    context = {
+        "keys": keys,
+        "issued": issued,
+        "api_url": request.build_absolute_uri("/api/v1/"),
+        "form": form,
+        "errors": errors,
+    }
     return no_store(render(request, "dashboard/api_keys.html", context, status=status))
 
 
@@ -57,5 +67,5 @@ def api_key_revoke_view(request, key_id):
         api_key_revoke(api_key=key, by=request.user, by_role=request.ctx.role)
         messages.success(request, f"Key {key.name} revoked; requests with it now get 401.")
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, in_words(exc.message))
     return redirect("dashboard:api-keys")

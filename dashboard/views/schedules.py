@@ -15,9 +15,11 @@ from django.views.decorators.http import require_POST
 from functions.selectors import function_list
 from lambdasite.exceptions import ApplicationError
 from schedules import selectors
+from schedules.describe import describe
 from schedules.models import Schedule
 from schedules.services import crontab, manage, ticks
 
+from ..forms import in_words, service_error
 from ..tenancy import dashboard_view
 from .common import found_or_404, no_store
 from .redirects import next_or
@@ -37,6 +39,7 @@ def schedule_list(request):
         {
             "schedule": s,
             "next": manage.upcoming(s, 1),
+            "words": describe(s.cron),
             "last": s.runs.select_related("job").order_by("-tick_at").first(),
         }
         for s in schedules
@@ -79,7 +82,7 @@ def _spec(form: dict) -> manage.ScheduleSpec:
     except ValueError:
         max_failures = -1
     if max_failures < 0:
-        raise manage._fail("max_failures", "a whole number, 0 for never")
+        raise manage._fail("max_failures", "must be a whole number (0: never pause)")
     return manage.ScheduleSpec(
         cron=form["cron"].strip(),
         timezone=form["timezone"].strip() or "UTC",
@@ -95,7 +98,7 @@ def _spec(form: dict) -> manage.ScheduleSpec:
 
 def _edit(request, schedule: Schedule | None):
     form = _form_from(schedule)
-    error = ""
+    errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
         if not request.ctx.can_write:
@@ -113,21 +116,32 @@ def _edit(request, schedule: Schedule | None):
                 messages.success(request, f"Schedule {schedule.name} saved.")
             return redirect("dashboard:schedule-detail", name=schedule.name)
         except ApplicationError as exc:
-            error, status = exc.message, 400
+            service_error(exc, form, errors)
+            status = 400
     context = {
         "schedule": schedule,
         "form": form,
-        "error": error,
+        "errors": errors,
+        "words": describe(form["cron"]),
         "functions": list(function_list(tenant_ids=[request.ctx.tenant.id])),
         "zones": ZONES,
-        "upcoming": (
-            [fire_time_label(t, schedule.timezone) for t in manage.upcoming(schedule)]
-            if schedule is not None
-            else []
-        ),
+        "upcoming": _upcoming(schedule, form),
         "runs": selectors.run_list(schedule=schedule, limit=100) if schedule is not None else [],
     }
     return render(request, "dashboard/schedule_detail.html", context, status=status)
+
+
+def _upcoming(schedule: Schedule | None, form: dict) -> list[str]:
+    """The preview on load: a paused schedule's none; else the next fire times of the form's expression
+    (a new schedule's default, or what was just refused), in its zone."""
+    if schedule is not None and not schedule.enabled:
+        return []
+    cron, zone_name = form["cron"].strip(), form["timezone"].strip() or "UTC"
+    try:
+        crontab.zone(zone_name)
+    except ApplicationError:
+        return []
+    return [fire_time_label(t, zone_name) for t in crontab.upcoming(cron, zone_name, timezone.now())]
 
 
 @dashboard_view()
@@ -151,11 +165,12 @@ def schedule_preview(request):
             now=timezone.now(),
         )
     except ApplicationError as exc:
-        return no_store(JsonResponse({"error": exc.message}, status=400))
+        return no_store(JsonResponse({"error": in_words(exc.message)}, status=400))
     zone_name = request.GET.get("timezone", "UTC") or "UTC"
     return no_store(
         JsonResponse(
             {
+                "description": describe(request.GET.get("cron", "")),
                 "times": [t.isoformat() for t in times],
                 "labels": [fire_time_label(t, zone_name) for t in times],
             }
@@ -177,7 +192,7 @@ def _act(request, name, action, done):
         action(schedule)
         messages.success(request, done)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, in_words(exc.message))
     return redirect(next_or(request, "dashboard:schedules"))
 
 

@@ -17,6 +17,7 @@ from accounts import services as accounts
 from accounts.models import Invitation, Membership
 from lambdasite.exceptions import ApplicationError
 
+from ..forms import in_words, service_error
 from ..tenancy import dashboard_view
 
 _INVITE_LINK = "lambdasite.invite_link"  # the session key of a new invitation's link until it is shown
@@ -26,6 +27,8 @@ _INVITE_LINK = "lambdasite.invite_link"  # the session key of a new invitation's
 def members(request):
     tenant = request.ctx.tenant
     status = 200
+    errors: dict[str, str] = {}
+    invite = {"email": "", "role": "member"}
     if request.method == "POST":
         try:
             link = _members_change(request, tenant)
@@ -33,7 +36,13 @@ def members(request):
                 request.session[_INVITE_LINK] = link
             return redirect("dashboard:members")
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            if request.POST.get("action") == "invite":  # beside the invitation form's field
+                invite = {name: request.POST.get(name, "") for name in invite}
+                service_error(exc, invite, errors)
+                if "form" in errors:
+                    messages.error(request, errors.pop("form"))
+            else:
+                messages.error(request, in_words(exc.message))
             status = 400
     link = request.session.pop(_INVITE_LINK, None) if status == 200 else None
     context = {
@@ -43,6 +52,8 @@ def members(request):
         ).select_related("invited_by"),
         "roles": Membership.Role.values,
         "invite_link": link,
+        "invite": invite,
+        "errors": errors,
     }
     response = render(request, "dashboard/members.html", context, status=status)
     response["Cache-Control"] = "no-store"  # the invitation link is shown once

@@ -1,5 +1,5 @@
-"""Webhooks: endpoints (create, with the secret shown once; enable, disable, rotate, delete), an
-endpoint's deliveries with every attempt, and redelivery.
+"""Webhooks: endpoints (create, with the secret shown once; enable, disable, rotate, delete, send a test
+event), an endpoint's deliveries with every attempt, and redelivery.
 
 Creating and rotating redirect to the endpoint's page (POST/redirect/GET: a reload repeats nothing);
 the new secret waits in the session for that page's next view, which takes it out."""
@@ -16,8 +16,9 @@ from functions.selectors import function_list
 from lambdasite.exceptions import ApplicationError
 from webhooks import selectors
 from webhooks.models import EVENT_TYPES, WebhookEndpoint
-from webhooks.services import delivery, endpoints
+from webhooks.services import delivery, endpoints, ping
 
+from ..forms import in_words, service_error
 from ..tenancy import dashboard_view
 from .common import found_or_404, no_store
 
@@ -36,7 +37,8 @@ def webhook_list(request):
         "function": "",
         "description": "",
     }
-    error, status = "", 200
+    errors: dict[str, str] = {}
+    status = 200
     if request.method == "POST" and request.ctx.can_write:
         form = {
             "url": request.POST.get("url", "").strip(),
@@ -55,11 +57,12 @@ def webhook_list(request):
             messages.success(request, "Endpoint added.")
             return _with_secret_once(request, created)
         except ApplicationError as exc:
-            error, status = exc.message, 400
+            service_error(exc, form, errors)
+            status = 400
     context = {
         "endpoints": list(selectors.endpoint_list(tenant_ids=[tenant.id])),
         "form": form,
-        "error": error,
+        "errors": errors,
         "allow_private": settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
         "event_types": EVENT_TYPES,
         "functions": list(function_list(tenant_ids=[tenant.id])),
@@ -92,12 +95,12 @@ def _with_secret_once(request, endpoint: WebhookEndpoint):
 @dashboard_view(write=True)
 def webhook_action(request, endpoint_id, action):
     endpoint = endpoint_or_404(request, endpoint_id)
-    if action not in ("delete", "rotate", "enable", "disable", "redeliver"):
+    if action not in ("delete", "rotate", "enable", "disable", "redeliver", "test"):
         raise Http404("no such action")
     try:
         return _act(request, endpoint, action)
     except ApplicationError as exc:  # throttled, a redelivery refused, suspended: said on the page
-        messages.error(request, exc.message)
+        messages.error(request, in_words(exc.message))
         return redirect("dashboard:webhook-detail", endpoint_id=endpoint.id)
 
 
@@ -110,7 +113,14 @@ def _act(request, endpoint: WebhookEndpoint, action: str):
         rotated = endpoints.endpoint_rotate_secret(endpoint=endpoint)
         messages.success(request, "Secret rotated: the old one no longer signs.")
         return _with_secret_once(request, rotated)
-    if action in ("enable", "disable"):
+    if action == "test":
+        ping.endpoint_send_test(endpoint=endpoint)
+        messages.success(
+            request,
+            "Test event queued: a signed webhook.test delivery is listed below; reload in a moment "
+            "to see how the endpoint answered.",
+        )
+    elif action in ("enable", "disable"):
         endpoints.endpoint_update(endpoint=endpoint, enabled=action == "enable")
         messages.success(request, f"Endpoint {action}d.")
     else:

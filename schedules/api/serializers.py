@@ -14,6 +14,7 @@ from lambdasite.api.fields import (
     StrictSerializer,
 )
 
+from ..describe import describe
 from ..models import Schedule, ScheduleRun
 from ..services.manage import upcoming
 
@@ -60,6 +61,7 @@ def schedule_body(schedule: Schedule) -> dict:
     return {
         "name": schedule.name,
         "cron": schedule.cron,
+        "cron_description": describe(schedule.cron),
         "timezone": schedule.timezone,
         "function": schedule.function.name,
         "qualifier": schedule.qualifier or None,
@@ -99,6 +101,9 @@ def run_body(run: ScheduleRun) -> dict:
 class ScheduleSchema(serializers.Serializer):
     name = serializers.CharField()
     cron = serializers.CharField()
+    cron_description = serializers.CharField(
+        allow_null=True, help_text='the expression in plain words, e.g. "At 09:00 on Monday to Friday"'
+    )
     timezone = serializers.CharField()
     function = serializers.CharField()
     qualifier = serializers.CharField(allow_null=True)

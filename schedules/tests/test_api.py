@@ -38,6 +38,7 @@ def test_a_schedule_answers_with_its_next_five_fire_times(alice, adder):
     berlin = ZoneInfo("Europe/Berlin")
     assert all(t.astimezone(berlin).strftime("%H:%M") in ("02:30", "03:00") for t in times)
     assert body["enabled"] and body["overlap"] == "skip" and body["catch_up"] == "none"
+    assert body["cron_description"] == "At 02:30 every day"  # in words, in the schedule's own zone
     assert (
         call(alice, "GET", "/api/v1/schedules/nightly").json()["next_fire_times"] == body["next_fire_times"]
     )

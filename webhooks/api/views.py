@@ -13,7 +13,7 @@ from lambdasite.api.schema import errors
 from .. import selectors
 from ..exceptions import DeliveryNotFound, EndpointNotFound
 from ..models import WebhookEndpoint
-from ..services import delivery, endpoints
+from ..services import delivery, endpoints, ping
 from .serializers import (
     DeliverySchema,
     EndpointCreateSerializer,
@@ -122,6 +122,27 @@ def webhook_redeliver(request: Request, endpoint_id: str, delivery_id: str) -> R
     if found is None:
         raise DeliveryNotFound("no such delivery")
     return Response(delivery_body(delivery.redeliver(delivery=found), attempts=False), status=202)
+
+
+@extend_schema(
+    operation_id="webhooks_test",
+    summary="Send the endpoint a signed test event (type webhook.test), like a real one",
+    description=(
+        "Queues a small `webhook.test` event for the endpoint and answers with its delivery (202, "
+        "pending). The delivery process sends it like any other: the same SSRF check when the name is "
+        "resolved, the same Standard Webhooks signature, recorded with its attempt in the endpoint's "
+        'deliveries. Body: `{"type": "webhook.test", "timestamp", "data": {"endpoint", "url", "message"}}`. '
+        "Tried once, never retried. 409 `endpoint_disabled` for a disabled endpoint; 429 with "
+        "Retry-After within WEBHOOK_TEST_INTERVAL_S of the last test of the same endpoint, or past the "
+        "tenant's webhook writes per minute."
+    ),
+    request=None,
+    responses={202: DeliverySchema, **errors(401, 403, 404, 409, 429)},
+)
+@api_view(["POST"])
+def webhook_test(request: Request, endpoint_id: str) -> Response:
+    sent = ping.endpoint_send_test(endpoint=_endpoint(request, endpoint_id))
+    return Response(delivery_body(sent, attempts=False), status=202)
 
 
 @extend_schema(

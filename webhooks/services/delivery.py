@@ -33,6 +33,7 @@ from jobs.rendering import job_body
 from .. import signing
 from ..exceptions import DeliveryNotFound, RedeliveryLimit, RedeliveryPending
 from ..models import CallbackSecret, Delivery, DeliveryAttempt, Event, OutboxEvent, WebhookEndpoint
+from ..wording import plain_error
 from .http import Answer, post, text
 from .throttle import webhook_write_admit
 
@@ -70,6 +71,9 @@ WHERE id IN (SELECT id FROM turns ORDER BY turn, next_attempt_at LIMIT %(limit)s
     AND status = 'pending' AND (locked_until IS NULL OR locked_until < %(now)s)
 RETURNING id
 """
+
+
+TEST_EVENT = "webhook.test"  # "Send test event" (services/ping.py): tried once, never retried
 
 
 def retry_delays() -> list[float]:
@@ -235,6 +239,8 @@ def _settle(delivery: Delivery, *, ok: bool, code, error: str, retry_after, now:
         fields.update(status=Delivery.Status.SUCCEEDED, delivered_at=now, next_attempt_at=None)
         if endpoint is not None and endpoint.failing_since is not None:
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+    elif delivery.type == TEST_EVENT:  # a test says how the endpoint answers now: no retries, no strike
+        fields.update(status=Delivery.Status.FAILED, next_attempt_at=None)
     else:
         delays = retry_delays()
         if delivery.attempts <= len(delays):
@@ -258,7 +264,7 @@ def _endpoint_failed(endpoint: WebhookEndpoint, error: str, now: datetime) -> No
         return
     reason = (
         f"disabled {now:%Y-%m-%d %H:%M} UTC: every delivery failed since "
-        f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC (last: {error[:200]})"
+        f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC (last: {plain_error(error)[:200]})"
     )
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason[:500])
     Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING).update(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from functions.tests.support import call
-from webhooks.models import WebhookEndpoint
+from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.services import delivery
 
 pytestmark = pytest.mark.django_db
@@ -148,6 +150,7 @@ def test_another_tenants_endpoints_are_404_everywhere(alice, bob):
         ("POST", f"/api/v1/webhooks/{endpoint_id}/rotate-secret", None),
         ("GET", f"/api/v1/webhooks/{endpoint_id}/deliveries", None),
         ("POST", f"/api/v1/webhooks/{endpoint_id}/deliveries/{missing}/redeliver", None),
+        ("POST", f"/api/v1/webhooks/{endpoint_id}/test", None),
     ]:
         response = call(bob, method, path, body)
         assert response.status_code == 404, (method, path)
@@ -158,7 +161,13 @@ def test_another_tenants_endpoints_are_404_everywhere(alice, bob):
 
 def test_the_schema_documents_the_new_endpoints(client):
     schema = client.get("/api/schema/").content.decode()
-    for operation in ("webhooks_create", "webhooks_redeliver", "schedules_create", "schedules_runs"):
+    for operation in (
+        "webhooks_create",
+        "webhooks_redeliver",
+        "webhooks_test",
+        "schedules_create",
+        "schedules_runs",
+    ):
         assert operation in schema
     assert "callback_url" in schema and "delay_s" in schema and "run_at" in schema
 
@@ -195,3 +204,29 @@ def test_webhook_writes_are_throttled_per_tenant_with_retry_after(alice, bob, se
     assert call(alice, "GET", f"/api/v1/webhooks/{endpoint_id}").status_code == 200  # reads are not
     assert call(bob, "POST", "/api/v1/webhooks", HOOK).status_code == 201  # another tenant's bucket
     assert WebhookEndpoint.objects.filter(tenant=alice.tenant).count() == 1
+
+
+def test_a_test_event_is_queued_as_a_delivery_at_most_once_per_interval(alice, settings):
+    settings.WEBHOOK_TEST_INTERVAL_S = 5
+    endpoint_id = call(alice, "POST", "/api/v1/webhooks", HOOK).json()["id"]
+    sent = call(alice, "POST", f"/api/v1/webhooks/{endpoint_id}/test")
+    assert sent.status_code == 202, sent.json()
+    body = sent.json()
+    assert (body["type"], body["status"], body["url"], body["job_id"]) == (
+        "webhook.test",
+        "pending",
+        HOOK["url"],
+        None,
+    )
+    listed = call(alice, "GET", f"/api/v1/webhooks/{endpoint_id}/deliveries").json()
+    assert [d["id"] for d in listed] == [body["id"]]
+    event = json.loads(Delivery.objects.get().body)
+    assert event["type"] == "webhook.test" and event["data"]["endpoint"] == endpoint_id
+    again = call(alice, "POST", f"/api/v1/webhooks/{endpoint_id}/test")
+    assert again.status_code == 429 and 1 <= int(again["Retry-After"]) <= 5
+    assert again.json()["error"]["code"] == "rate_limited"
+    Delivery.objects.update(created_at=timezone.now() - timedelta(seconds=6))
+    assert call(alice, "POST", f"/api/v1/webhooks/{endpoint_id}/test").status_code == 202
+    call(alice, "PATCH", f"/api/v1/webhooks/{endpoint_id}", {"enabled": False})
+    disabled = call(alice, "POST", f"/api/v1/webhooks/{endpoint_id}/test")
+    assert disabled.status_code == 409 and disabled.json()["error"]["code"] == "endpoint_disabled"
