@@ -288,14 +288,12 @@ WEBHOOK_TENANT_IN_FLIGHT = env_int("WEBHOOK_TENANT_IN_FLIGHT", 4, minimum=1)  # 
 WEBHOOK_MAX_REDELIVERIES = env_int("WEBHOOK_MAX_REDELIVERIES", 5, minimum=0)  # by hand, per message
 WEBHOOK_WRITES_PER_MINUTE = env_int("WEBHOOK_WRITES_PER_MINUTE", 30, minimum=1)  # a tenant's webhook changes
 
-# -- Secrets and configuration (vault; a version's egress, secrets and env) ------------------
+# -- Secrets and configuration (vault; a version's egress, secrets and env) -------------------
 # the master key wrapping every tenant's data key (lambdasite.env.secrets_keys: SECRETS_KEY,
 # SECRETS_KEY_FILE or var/secrets_key; SECRETS_KEY_OLD while secrets_rotate_master re-wraps)
 SECRETS_KEY, SECRETS_KEY_OLD = secrets_keys(BASE_DIR / "var" / "secrets_key", debug=DEBUG or TESTING)
 SECRET_MAX_BYTES = 64 * 1024  # one secret's value
-VERSION_ENV_MAX_BYTES = 4 * 1024  # a version's env: every NAME=value, in UTF-8
-VERSION_MAX_EGRESS_PATTERNS = 50
-VERSION_MAX_SECRET_BINDINGS = 50
+SECRET_MAX_BINDINGS = 50  # secrets one version binds (its env's size and patterns: sandbox.egress_policy)
 
 # -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)
