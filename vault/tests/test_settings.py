@@ -67,3 +67,14 @@ def test_an_unreadable_key_file_is_a_configuration_error(clean_env, tmp_path):
     clean_env.setenv("SECRETS_KEY_FILE", str(tmp_path / "missing"))
     with pytest.raises(ImproperlyConfigured, match="SECRETS_KEY_FILE"):
         secrets_keys(tmp_path / "secrets_key", debug=True)
+
+
+def test_the_master_key_of_this_installation_is_private_and_32_bytes():
+    """Written by scripts/setup.sh (or by the suite's settings when missing), never world-readable."""
+    from django.conf import settings
+
+    path = settings.BASE_DIR / "var" / "secrets_key"
+    if path.exists():
+        assert path.stat().st_mode & 0o077 == 0
+        assert len(base64.b64decode(path.read_text().strip())) == 32
+    assert len(settings.SECRETS_KEY) == 32
