@@ -67,8 +67,8 @@ def reach_form(version) -> dict:
     return {
         "egress_mode": version.egress_mode,
         "egress_allow": "\n".join(version.egress_allow),
-        "secrets": "\n".join(f"{name}={secret}" for name, secret in version.secrets.items()),
-        "env": "\n".join(f"{name}={value}" for name, value in version.env.items()),
+        "secrets": "\n".join(f"{name}={secret}" for name, secret in sorted(version.secrets.items())),
+        "env": "\n".join(f"{name}={value}" for name, value in sorted(version.env.items())),
     }
 
 

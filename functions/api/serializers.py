@@ -159,8 +159,8 @@ def version_body(version: FunctionVersion, *, code: bool = False) -> dict:
         "content_hash": version.content_hash or None,
         "build_error": version.build_error or None,
         "egress": version.egress,
-        "env": version.env,
-        "secrets": version.secrets,
+        "env": dict(sorted(version.env.items())),  # (jsonb keeps its keys by length)
+        "secrets": dict(sorted(version.secrets.items())),
         "layer": None
         if layer is None
         else {"digest": layer.digest, "packages": layer.packages, "size_bytes": layer.size_bytes},

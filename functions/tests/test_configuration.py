@@ -36,12 +36,14 @@ def test_a_version_declares_egress_env_and_secrets_and_the_api_shows_them(alice)
     body = deploy(
         alice,
         egress=["API.Stripe.com.:443", "*.example.com:443", "api.stripe.com:443", "[2001:DB8::1]:8443"],
-        env={"LOG_LEVEL": "debug", "EMPTY": ""},
+        env={"LOG_LEVEL": "debug", "ZED": "", "ALPHABET": "a"},  # jsonb keeps keys by length: ZED first
         secrets={"STRIPE_KEY": "stripe"},
     ).json()["version"]
     assert body["egress"] == ["*.example.com:443", "[2001:db8::1]:8443", "api.stripe.com:443"]
-    assert body["env"] == {"EMPTY": "", "LOG_LEVEL": "debug"} and body["secrets"] == {"STRIPE_KEY": "stripe"}
+    assert body["env"] == {"ALPHABET": "a", "LOG_LEVEL": "debug", "ZED": ""}
+    assert body["secrets"] == {"STRIPE_KEY": "stripe"}
     shown = call(alice, "GET", "/api/v1/functions/adder/versions/1").json()
+    assert list(shown["env"]) == ["ALPHABET", "LOG_LEVEL", "ZED"]  # by name, whatever order jsonb keeps
     assert (shown["egress"], shown["env"], shown["secrets"]) == (body["egress"], body["env"], body["secrets"])
     assert "sk_live_x" not in str(shown)
 
