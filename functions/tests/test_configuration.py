@@ -203,3 +203,25 @@ def test_run_environment_maps_a_version_to_the_sandbox_fields(alice):
 def test_a_version_that_reaches_nothing_runs_as_before(alice):
     deploy(alice)
     assert run_environment(version=FunctionVersion.objects.get()) == (sandbox.Egress.NONE, {}, ())
+
+
+def test_a_built_versions_hash_covers_its_egress_env_and_secrets_too(alice, monkeypatch):
+    """A version with dependencies gets its hash when built (here: its layer exists, nothing to install)."""
+    from functions.models import BuildStatus, DependencyLayer
+    from functions.services import builds
+    from sandbox import layers
+
+    lock = "six==1.16.0 --hash=sha256:x\n"
+    DependencyLayer.objects.create(
+        digest=layers.lock_digest("python", lock), runtime="python", lock=lock,
+        status=BuildStatus.READY, volume="lambdasite-layer-test",
+    )  # fmt: skip
+    monkeypatch.setattr(layers, "resolve", lambda *a, **k: layers.Resolved(lock=lock, packages=1))
+    monkeypatch.setattr(layers, "exists", lambda client, volume: True)
+    deploy(alice, requirements="six==1.16.0\n", env={"MODE": "live"}, egress=["a.example.com:443"])
+    version = FunctionVersion.objects.get()
+    builds.version_build(version_id=version.pk, worker="w1", client=object())
+    version.refresh_from_db()
+    assert version.status == BuildStatus.READY and version.lock == lock
+    plain = content_hash(runtime="python", handler="main", code=PY_ADD, lock=lock)
+    assert version.content_hash == version.hash_with(lock) != plain
