@@ -33,6 +33,17 @@ class ApiPrincipal:
             return True
         return getattr(self.api_key, "creator_role", None) in (Membership.Role.OWNER, Membership.Role.MEMBER)
 
+    @property
+    def is_owner(self) -> bool:
+        """Acts with an owner's rights (what only owners may do, such as setting secrets): a
+        write-scoped operator key (the tenant's own), or a write-scoped user key whose creator is
+        an owner now. A member's, a viewer's or a read-scoped key never does."""
+        if self.api_key.scope != ApiKey.Scope.WRITE:
+            return False
+        if self.api_key.kind == ApiKey.Kind.OPERATOR:
+            return True
+        return getattr(self.api_key, "creator_role", None) == Membership.Role.OWNER
+
     def __str__(self) -> str:
         return f"{self.tenant.slug}/{self.api_key.prefix}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from lambdasite.exceptions import PayloadTooLarge, ValidationFailed
+from lambdasite.exceptions import Forbidden, PayloadTooLarge, ValidationFailed
 
 
 class Tenant(models.Model):
@@ -132,6 +132,13 @@ def _mb(n: int) -> int:
 class Quota(models.Model):
     """Per-tenant limits, edited by operators in admin; read on every submission."""
 
+    class Egress(models.TextChoices):
+        """How far a tenant's versions may reach, in increasing order."""
+
+        NONE = "none", "none (no network)"
+        ALLOWLIST = "allowlist", "allowlist (host:port patterns)"
+        PUBLIC = "public", "public (any public address)"
+
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="quota")
     max_concurrency = models.PositiveIntegerField(default=4)
     submissions_per_minute = models.PositiveIntegerField(default=600)
@@ -171,6 +178,13 @@ class Quota(models.Model):
     writes_per_minute = models.PositiveIntegerField(
         default=120, help_text="API writes per minute other than submissions (which have their own rate)"
     )
+    max_egress = models.CharField(
+        max_length=10,
+        choices=Egress.choices,
+        default=Egress.ALLOWLIST,
+        help_text="the widest egress a version may declare: none, allowlist (host:port patterns) or public",
+    )
+    max_secrets = models.PositiveIntegerField(default=100, help_text="secrets the tenant may hold")
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"
@@ -191,6 +205,20 @@ class Quota(models.Model):
                 f"code is {size} bytes, over this tenant's cap of {self.max_code_bytes}",
                 details={"field": "code", "size": size, "limit": self.max_code_bytes},
             )
+
+    def check_egress(self, egress) -> None:
+        """Refuse an egress policy (``"none"``, a list of patterns, ``"public"``) wider than
+        ``max_egress`` (403 ``egress_not_allowed``, naming both)."""
+        asked = egress if isinstance(egress, str) else self.Egress.ALLOWLIST
+        order = list(self.Egress.values)
+        if asked in order and order.index(asked) <= order.index(self.max_egress):
+            return
+        raise Forbidden(
+            f"egress: {asked} is beyond this tenant's max_egress of {self.max_egress}; "
+            "ask an operator to raise it",
+            code="egress_not_allowed",
+            details={"field": "egress", "quota": "max_egress", "limit": self.max_egress, "requested": asked},
+        )
 
     def check_limits(self, *, timeout_ms: int | None, memory_mb: int | None, max_retries: int | None) -> None:
         """Refuse a limit over this quota's cap (400 naming the field and the cap); None: not given."""

@@ -6,6 +6,9 @@ lambdasite logs JOB_ID --follow
 lambdasite jobs [--status failed,dead]
 lambdasite get JOB_ID | cancel JOB_ID | retry JOB_ID
 lambdasite deploy ./my-function --name slugify     # handler file + requirements.txt / package.json
+lambdasite deploy ./notify --name notify --egress hooks.slack.com:443 --secret TOKEN=slack --env CHANNEL=ops
+lambdasite secret set slack < token.txt             # or typed at a prompt; never an argument
+lambdasite secret list | secret rm slack
 lambdasite invoke slugify:prod --args '["Hello World"]' --wait
 lambdasite functions | versions NAME | alias NAME prod 3
 lambdasite schedule create nightly --cron '30 2 * * *' --timezone Europe/Berlin --function report
@@ -16,6 +19,7 @@ lambdasite webhook create https://example.com/hook --events job.failed,job.dead
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -51,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_job_commands(sub)
     _add_function_commands(sub)
     _add_schedule_and_webhook_commands(sub)
+    _add_secret_commands(sub)
     return parser
 
 
@@ -93,6 +98,7 @@ def _add_function_commands(sub) -> None:
     deploy.add_argument("--handler")
     _add_limits(deploy)
     deploy.add_argument("--description")
+    _add_reach(deploy)
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for the build")
     deploy.set_defaults(command_fn=_deploy)
     invoke = sub.add_parser("invoke", help="invoke a deployed function: NAME or NAME:ALIAS or NAME:VERSION")
@@ -111,6 +117,41 @@ def _add_function_commands(sub) -> None:
     alias.add_argument("--canary", type=int, help="a second version that gets --weight of the calls")
     alias.add_argument("--weight", type=float)
     alias.set_defaults(command_fn=_alias)
+
+
+def _add_reach(deploy: argparse.ArgumentParser) -> None:
+    """What the version reaches and is given; each left out is the previous version's."""
+    deploy.add_argument(
+        "--egress",
+        action="append",
+        metavar="HOST:PORT|none|public",
+        help="where the function may connect (repeat for several host:port; none: no network)",
+    )
+    deploy.add_argument(
+        "--secret", action="append", metavar="ENV=NAME", help="bind the secret NAME as $ENV (repeatable)"
+    )
+    deploy.add_argument("--env", action="append", metavar="NAME=VALUE", help="configuration (repeatable)")
+    deploy.add_argument("--no-secrets", action="store_true", help="bind no secret (drop the previous ones)")
+    deploy.add_argument("--no-env", action="store_true", help="no configuration (drop the previous one)")
+
+
+def _add_secret_commands(sub) -> None:
+    secret = sub.add_parser("secret", help="set, list or remove this tenant's secrets (setting: owners)")
+    actions = secret.add_subparsers(dest="action", required=True)
+    put = actions.add_parser(
+        "set", help="create or rotate a secret; the value is read from stdin or a prompt"
+    )
+    put.add_argument("name")
+    put.add_argument(
+        "--keep-newline", action="store_true", help="keep the final newline of a value read from stdin"
+    )
+    put.set_defaults(command_fn=_secret_set)
+    actions.add_parser("list", help="names, revisions, fingerprints, who and when").set_defaults(
+        command_fn=_secrets
+    )
+    remove = actions.add_parser("rm", help="delete a secret (its value is erased)")
+    remove.add_argument("name")
+    remove.set_defaults(command_fn=_secret_rm)
 
 
 def _add_schedule_and_webhook_commands(sub) -> None:
@@ -219,6 +260,7 @@ def _deploy(client: Client, opts) -> int:
         memory_mb=opts.memory_mb,
         max_retries=opts.max_retries,
         description=opts.description,
+        **_reach(opts),
     )
     number = version["number"]
     print(
@@ -233,6 +275,40 @@ def _deploy(client: Client, opts) -> int:
         print(f"build failed: {version.get('build_error')}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reach(opts) -> dict:
+    """--egress, --secret and --env as the API's fields (left out: not sent, the previous version's)."""
+    fields: dict = {}
+    if opts.egress:
+        words = [e.strip() for e in opts.egress]
+        if any(w in ("none", "public") for w in words):
+            if len(words) > 1:
+                raise _UsageError("--egress none or public stands alone (or give host:port patterns)")
+            fields["egress"] = words[0]
+        else:
+            fields["egress"] = words
+    for option, given, clear, field in (
+        ("--secret", opts.secret, opts.no_secrets, "secrets"),
+        ("--env", opts.env, opts.no_env, "env"),
+    ):
+        if given and clear:
+            raise _UsageError(f"{option} and --no-{field} exclude each other")
+        if given or clear:
+            fields[field] = _pairs(option, given) if given else {}
+    return fields
+
+
+def _pairs(option: str, items: list[str]) -> dict:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise _UsageError(f"{option} takes NAME=VALUE, not {item!r}")
+        if name in pairs:
+            raise _UsageError(f"{option} {name} is given twice")
+        pairs[name] = value
+    return pairs
 
 
 def _invoke(client: Client, opts) -> int:
@@ -303,6 +379,41 @@ def _webhooks(client: Client, opts) -> int:
     for e in client.webhooks():
         state = "enabled" if e["enabled"] else f"disabled: {e['disabled_reason'] or ''}"
         print(f"{e['id']}  {e['url']}  {','.join(e['events'])}  {state}")
+    return 0
+
+
+# Secrets
+
+
+def _secret_value(name: str, keep_newline: bool) -> str:
+    """The value to store: stdin when it is not a terminal (e.g. ``< key.pem`` or a pipe), else
+    typed at a prompt that does not echo. Never an argument: arguments reach shell histories and
+    every process listing."""
+    if not sys.stdin.isatty():
+        value = sys.stdin.read()
+        return value if keep_newline else value.removesuffix("\n").removesuffix("\r")
+    value = getpass.getpass(f"Value of {name} (not shown): ")
+    if value != getpass.getpass("Again: "):
+        raise ValueError("the two values differ; nothing was stored")
+    return value
+
+
+def _secret_set(client: Client, opts) -> int:
+    stored = client.secret_set(opts.name, _secret_value(opts.name, opts.keep_newline))
+    state = "created" if stored["revision"] == 1 else f"rotated to revision {stored['revision']}"
+    print(f"secret {stored['name']} {state} (fingerprint {stored['fingerprint']})")
+    return 0
+
+
+def _secrets(client: Client, opts) -> int:
+    for s in client.secrets():
+        print(f"{s['name']:<32} r{s['revision']:<4} {s['fingerprint']}  {s['updated_at']}  {s['updated_by']}")
+    return 0
+
+
+def _secret_rm(client: Client, opts) -> int:
+    client.secret_delete(opts.name)
+    print(f"secret {opts.name} deleted", file=sys.stderr)
     return 0
 
 

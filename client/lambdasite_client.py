@@ -129,7 +129,9 @@ class Client:
             raise
 
     def deploy(self, *, name: str, runtime: str, code: str, **fields) -> dict:
-        """Deploy ``name``: its version 1, or its next version if it exists. -> the new version."""
+        """Deploy ``name``: its version 1, or its next version if it exists. -> the new version.
+        ``egress`` ("none", "public" or ["host:port", ...]), ``env`` ({NAME: value}) and ``secrets``
+        ({ENV_NAME: secret name}) left out are the previous version's."""
         fields = {k: v for k, v in fields.items() if v is not None}
         if self.function(name) is None:
             created = self.request(
@@ -202,6 +204,28 @@ class Client:
 
     def webhooks(self) -> list:
         return self.request("GET", "/webhooks")
+
+    # -- secrets ------------------------------------------------------------------
+
+    def secret_set(self, name: str, value: str) -> dict:
+        """Create a secret, or rotate it to a new revision (owners only). -> its metadata (no value)."""
+        return self.request("PUT", f"/secrets/{_q(name)}", {"value": value})
+
+    def secret(self, name: str) -> dict:
+        return self.request("GET", f"/secrets/{_q(name)}")
+
+    def secrets(self) -> list:
+        """Every secret's metadata (name, revision, fingerprint, who and when), following the pages."""
+        found, cursor = [], None
+        while True:
+            page = self.request("GET", "/secrets", query={"limit": 200, "cursor": cursor})
+            found.extend(page["results"])
+            if not page.get("next"):
+                return found
+            cursor = urllib.parse.parse_qs(urllib.parse.urlsplit(page["next"]).query)["cursor"][0]
+
+    def secret_delete(self, name: str) -> None:
+        self.request("DELETE", f"/secrets/{_q(name)}")
 
 
 def _q(part: str) -> str:

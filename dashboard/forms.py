@@ -9,6 +9,8 @@ import json
 import re
 
 from jobs.contract import JobSubmitSerializer
+from vault.validation import NAME_RULE as SECRET_NAME_RULE
+from vault.validation import is_secret_name
 
 FIELDS = ("runtime", "handler", "code", "args", "timeout_ms", "memory_mb", "max_retries")
 LIMITS = ("timeout_ms", "memory_mb", "max_retries")
@@ -111,6 +113,8 @@ def parse_deploy_form(form: dict):
     else:
         _parse_json(form, "dependencies", "{}", body, errors)
     _parse_limits(form, body, errors)
+    if "egress_mode" in form:
+        _parse_reach(form, body, errors)
     if errors:
         return None, errors
     data = _validate(FunctionCreateSerializer, body, form, errors)
@@ -118,6 +122,62 @@ def parse_deploy_form(form: dict):
         return None, errors
     fields = set(VersionSpec.__dataclass_fields__)
     return VersionSpec(**{k: v for k, v in data.items() if k in fields}), errors
+
+
+def reach_form(version) -> dict:
+    """The deploy form's network and configuration fields, as ``version`` has them (None: a new
+    function's): egress mode, one pattern a line, one ``NAME=value`` a line."""
+    if version is None:
+        return {"egress_mode": "none", "egress_allow": "", "secrets": "", "env": ""}
+    return {
+        "egress_mode": version.egress_mode,
+        "egress_allow": "\n".join(version.egress_allow),
+        "secrets": "\n".join(f"{name}={secret}" for name, secret in sorted(version.secrets.items())),
+        "env": "\n".join(f"{name}={value}" for name, value in sorted(version.env.items())),
+    }
+
+
+def _parse_reach(form: dict, body: dict, errors: dict) -> None:
+    """body's egress, secrets and env from the form's fields (the service checks what they say)."""
+    mode = form["egress_mode"]
+    patterns = [line.strip() for line in form["egress_allow"].splitlines() if line.strip()]
+    if mode == "allowlist":
+        body["egress"] = patterns
+        if not patterns:
+            errors["egress"] = "list at least one host:port, or choose none"
+    elif mode in ("none", "public"):
+        body["egress"] = mode
+    else:
+        errors["egress"] = "choose none, allowlist or public"
+    for name in ("secrets", "env"):
+        pairs, problem = _lines_of_pairs(form[name], secrets=name == "secrets")
+        if problem:
+            errors[name] = problem
+        else:
+            body[name] = pairs
+
+
+def _lines_of_pairs(text: str, *, secrets: bool) -> tuple[dict, str | None]:
+    """``NAME=value`` lines (blank lines skipped) -> ({NAME: value}, None), or ({}, what is wrong).
+    With ``secrets``, each value is a secret's name (spaces around it dropped)."""
+    pairs: dict[str, str] = {}
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            return {}, f"line {number}: write NAME=value"
+        if name in pairs:
+            return {}, f"line {number}: {name} is given twice"
+        if "\x00" in value:
+            return {}, f"line {number}: NUL characters are not allowed"
+        if secrets:
+            value = value.strip()
+            if not is_secret_name(value):
+                return {}, f"line {number}: {value!r} is not a secret name ({SECRET_NAME_RULE})"
+        pairs[name] = value
+    return pairs, None
 
 
 def _parse_json(form: dict, name: str, empty: str, body: dict, errors: dict) -> None:

@@ -1,6 +1,18 @@
 from django.urls import path
 
-from .views import dead_letters, editor, functions, jobs, keys, overview, schedules, team, tenants, webhooks
+from .views import (
+    dead_letters,
+    editor,
+    functions,
+    jobs,
+    keys,
+    overview,
+    schedules,
+    secrets,
+    team,
+    tenants,
+    webhooks,
+)
 
 app_name = "dashboard"
 
@@ -39,6 +51,8 @@ urlpatterns = [
     path("webhooks/", webhooks.webhook_list, name="webhooks"),
     path("webhooks/<str:endpoint_id>/", webhooks.webhook_detail, name="webhook-detail"),
     path("webhooks/<str:endpoint_id>/<str:action>", webhooks.webhook_action, name="webhook-action"),
+    path("secrets/", secrets.secret_list, name="secrets"),
+    path("secrets/<str:name>/delete", secrets.secret_delete_view, name="secret-delete"),
     path("dead-letters/", dead_letters.dead_letters, name="dead-letters"),
     path("dead-letters/requeue", dead_letters.dead_letters_requeue, name="dead-letters-requeue"),
     path("keys/", keys.api_keys, name="api-keys"),

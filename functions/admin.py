@@ -78,8 +78,8 @@ class FunctionAdmin(admin.ModelAdmin):
 class FunctionVersionAdmin(admin.ModelAdmin):
     """Read-only: a version never changes once created."""
 
-    list_display = ["function", "number", "status", "layer", "created_at", "built_at"]
-    list_filter = ["status", "function__runtime"]
+    list_display = ["function", "number", "status", "egress_mode", "layer", "created_at", "built_at"]
+    list_filter = ["status", "function__runtime", "egress_mode"]
     search_fields = ["function__name", "function__tenant__slug", "content_hash"]
     readonly_fields = [f.name for f in FunctionVersion._meta.fields]
 

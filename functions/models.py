@@ -14,9 +14,27 @@ from accounts.models import Tenant
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
-def content_hash(*, runtime: str, handler: str, code: str, lock: str) -> str:
-    """What a version is: the same runtime, handler, code and lock give the same hash."""
-    canonical = json.dumps([runtime, handler, code, lock], separators=(",", ":"))
+EGRESS_MODES = ("none", "allowlist", "public")  # sandbox.egress_policy.EGRESS_MODES
+
+
+def content_hash(
+    *,
+    runtime: str,
+    handler: str,
+    code: str,
+    lock: str,
+    egress: tuple[str, list | tuple] = ("none", ()),
+    env: dict | None = None,
+    secrets: dict | None = None,
+) -> str:
+    """What a version is: the same runtime, handler, code, lock, egress, env and secret bindings
+    give the same hash. A version that reaches nothing and is given nothing hashes as versions did
+    before they could (its hash, and the cells keyed by it, unchanged)."""
+    parts: list = [runtime, handler, code, lock]
+    mode, allow = egress
+    if mode != "none" or env or secrets:
+        parts.append({"egress": [mode, sorted(allow)], "env": env or {}, "secrets": secrets or {}})
+    canonical = json.dumps(parts, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -97,8 +115,15 @@ class FunctionVersion(models.Model):
     timeout_ms = models.PositiveIntegerField(null=True, blank=True)
     memory_mb = models.PositiveIntegerField(null=True, blank=True)
     max_retries = models.PositiveIntegerField(null=True, blank=True)
+    # where it may connect: none, allowlist (egress_allow's host:port patterns) or public (any public address)
+    egress_mode = models.CharField(
+        max_length=10, choices=[(m, m) for m in EGRESS_MODES], default="none", verbose_name="egress"
+    )
+    egress_allow = models.JSONField(default=list, blank=True)  # normalised, sorted host:port patterns
+    env = models.JSONField(default=dict, blank=True)  # non-secret configuration: {NAME: value}
+    secrets = models.JSONField(default=dict, blank=True)  # bindings: {ENV_NAME: the tenant's secret name}
     lock = models.TextField(blank=True)
-    content_hash = models.CharField(max_length=64, blank=True)  # runtime + handler + code + lock
+    content_hash = models.CharField(max_length=64, blank=True)  # everything above that runs, and the lock
     status = models.CharField(max_length=10, choices=BuildStatus.choices, default=BuildStatus.BUILDING)
     build_error = models.TextField(blank=True)
     layer = models.ForeignKey(
@@ -123,6 +148,7 @@ class FunctionVersion(models.Model):
             models.CheckConstraint(
                 condition=~Q(status=BuildStatus.READY) | ~Q(content_hash=""), name="ready_version_has_a_hash"
             ),
+            models.CheckConstraint(condition=Q(egress_mode__in=EGRESS_MODES), name="version_egress_mode"),
         ]
 
     def __str__(self) -> str:
@@ -131,6 +157,22 @@ class FunctionVersion(models.Model):
     @property
     def has_dependencies(self) -> bool:
         return bool(self.requirements.strip() or self.dependencies)
+
+    @property
+    def egress(self) -> str | list[str]:
+        """As the API shows and takes it: "none", "public", or the list of patterns."""
+        return list(self.egress_allow) if self.egress_mode == "allowlist" else self.egress_mode
+
+    def hash_with(self, lock: str) -> str:
+        return content_hash(
+            runtime=self.function.runtime,
+            handler=self.handler,
+            code=self.code,
+            lock=lock,
+            egress=(self.egress_mode, self.egress_allow),
+            env=self.env,
+            secrets=self.secrets,
+        )
 
 
 class Alias(models.Model):

@@ -30,8 +30,10 @@ import sandbox
 from accounts.models import Tenant
 from lambdasite.caching import Cache
 from lambdasite.threads import ProcessThread
+from vault.exceptions import UnknownSecret, VaultUnavailable
 
 from . import events
+from .environment import NOTHING, RunEnvironment, run_environment_of
 from .models import Attempt, Job, Status
 from .services import lifecycle
 
@@ -79,6 +81,28 @@ def _read_function_ref(job: Job) -> sandbox.FunctionRef:
         handler=version.handler,
         layer=version.layer.volume if version.layer_id else None,
     )
+
+
+_policies: Cache[tuple] = Cache(max_entries=512)  # a version's egress, env and bindings: immutable too
+
+
+def job_environment(job: Job) -> RunEnvironment:
+    """What the job's run reaches and is given: a deployed version's egress, env and the current
+    values of its bound secrets (read now: a rotation reaches the next run); an inline job: nothing.
+    Raises ``UnknownSecret`` when a bound secret is gone."""
+    if not job.function_version_id:
+        return NOTHING
+    mode, allow, env, secrets = _policies.get_or_load(job.function_version_id, lambda: _read_policy(job))
+    if mode == "none" and not env and not secrets:
+        return NOTHING
+    return run_environment_of(
+        tenant=job.tenant, egress_mode=mode, egress_allow=allow, env=env, secrets=secrets
+    )
+
+
+def _read_policy(job: Job) -> tuple:
+    version = job.function_version  # by relation: jobs never import functions
+    return version.egress_mode, tuple(version.egress_allow), dict(version.env), dict(version.secrets)
 
 
 def job_limits(job: Job) -> sandbox.Limits:
@@ -242,6 +266,14 @@ def job_execute(*, job_id) -> Job | None:
     except LookupError as exc:  # deleted with its function while the job waited: it can never run
         gone = sandbox.RunResult(status="cancelled", error={"type": "FunctionDeleted", "message": str(exc)})
         return lifecycle.job_finish(**ending, result=gone, log_lines=0)
+    except UnknownSecret as exc:  # a bound secret deleted since the deploy: the job's failure, said plainly
+        error = {"type": "SecretNotFound", "message": exc.message, "traceback": ""}
+        return lifecycle.job_finish(
+            **ending, result=sandbox.RunResult(status="failed", error=error), log_lines=0
+        )
+    except VaultUnavailable as exc:  # the platform cannot decrypt (its keys): retried on the system budget
+        log.error("secrets unavailable: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
+        return lifecycle.job_internal_error(**ending, error=exc, log_lines=0)
     writer = LogWriter(job, attempt)
     started = time.monotonic()
     try:
@@ -265,7 +297,9 @@ def job_execute(*, job_id) -> Job | None:
 
 
 def run_spec(job: Job, attempt: Attempt) -> sandbox.RunSpec:
-    """What the sandbox runs for this attempt. Raises LookupError when the job's function version is gone."""
+    """What the sandbox runs for this attempt. Raises LookupError when the job's function version is gone,
+    ``UnknownSecret`` when a secret it binds is."""
+    reach = job_environment(job)
     return sandbox.RunSpec(
         runtime=job.runtime,
         code=job.code,
@@ -276,6 +310,9 @@ def run_spec(job: Job, attempt: Attempt) -> sandbox.RunSpec:
         uid=sandbox_uid(job.tenant_id),
         labels={"lambdasite.job": str(job.id), "lambdasite.attempt": str(attempt.number)},
         function=function_ref(job),
+        egress=reach.egress,
+        env=reach.env,
+        secrets=reach.secrets,
     )
 
 

@@ -68,8 +68,14 @@ def _names() -> dict[str, str]:
     """Field or path parameter name -> the pattern its value must match."""
     from functions.models import NAME_PATTERN
     from functions.validation import ALIAS_PATTERN
+    from vault.models import NAME_PATTERN as SECRET_NAME_PATTERN
 
-    return {"name": NAME_PATTERN, "function": NAME_PATTERN, "alias": ALIAS_PATTERN}
+    return {
+        "name": NAME_PATTERN,
+        "function": NAME_PATTERN,
+        "alias": ALIAS_PATTERN,
+        "secret_name": SECRET_NAME_PATTERN,
+    }
 
 
 def strict_requests(result, generator, request, public):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_str, secret_key
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_str, secret_key, secrets_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "channels",
     "accounts",
+    "vault",
     "jobs",
     "functions",
     "schedules",
@@ -287,6 +288,13 @@ WEBHOOK_TENANT_IN_FLIGHT = env_int("WEBHOOK_TENANT_IN_FLIGHT", 4, minimum=1)  # 
 WEBHOOK_MAX_REDELIVERIES = env_int("WEBHOOK_MAX_REDELIVERIES", 5, minimum=0)  # by hand, per message
 WEBHOOK_WRITES_PER_MINUTE = env_int("WEBHOOK_WRITES_PER_MINUTE", 30, minimum=1)  # a tenant's webhook changes
 WEBHOOK_TEST_INTERVAL_S = env_float("WEBHOOK_TEST_INTERVAL_S", 5.0)  # between two test events to one endpoint
+
+# -- Secrets and configuration (vault; a version's egress, secrets and env) -------------------
+# the master key wrapping every tenant's data key (lambdasite.env.secrets_keys: SECRETS_KEY,
+# SECRETS_KEY_FILE or var/secrets_key; SECRETS_KEY_OLD while secrets_rotate_master re-wraps)
+SECRETS_KEY, SECRETS_KEY_OLD = secrets_keys(BASE_DIR / "var" / "secrets_key", debug=DEBUG or TESTING)
+SECRET_MAX_BYTES = 64 * 1024  # one secret's value
+SECRET_MAX_BINDINGS = 50  # secrets one version binds (its env's size and patterns: sandbox.egress_policy)
 
 # -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)

@@ -41,6 +41,7 @@ urlpatterns = [
     path("api/v1/", include("functions.api.urls")),
     path("api/v1/", include("schedules.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
+    path("api/v1/", include("vault.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/rq/", include("django_rq.urls")),  # queue depth, workers, registries (staff only)

@@ -14,6 +14,11 @@ if [ -z "${SECRET_KEY:-}" ] && [ ! -s var/secret_key ]; then
   (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n/+=' > var/secret_key)
   echo >> var/secret_key
 fi
+# SECRETS_KEY (the master key of tenants' secrets, base64 of 32 bytes) likewise in var/secrets_key;
+# losing it loses every stored secret, so it is written once and never replaced
+if [ -z "${SECRETS_KEY:-}" ] && [ -z "${SECRETS_KEY_FILE:-}" ] && [ ! -s var/secrets_key ]; then
+  (umask 077; head -c 32 /dev/urandom | base64 > var/secrets_key)
+fi
 
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/lambdasite}"

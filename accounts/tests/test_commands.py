@@ -25,7 +25,10 @@ def hooli():
 @pytest.mark.parametrize("field", _limits(), ids=lambda f: f.name)
 def test_quota_set_sets_every_field_of_the_quota(hooli, field, capsys):
     default = field.get_default()
-    wanted = default * 2 + 1.5 if isinstance(field, models.FloatField) else default + 7
+    if field.choices:
+        wanted = next(value for value, _ in field.choices if value != default)
+    else:
+        wanted = default * 2 + 1.5 if isinstance(field, models.FloatField) else default + 7
     call_command("quota_set", "hooli", "--" + field.name.replace("_", "-"), str(wanted))
     quota = Quota.objects.get(tenant=hooli)
     assert getattr(quota, field.name) == wanted
@@ -60,6 +63,14 @@ def test_a_bad_value_is_a_clean_error_and_nothing_is_saved(hooli, args, message)
     with pytest.raises(CommandError, match=message):
         call_command("quota_set", "hooli", "--max-schedules", "5", *args)
     assert Quota.objects.get(tenant=hooli).max_schedules == Quota._meta.get_field("max_schedules").default
+
+
+def test_quota_set_sets_the_widest_egress_and_refuses_an_unknown_one(hooli):
+    call_command("quota_set", "hooli", "--max-egress", "public")
+    assert Quota.objects.get(tenant=hooli).max_egress == "public"
+    with pytest.raises(CommandError, match="--max-egress"):
+        call_command("quota_set", "hooli", "--max-egress", "everything")
+    assert Quota.objects.get(tenant=hooli).max_egress == "public"
 
 
 def test_an_unknown_tenant_and_a_suspend_with_a_resume_are_refused(hooli):

@@ -116,7 +116,7 @@ def test_the_client_installs_with_pip_and_gives_the_lambdasite_command(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}
     helped = subprocess.run([sys.executable, str(script), "--help"], env=env, capture_output=True, text=True)
     assert helped.returncode == 0
-    for command in ("deploy", "invoke", "functions", "alias", "run", "logs"):
+    for command in ("deploy", "invoke", "functions", "alias", "run", "logs", "secret"):
         assert command in helped.stdout
 
 

@@ -22,7 +22,7 @@ from sandbox import RUNTIMES
 
 from .. import tenancy
 from ..examples import TEMPLATES
-from ..forms import in_words, parse_deploy_form, service_error
+from ..forms import in_words, parse_deploy_form, reach_form, service_error
 from ..tenancy import dashboard_view
 from .common import LOG_PAGE, found_or_404, no_store, partial
 
@@ -75,6 +75,7 @@ def _deploy_form(request, function: Function | None) -> dict:
             "memory_mb": "",
             "max_retries": "",
             "description": "",
+            **reach_form(None),
         }
     latest = function.versions.order_by("-number").first()
     return {
@@ -88,6 +89,7 @@ def _deploy_form(request, function: Function | None) -> dict:
         "memory_mb": latest.memory_mb or "",
         "max_retries": latest.max_retries if latest.max_retries is not None else "",
         "description": latest.description,
+        **reach_form(latest),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lambdasite.api.fields import (
@@ -20,6 +21,7 @@ from lambdasite.api.fields import (
 )
 from lambdasite.parsers import json_problem
 from sandbox import RUNTIMES
+from sandbox.egress_policy import MAX_PATTERNS
 
 from ..models import Alias, BuildLogLine, Function, FunctionVersion
 
@@ -36,6 +38,51 @@ class DependenciesField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
+EGRESS_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "enum": ["none", "public"]},
+        {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": MAX_PATTERNS},
+    ],
+    "description": '"none" (default), "public" (any public address) or a list of "host:port" patterns '
+    '("api.example.com:443", "*.example.com:443", "203.0.113.7:443", "[2001:db8::1]:443")',
+}
+
+
+@extend_schema_field(EGRESS_SCHEMA)
+class EgressField(serializers.Field):
+    """Where a version may connect: its shape here, its patterns by the deploy service."""
+
+    def to_internal_value(self, data):
+        if data in ("none", "public"):
+            return data
+        if isinstance(data, list) and len(data) <= MAX_PATTERNS and all(isinstance(p, str) for p in data):
+            return data
+        raise serializers.ValidationError(
+            f'must be "none", "public" or a list of at most {MAX_PATTERNS} "host:port" patterns'
+        )
+
+    def to_representation(self, value):
+        return value
+
+
+def env_field() -> serializers.DictField:
+    return serializers.DictField(
+        child=StrictCharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="non-secret configuration, {NAME: value}; at most 4 KB, platform names (PATH, HTTP_PROXY, "
+        "LD_*, PYTHON*, NODE_*, …) refused; not given: the previous version's",
+    )
+
+
+def secrets_field() -> serializers.DictField:
+    return serializers.DictField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        help_text="secret bindings, {ENV_NAME: secret name}: each value reaches the job as that environment "
+        "variable and the file /run/secrets/ENV_NAME; not given: the previous version's",
+    )
+
+
 class VersionCreateSerializer(StrictSerializer):
     code = CodeField(help_text="the module: source defining the handler")
     handler = StrictCharField(required=False, max_length=100, help_text="default: the function's (main)")
@@ -47,6 +94,9 @@ class VersionCreateSerializer(StrictSerializer):
     memory_mb = memory_field()
     max_retries = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
+    egress = EgressField(required=False, help_text="not given: the previous version's (a new function: none)")
+    env = env_field()
+    secrets = secrets_field()
 
 
 class FunctionCreateSerializer(VersionCreateSerializer):
@@ -108,6 +158,9 @@ def version_body(version: FunctionVersion, *, code: bool = False) -> dict:
         "max_retries": version.max_retries,
         "content_hash": version.content_hash or None,
         "build_error": version.build_error or None,
+        "egress": version.egress,
+        "env": dict(sorted(version.env.items())),  # (jsonb keeps its keys by length)
+        "secrets": dict(sorted(version.secrets.items())),
         "layer": None
         if layer is None
         else {"digest": layer.digest, "packages": layer.packages, "size_bytes": layer.size_bytes},
@@ -189,6 +242,11 @@ class VersionSchema(serializers.Serializer):
     max_retries = serializers.IntegerField(allow_null=True)
     content_hash = serializers.CharField(allow_null=True)
     build_error = serializers.CharField(allow_null=True)
+    egress = EgressField()
+    env = serializers.DictField(child=serializers.CharField(), help_text="non-secret configuration")
+    secrets = serializers.DictField(
+        child=serializers.CharField(), help_text="{ENV_NAME: secret name}: names only, never values"
+    )
     layer = serializers.DictField(allow_null=True)
     requirements = serializers.CharField(required=False, help_text="Python")
     dependencies = serializers.DictField(required=False, help_text="Node")

@@ -31,7 +31,7 @@ from lambdasite import live
 from lambdasite.redis_client import build_queue_name, get_queue
 from sandbox import layers
 
-from ..models import BuildStatus, DependencyLayer, FunctionVersion, content_hash
+from ..models import BuildStatus, DependencyLayer, FunctionVersion
 from .buildlog import BuildLog, Lease, build_group
 from .invoke import functions_changed
 
@@ -293,9 +293,7 @@ def _version_ready(version: FunctionVersion, lock: str, layer: DependencyLayer) 
         FunctionVersion.objects.filter(pk=version.pk).update(
             lock=lock,
             layer=layer,
-            content_hash=content_hash(
-                runtime=version.function.runtime, handler=version.handler, code=version.code, lock=lock
-            ),
+            content_hash=version.hash_with(lock),
             status=BuildStatus.READY,
             built_at=now,
             builder="",

@@ -15,10 +15,12 @@ from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
 from jobs.services.actions import job_cancel
 from lambdasite.exceptions import ValidationFailed
+from vault import selectors as vault_selectors
+from vault.exceptions import UnknownSecret
 
 from .. import validation
 from ..exceptions import FunctionExists, FunctionLimit, VersionLimit
-from ..models import BuildStatus, Function, FunctionVersion, content_hash
+from ..models import BuildStatus, Function, FunctionVersion
 from . import builds
 from .invoke import functions_changed
 
@@ -35,6 +37,49 @@ class VersionSpec:
     memory_mb: int | None = None
     max_retries: int | None = None
     description: str | None = None
+    # None: the previous version's (a new function's: none, {}, {})
+    egress: str | list | None = None  # "none", "public" or a list of "host:port" patterns
+    env: dict | None = None  # {NAME: value}
+    secrets: dict | None = None  # {ENV_NAME: secret name}
+
+
+def _check_reach(tenant: Tenant, spec: VersionSpec) -> VersionSpec:
+    """The version's egress (within the tenant's ``max_egress``), env and secret bindings, normalised;
+    every bound secret must be one the tenant has."""
+    mode, allow = validation.egress(spec.egress if spec.egress is not None else "none")
+    tenant.quota.check_egress(mode)
+    env = validation.env(spec.env if spec.env is not None else {})
+    bindings = validation.secret_bindings(spec.secrets if spec.secrets is not None else {}, env=env)
+    missing = sorted(
+        set(bindings.values()) - vault_selectors.secret_names(tenant=tenant, among=bindings.values())
+    )
+    if missing:
+        message = (
+            f"this tenant has no secret named {', '.join(missing)}: set it first (PUT /api/v1/secrets/NAME)"
+        )
+        raise UnknownSecret(
+            f"secrets: {message}",
+            details={"field": "secrets", "missing": missing, "fields": {"secrets": [message]}},
+        )
+    return dataclasses.replace(
+        spec, egress=list(allow) if mode == "allowlist" else mode, env=env, secrets=bindings
+    )
+
+
+def _carried(function: Function, spec: VersionSpec) -> VersionSpec:
+    """Egress, env and secrets not given are the latest version's: a new version of the code keeps
+    what the function reaches and is given (give "none" or {} to drop them)."""
+    if None not in (spec.egress, spec.env, spec.secrets):
+        return spec
+    latest = function.versions.order_by("-number").first()
+    if latest is None:
+        return spec
+    return dataclasses.replace(
+        spec,
+        egress=latest.egress if spec.egress is None else spec.egress,
+        env=latest.env if spec.env is None else spec.env,
+        secrets=latest.secrets if spec.secrets is None else spec.secrets,
+    )
 
 
 def _check_spec(tenant: Tenant, runtime: str, spec: VersionSpec, handler: str) -> VersionSpec:
@@ -58,6 +103,7 @@ def _check_spec(tenant: Tenant, runtime: str, spec: VersionSpec, handler: str) -
                 details={"fields": {"requirements": ["use dependencies for Node"]}},
             )
         dependencies = validation.dependencies(spec.dependencies or {})
+    spec = _check_reach(tenant, spec)
     return dataclasses.replace(
         spec,
         handler=validation.handler_name(runtime, handler),
@@ -79,13 +125,15 @@ def _new_version(function: Function, spec: VersionSpec, user) -> FunctionVersion
         timeout_ms=spec.timeout_ms,
         memory_mb=spec.memory_mb,
         max_retries=spec.max_retries,
+        egress_mode="allowlist" if isinstance(spec.egress, list) else spec.egress,
+        egress_allow=spec.egress if isinstance(spec.egress, list) else [],
+        env=spec.env,
+        secrets=spec.secrets,
         created_by=user,
     )
     if not version.has_dependencies:  # nothing to build: ready now
         version.status = BuildStatus.READY
-        version.content_hash = content_hash(
-            runtime=function.runtime, handler=version.handler, code=version.code, lock=""
-        )
+        version.content_hash = version.hash_with("")
         version.built_at = timezone.now()
     version.save(force_insert=True)
     function.latest_number = version.number
@@ -151,6 +199,7 @@ def function_create(
 
 def version_create(*, function: Function, user, spec: VersionSpec) -> FunctionVersion:
     """The next version of a function (settings not given are the function's current ones)."""
+    spec = _carried(function, spec)
     spec = _check_spec(function.tenant, function.runtime, spec, spec.handler or function.handler)
     cap = function.tenant.quota.max_versions_per_function
     if FunctionVersion.objects.filter(function=function).count() >= cap:

@@ -10,6 +10,7 @@ Takes a few minutes (less when the images' layers are cached)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -43,6 +44,7 @@ class Stack:
         self.port = free_port()
         self.env = {**os.environ, **env, "PORT": str(self.port), "DOCKER_GID": str(os.stat(SOCKET).st_gid)}
         self.env["SECRET_KEY"] = secrets.token_urlsafe(40)
+        self.env["SECRETS_KEY"] = base64.b64encode(os.urandom(32)).decode()
         self.env["REDIS_PASSWORD"] = secrets.token_urlsafe(16)
         self.env["POSTGRES_PASSWORD"] = secrets.token_urlsafe(16)
         self.env["METRICS_TOKEN"] = secrets.token_urlsafe(16)
@@ -153,6 +155,7 @@ def _assert_secrets_stay_out_of_the_image(docker_client, app_image: str) -> None
     env_names = {item.split("=", 1)[0] for item in app.attrs["Config"]["Env"] or []}
     assert not env_names & {
         "SECRET_KEY",
+        "SECRETS_KEY",
         "REDIS_PASSWORD",
         "POSTGRES_PASSWORD",
         "METRICS_TOKEN",

@@ -29,6 +29,7 @@ def compose_config() -> dict:
     env = {
         **os.environ,
         "SECRET_KEY": "test-only",
+        "SECRETS_KEY": "dGVzdC1vbmx5LXRlc3Qtb25seS10ZXN0LW9ubHktMDE=",
         "REDIS_PASSWORD": "test-only",
         "METRICS_TOKEN": "test-only",
     }
@@ -60,6 +61,17 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     assert builder["environment"]["BUILD_PROXY_DIR"] == "/build-proxy"
     assert builder["environment"]["BUILD_PROXY_VOLUME"] == config["volumes"]["build-proxy"]["name"]
     assert "build-proxy:/build-proxy:rw" in builder["volumes"]
+
+
+@pytest.mark.system
+def test_compose_refuses_to_start_without_a_secrets_key():
+    env = {k: v for k, v in os.environ.items() if k != "SECRETS_KEY"} | {
+        "SECRET_KEY": "x",
+        "REDIS_PASSWORD": "x",
+        "METRICS_TOKEN": "x",
+    }
+    done = compose(env, "config")
+    assert done.returncode != 0 and "SECRETS_KEY" in (done.stderr + done.stdout)
 
 
 @pytest.mark.system
