@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from functions import selectors
 from functions.models import Function, FunctionVersion
 from functions.services import aliases, deploy, invoke, warm
+from jobs.services.submit import Origin
 from lambdasite.errors import json_error
 from lambdasite.exceptions import ApplicationError
 from lambdasite.parsers import MAX_ARGS_DEPTH, args_problem, qualifier_problem, too_deep
@@ -286,6 +287,7 @@ def function_invoke(request, name):
             name=function.name,
             qualifier=qualifier or None,
             args=args,
+            origin=Origin.of_user(request.user),
         )
         return job
 

@@ -199,10 +199,12 @@ def function_invoke(
     timeout_ms: int | None = None,
     memory_mb: int | None = None,
     idempotency_key: str | None = None,
+    origin: submit.Origin | None = None,
     **when,
 ) -> tuple[Job, bool]:
     """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job.
-    ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook."""
+    ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook;
+    ``origin``: who asked for it (by default the API key)."""
     spec = invocation_spec(
         tenant=tenant,
         name=name,
@@ -212,4 +214,6 @@ def function_invoke(
         memory_mb=memory_mb,
         **when,
     )
-    return submit.job_submit(tenant=tenant, api_key=api_key, spec=spec, idempotency_key=idempotency_key)
+    return submit.job_submit(
+        tenant=tenant, api_key=api_key, spec=spec, idempotency_key=idempotency_key, origin=origin
+    )

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from functions.services.invoke import invocation_spec
 from jobs.models import FINISHED, Status
-from jobs.services.submit import job_submit
+from jobs.services.submit import Origin, job_submit
 from lambdasite.exceptions import ApplicationError
 
 from ..models import Schedule, ScheduleRun
@@ -125,7 +125,9 @@ def fire_tick(schedule: Schedule, tick: datetime) -> str | None:
             qualifier=schedule.qualifier or None,
             args=schedule.args,
         )
-        run.job, _ = job_submit(tenant=schedule.tenant, api_key=None, spec=spec)
+        run.job, _ = job_submit(
+            tenant=schedule.tenant, api_key=None, spec=spec, origin=Origin.of_schedule(schedule)
+        )
     except ApplicationError as exc:
         run.status, run.error, run.outcome = ScheduleRun.Status.REFUSED, exc.message[:1000], "refused"
         _failed(schedule, f"the run of {tick:%Y-%m-%d %H:%M:%S} UTC was refused: {exc.message}")
@@ -208,7 +210,9 @@ def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
             qualifier=schedule.qualifier or None,
             args=schedule.args,
         )
-        job, _ = job_submit(tenant=schedule.tenant, api_key=None, spec=spec)
+        job, _ = job_submit(
+            tenant=schedule.tenant, api_key=None, spec=spec, origin=Origin.of_schedule(schedule)
+        )
         now = timezone.now()
         run = ScheduleRun.objects.create(schedule=schedule, tick_at=now, manual=True, status="fired", job=job)
         schedule.last_fire_at = now
