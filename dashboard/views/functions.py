@@ -25,7 +25,7 @@ from .. import tenancy
 from ..examples import TEMPLATES
 from ..forms import parse_deploy_form, service_error
 from ..tenancy import dashboard_view
-from .common import LOG_PAGE, found_or_404, no_store, partial
+from .common import LOG_PAGE, found_or_404, live_page, no_store, partial
 
 
 def function_or_404(request, name: str) -> Function:
@@ -60,7 +60,8 @@ def function_list(request):
         }
         for f in functions
     ]
-    return render(request, "dashboard/function_list.html", {"rows": rows})
+    context = {"rows": rows, "live_ws": f"/ws/tenants/{tenant.slug}/"}
+    return live_page(request, render(request, "dashboard/function_list.html", context))
 
 
 def _deploy_form(request, function: Function | None) -> dict:
@@ -184,7 +185,7 @@ def function_detail(request, name):
         "latest_ready": selectors.latest_ready(function=function),
         "live_ws": f"/ws/tenants/{request.ctx.tenant.slug}/",
     }
-    return render(request, "dashboard/function_detail.html", context)
+    return live_page(request, render(request, "dashboard/function_detail.html", context))
 
 
 @dashboard_view()

@@ -19,7 +19,7 @@ from schedules.models import Schedule
 from schedules.services import crontab, manage, ticks
 
 from ..tenancy import dashboard_view
-from .common import found_or_404, no_store
+from .common import found_or_404, live_page, no_store
 from .redirects import next_or
 
 ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
@@ -41,7 +41,8 @@ def schedule_list(request):
         }
         for s in schedules
     ]
-    return render(request, "dashboard/schedule_list.html", {"rows": rows})
+    context = {"rows": rows, "live_ws": f"/ws/tenants/{request.ctx.tenant.slug}/"}
+    return live_page(request, render(request, "dashboard/schedule_list.html", context))
 
 
 def _form_from(schedule: Schedule | None) -> dict:
@@ -126,8 +127,9 @@ def _edit(request, schedule: Schedule | None):
             else []
         ),
         "runs": selectors.run_list(schedule=schedule, limit=100) if schedule is not None else [],
+        "live_ws": f"/ws/tenants/{request.ctx.tenant.slug}/" if schedule is not None else "",
     }
-    return render(request, "dashboard/schedule_detail.html", context, status=status)
+    return live_page(request, render(request, "dashboard/schedule_detail.html", context, status=status))
 
 
 @dashboard_view()

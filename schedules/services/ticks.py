@@ -30,6 +30,7 @@ from lambdasite.exceptions import ApplicationError
 from ..models import Schedule, ScheduleRun
 from ..signals import schedule_paused
 from . import crontab
+from .notify import schedule_changed_after_commit
 
 log = logging.getLogger("lambdasite.schedules")
 
@@ -97,6 +98,7 @@ def _process(schedule_id, now: datetime) -> dict:
         if following is None:
             schedule.enabled, schedule.paused_reason = False, "the expression never fires again"
         schedule.save()
+        schedule_changed_after_commit(schedule)  # its next tick, last run and history changed
     return counts
 
 
@@ -188,6 +190,7 @@ def count_outcomes(limit: int = 1000) -> int:
                         _failed(schedule, f"job {run.job_id} {run.job.status}: {error}")
                 run.save(update_fields=["outcome"])
             schedule.save()
+            schedule_changed_after_commit(schedule)  # its failure count, maybe a pause
             paused += was_enabled and not schedule.enabled
     return paused
 
@@ -217,4 +220,5 @@ def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
         run = ScheduleRun.objects.create(schedule=schedule, tick_at=now, manual=True, status="fired", job=job)
         schedule.last_fire_at = now
         schedule.save(update_fields=["last_fire_at", "updated_at"])
+        schedule_changed_after_commit(schedule)
         return run
