@@ -115,6 +115,8 @@ def job_detail(request, job_id):
         lines=lines,
         more_lines=len(lines) == LOG_PAGE,
         last_seq=lines[-1].seq if lines else 0,
+        # job.log_lines is written when an attempt ends: while it runs, the lines stored so far
+        log_count=max(job.log_lines, lines[-1].seq if lines else 0),
         args_json=json.dumps(job.args, indent=2, ensure_ascii=False),
         live_ws=f"/ws/jobs/{job.id}/",
         deliveries=job_deliveries(job_id=job.id),
