@@ -1,7 +1,8 @@
 """Websocket consumers: live job status and log lines for members of the job's tenant.
 
 ``/ws/tenants/<slug>/`` carries status changes of every job of a tenant (jobs
-list, overview, dead letters); ``/ws/jobs/<uuid>/`` carries one job's status
+list, overview, dead letters) and its functions' and schedules' changes (their
+pages); ``/ws/jobs/<uuid>/`` carries one job's status
 changes and log lines (detail page); ``/ws/builds/<version id>/`` a function
 version's build status and build log. A connection is refused unless the session's
 user is a member of the tenant; a job of another tenant is refused like a job

@@ -26,6 +26,7 @@ urlpatterns = [
     path("jobs/<str:job_id>/cancel", jobs.job_cancel, name="job-cancel"),
     path("jobs/<str:job_id>/retry", jobs.job_retry, name="job-retry"),
     path("jobs/<str:job_id>/delete", jobs.job_delete, name="job-delete"),
+    path("jobs/<str:job_id>/invoke-again", jobs.job_invoke_again, name="job-invoke-again"),
     path("functions/", functions.function_list, name="functions"),
     path("functions/new", functions.function_new, name="function-new"),
     path("functions/<str:name>/", functions.function_detail, name="function-detail"),

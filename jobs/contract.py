@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lambdasite.api.contract import Hold, Reply
@@ -25,7 +26,7 @@ from lambdasite.api.fields import (
 from sandbox import RUNTIMES
 
 from . import billing, completion, rendering, selectors
-from .models import Attempt, Job
+from .models import Attempt, Job, Trigger
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 _HANDLER = re.compile(HANDLER_RE)
@@ -91,6 +92,19 @@ class AttemptSerializer(serializers.ModelSerializer):
         ]
 
 
+class TriggerSerializer(serializers.Serializer):
+    """Who or what asked for a job (declared for the schema)."""
+
+    kind = serializers.ChoiceField(
+        choices=Trigger.values,
+        help_text="api_key: submitted with an API key; dashboard: by a signed-in user; "
+        "schedule: by a schedule's tick or its run now",
+    )
+    name = serializers.CharField(
+        help_text="the key's name, the user's email or the schedule's name, as it was when the job was made"
+    )
+
+
 class JobSerializer(serializers.ModelSerializer):
     """Declares the response shape (for the schema and validation of it in tests); the rendering
     itself is hand-written in jobs.rendering, because building a ModelSerializer's fields on every
@@ -106,6 +120,9 @@ class JobSerializer(serializers.ModelSerializer):
     version = serializers.SerializerMethodField(help_text="the function version it ran as")
     alias = serializers.SerializerMethodField(help_text="the alias it was invoked through, if any")
     callback_url = serializers.SerializerMethodField(help_text="the one-off webhook for its outcome, if any")
+    trigger = serializers.SerializerMethodField(
+        help_text="who or what asked for the job (null: not recorded, for jobs from before it was)"
+    )
 
     class Meta:
         model = Job
@@ -137,6 +154,7 @@ class JobSerializer(serializers.ModelSerializer):
             "version",
             "alias",
             "callback_url",
+            "trigger",
             "links",
         ]
 
@@ -154,6 +172,10 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_callback_url(self, job: Job) -> str | None:
         return job.callback_url or None
+
+    @extend_schema_field(TriggerSerializer(allow_null=True))
+    def get_trigger(self, job: Job) -> dict | None:
+        return rendering.trigger_body(job)
 
     def get_cost(self, job: Job) -> float:
         return billing.job_cost(job)

@@ -3,7 +3,9 @@
 Every process that changes a job (web, workers, the reconciler) publishes here,
 after the change is committed. Events go through the Channels layer (Redis
 pub/sub) to two groups: ``tenant.<id>`` (every job of a tenant: the jobs list and
-the overview) and ``job.<uuid>`` (one job: its detail page and log pane).
+the overview) and ``job.<uuid>`` (one job: its detail page and log pane). The
+tenant's group also carries ``function`` and ``schedule`` events (their pages'
+"look again"), published by those apps' services.
 
 Publishing never slows or fails a job: ``publish`` puts the event on an
 in-process queue and returns; one daemon thread sends them in order, a batch at a
@@ -32,16 +34,40 @@ def job_group(job_id) -> str:
 
 
 def status_changed(
-    *, job_id, tenant_id, status: str, attempt: int | None = None, runtime: str | None = None
+    *,
+    job_id,
+    tenant_id,
+    status: str,
+    attempt: int | None = None,
+    runtime: str | None = None,
+    function: str = "",
+    schedule: str = "",
 ) -> None:
-    """A job's status changed (call after commit). Goes to the job's group and the tenant's group."""
+    """A job's status changed (call after commit). Goes to the job's group and the tenant's group.
+    ``function``, ``schedule``: the names of the function it invokes and the schedule that fired it,
+    so those pages refresh for their own jobs only."""
     event = {"kind": "status", "job": str(job_id), "status": status}
     if attempt is not None:
         event["attempt"] = attempt
     if runtime is not None:
         event["runtime"] = runtime
+    if function:
+        event["function"] = function
+    if schedule:
+        event["schedule"] = schedule
     publish(job_group(job_id), event)
     publish(tenant_group(tenant_id), event)
+
+
+def function_changed(*, tenant_id, name: str) -> None:
+    """A function changed (a version deployed or built, an alias moved, deleted...): its pages
+    and the functions list look again (call after commit)."""
+    publish(tenant_group(tenant_id), {"kind": "function", "function": name})
+
+
+def schedule_changed(*, tenant_id, name: str) -> None:
+    """A schedule fired, counted a run's outcome, or was edited, paused or deleted (after commit)."""
+    publish(tenant_group(tenant_id), {"kind": "schedule", "schedule": name})
 
 
 def job_deleted(*, job_id, tenant_id) -> None:

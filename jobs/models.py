@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -23,6 +24,14 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
     DEAD = "dead"
     LOST = "lost"  # attempts only: the worker died or its lease expired
+
+
+class Trigger(models.TextChoices):
+    """Who or what asked for a job. Blank: not recorded (jobs from before it was, internal tools)."""
+
+    API_KEY = "api_key", "API key"  # the API, with the key in api_key
+    DASHBOARD = "dashboard", "dashboard"  # a signed-in user on the dashboard: submitted_by
+    SCHEDULE = "schedule", "schedule"  # a schedule's tick, or its "run now": schedule
 
 
 JOB_STATUSES = tuple(s for s in Status.values if s != Status.LOST)  # a job is never "lost": its attempts are
@@ -103,6 +112,27 @@ class Job(models.Model):
     version_number = models.PositiveIntegerField(null=True, blank=True)
     alias = models.CharField(max_length=64, blank=True)
     callback_url = models.URLField(max_length=2000, blank=True)  # one-off webhook for this job's outcome
+    # who or what asked for it (Trigger), with the key's or schedule's name or the user's email as it
+    # was then in trigger_name: a run stays identifiable after its key, user or schedule is gone. The
+    # links (api_key above, submitted_by, schedule) are for pages; the API shows trigger and its name.
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, blank=True, default="")
+    trigger_name = models.CharField(max_length=254, blank=True)
+    submitted_by = models.ForeignKey(  # indexed by job_submitted_by (the non-null ids)
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    schedule = models.ForeignKey(  # indexed by job_schedule (the non-null ids)
+        "schedules.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -118,6 +148,12 @@ class Job(models.Model):
                 name="job_function_created",
                 condition=Q(function__isnull=False),
             ),
+            # partial: a user's or schedule's deletion sets these to NULL without reading every job,
+            # and the rows of other triggers add no entries
+            models.Index(
+                fields=["submitted_by"], name="job_submitted_by", condition=Q(submitted_by__isnull=False)
+            ),
+            models.Index(fields=["schedule"], name="job_schedule", condition=Q(schedule__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -126,6 +162,9 @@ class Job(models.Model):
                 name="one_job_per_idempotency_key",
             ),
             models.CheckConstraint(condition=Q(status__in=JOB_STATUSES), name="job_status_is_a_job_status"),
+            models.CheckConstraint(
+                condition=Q(trigger__in=["", *Trigger.values]), name="job_trigger_is_a_trigger"
+            ),
             models.CheckConstraint(condition=_finished_after_started(), name="job_finished_after_started"),
             models.CheckConstraint(
                 condition=Q(retry_base__lte=F("attempts")), name="job_retry_base_within_attempts"

@@ -83,8 +83,17 @@ def job_body(job: Job) -> dict:
         "version": job.version_number,
         "alias": job.alias or None,
         "callback_url": job.callback_url or None,
+        "trigger": trigger_body(job),
         "links": {"self": base, "logs": f"{base}/logs"},
     }
+
+
+def trigger_body(job: Job) -> dict | None:
+    """Who or what asked for the job, by the name it had then: ``{"kind": "api_key", "name": "ci"}``
+    (the key's name), ``dashboard`` (the user's email), ``schedule`` (its name); None: not recorded."""
+    if not job.trigger:
+        return None
+    return {"kind": job.trigger, "name": job.trigger_name}
 
 
 def job_detail_body(job: Job, attempts) -> dict:

@@ -268,6 +268,82 @@ def test_a_missed_event_is_noticed_and_the_page_catches_up(browser, server, alic
     assert_not_reloaded(page)
 
 
+def test_a_running_jobs_page_ticks_and_announces_how_it_ended(browser, server, alice):
+    """The run console: while the job runs its clock ticks (on the server's time), the log pane is
+    tall, and when it ends a polite live region says how, without a reload."""
+    job_id = submit(server, alice, {"runtime": "python", "code": TICKER, "args": [4]})
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(f"{server}/app/jobs/{job_id}/")
+    mark_page(page)
+    badge = page.locator(f'.summary [data-job-status="{job_id}"]')
+    elapsed = page.locator("#job-elapsed")
+    expect(badge).to_have_text("running", timeout=30_000)
+    expect(elapsed).to_have_text(re.compile(r"^running \d+\.\d s$"))
+    before = elapsed.inner_text()
+    page.wait_for_function(  # it ticks on its own: no event comes between two lines of the log
+        "t => document.getElementById('job-elapsed').textContent !== t", arg=before, timeout=2_000
+    )
+    expect(page.locator("#log-card")).to_have_class(re.compile(r"\brunning\b"))
+    expect(page.locator("#job-announce")).to_have_text("")  # nothing said while nothing changed
+    expect(page.locator(".run-progress li.current")).to_contain_text("Finished")
+    shot(page, "job-console-running")
+    expect(badge).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("#job-announce")).to_have_text(re.compile(r"^Job succeeded in \d+(\.\d+)? s$"))
+    assert page.locator("#job-announce").get_attribute("aria-live") == "polite"
+    expect(elapsed).to_have_text(re.compile(r"^ran \d+\.\d\d s$"))
+    expect(page.locator("#log-card")).not_to_have_class(re.compile(r"\brunning\b"))
+    expect(page.locator("main")).to_contain_text("inline · python · import time")
+    expect(page.locator(".strip-trigger")).to_contain_text("API key acme key")
+    page.click("#job-details-box > summary")
+    expect(page.locator("#job-details")).to_contain_text("Retries")
+    assert_not_reloaded(page)
+    shot(page, "job-console")
+
+
+def test_the_jobs_list_says_politely_what_new_job_appeared(browser, server, alice):
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(server + "/app/jobs/")
+    expect(page.locator("html[data-live=live]")).to_have_count(1, timeout=10_000)
+    code = "\n# doubles\ndef main(i):\n    return 2 * i\n"
+    job_id = submit(server, alice, {"runtime": "python", "code": code, "args": [2]})
+    expect(page.locator(f'tr[data-job="{job_id}"] td[data-label="What"]')).to_have_text(
+        "inline · python · # doubles", timeout=10_000
+    )
+    expect(page.locator("#jobs-announce")).to_have_text("New job: inline · python · # doubles")
+    assert page.locator("#jobs-announce").get_attribute("aria-live") == "polite"
+
+
+def test_a_functions_page_shows_its_new_runs_and_versions_live(browser, server, alice):
+    from functions.services import deploy
+
+    shout, _ = deploy.function_create(
+        tenant=alice.tenant, user=alice.user, name="shout", runtime="python",
+        spec=deploy.VersionSpec(code="def main(word):\n    return word.upper()\n"),
+    )  # fmt: skip
+    page = sign_in(browser, server, "alice@acme.test", "pw-acme")
+    page.goto(server + "/app/functions/shout/")
+    expect(page.locator("html[data-live=live]")).to_have_count(1, timeout=10_000)
+    mark_page(page)
+    # a job of the function, from the API: it appears and finishes on the page
+    _, answer = post_json(server + "/api/v1/functions/shout/invoke", alice.key, {"args": ["hi"]}, timeout=10)
+    row = page.locator(f'#function-jobs tr[data-job="{answer["id"]}"]')
+    expect(row.locator(f'[data-job-status="{answer["id"]}"]')).to_have_text("succeeded", timeout=30_000)
+    expect(row.locator('td[data-label="What"]')).to_have_text("shout@v1")
+    expect(row.locator('td[data-label="Trigger"]')).to_have_text("API key acme key")
+    # a new version that needs a build: it shows up building, then ready
+    deploy.version_create(
+        function=shout,
+        user=alice.user,
+        spec=deploy.VersionSpec(code="import six\n\ndef main(word):\n    return six.ensure_text(word)\n",
+                                requirements="six==1.16.0"),
+    )  # fmt: skip
+    versions = page.locator("#function-versions")
+    expect(versions).to_contain_text("v2", timeout=10_000)
+    expect(versions.locator("tr", has_text="v2").locator(".badge")).to_have_text("ready", timeout=90_000)
+    assert_not_reloaded(page)
+    shot(page, "function-detail-live")
+
+
 def test_deploy_a_function_with_a_dependency_watch_its_build_then_alias_invoke_and_diff(
     browser, server, alice
 ):

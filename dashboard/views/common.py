@@ -1,8 +1,10 @@
-"""What every dashboard page shares: partial renders for live regions, no-store answers, and the
-lookup of a job among the tenants the signed-in user belongs to."""
+"""What every dashboard page shares: partial renders for live regions (and pages that are their own
+live source), no-store answers, and the lookup of a job among the tenants the signed-in user belongs
+to."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404, HttpResponse
 
 from jobs import selectors
@@ -21,6 +23,16 @@ def partial(request) -> bool:
 
 def no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
+    return response
+
+
+def live_page(request, response: HttpResponse) -> HttpResponse:
+    """A page whose live regions re-fetch the page itself (``?partial=1``, ``data-live-pick``: the
+    region takes its element from it). Such a fetch is not cached, and the flash messages it rendered
+    stay for the page the person loads next: a background fetch must not swallow them."""
+    if partial(request):
+        messages.get_messages(request).used = False
+        return no_store(response)
     return response
 
 

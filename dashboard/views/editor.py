@@ -36,7 +36,10 @@ def job_new(request):
         if not errors:
             try:
                 job, _ = submit.job_submit(
-                    tenant=request.ctx.tenant, api_key=None, spec=submit.JobSpec(**body)
+                    tenant=request.ctx.tenant,
+                    api_key=None,
+                    spec=submit.JobSpec(**body),
+                    origin=submit.Origin.of_user(request.user),
                 )
                 return redirect("dashboard:job-detail", job_id=job.id)
             except ApplicationError as exc:

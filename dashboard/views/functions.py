@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from functions import selectors
 from functions.models import Function, FunctionVersion
 from functions.services import aliases, deploy, invoke, warm
+from jobs.services.submit import Origin
 from lambdasite.errors import json_error
 from lambdasite.exceptions import ApplicationError
 from lambdasite.parsers import MAX_ARGS_DEPTH, args_problem, qualifier_problem, too_deep
@@ -24,7 +25,7 @@ from .. import tenancy
 from ..examples import TEMPLATES
 from ..forms import in_words, parse_deploy_form, reach_form, service_error
 from ..tenancy import dashboard_view
-from .common import LOG_PAGE, found_or_404, no_store, partial
+from .common import LOG_PAGE, found_or_404, live_page, no_store, partial
 
 
 def function_or_404(request, name: str) -> Function:
@@ -59,7 +60,8 @@ def function_list(request):
         }
         for f in functions
     ]
-    return render(request, "dashboard/function_list.html", {"rows": rows})
+    context = {"rows": rows, "live_ws": f"/ws/tenants/{tenant.slug}/"}
+    return live_page(request, render(request, "dashboard/function_list.html", context))
 
 
 def _deploy_form(request, function: Function | None) -> dict:
@@ -185,7 +187,7 @@ def function_detail(request, name):
         "latest_ready": selectors.latest_ready(function=function),
         "live_ws": f"/ws/tenants/{request.ctx.tenant.slug}/",
     }
-    return render(request, "dashboard/function_detail.html", context)
+    return live_page(request, render(request, "dashboard/function_detail.html", context))
 
 
 @dashboard_view()
@@ -288,6 +290,7 @@ def function_invoke(request, name):
             name=function.name,
             qualifier=qualifier or None,
             args=args,
+            origin=Origin.of_user(request.user),
         )
         return job
 

@@ -7,23 +7,31 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models.functions import Left
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from functions.services import invoke
 from jobs import billing, selectors
 from jobs.events import event_for_line
 from jobs.models import FINISHED, REQUEUEABLE, Job, LogLine, Status
 from jobs.paging import job_page
 from jobs.services import actions
+from jobs.services.submit import Origin
 from lambdasite.errors import json_error
 from lambdasite.exceptions import ApplicationError
 from sandbox import RUNTIMES
 from webhooks.selectors import job_deliveries
 
 from .. import tenancy
+from ..job_errors import plain_error
+from ..templatetags.dash import ms
 from ..tenancy import dashboard_view
 from .common import LOG_PAGE, PAGE_SIZE, job_or_404, no_store, partial
+
+CODE_HEAD_CHARS = 500  # enough for the first non-blank line of nearly any code
 
 
 @dashboard_view()
@@ -39,6 +47,7 @@ def job_list(request):
     )
     if query:
         qs = selectors.job_search(qs, query)
+    qs = qs.annotate(code_head=Left("code", CODE_HEAD_CHARS))  # "what" of inline code, not the whole column
     filters = {"status": status, "runtime": runtime, "q": query}
     filter_query = urlencode({k: v for k, v in filters.items() if v})
     try:
@@ -75,15 +84,21 @@ def _job_context(request, job: Job) -> dict:
         "job": job,
         "attempts": attempts,
         "first_start": attempts[0].started_at if attempts else None,
+        # the current run's start: a requeue starts a new run after the attempts already spent
+        "run_start": attempts[job.retry_base].started_at if len(attempts) > job.retry_base else None,
         "finished": job.status in FINISHED,
+        "now": timezone.now(),  # the page's clock ticks from the server's time, not the browser's
         "can_cancel": can_write and job.status not in FINISHED and not job.cancel_requested,
         "can_retry": can_write and job.status in REQUEUEABLE,
         "can_delete": can_write and job.status in FINISHED,
+        "can_invoke_again": can_write and job.function_id is not None,
+        "can_run_again": can_write and not job.function_name,
         "cost": billing.job_cost(job),
         "currency": settings.PRICE_CURRENCY,
         "result_json": json.dumps(job.result, indent=2, ensure_ascii=False)
         if job.status == Status.SUCCEEDED
         else None,
+        "error": plain_error(job.error, job.runtime, timeout=ms(job.timeout_ms), memory_mb=job.memory_mb),
         "cancel_pending": job.cancel_requested and job.status not in FINISHED,
     }
 
@@ -93,12 +108,15 @@ def job_detail(request, job_id):
     job = job_or_404(request, job_id)
     context = _job_context(request, job)
     if partial(request):
-        return no_store(render(request, "dashboard/_job_summary.html", context))
+        part = "_job_details" if request.GET.get("part") == "details" else "_job_summary"
+        return no_store(render(request, f"dashboard/{part}.html", context))
     lines = list(LogLine.objects.filter(job=job).order_by("seq")[:LOG_PAGE])
     context.update(
         lines=lines,
         more_lines=len(lines) == LOG_PAGE,
         last_seq=lines[-1].seq if lines else 0,
+        # job.log_lines is written when an attempt ends: while it runs, the lines stored so far
+        log_count=max(job.log_lines, lines[-1].seq if lines else 0),
         args_json=json.dumps(job.args, indent=2, ensure_ascii=False),
         live_ws=f"/ws/jobs/{job.id}/",
         deliveries=job_deliveries(job_id=job.id),
@@ -172,3 +190,29 @@ def job_retry(request, job_id):
 @dashboard_view()
 def job_delete(request, job_id):
     return _act(request, job_id, actions.job_delete, "Job {short} deleted.")
+
+
+@require_POST
+@dashboard_view()
+def job_invoke_again(request, job_id):
+    """Invoke a function job's function again, as it was invoked (through its alias, else the same
+    version) with the same arguments, by the signed-in user; -> the new job's page."""
+    job = job_or_404(request, job_id)
+    if not request.ctx.can_write:
+        return tenancy.forbidden(request, "owner or member")
+    if job.function_id is None:
+        messages.error(request, "Only an invocation of a deployed function can be invoked again.")
+        return redirect("dashboard:job-detail", job_id=job.id)
+    try:
+        again, _ = invoke.function_invoke(
+            tenant=job.tenant,
+            api_key=None,
+            name=job.function_name,
+            qualifier=job.alias or str(job.version_number),
+            args=job.args,
+            origin=Origin.of_user(request.user),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard:job-detail", job_id=job.id)
+    return redirect("dashboard:job-detail", job_id=again.id)

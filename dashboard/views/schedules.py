@@ -21,7 +21,7 @@ from schedules.services import crontab, manage, ticks
 
 from ..forms import in_words, service_error
 from ..tenancy import dashboard_view
-from .common import found_or_404, no_store
+from .common import found_or_404, live_page, no_store
 from .redirects import next_or
 
 ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
@@ -44,7 +44,8 @@ def schedule_list(request):
         }
         for s in schedules
     ]
-    return render(request, "dashboard/schedule_list.html", {"rows": rows})
+    context = {"rows": rows, "live_ws": f"/ws/tenants/{request.ctx.tenant.slug}/"}
+    return live_page(request, render(request, "dashboard/schedule_list.html", context))
 
 
 def _form_from(schedule: Schedule | None) -> dict:
@@ -127,8 +128,9 @@ def _edit(request, schedule: Schedule | None):
         "zones": ZONES,
         "upcoming": _upcoming(schedule, form),
         "runs": selectors.run_list(schedule=schedule, limit=100) if schedule is not None else [],
+        "live_ws": f"/ws/tenants/{request.ctx.tenant.slug}/" if schedule is not None else "",
     }
-    return render(request, "dashboard/schedule_detail.html", context, status=status)
+    return live_page(request, render(request, "dashboard/schedule_detail.html", context, status=status))
 
 
 def _upcoming(schedule: Schedule | None, form: dict) -> list[str]:

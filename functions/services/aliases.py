@@ -71,7 +71,7 @@ def alias_set(
         try:
             with transaction.atomic():
                 alias, created = Alias.objects.update_or_create(function=function, name=name, defaults=fields)
-                functions_changed(function.tenant_id)
+                functions_changed(function.tenant_id, function.name)
             return alias, created
         except IntegrityError:  # created concurrently: the second try updates it
             continue
@@ -80,6 +80,6 @@ def alias_set(
 
 def alias_delete(*, function: Function, name: str) -> None:
     deleted, _ = Alias.objects.filter(function=function, name=name).delete()
-    functions_changed(function.tenant_id)
+    functions_changed(function.tenant_id, function.name)
     if not deleted:
         raise AliasNotFound(f"{function.name} has no alias {name!r}")

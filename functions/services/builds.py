@@ -300,7 +300,7 @@ def _version_ready(version: FunctionVersion, lock: str, layer: DependencyLayer) 
             lease_expires_at=None,
         )
         DependencyLayer.objects.filter(pk=layer.pk).update(last_used_at=now)
-        functions_changed(version.function.tenant_id)
+        functions_changed(version.function.tenant_id, version.function.name)
         released = jobs_release_held(version_id=version.pk)
     log.info(
         "version built",
@@ -317,7 +317,7 @@ def _version_failed(version: FunctionVersion, error: str) -> None:
             builder="",
             lease_expires_at=None,
         )
-        functions_changed(version.function.tenant_id)
+        functions_changed(version.function.tenant_id, version.function.name)
         failed = jobs_fail_held(
             version_id=version.pk,
             error={

@@ -145,7 +145,7 @@ def _new_version(function: Function, spec: VersionSpec, user) -> FunctionVersion
         spec.max_retries,
     )
     function.save()
-    functions_changed(function.tenant_id)
+    functions_changed(function.tenant_id, function.name)
     if version.status == BuildStatus.BUILDING:
         version_id = version.pk
         transaction.on_commit(lambda: builds.build_enqueue(version_id=version_id))
@@ -248,7 +248,7 @@ def function_update(
         if description is not None:
             function.description = description
         function.save()
-        functions_changed(function.tenant_id)
+        functions_changed(function.tenant_id, function.name)
     return function
 
 
@@ -261,7 +261,7 @@ def function_delete(*, function: Function) -> int:
         cancelled += 1
     with transaction.atomic():
         Function.objects.filter(pk=function.pk).delete()
-        functions_changed(function.tenant_id)
+        functions_changed(function.tenant_id, function.name)
     log.info(
         "function deleted",
         extra={"event": "function_deleted", "function": function.name, "cancelled": cancelled},
@@ -274,6 +274,6 @@ def function_set_disabled(*, function: Function, disabled: bool, reason: str = "
     Function.objects.filter(pk=function.pk).update(
         is_disabled=disabled, disabled_reason=reason[:200] if disabled else ""
     )
-    functions_changed(function.tenant_id)
+    functions_changed(function.tenant_id, function.name)
     function.refresh_from_db()
     return function

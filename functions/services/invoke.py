@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from accounts.models import ApiKey, Tenant
+from jobs import events
 from jobs.models import Job
 from jobs.services import submit
 from lambdasite.caching import Cache, after_commit
@@ -78,11 +79,16 @@ class FunctionView:
 _views: Cache[FunctionView | None] = Cache()  # (tenant id, name) -> view, good while the generation is
 
 
-def functions_changed(tenant_id) -> None:
-    """After the current transaction commits: every process's lookups for the tenant are stale."""
+def functions_changed(tenant_id, name: str = "") -> None:
+    """After the current transaction commits: every process's lookups for the tenant are stale, and
+    the pages showing the function ``name`` (if given) look again."""
     # a lost bump: processes that still read the generation keep their lookups until the next change
     # that reaches Redis (one that cannot read it caches nothing)
     after_commit("publishing a functions change", _bump, GENERATION_KEY.format(tenant_id))
+    if name:
+        after_commit(
+            "telling pages of a function's change", events.function_changed, tenant_id=tenant_id, name=name
+        )
 
 
 def _bump(key: str) -> None:
@@ -199,10 +205,12 @@ def function_invoke(
     timeout_ms: int | None = None,
     memory_mb: int | None = None,
     idempotency_key: str | None = None,
+    origin: submit.Origin | None = None,
     **when,
 ) -> tuple[Job, bool]:
     """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job.
-    ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook."""
+    ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook;
+    ``origin``: who asked for it (by default the API key)."""
     spec = invocation_spec(
         tenant=tenant,
         name=name,
@@ -212,4 +220,6 @@ def function_invoke(
         memory_mb=memory_mb,
         **when,
     )
-    return submit.job_submit(tenant=tenant, api_key=api_key, spec=spec, idempotency_key=idempotency_key)
+    return submit.job_submit(
+        tenant=tenant, api_key=api_key, spec=spec, idempotency_key=idempotency_key, origin=origin
+    )

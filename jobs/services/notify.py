@@ -12,7 +12,7 @@ from lambdasite.caching import after_commit
 from lambdasite.redis_client import get_redis
 
 from .. import billing, completion, events, metrics, rendering
-from ..models import FINISHED, Job
+from ..models import FINISHED, Job, Trigger
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -35,9 +35,17 @@ def log_event(message: str, job: Job, **extra) -> None:
 def status_after_commit(job: Job) -> None:
     """Tell live pages about the job's new status once the transaction commits."""
     job_id, tenant_id, status, attempt, runtime = job.id, job.tenant_id, job.status, job.attempts, job.runtime
+    function = job.function_name
+    schedule = job.trigger_name if job.trigger == Trigger.SCHEDULE else ""
     transaction.on_commit(
         lambda: events.status_changed(
-            job_id=job_id, tenant_id=tenant_id, status=status, attempt=attempt, runtime=runtime
+            job_id=job_id,
+            tenant_id=tenant_id,
+            status=status,
+            attempt=attempt,
+            runtime=runtime,
+            function=function,
+            schedule=schedule,
         )
     )
 

@@ -21,7 +21,7 @@ from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationF
 
 from .. import metrics
 from ..exceptions import IdempotencyBusy, IdempotencyConflict
-from ..models import Job, Status
+from ..models import Job, Status, Trigger
 from . import dispatch, notify
 from .admission import tenant_admit
 
@@ -48,6 +48,38 @@ class JobSpec:
     run_at: datetime | None = None  # a delayed run: waits as "scheduled" until then (None or past: now)
     delay_s: int | None = None  # as asked (run_at is derived from it): what Idempotency-Key compares
     callback_url: str = ""  # a one-off webhook for this job's outcome
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who or what asked for a job, recorded on it (``Job.trigger``): an API key, a signed-in user,
+    a schedule. Not part of the spec: a replayed Idempotency-Key answers with the first job, whoever
+    repeats it. The blank origin records nothing (internal tools)."""
+
+    trigger: str = ""
+    name: str = ""
+    user_id: int | None = None
+    schedule_id: int | None = None
+
+    @classmethod
+    def of_key(cls, api_key: ApiKey | None) -> Origin:
+        return cls(Trigger.API_KEY, api_key.name) if api_key is not None else cls()
+
+    @classmethod
+    def of_user(cls, user) -> Origin:
+        return cls(Trigger.DASHBOARD, user.email or user.get_username(), user_id=user.pk)
+
+    @classmethod
+    def of_schedule(cls, schedule) -> Origin:
+        return cls(Trigger.SCHEDULE, schedule.name, schedule_id=schedule.pk)
+
+    def columns(self) -> dict:
+        return {
+            "trigger": self.trigger,
+            "trigger_name": self.name[:254],
+            "submitted_by_id": self.user_id,
+            "schedule_id": self.schedule_id,
+        }
 
 
 # what an invocation resolved (an alias's canary may pick another version on a retry) is not compared
@@ -104,7 +136,7 @@ def request_hash(spec: JobSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> Job:
+def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, origin: Origin, **extra) -> Job:
     return Job(
         tenant=tenant,
         api_key=api_key,
@@ -122,6 +154,7 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, **extra) -> 
         version_number=spec.version_number,
         alias=spec.alias,
         callback_url=spec.callback_url,
+        **origin.columns(),
         **extra,
     )
 
@@ -147,9 +180,16 @@ def _submitted_after_commit(tenant: Tenant, jobs: list[Job]) -> None:
 
 
 def job_submit(
-    *, tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, idempotency_key: str | None = None
+    *,
+    tenant: Tenant,
+    api_key: ApiKey | None,
+    spec: JobSpec,
+    idempotency_key: str | None = None,
+    origin: Origin | None = None,
 ) -> tuple[Job, bool]:
-    """Create a job (a repeated Idempotency-Key with the same body gets the first). -> (job, created)"""
+    """Create a job (a repeated Idempotency-Key with the same body gets the first). -> (job, created)
+    ``origin``: who asked for it; by default the API key (if any)."""
+    origin = origin or Origin.of_key(api_key)
     spec = job_spec_validate(quota=tenant.quota, spec=spec)
     digest = request_hash(spec) if idempotency_key else ""
     if idempotency_key and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
@@ -158,7 +198,9 @@ def job_submit(
     for _ in range(3):
         try:
             with transaction.atomic():
-                job = _new_job(tenant, api_key, spec, idempotency_key=idempotency_key, request_hash=digest)
+                job = _new_job(
+                    tenant, api_key, spec, origin, idempotency_key=idempotency_key, request_hash=digest
+                )
                 job.save(force_insert=True)
                 _submitted_after_commit(tenant, [job])
             notify.log_event("job submitted", job, event="submitted", runtime=job.runtime)
@@ -189,8 +231,11 @@ def _idempotent_match(tenant: Tenant, key: str, digest: str) -> Job | None:
 
 
 @transaction.atomic
-def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobSpec]) -> list[Job]:
+def job_submit_batch(
+    *, tenant: Tenant, api_key: ApiKey | None, specs: list[JobSpec], origin: Origin | None = None
+) -> list[Job]:
     """All or nothing: every spec is validated before any job is written."""
+    origin = origin or Origin.of_key(api_key)
     validated = []
     for index, spec in enumerate(specs):
         try:
@@ -200,7 +245,7 @@ def job_submit_batch(*, tenant: Tenant, api_key: ApiKey | None, specs: list[JobS
             exc.message = f"jobs[{index}]: {exc.message}"
             raise
     tenant_admit(tenant=tenant, count=len(validated))
-    jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec) for spec in validated])
+    jobs = Job.objects.bulk_create([_new_job(tenant, api_key, spec, origin) for spec in validated])
     _submitted_after_commit(tenant, jobs)
     log.info("batch submitted", extra={"event": "submitted", "tenant": tenant.slug, "count": len(jobs)})
     return jobs

@@ -5,7 +5,10 @@ The recording (golden/contract.json) was made before the jobs app was split into
 re-recorded for functions and for time and events, whose only differences were additions (the job
 body's function, version, alias and callback_url keys, the Functions, Schedules and Webhooks links
 in the navigation, the scheduled status in filters and messages, Node's version 22), and for the
-favicon, whose only difference is its ``<link rel="icon">`` in every page's head. Regenerate it
+favicon, whose only difference is its ``<link rel="icon">`` in every page's head, and for the
+job body's ``trigger`` (an addition: who or what asked for the job), and for the run console (issue
+23: the jobs list's what/trigger/duration columns, the job page's status strip, progress and details;
+only those five pages changed). Regenerate it
 only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 

@@ -18,6 +18,7 @@ from lambdasite.parsers import args_problem, qualifier_problem
 from ..exceptions import ScheduleExists, ScheduleLimit
 from ..models import Schedule
 from . import crontab
+from .notify import schedule_changed_after_commit
 
 FIELDS = tuple(
     "cron timezone function qualifier args enabled overlap catch_up max_failures description".split()
@@ -107,6 +108,7 @@ def schedule_create(*, tenant: Tenant, name: str, spec: ScheduleSpec) -> Schedul
                     details={"quota": "max_schedules", "limit": quota.max_schedules},
                 )
             schedule.save(force_insert=True)
+            schedule_changed_after_commit(schedule)
     except IntegrityError:
         raise ScheduleExists(f"a schedule named {name} exists") from None
     return schedule
@@ -130,11 +132,13 @@ def schedule_update(*, schedule: Schedule, spec: ScheduleSpec) -> Schedule:
         if spec.cron is not None or spec.timezone is not None or schedule.enabled != was_enabled:
             _arm(schedule, timezone.now())
         schedule.save()
+        schedule_changed_after_commit(schedule)
     return schedule
 
 
 def schedule_delete(*, schedule: Schedule) -> None:
     Schedule.objects.filter(pk=schedule.pk).delete()  # its runs go with it; its jobs stay
+    schedule_changed_after_commit(schedule)
 
 
 def upcoming(schedule: Schedule, n: int = 5) -> list:

@@ -24,12 +24,13 @@ from django.utils import timezone
 
 from functions.services.invoke import invocation_spec
 from jobs.models import FINISHED, Status
-from jobs.services.submit import job_submit
+from jobs.services.submit import Origin, job_submit
 from lambdasite.exceptions import ApplicationError
 
 from ..models import Schedule, ScheduleRun
 from ..signals import schedule_paused
 from . import crontab
+from .notify import schedule_changed_after_commit
 
 log = logging.getLogger("lambdasite.schedules")
 
@@ -97,6 +98,7 @@ def _process(schedule_id, now: datetime) -> dict:
         if following is None:
             schedule.enabled, schedule.paused_reason = False, "the expression never fires again"
         schedule.save()
+        schedule_changed_after_commit(schedule)  # its next tick, last run and history changed
     return counts
 
 
@@ -125,7 +127,9 @@ def fire_tick(schedule: Schedule, tick: datetime) -> str | None:
             qualifier=schedule.qualifier or None,
             args=schedule.args,
         )
-        run.job, _ = job_submit(tenant=schedule.tenant, api_key=None, spec=spec)
+        run.job, _ = job_submit(
+            tenant=schedule.tenant, api_key=None, spec=spec, origin=Origin.of_schedule(schedule)
+        )
     except ApplicationError as exc:
         run.status, run.error, run.outcome = ScheduleRun.Status.REFUSED, exc.message[:1000], "refused"
         _failed(schedule, f"the run of {tick:%Y-%m-%d %H:%M:%S} UTC was refused: {exc.message}")
@@ -186,6 +190,7 @@ def count_outcomes(limit: int = 1000) -> int:
                         _failed(schedule, f"job {run.job_id} {run.job.status}: {error}")
                 run.save(update_fields=["outcome"])
             schedule.save()
+            schedule_changed_after_commit(schedule)  # its failure count, maybe a pause
             paused += was_enabled and not schedule.enabled
     return paused
 
@@ -208,9 +213,12 @@ def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
             qualifier=schedule.qualifier or None,
             args=schedule.args,
         )
-        job, _ = job_submit(tenant=schedule.tenant, api_key=None, spec=spec)
+        job, _ = job_submit(
+            tenant=schedule.tenant, api_key=None, spec=spec, origin=Origin.of_schedule(schedule)
+        )
         now = timezone.now()
         run = ScheduleRun.objects.create(schedule=schedule, tick_at=now, manual=True, status="fired", job=job)
         schedule.last_fire_at = now
         schedule.save(update_fields=["last_fire_at", "updated_at"])
+        schedule_changed_after_commit(schedule)
         return run

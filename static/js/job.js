@@ -1,6 +1,11 @@
-/* Job detail: syntax highlighting and the live log pane.
+/* Job detail: syntax highlighting, the run console's clock and announcements, and the
+ * live log pane.
  * Lines arrive in "logs" events; each has a seq, so a missing one is fetched from
- * the server (lines?after=N) and nothing is shown twice or out of order. */
+ * the server (lines?after=N) and nothing is shown twice or out of order.
+ * The status strip (#job-summary, a live region) carries the run's state: while the
+ * job waits or runs, #job-elapsed ticks from data-since (on the server's clock,
+ * data-now); when a refresh brings a new status, #job-announce says it politely
+ * ("Job succeeded in 1.20 s", worded by the server in data-announce). */
 (function () {
   "use strict";
   document.querySelectorAll("pre[data-highlight]").forEach(function (pre) {
@@ -10,6 +15,42 @@
       CodeMirror.runMode(text, pre.getAttribute("data-highlight"), pre);
     }
   });
+
+  // -- the status strip: a ticking clock, announcements, a tall log while it runs -----
+  function seconds(ms) {
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    var s = Math.floor(ms / 1000);
+    return Math.floor(s / 60) + " min " + (s % 60) + " s";
+  }
+  var skew = 0, skewOf = null;  // server clock minus this browser's, from the strip's data-now
+  function tick() {
+    var el = document.getElementById("job-elapsed");
+    if (!el || !el.hasAttribute("data-since")) return;
+    var now = el.getAttribute("data-now");
+    if (now && now !== skewOf) { skewOf = now; skew = new Date(now).getTime() - Date.now(); }
+    var since = new Date(el.getAttribute("data-since")).getTime();
+    if (isNaN(since)) return;
+    el.textContent = (el.getAttribute("data-prefix") || "") + seconds(Math.max(0, Date.now() + skew - since));
+  }
+  var strip = document.querySelector("#job-summary .summary");
+  var shownStatus = strip && strip.getAttribute("data-status");
+  if (strip) {
+    tick();
+    setInterval(tick, 200);
+    document.addEventListener("live:refreshed", function (e) {
+      if (e.detail.region !== "job-summary") return;
+      var now = document.querySelector("#job-summary .summary");
+      if (!now) return;
+      tick();
+      var card = document.getElementById("log-card");
+      if (card) card.classList.toggle("running", now.getAttribute("data-finished") !== "1");
+      var status = now.getAttribute("data-status");
+      if (status === shownStatus) return;
+      shownStatus = status;
+      var say = document.getElementById("job-announce");
+      if (say) say.textContent = now.getAttribute("data-announce") || ("Job " + status);
+    });
+  }
 
   var log = document.getElementById("log");
   if (!log) return;

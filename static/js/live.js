@@ -5,6 +5,14 @@
  * sequence number per group; on a gap, a resync or a (re)connect every region is
  * re-fetched, so the page converges to the database. While the socket is down the
  * page polls the same URLs every few seconds and keeps trying to reconnect.
+ *
+ * Which events refresh a region: data-live-on lists their kinds ("status" if absent),
+ * data-live-filter narrows them to events with a field ("function") or a field's value
+ * ("function=resize"). data-live-pick: the URL answers a whole page, and the region
+ * takes the element with its own id from it (so a page's table is a region without
+ * moving it into a partial). data-live-announce names a polite live region that says
+ * "New job: …" (a row's data-announce) when rows with a new data-job appear.
+ * <details> left open inside a region stay open across refreshes.
  */
 (function () {
   "use strict";
@@ -28,6 +36,12 @@
       if (isNaN(d)) return;
       el.textContent = d.toLocaleString() + " (" + relative(d) + ")";
       el.title = d.toISOString();
+    });
+    (root || document).querySelectorAll("time[data-clock]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.textContent = d.toLocaleTimeString();
+      el.title = d.toLocaleString() + " (" + relative(d) + ")";
     });
   }
   renderTimes(document);
@@ -74,8 +88,48 @@
   function emit(name, detail) { document.dispatchEvent(new CustomEvent(name, { detail: detail })); }
 
   var regions = Array.prototype.slice.call(document.querySelectorAll("[data-live-src]")).map(function (el) {
-    return { el: el, timer: null, busy: false, again: false, delay: parseInt(el.getAttribute("data-live-debounce") || "500", 10) };
+    return {
+      el: el, timer: null, busy: false, again: false,
+      delay: parseInt(el.getAttribute("data-live-debounce") || "500", 10),
+      kinds: (el.getAttribute("data-live-on") || "status").split(/\s+/),
+      filter: el.getAttribute("data-live-filter"),
+      rows: rowIds(el)
+    };
   });
+
+  function rowIds(el) {
+    var ids = {};
+    el.querySelectorAll("[data-job]").forEach(function (row) { ids[row.getAttribute("data-job")] = true; });
+    return ids;
+  }
+
+  // does this event concern the region? (a resync, a gap and a reconnect refresh every region)
+  function concerns(r, msg) {
+    if (r.kinds.indexOf(msg.kind) === -1) return false;
+    if (!r.filter) return true;
+    var eq = r.filter.indexOf("="), key = eq === -1 ? r.filter : r.filter.slice(0, eq);
+    var value = msg[key];
+    if (value === undefined || value === null || value === "") return false;
+    return eq === -1 || String(value) === r.filter.slice(eq + 1);
+  }
+
+  function pick(r, html) {
+    if (!r.el.hasAttribute("data-live-pick")) return html;
+    var found = new DOMParser().parseFromString(html, "text/html").getElementById(r.el.id);
+    return found ? found.innerHTML : null;
+  }
+
+  function announceNew(r) {
+    var target = document.getElementById(r.el.getAttribute("data-live-announce") || "");
+    var before = r.rows, fresh = [];
+    r.rows = rowIds(r.el);
+    if (!target) return;
+    r.el.querySelectorAll("[data-job]").forEach(function (row) {
+      if (!before[row.getAttribute("data-job")]) fresh.push(row.getAttribute("data-announce") || "New job");
+    });
+    if (fresh.length === 1) target.textContent = fresh[0];
+    else if (fresh.length > 1) target.textContent = fresh.length + " new jobs";
+  }
 
   function fetchRegion(r) {
     if (r.busy) { r.again = true; return; }
@@ -88,9 +142,14 @@
       })
       .then(function (html) {
         if (html === null || html === undefined) return;
+        html = pick(r, html);
+        if (html === null) return;
+        var open = Array.prototype.map.call(r.el.querySelectorAll("details[open][id]"), function (d) { return d.id; });
         if (r.el.innerHTML !== html) r.el.innerHTML = html;
+        open.forEach(function (id) { var d = document.getElementById(id); if (d && r.el.contains(d)) d.open = true; });
         state.refreshes++;
         renderTimes(r.el);
+        announceNew(r);
         emit("live:refreshed", { region: r.el.id });
       })
       .catch(function () { /* next event or poll tries again */ })
@@ -104,6 +163,7 @@
     r.timer = setTimeout(function () { r.timer = null; fetchRegion(r); }, delay === undefined ? r.delay : delay);
   }
   function refreshAll(now) { regions.forEach(function (r) { schedule(r, now ? 0 : undefined); }); }
+  function refreshFor(msg) { regions.forEach(function (r) { if (concerns(r, msg)) schedule(r); }); }
 
   function setBadges(id, status) {
     document.querySelectorAll('[data-job-status="' + id + '"]').forEach(function (el) {
@@ -145,7 +205,8 @@
         emit("live:resync");
         if (msg.kind === "resync") return;
       }
-      if (msg.kind === "status") { setBadges(msg.job, msg.status); refreshAll(); }
+      if (msg.kind === "status") setBadges(msg.job, msg.status);
+      refreshFor(msg);
       emit("live:event", msg);
     };
     socket.onclose = function () {
