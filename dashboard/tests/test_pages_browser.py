@@ -8,6 +8,7 @@ var/axe-summary.txt. axe-core is vendored under dashboard/tests/vendor/ (see its
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -447,3 +448,146 @@ def test_every_page_fits_every_width_and_passes_axe_in_both_themes(browser, web,
     layout = [p for p in found.problems if ": axe " not in p]
     LAYOUT_SUMMARY.write_text("".join(f"{p}\n" for p in layout) or "none\n")
     assert not found.problems, "\n".join(found.problems)
+
+
+@pytest.fixture
+def bare_web(alice):
+    """uvicorn alone: the header and the theme need no jobs."""
+    stack = Stack(settings.REDIS_URL)
+    yield stack.start_web()
+    stack.stop()
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two computed colours ("rgb(r, g, b)")."""
+
+    def luminance(css: str) -> float:
+        channels = [int(x) / 255 for x in css[css.index("(") + 1 : css.index(")")].split(",")[:3]]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted([luminance(a), luminance(b)], reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_phone_header_is_one_row_with_a_menu_and_works_without_javascript(browser, bare_web):  # noqa: F811
+    phone = {"width": 390, "height": 844}
+    page = sign_in(browser, bare_web, "alice@acme.test", "pw-acme", viewport=phone)
+    assert page.locator("header.top").bounding_box()["height"] <= 60
+    menu = page.locator("[data-menu-toggle]")
+    expect(page.locator("nav >> text=Schedules")).to_be_hidden()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")  # closes it again, focus back on the button
+    expect(page.locator("nav >> text=Schedules")).to_be_hidden()
+    assert page.evaluate("document.activeElement.hasAttribute('data-menu-toggle')")
+    menu.click()
+    page.click("nav >> text=Schedules")
+    expect(page.locator("h1")).to_have_text("Schedules")
+    assert page.locator("header.top").bounding_box()["height"] <= 60  # closed again on the next page
+
+    wide = {"width": 1440, "height": 900}
+    desktop = sign_in(browser, bare_web, "alice@acme.test", "pw-acme", viewport=wide)
+    expect(desktop.locator("[data-menu-toggle]")).to_be_hidden()
+    assert desktop.locator("header.top").bounding_box()["height"] <= 60  # one row at 1440
+
+    anonymous = browser.new_context(viewport=phone).new_page()
+    anonymous.goto(bare_web + "/")
+    expect(anonymous.locator("header >> text=Sign in")).to_be_visible()  # no menu to open: all shown
+    expect(anonymous.locator("[data-theme-toggle]")).to_be_visible()
+    assert anonymous.locator("header.top").bounding_box()["height"] <= 60
+
+    no_js = browser.new_context(viewport=phone, java_script_enabled=False).new_page()
+    no_js.goto(bare_web + "/login/")
+    no_js.fill("#id_username", "alice@acme.test")
+    no_js.fill("#id_password", "pw-acme")
+    no_js.click("button[type=submit]")
+    expect(no_js.locator("nav >> text=Schedules")).to_be_visible()  # the menu simply stays open
+    expect(no_js.locator("[data-menu-toggle]")).to_be_hidden()
+    assert no_js.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_theme_toggle_remembers_the_choice_and_applies_it_before_the_first_paint(browser, bare_web):  # noqa: F811
+    page = sign_in(browser, bare_web, "alice@acme.test", "pw-acme", viewport={"width": 1440, "height": 900})
+    toggle = page.locator("[data-theme-toggle]")
+    expect(toggle).to_have_text(re.compile("Theme: system"))
+    light_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    toggle.click()
+    expect(toggle).to_have_text(re.compile("Theme: light"))
+    toggle.click()
+    expect(toggle).to_have_text(re.compile("Theme: dark"))
+    dark_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert contrast(light_bg, dark_bg) > 10
+    # on the next page the attribute is there when <body> is created: before anything is painted
+    page.add_init_script(
+        "new MutationObserver((_, observer) => { if (document.body) { window.__themeAtBody ="
+        " document.documentElement.dataset.theme; observer.disconnect(); } })"
+        ".observe(document, {childList: true, subtree: true});"
+    )
+    page.goto(bare_web + "/app/jobs/")
+    assert page.evaluate("window.__themeAtBody") == "dark"
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == dark_bg
+    toggle.click()  # back to the system's choice, which this browser says is light
+    expect(toggle).to_have_text(re.compile("Theme: system"))
+    assert page.evaluate("localStorage.getItem('lambdasite-theme')") is None
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == light_bg
+
+
+FOCUS_JS = """() => {
+  const el = document.activeElement, s = getComputedStyle(el);
+  let bg = 'rgba(0, 0, 0, 0)';
+  for (let p = el.parentElement; p && bg.startsWith('rgba(0, 0, 0, 0)'); p = p.parentElement) {
+    bg = getComputedStyle(p).backgroundColor;
+  }
+  return {outline: s.outlineColor, width: s.outlineWidth, style: s.outlineStyle, border: s.borderTopColor,
+          bg};
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_focus_rings_and_field_borders_stand_out_in_both_themes(browser, bare_web, theme):  # noqa: F811
+    page = sign_in(browser, bare_web, "alice@acme.test", "pw-acme", color_scheme=theme)
+    page.goto(bare_web + "/app/keys/")
+    page.focus("input[name=name]")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")  # focused from the keyboard, so :focus-visible applies
+    field = page.evaluate(FOCUS_JS)
+    assert field["style"] == "solid" and field["width"] == "3px"
+    assert contrast(field["outline"], field["bg"]) >= 3, field
+    assert contrast(field["border"], field["bg"]) >= 3, field
+    page.goto(bare_web + "/app/jobs/new")
+    page.click(".CodeMirror")
+    editor = page.evaluate(
+        "(() => { const s = getComputedStyle(document.querySelector('.CodeMirror-focused'));"
+        " return {color: s.outlineColor, width: s.outlineWidth}; })()"
+    )
+    body = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert editor["width"] == "3px" and contrast(editor["color"], body) >= 3, editor
+    # the textarea that has focus in the editor is named after the field's label
+    label = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert label.startswith("Code (code editor")
+
+
+def test_a_row_links_as_a_whole_and_its_buttons_still_act(browser, bare_web, alice):  # noqa: F811
+    make_adder(alice.tenant)
+    schedule_manage.schedule_create(
+        tenant=alice.tenant,
+        name="nightly",
+        spec=schedule_manage.ScheduleSpec(cron="30 2 * * *", function="adder", args=[1, 2]),
+    )
+    for width in (1440, 390):  # a table row, then a stacked card
+        viewport = {"width": width, "height": 900}
+        page = sign_in(browser, bare_web, "alice@acme.test", "pw-acme", viewport=viewport)
+        page.goto(bare_web + "/app/schedules/")
+        # a click on a cell that holds no link lands on the row's link, stretched over the row
+        # (Playwright sees it covered, as it should be: force clicks the cell's middle anyway)
+        page.click("td[data-label=When]", force=True)
+        expect(page).to_have_url(bare_web + "/app/schedules/nightly/")
+        page.go_back()
+        page.click("td.actions-cell >> text=Pause")  # above the row's link: the button acts
+        expect(page).to_have_url(bare_web + "/app/schedules/")
+        expect(page.locator("td[data-label=State]")).to_contain_text("paused")
+        page.click("td.actions-cell >> text=Resume")
+        expect(page.locator("td[data-label=State]")).to_contain_text("active")
+        page.context.close()
