@@ -204,11 +204,11 @@ def test_a_job_that_ends_without_output_stops_promising_any(browser, server, ali
 
 
 def test_another_tenants_user_gets_404_for_the_job_page(browser, server, alice):
-    job_id = submit(server, alice, {"runtime": "python", "code": "def main():\n    return 'secret'\n"})
+    job_id = submit(server, alice, {"runtime": "python", "code": "def main():\n    return 'acme-private-7f3a'\n"})
     page = sign_in(browser, server, "bob@globex.test", "pw-globex")
     response = page.goto(f"{server}/app/jobs/{job_id}/")
     assert response.status == 404
-    assert "secret" not in page.content()
+    assert "acme-private-7f3a" not in page.content()
 
 
 def test_without_a_websocket_the_page_polls_and_still_converges(browser, server, alice):

@@ -6,9 +6,18 @@
 
   function indentOf(rt) { return rt === "python" ? 4 : 2; }
 
+  // the visible words of the field's <label> (its first text: the hint in <small> is left out)
+  function fieldName(textarea) {
+    var label = textarea.labels && textarea.labels[0];
+    var first = label && label.firstChild;
+    var text = first && first.nodeType === 3 ? first.textContent : label ? label.textContent : "";
+    return text.replace(/\s+/g, " ").trim() || "Code";
+  }
+
   window.lambdasiteCodeEditor = function (form, runtime, escapeTo) {
     function submit() { form.requestSubmit ? form.requestSubmit() : form.submit(); }
-    var cm = CodeMirror.fromTextArea(form.querySelector("#code"), {
+    var textarea = form.querySelector("#code");
+    var cm = CodeMirror.fromTextArea(textarea, {
       mode: MODES[runtime.value], lineNumbers: true, indentUnit: indentOf(runtime.value),
       tabSize: 4, indentWithTabs: false, matchBrackets: true, viewportMargin: Infinity,
       extraKeys: {
@@ -18,7 +27,8 @@
         Esc: function () { escapeTo.focus(); },   // keyboard users leave the editor with Esc
       },
     });
-    cm.getWrapperElement().setAttribute("aria-label", "Code editor (Esc leaves it)");
+    // the textarea that has focus while editing is CodeMirror's own: it takes the form field's name
+    cm.getInputField().setAttribute("aria-label", fieldName(textarea) + " (code editor: Tab indents, Esc leaves it)");
     // registered before the page's own listener, so the mode has changed when the page swaps the code
     runtime.addEventListener("change", function () {
       cm.setOption("mode", MODES[runtime.value]);
