@@ -204,7 +204,9 @@ def test_a_job_that_ends_without_output_stops_promising_any(browser, server, ali
 
 
 def test_another_tenants_user_gets_404_for_the_job_page(browser, server, alice):
-    job_id = submit(server, alice, {"runtime": "python", "code": "def main():\n    return 'acme-private-7f3a'\n"})
+    job_id = submit(
+        server, alice, {"runtime": "python", "code": "def main():\n    return 'acme-private-7f3a'\n"}
+    )
     page = sign_in(browser, server, "bob@globex.test", "pw-globex")
     response = page.goto(f"{server}/app/jobs/{job_id}/")
     assert response.status == 404
