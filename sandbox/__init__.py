@@ -11,11 +11,23 @@ import threading
 
 from .exceptions import SandboxError
 from .pool import Sandbox
-from .spec import RUNTIMES, FunctionRef, Limits, OutputLine, RunResult, RunSpec
+from .spec import (
+    RUNTIMES,
+    Connection,
+    Egress,
+    FunctionRef,
+    Limits,
+    OutputLine,
+    RunResult,
+    RunSpec,
+    SecretValue,
+)
 from .sweep import sweep_orphans
 
 __all__ = [
     "RUNTIMES",
+    "Connection",
+    "Egress",
     "FunctionRef",
     "Limits",
     "OutputLine",
@@ -23,6 +35,7 @@ __all__ = [
     "RunSpec",
     "Sandbox",
     "SandboxError",
+    "SecretValue",
     "configure",
     "default",
     "run",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from .egress_policy import egress_problem
 
 RUNTIMES = ("python", "node")
 UID_BASE = 200_000
@@ -50,6 +53,62 @@ class FunctionRef:
 
 
 @dataclass(frozen=True)
+class Egress:
+    """Where a job may connect, through the worker's egress proxy (``sandbox.egress``): ``none`` (no
+    door at all: the cell has no socket, no listener, no proxy variables), ``allowlist`` (only the
+    ``allow`` patterns: ``"api.example.com:443"``, ``"*.example.com:443"``, ``"203.0.113.7:443"``,
+    ``"[2001:db8::1]:443"``; see ``sandbox.egress_policy``) or ``public`` (any public address).
+    Addresses in the deny table (``sandbox.netpolicy``) are refused whatever the mode."""
+
+    NONE: ClassVar[Egress]
+
+    mode: str = "none"
+    allow: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow", tuple(self.allow))
+        problem = egress_problem(self.mode, self.allow)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+
+Egress.NONE = Egress()
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A tenant secret bound to a job: the environment variable ``name`` (and file ``/run/secrets/<name>``)
+    holding ``value``, revision ``revision`` of the tenant's secret ``secret``. The value is never in
+    a repr, a label or the container's environment; the runner masks it in the job's output."""
+
+    name: str
+    value: str = field(repr=False)
+    revision: int = 0
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection a job asked the egress proxy for: the host and port it asked for, the address
+    the proxy connected to (or "" if none), ``verdict`` "allowed" or "denied" with ``reason``, the
+    bytes each way, when it started (epoch seconds) and how long it lasted."""
+
+    host: str
+    port: int
+    address: str = ""
+    verdict: str = "denied"
+    reason: str = ""
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    started_at: float = 0.0
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class RunSpec:
     runtime: str
     code: str
@@ -60,10 +119,17 @@ class RunSpec:
     labels: dict = field(default_factory=dict)
     uid: int | None = None  # the job's uid (odd, > UID_BASE): unique per tenant; None: derived from tenant
     function: FunctionRef | None = None  # a deployed function (then ``code`` and ``handler`` are unused)
+    egress: Egress = Egress.NONE  # the door: none (default), an allowlist, or public
+    env: Mapping[str, str] = field(default_factory=dict)  # non-secret configuration, as environment variables
+    secrets: tuple[SecretValue, ...] = ()  # env vars and /run/secrets files; masked in the output
 
     @property
     def job_uid(self) -> int:
         return self.uid if self.uid is not None else job_uid_for(self.tenant)
+
+    def secret_revisions(self) -> tuple[tuple[str, int], ...]:
+        """``(secret, revision)`` of every bound secret, as an attempt records them."""
+        return tuple((s.secret or s.name, s.revision) for s in self.secrets)
 
 
 @dataclass(frozen=True)
@@ -92,3 +158,6 @@ class RunResult:
     start_ms: float = 0.0  # time spent obtaining a container for this job
     reused: bool = False  # ran in a warm cell that had run an earlier job
     init_ms: float | None = None  # a function's module initialisation, when this job's cell needed it
+    connections: tuple[Connection, ...] = ()  # what the job asked the egress proxy for, in order
+    masked: int = 0  # secret values the runner replaced with *** in the output and error
+    secret_revisions: tuple[tuple[str, int], ...] = ()  # (secret, revision) the attempt was given

@@ -1,27 +1,27 @@
 """Where webhooks may go. Only to public addresses: every address in the deny table
-(``lambdasite/ssrf/table.py``: loopback, private, link-local and cloud metadata, multicast, reserved,
-documentation, and every form embedding another address) is refused when an endpoint is registered
-(its name resolved, within ``WEBHOOK_RESOLVE_TIMEOUT_S``, by a resolver no tenant can exhaust), and
-again when each delivery resolves the name (a DNS answer can change in between); the delivery then
-connects to the address it checked. A job's one-off ``callback_url`` is checked without DNS when the
-job is submitted (a literal address, ``localhost``): a lookup on the submit path would let any name
-server stall the API; its name is resolved and checked when it is delivered.
-``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts the table's private entries (loopback, RFC 1918, ...) for
-local development and tests, never link-local or metadata.
+(``sandbox/netpolicy.py``, shared with a job's egress: loopback, private, link-local and cloud
+metadata, multicast, reserved, documentation, and every form embedding another address) is refused
+when an endpoint is registered (its name resolved, within ``WEBHOOK_RESOLVE_TIMEOUT_S``, by a
+resolver no tenant can exhaust), and again when each delivery resolves the name (a DNS answer can
+change in between); the delivery then connects to the address it checked. A job's one-off
+``callback_url`` is checked without DNS when the job is submitted (a literal address,
+``localhost``): a lookup on the submit path would let any name server stall the API; its name is
+resolved and checked when it is delivered. ``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts the table's
+private entries (loopback, RFC 1918, ...) for local development and tests, never link-local or
+metadata.
 
 A URL is refused before anything else if it holds a control character or whitespace, or if the HTTP
 client would not accept it: a URL that passes here must be one a delivery can send."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 
 from lambdasite.exceptions import ValidationFailed
+from sandbox.netpolicy import literal_address
 
 from .resolver import Busy, resolver
 from .table import denied
@@ -68,16 +68,8 @@ def parse(url: str) -> tuple[str, str, int]:
 def _literal(name: str) -> str | None:
     """The address a host names literally: ``10.0.0.1``, ``[::1]``, and the forms the C resolver
     also reads as IPv4 (``2130706433``, ``0x7f.1``, ``127.1``)."""
-    try:
-        return str(ipaddress.ip_address(name.split("%", 1)[0]))
-    except ValueError:
-        pass
-    if name and all(c in "0123456789abcdefx." for c in name) and name[0].isdigit():
-        try:
-            return socket.inet_ntoa(socket.inet_aton(name))
-        except OSError:
-            return None
-    return None
+    literal = literal_address(name)
+    return literal[0] if literal is not None else None
 
 
 def check_literal(url: str, *, allow_private: bool | None = None) -> str:
