@@ -15,3 +15,14 @@ def pool(docker_client):
     p.close()
     left = docker_client.containers.list(all=True, filters={"label": f"lambdasite.pool={p.pool_id}"})
     assert left == []
+
+
+@pytest.fixture(scope="session")
+def internet():
+    """The test internet (sandbox/tests/internet.py): a namespace at 198.18.0.2 and 198.19.0.2 serving
+    HTTP and HTTPS. Root only; removed at the end of the session."""
+    from .internet import Internet
+
+    net = Internet().start()
+    yield net
+    net.stop()
