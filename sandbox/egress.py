@@ -539,6 +539,8 @@ class EgressProxy:
         record = _Record()
         try:
             if binding is None or not binding.admit(record, client):
+                client.settimeout(self.head_timeout_s)
+                _Stream(client).read_head()  # the request is read, as any refused one is
                 _refuse(client)
                 return
             self._handle(binding, client, record)
@@ -885,10 +887,20 @@ def closing_head(head: bytes) -> bytes:
 
 
 def _refuse(sock: socket.socket, sent_ok: bool = False) -> None:
-    """The same answer to every refusal (or, inside an established tunnel, the connection's end)."""
+    """The same answer to every refusal (or, inside an established tunnel, the connection's end).
+    What the client still sends is read for a moment, so that closing does not reset the
+    connection before the client has read the answer."""
     with contextlib.suppress(OSError):
         if not sent_ok:
             sock.sendall(REFUSED)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(0.5)
+            drained = 0
+            while drained < MAX_HEAD_BYTES * 4:
+                chunk = sock.recv(CHUNK)
+                if not chunk:
+                    break
+                drained += len(chunk)
     with contextlib.suppress(OSError):
         sock.close()
 
