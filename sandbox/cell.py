@@ -19,8 +19,8 @@ Container flags, and why each is there:
   one socket that is its door), an empty environment (configuration and secrets come over
   the runner's channel with each request), ``log_config=none`` (output goes over the attach
   stream only, so a flood never fills the engine's log files).
-* a cell whose jobs hold secrets gets a small tmpfs at ``/run/secrets``, owned by the job's
-  uid and listable by the runner's group only, emptied after every job.
+* a cell whose jobs hold secrets gets a small tmpfs at ``/run/secrets``: the runner's, with
+  the job's group (setgid), where the runner writes them read-only for the job's group.
 * labels naming the owner process and tenant so orphans can be found and removed.
 """
 
@@ -68,7 +68,8 @@ def container_config(
     if secrets is not None:
         uid, size = secrets
         megabytes = max(1, math.ceil(2 * size / mb))
-        tmpfs["/run/secrets"] = f"rw,nosuid,nodev,noexec,size={megabytes}m,mode=0750,uid={uid},gid={uid - 1}"
+        options = f"size={megabytes}m,mode=2750,uid={uid - 1},gid={uid}"  # the runner's, the job's group
+        tmpfs["/run/secrets"] = f"rw,nosuid,nodev,noexec,{options}"
     return {
         "volumes": volumes,
         "image": image,

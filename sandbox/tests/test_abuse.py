@@ -460,24 +460,41 @@ def main():
     assert internet.requests() == []
 
 
+TAMPER = """
+import os
+def main():
+    print("xq-output-8812")
+    for change in (lambda: open("/run/secrets/EXTRA", "w"), lambda: open("/run/secrets/TOKEN", "w"),
+                   lambda: os.rename("/run/secrets/TOKEN", "/run/secrets/T")):
+        try:
+            change()
+            return "changed"
+        except OSError:
+            pass
+"""
+
+
 def test_a_jobs_secret_files_and_output_do_not_outlive_it(egress_pool):
-    """The next job of the same cell (same tenant, same secrets) finds no file the last one left in
-    /run/secrets, and no trace of its output in memory (masking's buffers are zeroed too)."""
+    """A job cannot change the secret files (the next job of the same cell, same tenant and secrets,
+    finds them as they were), and the next job finds no trace of its output in memory (masking's
+    buffers are zeroed too)."""
     secrets = (SecretValue("TOKEN", "tok-abuse-0123456789", 1, "tok"),)
     first = egress_pool.run(
         RunSpec(
             runtime="python",
-            code="def main():\n    open('/run/secrets/EXTRA', 'w').write('x')\n    print('xq-output-8812')\n",
+            code=TAMPER,
             tenant="abuse-secrets",
             uid=200_305,
             secrets=secrets,
         )
     )
-    assert first.status == "succeeded", first.error
+    assert first.status == "succeeded" and first.result is None, (first.result, first.error)
     needle = b"xq-output-"
     code = MEMORY_SCAN.format(head=needle[:6], rest=needle[6:], tail=list(b"8812"))
     code = code.replace(
-        "def main():", "import os\ndef main():\n    files = sorted(os.listdir('/run/secrets'))"
+        "def main():",
+        "import os\ndef main():\n    files = sorted(os.listdir('/run/secrets'))"
+        " + [open('/run/secrets/TOKEN').read() == os.environ['TOKEN']]",
     )
     code = code.replace(
         'return {"seen": seen, "found": found}', 'return {"seen": seen, "found": found, "files": files}'
@@ -488,5 +505,5 @@ def test_a_jobs_secret_files_and_output_do_not_outlive_it(egress_pool):
     )  # fmt: skip
     assert second.status == "succeeded", second.error
     assert second.reused and second.container_id == first.container_id
-    assert second.result["files"] == ["TOKEN"]
+    assert second.result["files"] == ["TOKEN", True]
     assert second.result["seen"] > 1 << 20 and second.result["found"] == 0

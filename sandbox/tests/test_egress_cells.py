@@ -179,7 +179,7 @@ async function main() {
   return out;
 }
 """
-ENETUNREACH, ECONNREFUSED = 101, 111
+ENETUNREACH, ECONNREFUSED, EACCES, EPERM = 101, 111, 13, 1
 
 
 @pytest.mark.parametrize("runtime", ["python", "node"])
@@ -354,20 +354,35 @@ def test_a_printed_secret_and_its_encodings_are_masked_in_the_log_and_the_error(
 PY_FILES = """
 import os, stat
 def main():
-    st = os.stat("/run/secrets/TOKEN")
-    d = os.stat("/run/secrets")
-    return {"mode": oct(stat.S_IMODE(st.st_mode)), "uid": st.st_uid, "me": os.getuid(),
-            "dir": oct(stat.S_IMODE(d.st_mode)), "dir_gid": d.st_gid,
-            "same": open("/run/secrets/TOKEN").read() == os.environ["TOKEN"],
+    st, d = os.stat("/run/secrets/TOKEN"), os.stat("/run/secrets")
+    changes = []
+    for change in (lambda: open("/run/secrets/TOKEN", "w"), lambda: os.unlink("/run/secrets/TOKEN"),
+                   lambda: open("/run/secrets/MINE", "w"), lambda: os.chmod("/run/secrets/TOKEN", 0o666)):
+        try:
+            change()
+            changes.append("done")
+        except OSError as exc:
+            changes.append(exc.errno)
+    return {"file": [oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid],
+            "dir": [oct(stat.S_IMODE(d.st_mode)), d.st_uid, d.st_gid], "me": [os.getuid(), os.getgid()],
+            "same": open("/run/secrets/TOKEN").read() == os.environ["TOKEN"], "changes": changes,
             "listing": sorted(os.listdir("/run/secrets")), "region": os.environ.get("REGION")}
 """
 JS_FILES = """
 const fs = require('fs');
 function main() {
   const st = fs.statSync('/run/secrets/TOKEN'), d = fs.statSync('/run/secrets');
-  return { mode: '0o' + (st.mode & 0o777).toString(8), uid: st.uid, me: process.getuid(),
-           dir: '0o' + (d.mode & 0o777).toString(8), dir_gid: d.gid,
-           same: fs.readFileSync('/run/secrets/TOKEN', 'utf8') === process.env.TOKEN,
+  const changes = [];
+  const path = '/run/secrets/TOKEN';
+  const tries = [() => fs.writeFileSync(path, 'x'), () => fs.unlinkSync(path),
+                 () => fs.writeFileSync('/run/secrets/MINE', 'x'), () => fs.chmodSync(path, 0o666)];
+  for (const change of tries) {
+    try { change(); changes.push('done'); } catch (e) { changes.push(-e.errno); }
+  }
+  return { file: ['0o' + (st.mode & 0o7777).toString(8), st.uid, st.gid],
+           dir: ['0o' + (d.mode & 0o7777).toString(8), d.uid, d.gid],
+           me: [process.getuid(), process.getgid()],
+           same: fs.readFileSync('/run/secrets/TOKEN', 'utf8') === process.env.TOKEN, changes,
            listing: fs.readdirSync('/run/secrets').sort(), region: process.env.REGION };
 }
 """
@@ -382,9 +397,11 @@ def test_secrets_are_variables_and_files_of_the_jobs_uid_alone_and_never_in_the_
         result, _ = run(egress_pool, runtime, code, internet)
         assert result.status == "succeeded", result.error
         out = result.result
+        # the runner's files, readable by the job's group only; the job can change none of them
         assert out == {
-            "mode": "0o400", "uid": UID, "me": UID, "dir": "0o750", "dir_gid": UID - 1, "same": True,
-            "listing": ["TEST_CA", "TOKEN"], "region": "eu-test",
+            "file": ["0o440", UID - 1, UID], "dir": ["0o2750", UID - 1, UID], "me": [UID, UID],
+            "same": True, "changes": [EACCES, EACCES, EACCES, EPERM], "listing": ["TEST_CA", "TOKEN"],
+            "region": "eu-test",
         }  # fmt: skip
     assert result.reused
     container = docker_client.api.inspect_container(result.container_id)

@@ -157,17 +157,9 @@ async function run(fn, args) {
   finish(text);
 }
 
-// A job's secrets as files /run/secrets/NAME (mode 0400, this uid's alone; on a tmpfs mounted only
-// in cells that hold secrets), and a snippet's configuration and secrets as variables. A function's
-// variables were given to this process when it started; the door's too (Node reads them at start).
-function writeSecrets(files) {
-  for (const [name, value] of files || []) {
-    const path = '/run/secrets/' + name;
-    try { fs.unlinkSync(path); } catch (e) { /* none yet */ }
-    try { fs.writeFileSync(path, value, { mode: 0o400, flag: 'wx' }); } catch (e) { /* no secrets mount */ }
-  }
-}
-
+// A snippet's configuration and secrets as variables (the runner wrote the secret files). A
+// function's variables were given to this process when it started; the door's too (Node reads them
+// at start).
 function applyEnv(env) {
   for (const [name, value] of Object.entries(env || {})) process.env[name] = value;
 }
@@ -178,7 +170,6 @@ if (header.function) {
   // a deployed function: load the module now, while no job waits; its dependencies
   // (a read-only layer at /opt/deps) resolve from /opt/deps/node_modules
   const fnHeader = header.function;
-  writeSecrets(fnHeader.files);
   const code = readBytes(fnHeader.code_bytes).toString('utf8');
   const requireFn = fnHeader.deps ? require('module').createRequire('/opt/deps/' + USER_FILE) : require;
   let fn;
@@ -195,9 +186,7 @@ if (header.function) {
 } else {
   if (header.max_result_bytes) maxResult = header.max_result_bytes;
   applyEnv(header.env);
-  writeSecrets(header.files);
   delete header.env;
-  delete header.files;
   const req = JSON.parse(readRest().toString('utf8'));
   fs.closeSync(3);
   let fn;

@@ -3,10 +3,12 @@ proxy variables. Sent by the host over the runner's channel with each request, n
 container's environment or labels; applied in the job's own process (or, for a function, in the
 process that loads its module), after it has become the job's uid.
 
-Secret files: ``/run/secrets/NAME``, mode 0400, owned by the job's uid, on a small tmpfs the host
-mounts only in cells that hold secrets (owned by the job's uid, listable by the runner's group,
-readable by no one else). The job's process writes them before the job's code runs; the cleaner
-removes them after every job, like everything else the job's uid leaves."""
+Secret files: ``/run/secrets/NAME`` on a small tmpfs the host mounts only in cells that hold secrets,
+owned by the runner's uid with the job's group, setgid, mode 2750. The runner writes each file (mode
+0440: the runner and the job's group, which only job processes have) when the cell first gets its
+secrets, before any job code runs; the job can read them but neither change, remove nor add one. A
+cell is keyed by the revisions of the secrets it holds, so every job it runs has exactly these
+files, and a rotation gets another cell."""
 
 import os
 
@@ -29,16 +31,15 @@ def apply(env):
 
 
 def write_files(secrets):
-    """Write each secret to /run/secrets/NAME as the current (job) uid, readable by it alone."""
-    if not secrets or not os.path.isdir(SECRETS_DIR):
+    """As the runner: make /run/secrets hold exactly ``secrets`` (a file each, mode 0440)."""
+    if not os.path.isdir(SECRETS_DIR):
         return
+    for name in os.listdir(SECRETS_DIR):
+        os.unlink(os.path.join(SECRETS_DIR, name))
     for name, value in secrets:
-        path = os.path.join(SECRETS_DIR, name)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+        fd = os.open(
+            os.path.join(SECRETS_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o440
+        )
         try:
             data = value.encode("utf-8", "surrogatepass")
             while data:

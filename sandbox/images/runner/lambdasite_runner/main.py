@@ -64,8 +64,9 @@ def _drop_python_spare():
 
 def _caps(meta):
     """The job's log caps, and its masker when it holds secrets (kept in state to be zeroed after)."""
-    masker = Masker([value for _, value in meta.get("secrets") or []])
-    state.masker = masker if masker.active else None
+    values = [value for _, value in meta.get("secrets") or []]
+    masker = Masker(values) if values else None
+    state.masker = masker if masker is not None and masker.active else None
     return Caps(int(meta.get("max_log_bytes") or 1 << 20), int(meta.get("max_log_lines") or -1), state.masker)
 
 
@@ -78,7 +79,7 @@ def start_snippet(meta):
         spare = _node_spare or NodeSpare(state.job_uid, None, _node_env())
         _node_spare = None
         # the door's variables were given when it started; the job's own ones come with its request
-        extra = {"env": jobenv.variables(meta, with_door=False), "files": meta.get("secrets") or []}
+        extra = {"env": jobenv.variables(meta, with_door=False)}
         spare.feed(meta, meta["body"], extra)
         return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
     spare = _python_spare or PythonSpare()
@@ -144,7 +145,6 @@ def handle_function(meta, fn):
                 "deps": bool(fn.get("deps")),
                 "code": code,
                 "env": jobenv.variables(meta, with_door=state.door),
-                "secrets": meta.get("secrets") or [],
             }
     elif state.function is None:
         sys.stderr.write("runner: a function's first request must carry its code\n")
@@ -214,6 +214,10 @@ def main():
         elif uid != state.job_uid:
             sys.stderr.write("runner: this cell belongs to another tenant\n")
             os._exit(4)
+        secrets = meta.get("secrets") or []
+        if secrets != state.secrets:  # once per cell: it is keyed by the revisions of its secrets
+            jobenv.write_files(secrets)
+            state.secrets = secrets
         if meta.get("egress") and state.door:
             door.start_relay()  # before the job's process: it dies with the job's other processes
         fn = meta.get("fn")

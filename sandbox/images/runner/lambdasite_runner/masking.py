@@ -54,12 +54,14 @@ class Masker:
         found = forms(values)
         self.pattern = re.compile(b"|".join(re.escape(f) for f in found)) if found else None
         self.keep = max(len(f) for f in found) - 1 if found else 0
+        self.count = 0
+        if not found:
+            return  # nothing to mask: no buffers (the runner drops an inactive masker)
         size = HOLD + CHUNK + self.keep  # what is held (at most HOLD, or keep) and one more read
         self._held = {kind: [bytearray(size), bytearray(size)] for kind in _STREAMS}
         self._used = {kind: 0 for kind in _STREAMS}
         self._out = bytearray(size)
         self._frame = bytearray(0)
-        self.count = 0
 
     @property
     def active(self):

@@ -50,7 +50,6 @@ class NodeSpare:
                 "handler": function["handler"],
                 "deps": function["deps"],
                 "code_bytes": len(code),
-                "files": function["secrets"],  # written before the module loads
             }
             try:
                 write_all(self.body_w, json.dumps({"function": head}).encode() + b"\n" + code)
@@ -58,7 +57,7 @@ class NodeSpare:
                 pass  # it died starting: the job sees EOF and fails
 
     def feed(self, meta, size, extra=None):
-        """Pass the job's header (with ``extra``: a snippet's env and secret files) and its ``size``
+        """Pass the job's header (with ``extra``: a snippet's variables) and its ``size``
         body bytes (from stdin) to the process."""
         header = (
             json.dumps({"max_result_bytes": meta.get("max_result_bytes"), **(extra or {})}).encode() + b"\n"

@@ -97,7 +97,6 @@ def python_child(out_w, err_w, res_w, go_r):
     os.close(go_r)
     drop_to_job_uid(int(meta["uid"]))
     jobenv.apply(meta.get("job_env") or {})
-    jobenv.write_files(meta.get("secrets"))
     body = read_exact(0, meta["body"])
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)

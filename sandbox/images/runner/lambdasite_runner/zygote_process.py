@@ -31,16 +31,15 @@ def _place(fds):
 
 def zygote_main(uid, fds, code_size, function):
     # fds: 1 stdout, 2 stderr, 3 init report, 4 code, 5 control socket
-    handler_name, deps, secrets = function["handler"], function["deps"], function["secrets"]
+    handler_name, deps = function["handler"], function["deps"]
     os.setsid()
     _place(fds)
     pychild.reset_signals()
     os.chdir("/tmp")
     drop_to_job_uid(uid)
     # the module's initialisation sees the function's configuration, secrets and door; every job
-    # (a fork) inherits them, and writes the secret files again (the cleaner removes them after each)
+    # (a fork) inherits them
     jobenv.apply(function["env"])
-    jobenv.write_files(secrets)
     src = read_exact(4, code_size).decode("utf-8", "surrogateescape")
     os.close(4)
     pychild.line_buffered_std()
@@ -69,7 +68,7 @@ def zygote_main(uid, fds, code_size, function):
     import gc
 
     gc.freeze()  # the module's objects stay shared with every job instead of being copied by the GC
-    _serve(socket.socket(fileno=5), fn, secrets)
+    _serve(socket.socket(fileno=5), fn)
 
 
 def _load(src, handler_name, deps):
@@ -148,7 +147,7 @@ def _leftovers():
     return ", ".join(found)
 
 
-def _serve(sock, fn, secrets):
+def _serve(sock, fn):
     """Fork a job process per request. Between jobs, once the runner has cleaned up and says so
     (``W``), a spare is forked ahead of time and waits for its job's pipes, so a job does not wait
     for the fork; a spare found dead (killed by a job, say) is replaced by a fork on demand."""
@@ -160,7 +159,7 @@ def _serve(sock, fn, secrets):
             continue
         if message == b"W" and not fds:
             if spare is None:
-                spare = _prefork(fn, secrets)
+                spare = _prefork(fn)
             continue
         if not message or len(fds) != 4 or len(message) != START.size:
             os._exit(0)  # the runner is gone or confused: never guess
@@ -179,7 +178,7 @@ def _serve(sock, fn, secrets):
             pid = os.fork()
             if pid == 0:
                 try:
-                    _job(fds, fn, max_result, cpu_s, secrets)
+                    _job(fds, fn, max_result, cpu_s)
                 finally:
                     os._exit(73)
         for fd in fds:
@@ -200,7 +199,7 @@ def _reap(pid):
             return 0, None
 
 
-def _prefork(fn, secrets):
+def _prefork(fn):
     """A job process forked ahead of its job: it blocks until the zygote hands it the job's pipes."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
@@ -212,19 +211,18 @@ def _prefork(fn, secrets):
             if len(fds) != 4 or len(message) != START.size:
                 os._exit(0)
             max_result, cpu_s = START.unpack(message)
-            _job(fds, fn, max_result, cpu_s, secrets)
+            _job(fds, fn, max_result, cpu_s)
         finally:
             os._exit(74)
     theirs.close()
     return pid, ours
 
 
-def _job(fds, fn, max_result, cpu_s, secrets):
+def _job(fds, fn, max_result, cpu_s):
     """A job process: a fork of the initialised zygote, with the job's own pipes and nothing else."""
     _place(fds)  # 1 stdout, 2 stderr, 3 result, 4 arguments
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     os.setsid()
-    jobenv.write_files(secrets)
     pychild.set_cpu_limit(cpu_s)
     chunks = []
     while True:
