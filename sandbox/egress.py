@@ -34,6 +34,7 @@ Plain Python and threads (a thread per connection, two while tunnelling), no Dja
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .egress_policy import allows, is_hostname, names_address, split_host_port
+from .exceptions import SandboxError
 from .netpolicy import NetPolicy, literal_address
 from .spec import Connection, Egress
 
@@ -57,6 +59,7 @@ DOOR_MOUNT = "/run/lambdasite/egress"  # where a cell sees its door's directory
 SOCKET_NAME = "proxy.sock"
 MAX_HEAD_BYTES = 16384
 MAX_HELLO_BYTES = 65536
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path (sun_path, with its NUL)
 MAX_RECORDS = 1000  # per attempt; refusals past it are counted in one last record
 CHUNK = 65536
 
@@ -426,6 +429,7 @@ class EgressProxy:
         head_timeout_s: float = 10.0,
         idle_timeout_s: float = 300.0,
         resolve_timeout_s: float = 5.0,
+        lookups_per_tenant: int = 4,
     ) -> None:
         os.makedirs(directory, mode=0o711, exist_ok=True)
         self.directory = directory
@@ -440,9 +444,31 @@ class EgressProxy:
         self.head_timeout_s = head_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.resolve_timeout_s = resolve_timeout_s
+        # getaddrinfo cannot be interrupted: a lookup outliving its timeout holds its thread until the
+        # system resolver gives up, so a tenant may have only a few running, and its further lookups
+        # wait for one of them within their own timeout (its slow names cannot take every thread)
         self._resolver = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="egress-dns")
+        self.lookups_per_tenant = lookups_per_tenant
+        self._lookups: collections.Counter = collections.Counter()
+        self._lookups_changed = threading.Condition()
         self._doors: dict[str, Door] = {}
         self._lock = threading.Lock()
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove the doors a dead worker left in the directory (nothing listens on their sockets);
+        another live worker's doors sharing it answer and are kept."""
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name, SOCKET_NAME)
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            except OSError:
+                pass
+            finally:
+                probe.close()
 
     # -- doors ------------------------------------------------------------------------
 
@@ -450,6 +476,10 @@ class EgressProxy:
         """A door for cell ``name``: its directory (owned by ``uid``, the cell's runner, when this
         process may chown) and a listening socket nobody is bound to yet."""
         directory = os.path.join(self.directory, name)
+        if len(os.path.join(directory, SOCKET_NAME).encode()) > MAX_SOCKET_PATH:
+            raise SandboxError(
+                f"EGRESS_DIR {self.directory} is too long for a socket path", code="egress_unavailable"
+            )
         os.mkdir(directory, 0o700)
         mount_source = os.path.join(self.host_directory, name) if self.host_directory else directory
         try:
@@ -561,11 +591,12 @@ class EgressProxy:
                 door.open -= 1
             if record.verdict == "denied" and record.reason:
                 log.info(
-                    "egress refused",
-                    extra={"event": "egress_refused", "tenant": binding.tenant if binding else "",
-                           "job_id": binding.job if binding else "", "host": record.host,
-                           "port": record.port, "reason": record.reason},
-                )  # fmt: skip
+                    "egress refused %s:%s: %s",
+                    record.host,
+                    record.port,
+                    record.reason,
+                    extra={"event": "egress_refused", "tenant": binding.tenant, "job_id": binding.job},
+                )
 
     def _handle(self, binding: Binding, client: socket.socket, record: _Record) -> socket.socket | None:
         client.settimeout(self.head_timeout_s)
@@ -627,14 +658,39 @@ class EgressProxy:
         return addresses
 
     def _lookup(self, binding: Binding, host: str, port: int) -> list[str]:
+        tenant = binding.tenant
+        deadline = time.monotonic() + self.resolve_timeout_s
+        with self._lookups_changed:
+            while self._lookups[tenant] >= self.lookups_per_tenant:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Refusal(f"{self.lookups_per_tenant} of this tenant's names are still resolving")
+                self._lookups_changed.wait(remaining)
+            self._lookups[tenant] += 1
+
+        def done() -> None:
+            with self._lookups_changed:
+                self._lookups[tenant] -= 1
+                if not self._lookups[tenant]:
+                    del self._lookups[tenant]
+                self._lookups_changed.notify_all()
+
+        def lookup() -> list[str]:
+            try:
+                return self.resolve(host, port)
+            finally:
+                done()
+
         try:
-            future = self._resolver.submit(self.resolve, host, port)
-            found = future.result(timeout=self.resolve_timeout_s)
+            future = self._resolver.submit(lookup)
+        except RuntimeError:  # the proxy is closing
+            done()
+            raise Refusal("the name does not resolve") from None
+        try:
+            found = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             raise Refusal("the name did not resolve in time") from None
-        except (OSError, UnicodeError, ValueError):
-            raise Refusal("the name does not resolve") from None
-        except RuntimeError:  # the proxy is closing
+        except (OSError, UnicodeError, ValueError, RuntimeError):
             raise Refusal("the name does not resolve") from None
         addresses = list(dict.fromkeys(a.split("%", 1)[0] for a in found))
         if not addresses:

@@ -485,5 +485,54 @@ def test_many_connections_at_once(proxy, door):
         t.start()
     for t in threads:
         t.join()
-    assert all(r.startswith(b"HTTP/1.1 200") for r in results) and len(results) == 20
-    assert len(records(proxy, door)) == 20
+    recs = records(proxy, door)
+    assert all(r.startswith(b"HTTP/1.1 200") for r in results) and len(results) == 20, (
+        [r[:12] for r in results],
+        [(c.verdict, c.reason) for c in recs],
+    )
+    assert len(recs) == 20
+
+
+def test_a_tenants_slow_names_cannot_take_every_lookup(proxy, door, names):
+    release = threading.Event()
+    slow = names.__call__
+
+    def resolve(host, port):
+        if host.startswith("slow"):
+            release.wait(10)
+        return slow(host, port)
+
+    proxy.resolve = resolve
+    proxy.lookups_per_tenant = 2
+    proxy.resolve_timeout_s = 0.3
+    bind(proxy, door, mode="public")
+    names.set("slow1.lab.test", [SERVER])
+    try:
+        answers = [plain(door, f"CONNECT slow{i}.lab.test:443 HTTP/1.1\r\n\r\n") for i in range(3)]
+        assert all(refused(a) for a in answers)
+        reasons = [r.reason for r in records(proxy, door)]
+        assert reasons == ["the name did not resolve in time"] * 2 + [
+            "2 of this tenant's names are still resolving"
+        ]
+        other = proxy.open_door("cell-other-tenant")
+        proxy.bind(other, tenant="t2", job="j", attempt=1, egress=Egress("public"))
+        answer = plain(other, "GET http://api.lab.test/hello HTTP/1.1\r\nHost: api.lab.test\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")  # another tenant's names still resolve meanwhile
+    finally:
+        release.set()
+
+
+def test_doors_a_dead_worker_left_are_swept_and_live_ones_kept(proxy, tmp_path):
+    import os
+    import socket as socketlib
+
+    live = proxy.open_door("cell-live")
+    dead_dir = os.path.join(proxy.directory, "cell-dead")
+    os.mkdir(dead_dir)
+    dead = socketlib.socket(socketlib.AF_UNIX)
+    dead.bind(os.path.join(dead_dir, "proxy.sock"))
+    dead.close()  # a socket file nobody listens on: its worker died
+    second = EgressProxy(directory=proxy.directory)
+    assert sorted(os.listdir(proxy.directory)) == ["cell-live"]
+    second.close()
+    proxy.close_door(live)
