@@ -175,3 +175,18 @@ def test_what_is_not_a_client_hello_is_refused():
     for data in (b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00"):
         with pytest.raises(egress.Refusal):
             egress.client_hello(data)
+
+
+def test_a_spec_with_a_bad_name_cannot_be_made():
+    from sandbox import RunSpec, SecretValue
+
+    with pytest.raises(ValueError, match="reserved"):
+        RunSpec(runtime="python", code="", env={"LD_PRELOAD": "/tmp/x.so"})
+    with pytest.raises(ValueError, match="not an environment variable name"):
+        RunSpec(runtime="python", code="", secrets=(SecretValue("../etc/x", "v"),))
+    with pytest.raises(ValueError, match="bound twice"):
+        RunSpec(runtime="python", code="", env={"TOKEN": "a"}, secrets=(SecretValue("TOKEN", "b"),))
+    spec = RunSpec(
+        runtime="python", code="", env={"REGION": "eu"}, secrets=(SecretValue("TOKEN", "v", 3, "t"),)
+    )
+    assert spec.secret_revisions() == (("t", 3),) and "zq-42" not in repr(spec)
