@@ -598,7 +598,7 @@ class EgressProxy:
                     extra={"event": "egress_refused", "tenant": binding.tenant, "job_id": binding.job},
                 )
 
-    def _handle(self, binding: Binding, client: socket.socket, record: _Record) -> socket.socket | None:
+    def _handle(self, binding: Binding, client: socket.socket, record: _Record) -> None:
         client.settimeout(self.head_timeout_s)
         stream = _Stream(client)
         head = stream.read_head()
@@ -619,7 +619,8 @@ class EgressProxy:
                 raise Refusal("malformed request")
             request = parse_head(head, tunnel_host=(request.host, request.port))
         if not request.connect:
-            return self._plain_http(binding, stream, request, addresses, record)
+            self._plain_http(binding, stream, request, addresses, record)
+            return
         client.sendall(ESTABLISHED)
         record.tunnel = True
         if request.port == 443:
@@ -628,7 +629,6 @@ class EgressProxy:
             first = stream.take_buffer()
         upstream = self._connect(binding, addresses, request.port, record)
         self._tunnel(binding, client, upstream, first, record)
-        return upstream
 
     def _check(self, binding: Binding, request: Request) -> list[str]:
         """The policy's and the table's verdict on a request: the addresses it may connect to."""
@@ -791,7 +791,7 @@ class EgressProxy:
 
     def _plain_http(
         self, binding: Binding, stream: _Stream, request: Request, addresses: list[str], record: _Record
-    ) -> socket.socket:
+    ) -> None:
         """One plain HTTP request: checked, rewritten to origin form, its body framed, the answer relayed."""
         if not host_matches(request):
             raise Refusal("the Host header is not the request's host")
@@ -800,7 +800,7 @@ class EgressProxy:
         framing, length = body_framing(request)
         upstream = self._connect_plain(binding, addresses, request, stream, record)
         if not self._send(binding, upstream, origin_head(request), record, up=True):
-            return upstream
+            return
         answer = threading.Thread(
             target=self._answer,
             args=(binding, upstream, stream.sock, record),
@@ -820,7 +820,6 @@ class EgressProxy:
         except OSError:
             pass  # the target answered and closed before the whole body: its answer is still relayed
         answer.join()
-        return upstream
 
     def _answer(
         self, binding: Binding, upstream: socket.socket, client: socket.socket, record: _Record
