@@ -13,7 +13,10 @@ never waits behind a build (``worker_queues``).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -23,6 +26,8 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 import sandbox
 from lambdasite.redis_client import build_queue_name, get_queue
+from sandbox.egress import EgressProxy
+from sandbox.netpolicy import NetPolicy
 
 from . import billing
 
@@ -59,8 +64,50 @@ def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
         idle_cpu_max_ms=settings.SANDBOX_IDLE_CPU_MAX_MS,
         on_idle_cpu=billing.charge_idle_cpu,
         on_warm=billing.charge_warm,
+        egress=egress_proxy() if spares else None,  # a build worker runs builders, never cells
     )
     return pool
+
+
+def egress_proxy() -> EgressProxy:
+    """The worker's one egress proxy (the door of every cell whose job has egress)."""
+    return EgressProxy(
+        directory=settings.EGRESS_DIR,
+        host_directory=settings.EGRESS_HOST_DIR,
+        policy=NetPolicy(allow_cidrs=settings.EGRESS_ALLOW_CIDRS, platform=platform_endpoints()),
+        max_connections=settings.EGRESS_MAX_CONNECTIONS,
+        max_bytes=settings.EGRESS_MAX_BYTES,
+        connect_timeout_s=settings.EGRESS_CONNECT_TIMEOUT_S,
+    )
+
+
+def platform_endpoints() -> list[tuple[str, int]]:
+    """The platform's own services, which no job may reach through its door whatever the operator
+    allows: PostgreSQL, Redis, the Docker engine (over TCP), web, and EGRESS_DENY_ENDPOINTS."""
+    found = []
+    database = settings.DATABASES["default"]
+    if database.get("HOST") and not str(database["HOST"]).startswith("/"):  # a path: a Unix socket
+        found.append((str(database["HOST"]), int(database.get("PORT") or 5432)))
+    for url, port in ((settings.REDIS_URL, 6379), (os.environ.get("DOCKER_HOST", ""), 2375)):
+        parts = urlsplit(url)
+        if parts.scheme in ("redis", "rediss", "tcp") and parts.hostname:
+            found.append((parts.hostname, parts.port or port))
+    web_host, web_port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT") or 8000)
+    if web_host in ("0.0.0.0", "::", ""):  # web listens on every address of this host
+        found += [(info[4][0], web_port) for info in _own_addresses(web_port)]
+    else:
+        found.append((web_host, web_port))
+    for item in settings.EGRESS_DENY_ENDPOINTS:
+        host, _, port = item.rpartition(":")
+        found.append((host.strip("[]"), int(port)))
+    return found
+
+
+def _own_addresses(port: int) -> list:
+    try:
+        return socket.getaddrinfo(socket.gethostname(), port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
 
 
 class SandboxWorker(SimpleWorker):

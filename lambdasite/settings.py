@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from sandbox.netpolicy import parse_cidrs
 
 from .env import env_bool, env_choice, env_float, env_int, env_list, env_str, secret_key, secrets_keys
 
@@ -216,6 +219,23 @@ SANDBOX_FSIZE_MB = env_int("SANDBOX_FSIZE_MB", 16, minimum=1)
 # tenants share a uid, so per-uid kernel budgets (message queues, pipe buffers) are never shared.
 # Keep the range clear of real users on the Docker host.
 SANDBOX_UID_BASE = env_int("SANDBOX_UID_BASE", 200_000, minimum=65_536)
+
+# -- Egress: the door out of a cell (sandbox/egress.py, one proxy per worker) -----------
+# extra ranges jobs may reach through their door (labs, tests: 198.18.0.0/15); never loopback, link-local
+# and metadata, the forms that embed another address, the platform's own services or port 25
+try:
+    EGRESS_ALLOW_CIDRS = parse_cidrs(env_str("EGRESS_ALLOW_CIDRS", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"EGRESS_ALLOW_CIDRS: {exc}") from None
+# each cell's door is a socket in a directory made under this one, bind-mounted into the cell: a path the
+# Docker engine sees (under compose, a host directory mounted at the same path, or EGRESS_HOST_DIR)
+EGRESS_DIR = env_str("EGRESS_DIR", str(BASE_DIR / "var" / "egress"))
+EGRESS_HOST_DIR = env_str("EGRESS_HOST_DIR", "")
+# host:port pairs jobs may never reach, beyond the database, Redis, the Docker engine and web (always)
+EGRESS_DENY_ENDPOINTS = env_list("EGRESS_DENY_ENDPOINTS", [])
+EGRESS_MAX_CONNECTIONS = env_int("EGRESS_MAX_CONNECTIONS", 256, minimum=1)  # per attempt
+EGRESS_MAX_BYTES = env_int("EGRESS_MAX_BYTES", 256 << 20, minimum=0)  # per attempt, both ways
+EGRESS_CONNECT_TIMEOUT_S = env_float("EGRESS_CONNECT_TIMEOUT_S", 10.0)
 
 JOB_MIN_TIMEOUT_MS = 100  # the smallest limits a job, a version or an invocation may ask for
 JOB_MIN_MEMORY_MB = 32

@@ -14,15 +14,20 @@ Container flags, and why each is there:
   runner leaves root for its own per-tenant uid as soon as the cell is bound.
   ``no-new-privileges``: no setuid binary or file capability can raise them again.
 * the project's seccomp allowlist (``sandbox/seccomp.py``), not the engine's default.
-* no host mounts (a function's dependency layer is a read-only volume), an empty
-  environment, ``log_config=none`` (output goes over the attach stream only, so a
-  flood never fills the engine's log files).
+* no host mounts (a function's dependency layer is a read-only volume; a cell whose jobs
+  have egress gets its own directory of the worker's egress proxy, read-only, holding the
+  one socket that is its door), an empty environment (configuration and secrets come over
+  the runner's channel with each request), ``log_config=none`` (output goes over the attach
+  stream only, so a flood never fills the engine's log files).
+* a cell whose jobs hold secrets gets a small tmpfs at ``/run/secrets``: the runner's, with
+  the job's group (setgid), where the runner writes them read-only for the job's group.
 * labels naming the owner process and tenant so orphans can be found and removed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -44,11 +49,27 @@ RUNNER_CAPS = ["SETUID", "SETGID", "SETPCAP", "KILL"]
 
 
 def container_config(
-    runtime: str, image: str, limits: Limits, labels: dict, layer: str | None = None
+    runtime: str,
+    image: str,
+    limits: Limits,
+    labels: dict,
+    layer: str | None = None,
+    *,
+    door: dict | None = None,
+    secrets: tuple[int, int] | None = None,
 ) -> dict:
+    """``door``: the egress proxy's mount for this cell; ``secrets``: (job uid, bytes) of the
+    secrets its jobs hold, for their tmpfs."""
     mb = 1024 * 1024
-    # a function's dependency layer: a volume built by sandbox.layers, read-only, the only mount
+    # a function's dependency layer: a volume built by sandbox.layers, read-only
     volumes = {layer: {"bind": "/opt/deps", "mode": "ro"}} if layer else {}
+    volumes.update(door or {})
+    tmpfs = {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_mb}m,mode=1777"}
+    if secrets is not None:
+        uid, size = secrets
+        megabytes = max(1, math.ceil(2 * size / mb))
+        options = f"size={megabytes}m,mode=2750,uid={uid - 1},gid={uid}"  # the runner's, the job's group
+        tmpfs["/run/secrets"] = f"rw,nosuid,nodev,noexec,{options}"
     return {
         "volumes": volumes,
         "image": image,
@@ -62,7 +83,7 @@ def container_config(
         "labels": {LABEL: "1", **{k: str(v) for k, v in labels.items()}},
         "network_mode": "none",
         "read_only": True,
-        "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_mb}m,mode=1777"},
+        "tmpfs": tmpfs,
         "shm_size": 4 * mb,
         "mem_limit": limits.memory_mb * mb,
         "memswap_limit": limits.memory_mb * mb,
@@ -92,9 +113,13 @@ class Cell:
         limits: Limits,
         labels: dict,
         layer: str | None = None,
+        *,
+        secrets: tuple[int, int] | None = None,
     ) -> None:
         self.client = client
         self.layer = layer
+        self.secrets = secrets  # (job uid, bytes): the cell's jobs hold secrets (a tmpfs for their files)
+        self.door = None  # its door to the egress proxy (sandbox.egress.Door), set before start()
         self.function_key: str | None = None  # the function version whose module this cell has loaded
         self.key: tuple | None = None  # the pool's key for it (tenant, uid, profile, function version)
         self.idle_cpu_ns: int | None = None  # its CPU counter when it last became idle (see sandbox.cgroups)
@@ -122,7 +147,15 @@ class Cell:
 
     def start(self) -> Cell:
         t0 = time.monotonic()
-        kwargs = container_config(self.runtime, self.image, self.limits, self.labels, self.layer)
+        kwargs = container_config(
+            self.runtime,
+            self.image,
+            self.limits,
+            self.labels,
+            self.layer,
+            door=self.door.mount if self.door is not None else None,
+            secrets=self.secrets,
+        )
         try:
             if self.layer:  # the engine would create a missing volume empty: never mount that
                 self.client.volumes.get(self.layer)
@@ -176,6 +209,8 @@ class Cell:
                 pass
             except (APIError, DockerException):
                 pass  # the orphan sweeper finds it by label
+        if self.door is not None:
+            self.door.proxy.close_door(self.door)
 
     def await_clean(self, timeout: float = CLEAN_WAIT_S) -> bool:
         """Whether the runner vouched that the previous job left nothing behind; retires the cell if not.

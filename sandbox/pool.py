@@ -6,6 +6,11 @@ serves one tenant and one limit profile for its whole life; a spare is a
 started container no job has touched, bound to the first tenant that takes it.
 With ``reuse="never"`` every job gets a container of its own, destroyed after
 the job; spares still hide the start cost from the job that takes them.
+
+A job with egress runs in a cell with a door to the worker's egress proxy (``egress``), bound to
+the attempt while it runs; a job holding secrets runs in a cell keyed by their revisions, so a
+rotation never reaches a cell that loaded the old value, and a function's cells holding an older
+revision are retired when the new one is asked for. Neither kind comes from the blank spares.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from docker.errors import DockerException
 
 from . import cgroups
 from .cell import Cell, OnOutput
+from .egress import EgressProxy
 from .exceptions import SandboxError
 from .images import image_tag
 from .spec import Limits, RunResult, RunSpec
@@ -49,6 +55,7 @@ class Sandbox:
         on_idle_cpu: Callable[[str, float, int], None] | None = None,
         on_warm: Callable[[str, float, int], None] | None = None,
         provision_changed: Callable[[], bool] | None = None,
+        egress: EgressProxy | None = None,
     ) -> None:
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {REUSE_MODES}, not {reuse!r}")
@@ -80,6 +87,8 @@ class Sandbox:
         self.on_warm = on_warm
         # asked on every maintenance pass: true re-reads the provision source now (a warm-up was asked for)
         self.provision_changed = provision_changed
+        # the worker's egress proxy: cells of jobs with egress get a door to it
+        self.egress = egress
         self.pool_id = uuid.uuid4().hex[:12]
         self._labels = {**owner_labels(), "lambdasite.pool": self.pool_id}
 
@@ -101,6 +110,7 @@ class Sandbox:
     ) -> RunResult:
         """Run one job. Setting ``cancel`` stops it within ~0.25 s (the cell is then discarded)."""
         t0 = time.monotonic()
+        self._check_egress(spec)
         cell = self._acquire(spec)
         if not cell.await_clean():
             # the previous job's cleanup failed or changed the cell: it is retired, never reused
@@ -108,14 +118,41 @@ class Sandbox:
             self._release(cell, spec)
             cell = self._acquire(spec, fresh=True)
         start_ms = (time.monotonic() - t0) * 1000.0
+        connections = ()
         try:
+            self._bind(cell, spec)
             result = cell.execute(spec, on_output, cancel)
         except BaseException:
             cell.retire()
             raise
         finally:
+            connections = self._unbind(cell)
             self._release(cell, spec)
-        return replace(result, start_ms=start_ms)
+        return replace(
+            result, start_ms=start_ms, connections=connections, secret_revisions=spec.secret_revisions()
+        )
+
+    def _check_egress(self, spec: RunSpec) -> None:
+        if spec.egress.enabled and self.egress is None:
+            raise SandboxError("this worker has no egress proxy", code="egress_unavailable")
+
+    def _bind(self, cell: Cell, spec: RunSpec, *, warming: bool = False) -> None:
+        """The cell's door serves this attempt (the proxy knows it from the socket alone)."""
+        if cell.door is None:
+            return
+        labels = spec.labels
+        self.egress.bind(
+            cell.door,
+            tenant=spec.tenant,
+            job="" if warming else str(labels.get("lambdasite.job", "")),
+            attempt=0 if warming else int(labels.get("lambdasite.attempt", 0) or 0),
+            egress=spec.egress,
+        )
+
+    def _unbind(self, cell: Cell) -> tuple:
+        if cell.door is None:
+            return ()
+        return self.egress.unbind(cell.door)
 
     def warm(self, spec: RunSpec) -> dict | None:
         """Start a cell for a deployed function and initialise its module, ready for the function's
@@ -123,14 +160,19 @@ class Sandbox:
         if spec.function is None:
             raise ValueError("only a deployed function's cells can be warmed")
         started = time.monotonic()
+        self._check_egress(spec)
         cell = self._acquire(spec, fresh=True)
         try:
+            self._bind(cell, spec, warming=True)  # a module's initialisation may use the door
             error = cell.warm(spec)
         except BaseException:
             cell.retire()
             raise
         finally:
+            connections = self._unbind(cell)
             self._release(cell, spec)
+            if connections:
+                log.info("warming %s used the door %d times", cell.name, len(connections))
             if self.on_warm is not None:
                 try:
                     self.on_warm(spec.tenant, time.monotonic() - started, spec.limits.memory_mb)
@@ -304,13 +346,21 @@ class Sandbox:
                 log.exception("sandbox maintenance failed")
             self._stop.wait(interval_s)
 
-    def _new_cell(self, runtime: str, limits: Limits, layer: str | None = None) -> Cell:
-        cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels, layer)
+    def _new_cell(
+        self, runtime: str, limits: Limits, layer: str | None = None, spec: RunSpec | None = None
+    ) -> Cell:
+        secrets = None
+        if spec is not None and spec.secrets:
+            secrets = (spec.job_uid, sum(len(s.value.encode("utf-8", "surrogatepass")) for s in spec.secrets))
+        cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels, layer, secrets=secrets)
+        if spec is not None and spec.egress.enabled:
+            cell.door = self.egress.open_door(cell.name, uid=spec.job_uid - 1)  # the runner's uid relays
         return cell.start()
 
     def _acquire(self, spec: RunSpec, *, fresh: bool = False) -> Cell:
         profile = (spec.runtime, spec.limits.profile())
         cell = None
+        stale: list[Cell] = []
         with self._lock:
             if fresh:
                 pass
@@ -322,18 +372,30 @@ class Sandbox:
                     cell = None if candidate.broken else candidate
                 if key in self._idle and not idle:
                     del self._idle[key]  # no empty lists: eviction and stats read every entry
-            if cell is None and not fresh and _layer(spec) is None:  # spares have no layer mounted
+            if spec.function is not None and spec.secrets:
+                stale = self._rotated(_cell_key(spec, profile))
+            if cell is None and not fresh and _blank(spec):  # spares have no layer, door or secrets
                 spares = self._spares.get(profile, [])
                 if spares:
                     cell = spares.pop(0)
             if cell is not None:
                 self._busy.add(cell)
+        for old in stale:
+            self._discard(old)
         if cell is None:
-            cell = self._new_cell(spec.runtime, spec.limits, _layer(spec))
+            cell = self._new_cell(spec.runtime, spec.limits, _layer(spec), spec)
             with self._lock:
                 self._busy.add(cell)
         cell.key = _cell_key(spec, profile)
         return cell
+
+    def _rotated(self, key: tuple) -> list[Cell]:
+        """Caller holds the lock: idle cells of the same function version holding older secret
+        revisions (a rotation happened); taken out of the pool, to be discarded."""
+        stale = []
+        for other in [k for k in self._idle if k[:-1] == key[:-1] and k[-1] != key[-1]]:
+            stale += self._idle.pop(other)
+        return stale
 
     def _release(self, cell: Cell, spec: RunSpec) -> None:
         evicted = None
@@ -370,8 +432,17 @@ class Sandbox:
 
 def _cell_key(spec: RunSpec, profile: tuple) -> tuple:
     """A warm cell serves one tenant (and the uid it was bound to), one limit profile and, for a
-    deployed function, one version of it (whose module it has loaded)."""
-    return (spec.tenant, spec.job_uid, profile, spec.function.key if spec.function else None)
+    deployed function, one version of it (whose module it has loaded); with a door or without;
+    and the secrets it was given (names and revisions: a rotation needs another cell). The
+    secrets come last: :meth:`Sandbox._rotated` compares the rest."""
+    function = spec.function.key if spec.function else None
+    secrets = tuple(sorted((s.name, s.secret, s.revision) for s in spec.secrets))
+    return (spec.tenant, spec.job_uid, profile, function, spec.egress.enabled, secrets)
+
+
+def _blank(spec: RunSpec) -> bool:
+    """Whether a blank spare can serve this job: no dependency layer, no door, no secrets."""
+    return _layer(spec) is None and not spec.egress.enabled and not spec.secrets
 
 
 def _layer(spec: RunSpec) -> str | None:

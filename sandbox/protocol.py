@@ -7,6 +7,7 @@ import struct
 import time
 from typing import Any
 
+from .exceptions import SandboxError
 from .spec import OutputLine, RunSpec
 
 DOCKER_HEADER = struct.Struct(">BxxxI")
@@ -14,10 +15,13 @@ FRAME_HEADER = struct.Struct(">cI")
 MAX_LINE_BYTES = 16384  # a longer line (or one without newline) is cut into pieces of this size
 STREAM_NAMES = {b"1": "stdout", b"2": "stderr"}
 INIT_TIMEOUT_MS = 10_000  # a function's module initialisation, apart from the job's own time limit
+MAX_HEADER_BYTES = 1 << 22  # the runner reads no longer request header (limits, configuration, secrets)
 
 
 def encode_request(meta: dict, body: bytes) -> bytes:
-    head = json.dumps({**meta, "body": len(body)}).encode()
+    head = json.dumps({**meta, "body": len(body)}).encode("utf-8", "surrogatepass")
+    if len(head) > MAX_HEADER_BYTES:
+        raise SandboxError(f"the request's header is over {MAX_HEADER_BYTES} bytes", code="protocol_error")
     return FRAME_HEADER.pack(b"J", len(head)) + head + body
 
 
@@ -36,6 +40,14 @@ def job_request(spec: RunSpec, *, with_code: bool, warm: bool = False) -> bytes:
         "max_result_bytes": limits.max_result_bytes,
         "cpu_s": limits.timeout_ms // 1000 + 2,
     }
+    # over the runner's channel, never the container's environment: the job's configuration, its
+    # secrets (the runner masks them in the output) and whether the door's relay is wanted
+    if spec.egress.enabled:
+        meta["egress"] = True
+    if spec.env:
+        meta["env"] = dict(spec.env)
+    if spec.secrets:
+        meta["secrets"] = [[secret.name, secret.value] for secret in spec.secrets]
     function = spec.function
     if function is None:
         body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args})

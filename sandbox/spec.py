@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .egress_policy import egress_problem
+from .egress_policy import egress_problem, env_problem, validate_env_name
 
 RUNTIMES = ("python", "node")
 UID_BASE = 200_000
@@ -122,6 +122,17 @@ class RunSpec:
     egress: Egress = Egress.NONE  # the door: none (default), an allowlist, or public
     env: Mapping[str, str] = field(default_factory=dict)  # non-secret configuration, as environment variables
     secrets: tuple[SecretValue, ...] = ()  # env vars and /run/secrets files; masked in the output
+
+    def __post_init__(self) -> None:
+        """Configuration and secret names are checked here too (the API checks them first): a name
+        becomes an environment variable and a path under /run/secrets."""
+        problem = env_problem(self.env) if self.env else None
+        names = [secret.name for secret in self.secrets]
+        problem = problem or next(filter(None, map(validate_env_name, names)), None)
+        if problem is None and (len(set(names)) != len(names) or set(names) & set(self.env)):
+            problem = "a name is bound twice (configuration and secrets share one namespace)"
+        if problem is not None:
+            raise ValueError(problem)
 
     @property
     def job_uid(self) -> int:

@@ -101,6 +101,7 @@ def from_summary(
         "max_rss_kb": _int(summary.get("max_rss_kb")),
         "log_bytes": _int(summary.get("log_bytes")) or 0,
         "dropped_bytes": _int(summary.get("dropped_bytes")) or 0,
+        "masked": _int(summary.get("masked")) or 0,
         "lines": lines,
         "container_id": container_id,
         "reused": reused,

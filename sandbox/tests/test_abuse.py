@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sandbox import Limits, RunSpec
+from sandbox import Egress, Limits, RunSpec, SecretValue
 
 pytestmark = pytest.mark.docker
 
@@ -340,3 +340,170 @@ def assert_not_in_next_jobs_memory(pool, first, secret: str, tenant: str) -> Non
     assert second.reused and second.container_id == first.container_id
     assert second.result["seen"] > 1 << 20
     assert second.result["found"] == 0
+
+
+# -- the door: every way around the egress proxy, and secrets that outlive their job -----------------
+
+EGRESS_AROUND = """
+import os, signal, socket
+def relay_pid():
+    for pid in (p for p in os.listdir("/proc") if p.isdigit() and p != "1"):
+        try:
+            uid = next(l for l in open(f"/proc/{pid}/status") if l.startswith("Uid:")).split()[1]
+        except (OSError, StopIteration):
+            continue
+        if int(uid) == os.getuid() - 1:
+            return int(pid)
+def main():
+    out = {}
+    for name, family, address in (("v4", socket.AF_INET, ("198.18.0.2", 443)),
+                                  ("v6", socket.AF_INET6, ("2001:db8::1", 443, 0, 0))):
+        sock = socket.socket(family)
+        sock.settimeout(2)
+        try:
+            sock.connect(address)
+            out[name] = "connected"
+        except OSError as exc:
+            out[name] = exc.errno
+    try:
+        socket.getaddrinfo("api.lab.test", 443)
+        out["dns"] = "resolved"
+    except OSError:
+        out["dns"] = "failed"
+    door = socket.socket(socket.AF_UNIX)
+    try:
+        door.connect("/run/lambdasite/egress/proxy.sock")
+        out["door_socket"] = "connected"
+    except OSError as exc:
+        out["door_socket"] = exc.errno
+    try:
+        os.kill(relay_pid(), signal.SIGKILL)
+        out["kill_relay"] = "killed"
+    except OSError as exc:
+        out["kill_relay"] = exc.errno
+    for path in ("/proc/%d/environ" % relay_pid(), "/proc/%d/mem" % relay_pid()):
+        try:
+            open(path, "rb").read(1)
+            out[path.split("/")[-1]] = "read"
+        except OSError as exc:
+            out[path.split("/")[-1]] = exc.errno
+    relay = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    relay.sendall(b"CONNECT api.lab.test:443 HTTP/1.1\\r\\n\\r\\n")
+    out["relay_alive"] = relay.recv(100).split(b"\\r\\n")[0].decode()
+    return out
+"""
+
+
+def test_a_job_cannot_get_around_its_door(egress_pool, internet):
+    """No route but loopback, no DNS, the door's socket not its uid's to open, the relay not its
+    uid's to kill or read: the only way out is through the proxy."""
+    spec = RunSpec(
+        runtime="python",
+        code=EGRESS_AROUND,
+        tenant="abuse-door",
+        uid=200_301,
+        egress=Egress("allowlist", ("api.lab.test:443",)),
+        limits=Limits(timeout_ms=10000),
+    )
+    result = egress_pool.run(spec)
+    assert result.status == "succeeded", result.error
+    EACCES, EPERM, ENETUNREACH = 13, 1, 101
+    out = result.result
+    assert out["v4"] == ENETUNREACH and out["v6"] in (ENETUNREACH, 99)  # 99: no IPv6 address at all
+    assert out["dns"] == "failed"
+    assert out["door_socket"] == EACCES and out["kill_relay"] == EPERM
+    assert out["environ"] == EACCES and out["mem"] == EACCES
+    assert out["relay_alive"] == "HTTP/1.1 200 Connection Established"
+
+
+PROXY_TRICKS = {
+    # name: (what the job sends to the proxy, the reason the proxy records)
+    "worker_loopback": ("CONNECT 127.0.0.1:8000 HTTP/1.1\r\n\r\n", "loopback"),
+    "metadata": ("GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+                 "link-local"),
+    "hex_loopback": ("GET http://0x7f.1/ HTTP/1.1\r\nHost: 0x7f.1\r\n\r\n", "loopback"),
+    "decimal_loopback": ("CONNECT 2130706433:443 HTTP/1.1\r\n\r\n", "loopback"),
+    "mapped_loopback": ("CONNECT [::ffff:127.0.0.1]:443 HTTP/1.1\r\n\r\n", "IPv4-mapped"),
+    "nat64_metadata": ("CONNECT [64:ff9b::a9fe:a9fe]:80 HTTP/1.1\r\n\r\n", "NAT64"),
+    "userinfo_confusion": ("GET http://api.lab.test@127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                           "loopback"),
+    "fragment_confusion": ("GET http://127.0.0.1#@api.lab.test/ HTTP/1.1\r\nHost: api.lab.test\r\n\r\n",
+                           "loopback"),
+    "smtp": ("CONNECT api.lab.test:25 HTTP/1.1\r\n\r\n", "port 25"),
+    "host_spoofing": ("GET http://api.lab.test/ HTTP/1.1\r\nHost: other.lab.test\r\n\r\n", "Host header"),
+    "smuggling": ("POST http://api.lab.test/ HTTP/1.1\r\nHost: api.lab.test\r\nContent-Length: 4\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n", "ambiguous"),
+    "localhost_name": ("CONNECT localhost:6379 HTTP/1.1\r\n\r\n", "loopback"),
+}  # fmt: skip
+
+
+def test_the_proxy_refuses_every_trick_even_with_public_egress(egress_pool, internet):
+    heads = [head for head, _ in PROXY_TRICKS.values()]
+    code = f"""
+import socket
+def main():
+    answers = []
+    for head in {heads!r}:
+        sock = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+        sock.sendall(head.encode())
+        answers.append(sock.recv(100).split(b"\\r\\n")[0].decode())
+        sock.close()
+    return answers
+"""
+    internet.clear()
+    spec = RunSpec(runtime="python", code=code, tenant="abuse-tricks", uid=200_303, egress=Egress("public"))
+    result = egress_pool.run(spec)
+    assert result.status == "succeeded", result.error
+    assert result.result == ["HTTP/1.1 403 Forbidden"] * len(PROXY_TRICKS)
+    for (name, (_, reason)), conn in zip(PROXY_TRICKS.items(), result.connections, strict=True):
+        assert conn.verdict == "denied" and reason in conn.reason, (name, conn)
+    assert internet.requests() == []
+
+
+TAMPER = """
+import os
+def main():
+    print("xq-output-8812")
+    for change in (lambda: open("/run/secrets/EXTRA", "w"), lambda: open("/run/secrets/TOKEN", "w"),
+                   lambda: os.rename("/run/secrets/TOKEN", "/run/secrets/T")):
+        try:
+            change()
+            return "changed"
+        except OSError:
+            pass
+"""
+
+
+def test_a_jobs_secret_files_and_output_do_not_outlive_it(egress_pool):
+    """A job cannot change the secret files (the next job of the same cell, same tenant and secrets,
+    finds them as they were), and the next job finds no trace of its output in memory (masking's
+    buffers are zeroed too)."""
+    secrets = (SecretValue("TOKEN", "tok-abuse-0123456789", 1, "tok"),)
+    first = egress_pool.run(
+        RunSpec(
+            runtime="python",
+            code=TAMPER,
+            tenant="abuse-secrets",
+            uid=200_305,
+            secrets=secrets,
+        )
+    )
+    assert first.status == "succeeded" and first.result is None, (first.result, first.error)
+    needle = b"xq-output-"
+    code = MEMORY_SCAN.format(head=needle[:6], rest=needle[6:], tail=list(b"8812"))
+    code = code.replace(
+        "def main():",
+        "import os\ndef main():\n    files = sorted(os.listdir('/run/secrets'))"
+        " + [open('/run/secrets/TOKEN').read() == os.environ['TOKEN']]",
+    )
+    code = code.replace(
+        'return {"seen": seen, "found": found}', 'return {"seen": seen, "found": found, "files": files}'
+    )
+    second = egress_pool.run(
+        RunSpec(runtime="python", code=code, tenant="abuse-secrets", uid=200_305, secrets=secrets,
+                limits=Limits(timeout_ms=10000))
+    )  # fmt: skip
+    assert second.status == "succeeded", second.error
+    assert second.reused and second.container_id == first.container_id
+    assert second.result["files"] == ["TOKEN", True]
+    assert second.result["seen"] > 1 << 20 and second.result["found"] == 0

@@ -157,6 +157,13 @@ async function run(fn, args) {
   finish(text);
 }
 
+// A snippet's configuration and secrets as variables (the runner wrote the secret files). A
+// function's variables were given to this process when it started; the door's too (Node reads them
+// at start).
+function applyEnv(env) {
+  for (const [name, value] of Object.entries(env || {})) process.env[name] = value;
+}
+
 let initError = null;
 let header = JSON.parse(readLine());
 if (header.function) {
@@ -178,6 +185,8 @@ if (header.function) {
   run(fn, args);
 } else {
   if (header.max_result_bytes) maxResult = header.max_result_bytes;
+  applyEnv(header.env);
+  delete header.env;
   const req = JSON.parse(readRest().toString('utf8'));
   fs.closeSync(3);
   let fn;

@@ -32,24 +32,26 @@ def _result_buffer(max_result):
 
 
 class Caps:
-    """What the job may still log: bytes and lines; ``dropped`` counts what it may not."""
+    """What the job may still log: bytes and lines; ``dropped`` counts what it may not. With a
+    ``masker`` (the job holds secrets) output is masked line by line before the caps apply."""
 
-    def __init__(self, max_bytes, max_lines):
+    def __init__(self, max_bytes, max_lines, masker=None):
         self.bytes_left = max_bytes
         self.lines_left = max_lines
         self.logged = 0
         self.dropped = 0
         self.told = False
+        self.masker = masker
 
-    def keep(self, n):
-        """How many of the first ``n`` bytes of the relay buffer may be relayed."""
+    def keep(self, n, data=buf):
+        """How many of the first ``n`` bytes of ``data`` (the relay buffer) may be relayed."""
         keep = min(n, self.bytes_left)
         if self.lines_left >= 0 and keep:
-            newlines = buf.count(b"\n", 0, keep)
+            newlines = data.count(b"\n", 0, keep)
             if newlines > self.lines_left:
                 pos = -1
                 for _ in range(self.lines_left):
-                    pos = buf.find(b"\n", pos + 1, keep)
+                    pos = data.find(b"\n", pos + 1, keep)
                 keep = pos + 1
                 newlines = self.lines_left
             self.lines_left -= newlines
@@ -63,15 +65,30 @@ class Caps:
     def relay(self, fd, kind):
         """Read once from an output pipe and relay what the caps allow; False at EOF."""
         n = os.readv(fd, [view])
-        if n == 0:
-            return False
-        keep = self.keep(n)
+        if self.masker is not None:
+            self.send(kind, self.masker.feed(kind, view[:n]) if n else self.masker.flush(kind))
+        elif n:
+            self.send(kind, view[:n])
+        return n != 0
+
+    def flush(self):
+        """Send what the masker still holds of a line without its end (after the job's output)."""
+        if self.masker is not None:
+            for kind in (b"1", b"2"):
+                self.send(kind, self.masker.flush(kind))
+
+    def send(self, kind, data):
+        """Relay what the caps allow of ``data``: a view of the start of a buffer (the relay buffer, or
+        the masker's), which is searched for newlines in place."""
+        n = len(data)
+        if not n:
+            return
+        keep = self.keep(n, data.obj)
         if keep:
-            write_frame(kind, view[:keep])
+            write_frame(kind, data[:keep])
         if keep < n and not self.told:
             self.told = True
             write_frame(b"T")
-        return True
 
 
 class DirectChild:
@@ -136,9 +153,15 @@ def run_job(meta, start, caps, wake_r):
     _job_running = False
     signal.setitimer(signal.ITIMER_REAL, 0)
     timed_out = timed_out or _timer_fired  # killed by the timer, whatever the status said after
-    summary = job.summary(timed_out)
+    caps.flush()
+    result = None
     if not job.result_overflow and job.result_len and not timed_out:
-        write_frame(b"R", job.result_view[: job.result_len])
+        result = job.result_view[: job.result_len]
+        if caps.masker is not None:  # the error's message and traceback travel in it
+            result = caps.masker.mask(result)
+    summary = job.summary(timed_out)
+    if result is not None:
+        write_frame(b"R", result)
     write_frame(b"X", json.dumps(summary).encode())
     job.close()
     return summary
@@ -276,6 +299,8 @@ class Supervised:
             summary["stuck"] = stuck
         if self.result_overflow:
             summary["result_overflow"] = True
+        if self.caps.masker is not None:
+            summary["masked"] = self.caps.masker.count
         return summary
 
     def close(self):

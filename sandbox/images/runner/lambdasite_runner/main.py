@@ -8,16 +8,18 @@ import struct
 import sys
 import time
 
-from . import state
+from . import door, jobenv, state
 from .cleanup import after_job, fingerprint, run_cleaner
 from .jobloop import Caps, DirectChild, ZygoteChild, on_alarm, run_job
+from .masking import Masker
 from .nodechild import NodeSpare
 from .privileges import become_runner, set_non_dumpable
 from .pychild import PythonSpare
 from .wire import pipe_through, read_exact, write_frame
 from .zygote import Zygote
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
+MAX_HEADER = 1 << 22  # a request's header: its limits, configuration and secrets
 RUNTIME = os.environ.get("LAMBDASITE_RUNTIME", "python")
 INIT_TIMEOUT_MS = 10_000
 
@@ -28,7 +30,17 @@ _python_spare = None
 def bind(job_uid):
     become_runner(job_uid)
     state.job_uid = job_uid
+    state.door = door.present()
     state.baseline = fingerprint()
+
+
+def _node_env(function=None):
+    """What a node process is started with: the door's variables (read by Node at start), and a
+    function's configuration and secrets (its module is loaded before its job arrives)."""
+    env = door.proxy_env() if state.door else {}
+    if function is not None:
+        env.update(function["env"])
+    return env
 
 
 def prepare_next():
@@ -36,7 +48,7 @@ def prepare_next():
     global _node_spare, _python_spare
     if RUNTIME == "node":
         if state.job_uid is not None:  # a node process is started as the job's uid, known once bound
-            _node_spare = NodeSpare(state.job_uid, state.function)
+            _node_spare = NodeSpare(state.job_uid, state.function, _node_env(state.function))
     elif state.function is None:
         _python_spare = PythonSpare()
     elif state.zygote is not None:
@@ -51,7 +63,11 @@ def _drop_python_spare():
 
 
 def _caps(meta):
-    return Caps(int(meta.get("max_log_bytes") or 1 << 20), int(meta.get("max_log_lines") or -1))
+    """The job's log caps, and its masker when it holds secrets (kept in state to be zeroed after)."""
+    values = [value for _, value in meta.get("secrets") or []]
+    masker = Masker(values) if values else None
+    state.masker = masker if masker is not None and masker.active else None
+    return Caps(int(meta.get("max_log_bytes") or 1 << 20), int(meta.get("max_log_lines") or -1), state.masker)
 
 
 # -- snippets ---------------------------------------------------------------------
@@ -60,13 +76,15 @@ def _caps(meta):
 def start_snippet(meta):
     global _node_spare, _python_spare
     if RUNTIME == "node":
-        spare = _node_spare or NodeSpare(state.job_uid)
+        spare = _node_spare or NodeSpare(state.job_uid, None, _node_env())
         _node_spare = None
-        spare.feed(meta, meta["body"])
+        # the door's variables were given when it started; the job's own ones come with its request
+        extra = {"env": jobenv.variables(meta, with_door=False)}
+        spare.feed(meta, meta["body"], extra)
         return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
     spare = _python_spare or PythonSpare()
     _python_spare = None
-    spare.go(meta)
+    spare.go({**meta, "job_env": jobenv.variables(meta, with_door=state.door)})
     return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
 
 
@@ -79,11 +97,11 @@ def initialise(meta, caps):
     function = state.function
     if RUNTIME == "node":
         # every node process loads the module itself, before its job arrives
-        _node_spare = NodeSpare(state.job_uid, function)
+        _node_spare = NodeSpare(state.job_uid, function, _node_env(function))
         write_frame(b"I", b"1{}")
         return True
     _drop_python_spare()
-    zygote = Zygote(state.job_uid, function["code"], function["handler"], function["deps"])
+    zygote = Zygote(state.job_uid, function)
     state.zygote = zygote
     deadline = time.monotonic() + int(meta.get("init_timeout_ms") or INIT_TIMEOUT_MS) / 1000.0
 
@@ -91,7 +109,8 @@ def initialise(meta, caps):
         return caps.relay(fd, b"1" if fd == zygote.out_r else b"2")
 
     ok, report = zygote.initialise(relay, deadline, state.wake_r)
-    write_frame(b"I", report)
+    caps.flush()
+    write_frame(b"I", caps.masker.mask(report) if caps.masker is not None else report)
     if not ok:
         state.zygote = None  # the sweep kills it with everything else
     return ok
@@ -100,7 +119,7 @@ def initialise(meta, caps):
 def start_function_job(meta, args_size):
     global _node_spare
     if RUNTIME == "node":
-        spare = _node_spare or NodeSpare(state.job_uid, state.function)
+        spare = _node_spare or NodeSpare(state.job_uid, state.function, _node_env(state.function))
         _node_spare = None
         spare.feed(meta, args_size)
         return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
@@ -119,8 +138,14 @@ def handle_function(meta, fn):
     if code_size is not None:
         code = read_exact(0, int(code_size))
         if state.function is None:
-            deps = bool(fn.get("deps"))
-            state.function = {"key": fn["key"], "handler": fn["handler"], "deps": deps, "code": code}
+            # its configuration and secrets are bound with it: the cell is keyed by their revisions
+            state.function = {
+                "key": fn["key"],
+                "handler": fn["handler"],
+                "deps": bool(fn.get("deps")),
+                "code": code,
+                "env": jobenv.variables(meta, with_door=state.door),
+            }
     elif state.function is None:
         sys.stderr.write("runner: a function's first request must carry its code\n")
         os._exit(3)
@@ -179,7 +204,7 @@ def main():
         except EOFError:
             os._exit(0)
         kind, size = struct.unpack(">cI", head)
-        if kind != b"J" or size > 65536:
+        if kind != b"J" or size > MAX_HEADER:
             sys.stderr.write("runner: bad request frame\n")
             os._exit(3)
         meta = json.loads(read_exact(0, size))
@@ -189,12 +214,21 @@ def main():
         elif uid != state.job_uid:
             sys.stderr.write("runner: this cell belongs to another tenant\n")
             os._exit(4)
+        secrets = meta.get("secrets") or []
+        if secrets != state.secrets:  # once per cell: it is keyed by the revisions of its secrets
+            jobenv.write_files(secrets)
+            state.secrets = secrets
+        if meta.get("egress") and state.door:
+            door.start_relay()  # before the job's process: it dies with the job's other processes
         fn = meta.get("fn")
         if fn is not None:
             clean = handle_function(meta, fn)
         else:
             run_job(meta, lambda meta=meta: start_snippet(meta), _caps(meta), wake_r)
             clean = after_job(wake_r)
+        if state.masker is not None:
+            state.masker.reset()
+            state.masker = None
         if not clean:
             os._exit(5)  # reported unclean: the host retires this cell
         prepare_next()

@@ -11,12 +11,16 @@ from .privileges import drop_to_job_uid
 from .wire import MAX_FD, job_pipes, pipe_through, write_all
 
 NODE = "/usr/local/bin/node"
-NODE_ARGS = ["node", "--stack-size=984", "/opt/lambdasite/child.js"]
+# the proxy agent Node 22 uses for NODE_USE_ENV_PROXY warns that it is experimental on every job
+NODE_ARGS = ["node", "--stack-size=984", "--disable-warning=UNDICI-EHPA", "/opt/lambdasite/child.js"]
 NODE_CPU_S = 3600  # RLIMIT_CPU backstop; the wall-clock limit is what ends a job
 
 
 class NodeSpare:
-    def __init__(self, uid, function=None):
+    """``env``: what the process starts with beyond the runner's own environment (the door's
+    variables, a function's configuration and secrets)."""
+
+    def __init__(self, uid, function=None, env=None):
         (self.out_r, self.err_r, self.res_r, self.body_w), theirs = job_pipes()
         out_w, err_w, res_w, body_r = theirs
         self.pid = os.fork()
@@ -34,7 +38,7 @@ class NodeSpare:
                 os.chdir("/tmp")
                 drop_to_job_uid(uid)
                 resource.setrlimit(resource.RLIMIT_CPU, (NODE_CPU_S, NODE_CPU_S + 1))
-                os.execv(NODE, NODE_ARGS)
+                os.execve(NODE, NODE_ARGS, {**os.environ, **(env or {})})
             finally:
                 os._exit(71)
         for fd in theirs:
@@ -42,13 +46,20 @@ class NodeSpare:
         if function is not None:
             # the module goes first, so the process loads it while no job waits for it
             code = function["code"]
-            head = {"handler": function["handler"], "deps": function["deps"], "code_bytes": len(code)}
+            head = {
+                "handler": function["handler"],
+                "deps": function["deps"],
+                "code_bytes": len(code),
+            }
             try:
                 write_all(self.body_w, json.dumps({"function": head}).encode() + b"\n" + code)
             except BrokenPipeError:
                 pass  # it died starting: the job sees EOF and fails
 
-    def feed(self, meta, size):
-        """Pass the job's header and its ``size`` body bytes (from stdin) to the process."""
-        header = json.dumps({"max_result_bytes": meta.get("max_result_bytes")}).encode() + b"\n"
+    def feed(self, meta, size, extra=None):
+        """Pass the job's header (with ``extra``: a snippet's variables) and its ``size``
+        body bytes (from stdin) to the process."""
+        header = (
+            json.dumps({"max_result_bytes": meta.get("max_result_bytes"), **(extra or {})}).encode() + b"\n"
+        )
         pipe_through(self.body_w, size, prefix=header)

@@ -49,6 +49,15 @@ def set_non_dumpable():
     prctl(PR_SET_DUMPABLE, 0)
 
 
+def drop_capabilities():
+    """Keep this process's uid but no capability at all, bounding set included (the door's relay)."""
+    for cap in range(64):
+        if prctl(PR_CAPBSET_DROP, cap) != 0 and ctypes.get_errno() == errno.EINVAL:
+            break
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    capset(0)
+
+
 def drop_to_job_uid(uid):
     """In a child: become uid ``uid`` with no capabilities at all, bounding set included."""
     for cap in range(64):

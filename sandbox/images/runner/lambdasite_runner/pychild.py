@@ -8,6 +8,7 @@ import signal
 import struct
 import sys
 
+from . import jobenv
 from .privileges import drop_to_job_uid
 from .wire import MAX_FD, job_pipes, read_exact, write_all
 
@@ -95,6 +96,7 @@ def python_child(out_w, err_w, res_w, go_r):
         os._exit(0)  # the runner discarded this spare
     os.close(go_r)
     drop_to_job_uid(int(meta["uid"]))
+    jobenv.apply(meta.get("job_env") or {})
     body = read_exact(0, meta["body"])
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)

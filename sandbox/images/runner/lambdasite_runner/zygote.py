@@ -29,14 +29,16 @@ STATUS_WAIT_S = 2.0
 class Zygote:
     """The runner's handle on a zygote process."""
 
-    def __init__(self, uid, code, handler, deps):
+    def __init__(self, uid, function):
+        code = function["code"]
         (out_r, err_r, res_r, code_w), (out_w, err_w, res_w, code_r) = job_pipes()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs_fd = theirs.detach()
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                zygote_main(uid, (out_w, err_w, res_w, code_r, theirs_fd), len(code), handler, deps)
+                fds = (out_w, err_w, res_w, code_r, theirs_fd)
+                zygote_main(uid, fds, len(code), function)
             finally:
                 os._exit(72)
         for fd in (out_w, err_w, res_w, code_r, theirs_fd):

@@ -10,7 +10,7 @@ import struct
 import sys
 import time
 
-from . import pychild
+from . import jobenv, pychild
 from .privileges import drop_to_job_uid, set_non_dumpable
 from .wire import MAX_FD, read_exact, write_all
 
@@ -29,13 +29,17 @@ def _place(fds):
     os.closerange(len(fds) + 1, MAX_FD)
 
 
-def zygote_main(uid, fds, code_size, handler_name, deps):
+def zygote_main(uid, fds, code_size, function):
     # fds: 1 stdout, 2 stderr, 3 init report, 4 code, 5 control socket
+    handler_name, deps = function["handler"], function["deps"]
     os.setsid()
     _place(fds)
     pychild.reset_signals()
     os.chdir("/tmp")
     drop_to_job_uid(uid)
+    # the module's initialisation sees the function's configuration, secrets and door; every job
+    # (a fork) inherits them
+    jobenv.apply(function["env"])
     src = read_exact(4, code_size).decode("utf-8", "surrogateescape")
     os.close(4)
     pychild.line_buffered_std()
