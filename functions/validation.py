@@ -1,6 +1,6 @@
-"""What a deploy may contain: names, handlers, Python requirements and Node dependencies, and what a
-version reaches and is given: egress, env and secret bindings (the rules of ``sandbox.egress_policy``,
-which the proxy and the runner apply too).
+"""What a deploy may contain: names, handlers, Python requirements and Node dependencies (what a
+version reaches and is given, its egress, env and secret bindings, follows ``jobs.policy``, the
+rule inline jobs follow too).
 
 Dependencies are names and version ranges only. A builder reaches the network,
 so anything that would make it fetch from elsewhere than the package index (an
@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
 from packaging.requirements import InvalidRequirement, Requirement
 
 from lambdasite.exceptions import ValidationFailed
-from sandbox import egress_policy
-from vault.validation import NAME_RULE as SECRET_NAME_RULE
-from vault.validation import is_secret_name
 
 from .models import NAME_PATTERN
 
@@ -97,56 +93,3 @@ def dependencies(value) -> dict:
             )
         out[name] = spec.strip()
     return dict(sorted(out.items()))
-
-
-EGRESS_SHAPE = 'must be "none", "public" or a list of "host:port" patterns'
-
-
-def egress(value) -> tuple[str, tuple[str, ...]]:
-    """A version's egress as (mode, patterns): ``"none"``, ``"public"``, or a list of ``host:port``
-    patterns, kept normalised (lower case, no final dot, each once, sorted); an empty list is none."""
-    if value in ("none", "public"):
-        return value, ()
-    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise _fail("egress", EGRESS_SHAPE)
-    if len(value) > egress_policy.MAX_PATTERNS:
-        raise _fail("egress", f"at most {egress_policy.MAX_PATTERNS} patterns")
-    patterns = set()
-    for pattern in value:
-        problem = egress_policy.pattern_ok(pattern)
-        if problem is not None:
-            raise _fail("egress", problem)
-        host, port = egress_policy.split_host_port(pattern.strip())
-        patterns.add(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return ("allowlist", tuple(sorted(patterns))) if patterns else ("none", ())
-
-
-def env(value) -> dict[str, str]:
-    """Non-secret configuration: ``{NAME: value}`` strings, names not reserved by the platform, at
-    most ``sandbox.egress_policy.MAX_ENV_BYTES`` of names and values together."""
-    if not isinstance(value, dict):
-        raise _fail("env", 'must be an object of names to string values, e.g. {"LOG_LEVEL": "debug"}')
-    problem = egress_policy.env_problem(value)
-    if problem is not None:
-        raise _fail("env", problem)
-    return dict(sorted(value.items()))
-
-
-def secret_bindings(value, *, env: dict) -> dict[str, str]:
-    """``{ENV_NAME: secret name}``: names ``env`` may use and does not, and secret names' shape
-    (whether the tenant has them is the deploy's question)."""
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise _fail(
-            "secrets", 'must be an object of environment names to secret names, e.g. {"API_KEY": "stripe"}'
-        )
-    if len(value) > settings.SECRET_MAX_BINDINGS:
-        raise _fail("secrets", f"at most {settings.SECRET_MAX_BINDINGS} bindings")
-    for name, secret in value.items():
-        problem = egress_policy.validate_env_name(name)
-        if problem is not None:
-            raise _fail("secrets", problem)
-        if not is_secret_name(secret):
-            raise _fail("secrets", f"{name}: {secret!r} is not a secret name ({SECRET_NAME_RULE})")
-        if name in env:
-            raise _fail("secrets", f"{name} is set by env too: a name is either configuration or a secret")
-    return dict(sorted(value.items()))

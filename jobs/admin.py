@@ -1,10 +1,10 @@
-"""Operators' admin for jobs: filters, search by id, read-only code, args, result and logs."""
+"""Operators' admin for jobs: filters, search by id, read-only code, args, result, logs and connections."""
 
 from django.contrib import admin, messages
 
 from lambdasite.exceptions import ApplicationError
 
-from .models import Attempt, Job, LogLine, Status
+from .models import Attempt, Connection, Job, LogLine, Status
 from .services import actions
 
 
@@ -70,6 +70,18 @@ class LogLineAdmin(admin.ModelAdmin):
     list_filter = ["stream"]
     search_fields = ["=job__id"]
     readonly_fields = [f.name for f in LogLine._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = ["job", "seq", "attempt", "host", "port", "address", "verdict", "reason", "started_at"]
+    list_filter = ["verdict"]
+    list_select_related = ["job"]
+    search_fields = ["=job__id", "host"]
+    readonly_fields = [f.name for f in Connection._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -4,7 +4,8 @@ Redis counter admission reads instead of summing every attempt on every submissi
 An attempt is billed for the time its user code ran, rounded up to the millisecond
 (at least 1 ms), times the memory limit in GB (1 GB = 1024 MB): GB-seconds. Cost is
 GB-s x PRICE_PER_GB_SECOND + requests x PRICE_PER_MILLION_REQUESTS / 10^6, one
-request per attempt."""
+request per attempt, + egress bytes (sent and received through the door) / 1024^3 x
+PRICE_PER_GB_EGRESS."""
 
 from __future__ import annotations
 
@@ -38,15 +39,24 @@ def gb_seconds(memory_mb: int, billed: int) -> float:
     return (memory_mb / 1024.0) * (billed / 1000.0)
 
 
-def cost(*, gb_seconds: float, requests: int) -> float:
+GIB = 1 << 30
+
+
+def egress_cost(egress_bytes: int) -> float:
+    return egress_bytes / GIB * settings.PRICE_PER_GB_EGRESS
+
+
+def cost(*, gb_seconds: float, requests: int, egress_bytes: int = 0) -> float:
     return (
-        gb_seconds * settings.PRICE_PER_GB_SECOND + requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS
+        gb_seconds * settings.PRICE_PER_GB_SECOND
+        + requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS
+        + egress_cost(egress_bytes)
     )
 
 
 def job_cost(job) -> float:
     """The estimated cost of every attempt of a job so far, as the API and the pages show it."""
-    return round(cost(gb_seconds=job.gb_seconds, requests=job.attempts), 10)
+    return round(cost(gb_seconds=job.gb_seconds, requests=job.attempts, egress_bytes=job.egress_bytes), 10)
 
 
 def billing_period(now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -15,11 +15,14 @@ from lambdasite.api.contract import Hold, Reply
 from lambdasite.api.fields import (
     ArgsField,
     CodeField,
+    EgressField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    env_field,
     later_fields,
     memory_field,
+    secrets_field,
     timeout_field,
     when_from,
 )
@@ -41,6 +44,11 @@ class JobSubmitSerializer(StrictSerializer):
     memory_mb = memory_field(help_text="memory limit (swap is not allowed)")
     max_retries = StrictIntegerField(required=False, min_value=0)
     run_at, delay_s, callback_url = later_fields()
+    egress = EgressField(
+        required=False, help_text="where the job may connect, within the tenant's max_egress (default: none)"
+    )
+    env = env_field()
+    secrets = secrets_field(help_text="; each a secret of this tenant (PUT /api/v1/secrets/NAME)")
 
     def validate(self, attrs):
         return when_from(attrs)
@@ -72,7 +80,25 @@ class BatchSubmitSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class SecretRevisionSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="the tenant's secret")
+    revision = serializers.IntegerField(help_text="the revision the attempt was given")
+
+
 class AttemptSerializer(serializers.ModelSerializer):
+    secret_revisions = serializers.SerializerMethodField(
+        help_text="the revisions of the bound secrets this attempt was given (names, never values)"
+    )
+    masked = serializers.IntegerField(
+        read_only=True, help_text="secret values replaced by *** in its output and error"
+    )
+    egress_bytes = serializers.IntegerField(
+        read_only=True, help_text="bytes sent and received through egress"
+    )
+    connections_dropped = serializers.IntegerField(
+        read_only=True, help_text="connections beyond what is recorded per attempt (counted, not listed)"
+    )
+
     class Meta:
         model = Attempt
         fields = [
@@ -89,7 +115,15 @@ class AttemptSerializer(serializers.ModelSerializer):
             "gb_seconds",
             "exit_code",
             "error",
+            "egress_bytes",
+            "connections_dropped",
+            "secret_revisions",
+            "masked",
         ]
+
+    @extend_schema_field(SecretRevisionSerializer(many=True))
+    def get_secret_revisions(self, attempt: Attempt) -> list[dict]:
+        return rendering.secret_revisions_body(attempt.secret_revisions)
 
 
 class TriggerSerializer(serializers.Serializer):
@@ -123,6 +157,14 @@ class JobSerializer(serializers.ModelSerializer):
     trigger = serializers.SerializerMethodField(
         help_text="who or what asked for the job (null: not recorded, for jobs from before it was)"
     )
+    egress = EgressField(read_only=True, help_text="where it may connect (a function job: its version's)")
+    env = serializers.SerializerMethodField(help_text="non-secret configuration, {NAME: value}")
+    secrets = serializers.SerializerMethodField(
+        help_text="secret bindings, {ENV_NAME: secret name}: names only, never values"
+    )
+    egress_bytes = serializers.IntegerField(
+        read_only=True, help_text="bytes sent and received through egress, every attempt"
+    )
 
     class Meta:
         model = Job
@@ -155,11 +197,21 @@ class JobSerializer(serializers.ModelSerializer):
             "alias",
             "callback_url",
             "trigger",
+            "egress",
+            "env",
+            "secrets",
+            "egress_bytes",
             "links",
         ]
 
     def to_representation(self, job: Job) -> dict:
         return rendering.job_body(job)
+
+    def get_env(self, job: Job) -> dict[str, str]:
+        return dict(sorted(job.env.items()))
+
+    def get_secrets(self, job: Job) -> dict[str, str]:
+        return dict(sorted(job.secrets.items()))
 
     def get_function(self, job: Job) -> str | None:
         return job.function_name or None
@@ -185,7 +237,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_links(self, job: Job) -> dict:
         base = rendering.job_path(job.id)
-        return {"self": base, "logs": f"{base}/logs"}
+        return {"self": base, "logs": f"{base}/logs", "connections": f"{base}/connections"}
 
 
 class JobDetailSerializer(JobSerializer):

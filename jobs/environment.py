@@ -1,8 +1,8 @@
 """What a run reaches and is given, as the sandbox takes it: egress, env and bound secret values.
 
-One mapping for every kind of run (a function version's, and an inline job's once jobs carry their
-own policy); it lives here, below ``functions``, because the worker (``jobs.execution``) needs it
-and never imports ``functions``. Values are read from the secrets store at run time: a rotation
+One mapping for every kind of run (a function version's, an inline job's: both were checked with
+``jobs.policy``); it lives here, below ``functions``, because the worker (``jobs.execution``) needs
+it and never imports ``functions``. Values are read from the secrets store at run time: a rotation
 reaches the next run; a binding to a secret the tenant no longer has raises
 ``vault.exceptions.UnknownSecret`` (the run cannot start: the job fails with that error)."""
 

@@ -87,12 +87,16 @@ _policies: Cache[tuple] = Cache(max_entries=512)  # a version's egress, env and 
 
 
 def job_environment(job: Job) -> RunEnvironment:
-    """What the job's run reaches and is given: a deployed version's egress, env and the current
-    values of its bound secrets (read now: a rotation reaches the next run); an inline job: nothing.
+    """What the job's run reaches and is given, with the current values of its bound secrets (read
+    now: a rotation reaches the next run): a deployed version's (its own columns: a job made before
+    jobs recorded them runs as its version says too), an inline job's as it was submitted.
     Raises ``UnknownSecret`` when a bound secret is gone."""
-    if not job.function_version_id:
+    if job.function_version_id:
+        mode, allow, env, secrets = _policies.get_or_load(job.function_version_id, lambda: _read_policy(job))
+    elif job.function_name:  # its version was deleted: function_ref says so
         return NOTHING
-    mode, allow, env, secrets = _policies.get_or_load(job.function_version_id, lambda: _read_policy(job))
+    else:
+        mode, allow, env, secrets = job.egress_mode, job.egress_allow, job.env, job.secrets
     if mode == "none" and not env and not secrets:
         return NOTHING
     return run_environment_of(

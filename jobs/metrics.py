@@ -61,6 +61,16 @@ def count_finished(pipe, *, runtime: str, status: str) -> None:
     pipe.hincrby(f"{PREFIX}:finished", f"{runtime}|{status}", 1)
 
 
+def count_egress(pipe, *, verdicts: dict[str, int], bytes_sent: int, bytes_received: int) -> None:
+    """Queue on ``pipe``: an attempt's connections through the door by verdict, and its bytes."""
+    for verdict, n in verdicts.items():
+        pipe.hincrby(f"{PREFIX}:egress_connections", verdict, n)
+    if bytes_sent:
+        pipe.hincrby(f"{PREFIX}:egress_bytes", "sent", bytes_sent)
+    if bytes_received:
+        pipe.hincrby(f"{PREFIX}:egress_bytes", "received", bytes_received)
+
+
 def _observe(pipe, name: str, seconds: float) -> None:
     buckets = BUCKETS[name]
     index = next((i for i, bound in enumerate(buckets) if seconds <= bound), len(buckets))
@@ -149,6 +159,20 @@ def _event_counters(conn):
         runtime, _, status = key.decode().partition("|")
         finished.add_metric([runtime, status], int(value))
     yield finished
+    connections = CounterMetricFamily(
+        "lambdasite_egress_connections",
+        "Connections jobs asked the egress proxy for, by verdict",
+        labels=["verdict"],
+    )
+    for verdict, value in conn.hgetall(f"{PREFIX}:egress_connections").items():
+        connections.add_metric([verdict.decode()], int(value))
+    yield connections
+    moved = CounterMetricFamily(
+        "lambdasite_egress_bytes", "Bytes jobs sent and received through egress", labels=["direction"]
+    )
+    for direction, value in conn.hgetall(f"{PREFIX}:egress_bytes").items():
+        moved.add_metric([direction.decode()], int(value))
+    yield moved
 
 
 def _histograms(conn):

@@ -1,4 +1,4 @@
-"""Jobs, their attempts and their log lines: PostgreSQL is the source of truth."""
+"""Jobs, their attempts, their log lines and their connections: PostgreSQL is the source of truth."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ ATTEMPT_STATUSES = (
 )
 WAITING = (Status.SCHEDULED, Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED, Status.DEAD)
+EGRESS_MODES = ("none", "allowlist", "public")  # sandbox.egress_policy.EGRESS_MODES
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
 REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED)
 
@@ -133,6 +134,20 @@ class Job(models.Model):
         related_name="jobs",
         db_index=False,
     )
+    # what it may reach and is given (jobs.policy): an inline job's as submitted, a function job's
+    # copied from its version (whose own columns the worker reads). db_default: a process of the
+    # previous release still inserts jobs while a deploy migrates
+    egress_mode = models.CharField(
+        max_length=10,
+        choices=[(m, m) for m in EGRESS_MODES],
+        default="none",
+        db_default="none",
+        verbose_name="egress",
+    )
+    egress_allow = models.JSONField(default=list, db_default=[], blank=True)  # sorted host:port patterns
+    env = models.JSONField(default=dict, db_default={}, blank=True)  # non-secret configuration: {NAME: value}
+    secrets = models.JSONField(default=dict, db_default={}, blank=True)  # {ENV_NAME: a secret's name}
+    egress_bytes = models.PositiveBigIntegerField(default=0, db_default=0)  # both ways, every attempt
 
     class Meta:
         ordering = ["-created_at"]
@@ -176,6 +191,7 @@ class Job(models.Model):
                 condition=Q(gb_seconds__gte=0) & (Q(duration_ms__isnull=True) | Q(duration_ms__gte=0)),
                 name="job_usage_not_negative",
             ),
+            models.CheckConstraint(condition=Q(egress_mode__in=EGRESS_MODES), name="job_egress_mode"),
         ]
 
     def __str__(self) -> str:
@@ -184,6 +200,11 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def egress(self) -> str | list[str]:
+        """As the API shows and takes it: "none", "public", or the list of patterns."""
+        return list(self.egress_allow) if self.egress_mode == "allowlist" else self.egress_mode
 
 
 class Attempt(models.Model):
@@ -202,6 +223,12 @@ class Attempt(models.Model):
     error = models.JSONField(null=True, blank=True)
     billed_ms = models.PositiveBigIntegerField(default=0)
     gb_seconds = models.FloatField(default=0.0)
+    # what the sandbox reported of its reach (db_default: the claim's INSERT names its columns, and a
+    # worker of the previous release still claims while a deploy migrates)
+    secret_revisions = models.JSONField(default=list, db_default=[], blank=True)  # [[secret, revision]]
+    masked = models.PositiveIntegerField(default=0, db_default=0)  # secret values replaced by ***
+    egress_bytes = models.PositiveBigIntegerField(default=0, db_default=0)  # sent and received
+    connections_dropped = models.PositiveIntegerField(default=0, db_default=0)  # beyond the recorded cap
 
     class Meta:
         ordering = ["job", "number"]
@@ -250,3 +277,40 @@ class LogLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.seq}"
+
+
+class Connection(models.Model):
+    """One connection a job's attempt asked the egress proxy for, as the proxy recorded it: the host
+    and port asked for, the address connected to ("" if none), allowed or denied and why, bytes each
+    way, when it started and how long it lasted. Numbered per job (``seq`` continues across
+    attempts), at most ``EGRESS_CONNECTIONS_RECORDED`` per attempt; purged with its job."""
+
+    class Verdict(models.TextChoices):
+        ALLOWED = "allowed"
+        DENIED = "denied"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="connection_set", db_index=False)
+    attempt = models.PositiveIntegerField()
+    seq = models.PositiveIntegerField()
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    address = models.CharField(max_length=64, blank=True)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    bytes_sent = models.PositiveBigIntegerField(default=0)
+    bytes_received = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [
+            # its index serves the job's reads and the purge (job first)
+            models.UniqueConstraint(fields=["job", "seq"], name="one_connection_seq_per_job"),
+            models.CheckConstraint(
+                condition=Q(seq__gte=1, attempt__gte=1), name="connection_numbered_from_one"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.seq} {self.host}:{self.port} {self.verdict}"

@@ -49,7 +49,16 @@ def attempt_body(attempt: Attempt) -> dict:
         "gb_seconds": _float(attempt.gb_seconds),
         "exit_code": attempt.exit_code,
         "error": attempt.error,
+        "egress_bytes": attempt.egress_bytes,
+        "connections_dropped": attempt.connections_dropped,
+        "secret_revisions": secret_revisions_body(attempt.secret_revisions),
+        "masked": attempt.masked,
     }
+
+
+def secret_revisions_body(pairs) -> list[dict]:
+    """An attempt's ``[[secret, revision], …]`` as ``[{"secret": …, "revision": …}, …]``."""
+    return [{"secret": secret, "revision": revision} for secret, revision in pairs or ()]
 
 
 def job_body(job: Job) -> dict:
@@ -84,7 +93,11 @@ def job_body(job: Job) -> dict:
         "alias": job.alias or None,
         "callback_url": job.callback_url or None,
         "trigger": trigger_body(job),
-        "links": {"self": base, "logs": f"{base}/logs"},
+        "egress": job.egress,
+        "env": dict(sorted(job.env.items())),  # (jsonb keeps its keys by length)
+        "secrets": dict(sorted(job.secrets.items())),
+        "egress_bytes": job.egress_bytes,
+        "links": {"self": base, "logs": f"{base}/logs", "connections": f"{base}/connections"},
     }
 
 

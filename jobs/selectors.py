@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 
 from . import billing
-from .models import Attempt, Job, LogLine, Status
+from .models import Attempt, Connection, Job, LogLine, Status
 
 
 def job_list(*, tenant_ids, statuses: list[str] | None = None, runtime: str | None = None) -> QuerySet[Job]:
@@ -58,6 +58,26 @@ def job_logs(*, job: Job, after: int = 0, limit: int = 1000) -> list[LogLine]:
     return list(LogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit])
 
 
+def job_connections(
+    *, job: Job, attempt: int | None = None, after: int = 0, limit: int = 100
+) -> list[Connection]:
+    """The job's recorded connections after ``after`` in order (of one attempt, or of every one)."""
+    rows = Connection.objects.filter(job=job, seq__gt=after)
+    if attempt is not None:
+        rows = rows.filter(attempt=attempt)
+    return list(rows.order_by("seq")[:limit])
+
+
+def connections_dropped(*, job: Job, attempt: int | None = None) -> int:
+    """Connections of the job's attempts (or one attempt) that were counted, not recorded."""
+    attempts = (
+        Attempt.objects.filter(job=job)
+        if attempt is None
+        else Attempt.objects.filter(job=job, number=attempt)
+    )
+    return attempts.aggregate(n=Sum("connections_dropped"))["n"] or 0
+
+
 def dead_letters(*, tenant: Tenant, limit: int = 200) -> tuple[list[Job], int]:
     """The newest dead jobs (most recently given up first), and how many there are."""
     dead = Job.objects.filter(tenant=tenant, status=Status.DEAD)
@@ -68,20 +88,24 @@ def dead_letters(*, tenant: Tenant, limit: int = 200) -> tuple[list[Job], int]:
 
 
 def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
-    """This period's use of every limit, and what it cost."""
+    """This period's use of every limit (GB-s, requests, egress bytes), and what it cost."""
     start, resets_at = billing.billing_period(now)
     quota = tenant.quota
     jobs = Job.objects.filter(tenant=tenant, created_at__gte=start)
     by_status = dict(jobs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     attempts = Attempt.objects.filter(job__tenant=tenant, started_at__gte=start)
-    totals = attempts.aggregate(gb=Sum("gb_seconds"), billed=Sum("billed_ms"), n=Count("id"))
+    totals = attempts.aggregate(
+        gb=Sum("gb_seconds"), billed=Sum("billed_ms"), n=Count("id"), egress=Sum("egress_bytes")
+    )
     used = totals["gb"] or 0.0
     requests = totals["n"] or 0
+    egress_bytes = totals["egress"] or 0
     return {
         "period": {"start": start, "end": resets_at},
         "jobs": {"total": sum(by_status.values()), "by_status": by_status},
         "requests": requests,
         "billed_ms": totals["billed"] or 0,
+        "egress_bytes": egress_bytes,
         "gb_seconds": {
             "used": round(used, 6),
             "limit": quota.monthly_gb_seconds,
@@ -91,9 +115,11 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
             "currency": settings.PRICE_CURRENCY,
             "compute": round(used * settings.PRICE_PER_GB_SECOND, 12),
             "requests": round(requests / 1_000_000 * settings.PRICE_PER_MILLION_REQUESTS, 12),
-            "total": round(billing.cost(gb_seconds=used, requests=requests), 12),
+            "egress": round(billing.egress_cost(egress_bytes), 12),
+            "total": round(billing.cost(gb_seconds=used, requests=requests, egress_bytes=egress_bytes), 12),
             "price_per_gb_second": settings.PRICE_PER_GB_SECOND,
             "price_per_million_requests": settings.PRICE_PER_MILLION_REQUESTS,
+            "price_per_gb_egress": settings.PRICE_PER_GB_EGRESS,
         },
         "concurrency": {
             "in_use": Job.objects.filter(

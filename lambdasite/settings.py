@@ -315,10 +315,12 @@ WEBHOOK_TEST_INTERVAL_S = env_float("WEBHOOK_TEST_INTERVAL_S", 5.0)  # between t
 SECRETS_KEY, SECRETS_KEY_OLD = secrets_keys(BASE_DIR / "var" / "secrets_key", debug=DEBUG or TESTING)
 SECRET_MAX_BYTES = 64 * 1024  # one secret's value
 SECRET_MAX_BINDINGS = 50  # secrets one version binds (its env's size and patterns: sandbox.egress_policy)
+CONNECTIONS_RECORDED_PER_ATTEMPT = 1000  # rows of an attempt's connections (the rest counted, bytes billed)
 
-# -- Usage and cost (defaults: AWS Lambda's published x86 prices) ------------------
+# -- Usage and cost (defaults: AWS Lambda's published x86 prices, EC2's first tier of data out) ---
 PRICE_PER_GB_SECOND = env_float("PRICE_PER_GB_SECOND", 0.0000166667)
 PRICE_PER_MILLION_REQUESTS = env_float("PRICE_PER_MILLION_REQUESTS", 0.20)
+PRICE_PER_GB_EGRESS = env_float("PRICE_PER_GB_EGRESS", 0.09)  # bytes through the door, both ways (GiB)
 PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
 
 # -- Operations ----------------------------------------------------------------

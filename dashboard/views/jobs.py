@@ -32,6 +32,7 @@ from ..tenancy import dashboard_view
 from .common import LOG_PAGE, PAGE_SIZE, job_or_404, no_store, partial
 
 CODE_HEAD_CHARS = 500  # enough for the first non-blank line of nearly any code
+NETWORK_PAGE = 200  # connections on the job page
 
 
 @dashboard_view()
@@ -103,13 +104,31 @@ def _job_context(request, job: Job) -> dict:
     }
 
 
+def _network_context(job: Job, attempts: list) -> dict:
+    """The Network pane: the job's first connections (the API pages through the rest)."""
+    connections = selectors.job_connections(job=job, limit=NETWORK_PAGE)
+    return {
+        "connections": connections,
+        "connections_more": len(connections) == NETWORK_PAGE,
+        "connections_dropped": sum(a.connections_dropped for a in attempts),
+        "several_attempts": len({c.attempt for c in connections}) > 1,
+        "egress_cost": billing.egress_cost(job.egress_bytes),
+    }
+
+
+PARTS = {"details": "_job_details", "network": "_connections"}  # ?part= of a live region; else the summary
+
+
 @dashboard_view()
 def job_detail(request, job_id):
     job = job_or_404(request, job_id)
     context = _job_context(request, job)
     if partial(request):
-        part = "_job_details" if request.GET.get("part") == "details" else "_job_summary"
+        part = PARTS.get(request.GET.get("part", ""), "_job_summary")
+        if part == "_connections":
+            context.update(_network_context(job, context["attempts"]))
         return no_store(render(request, f"dashboard/{part}.html", context))
+    context.update(_network_context(job, context["attempts"]))
     lines = list(LogLine.objects.filter(job=job).order_by("seq")[:LOG_PAGE])
     context.update(
         lines=lines,

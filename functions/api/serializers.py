@@ -5,23 +5,24 @@ from __future__ import annotations
 from datetime import UTC
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lambdasite.api.fields import (
     ArgsField,
     CodeField,
+    EgressField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    env_field,
     later_fields,
     memory_field,
+    secrets_field,
     timeout_field,
     when_from,
 )
 from lambdasite.parsers import json_problem
 from sandbox import RUNTIMES
-from sandbox.egress_policy import MAX_PATTERNS
 
 from ..models import Alias, BuildLogLine, Function, FunctionVersion
 
@@ -38,51 +39,6 @@ class DependenciesField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
-EGRESS_SCHEMA = {
-    "oneOf": [
-        {"type": "string", "enum": ["none", "public"]},
-        {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": MAX_PATTERNS},
-    ],
-    "description": '"none" (default), "public" (any public address) or a list of "host:port" patterns '
-    '("api.example.com:443", "*.example.com:443", "203.0.113.7:443", "[2001:db8::1]:443")',
-}
-
-
-@extend_schema_field(EGRESS_SCHEMA)
-class EgressField(serializers.Field):
-    """Where a version may connect: its shape here, its patterns by the deploy service."""
-
-    def to_internal_value(self, data):
-        if data in ("none", "public"):
-            return data
-        if isinstance(data, list) and len(data) <= MAX_PATTERNS and all(isinstance(p, str) for p in data):
-            return data
-        raise serializers.ValidationError(
-            f'must be "none", "public" or a list of at most {MAX_PATTERNS} "host:port" patterns'
-        )
-
-    def to_representation(self, value):
-        return value
-
-
-def env_field() -> serializers.DictField:
-    return serializers.DictField(
-        child=StrictCharField(allow_blank=True, trim_whitespace=False),
-        required=False,
-        help_text="non-secret configuration, {NAME: value}; at most 4 KB, platform names (PATH, HTTP_PROXY, "
-        "LD_*, PYTHON*, NODE_*, …) refused; not given: the previous version's",
-    )
-
-
-def secrets_field() -> serializers.DictField:
-    return serializers.DictField(
-        child=StrictCharField(max_length=64),
-        required=False,
-        help_text="secret bindings, {ENV_NAME: secret name}: each value reaches the job as that environment "
-        "variable and the file /run/secrets/ENV_NAME; not given: the previous version's",
-    )
-
-
 class VersionCreateSerializer(StrictSerializer):
     code = CodeField(help_text="the module: source defining the handler")
     handler = StrictCharField(required=False, max_length=100, help_text="default: the function's (main)")
@@ -95,8 +51,8 @@ class VersionCreateSerializer(StrictSerializer):
     max_retries = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
     egress = EgressField(required=False, help_text="not given: the previous version's (a new function: none)")
-    env = env_field()
-    secrets = secrets_field()
+    env = env_field(help_text="; not given: the previous version's")
+    secrets = secrets_field(help_text="; not given: the previous version's")
 
 
 class FunctionCreateSerializer(VersionCreateSerializer):

@@ -11,12 +11,11 @@ from django.utils import timezone
 
 from accounts.guards import tenant_deploy, tenant_require_active
 from accounts.models import Tenant
+from jobs import policy
 from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
 from jobs.services.actions import job_cancel
 from lambdasite.exceptions import ValidationFailed
-from vault import selectors as vault_selectors
-from vault.exceptions import UnknownSecret
 
 from .. import validation
 from ..exceptions import FunctionExists, FunctionLimit, VersionLimit
@@ -44,26 +43,12 @@ class VersionSpec:
 
 
 def _check_reach(tenant: Tenant, spec: VersionSpec) -> VersionSpec:
-    """The version's egress (within the tenant's ``max_egress``), env and secret bindings, normalised;
-    every bound secret must be one the tenant has."""
-    mode, allow = validation.egress(spec.egress if spec.egress is not None else "none")
-    tenant.quota.check_egress(mode)
-    env = validation.env(spec.env if spec.env is not None else {})
-    bindings = validation.secret_bindings(spec.secrets if spec.secrets is not None else {}, env=env)
-    missing = sorted(
-        set(bindings.values()) - vault_selectors.secret_names(tenant=tenant, among=bindings.values())
+    """The version's egress (within the tenant's ``max_egress``), env and secret bindings, normalised
+    (``jobs.policy``: the rule inline jobs follow too); every bound secret must be one the tenant has."""
+    reach = policy.reach_check(
+        tenant=tenant, egress_value=spec.egress, env_value=spec.env, secrets_value=spec.secrets
     )
-    if missing:
-        message = (
-            f"this tenant has no secret named {', '.join(missing)}: set it first (PUT /api/v1/secrets/NAME)"
-        )
-        raise UnknownSecret(
-            f"secrets: {message}",
-            details={"field": "secrets", "missing": missing, "fields": {"secrets": [message]}},
-        )
-    return dataclasses.replace(
-        spec, egress=list(allow) if mode == "allowlist" else mode, env=env, secrets=bindings
-    )
+    return dataclasses.replace(spec, egress=reach.egress, env=reach.env, secrets=reach.secrets)
 
 
 def _carried(function: Function, spec: VersionSpec) -> VersionSpec:

@@ -37,6 +37,9 @@ class VersionView:
     memory_mb: int | None
     max_retries: int | None
     build_error: str
+    egress: str | tuple  # what it reaches and is given, recorded on its jobs ("none", "public", patterns)
+    env: dict
+    secrets: dict
 
     @classmethod
     def of(cls, version: FunctionVersion | None) -> VersionView | None:
@@ -51,6 +54,9 @@ class VersionView:
             version.memory_mb,
             version.max_retries,
             version.build_error,
+            tuple(version.egress) if isinstance(version.egress, list) else version.egress,
+            dict(version.env),
+            dict(version.secrets),
         )
 
 
@@ -192,6 +198,9 @@ def invocation_spec(
         run_at=run_at,
         delay_s=delay_s,
         callback_url=callback_url or "",
+        egress=list(version.egress) if isinstance(version.egress, tuple) else version.egress,
+        env=version.env,
+        secrets=version.secrets,
     )
 
 

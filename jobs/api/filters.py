@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from lambdasite.api.query import QueryFilter
+from lambdasite.api.query import MAX_SEQ, QueryFilter, integer_param
 from sandbox import RUNTIMES
 
 from ..models import Status
@@ -63,3 +63,22 @@ class StatsFilter(QueryFilter):
         if since > now:
             raise serializers.ValidationError("in the past", code="future")
         return since
+
+
+class ConnectionsFilter(QueryFilter):
+    """``?attempt=`` (one attempt's connections; none: every attempt's), ``after`` (a seq) and ``limit``."""
+
+    attempt = serializers.IntegerField(
+        required=False,
+        default=None,
+        min_value=1,
+        max_value=MAX_SEQ,
+        error_messages={
+            "invalid": "must be an attempt number",
+            "min_value": "must be an attempt number (from 1)",
+            "max_value": "must be an attempt number (from 1)",
+            "max_string_length": "must be an attempt number (from 1)",
+        },
+    )
+    after = integer_param(0, MAX_SEQ, 0)
+    limit = integer_param(1, 1000, 100)

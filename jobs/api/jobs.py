@@ -20,8 +20,8 @@ from ..models import Job, Status
 from ..paging import JobCursorPagination, job_page
 from ..services import actions
 from . import handlers
-from .filters import JobListFilter
-from .serializers import LogLineSerializer, LogPageSerializer
+from .filters import ConnectionsFilter, JobListFilter
+from .serializers import ConnectionPageSerializer, ConnectionSerializer, LogLineSerializer, LogPageSerializer
 
 _ADD_EXAMPLE = {"runtime": "python", "code": "def main(a, b):\n    return a + b\n", "args": [2, 3]}
 _ASYNC_EXAMPLE = {
@@ -148,6 +148,32 @@ def job_logs(request: Request, job_id: str) -> Response:
             "lines": LogLineSerializer(lines, many=True).data,
             "next_after": lines[-1].seq if lines else after,
             "complete": job.is_finished and len(lines) < limit,
+        }
+    )
+
+
+@extend_schema(
+    operation_id="jobs_connections",
+    summary="The connections a job asked the egress proxy for, in order: host, address, verdict, bytes",
+    parameters=[ConnectionsFilter],  # attempt: one attempt's; after: a larger seq; limit: at most this many
+    responses={200: ConnectionPageSerializer, **errors(400, 401, 403, 404)},
+)
+@api_view(["GET"])
+def job_connections(request: Request, job_id: str) -> Response:
+    job = _job(request, job_id)
+    query = ConnectionsFilter.parse(request)
+    attempt, after, limit = query["attempt"], query["after"], query["limit"]
+    rows = selectors.job_connections(job=job, attempt=attempt, after=after, limit=limit)
+    return Response(
+        {
+            "job_id": job.id,
+            "job_status": job.status,
+            "attempt": attempt,
+            "egress": job.egress,
+            "connections": ConnectionSerializer(rows, many=True).data,
+            "next_after": rows[-1].seq if rows else after,
+            "complete": job.is_finished and len(rows) < limit,
+            "dropped": selectors.connections_dropped(job=job, attempt=attempt),
         }
     )
 

@@ -20,7 +20,7 @@ from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: rep
 
 from .. import billing, metrics, signals
 from ..models import Attempt, Job, Status
-from . import dispatch, notify, retry, rows
+from . import connections, dispatch, notify, retry, rows
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -106,11 +106,13 @@ def _close_attempt(job: Job, number: int, ran_ms: float | None, columns: dict, *
 _CHARGED = ["billed_ms", "gb_seconds"]  # the job's columns _close_attempt adds to
 
 
-def _stale(job: Job, closed: dict, fields: list[str]) -> None:
+def _stale(
+    job: Job, closed: dict, fields: list[str], egress: connections.EgressUse = connections.NONE
+) -> None:
     """An attempt the job has moved on from ended (its lease expired and a retry claimed the job): its
     closed row and its charge (and the job's ``fields``) are stored, the job's outcome is left alone."""
     job.save(update_fields=[*fields, *_CHARGED])
-    notify.attempt_ended_after_commit(job, gb_seconds=closed["gb_seconds"], finishes=False)
+    notify.attempt_ended_after_commit(job, gb_seconds=closed["gb_seconds"], finishes=False, egress=egress)
 
 
 def _system_failures(job: Job) -> int:
@@ -173,7 +175,7 @@ def _first_attempt_closed(job: Job, number: int, closed: dict) -> list[Attempt] 
     return [Attempt(job=job, number=1, worker=job.worker, started_at=job.started_at, **closed)]
 
 
-_OUTPUT_FIELDS = ["log_lines", "log_bytes", "dropped_log_bytes"]
+_OUTPUT_FIELDS = ["log_lines", "log_bytes", "dropped_log_bytes", "egress_bytes"]  # what job_finish adds
 
 
 @transaction.atomic
@@ -185,24 +187,30 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job = rows.locked_job(job_id, durable=True)
     current = is_current(job, attempt_number)
     ran_ms = result.duration_ms + (result.init_ms or 0.0)  # a function's module initialisation is billed too
+    egress = connections.egress_use(result.connections)
     # the current attempt's row is written with the job's outcome, in one statement
-    closed = _close_attempt(job, attempt_number, ran_ms, _verdict_columns(result), write=not current)
+    closed = _close_attempt(job, attempt_number, ran_ms, _verdict_columns(result, egress), write=not current)
+    connections.connections_record(
+        job_id=job.id, attempt_number=attempt_number, connections=result.connections
+    )
     dispatch.fill_after_commit(job.tenant_id)  # a slot is free
     job.log_lines += log_lines
     job.log_bytes += result.log_bytes
     job.dropped_log_bytes += result.dropped_bytes
+    job.egress_bytes += egress.bytes
     if not current:
-        _stale(job, closed, _OUTPUT_FIELDS)
+        _stale(job, closed, _OUTPUT_FIELDS, egress)
         log.warning(
             "stale attempt result ignored",
             extra={"event": "stale", "job_id": str(job.id), "attempt": attempt_number},
         )
         return job
-    return _finish_current(job, attempt_number, result, closed, log_lines)
+    return _finish_current(job, attempt_number, result, closed, log_lines, egress)
 
 
-def _verdict_columns(result: sandbox.RunResult) -> dict:
-    """An attempt's closing columns from what the sandbox reported."""
+def _verdict_columns(result: sandbox.RunResult, egress: connections.EgressUse) -> dict:
+    """An attempt's closing columns from what the sandbox reported (its reach: which secret
+    revisions it was given, how many values were masked, its egress)."""
     return {
         "status": Status.CANCELLED if result.status == "cancelled" else result.status,
         "finished_at": timezone.now(),
@@ -213,10 +221,21 @@ def _verdict_columns(result: sandbox.RunResult) -> dict:
         "exit_code": result.exit_code,
         "error": scrub(result.error),
         "container_id": result.container_id[:64],
+        "secret_revisions": [[secret, revision] for secret, revision in result.secret_revisions],
+        "masked": result.masked,
+        "egress_bytes": egress.bytes,
+        "connections_dropped": egress.dropped,
     }
 
 
-def _finish_current(job: Job, number: int, result: sandbox.RunResult, closed: dict, log_lines: int) -> Job:
+def _finish_current(
+    job: Job,
+    number: int,
+    result: sandbox.RunResult,
+    closed: dict,
+    log_lines: int,
+    egress: connections.EgressUse = connections.NONE,
+) -> Job:
     """The current attempt's verdict becomes the job's: its outcome, or a retry (the retry policy)."""
     verdict = closed["status"]
     job.result = scrub(result.result) if verdict == Status.SUCCEEDED else None
@@ -234,6 +253,7 @@ def _finish_current(job: Job, number: int, result: sandbox.RunResult, closed: di
         start_s=result.start_ms / 1000.0,
         publish_body=True,
         attempts=_first_attempt_closed(job, number, closed),
+        egress=egress,
     )
     notify.log_event(
         "job finished",

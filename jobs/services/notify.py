@@ -59,14 +59,17 @@ def attempt_ended_after_commit(
     finishes: bool = True,
     publish_body: bool = False,
     attempts=None,
+    egress=None,
 ) -> None:
     """Once the transaction commits, in one round trip: the tenant's cached compute use, the
     attempt's histograms, and, if this transition finished the job, its counter and completion
     signal (``finishes=False`` for a stale attempt, which finishes nothing). With ``publish_body``,
     the signal carries the finished job as the API shows it, rendered after the commit (outside the
-    row lock), so a ``?wait`` answers without reading PostgreSQL."""
+    row lock), so a ``?wait`` answers without reading PostgreSQL. ``egress``: the attempt's
+    ``connections.EgressUse``, for the egress counters."""
     finished = job.status if finishes and job.status in FINISHED else None
-    if not (gb_seconds or run_s is not None or finished):
+    egress = egress or None
+    if not (gb_seconds or run_s is not None or finished or egress):
         return
     # a failure loses nothing that is not repaired: a ?wait falls back to the database, the usage
     # counter is re-seeded from it, and the metrics miss one attempt
@@ -81,6 +84,7 @@ def attempt_ended_after_commit(
         gb_seconds=gb_seconds,
         run_s=run_s,
         start_s=start_s,
+        egress=egress,
         render=(lambda: _body(job, attempts)) if finished and publish_body else None,
     )
 
@@ -93,14 +97,24 @@ def _body(job: Job, attempts=None) -> bytes | None:
         return None
 
 
-def _tell_redis(*, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s, render=None) -> None:
-    """One round trip: the tenant's cached use, the attempt's histograms, the finished counter and the
-    completion signal (with the body ``render`` gives, rendered now: after the commit)."""
+def _tell_redis(
+    *, tenant_id, runtime, job_id, finished, gb_seconds, run_s, start_s, egress=None, render=None
+) -> None:
+    """One round trip: the tenant's cached use, the attempt's histograms and egress counters, the
+    finished counter and the completion signal (with the body ``render`` gives, rendered now: after
+    the commit)."""
     body = render() if render is not None else None
     with get_redis().pipeline(transaction=False) as pipe:
         billing.add_usage(pipe, tenant_id=tenant_id, gb_seconds=gb_seconds)
         if run_s is not None:
             metrics.observe_attempt(pipe, run_s=run_s, start_s=start_s or 0.0)
+        if egress:
+            metrics.count_egress(
+                pipe,
+                verdicts=egress.verdicts,
+                bytes_sent=egress.bytes_sent,
+                bytes_received=egress.bytes_received,
+            )
         if finished:
             metrics.count_finished(pipe, runtime=runtime, status=finished)
             completion.announce(pipe, job_id, body)

@@ -1,10 +1,11 @@
-"""Bounded storage: a tenant's finished jobs, with their attempts and log lines, are deleted once they
-are older than the tenant's retention (``Quota.retention_days``; 0 keeps them forever).
+"""Bounded storage: a tenant's finished jobs, with their attempts, log lines and connections, are
+deleted once they are older than the tenant's retention (``Quota.retention_days``; 0 keeps them
+forever).
 
 The reconciler calls ``jobs_purge`` on every pass with a small budget: each batch is one statement
 that picks at most ``batch`` of the oldest expired jobs (``FOR UPDATE SKIP LOCKED``: a job some
-other transaction holds is left for the next pass), deletes their log lines, attempts and the jobs
-themselves, and commits, so no lock is held for long and the database never sees a mass delete.
+other transaction holds is left for the next pass), deletes their log lines, connections, attempts
+and the jobs themselves, and commits, so no lock is held for long and the database never sees a mass delete.
 A schedule run that pointed at a purged job keeps its row (the foreign key sets it to NULL).
 Idempotency keys go with their jobs. ``manage.py purge --dry-run`` counts what would go."""
 
@@ -39,12 +40,15 @@ _PURGE_SQL = (
     doomed("jobs_job", "finished_at")
     + """, lines AS (
     DELETE FROM jobs_logline WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
+), connections AS (
+    DELETE FROM jobs_connection WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
 ), attempts AS (
     DELETE FROM jobs_attempt WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
 ), jobs AS (
     DELETE FROM jobs_job WHERE id IN (SELECT id FROM doomed) RETURNING 1
 )
-SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts), (SELECT count(*) FROM lines)
+SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts), (SELECT count(*) FROM lines),
+       (SELECT count(*) FROM connections)
 """
 )
 
@@ -53,6 +57,8 @@ SELECT count(*),
        (SELECT count(*) FROM jobs_attempt a JOIN jobs_job j ON j.id = a.job_id
         WHERE j.tenant_id = %(tenant)s AND j.status = ANY(%(finished)s) AND j.finished_at < %(before)s),
        (SELECT count(*) FROM jobs_logline l JOIN jobs_job j ON j.id = l.job_id
+        WHERE j.tenant_id = %(tenant)s AND j.status = ANY(%(finished)s) AND j.finished_at < %(before)s),
+       (SELECT count(*) FROM jobs_connection c JOIN jobs_job j ON j.id = c.job_id
         WHERE j.tenant_id = %(tenant)s AND j.status = ANY(%(finished)s) AND j.finished_at < %(before)s)
 FROM jobs_job
 WHERE tenant_id = %(tenant)s AND status = ANY(%(finished)s) AND finished_at < %(before)s
@@ -64,12 +70,14 @@ class Purged:
     jobs: int = 0
     attempts: int = 0
     log_lines: int = 0
+    connections: int = 0
     by_tenant: dict = field(default_factory=dict)  # tenant slug -> jobs
 
-    def add(self, slug: str, jobs: int, attempts: int, log_lines: int) -> None:
+    def add(self, slug: str, jobs: int, attempts: int, log_lines: int, connections: int = 0) -> None:
         self.jobs += jobs
         self.attempts += attempts
         self.log_lines += log_lines
+        self.connections += connections
         if jobs:
             self.by_tenant[slug] = self.by_tenant.get(slug, 0) + jobs
 

@@ -106,6 +106,7 @@ FINISH_FIELDS = [
     "dropped_log_bytes",
     "billed_ms",
     "gb_seconds",
+    "egress_bytes",
 ]
 
 

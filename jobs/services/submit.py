@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Quota, Tenant
+from accounts.models import ApiKey, Tenant
 from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationFailed
 
-from .. import metrics
+from .. import metrics, policy
 from ..exceptions import IdempotencyBusy, IdempotencyConflict
 from ..models import Job, Status, Trigger
 from . import dispatch, notify
@@ -48,6 +48,11 @@ class JobSpec:
     run_at: datetime | None = None  # a delayed run: waits as "scheduled" until then (None or past: now)
     delay_s: int | None = None  # as asked (run_at is derived from it): what Idempotency-Key compares
     callback_url: str = ""  # a one-off webhook for this job's outcome
+    # what it may reach and is given (jobs.policy): an inline job's checked here; a function job's
+    # are its version's, checked at deploy (invoke fills them in)
+    egress: str | list = "none"  # "none", "public" or a list of "host:port" patterns
+    env: dict = field(default_factory=dict)  # {NAME: value}
+    secrets: dict = field(default_factory=dict)  # {ENV_NAME: secret name}
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class Origin:
 
 # what an invocation resolved (an alias's canary may pick another version on a retry) is not compared
 _RESOLVED = ("version_id", "version_number", "held", "handler", "alias")
+_REACH_DEFAULTS = {"egress": "none", "env": {}, "secrets": {}}  # left out of the hash when default
 _FUNCTION_FIELDS = (
     "function_id",
     "function_name",
@@ -99,8 +105,10 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
-    """Check a spec against the tenant's caps and fill in defaults; raises 400/413 errors naming the field."""
+def job_spec_validate(*, tenant: Tenant, spec: JobSpec) -> JobSpec:
+    """Check a spec against the tenant's caps and fill in defaults; raises 400/403/413 errors naming
+    the field."""
+    quota = tenant.quota
     quota.check_code(spec.code)
     args_bytes = _json_size(spec.args)
     if args_bytes > quota.max_args_bytes:
@@ -119,15 +127,30 @@ def job_spec_validate(*, quota: Quota, spec: JobSpec) -> JobSpec:
                 f"run_at: at most {settings.JOB_MAX_DELAY_S} s ahead",
                 details={"fields": {"run_at": [f"at most {settings.JOB_MAX_DELAY_S} s ahead"]}},
             )
+    spec = _reach_checked(tenant, spec)
     return dataclasses.replace(spec, timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries)
 
 
+def _reach_checked(tenant: Tenant, spec: JobSpec) -> JobSpec:
+    """An inline job's egress (within max_egress), env and secret bindings, normalised (jobs.policy,
+    the rule a function version's follow at deploy); a function job's are its version's, as given."""
+    if spec.function_id is not None:
+        return spec
+    reach = policy.reach_check(
+        tenant=tenant, egress_value=spec.egress, env_value=spec.env, secrets_value=spec.secrets
+    )
+    return dataclasses.replace(spec, egress=reach.egress, env=reach.env, secrets=reach.secrets)
+
+
 def request_hash(spec: JobSpec) -> str:
+    """What an Idempotency-Key compares: the request as given (a job that reaches nothing hashes as
+    jobs did before they could reach anything; an invocation's reach is its version's, not compared)."""
     fields = {
         k: v for k, v in spec.__dict__.items() if k not in _FUNCTION_FIELDS or v not in (None, "", False)
     }
+    fields = {k: v for k, v in fields.items() if k not in _REACH_DEFAULTS or v != _REACH_DEFAULTS[k]}
     if spec.invoked_as:
-        fields = {k: v for k, v in fields.items() if k not in _RESOLVED}
+        fields = {k: v for k, v in fields.items() if k not in _RESOLVED and k not in _REACH_DEFAULTS}
     if spec.delay_s is not None:
         fields.pop("run_at", None)
     elif fields.get("run_at") is not None:
@@ -154,9 +177,20 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, origin: Orig
         version_number=spec.version_number,
         alias=spec.alias,
         callback_url=spec.callback_url,
+        **_reach_columns(spec),
         **origin.columns(),
         **extra,
     )
+
+
+def _reach_columns(spec: JobSpec) -> dict:
+    allowlist = isinstance(spec.egress, (list, tuple))
+    return {
+        "egress_mode": "allowlist" if allowlist else spec.egress,
+        "egress_allow": list(spec.egress) if allowlist else [],
+        "env": dict(spec.env),
+        "secrets": dict(spec.secrets),
+    }
 
 
 def _when(spec: JobSpec) -> dict:
@@ -190,7 +224,7 @@ def job_submit(
     """Create a job (a repeated Idempotency-Key with the same body gets the first). -> (job, created)
     ``origin``: who asked for it; by default the API key (if any)."""
     origin = origin or Origin.of_key(api_key)
-    spec = job_spec_validate(quota=tenant.quota, spec=spec)
+    spec = job_spec_validate(tenant=tenant, spec=spec)
     digest = request_hash(spec) if idempotency_key else ""
     if idempotency_key and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
         return match, False  # a replay is answered before admission: it costs no token
@@ -239,7 +273,7 @@ def job_submit_batch(
     validated = []
     for index, spec in enumerate(specs):
         try:
-            validated.append(job_spec_validate(quota=tenant.quota, spec=spec))
+            validated.append(job_spec_validate(tenant=tenant, spec=spec))
         except ApplicationError as exc:
             exc.details = {**exc.details, "index": index}
             exc.message = f"jobs[{index}]: {exc.message}"

@@ -1,6 +1,6 @@
-"""What the worker gives a run of a deployed version (jobs.execution.run_spec): its egress, env and
-the current values of its bound secrets; a deleted secret fails the job before anything runs. No
-Docker: the pool is a stand-in that records the spec."""
+"""What the worker gives a run of a deployed version or an inline job (jobs.execution.run_spec): its
+egress, env and the current values of its bound secrets; a deleted secret fails the job before
+anything runs. No Docker: the pool is a stand-in that records the spec."""
 
 from __future__ import annotations
 
@@ -57,6 +57,34 @@ def test_a_version_runs_with_its_egress_env_and_current_secret_values(alice, poo
         sandbox.SecretValue(name="STRIPE_KEY", value="sk_2", revision=2, secret="stripe"),
     )
     assert "sk_2" not in repr(spec)
+
+
+def test_an_inline_job_runs_with_its_own_egress_env_and_current_secret_values(alice, pool):
+    secret_put(tenant=alice.tenant, name="github", value="ghp_1", actor=OWNER)
+    spec = JobSpec(
+        runtime="python", code="def main():\n    return 1\n",
+        egress=["api.github.com:443"], env={"MODE": "test"}, secrets={"GITHUB_TOKEN": "github"},
+    )  # fmt: skip
+    job = job_submit(tenant=alice.tenant, api_key=alice.api_key, spec=spec)[0]
+    secret_put(tenant=alice.tenant, name="github", value="ghp_2", actor=OWNER)  # rotated after the submit
+    assert execution.job_execute(job_id=job.id).status == Status.SUCCEEDED
+    (ran,) = pool.specs
+    assert ran.egress == sandbox.Egress(mode="allowlist", allow=("api.github.com:443",))
+    assert dict(ran.env) == {"MODE": "test"}
+    assert ran.secrets == (
+        sandbox.SecretValue(name="GITHUB_TOKEN", value="ghp_2", revision=2, secret="github"),
+    )
+    assert ran.secret_revisions() == (("github", 2),)
+
+
+def test_an_inline_jobs_secret_deleted_before_it_runs_fails_it_plainly(alice, pool):
+    secret_put(tenant=alice.tenant, name="github", value="ghp_1", actor=OWNER)
+    spec = JobSpec(runtime="python", code="def main():\n    return 1\n", secrets={"TOKEN": "github"})
+    job = job_submit(tenant=alice.tenant, api_key=alice.api_key, spec=spec)[0]
+    secret_delete(tenant=alice.tenant, name="github", actor=OWNER)
+    finished = execution.job_execute(job_id=job.id)
+    assert finished.status == Status.FAILED and not pool.specs
+    assert finished.error["type"] == "SecretNotFound"
 
 
 def test_inline_jobs_and_versions_without_any_reach_nothing(alice, pool):

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from jobs.contract import JobDetailSerializer, JobSerializer
-from jobs.models import Job
+from jobs.models import Attempt, Job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
 
@@ -32,6 +32,13 @@ def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
     ids = [alice.post_job(body).json()["id"] for body in bodies[:3]]
     run_worker()
     ids.append(alice.post_job(bodies[3]).json()["id"])
+    reaching = {
+        **bodies[3],
+        "egress": ["b.example.com:443", "a.example.com:443"],
+        "env": {"LONGER": "1", "B": ""},
+    }
+    ids.append(alice.post_job(reaching).json()["id"])  # left waiting too
+    Attempt.objects.filter(job_id=ids[0]).update(secret_revisions=[["stripe", 3]], masked=2, egress_bytes=512)
     for job_id in ids:
         job = Job.objects.prefetch_related("attempt_set").get(pk=job_id)
         for serializer_class in (JobSerializer, JobDetailSerializer):
@@ -42,7 +49,14 @@ def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
         assert fast["links"] == {
             "self": reverse("api-job-detail", args=[job.id]),
             "logs": reverse("api-job-logs", args=[job.id]),
+            "connections": reverse("api-job-connections", args=[job.id]),
         }
+    first = JobDetailSerializer(Job.objects.get(pk=ids[0])).data["attempt_history"][0]
+    assert first["secret_revisions"] == [{"secret": "stripe", "revision": 3}] and first["masked"] == 2
+    assert JobSerializer(Job.objects.get(pk=ids[4])).data["egress"] == [
+        "a.example.com:443",
+        "b.example.com:443",
+    ]
     retried = JobDetailSerializer(Job.objects.get(pk=ids[1])).data
     assert retried["error"]["type"] == "ValueError" and len(retried["attempt_history"]) == 1
     many = JobSerializer(Job.objects.filter(pk__in=ids).order_by("created_at"), many=True).data

@@ -147,10 +147,12 @@ BEFORE = [
     ("jobs", "0008_drop_redundant_job_indexes"),
     ("schedules", "0002_schedule_run_job_set_null_in_the_database"),
 ]
-AFTER = [("jobs", "0009_trigger")]
+AFTER = None  # every app's latest migration: later migrations must not be left unapplied
 
 
 def migrate(target):
+    if target is None:
+        target = MigrationExecutor(connection).loader.graph.leaf_nodes()
     MigrationExecutor(connection).migrate(target)
     return MigrationExecutor(connection).loader.project_state(target).apps
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lambdasite import ssrf
 from lambdasite.parsers import args_problem, qualifier_problem
+from sandbox.egress_policy import MAX_PATTERNS
 
 INT_MAX = 2**31 - 1  # PostgreSQL's integer: a larger number would fail in the database, a 500
 
@@ -149,3 +151,53 @@ def when_from(attrs: dict) -> dict:
             raise serializers.ValidationError({"delay_s": [f"at most {settings.JOB_MAX_DELAY_S} s ahead"]})
         attrs["run_at"] = timezone.now() + timedelta(seconds=attrs["delay_s"])
     return attrs
+
+
+# What a run reaches and is given (a function version's, an inline job's): the shapes here, the rules
+# (patterns, names, the tenant's max_egress and secrets) in jobs.policy, one for both.
+
+EGRESS_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "enum": ["none", "public"]},
+        {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": MAX_PATTERNS},
+    ],
+    "description": '"none" (default), "public" (any public address) or a list of "host:port" patterns '
+    '("api.example.com:443", "*.example.com:443", "203.0.113.7:443", "[2001:db8::1]:443")',
+}
+
+
+@extend_schema_field(EGRESS_SCHEMA)
+class EgressField(serializers.Field):
+    """Where a run may connect: its shape here, its patterns by ``jobs.policy``."""
+
+    def to_internal_value(self, data):
+        if data in ("none", "public"):
+            return data
+        if isinstance(data, list) and len(data) <= MAX_PATTERNS and all(isinstance(p, str) for p in data):
+            return data
+        raise serializers.ValidationError(
+            f'must be "none", "public" or a list of at most {MAX_PATTERNS} "host:port" patterns'
+        )
+
+    def to_representation(self, value):
+        return value
+
+
+def env_field(*, help_text: str = "") -> serializers.DictField:
+    """Non-secret configuration, ``{NAME: value}`` (names and size checked by ``jobs.policy``)."""
+    return serializers.DictField(
+        child=StrictCharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="non-secret configuration, {NAME: value}; at most 4 KB, platform names (PATH, HTTP_PROXY, "
+        f"LD_*, PYTHON*, NODE_*, …) refused{help_text}",
+    )
+
+
+def secrets_field(*, help_text: str = "") -> serializers.DictField:
+    """Secret bindings, ``{ENV_NAME: secret name}`` (each secret must be the tenant's: ``jobs.policy``)."""
+    return serializers.DictField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        help_text="secret bindings, {ENV_NAME: secret name}: each value reaches the job as that environment "
+        f"variable and the file /run/secrets/ENV_NAME{help_text}",
+    )

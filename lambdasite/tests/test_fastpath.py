@@ -164,12 +164,17 @@ def test_submits_valid_and_invalid_answer_the_same(alice):
             {**ADD, "max_retries": True},
             {**ADD, "delay_s": 5},  # delayed runs: the serializer's (accepted, through Django)
             [ADD],
+            {**ADD, "egress": ["api.example.com:443"], "env": {"A": "1"}},  # accepted
+            {**ADD, "egress": "public"},  # beyond max_egress: 403
+            {**ADD, "egress": ["api.example.com"]},
+            {**ADD, "env": {"PATH": "/tmp"}},
+            {**ADD, "secrets": {"KEY": "missing"}},  # not a secret of the tenant
         ]
         for body in refused:
             answer = await paths.both(
                 "POST", "/api/v1/jobs", fast=True, headers=key + JSON, body=json.dumps(body).encode()
             )
-            assert answer["status"] in (202, 400, 413), body
+            assert answer["status"] in (202, 400, 403, 413), body
         # what the API's JSON parser refuses (or decodes its own way) is Django's; the rest, the handler's
         for raw, fast in (
             (b"{", False),
@@ -197,8 +202,8 @@ def test_submits_valid_and_invalid_answer_the_same(alice):
         )
 
     run(scenario())
-    # every accepted request made exactly one job on either path: 3 fast, " main" and delay_s
-    assert Job.objects.filter(tenant=alice.tenant).count() == 2 * (3 + 2)
+    # every accepted request made exactly one job on either path: 3 fast, " main", delay_s and egress
+    assert Job.objects.filter(tenant=alice.tenant).count() == 2 * (3 + 3)
 
 
 def test_callers_that_may_not_submit_answer_the_same(alice, bob):

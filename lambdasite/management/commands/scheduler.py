@@ -63,7 +63,7 @@ class Command(BaseCommand):
                         log.info(
                             "expired jobs purged",
                             extra={"event": "purged", "jobs": purged.jobs, "attempts": purged.attempts,
-                                   "log_lines": purged.log_lines},
+                                   "log_lines": purged.log_lines, "connections": purged.connections},
                         )  # fmt: skip
             except Exception:  # noqa: BLE001 - a database or Redis outage must not end the loop
                 log.exception("reconcile pass failed")

@@ -1,6 +1,7 @@
 """Delete what is past its tenant's retention now (the reconciler and the delivery process do it in
-the background anyway): finished jobs with their attempts and log lines, finished webhook deliveries.
-It lives in the webhooks app because it is the one app that may see both (ARCHITECTURE.md)."""
+the background anyway): finished jobs with their attempts, log lines and connections, finished
+webhook deliveries. It lives in the webhooks app because it is the one app that may see both
+(ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -29,5 +30,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  {slug}: {jobs} jobs")
         self.stdout.write(
             f"{verb} {purged.jobs} jobs, {purged.attempts} attempts, {purged.log_lines} log lines, "
-            f"{deliveries} webhook deliveries"
+            f"{purged.connections} connections, {deliveries} webhook deliveries"
         )
