@@ -54,8 +54,8 @@ expected-statuses = {accepted}
 # decides), a cron expression must parse and fire no more often than the tenant's minimum interval,
 # requirements and dependencies must be valid for the function's runtime, a webhook endpoint's
 # host must resolve to a public address (DNS decides), run_at may be at most JOB_MAX_DELAY_S ahead,
-# and a version's egress, env and secrets must pass the egress policy's rules and name secrets the
-# tenant has.
+# a version's egress, env and secrets must pass the egress policy's rules and name secrets the
+# tenant has, and an alias's canary (additional_version) must differ from its version.
 [[operations]]
 include-operation-id = {semantic}
 checks.positive_data_acceptance.expected-statuses = {accepted_or_400}
@@ -74,6 +74,7 @@ SEMANTIC = [
     "jobs_submit",
     "jobs_batch",
     "functions_invoke",
+    "functions_aliases_set",
     "secrets_list",
 ]
 
