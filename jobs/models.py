@@ -32,6 +32,7 @@ class Trigger(models.TextChoices):
     API_KEY = "api_key", "API key"  # the API, with the key in api_key
     DASHBOARD = "dashboard", "dashboard"  # a signed-in user on the dashboard: submitted_by
     SCHEDULE = "schedule", "schedule"  # a schedule's tick, or its "run now": schedule
+    ROUTE = "route", "route"  # an HTTP request to a route (routes/): route, and the request as its argument
 
 
 JOB_STATUSES = tuple(s for s in Status.values if s != Status.LOST)  # a job is never "lost": its attempts are
@@ -133,6 +134,14 @@ class Job(models.Model):
         related_name="jobs",
         db_index=False,
     )
+    route = models.ForeignKey(  # indexed by job_route (the non-null ids); a replay keeps its route
+        "routes.Route",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -154,6 +163,7 @@ class Job(models.Model):
                 fields=["submitted_by"], name="job_submitted_by", condition=Q(submitted_by__isnull=False)
             ),
             models.Index(fields=["schedule"], name="job_schedule", condition=Q(schedule__isnull=False)),
+            models.Index(fields=["route"], name="job_route", condition=Q(route__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
