@@ -28,6 +28,7 @@ from jobs import completion
 from jobs.rendering import job_path
 from lambdasite.caching import Cache
 from lambdasite.fasthttp import in_thread
+from lambdasite.jsonbody import render_json
 
 from .. import response, selectors
 from ..services import serve
@@ -70,7 +71,7 @@ class RouteServer:
             return _refusal(404, "not_found", "no route here")
         outcome = await in_thread(lambda: serve.route_request(incoming, now=self.clock))
         if isinstance(outcome, serve.Answer):
-            body_bytes = b"" if outcome.body is None else json.dumps(outcome.body).encode()
+            body_bytes = b"" if outcome.body is None else render_json(outcome.body)
             content = [("content-type", "application/json")] if outcome.body is not None else []
             return response.Shaped(outcome.status, content + outcome.headers, body_bytes)
         return await self._answer(outcome)
@@ -165,7 +166,7 @@ def _incoming(scope, headers, body: bytes) -> serve.Incoming | None:
 
 
 def _refusal(status: int, code: str, message: str, details: dict | None = None) -> response.Shaped:
-    body = json.dumps({"error": {"code": code, "message": message, "details": details or {}}}).encode()
+    body = render_json({"error": {"code": code, "message": message, "details": details or {}}})
     return response.Shaped(status, [("content-type", "application/json")], body)
 
 
