@@ -61,7 +61,7 @@ def function_routes(context, function):
     rows = [
         {
             "route": route,
-            "url": request.build_absolute_uri(public_path(route)),
+            "url": f"{request.scheme}://{request.get_host()}{public_path(route)}",  # braces as they are
             "auth": auth_words(route.auth),
             "secret": (route.auth or {}).get("secret", ""),
         }
