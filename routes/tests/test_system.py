@@ -144,3 +144,25 @@ def test_a_failing_function_is_a_502_and_a_slow_one_a_504(alice, stack):
     assert "Traceback" not in body.decode() and error["details"]["job_id"]
     status, _, body = request(url, "GET", "/fn/acme/slow")
     assert status == 504 and json.loads(body)["error"]["code"] == "function_timeout", body
+
+
+def test_refusals_over_a_real_connection_create_no_job(alice, bob, stack):
+    url, running = stack
+    make_function(bob.tenant)
+    route = dict(methods=["POST"], mode="async", max_body_bytes=1024, rate_limit_per_minute=1)
+    make_route(make_function(alice.tenant), "/small", cors=["https://app.example.com"], **route)
+    assert request(url, "POST", "/fn/globex/small", body=b"{}")[0] == 404
+    assert request(url, "POST", "/fn/acme/small", body=b"x" * 1025)[0] == 413
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("POST", "/fn/acme/small", body=iter([b"x" * 700, b"x" * 700]), encode_chunked=True)
+    assert conn.getresponse().status == 413  # no declared length: counted as it arrives
+    conn.close()
+    preflight = request(url, "OPTIONS", "/fn/acme/small", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})  # fmt: skip
+    assert preflight[0] == 204 and preflight[1]["access-control-allow-origin"] == "https://app.example.com"
+    assert Job.objects.count() == 0
+    assert request(url, "POST", "/fn/acme/small", body=b"{}")[0] == 202
+    limited = request(url, "POST", "/fn/acme/small", body=b"{}")
+    assert limited[0] == 429 and int(limited[1]["retry-after"]) >= 1
+    assert Job.objects.count() == 1, running.report()
