@@ -134,7 +134,7 @@ def secret_value(tenant: Tenant, name: str, at=None) -> str | None:
     return value
 
 
-def routes_changed(tenant_id=None) -> None:
+def routes_changed() -> None:
     """After the current transaction commits: every process's tables are stale."""
     _tables.clear()  # this process's own next request sees the change, even inside the transaction
     # a lost bump: processes keep their tables until the next change that reaches Redis, at most
@@ -143,7 +143,7 @@ def routes_changed(tenant_id=None) -> None:
 
 
 def routes_changed_signal(sender, instance, **kwargs) -> None:
-    routes_changed(instance.tenant_id)
+    routes_changed()
 
 
 def _bump() -> None:
