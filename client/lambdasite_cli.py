@@ -14,6 +14,9 @@ lambdasite functions | versions NAME | alias NAME prod 3
 lambdasite schedule create nightly --cron '30 2 * * *' --timezone Europe/Berlin --function report
 lambdasite schedules
 lambdasite webhook create https://example.com/hook --events job.failed,job.dead
+lambdasite route add hello /hello/{name} --method GET           # -> its public URL
+lambdasite route add stripe-events /stripe --auth hmac --preset stripe --secret stripe --async
+lambdasite route list hello | route rm hello ROUTE_ID | route replay JOB_ID --qualifier 2 --wait
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_function_commands(sub)
     _add_schedule_and_webhook_commands(sub)
     _add_secret_commands(sub)
+    _add_route_commands(sub)
     return parser
 
 
@@ -152,6 +156,44 @@ def _add_secret_commands(sub) -> None:
     remove = actions.add_parser("rm", help="delete a secret (its value is erased)")
     remove.add_argument("name")
     remove.set_defaults(command_fn=_secret_rm)
+
+
+def _add_route_commands(sub) -> None:
+    route = sub.add_parser("route", help="serve a function at a public URL (add, list, rm), replay a request")
+    actions = route.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="a route: FUNCTION PATH (e.g. /hello/{name}); prints its URL")
+    add.add_argument("function")
+    add.add_argument("path")
+    add.add_argument("--method", action="append", metavar="METHOD", help="accepted method (repeatable)")
+    add.add_argument("--qualifier", help="alias or version it runs (default: the latest ready version)")
+    add.add_argument("--async", dest="mode", action="store_const", const="async", help="answer 202 at once")
+    add.add_argument("--auth", choices=["none", "api_key", "basic", "hmac"], default="none")
+    add.add_argument("--secret", help="basic: the secret holding the password; hmac: the signing key")
+    add.add_argument("--user", help="basic: the user name")
+    add.add_argument("--preset", choices=["github", "stripe", "slack", "standard-webhooks", "custom"])
+    add.add_argument("--header", help="custom hmac: the header holding the signature")
+    add.add_argument("--algorithm", choices=["sha256", "sha1", "sha512"])
+    add.add_argument("--encoding", choices=["hex", "base64"])
+    add.add_argument("--prefix", help='custom hmac: before the signature, e.g. "sha256="')
+    add.add_argument("--delivery-header", help="a request header naming the delivery (one job per delivery)")
+    add.add_argument("--cors", action="append", metavar="ORIGIN", help="allowed origin (repeatable)")
+    add.add_argument("--max-body-bytes", type=int)
+    add.add_argument("--rate-limit", type=int, metavar="PER_MINUTE")
+    add.add_argument("--expose-errors", action="store_true", help="a failure's traceback in its 502")
+    add.add_argument("--description")
+    add.set_defaults(command_fn=_route_add)
+    listing = actions.add_parser("list", help="a function's routes")
+    listing.add_argument("function")
+    listing.set_defaults(command_fn=_routes)
+    remove = actions.add_parser("rm", help="delete a route (its URL then answers 404)")
+    remove.add_argument("function")
+    remove.add_argument("route_id")
+    remove.set_defaults(command_fn=_route_rm)
+    again = actions.add_parser("replay", help="run a route's job's request again as another version")
+    again.add_argument("job_id")
+    again.add_argument("--qualifier", help="version or alias (default: the route's)")
+    again.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    again.set_defaults(command_fn=_route_replay)
 
 
 def _add_schedule_and_webhook_commands(sub) -> None:
@@ -380,6 +422,64 @@ def _webhooks(client: Client, opts) -> int:
         state = "enabled" if e["enabled"] else f"disabled: {e['disabled_reason'] or ''}"
         print(f"{e['id']}  {e['url']}  {','.join(e['events'])}  {state}")
     return 0
+
+
+# Routes
+
+
+def _auth(opts) -> dict:
+    if opts.auth == "basic":
+        if not (opts.user and opts.secret):
+            raise _UsageError("--auth basic needs --user and --secret (the secret holding the password)")
+        return {"type": "basic", "username": opts.user, "secret": opts.secret}
+    if opts.auth == "hmac":
+        if not (opts.preset and opts.secret):
+            raise _UsageError("--auth hmac needs --preset and --secret (the secret holding the signing key)")
+        auth = {"type": "hmac", "preset": opts.preset, "secret": opts.secret}
+        for name in ("header", "algorithm", "encoding", "prefix"):
+            if getattr(opts, name) is not None:
+                auth[name] = getattr(opts, name)
+        return auth
+    return {"type": opts.auth}
+
+
+def _route_add(client: Client, opts) -> int:
+    created = client.route_create(
+        opts.function,
+        opts.path,
+        methods=[m.upper() for m in opts.method] if opts.method else None,
+        qualifier=opts.qualifier,
+        mode=opts.mode,
+        auth=_auth(opts),
+        delivery_header=opts.delivery_header,
+        cors=opts.cors,
+        max_body_bytes=opts.max_body_bytes,
+        rate_limit_per_minute=opts.rate_limit,
+        expose_errors=opts.expose_errors or None,
+        description=opts.description,
+    )
+    print(f"{client.url}{created['url']}")
+    print(f"route {created['id']}: {' '.join(created['methods'])}, {created['mode']}", file=sys.stderr)
+    return 0
+
+
+def _routes(client: Client, opts) -> int:
+    for r in client.routes(opts.function):
+        auth = r["auth"]["type"] + (f":{r['auth']['preset']}" if r["auth"].get("preset") else "")
+        methods, runs = ",".join(r["methods"]), r["qualifier"] or "latest"
+        print(f"{r['id']}  {client.url}{r['url']}  {methods:<12} {auth:<20} {r['mode']} {runs}")
+    return 0
+
+
+def _route_rm(client: Client, opts) -> int:
+    client.route_delete(opts.function, opts.route_id)
+    print(f"route {opts.route_id} deleted", file=sys.stderr)
+    return 0
+
+
+def _route_replay(client: Client, opts) -> int:
+    job = client.replay(opts.job_id, opts.qualifier, wait=30 if opts.wait else None)
+    return _finish(client, job, opts.wait)
 
 
 # Secrets

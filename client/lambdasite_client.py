@@ -227,6 +227,29 @@ class Client:
     def secret_delete(self, name: str) -> None:
         self.request("DELETE", f"/secrets/{_q(name)}")
 
+    # -- routes -------------------------------------------------------------------
+
+    def route_create(self, function: str, path: str, **fields) -> dict:
+        """Serve ``function`` at /fn/<tenant><path>. Fields: methods, qualifier, mode, auth ({"type":
+        "hmac", "preset": "github", "secret": "NAME"}, ...), delivery_header, cors, max_body_bytes,
+        rate_limit_per_minute, expose_errors, description. -> the route, with its ``url``."""
+        body = {"path": path, **{k: v for k, v in fields.items() if v is not None}}
+        return self.request("POST", f"/functions/{_q(function)}/routes", body)
+
+    def routes(self, function: str) -> list:
+        return self.request("GET", f"/functions/{_q(function)}/routes")
+
+    def route_update(self, function: str, route_id: str, **fields) -> dict:
+        return self.request("PATCH", f"/functions/{_q(function)}/routes/{_q(route_id)}", fields)
+
+    def route_delete(self, function: str, route_id: str) -> None:
+        self.request("DELETE", f"/functions/{_q(function)}/routes/{_q(route_id)}")
+
+    def replay(self, job_id: str, qualifier: str | None = None, wait: float | None = None) -> dict:
+        """Run a route's job's stored request again, as ``qualifier`` (default: the route's)."""
+        body = {"qualifier": qualifier} if qualifier else {}
+        return self.request("POST", f"/jobs/{_q(job_id)}/replay", body, query={"wait": wait})
+
 
 def _q(part: str) -> str:
     return urllib.parse.quote(str(part), safe="")

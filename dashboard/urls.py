@@ -7,6 +7,7 @@ from .views import (
     jobs,
     keys,
     overview,
+    routes,
     schedules,
     secrets,
     team,
@@ -35,6 +36,10 @@ urlpatterns = [
     path("functions/<str:name>/invoke", functions.function_invoke, name="function-invoke"),
     path("functions/<str:name>/warm", functions.function_warm, name="function-warm"),
     path("functions/<str:name>/delete", functions.function_delete, name="function-delete"),
+    path("functions/<str:name>/routes/new", routes.route_new, name="route-new"),
+    path("functions/<str:name>/routes/<str:route_id>/", routes.route_edit, name="route-edit"),
+    path("functions/<str:name>/routes/<str:route_id>/delete", routes.route_delete, name="route-delete"),
+    path("jobs/<str:job_id>/replay", routes.job_replay, name="job-replay"),
     path("functions/<str:name>/versions/<str:number>/", functions.version_detail, name="function-version"),
     path(
         "functions/<str:name>/versions/<str:number>/lines",

@@ -32,6 +32,7 @@ class Trigger(models.TextChoices):
     API_KEY = "api_key", "API key"  # the API, with the key in api_key
     DASHBOARD = "dashboard", "dashboard"  # a signed-in user on the dashboard: submitted_by
     SCHEDULE = "schedule", "schedule"  # a schedule's tick, or its "run now": schedule
+    ROUTE = "route", "route"  # an HTTP request to a route (routes/): route, and the request as its argument
 
 
 JOB_STATUSES = tuple(s for s in Status.values if s != Status.LOST)  # a job is never "lost": its attempts are
@@ -148,6 +149,14 @@ class Job(models.Model):
     env = models.JSONField(default=dict, db_default={}, blank=True)  # non-secret configuration: {NAME: value}
     secrets = models.JSONField(default=dict, db_default={}, blank=True)  # {ENV_NAME: a secret's name}
     egress_bytes = models.PositiveBigIntegerField(default=0, db_default=0)  # both ways, every attempt
+    route = models.ForeignKey(  # indexed by job_route (the non-null ids); a replay keeps its route
+        "routes.Route",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -169,6 +178,7 @@ class Job(models.Model):
                 fields=["submitted_by"], name="job_submitted_by", condition=Q(submitted_by__isnull=False)
             ),
             models.Index(fields=["schedule"], name="job_schedule", condition=Q(schedule__isnull=False)),
+            models.Index(fields=["route"], name="job_route", condition=Q(route__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -1,5 +1,5 @@
-"""ASGI entry point: HTTP through Django (the hot endpoints through lambdasite.fasthttp first),
-websockets through Channels."""
+"""ASGI entry point: HTTP through Django (the hot endpoints through lambdasite.fasthttp first, a
+route's public requests, /fn/…, through routes.api.public), websockets through Channels."""
 
 import os
 import re
@@ -19,6 +19,7 @@ from functions.api import handlers as functions_handlers  # noqa: E402
 from functions.api import views as functions_views  # noqa: E402
 from jobs.api import handlers as jobs_handlers  # noqa: E402
 from jobs.api import jobs as jobs_views  # noqa: E402
+from routes.api.public import RouteServer  # noqa: E402
 
 from .fasthttp import FastPath, Route, allowed  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
@@ -50,7 +51,7 @@ FAST_ROUTES = [
     ),
 ]
 
-http_application = FastPath(django_asgi_app, FAST_ROUTES, admitted)
+http_application = RouteServer(FastPath(django_asgi_app, FAST_ROUTES, admitted))
 
 application = ProtocolTypeRouter(
     {

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "functions",
     "schedules",
     "webhooks",
+    "routes",
     "dashboard",
     "lambdasite",  # the wiring layer's own commands (manage.py worker, scheduler), which use several apps
 ]
@@ -308,6 +309,13 @@ WEBHOOK_TENANT_IN_FLIGHT = env_int("WEBHOOK_TENANT_IN_FLIGHT", 4, minimum=1)  # 
 WEBHOOK_MAX_REDELIVERIES = env_int("WEBHOOK_MAX_REDELIVERIES", 5, minimum=0)  # by hand, per message
 WEBHOOK_WRITES_PER_MINUTE = env_int("WEBHOOK_WRITES_PER_MINUTE", 30, minimum=1)  # a tenant's webhook changes
 WEBHOOK_TEST_INTERVAL_S = env_float("WEBHOOK_TEST_INTERVAL_S", 5.0)  # between two test events to one endpoint
+
+# -- Routes: public HTTP endpoints /fn/<tenant>/<path> (routes/) -----------------------------------
+ROUTES_MAX_PER_TENANT = env_int("ROUTES_MAX_PER_TENANT", 100, minimum=1)
+ROUTE_MAX_BODY_BYTES = env_int("ROUTE_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)  # any route's cap is below
+ROUTE_DEFAULT_BODY_BYTES = 64 * 1024  # a route's max_body_bytes when not given
+ROUTE_WAIT_S = env_float("ROUTE_WAIT_S", 30.0)  # a sync route waits this long for its job, then 504
+ROUTE_SIGNATURE_TOLERANCE_S = 300  # Stripe's, Slack's and Standard Webhooks' replay window
 
 # -- Secrets and configuration (vault; a version's egress, secrets and env) -------------------
 # the master key wrapping every tenant's data key (lambdasite.env.secrets_keys: SECRETS_KEY,

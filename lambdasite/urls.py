@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.throttle import login_throttled
 from dashboard.views.redirects import LoginView
 from functions.api.batch import jobs_batch
+from routes.api.views import job_replay
 
 from . import views
 from .errors import json_error
@@ -37,11 +38,13 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     # a batch may invoke deployed functions: the functions API's, ahead of jobs/<id>
     path("api/v1/jobs/batch", jobs_batch, name="api-jobs-batch"),
+    path("api/v1/jobs/<str:job_id>/replay", job_replay, name="api-job-replay"),  # a route's request again
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("functions.api.urls")),
     path("api/v1/", include("schedules.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("vault.api.urls")),
+    path("api/v1/", include("routes.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/rq/", include("django_rq.urls")),  # queue depth, workers, registries (staff only)

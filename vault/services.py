@@ -17,12 +17,23 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.guards import tenant_require_active
 from accounts.models import Tenant
+from lambdasite.caching import after_commit
+from lambdasite.redis_client import get_redis
 
 from . import crypto, validation
 from .exceptions import OwnersOnly, SecretLimit, SecretNotFound, UnknownSecret, VaultUnavailable
 from .models import Secret, SecretRevision, TenantKey
 
 log = logging.getLogger("lambdasite.vault")
+
+# bumped after every change of a secret's value: a process that keeps values (a route's signing key,
+# routes/services/table.py) keeps them while it is unchanged
+GENERATION_KEY = "lambdasite:vault-generation"
+
+
+def _changed() -> None:
+    # a lost bump: the keeper's own age cap bounds how long it keeps the old value
+    after_commit("publishing a secret's change", lambda: get_redis().incr(GENERATION_KEY))
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ def secret_put(*, tenant: Tenant, name: str, value: str, actor: Actor) -> Secret
         secret.created_at = now
     secret.save()
     revision.created = created
+    _changed()
     extra = {"event": "secret_set", "tenant": tenant.slug}
     log.info("secret %s set: revision %d, by %s", name, number, actor.label, extra=extra)
     return revision
@@ -148,6 +160,7 @@ def secret_delete(*, tenant: Tenant, name: str, actor: Actor) -> None:
     SecretRevision.objects.filter(secret=secret).update(nonce=b"", ciphertext=b"")
     secret.deleted_at = secret.updated_at = timezone.now()
     secret.save(update_fields=["deleted_at", "updated_at"])
+    _changed()
     log.info(
         "secret %s deleted by %s", name, actor.label, extra={"event": "secret_deleted", "tenant": tenant.slug}
     )

@@ -73,6 +73,8 @@ def trigger_text(job) -> str:
         return f"API key {job.trigger_name}"
     if job.trigger == Trigger.SCHEDULE:
         return f"schedule {job.trigger_name}"
+    if job.trigger == Trigger.ROUTE:
+        return f"route {job.trigger_name}"
     return job.trigger_name if job.trigger == Trigger.DASHBOARD else ""
 
 
@@ -96,6 +98,10 @@ def trigger(job):
         return format_html('<span class="trigger"><span class="muted">schedule</span> {}</span>', name)
     if job.trigger == Trigger.DASHBOARD:
         return format_html('<span class="trigger" title="on the dashboard">{}</span>', job.trigger_name)
+    if job.trigger == Trigger.ROUTE:
+        return format_html(
+            '<span class="trigger"><span class="muted">route</span> <code>{}</code></span>', job.trigger_name
+        )
     return format_html('<span class="trigger muted" title="{}">—</span>', "not recorded for jobs this old")
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import ratelimit
 from accounts.models import ApiKey, Tenant
 from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationFailed
 
@@ -65,6 +66,7 @@ class Origin:
     name: str = ""
     user_id: int | None = None
     schedule_id: int | None = None
+    route_id: Any = None  # a route's request, or a replay of one (whoever replays it)
 
     @classmethod
     def of_key(cls, api_key: ApiKey | None) -> Origin:
@@ -78,12 +80,17 @@ class Origin:
     def of_schedule(cls, schedule) -> Origin:
         return cls(Trigger.SCHEDULE, schedule.name, schedule_id=schedule.pk)
 
+    @classmethod
+    def of_route(cls, route_id, path: str) -> Origin:
+        return cls(Trigger.ROUTE, path, route_id=route_id)
+
     def columns(self) -> dict:
         return {
             "trigger": self.trigger,
             "trigger_name": self.name[:254],
             "submitted_by_id": self.user_id,
             "schedule_id": self.schedule_id,
+            "route_id": self.route_id,
         }
 
 
@@ -220,15 +227,19 @@ def job_submit(
     spec: JobSpec,
     idempotency_key: str | None = None,
     origin: Origin | None = None,
+    digest: str | None = None,
+    also: ratelimit.Bucket | None = None,
 ) -> tuple[Job, bool]:
     """Create a job (a repeated Idempotency-Key with the same body gets the first). -> (job, created)
-    ``origin``: who asked for it; by default the API key (if any)."""
+    ``origin``: who asked for it; by default the API key (if any). ``digest``: what a repeated key
+    must match, when not the spec's hash (a route's delivery: its body, not its re-signed headers);
+    ``also``: a second rate bucket admission takes (a route's)."""
     origin = origin or Origin.of_key(api_key)
     spec = job_spec_validate(tenant=tenant, spec=spec)
-    digest = request_hash(spec) if idempotency_key else ""
+    digest = (digest or request_hash(spec)) if idempotency_key else ""
     if idempotency_key and (match := _idempotent_match(tenant, idempotency_key, digest)) is not None:
         return match, False  # a replay is answered before admission: it costs no token
-    tenant_admit(tenant=tenant)
+    tenant_admit(tenant=tenant, also=also)
     for _ in range(3):
         try:
             with transaction.atomic():

@@ -55,7 +55,9 @@ expected-statuses = {accepted}
 # requirements and dependencies must be valid for the function's runtime, a webhook endpoint's
 # host must resolve to a public address (DNS decides), run_at may be at most JOB_MAX_DELAY_S ahead,
 # a version's egress, env and secrets must pass the egress policy's rules and name secrets the
-# tenant has, and an alias's canary (additional_version) must differ from its version.
+# tenant has, an alias's canary (additional_version) must differ from its version, and a route's path
+# must be a pattern, its qualifier name a version or alias the function has, its auth name a secret the
+# tenant has, its origins be origins and its body cap fit the quota.
 [[operations]]
 include-operation-id = {semantic}
 checks.positive_data_acceptance.expected-statuses = {accepted_or_400}
@@ -76,6 +78,8 @@ SEMANTIC = [
     "functions_invoke",
     "functions_aliases_set",
     "secrets_list",
+    "routes_create",
+    "routes_update",
 ]
 
 
@@ -103,6 +107,7 @@ def _seed(url: str, key: str, tag: str) -> None:
         key,
         {"name": f"{tag}-nightly", "cron": "0 2 * * *", "function": f"{tag}-fn", "args": [tag]},
     )
+    _call(url, "POST", f"/api/v1/functions/{tag}-fn/routes", key, {"path": "/hook", "mode": "async"})
 
 
 @pytest.fixture
