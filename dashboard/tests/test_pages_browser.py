@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from functions.tests.support import make_adder
 from jobs.models import Job, Status
 from jobs.tests.live_server import post_json
 from jobs.tests.test_chaos import Stack
+from routes.services import manage as route_manage
 from schedules.services import manage as schedule_manage
 from schedules.services import ticks
 from vault.services import Actor, secret_put
@@ -103,6 +105,8 @@ class Site:
     ok_job: str = ""
     failed_job: str = ""
     endpoint: str = ""
+    route: str = ""
+    route_job: str = ""
     invite_token: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -188,6 +192,7 @@ def site(web, alice, bob) -> Site:
     )
     node = submit(web, alice, "/api/v1/jobs", {"runtime": "node", "code": "exports.main = () => 42;\n"})
     invoked = submit(web, alice, "/api/v1/functions/adder/invoke?qualifier=prod", {"args": [2, 3]})
+    made.route_job, made.route = _routed(web, alice)
     nightly = schedule_manage.schedule_create(
         tenant=alice.tenant,
         name="nightly-report",
@@ -207,6 +212,27 @@ def site(web, alice, bob) -> Site:
         tenant=alice.tenant, email="erin@example.com", role="viewer", invited_by=alice.user
     ).token
     return made
+
+
+def _routed(web: str, alice) -> tuple[str, str]:
+    """A function answering a public route, called once over HTTP -> (its job's id, the route's id)."""
+    hello, _ = deploy.function_create(
+        tenant=alice.tenant, user=alice.user, name="hello", runtime="python",
+        spec=deploy.VersionSpec(
+            code="def main(request):\n    name = request['params']['name']\n    return {'status': 201, "
+            "'headers': {'content-type': 'text/plain'}, 'body': f'hello {name}'}\n"
+        ),
+    )  # fmt: skip
+    route = route_manage.route_create(
+        function=hello,
+        spec=route_manage.RouteSpec(
+            path="/hello/{name}", methods=["GET", "POST"], cors=["https://shop.example.com"],
+            rate_limit_per_minute=600, description="greets whoever the path names",
+        ),
+    )  # fmt: skip
+    with urllib.request.urlopen(f"{web}/fn/{alice.tenant.slug}/hello/world?lang=en", timeout=30) as answer:
+        assert answer.status == 201 and answer.read() == b"hello world"
+    return str(Job.objects.get(route=route).pk), str(route.pk)
 
 
 def _pause_a_schedule(alice) -> None:
@@ -355,6 +381,10 @@ def pages(made: Site) -> list[PageSpec]:
         PageSpec("version", "/app/functions/adder/versions/2/"),
         PageSpec("version-failed-build", "/app/functions/shout/versions/1/"),
         PageSpec("function-new", "/app/functions/new"),
+        PageSpec("route-new", "/app/functions/hello/routes/new"),
+        PageSpec("route-edit", f"/app/functions/hello/routes/{made.route}/"),
+        PageSpec("job-of-a-route", f"/app/jobs/{made.route_job}/"),
+        PageSpec("function-with-a-route", "/app/functions/hello/"),
         PageSpec("function-deploy", "/app/functions/adder/deploy"),
         PageSpec("schedules", "/app/schedules/"),
         PageSpec("schedule", "/app/schedules/nightly-report/"),
