@@ -185,9 +185,24 @@ class Quota(models.Model):
         help_text="the widest egress a version may declare: none, allowlist (host:port patterns) or public",
     )
     max_secrets = models.PositiveIntegerField(default=100, help_text="secrets the tenant may hold")
+    max_egress_bytes_month = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        default=10 << 30,
+        db_default=10 << 30,  # a tenant made by the previous release while a deploy migrates gets it too
+        help_text="bytes the tenant's jobs may send and receive through egress in a calendar month (UTC); "
+        "a transfer past it is cut; empty: unlimited",
+    )
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"
+
+    def egress_bytes_left(self, used: int) -> int | None:
+        """The bytes the tenant's jobs may still move through egress this month, having moved
+        ``used``; None: no monthly budget."""
+        if self.max_egress_bytes_month is None:
+            return None
+        return max(0, self.max_egress_bytes_month - max(0, used))
 
     def default_timeout_ms(self) -> int:
         """A job's time limit when it names none: the platform's default, within this quota."""

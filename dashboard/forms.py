@@ -14,6 +14,7 @@ from vault.validation import is_secret_name
 
 FIELDS = ("runtime", "handler", "code", "args", "timeout_ms", "memory_mb", "max_retries")
 LIMITS = ("timeout_ms", "memory_mb", "max_retries")
+REACH_FIELDS = ("egress_mode", "egress_allow", "secrets", "env")  # the deploy and new-job forms' network box
 
 # The visible label of each form field, by the name the API (and so a service's refusal) gives it. One
 # map for every form: a name means the same thing wherever it appears.
@@ -50,6 +51,9 @@ LABELS = {
     "delay_s": "Delay (s)",
     "callback_url": "Callback URL",
     "password": "Password",
+    "egress": "Egress",
+    "secrets": "Secrets",
+    "env": "Environment",
 }
 # DRF's stock sentences, said as the rest of a sentence that starts with the field's label.
 _DRF_WORDS = (
@@ -88,6 +92,8 @@ def parse_job_form(form: dict) -> tuple[dict, dict]:
     }
     _parse_json(form, "args", "[]", body, errors)
     _parse_limits(form, body, errors)
+    if "egress_mode" in form:
+        _parse_reach(form, body, errors)
     if errors:
         return body, errors
     data = _validate(JobSubmitSerializer, body, form, errors)
@@ -124,16 +130,17 @@ def parse_deploy_form(form: dict):
     return VersionSpec(**{k: v for k, v in data.items() if k in fields}), errors
 
 
-def reach_form(version) -> dict:
-    """The deploy form's network and configuration fields, as ``version`` has them (None: a new
-    function's): egress mode, one pattern a line, one ``NAME=value`` a line."""
-    if version is None:
+def reach_form(source) -> dict:
+    """The network and configuration fields of the deploy and new-job forms, as ``source`` (a
+    function version, or a job run again) has them (None: nothing): egress mode, one pattern a line,
+    one ``NAME=value`` a line."""
+    if source is None:
         return {"egress_mode": "none", "egress_allow": "", "secrets": "", "env": ""}
     return {
-        "egress_mode": version.egress_mode,
-        "egress_allow": "\n".join(version.egress_allow),
-        "secrets": "\n".join(f"{name}={secret}" for name, secret in sorted(version.secrets.items())),
-        "env": "\n".join(f"{name}={value}" for name, value in sorted(version.env.items())),
+        "egress_mode": source.egress_mode,
+        "egress_allow": "\n".join(source.egress_allow),
+        "secrets": "\n".join(f"{name}={secret}" for name, secret in sorted(source.secrets.items())),
+        "env": "\n".join(f"{name}={value}" for name, value in sorted(source.env.items())),
     }
 
 
@@ -207,7 +214,7 @@ def _validate(serializer_class, body: dict, form: dict, errors: dict) -> dict | 
         return dict(serializer.validated_data)
     for name, problems in serializer.errors.items():
         said = " ".join(str(p) for p in problems)
-        if name in form:
+        if _shown_in(form, name):
             errors[name] = beside(name, said)
         else:
             errors["form"] = in_words(said if name == "non_field_errors" else f"{name}: {said}")
@@ -262,7 +269,12 @@ def service_error(exc, form: dict, errors: dict) -> None:
     field = (
         details.get("field") or next(iter(details.get("fields") or {}), None) or _FIELD_OF_CODE.get(exc.code)
     )
-    if field in form:
+    if _shown_in(form, field):
         errors[field] = beside(field, exc.message)
     else:
         errors["form"] = in_words(exc.message)
+
+
+def _shown_in(form: dict, name: str | None) -> bool:
+    """Whether the form has a place for ``name``'s errors (egress's: below its allowed hosts)."""
+    return name in form or (name == "egress" and "egress_mode" in form)

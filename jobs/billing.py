@@ -86,6 +86,15 @@ def gb_seconds_used(*, tenant, since: datetime) -> float:
     return (attempts or 0.0) + (charges or 0.0)
 
 
+def egress_bytes_used(*, tenant_id, since: datetime) -> int:
+    """The bytes the tenant's attempts started since ``since`` sent and received through egress (the
+    ``job_tenant_egress`` index: only the tenant's jobs that used egress are read)."""
+    total = Attempt.objects.filter(
+        job__tenant_id=tenant_id, job__egress_bytes__gt=0, started_at__gte=since, egress_bytes__gt=0
+    ).aggregate(total=Sum("egress_bytes"))["total"]
+    return total or 0
+
+
 def charge(*, tenant_id, kind: str, gb_seconds: float, reference: str = "") -> None:
     """Bill compute used outside an attempt (a build) to the tenant: a row, and the cached counter."""
     if gb_seconds <= 0:

@@ -179,6 +179,8 @@ class Job(models.Model):
             ),
             models.Index(fields=["schedule"], name="job_schedule", condition=Q(schedule__isnull=False)),
             models.Index(fields=["route"], name="job_route", condition=Q(route__isnull=False)),
+            # a tenant's jobs that used egress: its monthly egress budget sums their attempts
+            models.Index(fields=["tenant"], name="job_tenant_egress", condition=Q(egress_bytes__gt=0)),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -106,6 +106,11 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
         "requests": requests,
         "billed_ms": totals["billed"] or 0,
         "egress_bytes": egress_bytes,
+        "egress": {
+            "used": egress_bytes,
+            "limit": quota.max_egress_bytes_month,
+            "left": quota.egress_bytes_left(egress_bytes),
+        },
         "gb_seconds": {
             "used": round(used, 6),
             "limit": quota.monthly_gb_seconds,
@@ -138,6 +143,7 @@ def tenant_usage(*, tenant: Tenant, now: datetime | None = None) -> dict:
             "max_result_bytes": quota.max_result_bytes,
             "max_log_bytes": quota.max_log_bytes,
             "max_retries": quota.max_retries_cap,
+            "max_egress_bytes_month": quota.max_egress_bytes_month,
         },
     }
 

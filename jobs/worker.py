@@ -26,10 +26,10 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 import sandbox
 from lambdasite.redis_client import build_queue_name, get_queue
-from sandbox.egress import EgressProxy
+from sandbox.egress import EgressProxy, table_resolver
 from sandbox.netpolicy import NetPolicy
 
-from . import billing
+from . import billing, egress_budget
 
 log = logging.getLogger("lambdasite.worker")
 
@@ -70,11 +70,14 @@ def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
 
 
 def egress_proxy() -> EgressProxy:
-    """The worker's one egress proxy (the door of every cell whose job has egress)."""
+    """The worker's one egress proxy (the door of every cell whose job has egress), bounded by each
+    tenant's monthly egress budget; in the system tests only, resolving from EGRESS_TEST_HOSTS."""
     return EgressProxy(
         directory=settings.EGRESS_DIR,
         host_directory=settings.EGRESS_HOST_DIR,
         policy=NetPolicy(allow_cidrs=settings.EGRESS_ALLOW_CIDRS, platform=platform_endpoints()),
+        resolve=table_resolver(settings.EGRESS_TEST_HOSTS) if settings.EGRESS_TEST_HOSTS else None,
+        budget=egress_budget.budget,
         max_connections=settings.EGRESS_MAX_CONNECTIONS,
         max_bytes=settings.EGRESS_MAX_BYTES,
         connect_timeout_s=settings.EGRESS_CONNECT_TIMEOUT_S,

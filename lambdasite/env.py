@@ -56,6 +56,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_hosts(name: str) -> dict[str, list[str]]:
+    """``name=address,name=address`` (a name given twice has both addresses) -> {name: [address]}."""
+    table: dict[str, list[str]] = {}
+    for item in env_list(name, []):
+        host, sep, address = item.partition("=")
+        if not sep or not host.strip() or not address.strip():
+            raise ImproperlyConfigured(f"{name} must be name=address pairs, not {item!r}")
+        table.setdefault(host.strip().lower(), []).append(address.strip())
+    return table
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, default).strip()
     if value not in choices:

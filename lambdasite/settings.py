@@ -9,7 +9,17 @@ from django.core.exceptions import ImproperlyConfigured
 
 from sandbox.netpolicy import parse_cidrs
 
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_str, secret_key, secrets_keys
+from .env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_hosts,
+    env_int,
+    env_list,
+    env_str,
+    secret_key,
+    secrets_keys,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -237,6 +247,15 @@ EGRESS_DENY_ENDPOINTS = env_list("EGRESS_DENY_ENDPOINTS", [])
 EGRESS_MAX_CONNECTIONS = env_int("EGRESS_MAX_CONNECTIONS", 256, minimum=1)  # per attempt
 EGRESS_MAX_BYTES = env_int("EGRESS_MAX_BYTES", 256 << 20, minimum=0)  # per attempt, both ways
 EGRESS_CONNECT_TIMEOUT_S = env_float("EGRESS_CONNECT_TIMEOUT_S", 10.0)
+# how old a worker's reading of a tenant's monthly egress budget (Quota.max_egress_bytes_month less this
+# month's attempts' egress bytes) may be when a door is bound to an attempt
+EGRESS_BUDGET_CACHE_S = env_float("EGRESS_BUDGET_CACHE_S", 5.0)
+# TESTS ONLY: "name=address,name=address": the workers' egress proxy resolves names from this table alone
+# (the system tests' local internet at 198.18.0.0/15); every address still passes the deny table. Refused
+# outside the test suite (LAMBDASITE_TESTING).
+EGRESS_TEST_HOSTS = env_hosts("EGRESS_TEST_HOSTS")
+if EGRESS_TEST_HOSTS and not TESTING:
+    raise ImproperlyConfigured("EGRESS_TEST_HOSTS is for the test suite only (LAMBDASITE_TESTING=1)")
 
 JOB_MIN_TIMEOUT_MS = 100  # the smallest limits a job, a version or an invocation may ask for
 JOB_MIN_MEMORY_MB = 32

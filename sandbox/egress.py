@@ -25,8 +25,10 @@ What the proxy does, and why:
   reaches the target unchecked. ``Upgrade`` is refused.
 * Caps per attempt: connections, connect time, bytes (both ways, cut mid-transfer: "byte cap"), and
   an optional ``budget(tenant, job, attempt)`` hook giving the bytes the tenant may still move this
-  month. Every connection is recorded (allowed or denied, why, bytes, start, duration) and handed
-  to the worker when the door is unbound (``RunResult.connections``).
+  month ("monthly egress budget"). Every connection is recorded (allowed or denied, why, bytes,
+  start, duration) and handed to the worker when the door is unbound (``DoorUse``, then
+  ``RunResult.connections``); past ``MAX_RECORDS`` an attempt's connections are only counted,
+  with their bytes (``RunResult.connections_unrecorded``).
 * Every refusal gets the same ``403`` before any connection is tried, so a job cannot tell an
   address that is refused from one that does not answer, or probe the worker's network.
 
@@ -44,14 +46,14 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .egress_policy import allows, is_hostname, names_address, split_host_port
 from .exceptions import SandboxError
 from .netpolicy import NetPolicy, literal_address
-from .spec import Connection, Egress
+from .spec import Connection, DoorUse, Egress
 
 log = logging.getLogger("lambdasite.egress")
 
@@ -60,7 +62,7 @@ SOCKET_NAME = "proxy.sock"
 MAX_HEAD_BYTES = 16384
 MAX_HELLO_BYTES = 65536
 MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path (sun_path, with its NUL)
-MAX_RECORDS = 1000  # per attempt; refusals past it are counted in one last record
+MAX_RECORDS = 1000  # per attempt; connections past it are counted (DoorUse.unrecorded), with their bytes
 CHUNK = 65536
 
 REFUSED = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -326,6 +328,7 @@ class Binding:
         self.budget_bound = budget_left is not None and budget_left < max_bytes
         self.connections = 0
         self.bytes = 0
+        self.sent = self.received = 0  # every connection's, recorded or not
         self.records: list[_Record] = []
         self.unrecorded = 0
         self.sockets: set[socket.socket] = set()
@@ -354,21 +357,25 @@ class Binding:
             self.sockets.add(sock)
             return True
 
-    def spend(self, n: int) -> int:
-        """How many of ``n`` bytes may still pass (both directions count)."""
+    def spend(self, n: int, *, up: bool) -> int:
+        """How many of ``n`` bytes may still pass (both directions count towards the cap)."""
         with self.lock:
             allowed = max(0, min(n, self.max_bytes - self.bytes))
             self.bytes += allowed
+            if up:
+                self.sent += allowed
+            else:
+                self.received += allowed
             return allowed
 
     def cap_reason(self) -> str:
-        return "monthly byte budget" if self.budget_bound else "byte cap"
+        return "monthly egress budget" if self.budget_bound else "byte cap"
 
     def done(self) -> None:
         with self.lock:
             self.threads.discard(threading.current_thread())
 
-    def close(self, wait_s: float) -> tuple[Connection, ...]:
+    def close(self, wait_s: float) -> DoorUse:
         with self.lock:
             self.closed = True
             sockets, threads = list(self.sockets), list(self.threads)
@@ -378,12 +385,15 @@ class Binding:
         deadline = time.monotonic() + wait_s
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        records = [r.final() for r in self.records]
-        if self.unrecorded:
-            records.append(
-                Connection(host="", port=0, reason=f"{self.unrecorded} more connections not recorded")
-            )
-        return tuple(records)
+        with self.lock:
+            records = tuple(r.final() for r in self.records)
+            sent, received = self.sent, self.received
+        return DoorUse(
+            connections=records,
+            unrecorded=self.unrecorded,
+            unrecorded_bytes_sent=max(0, sent - sum(r.bytes_sent for r in records)),
+            unrecorded_bytes_received=max(0, received - sum(r.bytes_received for r in records)),
+        )
 
 
 class Door:
@@ -535,10 +545,11 @@ class EgressProxy:
             old.close(0.0)
         return binding
 
-    def unbind(self, door: Door, wait_s: float = 1.0) -> tuple[Connection, ...]:
-        """End the attempt's use of ``door``: its connections are cut; -> what it did, in order."""
+    def unbind(self, door: Door, wait_s: float = 1.0) -> DoorUse:
+        """End the attempt's use of ``door``: its connections are cut; -> what it did (the
+        connections recorded, in order, and those only counted)."""
         binding, door.binding = door.binding, None
-        return binding.close(wait_s) if binding is not None else ()
+        return binding.close(wait_s) if binding is not None else DoorUse()
 
     def close(self) -> None:
         with self._lock:
@@ -757,7 +768,7 @@ class EgressProxy:
         other.join()
 
     def _send(self, binding: Binding, sink: socket.socket, data: bytes, record: _Record, *, up: bool) -> bool:
-        allowed = binding.spend(len(data))
+        allowed = binding.spend(len(data), up=up)
         if allowed:
             sink.sendall(data[:allowed] if allowed < len(data) else data)
             if up:
@@ -958,6 +969,19 @@ def _refuse(sock: socket.socket, sent_ok: bool = False) -> None:
                 drained += len(chunk)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def table_resolver(table: Mapping[str, Sequence[str]]) -> Resolve:
+    """A resolver answering from ``table`` alone, a name not in it not resolving: the system tests'
+    names for a worker's proxy (EGRESS_TEST_HOSTS). Its answers pass the deny table like any other."""
+    names = {name.lower(): list(addresses) for name, addresses in table.items()}
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in names:
+            raise OSError(f"{host}: not in the name table")
+        return list(names[host])
+
+    return resolve
 
 
 def _getaddrinfo(host: str, port: int) -> list[str]:

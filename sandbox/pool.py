@@ -31,7 +31,7 @@ from .cell import Cell, OnOutput
 from .egress import EgressProxy
 from .exceptions import SandboxError
 from .images import image_tag
-from .spec import Limits, RunResult, RunSpec
+from .spec import DoorUse, Limits, RunResult, RunSpec
 from .sweep import owner_labels, sweep_orphans
 
 log = logging.getLogger("lambdasite.sandbox")
@@ -118,7 +118,6 @@ class Sandbox:
             self._release(cell, spec)
             cell = self._acquire(spec, fresh=True)
         start_ms = (time.monotonic() - t0) * 1000.0
-        connections = ()
         try:
             self._bind(cell, spec)
             result = cell.execute(spec, on_output, cancel)
@@ -126,10 +125,10 @@ class Sandbox:
             cell.retire()
             raise
         finally:
-            connections = self._unbind(cell)
+            door = self._unbind(cell)
             self._release(cell, spec)
         return replace(
-            result, start_ms=start_ms, connections=connections, secret_revisions=spec.secret_revisions()
+            result, start_ms=start_ms, secret_revisions=spec.secret_revisions(), **door.result_fields()
         )
 
     def _check_egress(self, spec: RunSpec) -> None:
@@ -149,9 +148,9 @@ class Sandbox:
             egress=spec.egress,
         )
 
-    def _unbind(self, cell: Cell) -> tuple:
+    def _unbind(self, cell: Cell) -> DoorUse:
         if cell.door is None:
-            return ()
+            return DoorUse()
         return self.egress.unbind(cell.door)
 
     def warm(self, spec: RunSpec) -> dict | None:
@@ -169,10 +168,10 @@ class Sandbox:
             cell.retire()
             raise
         finally:
-            connections = self._unbind(cell)
+            door = self._unbind(cell)
             self._release(cell, spec)
-            if connections:
-                log.info("warming %s used the door %d times", cell.name, len(connections))
+            if door.count:
+                log.info("warming %s used the door %d times", cell.name, door.count)
             if self.on_warm is not None:
                 try:
                     self.on_warm(spec.tenant, time.monotonic() - started, spec.limits.memory_mb)

@@ -109,6 +109,31 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class DoorUse:
+    """What one attempt did through its door: the connections recorded (at most the proxy's
+    ``MAX_RECORDS``, in order), and how many more it made that were counted but not recorded, with
+    the bytes those moved each way (billed like any other)."""
+
+    connections: tuple[Connection, ...] = ()
+    unrecorded: int = 0
+    unrecorded_bytes_sent: int = 0
+    unrecorded_bytes_received: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.connections) + self.unrecorded
+
+    def result_fields(self) -> dict:
+        """As ``RunResult`` carries them."""
+        return {
+            "connections": self.connections,
+            "connections_unrecorded": self.unrecorded,
+            "unrecorded_bytes_sent": self.unrecorded_bytes_sent,
+            "unrecorded_bytes_received": self.unrecorded_bytes_received,
+        }
+
+
+@dataclass(frozen=True)
 class RunSpec:
     runtime: str
     code: str
@@ -170,5 +195,8 @@ class RunResult:
     reused: bool = False  # ran in a warm cell that had run an earlier job
     init_ms: float | None = None  # a function's module initialisation, when this job's cell needed it
     connections: tuple[Connection, ...] = ()  # what the job asked the egress proxy for, in order
+    connections_unrecorded: int = 0  # more connections, past the proxy's records: counted, not recorded
+    unrecorded_bytes_sent: int = 0  # what those moved (billed with the recorded ones' bytes)
+    unrecorded_bytes_received: int = 0
     masked: int = 0  # secret values the runner replaced with *** in the output and error
     secret_revisions: tuple[tuple[str, int], ...] = ()  # (secret, revision) the attempt was given

@@ -73,6 +73,15 @@ def test_quota_set_sets_the_widest_egress_and_refuses_an_unknown_one(hooli):
     assert Quota.objects.get(tenant=hooli).max_egress == "public"
 
 
+def test_quota_set_sets_the_monthly_egress_budget_or_lifts_it(hooli):
+    call_command("quota_set", "hooli", "--max-egress-bytes-month", "5000")
+    assert Quota.objects.get(tenant=hooli).max_egress_bytes_month == 5000
+    call_command("quota_set", "hooli", "--max-egress-bytes-month", "unlimited")
+    assert Quota.objects.get(tenant=hooli).max_egress_bytes_month is None
+    with pytest.raises(CommandError, match="--max-egress-bytes-month"):
+        call_command("quota_set", "hooli", "--max-egress-bytes-month", "-1")
+
+
 def test_an_unknown_tenant_and_a_suspend_with_a_resume_are_refused(hooli):
     with pytest.raises(CommandError, match="no tenant"):
         call_command("quota_set", "nobody", "--max-functions", "3")

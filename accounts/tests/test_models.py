@@ -1,4 +1,5 @@
-"""Rules that live on accounts' models and principals: the egress quota, who acts as an owner."""
+"""Rules that live on accounts' models and principals: the egress quota and monthly egress budget, who
+acts as an owner."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def test_check_egress_allows_up_to_max_egress_and_refuses_beyond_it(cap, asked):
 
 def test_the_default_quota_allows_allowlists_and_not_public():
     assert Quota().max_egress == "allowlist" and Quota().max_secrets == 100
+
+
+def test_egress_bytes_left_is_the_monthly_budget_less_what_was_used_and_none_when_unlimited():
+    assert Quota().max_egress_bytes_month == 10 << 30
+    quota = Quota(max_egress_bytes_month=1000)
+    assert [quota.egress_bytes_left(used) for used in (0, 400, 1000, 5000, -3)] == [1000, 600, 0, 0, 1000]
+    assert Quota(max_egress_bytes_month=None).egress_bytes_left(1 << 50) is None
 
 
 @pytest.mark.parametrize(

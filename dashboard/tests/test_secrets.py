@@ -1,5 +1,5 @@
-"""The Secrets page and the deploy form's network and configuration fields (Django's test client,
-PostgreSQL and Redis): who may see and do what; a value never comes back to the browser."""
+"""The Secrets page and the deploy and new-job forms' network and configuration fields (Django's test
+client, PostgreSQL and Redis): who may see and do what; a value never comes back to the browser."""
 
 from __future__ import annotations
 
@@ -140,3 +140,61 @@ def test_a_form_without_the_new_fields_keeps_the_previous_versions(alice):
     assert signed_in(alice.user).post("/app/functions/fn/deploy", old_form).status_code == 302
     latest = function.versions.order_by("-number").first()
     assert (latest.number, latest.egress_allow, latest.secrets) == (2, ["a.example.com:443"], {"K": "stripe"})
+
+
+JOB_FORM = {"runtime": "python", "handler": "main", "code": ADD, "args": "[2, 3]", "timeout_ms": "",
+            "memory_mb": "", "max_retries": "", "egress_mode": "none", "egress_allow": "", "secrets": "",
+            "env": ""}  # fmt: skip
+
+
+def test_the_new_job_form_sets_egress_secrets_and_env_and_run_again_carries_them(alice):
+    from jobs.models import Job
+
+    secret_put(tenant=alice.tenant, name="stripe", value=VALUE, actor=OWNER)
+    web = signed_in(alice.user)
+    page = web.get("/app/jobs/new").content.decode()
+    assert 'name="egress_mode"' in page and 'name="secrets"' in page and 'name="env"' in page
+    assert "this job's own" in page and "part of the version" not in page
+    form = {**JOB_FORM, "egress_mode": "allowlist", "egress_allow": "api.stripe.com:443\r\n",
+            "secrets": "STRIPE_KEY=stripe", "env": "MODE=live\r\nGREETING=hello = world"}  # fmt: skip
+    response = web.post("/app/jobs/new", form)
+    assert response.status_code == 302, response.content.decode()
+    job = Job.objects.get()
+    assert (job.egress_mode, job.egress_allow, job.secrets) == (
+        "allowlist", ["api.stripe.com:443"], {"STRIPE_KEY": "stripe"}
+    )  # fmt: skip
+    assert job.env == {"GREETING": "hello = world", "MODE": "live"}
+    again = web.get(f"/app/jobs/new?from={job.id}").content.decode()
+    assert '<option value="allowlist" selected' in again and "api.stripe.com:443</textarea>" in again
+    assert "STRIPE_KEY=stripe</textarea>" in again and "GREETING=hello = world\nMODE=live</textarea>" in again
+    assert VALUE not in again
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"egress_mode": "allowlist", "egress_allow": ""}, "list at least one host:port"),
+        ({"egress_mode": "allowlist", "egress_allow": "api.example.com"}, "is not host:port"),
+        ({"egress_mode": "public"}, "Egress: public is beyond this tenant&#x27;s max_egress"),
+        ({"env": "PATH=/tmp"}, "Environment: PATH is reserved"),
+        ({"secrets": "KEY=missing"}, "no secret named missing"),
+    ],
+)
+def test_the_new_job_form_shows_what_is_wrong_with_network_and_configuration(alice, change, message):
+    from jobs.models import Job
+
+    response = signed_in(alice.user).post("/app/jobs/new", {**JOB_FORM, **change})
+    text = response.content.decode()
+    assert response.status_code == 400 and message in text, text[text.find("field-error") - 200 :][:600]
+    assert '<p class="field-error" role="alert">' in text  # beside its field, not above the form
+    assert not Job.objects.exists()
+
+
+def test_a_new_job_form_without_the_network_fields_runs_without_network(alice):
+    from jobs.models import Job
+
+    reach = ("egress_mode", "egress_allow", "secrets", "env")
+    old_form = {k: v for k, v in JOB_FORM.items() if k not in reach}
+    assert signed_in(alice.user).post("/app/jobs/new", old_form).status_code == 302
+    job = Job.objects.get()
+    assert (job.egress_mode, job.secrets, job.env) == ("none", {}, {})

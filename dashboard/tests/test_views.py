@@ -88,6 +88,7 @@ def test_overview_shows_counts_charts_quotas_and_cost(alice, web, run_worker):
     assert "67%" in stats, (stats, list(Job.objects.values_list("status", "error")))  # 2 of 3 succeeded
     assert html.count("<svg") == 2 and "<rect" in html and "<circle" in html
     assert "Concurrency" in html and "Submission rate" in html and "Compute this month" in html
+    assert "Egress this month" in html and "GiB" in html  # the monthly egress budget (10 GiB by default)
     assert 'aria-label="Concurrency" aria-valuemin="0" aria-valuemax="4" aria-valuenow="0.00"' in html
     day = web.get("/app/?range=day&partial=1")
     assert day.status_code == 200 and b"<svg" in day.content and b"<html" not in day.content

@@ -1,4 +1,5 @@
-"""The new-job page: an editor with templates and examples; submitting lands on the job's live page."""
+"""The new-job page: an editor with templates and examples, the job's network and configuration (as the
+deploy form has them); submitting lands on the job's live page."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from lambdasite.exceptions import ApplicationError
 from sandbox import RUNTIMES
 
 from ..examples import EXAMPLES, TEMPLATES
-from ..forms import FIELDS, parse_job_form, service_error
+from ..forms import FIELDS, REACH_FIELDS, parse_job_form, reach_form, service_error
 from ..tenancy import dashboard_view
 from .common import job_or_404
 
@@ -27,11 +28,14 @@ def job_new(request):
         "timeout_ms": quota.default_timeout_ms(),
         "memory_mb": quota.default_memory_mb(),
         "max_retries": quota.default_max_retries,
+        **reach_form(None),
     }
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
-        form = {name: request.POST.get(name, "") for name in FIELDS}
+        # a page loaded before the network fields existed posts without them: none, as it meant
+        posted = {name: request.POST[name] for name in REACH_FIELDS if name in request.POST}
+        form = {**reach_form(None), **posted, **{name: request.POST.get(name, "") for name in FIELDS}}
         body, errors = parse_job_form(form)
         if not errors:
             try:
@@ -57,6 +61,7 @@ def job_new(request):
             timeout_ms=source.timeout_ms,
             memory_mb=source.memory_mb,
             max_retries=source.max_retries,
+            **reach_form(source),  # egress, secret bindings and env as it ran (values are read anew)
         )
     context = {
         "form": form,

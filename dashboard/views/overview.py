@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts import ratelimit
 from jobs import selectors
+from jobs.billing import GIB
 from jobs.models import Status
 
 from .. import charts
@@ -42,6 +43,10 @@ def overview(request):
         _bar("Submission rate", rate_used, quota.submissions_per_minute, "of the per-minute bucket in use"),
         _bar("Compute this month", usage["gb_seconds"]["used"], quota.monthly_gb_seconds, "GB-s"),
     ]
+    if quota.max_egress_bytes_month is not None:
+        bars.append(
+            _bar("Egress this month", usage["egress_bytes"] / GIB, quota.max_egress_bytes_month / GIB, "GiB")
+        )
     context = {
         "range": range_name,
         "stats": stats,

@@ -1,6 +1,7 @@
 """An attempt's connections through the egress door, as the sandbox reported them: stored (at most
-CONNECTIONS_RECORDED_PER_ATTEMPT rows, the rest counted) in the transaction that closes the attempt,
-and summed for usage, cost and metrics.
+CONNECTIONS_RECORDED_PER_ATTEMPT rows, the rest counted, as are those the proxy only counted:
+``RunResult.connections_unrecorded``) in the transaction that closes the attempt, and summed, with
+the unrecorded ones' bytes, for usage, cost and metrics.
 
 What the proxy recorded comes partly from the job (the host it asked for), so every string is cut
 to its column and made storable (no NUL, no lone surrogate): a job cannot make its own attempt
@@ -21,15 +22,13 @@ import sandbox
 
 from ..models import Connection
 
-# the proxy's last record when it stopped recording: "N more connections not recorded"
-_UNRECORDED = re.compile(r"^(\d+) more connection")
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 @dataclass(frozen=True)
 class EgressUse:
     """What an attempt moved through the door: connections by verdict (allowed, denied, and
-    unrecorded: past the proxy's records, their verdict unknown) and the recorded ones' bytes."""
+    unrecorded: past the proxy's records, their verdict unknown) and the bytes of all of them."""
 
     verdicts: dict[str, int] = field(default_factory=dict)
     bytes_sent: int = 0
@@ -47,31 +46,26 @@ class EgressUse:
 NONE = EgressUse()
 
 
-def _is_marker(c: sandbox.Connection) -> bool:
-    return not c.host and not c.port
-
-
 def _verdict(c: sandbox.Connection) -> str:
     return Connection.Verdict.ALLOWED if c.verdict == "allowed" else Connection.Verdict.DENIED
 
 
-def egress_use(connections: Sequence[sandbox.Connection]) -> EgressUse:
-    """Every connection of the attempt counted (recorded or not); bytes of every recorded one."""
-    if not connections:
+def egress_use(result: sandbox.RunResult) -> EgressUse:
+    """Every connection of the attempt counted (recorded or only counted by the proxy), and the
+    bytes of every one (the proxy reports the unrecorded ones' total)."""
+    recorded = result.connections
+    unrecorded = max(0, int(result.connections_unrecorded))
+    if not recorded and not unrecorded:
         return NONE
-    real = [c for c in connections if not _is_marker(c)]
-    unrecorded = 0
-    for marker in (c for c in connections if _is_marker(c)):
-        match = _UNRECORDED.match(marker.reason)
-        unrecorded += int(match.group(1)) if match else 1
-    beyond_cap = max(0, len(real) - settings.CONNECTIONS_RECORDED_PER_ATTEMPT)
-    verdicts = Counter(_verdict(c) for c in real)
+    beyond_cap = max(0, len(recorded) - settings.CONNECTIONS_RECORDED_PER_ATTEMPT)
+    verdicts = Counter(_verdict(c) for c in recorded)
     if unrecorded:
         verdicts["unrecorded"] += unrecorded
     return EgressUse(
         verdicts=dict(verdicts),
-        bytes_sent=sum(max(0, c.bytes_sent) for c in real),
-        bytes_received=sum(max(0, c.bytes_received) for c in real),
+        bytes_sent=sum(max(0, c.bytes_sent) for c in recorded) + max(0, int(result.unrecorded_bytes_sent)),
+        bytes_received=sum(max(0, c.bytes_received) for c in recorded)
+        + max(0, int(result.unrecorded_bytes_received)),
         dropped=unrecorded + beyond_cap,
     )
 
@@ -83,7 +77,7 @@ def _text(value: str, limit: int) -> str:
 def connections_record(*, job_id, attempt_number: int, connections: Sequence[sandbox.Connection]) -> int:
     """Insert the attempt's connections (the job's row lock held: ``seq`` continues after the job's
     last one, across attempts), at most CONNECTIONS_RECORDED_PER_ATTEMPT. -> rows inserted."""
-    real = [c for c in connections if not _is_marker(c)][: settings.CONNECTIONS_RECORDED_PER_ATTEMPT]
+    real = list(connections[: settings.CONNECTIONS_RECORDED_PER_ATTEMPT])
     if not real:
         return 0
     with db.cursor() as cursor:

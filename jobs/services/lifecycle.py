@@ -187,7 +187,7 @@ def job_finish(*, job_id, attempt_number: int, result: sandbox.RunResult, log_li
     job = rows.locked_job(job_id, durable=True)
     current = is_current(job, attempt_number)
     ran_ms = result.duration_ms + (result.init_ms or 0.0)  # a function's module initialisation is billed too
-    egress = connections.egress_use(result.connections)
+    egress = connections.egress_use(result)
     # the current attempt's row is written with the job's outcome, in one statement
     closed = _close_attempt(job, attempt_number, ran_ms, _verdict_columns(result, egress), write=not current)
     connections.connections_record(

@@ -130,16 +130,22 @@ def test_connections_past_the_cap_are_counted_not_recorded(
 ):
     settings.CONNECTIONS_RECORDED_PER_ATTEMPT = 3
     job = submit(alice)
-    proxy_gave_up = sandbox.Connection(host="", port=0, reason="7 more connections not recorded")
     with django_capture_on_commit_callbacks(execute=True):
-        run_attempt(job, *[conn(host=f"h{i}.example.com", sent=10) for i in range(5)], proxy_gave_up)
+        finished = run_attempt(
+            job,
+            *[conn(host=f"h{i}.example.com", sent=10) for i in range(5)],
+            connections_unrecorded=7,  # the proxy stopped recording: it counted them, and their bytes
+            unrecorded_bytes_sent=70,
+            unrecorded_bytes_received=700,
+        )
     assert list(Connection.objects.filter(job=job).values_list("host", flat=True)) == [
         "h0.example.com", "h1.example.com", "h2.example.com"
     ]  # fmt: skip
     attempt = Attempt.objects.get(job=job)
     assert attempt.connections_dropped == 2 + 7  # over our cap, and what the proxy did not record
-    assert attempt.egress_bytes == 5 * 10  # every connection it reported is billed
+    assert attempt.egress_bytes == finished.egress_bytes == 5 * 10 + 70 + 700  # every byte is billed
     assert metric("lambdasite_egress_connections") == {"allowed": 5, "unrecorded": 7}
+    assert metric("lambdasite_egress_bytes") == {"sent": 5 * 10 + 70, "received": 700}
     page = alice.client.get(f"/api/v1/jobs/{job.id}/connections").json()
     assert page["dropped"] == 9 and len(page["connections"]) == 3
 

@@ -8,8 +8,9 @@ in the navigation, the scheduled status in filters and messages, Node's version 
 favicon, whose only difference is its ``<link rel="icon">`` in every page's head, and for the
 job body's ``trigger`` (an addition: who or what asked for the job), and for the run console (issue
 23: the jobs list's what/trigger/duration columns, the job page's status strip, progress and details;
-only those five pages changed). Regenerate it
-only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
+only those five pages changed), and for issue 24's dashboard and budget (additions only: the new-job
+page's network and configuration fieldset, usage's ``egress`` and ``limits.max_egress_bytes_month``).
+Regenerate it only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Builds the images (``deploy/compose_images.py``: from the registry where one answers, else from the
 project's Debian base and Debian's packages), then ``docker-compose up`` with two worker replicas (and
-the build worker) on
-a project-named network, and runs the README's flow against it: a key made inside the web container,
-a job in each runtime with ``?wait``; a worker container killed in the middle of a 3 s job, the job
-finished by the other worker with one visible outcome; then ``down -v`` and nothing left behind.
-Takes a few minutes (less when the images' layers are cached)."""
+the build worker) on a project-named network, and runs the README's flow against it: a key made
+inside the web container, a job in each runtime with ``?wait``, a job with egress reaching its door
+(issue 24); a worker container killed in the middle of a 3 s job, the job finished by the other
+worker with one visible outcome; then ``down -v`` and nothing left behind. Takes a few minutes (less
+when the images' layers are cached)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ class Stack:
         self.env["REDIS_PASSWORD"] = secrets.token_urlsafe(16)
         self.env["POSTGRES_PASSWORD"] = secrets.token_urlsafe(16)
         self.env["METRICS_TOKEN"] = secrets.token_urlsafe(16)
+        # the doors' host directory: this project's own, so that runs side by side never share one
+        self.env["EGRESS_HOST_DIR"] = f"/tmp/{self.project}-egress"
         self.base = f"http://127.0.0.1:{self.port}"
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
@@ -119,10 +121,12 @@ def test_the_compose_stack_runs_the_readme_flow_survives_a_killed_worker_and_lea
         workers = _assert_containers_are_confined(docker_client, stack)
         worker_hosts = {c.attrs["Config"]["Hostname"] for c in workers}
         key = _run_the_readme_flow(stack)
+        _assert_a_job_with_egress_reaches_its_door(stack, key)
         victim, recovery_s = _kill_a_worker_mid_job(stack, key, workers)
         _assert_its_cells_are_swept(docker_client, victim)
     finally:
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "30", timeout=300, check=False)
+        shutil.rmtree(stack.env["EGRESS_HOST_DIR"], ignore_errors=True)
     t_down = time.monotonic()
 
     def nothing_left():
@@ -207,6 +211,33 @@ def _run_the_readme_flow(stack: Stack) -> str:
         status, logs = stack.request("GET", f"/api/v1/jobs/{job['id']}/logs", key)
         assert [line["text"] for line in logs["lines"]] == ["adding 2 3"]
     return key
+
+
+def _assert_a_job_with_egress_reaches_its_door(stack: Stack, key: str) -> None:
+    """A containerised worker's egress proxy answers its cells: the door's directory is made where
+    the engine sees it (EGRESS_HOST_DIR, mounted at EGRESS_DIR). A host off the job's allowlist gets
+    the proxy's 403 (no internet needed), recorded with its reason; a door the engine could not
+    mount would be a connection error instead."""
+    code = (
+        "import urllib.error, urllib.request\n"
+        "def main():\n"
+        "    try:\n"
+        "        urllib.request.urlopen('http://denied.example.com/', timeout=10)\n"
+        "    except urllib.error.HTTPError as exc:\n"
+        "        return exc.code\n"
+        "    except OSError as exc:\n"
+        "        return repr(exc)\n"
+    )
+    body = {"runtime": "python", "code": code, "egress": ["api.example.com:443"]}
+    status, job = stack.request("POST", "/api/v1/jobs?wait=30", key, body)
+    assert status == 200 and job["status"] == "succeeded" and job["result"] == 403, (job, stack.logs())
+    status, page = stack.request("GET", f"/api/v1/jobs/{job['id']}/connections", key)
+    [denied] = page["connections"]
+    assert (denied["host"], denied["verdict"], denied["reason"]) == (
+        "denied.example.com",
+        "denied",
+        "not on the egress allowlist",
+    )
 
 
 def _kill_a_worker_mid_job(stack: Stack, key: str, workers: list):

@@ -190,6 +190,15 @@ def test_web_is_ready_on_its_own_and_builds_have_their_own_workers():
     assert env["BUILD_PROXY_DIR"] == "/build-proxy"
     assert env["BUILD_PROXY_HOST_DIR"].endswith("/volumes/kubernetes.io~empty-dir/build-proxy")
     assert {"name": "build-proxy", "emptyDir": {}} in builder["volumes"]
+    # cells have network none: a worker's egress doors are in an emptyDir the engine sees by path too
+    worker = pods["lambdasite-worker"]
+    env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+    assert (
+        env["EGRESS_DIR"] == "/egress"
+        and {"name": "egress", "mountPath": "/egress"} in (worker["containers"][0]["volumeMounts"])
+    )
+    assert env["EGRESS_HOST_DIR"] == "/var/lib/kubelet/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/egress"
+    assert {"name": "egress", "emptyDir": {}} in worker["volumes"]
     for name, pod in pods.items():
         for container in pod["containers"]:
             assert "readinessProbe" not in container or name == "lambdasite-web", name

@@ -63,3 +63,24 @@ def test_workers_commit_asynchronously_and_the_web_does_not():
         for role in ("worker", "web")
     ]
     assert answers == ["off", "on"]
+
+
+def test_egress_test_hosts_is_a_name_table_and_refused_outside_the_test_suite(monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("LAMBDASITE_X", "api.lab.test=198.18.0.2, B.lab.test=198.19.0.2,b.lab.test=198.19.0.3")
+    assert env.env_hosts("LAMBDASITE_X") == {
+        "api.lab.test": ["198.18.0.2"],
+        "b.lab.test": ["198.19.0.2", "198.19.0.3"],
+    }
+    monkeypatch.setenv("LAMBDASITE_X", "api.lab.test")
+    with pytest.raises(ImproperlyConfigured, match="LAMBDASITE_X"):
+        env.env_hosts("LAMBDASITE_X")
+    probe = "import django; django.setup()"
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "lambdasite.settings", "LAMBDASITE_TESTING": "0"}
+    environ["EGRESS_TEST_HOSTS"] = "api.lab.test=198.18.0.2"
+    refused = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "EGRESS_TEST_HOSTS is for the test suite only" in refused.stderr

@@ -17,7 +17,7 @@ import pytest
 
 from sandbox.egress import EgressProxy
 from sandbox.netpolicy import TABLE, NetPolicy, parse_cidrs
-from sandbox.spec import Egress
+from sandbox.spec import DoorUse, Egress
 
 from .internet import ALLOW_CIDRS, SERVER, SERVER_B, Names
 
@@ -118,7 +118,7 @@ def plain(door, head: str) -> bytes:
 
 
 def records(proxy, door):
-    return proxy.unbind(door)
+    return proxy.unbind(door).connections
 
 
 def test_it_tunnels_https_to_an_allowed_host_and_records_the_connection(proxy, door, internet):
@@ -231,7 +231,7 @@ def test_an_unbound_door_refuses_and_records_nothing(proxy, door):
     bind(proxy, door)
     proxy.unbind(door)
     assert refused(plain(door, "CONNECT api.lab.test:443 HTTP/1.1\r\n\r\n"))
-    assert proxy.unbind(door) == ()
+    assert proxy.unbind(door) == DoorUse()
 
 
 def test_egress_none_refuses_everything(proxy, door):
@@ -417,7 +417,38 @@ def test_a_monthly_budget_hook_bounds_the_attempt(proxy, door):
     bind(proxy, door)
     assert refused(plain(door, "GET http://api.lab.test/hello HTTP/1.1\r\nHost: api.lab.test\r\n\r\n"))
     assert asked == [("t1", "job-1", 1)]
-    assert records(proxy, door)[0].reason == "monthly byte budget"
+    assert records(proxy, door)[0].reason == "monthly egress budget"
+
+
+def test_a_monthly_budget_smaller_than_the_cap_cuts_a_transfer_midway(proxy, door):
+    proxy.budget = lambda tenant, job, attempt: 50_000
+    bind(proxy, door)
+    answer = plain(door, "GET http://api.lab.test/big?n=2000000 HTTP/1.1\r\nHost: api.lab.test\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and len(answer) <= 50_000
+    [rec] = records(proxy, door)
+    assert (rec.verdict, rec.reason, rec.bytes_sent + rec.bytes_received) == (
+        "denied",
+        "monthly egress budget",
+        50_000,
+    )
+
+
+def test_connections_past_the_records_are_counted_with_their_bytes(proxy, door, monkeypatch):
+    from sandbox import egress
+
+    monkeypatch.setattr(egress, "MAX_RECORDS", 2)
+    bind(proxy, door)
+    for _ in range(5):
+        plain(door, "GET http://api.lab.test/hello HTTP/1.1\r\nHost: api.lab.test\r\n\r\n")
+    use = proxy.unbind(door)
+    assert len(use.connections) == 2 and use.unrecorded == 3 and use.count == 5
+    first = use.connections[0]
+    assert first.bytes_sent > 0 and first.bytes_received > 0
+    # the same request each time: the three unrecorded moved what a recorded one did, three times
+    assert (use.unrecorded_bytes_sent, use.unrecorded_bytes_received) == (
+        3 * first.bytes_sent,
+        3 * first.bytes_received,
+    )
 
 
 def test_the_connection_cap_refuses_past_it(proxy, door):
@@ -435,7 +466,7 @@ def test_unbinding_cuts_the_attempts_open_tunnels(proxy, door, internet):
     head, sock = connect(door, "api.lab.test:443")
     wrapped = tls(sock, internet, "api.lab.test")
     started = time.monotonic()
-    [rec] = proxy.unbind(door)
+    [rec] = proxy.unbind(door).connections
     assert time.monotonic() - started < 2 and rec.verdict == "allowed"
     wrapped.settimeout(5)
     assert read_all(wrapped) == b""
@@ -448,8 +479,8 @@ def test_two_doors_are_two_identities(proxy, door):
         other, tenant="t2", job="job-2", attempt=3, egress=Egress("allowlist", ("other.lab.test:443",))
     )
     assert refused(plain(other, "CONNECT api.lab.test:443 HTTP/1.1\r\n\r\n"))
-    assert proxy.unbind(door) == ()
-    assert proxy.unbind(other)[0].reason == "not on the egress allowlist"
+    assert proxy.unbind(door) == DoorUse()
+    assert proxy.unbind(other).connections[0].reason == "not on the egress allowlist"
 
 
 def test_a_slow_client_does_not_hold_the_proxy(proxy, door):

@@ -1,5 +1,5 @@
 """Operators' admin: secrets' names, revisions and authors but never a value; data keys' master key
-ids; a tenant's max_egress and max_secrets on its quota."""
+ids; a tenant's max_egress, max_secrets and monthly egress budget on its quota."""
 
 from __future__ import annotations
 
@@ -40,13 +40,16 @@ def test_operators_see_secrets_metadata_and_never_a_value(operator, alice):
 def test_operators_set_max_egress_and_max_secrets_on_the_tenants_quota(operator, alice):
     page = operator.get(f"/admin/accounts/tenant/{alice.tenant.pk}/change/").content.decode()
     assert 'name="quota-0-max_egress"' in page and "public (any public address)" in page
-    assert 'name="quota-0-max_secrets"' in page
+    assert 'name="quota-0-max_secrets"' in page and 'name="quota-0-max_egress_bytes_month"' in page
     page = operator.get(f"/admin/accounts/quota/{alice.tenant.quota.pk}/change/")
     form = {
         f.name: getattr(alice.tenant.quota, f.name) for f in Quota._meta.concrete_fields if f.name != "id"
     }
-    form.update(tenant=alice.tenant.pk, max_egress="public", max_secrets=5)
+    form.update(tenant=alice.tenant.pk, max_egress="public", max_secrets=5, max_egress_bytes_month=2 << 30)
     response = operator.post(f"/admin/accounts/quota/{alice.tenant.quota.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     quota = Quota.objects.get(tenant=alice.tenant)
-    assert (quota.max_egress, quota.max_secrets) == ("public", 5)
+    assert (quota.max_egress, quota.max_secrets, quota.max_egress_bytes_month) == ("public", 5, 2 << 30)
+    form.update(max_egress_bytes_month="")  # empty: no monthly egress budget
+    operator.post(f"/admin/accounts/quota/{alice.tenant.quota.pk}/change/", form)
+    assert Quota.objects.get(tenant=alice.tenant).max_egress_bytes_month is None

@@ -46,9 +46,8 @@ class Command(BaseCommand):
                 dest=field.name,
                 default=None,
                 metavar="X" if isinstance(field, models.FloatField) else "N",
-                help=f"{field.help_text or field.verbose_name} (default {field.get_default()})".replace(
-                    "%", "%%"
-                ),
+                help=f"{field.help_text or field.verbose_name} (default {field.get_default()}"
+                f"{'; none: unlimited' if field.null else ''})".replace("%", "%%"),
             )
         suspension = parser.add_mutually_exclusive_group()
         suspension.add_argument("--suspend", action="store_true")
@@ -78,7 +77,10 @@ class Command(BaseCommand):
 
 
 def _value(field: models.Field, raw: str, quota: Quota):
-    """``raw`` parsed and validated by the field (its type, its range); limits are never negative."""
+    """``raw`` parsed and validated by the field (its type, its range); limits are never negative. A
+    limit that may be empty (``--max-egress-bytes-month``) is lifted by ``none`` or ``unlimited``."""
+    if field.null and raw.strip().lower() in ("none", "unlimited"):
+        return None
     try:
         value = field.clean(raw, quota)
     except ValidationError as exc:
