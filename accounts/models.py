@@ -185,6 +185,24 @@ class Quota(models.Model):
         help_text="the widest egress a version may declare: none, allowlist (host:port patterns) or public",
     )
     max_secrets = models.PositiveIntegerField(default=100, help_text="secrets the tenant may hold")
+    # durable runs (jobs.services.durable): db_default, so a process of the previous release inserts
+    # quotas while a deploy migrates
+    max_steps_per_run = models.PositiveIntegerField(
+        default=1000, db_default=1000, help_text="steps (and waits) one durable run may record"
+    )
+    max_recorded_bytes_per_run = models.PositiveIntegerField(
+        default=_mb(4),
+        db_default=_mb(4),
+        help_text="bytes of step results, errors and inputs one run may record",
+    )
+    max_run_lifetime_s = models.PositiveIntegerField(
+        default=30 * 86400,
+        db_default=30 * 86400,
+        help_text="how long a durable run may last from its submission, sleeps and waits included",
+    )
+    max_children_per_map = models.PositiveIntegerField(
+        default=1000, db_default=1000, help_text="child invocations one map step may start"
+    )
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"

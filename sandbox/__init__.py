@@ -14,6 +14,7 @@ from .pool import Sandbox
 from .spec import (
     RUNTIMES,
     Connection,
+    Durable,
     Egress,
     FunctionRef,
     Limits,
@@ -27,6 +28,7 @@ from .sweep import sweep_orphans
 __all__ = [
     "RUNTIMES",
     "Connection",
+    "Durable",
     "Egress",
     "FunctionRef",
     "Limits",

@@ -34,6 +34,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false and only those: "yes", 1 or "true" are type errors."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class CodeField(StrictCharField):
     """Source code: kept as typed (no trimming), never blank, no NUL."""
 
