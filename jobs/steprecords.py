@@ -24,9 +24,14 @@ EVENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
 KEY_MAX = 255
 STEP_RETRIES_MAX = 100
 BACKOFF_CAP_S = 24 * 3600.0  # one wait between two tries of a step at most
-# errors that end a run for good: its code would do the same again on every execution
+# errors that end a run for good, never retried as a job: its code would do the same again on every
+# execution (a refused record), or the journal would replay the same failure (a step whose own
+# retries are spent, a child that failed, an event that did not come)
 FATAL_TYPES = frozenset(
     {
+        "StepFailed",
+        "ChildFailed",
+        "EventTimeout",
         "DeterminismError",
         "RecordRefused",
         "StepLimitExceeded",

@@ -167,7 +167,8 @@ class OutputLine:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What happened. ``status`` is one of succeeded, failed, timed_out, killed."""
+    """What happened. ``status`` is one of succeeded, failed, timed_out, killed, cancelled (and, set by
+    the caller from its ``Durable`` recorder, suspended: a durable run's execution stopped at a wait)."""
 
     status: str
     result: Any = None

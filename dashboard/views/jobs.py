@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from functions.services import invoke
 from jobs import billing, selectors
 from jobs.events import event_for_line
-from jobs.models import FINISHED, REQUEUEABLE, Job, LogLine, Status
+from jobs.models import FINISHED, JOB_STATUSES, REQUEUEABLE, Job, LogLine, Status
 from jobs.paging import job_page
 from jobs.services import actions
 from jobs.services.submit import Origin
@@ -60,7 +60,7 @@ def job_list(request):
         "jobs": page.rows,
         "filters": filters,
         "filter_query": filter_query,
-        "statuses": [s for s in Status.values if s != Status.LOST],
+        "statuses": list(JOB_STATUSES),  # a job is never lost or suspended: its attempts are
         "runtimes": RUNTIMES,
         "older": _link(page.next),
         "cursor": cursor,

@@ -268,7 +268,7 @@ def event_publish(*, tenant: Tenant, name: str, key: str = "", data=None) -> tup
             _steps_changed(job_id, tenant.id)
     log.info(
         "event received",
-        extra={"event": "event_received", "tenant": tenant.slug, "name": name, "resumed": resumed},
+        extra={"event": "event_received", "tenant": tenant.slug, "event_name": name, "resumed": resumed},
     )
     return event, resumed
 
