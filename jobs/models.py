@@ -17,13 +17,13 @@ class Status(models.TextChoices):
     DISPATCHED = "dispatched"
     RUNNING = "running"
     RETRYING = "retrying"
+    WAITING = "waiting"  # a durable run suspended: no worker, cell or slot until its wait resolves
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     KILLED = "killed"
     CANCELLED = "cancelled"
     DEAD = "dead"
-    WAITING = "waiting"  # a durable run suspended: no worker, cell or slot until its wait resolves
     LOST = "lost"  # attempts only: the worker died or its lease expired
     SUSPENDED = "suspended"  # attempts only: a durable run's execution that stopped at a wait
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -9,11 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lambdasite.api.contract import validated
-from lambdasite.api.fields import StrictCharField, StrictSerializer
+from lambdasite.api.fields import JsonValueField, StrictCharField, StrictSerializer
 from lambdasite.api.query import MAX_SEQ, QueryFilter, integer_param
 from lambdasite.api.schema import errors
 from lambdasite.exceptions import NotFound
-from lambdasite.parsers import MAX_ARGS_DEPTH, json_problem
+from lambdasite.parsers import json_problem
 
 from .. import rendering, selectors, steprecords
 from ..models import Job, Step
@@ -118,19 +119,10 @@ def job_steps(request: Request, job_id: str) -> Response:
 # -- events ---------------------------------------------------------------------------------------
 
 
-class EventDataField(serializers.JSONField):
-    """Any JSON value that can be stored and served back (as a job's arguments are checked)."""
-
-    def to_internal_value(self, data):
-        problem = json_problem(data, max_depth=MAX_ARGS_DEPTH)
-        if problem is not None:
-            raise serializers.ValidationError(problem)
-        return data
-
-
 class EventSerializer(StrictSerializer):
     event = StrictCharField(
         max_length=200,
+        validators=[RegexValidator(steprecords.EVENT_RE.pattern)],
         help_text="the event's name, as runs wait for it: 1-200 letters, digits or ._:/-",
     )
     key = StrictCharField(
@@ -141,16 +133,9 @@ class EventSerializer(StrictSerializer):
         trim_whitespace=False,
         help_text="which of its kind: a run waits for a name and a key (an order's id, say)",
     )
-    data = EventDataField(
+    data = JsonValueField(
         required=False, default=None, allow_null=True, help_text="what a waiting run's wait returns"
     )
-
-    def validate_event(self, value: str) -> str:
-        if not steprecords.EVENT_RE.match(value):
-            raise serializers.ValidationError(
-                "1-200 letters, digits or ._:/-, starting with a letter or digit"
-            )
-        return value
 
     def validate_key(self, value: str) -> str:
         if json_problem(value, max_depth=1) is not None:
