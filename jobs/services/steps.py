@@ -319,11 +319,13 @@ def children_create(*, parent: Job, step: Record, specs: list[submit.JobSpec]) -
 def run_suspend(job: Job, now: datetime) -> None:
     """An execution of the run stopped at a wait (its row is locked): the run waits, holding nothing,
     until the wait's outcome (then it is queued), or is queued at once if it has come already.
-    ``next_attempt_at``: the earliest timer of its open steps (when it resumes at the latest)."""
+    ``next_attempt_at``: when its timer fires (a sleep's end, an event's timeout, a retry), at the
+    latest; none while it waits for children (their run's lifetime is not a time it resumes at)."""
     open_steps = Step.objects.filter(job_id=job.id).filter(
         Q(status=State.WAITING) | Q(status=State.RETRYING, wake_at__isnull=False)
     )
-    found = open_steps.aggregate(n=Min("seq"), wake=Min("wake_at"))
+    timed = Q(kind__in=[Step.Kind.STEP, Step.Kind.SLEEP, Step.Kind.EVENT])
+    found = open_steps.aggregate(n=Min("seq"), wake=Min("wake_at", filter=timed))
     if found["n"] is None:
         job.status, job.next_attempt_at = Status.QUEUED, now
     else:

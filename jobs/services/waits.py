@@ -66,6 +66,7 @@ def on_job_outcome(sender, job: Job, **kwargs) -> None:
     if job.durable:
         _run_ended(job)
     if job.parent_id is not None and job.parent_step is not None:
+        _steps_changed(job.parent_id, job.tenant_id)  # its parent's page counts its children
         _child_ended(job)
 
 
