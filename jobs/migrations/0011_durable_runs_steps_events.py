@@ -4,6 +4,28 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+# A purged run (jobs.services.retention deletes in SQL, not through the ORM) leaves its children with
+# no parent: the database sets the reference to NULL itself, as the model's SET_NULL says.
+PARENT_SET_NULL = """
+DO $$
+DECLARE name text;
+BEGIN
+    SELECT conname INTO name FROM pg_constraint
+    WHERE conrelid = 'jobs_job'::regclass AND confrelid = 'jobs_job'::regclass AND contype = 'f';
+    IF name IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE jobs_job DROP CONSTRAINT %I', name);
+    END IF;
+    ALTER TABLE jobs_job ADD CONSTRAINT jobs_job_parent_id_set_null
+        FOREIGN KEY (parent_id) REFERENCES jobs_job (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
+END $$;
+"""
+PARENT_AS_DJANGO_MADE_IT = """
+ALTER TABLE jobs_job DROP CONSTRAINT jobs_job_parent_id_set_null;
+ALTER TABLE jobs_job ADD CONSTRAINT jobs_job_parent_id_fk_jobs_job_id
+    FOREIGN KEY (parent_id) REFERENCES jobs_job (id) DEFERRABLE INITIALLY DEFERRED;
+"""
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("jobs", "0010_egress_env_secrets_connections"),
@@ -304,4 +326,5 @@ class Migration(migrations.Migration):
                 condition=models.Q(("seq__gte", 1)), name="step_numbered_from_one"
             ),
         ),
+        migrations.RunSQL(PARENT_SET_NULL, PARENT_AS_DJANGO_MADE_IT),
     ]
