@@ -135,6 +135,8 @@ class Session:
 
     def __call__(self, payload: bytes) -> dict:
         self.records += 1
+        if self.fatal is not None or self.suspended:  # the execution is over: nothing more is stored
+            return {"fatal": self.fatal or Refused("RecordRefused", "the run is suspended").error}
         try:
             record = steprecords.parse(payload)
             again = self.state.place(record)

@@ -85,6 +85,14 @@ def test_a_superseded_or_cancelled_execution_records_nothing(alice):
     assert not Step.objects.filter(job=job).exists()
 
 
+def test_an_execution_records_nothing_after_its_suspension(alice):
+    run = Execution(durable_job(alice))
+    assert run.record(seq=1, name="nap", kind="sleep", seconds=60) == {"suspend": True}
+    assert run.record(seq=1, name="nap", kind="sleep", seconds=60)["fatal"]["type"] == "RecordRefused"
+    assert run.record(**step(2, "more"))["fatal"]["type"] == "RecordRefused"
+    assert Step.objects.count() == 1
+
+
 def test_a_refused_record_ends_the_run_with_its_error_and_no_retry(alice):
     job = durable_job(alice, max_retries=3)
     run = Execution(job)
