@@ -25,7 +25,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 import sandbox
-from lambdasite.caching import after_commit
+from lambdasite.caching import after_commit, best_effort
 from lambdasite.exceptions import ApplicationError
 from sandbox.jsonsafe import scrub
 
@@ -109,6 +109,27 @@ _FENCE_SQL = (
 )
 
 
+# a new step's result under the fence, in one statement (its own transaction: one round trip)
+_RESULT_SQL = """
+WITH fence AS (
+    SELECT set_config('synchronous_commit', 'on', true) FROM jobs_job
+    WHERE id = %(job)s AND attempts = %(attempt)s AND status = %(running)s AND NOT cancel_requested
+    FOR SHARE
+)
+INSERT INTO jobs_step (job_id, seq, name, kind, status, input, result, error, attempts, size, wake_at,
+                       event, key, event_id, started_at, finished_at)
+SELECT %(job)s, %(seq)s, %(name)s, 'step', %(status)s, %(input)s, %(result)s, NULL, %(attempts)s, %(size)s,
+       NULL, '', '', NULL, %(started_at)s, %(finished_at)s
+FROM fence
+RETURNING 1
+"""
+
+
+def _prep(name: str, value):
+    """A value for a Step column, adapted as the ORM adapts it (jsonb)."""
+    return Step._meta.get_field(name).get_db_prep_save(value, connection)
+
+
 class Session:
     """One execution's records: ``__call__(payload) -> answer`` stores each (the sandbox calls it for
     every ``S`` frame, in order, and sends the answer back). Afterwards ``suspended`` says whether the
@@ -146,7 +167,10 @@ class Session:
                 max_steps=self.quota.max_steps_per_run,
                 max_bytes=self.quota.max_recorded_bytes_per_run,
             )
-            answer, still_open = self._store(record, again)
+            if record.kind == "step" and record.ok and not again and not connection.in_atomic_block:
+                answer, still_open = self._store_result(record)  # the common record: one statement
+            else:
+                answer, still_open = self._store(record, again)
         except Refused as exc:
             self.fatal = exc.error
             log.info(
@@ -160,6 +184,42 @@ class Session:
         self.state.add(record, again=again, still_open=still_open)
         self.suspended = self.suspended or bool(answer.get("suspend"))
         return answer
+
+    def _store_result(self, record: Record) -> tuple[dict, bool]:
+        """A new step's result: the fence and the insert in one statement, its own transaction,
+        committed synchronously (what ``_store`` does in four round trips for it)."""
+        now = timezone.now()
+        if now > self.deadline:
+            raise Refused("RunLifetimeExceeded", self._lifetime_message())
+        values = {
+            "job": self.job.id,
+            "attempt": self.attempt_number,
+            "running": Status.RUNNING,
+            "seq": record.seq,
+            "name": record.name,
+            "status": State.SUCCEEDED,
+            "input": _prep("input", record.terms),
+            "result": _prep("result", scrub(record.result)),
+            "attempts": record.attempt,
+            "size": record.size,
+            "started_at": now - timedelta(milliseconds=record.ms),
+            "finished_at": now,
+        }
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_RESULT_SQL, values)
+                stored = cursor.fetchone() is not None
+        except IntegrityError:
+            raise Refused("DeterminismError", f"the step {record.name!r} is recorded twice") from None
+        if not stored:
+            raise _Superseded()
+        best_effort(
+            "telling pages of a recorded step",
+            events.steps_changed,
+            job_id=self.job.id,
+            tenant_id=self.job.tenant_id,
+        )
+        return {"ok": True}, False
 
     @transaction.atomic
     def _store(self, record: Record, again: bool) -> tuple[dict, bool]:
@@ -199,16 +259,15 @@ class Session:
         if again:  # its next try, or its outcome: it started with its first try
             Step.objects.filter(job_id=self.job.id, seq=record.seq).update(**fields)
             return
-        try:
-            with transaction.atomic():
-                Step.objects.create(
-                    job_id=self.job.id,
-                    seq=record.seq,
-                    name=record.name,
-                    kind=record.kind,
-                    started_at=started,
-                    **fields,
-                )
+        try:  # no savepoint: a refusal rolls the whole record back anyway
+            Step.objects.create(
+                job_id=self.job.id,
+                seq=record.seq,
+                name=record.name,
+                kind=record.kind,
+                started_at=started,
+                **fields,
+            )
         except IntegrityError:
             raise Refused("DeterminismError", f"the step {record.name!r} is recorded twice") from None
 
