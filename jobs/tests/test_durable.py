@@ -130,6 +130,25 @@ def test_a_recorded_step_is_not_run_again_when_a_later_step_is_retried(alice, ru
     assert body["complete"] is True and body["steps"][0]["result"] == {"charge": "ch_o-1"}
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_deployed_durable_function_runs_as_a_durable_run(alice, run_worker, runtime):
+    """A version's cells (Python: forks of its zygote, which pass the record channel on) run it."""
+    deploy(alice, "saga", runtime, SAGA[runtime], durable=True)
+    version = alice.client.get("/api/v1/functions/saga/versions/1").json()
+    assert version["durable"] is True
+    for order in ("o-7", "o-8"):  # the second in the warm cell the first left
+        response = alice.client.post(
+            "/api/v1/functions/saga/invoke",
+            data=json.dumps({"args": [order]}),
+            content_type="application/json",
+        )
+        job_id = response.json()["id"]
+        assert response.json()["durable"] is True
+        job = drive(run_worker, job_id)
+        assert job.result == {"charge": f"ch_{order}", "tracking": f"{job_id}:ship"}, job.error
+        assert (lines(job_id, f"charging {order}"), lines(job_id, "shipping try")) == (1, 2)
+
+
 # -- a worker killed mid-run ------------------------------------------------------------------------
 
 CRASHY = """
