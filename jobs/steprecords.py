@@ -8,6 +8,7 @@ send the same record again)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -194,6 +195,7 @@ class Journal:
 
     names: dict[int, tuple[str, str]] = field(default_factory=dict)  # seq -> (name, kind)
     open_seq: int | None = None
+    open_attempts: int = 0  # the open step's tries so far (a retrying step's next try is this + 1)
     count: int = 0
     bytes: int = 0
     sizes: dict[int, int] = field(default_factory=dict)
@@ -242,6 +244,14 @@ class Journal:
         self.sizes[record.seq] = record.size
         self.bytes += record.size
         self.open_seq = record.seq if still_open else None
+        self.open_attempts = record.attempt if still_open else 0
+
+    def tries(self, record: Record, *, again: bool) -> Record:
+        """A step's try as the host counts it, whatever the record says (a process that always said
+        "first try" would be retried for ever)."""
+        if record.kind != "step":
+            return record
+        return dataclasses.replace(record, attempt=self.open_attempts + 1 if again else 1)
 
 
 def retry_at(now: datetime, *, attempt: int, backoff_s: float) -> datetime:

@@ -145,7 +145,7 @@ class Session:
             sizes={s.seq: s.size for s in steps},
         )
         if steps and steps[-1].status in (State.WAITING, State.RETRYING):
-            self.state.open_seq = steps[-1].seq
+            self.state.open_seq, self.state.open_attempts = steps[-1].seq, steps[-1].attempts
         self.job = job
         self.attempt_number = attempt_number
         self.quota = job.tenant.quota
@@ -161,6 +161,7 @@ class Session:
         try:
             record = steprecords.parse(payload)
             again = self.state.place(record)
+            record = self.state.tries(record, again=again)
             self.state.check_limits(
                 record,
                 again=again,

@@ -114,8 +114,10 @@ def test_a_failed_step_with_retries_waits_for_its_next_try(alice):
     reconcile(now=ship.wake_at)
     run = Execution(job)
     assert run.journal == [(1, "ship", "retrying")]
-    assert run.record(**step(1, "ship", **{**failure, "attempt": 2})) == {"ok": True}  # its last try failed
-    assert Step.objects.get(job=job).status == "failed"
+    # its last try failed (the host counts the tries: a record saying "first try" again is its second)
+    assert run.record(**step(1, "ship", **{**failure, "attempt": 1})) == {"ok": True}
+    ship = Step.objects.get(job=job)
+    assert (ship.status, ship.attempts) == ("failed", 2)
 
 
 @pytest.fixture
