@@ -106,16 +106,19 @@ def _child_ended(child: Job) -> None:
         return
     ended = [(child.child_index, child.id, child.status, child.result, child.error)]
     ended += siblings.values_list("child_index", "id", "status", "result", "error")
-    ended.sort(key=lambda row: row[0] or 0)
     _children_resolve(parent, step, ended)
 
 
 def _children_resolve(parent: Job, step: Step, ended: list[tuple]) -> None:
-    results = [result if status == Status.SUCCEEDED else None for _, _, status, result, _ in ended]
-    errors = [
-        None if status == Status.SUCCEEDED else _child_error(job_id, status, error)
-        for _, job_id, status, _, error in ended
-    ]
+    """Each child's result or error in its place (one deleted before its step resolved is an error)."""
+    count = max((step.input or {}).get("count") or 0, *(1 + (index or 0) for index, *_ in ended))
+    gone = {"type": "ChildDeleted", "message": "the child was deleted", "traceback": "", "status": "deleted"}
+    results, errors = [None] * count, [dict(gone, job=None) for _ in range(count)]
+    for index, job_id, status, result, error in ended:
+        if status == Status.SUCCEEDED:
+            results[index or 0], errors[index or 0] = result, None
+        else:
+            errors[index or 0] = _child_error(job_id, status, error)
     failed = [e for e in errors if e is not None]
     now = timezone.now()
     if step.kind == Step.Kind.INVOKE:
@@ -132,7 +135,7 @@ def _children_resolve(parent: Job, step: Step, ended: list[tuple]) -> None:
         if failed:
             error = {
                 "type": "ChildFailed",
-                "message": f"{len(failed)} of {len(ended)} children did not succeed",
+                "message": f"{len(failed)} of {count} children did not succeed",
                 "traceback": "",
                 "errors": errors,
             }
