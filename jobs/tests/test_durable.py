@@ -454,3 +454,24 @@ def main(ctx, fail):
     assert (job.status, job.result) == (Status.SUCCEEDED, 2)
     assert (lines(str(job.id), "one ran"), lines(str(job.id), "two ran")) == (1, 2)
     assert Attempt.objects.filter(job=job).count() == 2
+
+
+HOSTILE = {  # what the job's own code writes on fd 5, bypassing ctx
+    "garbage": "b'\\x00\\x00\\x00\\x05hello'",  # a record that is not JSON
+    "oversize": "b'\\x7f\\xff\\xff\\xff' + b'x' * 1000",  # one that says it is 2 GiB long
+}
+
+
+@pytest.mark.parametrize("kind, error", [("garbage", "RecordRefused"), ("oversize", "RecordLimitExceeded")])
+def test_what_a_process_writes_on_its_record_channel_cannot_break_the_cell(alice, run_worker, kind, error):
+    code = f"import os\n\ndef main(ctx):\n    os.write(5, {HOSTILE[kind]})\n    return 'ignored'\n"
+    job = drive(run_worker, submit(alice, "python", code, max_retries=2))
+    assert (job.status, job.error["type"], job.attempts) == (
+        Status.FAILED,
+        error,
+        1,
+    )  # refused, never retried
+    assert not Step.objects.filter(job=job).exists()
+    after = alice.post_job(QUICK).json()["id"]  # the same tenant's next job, in the cell that ran it
+    run_worker()
+    assert Job.objects.get(pk=after).result == 5

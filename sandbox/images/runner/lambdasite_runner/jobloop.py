@@ -357,6 +357,7 @@ class Records:
             _records = bytearray(self.max + 4)
         self.buf = memoryview(_records)
         self.fill = 0
+        self.used = 0  # how far the buffer was written: zeroed up to there after the job
         self.skip = 0
         self.answers_due = 0
         self.caps = caps
@@ -384,6 +385,7 @@ class Records:
             self._close_ctl()
             return
         self.fill += n
+        self.used = max(self.used, self.fill)
         self._relay()
 
     def _relay(self):
@@ -442,5 +444,5 @@ class Records:
 
     def close(self):
         self._close_ctl()
-        self.buf[: self.fill] = bytes(self.fill)
-        self.fill = 0
+        self.buf[: self.used] = bytes(self.used)
+        self.fill = self.used = 0
