@@ -193,6 +193,24 @@ class Quota(models.Model):
         help_text="bytes the tenant's jobs may send and receive through egress in a calendar month (UTC); "
         "a transfer past it is cut; empty: unlimited",
     )
+    # durable runs (jobs.services.durable): db_default, so a process of the previous release inserts
+    # quotas while a deploy migrates
+    max_steps_per_run = models.PositiveIntegerField(
+        default=1000, db_default=1000, help_text="steps (and waits) one durable run may record"
+    )
+    max_recorded_bytes_per_run = models.PositiveIntegerField(
+        default=_mb(4),
+        db_default=_mb(4),
+        help_text="bytes of step results, errors and inputs one run may record",
+    )
+    max_run_lifetime_s = models.PositiveIntegerField(
+        default=30 * 86400,
+        db_default=30 * 86400,
+        help_text="how long a durable run may last from its submission, sleeps and waits included",
+    )
+    max_children_per_map = models.PositiveIntegerField(
+        default=1000, db_default=1000, help_text="child invocations one map step may start"
+    )
 
     def __str__(self) -> str:
         return f"quota of {self.tenant}"

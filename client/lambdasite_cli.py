@@ -10,6 +10,9 @@ lambdasite deploy ./notify --name notify --egress hooks.slack.com:443 --secret T
 lambdasite secret set slack < token.txt             # or typed at a prompt; never an argument
 lambdasite secret list | secret rm slack
 lambdasite invoke slugify:prod --args '["Hello World"]' --wait
+lambdasite deploy ./approve --name approve --durable # a durable function: its handler gets ctx first
+lambdasite steps JOB_ID                              # a durable run's recorded steps
+lambdasite event order.approved o-1234 --data '{"approved": true}'   # resume the runs waiting for it
 lambdasite functions | versions NAME | alias NAME prod 3
 lambdasite schedule create nightly --cron '30 2 * * *' --timezone Europe/Berlin --function report
 lambdasite schedules
@@ -77,7 +80,16 @@ def _add_job_commands(sub) -> None:
     run.add_argument("--handler", default=None)
     _add_limits(run)
     run.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    run.add_argument("--durable", action="store_true", help="a durable run: the handler gets ctx first")
     run.set_defaults(command_fn=_run)
+    steps = sub.add_parser("steps", help="list a durable run's recorded steps")
+    steps.add_argument("job")
+    steps.set_defaults(command_fn=_steps)
+    event = sub.add_parser("event", help="send an event: the durable runs waiting for it resume")
+    event.add_argument("event")
+    event.add_argument("key", nargs="?", default="")
+    event.add_argument("--data", default="null", help="JSON: what the waiting runs receive")
+    event.set_defaults(command_fn=_event)
     logs = sub.add_parser("logs", help="print a job's output")
     logs.add_argument("job")
     logs.add_argument("--follow", "-f", action="store_true")
@@ -104,6 +116,12 @@ def _add_function_commands(sub) -> None:
     deploy.add_argument("--description")
     _add_reach(deploy)
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for the build")
+    deploy.add_argument(
+        "--durable",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="its invocations are durable runs (left out: the previous version's)",
+    )
     deploy.set_defaults(command_fn=_deploy)
     invoke = sub.add_parser("invoke", help="invoke a deployed function: NAME or NAME:ALIAS or NAME:VERSION")
     invoke.add_argument("target")
@@ -259,9 +277,31 @@ def _run(client: Client, opts) -> int:
         timeout_ms=opts.timeout_ms,
         memory_mb=opts.memory_mb,
         max_retries=opts.max_retries,
+        durable=True if opts.durable else None,
         wait=30 if opts.wait else None,
     )
     return _finish(client, job, opts.wait)
+
+
+def _steps(client: Client, opts) -> int:
+    after = 0
+    while True:
+        page = client.steps(opts.job, after=after)
+        for step in page["steps"]:
+            outcome = step["error"]["type"] if step["error"] else json.dumps(step["result"])
+            print(f"{step['seq']:>4} {step['name']:<24} {step['kind']:<6} {step['status']:<9} {outcome}")
+        if not page["steps"] or page["complete"] or page["next_after"] == after:
+            return 0
+        after = page["next_after"]
+
+
+def _event(client: Client, opts) -> int:
+    try:
+        data = json.loads(opts.data)
+    except ValueError:
+        raise _UsageError("--data takes JSON") from None
+    print(json.dumps(client.send_event(opts.event, opts.key, data)))
+    return 0
 
 
 def _logs(client: Client, opts) -> int:
@@ -302,6 +342,7 @@ def _deploy(client: Client, opts) -> int:
         memory_mb=opts.memory_mb,
         max_retries=opts.max_retries,
         description=opts.description,
+        durable=opts.durable,
         **_reach(opts),
     )
     number = version["number"]

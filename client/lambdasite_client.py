@@ -83,6 +83,14 @@ class Client:
     def job(self, job_id: str) -> dict:
         return self.request("GET", f"/jobs/{job_id}")
 
+    def steps(self, job_id: str, after: int = 0) -> dict:
+        """A durable run's recorded steps after position ``after``."""
+        return self.request("GET", f"/jobs/{job_id}/steps", query={"after": after})
+
+    def send_event(self, event: str, key: str = "", data=None) -> dict:
+        """Resume this tenant's durable runs waiting for ``event`` with ``key``; -> how many it resumed."""
+        return self.request("POST", "/events", {"event": event, "key": key, "data": data})
+
     def jobs(self, *, status: str | None = None, limit: int = 20) -> dict:
         return self.request("GET", "/jobs", query={"status": status, "limit": limit})
 

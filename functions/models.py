@@ -26,14 +26,17 @@ def content_hash(
     egress: tuple[str, list | tuple] = ("none", ()),
     env: dict | None = None,
     secrets: dict | None = None,
+    durable: bool = False,
 ) -> str:
     """What a version is: the same runtime, handler, code, lock, egress, env and secret bindings
-    give the same hash. A version that reaches nothing and is given nothing hashes as versions did
-    before they could (its hash, and the cells keyed by it, unchanged)."""
+    (and durability) give the same hash. A version that reaches nothing, is given nothing and is not
+    durable hashes as versions did before they could (its hash, and the cells keyed by it, unchanged)."""
     parts: list = [runtime, handler, code, lock]
     mode, allow = egress
     if mode != "none" or env or secrets:
         parts.append({"egress": [mode, sorted(allow)], "env": env or {}, "secrets": secrets or {}})
+    if durable:
+        parts.append({"durable": True})
     canonical = json.dumps(parts, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -122,6 +125,8 @@ class FunctionVersion(models.Model):
     egress_allow = models.JSONField(default=list, blank=True)  # normalised, sorted host:port patterns
     env = models.JSONField(default=dict, blank=True)  # non-secret configuration: {NAME: value}
     secrets = models.JSONField(default=dict, blank=True)  # bindings: {ENV_NAME: the tenant's secret name}
+    # its handler gets a durable run's context first (jobs.services.durable); copied to its jobs
+    durable = models.BooleanField(default=False, db_default=False)
     lock = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64, blank=True)  # everything above that runs, and the lock
     status = models.CharField(max_length=10, choices=BuildStatus.choices, default=BuildStatus.BUILDING)
@@ -172,6 +177,7 @@ class FunctionVersion(models.Model):
             egress=(self.egress_mode, self.egress_allow),
             env=self.env,
             secrets=self.secrets,
+            durable=self.durable,
         )
 
 

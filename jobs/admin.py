@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 
 from lambdasite.exceptions import ApplicationError
 
-from .models import Attempt, Connection, Job, LogLine, Status
+from .models import Attempt, Connection, Event, Job, LogLine, Status, Step
 from .services import actions
 
 
@@ -82,6 +82,33 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_select_related = ["job"]
     search_fields = ["=job__id", "host"]
     readonly_fields = [f.name for f in Connection._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Step)
+class StepAdmin(admin.ModelAdmin):
+    """A durable run's recorded steps, read-only (the run's page draws them as a timeline)."""
+
+    list_display = ["job", "seq", "name", "kind", "status", "attempts", "wake_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["job"]
+    search_fields = ["=job__id", "name"]
+    readonly_fields = [f.name for f in Step._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """Events posted to /api/v1/events (kept EVENT_RETENTION_S for runs that wait for them later)."""
+
+    list_display = ["id", "tenant", "name", "key", "received_at"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "key"]
+    readonly_fields = [f.name for f in Event._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -11,8 +11,12 @@ class JobsConfig(AppConfig):
         from prometheus_client import REGISTRY
 
         from .metrics import LambdasiteCollector
+        from .services import waits
+        from .signals import job_outcome
 
         REGISTRY.register(LambdasiteCollector())
+        # a durable run's end cancels its children; a child's end may resume its parent
+        job_outcome.connect(waits.on_job_outcome, dispatch_uid="jobs.waits.job_outcome")
         atexit.register(close_database_pools)
 
 

@@ -16,6 +16,7 @@ from lambdasite.api.fields import (
     ArgsField,
     CodeField,
     EgressField,
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
@@ -49,6 +50,12 @@ class JobSubmitSerializer(StrictSerializer):
     )
     env = env_field()
     secrets = secrets_field(help_text="; each a secret of this tenant (PUT /api/v1/secrets/NAME)")
+    durable = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="a durable run: the handler gets a context first (ctx.step, ctx.sleep, ctx.invoke, "
+        "ctx.map, ctx.wait_for_event)",
+    )
 
     def validate(self, attrs):
         return when_from(attrs)
@@ -165,6 +172,10 @@ class JobSerializer(serializers.ModelSerializer):
     egress_bytes = serializers.IntegerField(
         read_only=True, help_text="bytes sent and received through egress, every attempt"
     )
+    durable = serializers.BooleanField(read_only=True, help_text="a durable run (its steps: links.steps)")
+    parent = serializers.SerializerMethodField(
+        help_text="the durable run whose invoke or map step started this job (null: none)"
+    )
 
     class Meta:
         model = Job
@@ -201,11 +212,17 @@ class JobSerializer(serializers.ModelSerializer):
             "env",
             "secrets",
             "egress_bytes",
+            "durable",
+            "parent",
             "links",
         ]
 
     def to_representation(self, job: Job) -> dict:
         return rendering.job_body(job)
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_parent(self, job: Job) -> str | None:
+        return str(job.parent_id) if job.parent_id else None
 
     def get_env(self, job: Job) -> dict[str, str]:
         return dict(sorted(job.env.items()))
@@ -237,14 +254,41 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_links(self, job: Job) -> dict:
         base = rendering.job_path(job.id)
-        return {"self": base, "logs": f"{base}/logs", "connections": f"{base}/connections"}
+        return {
+            "self": base,
+            "logs": f"{base}/logs",
+            "connections": f"{base}/connections",
+            "steps": f"{base}/steps",
+        }
+
+
+class ChildSerializer(serializers.Serializer):
+    """One of a durable run's children (declared for the schema)."""
+
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    step = serializers.IntegerField(
+        allow_null=True, help_text="the position of the step that started it (null: cut by a retry)"
+    )
+    index = serializers.IntegerField(allow_null=True, help_text="its place in the step's map (0 for invoke)")
 
 
 class JobDetailSerializer(JobSerializer):
     attempt_history = AttemptSerializer(source="attempt_set", many=True, read_only=True)
+    children = serializers.SerializerMethodField(
+        help_text="a durable run's children (its first 1000, by step and place)"
+    )
+    children_count = serializers.SerializerMethodField(help_text="how many children it has")
 
     class Meta(JobSerializer.Meta):
-        fields = JobSerializer.Meta.fields + ["code", "args", "attempt_history"]
+        fields = JobSerializer.Meta.fields + ["code", "args", "attempt_history", "children", "children_count"]
+
+    @extend_schema_field(ChildSerializer(many=True))
+    def get_children(self, job: Job) -> list[dict]:
+        return [rendering.child_body(*child) for child in selectors.job_children(job=job)[0]]
+
+    def get_children_count(self, job: Job) -> int:
+        return selectors.job_children(job=job)[1]
 
     def to_representation(self, job: Job) -> dict:
         return rendering.job_detail_body(job, job.attempt_set.all())

@@ -59,6 +59,12 @@ def status_changed(
     publish(tenant_group(tenant_id), event)
 
 
+def steps_changed(*, job_id, tenant_id) -> None:
+    """A durable run recorded or resolved a step, or one of its children ended: its page's timeline
+    looks again (call after commit)."""
+    publish(job_group(job_id), {"kind": "steps", "job": str(job_id)})
+
+
 def function_changed(*, tenant_id, name: str) -> None:
     """A function changed (a version deployed or built, an alias moved, deleted...): its pages
     and the functions list look again (call after commit)."""

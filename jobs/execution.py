@@ -35,7 +35,7 @@ from vault.exceptions import UnknownSecret, VaultUnavailable
 from . import events
 from .environment import NOTHING, RunEnvironment, run_environment_of
 from .models import Attempt, Job, Status
-from .services import lifecycle
+from .services import lifecycle, steps
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -281,7 +281,7 @@ def job_execute(*, job_id) -> Job | None:
     writer = LogWriter(job, attempt)
     started = time.monotonic()
     try:
-        result = _run(spec, writer, lease=(job.id, attempt.number))
+        result = steps.run_result(spec.durable, _run(spec, writer, lease=(job.id, attempt.number)))
     except sandbox.SandboxError as exc:
         log.error("sandbox failure: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
         return lifecycle.job_internal_error(**ending, error=exc, log_lines=writer.count, ran_ms=exc.ran_ms)
@@ -317,6 +317,7 @@ def run_spec(job: Job, attempt: Attempt) -> sandbox.RunSpec:
         egress=reach.egress,
         env=reach.env,
         secrets=reach.secrets,
+        durable=steps.session_for(job, attempt.number),  # a durable run: its journal and recorder
     )
 
 

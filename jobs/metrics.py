@@ -206,6 +206,11 @@ def _job_gauges():
     yield GaugeMetricFamily(
         "lambdasite_dead_letters", "Jobs in the dead-letter queue", value=_count(jobs, Status.DEAD)
     )
+    yield GaugeMetricFamily(
+        "lambdasite_runs_waiting",
+        "Durable runs suspended at a wait (a sleep, children, an event): holding no worker or slot",
+        value=_count(jobs, Status.WAITING),
+    )
 
 
 def _count(jobs, *statuses: str) -> int:

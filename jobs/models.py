@@ -17,6 +17,7 @@ class Status(models.TextChoices):
     DISPATCHED = "dispatched"
     RUNNING = "running"
     RETRYING = "retrying"
+    WAITING = "waiting"  # a durable run suspended: no worker, cell or slot until its wait resolves
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
@@ -24,6 +25,7 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
     DEAD = "dead"
     LOST = "lost"  # attempts only: the worker died or its lease expired
+    SUSPENDED = "suspended"  # attempts only: a durable run's execution that stopped at a wait
 
 
 class Trigger(models.TextChoices):
@@ -33,9 +35,11 @@ class Trigger(models.TextChoices):
     DASHBOARD = "dashboard", "dashboard"  # a signed-in user on the dashboard: submitted_by
     SCHEDULE = "schedule", "schedule"  # a schedule's tick, or its "run now": schedule
     ROUTE = "route", "route"  # an HTTP request to a route (routes/): route, and the request as its argument
+    PARENT = "parent", "parent run"  # a durable run's invoke or map step: parent, the step's name
 
 
-JOB_STATUSES = tuple(s for s in Status.values if s != Status.LOST)  # a job is never "lost": its attempts are
+# a job is never "lost" or "suspended": its attempts are
+JOB_STATUSES = tuple(s for s in Status.values if s not in (Status.LOST, Status.SUSPENDED))
 ATTEMPT_STATUSES = (
     Status.RUNNING,
     Status.SUCCEEDED,
@@ -44,8 +48,10 @@ ATTEMPT_STATUSES = (
     Status.KILLED,
     Status.CANCELLED,
     Status.LOST,
+    Status.SUSPENDED,
 )
-WAITING = (Status.SCHEDULED, Status.QUEUED, Status.DISPATCHED, Status.RETRYING)
+# not running and not finished: cancelled at once, never run again
+WAITING = (Status.SCHEDULED, Status.QUEUED, Status.DISPATCHED, Status.RETRYING, Status.WAITING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED, Status.DEAD)
 EGRESS_MODES = ("none", "allowlist", "public")  # sandbox.egress_policy.EGRESS_MODES
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
@@ -157,6 +163,15 @@ class Job(models.Model):
         related_name="jobs",
         db_index=False,
     )
+    # a durable run (jobs.services.durable): its handler gets a context, its steps are recorded (Step)
+    # and it waits as "waiting" between executions. A child of a durable run's invoke or map step
+    # names its parent, the step (its seq) and its place in the map.
+    durable = models.BooleanField(default=False, db_default=False)
+    parent = models.ForeignKey(  # indexed by job_parent_step (the non-null ids)
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", db_index=False
+    )
+    parent_step = models.PositiveIntegerField(null=True, blank=True)
+    child_index = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -181,6 +196,13 @@ class Job(models.Model):
             models.Index(fields=["route"], name="job_route", condition=Q(route__isnull=False)),
             # a tenant's jobs that used egress: its monthly egress budget sums their attempts
             models.Index(fields=["tenant"], name="job_tenant_egress", condition=Q(egress_bytes__gt=0)),
+            models.Index(
+                fields=["parent", "parent_step", "child_index"],
+                name="job_parent_step",
+                condition=Q(parent__isnull=False),
+            ),
+            # the reconciler's look for children left unfinished under a finished parent
+            models.Index(fields=["status"], name="job_child_status", condition=Q(parent__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -326,3 +348,86 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.seq} {self.host}:{self.port} {self.verdict}"
+
+
+class Step(models.Model):
+    """One recorded step of a durable run, at its position ``seq`` (from 1) in the run's journal.
+
+    ``step``: a function's result (or its error, once its retries are spent), recorded once and replayed
+    on every later execution; ``sleep``, ``invoke``, ``map`` and ``event``: a wait, ``waiting`` until its
+    outcome (a timer, its children, an event) is recorded here. ``wake_at``: when a waiting step's timer
+    fires (a sleep's end, an event wait's timeout, the run's lifetime for children) or a retrying
+    step's next try is due. Written by jobs.services.durable only."""
+
+    class Kind(models.TextChoices):
+        STEP = "step"
+        SLEEP = "sleep"
+        INVOKE = "invoke"
+        MAP = "map"
+        EVENT = "event"
+
+    class State(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        RETRYING = "retrying"  # a try failed and another is due at wake_at
+        WAITING = "waiting"
+        CANCELLED = "cancelled"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="step_set", db_index=False)
+    seq = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=State.choices)
+    input = models.JSONField(null=True, blank=True)  # what the step asked for (a wait's terms, retries)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    size = models.PositiveIntegerField(default=0)  # bytes of its record (input, result, error as JSON)
+    wake_at = models.DateTimeField(null=True, blank=True)
+    event = models.CharField(max_length=200, blank=True)  # an event wait: the event's name and key
+    key = models.CharField(max_length=255, blank=True)
+    event_id = models.BigIntegerField(null=True, blank=True)  # the event that resolved it
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        indexes = [
+            models.Index(
+                fields=["wake_at"],
+                name="step_wake_due",
+                condition=Q(status__in=["waiting", "retrying"], wake_at__isnull=False),
+            ),
+            models.Index(
+                fields=["event", "key"],
+                name="step_event_waiting",
+                condition=Q(status="waiting", kind="event"),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "seq"], name="one_step_seq_per_job"),
+            models.UniqueConstraint(fields=["job", "name"], name="one_step_name_per_job"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="step_numbered_from_one"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.seq} {self.name} ({self.kind}, {self.status})"
+
+
+class Event(models.Model):
+    """An event posted to ``POST /api/v1/events``: it resolves the tenant's runs waiting for its name and
+    key, and is kept (``EVENT_RETENTION_S``) for a run that asks for it later (its wait matches events
+    received since the run began)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["received_at"]
+        indexes = [models.Index(fields=["tenant", "name", "key", "received_at"], name="event_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.key} @ {self.received_at}"

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from lambdasite.jsonbody import render_json
 
-from . import billing
+from . import billing, selectors
 from .models import Attempt, Job
 
 # a finished body larger than this is not published: the waiting web process reads PostgreSQL
@@ -97,7 +97,14 @@ def job_body(job: Job) -> dict:
         "env": dict(sorted(job.env.items())),  # (jsonb keeps its keys by length)
         "secrets": dict(sorted(job.secrets.items())),
         "egress_bytes": job.egress_bytes,
-        "links": {"self": base, "logs": f"{base}/logs", "connections": f"{base}/connections"},
+        "durable": job.durable,
+        "parent": str(job.parent_id) if job.parent_id else None,
+        "links": {
+            "self": base,
+            "logs": f"{base}/logs",
+            "connections": f"{base}/connections",
+            "steps": f"{base}/steps",
+        },
     }
 
 
@@ -113,7 +120,15 @@ def job_detail_body(job: Job, attempts) -> dict:
     """The job with its code, arguments and attempt history (GET /jobs/{id}, a finished ?wait)."""
     body = job_body(job)
     body.update(code=job.code, args=job.args, attempt_history=[attempt_body(a) for a in attempts])
+    children, count = selectors.job_children(job=job)
+    body.update(children=[child_body(*child) for child in children], children_count=count)
     return body
+
+
+def child_body(child_id, status: str, step: int | None, index: int | None) -> dict:
+    """One of a durable run's children: its id, status, the step (position) that started it (null once
+    a retry of the run cut that step) and its place in the step's map."""
+    return {"id": str(child_id), "status": status, "step": step, "index": index}
 
 
 def published_body(job: Job, attempts=None) -> bytes | None:

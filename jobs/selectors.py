@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 
 from . import billing
-from .models import Attempt, Connection, Job, LogLine, Status
+from .models import Attempt, Connection, Job, LogLine, Status, Step
 
 
 def job_list(*, tenant_ids, statuses: list[str] | None = None, runtime: str | None = None) -> QuerySet[Job]:
@@ -210,3 +210,38 @@ def tenant_timeseries(
         n, p50, p95 = rows.get(start, (0, None, None))
         series.append({"start": start, "jobs": n, "run_p50_ms": p50, "run_p95_ms": p95})
     return series
+
+
+# -- durable runs ------------------------------------------------------------------------------
+
+
+def job_steps(*, job: Job, after: int = 0, limit: int = 100) -> list[Step]:
+    """A durable run's recorded steps after position ``after``, in order."""
+    return list(Step.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit])
+
+
+def step_children(*, job: Job, seqs: list[int]) -> dict[int, list[tuple]]:
+    """The children of the run's steps ``seqs``: {seq: [(id, status, index), …] in order}."""
+    found: dict[int, list[tuple]] = {seq: [] for seq in seqs}
+    rows = (
+        Job.objects.filter(parent_id=job.id, parent_step__in=seqs)
+        .order_by("parent_step", "child_index")
+        .values_list("parent_step", "id", "status", "child_index")
+    )
+    for seq, child_id, status, index in rows:
+        found[seq].append((child_id, status, index))
+    return found
+
+
+def job_children(*, job: Job, limit: int = 1000) -> tuple[list[tuple], int]:
+    """A run's first ``limit`` children by step and place: [(id, status, step, index), …], and how many
+    it has. Only a durable run has any (no query for the others)."""
+    if not job.durable:
+        return [], 0
+    rows = list(
+        Job.objects.filter(parent_id=job.id)
+        .order_by("parent_step", "child_index", "created_at")
+        .values_list("id", "status", "parent_step", "child_index")[:limit]
+    )
+    count = len(rows) if len(rows) < limit else Job.objects.filter(parent_id=job.id).count()
+    return rows, count

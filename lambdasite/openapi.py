@@ -128,11 +128,15 @@ def _request_rules(serializer: serializers.Serializer, schema: dict) -> None:
 
 def _field_rules(field: serializers.Field, prop: dict) -> None:
     from jobs.contract import HANDLER_RE
-    from lambdasite.api.fields import ArgsField, QualifierField, WebhookURLField
+    from lambdasite.api.fields import ArgsField, JsonValueField, QualifierField, WebhookURLField
 
     if isinstance(field, ArgsField):
         prop.clear()
         prop.update({"type": "array", "items": JSON_VALUE, "description": field.help_text or "JSON array"})
+        return
+    if isinstance(field, JsonValueField):  # an event's data: any JSON value the API stores
+        prop.clear()
+        prop.update({**JSON_VALUE, "description": field.help_text or "any JSON value"})
         return
     if isinstance(field, QualifierField):
         prop["pattern"] = "^([A-Za-z0-9_-]{1,64})?$" if field.allow_blank else "^[A-Za-z0-9_-]{1,64}$"

@@ -310,6 +310,8 @@ FUNCTION_WARM_TTL_S = env_float("FUNCTION_WARM_TTL_S", 300.0)  # how long POST â
 
 # -- Delayed runs, schedules, webhooks ------------------------------------------------
 JOB_MAX_DELAY_S = env_int("JOB_MAX_DELAY_S", 30 * 86400, minimum=1)  # how far ahead run_at/delay_s may be
+# durable runs: events posted to /api/v1/events are kept this long for runs that ask for them later
+EVENT_RETENTION_S = env_int("EVENT_RETENTION_S", 30 * 86400, minimum=60)
 SCHEDULE_MISSED_AFTER_S = env_float("SCHEDULE_MISSED_AFTER_S", 60.0)  # a tick older than this was missed
 # bounded storage: each tenant's Quota.retention_days; the purge runs this often, this many jobs a batch
 RETENTION_INTERVAL_S = env_float("RETENTION_INTERVAL_S", 60.0)

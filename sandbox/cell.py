@@ -278,8 +278,20 @@ class Cell:
                 if not job.initialised(payload):
                     return
                 self.function_key = spec.function.key
+            elif kind == b"S":
+                self._record(spec, channel, payload)
             elif job.take(kind, payload):
                 return
+
+    def _record(self, spec: RunSpec, channel: Channel, payload: bytes) -> None:
+        """A durable run's record: stored by the caller's ``on_record``, whose answer goes back before
+        the job's code goes on (what it raises ends the job: the cell is retired by the pool)."""
+        durable = spec.durable
+        if durable is None or durable.on_record is None:
+            raise SandboxError(
+                "runner sent a step record for a job that is not durable", code="protocol_error"
+            )
+        channel.send(protocol.encode_answer(durable.on_record(payload)))
 
     def _died(self, job: JobRun, state: dict, channel: Channel) -> RunResult:
         """The container died mid-job: the memory limit's verdict, or a SandboxError."""

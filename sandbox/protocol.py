@@ -48,10 +48,20 @@ def job_request(spec: RunSpec, *, with_code: bool, warm: bool = False) -> bytes:
         meta["env"] = dict(spec.env)
     if spec.secrets:
         meta["secrets"] = [[secret.name, secret.value] for secret in spec.secrets]
+    args = spec.args
+    durable = None
+    if spec.durable is not None:
+        # a durable run's context: its id and journal travel with the arguments, in the body
+        meta["durable"] = True
+        durable = {"run": spec.durable.run, "journal": list(spec.durable.journal)}
     function = spec.function
     if function is None:
-        body = json.dumps({"code": spec.code, "handler": spec.handler, "args": spec.args})
-        return encode_request(meta, body.encode("utf-8", "surrogatepass"))
+        request = {"code": spec.code, "handler": spec.handler, "args": args}
+        if durable is not None:
+            request["durable"] = durable
+        return encode_request(meta, json.dumps(request).encode("utf-8", "surrogatepass"))
+    if durable is not None:
+        args = {"args": args, "durable": durable}
     meta["fn"] = {"key": function.key, "handler": function.handler, "deps": function.layer is not None}
     meta["init_timeout_ms"] = INIT_TIMEOUT_MS
     code = function.code.encode("utf-8", "surrogatepass") if with_code else b""
@@ -60,7 +70,13 @@ def job_request(spec: RunSpec, *, with_code: bool, warm: bool = False) -> bytes:
     if warm:
         meta["warm"] = True
         return encode_request(meta, code)
-    return encode_request(meta, code + json.dumps(spec.args).encode("utf-8", "surrogatepass"))
+    return encode_request(meta, code + json.dumps(args).encode("utf-8", "surrogatepass"))
+
+
+def encode_answer(answer: dict) -> bytes:
+    """The host's answer to a durable run's record (an ``A`` frame on the runner's stdin)."""
+    data = json.dumps(answer, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    return FRAME_HEADER.pack(b"A", len(data)) + data
 
 
 class DockerDemux:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -134,6 +134,19 @@ class DoorUse:
 
 
 @dataclass(frozen=True)
+class Durable:
+    """A durable run's execution: the handler gets a context first, ``journal`` (the run's recorded
+    steps, in order: dicts with seq, name, kind, status, result, error, attempts) is replayed, and each
+    new record the job's code sends is given to ``on_record(payload bytes) -> reply dict`` (persisted
+    there, before the code goes on) whose reply goes back to it. An empty payload means a record over
+    the size the runner relays. ``run`` names the run (the code's ``ctx.run_id``)."""
+
+    run: str
+    journal: tuple = ()
+    on_record: Callable[[bytes], dict] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class RunSpec:
     runtime: str
     code: str
@@ -147,6 +160,7 @@ class RunSpec:
     egress: Egress = Egress.NONE  # the door: none (default), an allowlist, or public
     env: Mapping[str, str] = field(default_factory=dict)  # non-secret configuration, as environment variables
     secrets: tuple[SecretValue, ...] = ()  # env vars and /run/secrets files; masked in the output
+    durable: Durable | None = None  # a durable run's execution (its journal and its record callback)
 
     def __post_init__(self) -> None:
         """Configuration and secret names are checked here too (the API checks them first): a name
@@ -178,7 +192,8 @@ class OutputLine:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What happened. ``status`` is one of succeeded, failed, timed_out, killed."""
+    """What happened. ``status`` is one of succeeded, failed, timed_out, killed, cancelled (and, set by
+    the caller from its ``Durable`` recorder, suspended: a durable run's execution stopped at a wait)."""
 
     status: str
     result: Any = None

@@ -75,6 +75,8 @@ def trigger_text(job) -> str:
         return f"schedule {job.trigger_name}"
     if job.trigger == Trigger.ROUTE:
         return f"route {job.trigger_name}"
+    if job.trigger == Trigger.PARENT:
+        return f"step {job.trigger_name} of a durable run"
     return job.trigger_name if job.trigger == Trigger.DASHBOARD else ""
 
 
@@ -101,6 +103,21 @@ def trigger(job):
     if job.trigger == Trigger.ROUTE:
         return format_html(
             '<span class="trigger"><span class="muted">route</span> <code>{}</code></span>', job.trigger_name
+        )
+    if job.trigger == Trigger.PARENT:  # a durable run's invoke or map step
+        run = (
+            format_html(
+                '<a href="{}" class="mono">{}</a>',
+                reverse("dashboard:job-detail", args=[job.parent_id]),
+                str(job.parent_id)[:8],
+            )
+            if job.parent_id
+            else format_html('<span class="muted">(deleted)</span>')
+        )
+        return format_html(
+            '<span class="trigger"><span class="muted">step</span> {} <span class="muted">of run</span> {}</span>',  # noqa: E501
+            job.trigger_name,
+            run,
         )
     return format_html('<span class="trigger muted" title="{}">—</span>', "not recorded for jobs this old")
 

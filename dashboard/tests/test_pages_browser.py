@@ -201,11 +201,29 @@ def site(web, alice, bob) -> Site:
         ),
     )
     fired = ticks.schedule_run_now(schedule=nightly).job_id
+    # a durable run: a step, a map over the adder, then a long sleep (waiting, its timeline drawn)
+    made.extra["durable"] = submit(
+        web,
+        alice,
+        "/api/v1/jobs",
+        {
+            "runtime": "python",
+            "durable": True,
+            "code": "def main(ctx):\n    rows = ctx.step('load-the-customer-export', lambda: 3)\n"
+            "    sums = ctx.map('add-every-pair', 'adder', [[i, i] for i in range(rows)])\n"
+            "    ctx.sleep('cool-down-before-the-next-batch', 3600)\n    return sums\n",
+        },
+    )
     wait_until_finished([made.ok_job, made.failed_job, node, invoked, str(fired)])
+    deadline = time.monotonic() + 60
+    while Job.objects.get(pk=made.extra["durable"]).status != Status.WAITING:
+        assert time.monotonic() < deadline, "the durable run did not reach its sleep"
+        time.sleep(0.2)
     wait_until_finished([dead], timeout=30)  # its first attempt failed: retrying, not yet dead
     Job.objects.filter(pk=dead).update(status=Status.DEAD, finished_at=timezone.now())  # no backoff wait
     _pause_a_schedule(alice)
     _failed_build(alice)
+    made.extra["child"] = str(Job.objects.filter(parent_id=made.extra["durable"]).first().id)
     made.endpoint = _webhooks(alice, made.ok_job, made.failed_job)
     _people(alice, bob)
     made.invite_token = invitation_create(
@@ -375,6 +393,8 @@ def pages(made: Site) -> list[PageSpec]:
         PageSpec("jobs", "/app/jobs/"),
         PageSpec("job-succeeded", f"/app/jobs/{made.ok_job}/"),
         PageSpec("job-failed", f"/app/jobs/{made.failed_job}/"),
+        PageSpec("job-durable", f"/app/jobs/{made.extra['durable']}/"),
+        PageSpec("job-durable-child", f"/app/jobs/{made.extra['child']}/"),
         PageSpec("job-new", "/app/jobs/new"),
         PageSpec("functions", "/app/functions/"),
         PageSpec("function", "/app/functions/adder/?version=2&compare=1"),

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from functions.services import invoke
 from jobs import billing, selectors
 from jobs.events import event_for_line
-from jobs.models import FINISHED, REQUEUEABLE, Job, LogLine, Status
+from jobs.models import FINISHED, JOB_STATUSES, REQUEUEABLE, Job, LogLine, Status
 from jobs.paging import job_page
 from jobs.services import actions
 from jobs.services.submit import Origin
@@ -60,7 +60,7 @@ def job_list(request):
         "jobs": page.rows,
         "filters": filters,
         "filter_query": filter_query,
-        "statuses": [s for s in Status.values if s != Status.LOST],
+        "statuses": list(JOB_STATUSES),  # a job is never lost or suspended: its attempts are
         "runtimes": RUNTIMES,
         "older": _link(page.next),
         "cursor": cursor,
@@ -116,7 +116,38 @@ def _network_context(job: Job, attempts: list) -> dict:
     }
 
 
-PARTS = {"details": "_job_details", "network": "_connections"}  # ?part= of a live region; else the summary
+STEPS_PAGE = 200  # steps on the job page (the API pages through the rest)
+CHILDREN_SHOWN = 24  # children linked under a step (all are counted)
+
+
+def _steps_context(job: Job) -> dict:
+    """A durable run's timeline: its first steps, each with its children (counted by status, the
+    first few linked) and its result shortened for the eye."""
+    if not job.durable:
+        return {"steps": [], "steps_more": False}
+    steps = selectors.job_steps(job=job, limit=STEPS_PAGE)
+    children = selectors.step_children(job=job, seqs=[s.seq for s in steps if s.kind in ("invoke", "map")])
+    rows = []
+    for step in steps:
+        mine = children.get(step.seq, [])
+        counts: dict[str, int] = {}
+        for _, status, _ in mine:
+            counts[status] = counts.get(status, 0) + 1
+        rows.append(
+            {
+                "step": step,
+                "result": json.dumps(step.result, ensure_ascii=False) if step.result is not None else "",
+                "children": mine,
+                "counts": sorted(counts.items()),
+                "shown": mine[:CHILDREN_SHOWN],
+                "more": max(0, len(mine) - CHILDREN_SHOWN),
+            }
+        )
+    return {"steps": rows, "steps_more": len(steps) == STEPS_PAGE}
+
+
+# ?part= of a live region; else the summary
+PARTS = {"details": "_job_details", "network": "_connections", "steps": "_job_steps"}
 
 
 @dashboard_view()
@@ -127,8 +158,11 @@ def job_detail(request, job_id):
         part = PARTS.get(request.GET.get("part", ""), "_job_summary")
         if part == "_connections":
             context.update(_network_context(job, context["attempts"]))
+        if part == "_job_steps":
+            context.update(_steps_context(job))
         return no_store(render(request, f"dashboard/{part}.html", context))
     context.update(_network_context(job, context["attempts"]))
+    context.update(_steps_context(job))
     lines = list(LogLine.objects.filter(job=job).order_by("seq")[:LOG_PAGE])
     context.update(
         lines=lines,

@@ -11,6 +11,7 @@ from lambdasite.api.fields import (
     ArgsField,
     CodeField,
     EgressField,
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
@@ -53,6 +54,11 @@ class VersionCreateSerializer(StrictSerializer):
     egress = EgressField(required=False, help_text="not given: the previous version's (a new function: none)")
     env = env_field(help_text="; not given: the previous version's")
     secrets = secrets_field(help_text="; not given: the previous version's")
+    durable = StrictBooleanField(
+        required=False,
+        help_text="a durable function: its handler gets a context first (steps, sleeps, children, "
+        "events); not given: the previous version's (a new function: false)",
+    )
 
 
 class FunctionCreateSerializer(VersionCreateSerializer):
@@ -117,6 +123,7 @@ def version_body(version: FunctionVersion, *, code: bool = False) -> dict:
         "egress": version.egress,
         "env": dict(sorted(version.env.items())),  # (jsonb keeps its keys by length)
         "secrets": dict(sorted(version.secrets.items())),
+        "durable": version.durable,
         "layer": None
         if layer is None
         else {"digest": layer.digest, "packages": layer.packages, "size_bytes": layer.size_bytes},
@@ -203,6 +210,7 @@ class VersionSchema(serializers.Serializer):
     secrets = serializers.DictField(
         child=serializers.CharField(), help_text="{ENV_NAME: secret name}: names only, never values"
     )
+    durable = serializers.BooleanField(help_text="its invocations are durable runs")
     layer = serializers.DictField(allow_null=True)
     requirements = serializers.CharField(required=False, help_text="Python")
     dependencies = serializers.DictField(required=False, help_text="Node")

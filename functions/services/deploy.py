@@ -40,6 +40,7 @@ class VersionSpec:
     egress: str | list | None = None  # "none", "public" or a list of "host:port" patterns
     env: dict | None = None  # {NAME: value}
     secrets: dict | None = None  # {ENV_NAME: secret name}
+    durable: bool | None = None  # its invocations are durable runs (None: the previous version's)
 
 
 def _check_reach(tenant: Tenant, spec: VersionSpec) -> VersionSpec:
@@ -54,7 +55,7 @@ def _check_reach(tenant: Tenant, spec: VersionSpec) -> VersionSpec:
 def _carried(function: Function, spec: VersionSpec) -> VersionSpec:
     """Egress, env and secrets not given are the latest version's: a new version of the code keeps
     what the function reaches and is given (give "none" or {} to drop them)."""
-    if None not in (spec.egress, spec.env, spec.secrets):
+    if None not in (spec.egress, spec.env, spec.secrets, spec.durable):
         return spec
     latest = function.versions.order_by("-number").first()
     if latest is None:
@@ -64,6 +65,7 @@ def _carried(function: Function, spec: VersionSpec) -> VersionSpec:
         egress=latest.egress if spec.egress is None else spec.egress,
         env=latest.env if spec.env is None else spec.env,
         secrets=latest.secrets if spec.secrets is None else spec.secrets,
+        durable=latest.durable if spec.durable is None else spec.durable,
     )
 
 
@@ -114,6 +116,7 @@ def _new_version(function: Function, spec: VersionSpec, user) -> FunctionVersion
         egress_allow=spec.egress if isinstance(spec.egress, list) else [],
         env=spec.env,
         secrets=spec.secrets,
+        durable=bool(spec.durable),
         created_by=user,
     )
     if not version.has_dependencies:  # nothing to build: ready now

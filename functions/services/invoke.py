@@ -40,6 +40,7 @@ class VersionView:
     egress: str | tuple  # what it reaches and is given, recorded on its jobs ("none", "public", patterns)
     env: dict
     secrets: dict
+    durable: bool = False  # its jobs are durable runs
 
     @classmethod
     def of(cls, version: FunctionVersion | None) -> VersionView | None:
@@ -57,6 +58,7 @@ class VersionView:
             tuple(version.egress) if isinstance(version.egress, list) else version.egress,
             dict(version.env),
             dict(version.secrets),
+            version.durable,
         )
 
 
@@ -201,7 +203,16 @@ def invocation_spec(
         egress=list(version.egress) if isinstance(version.egress, tuple) else version.egress,
         env=version.env,
         secrets=version.secrets,
+        durable=version.durable,
     )
+
+
+def child_specs(
+    *, tenant: Tenant, function: str, qualifier: str | None, calls: list[list]
+) -> list[submit.JobSpec]:
+    """The invocations a durable run's ``invoke`` or ``map`` step starts, one per argument list (an
+    alias's canary drawn per call); raises the invocation's 404/409 errors as a call would."""
+    return [invocation_spec(tenant=tenant, name=function, qualifier=qualifier, args=args) for args in calls]
 
 
 def function_invoke(

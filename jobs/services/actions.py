@@ -8,7 +8,7 @@ from django.utils import timezone
 from .. import events, signals
 from ..exceptions import JobFinished, JobNotFinished, NotRetryable
 from ..models import FINISHED, REQUEUEABLE, WAITING, Job, Status
-from . import dispatch, notify
+from . import dispatch, notify, steps
 from .admission import tenant_admit
 from .rows import locked_job
 
@@ -42,6 +42,8 @@ def job_requeue(*, job: Job, by_operator: bool = False) -> Job:
         raise NotRetryable(f"a {job.status} job cannot be retried", details={"status": job.status})
     if not by_operator:
         tenant_admit(tenant=job.tenant)
+    if job.durable:
+        steps.run_rewind(job)  # it resumes at its first step that did not succeed
     job.status, job.cancel_requested, job.retry_base = Status.QUEUED, False, job.attempts
     job.result = job.error = job.exit_code = job.finished_at = None
     job.next_attempt_at = timezone.now()

@@ -20,7 +20,8 @@ from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: rep
 
 from .. import billing, metrics, signals
 from ..models import Attempt, Job, Status
-from . import connections, dispatch, notify, retry, rows
+from ..steprecords import FATAL_TYPES
+from . import connections, dispatch, notify, retry, rows, steps
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -136,14 +137,17 @@ def _settle(
     job: Job, verdict: str, now: datetime, *, system_failure: bool = False, durable: bool = False
 ) -> None:
     """Apply the retry policy's decision for an attempt that ended with ``verdict``."""
-    failures = 0
+    failures = suspended = 0
     if not job.cancel_requested and verdict != Status.SUCCEEDED:
         failures = _system_failures(job)
+        if job.durable:  # a durable run's executions that stopped at a wait spent no retry
+            suspended = Attempt.objects.filter(job=job, status=Status.SUSPENDED).count()
     decision = retry.next_status(
         verdict,
         cancel_requested=job.cancel_requested,
-        max_retries=job.max_retries,
-        user_attempts=job.attempts - job.retry_base - failures,
+        # a refused record (a determinism error, a limit) would be refused again: no retry
+        max_retries=0 if job.durable and (job.error or {}).get("type") in FATAL_TYPES else job.max_retries,
+        user_attempts=job.attempts - job.retry_base - failures - suspended,
         system_failure=system_failure,
         system_failures=failures,
         system_retries=settings.SYSTEM_RETRIES,
@@ -241,7 +245,10 @@ def _finish_current(
     job.result = scrub(result.result) if verdict == Status.SUCCEEDED else None
     job.error, job.exit_code, job.duration_ms = closed["error"], result.exit_code, result.duration_ms
     job.lease_expires_at = None
-    _settle(job, verdict, closed["finished_at"], durable=True)
+    if verdict == Status.SUSPENDED and not job.cancel_requested:
+        steps.run_suspend(job, closed["finished_at"])  # a durable run waits (or resumes at once)
+    else:
+        _settle(job, verdict, closed["finished_at"], durable=True)
     # the attempt's closing columns and what the finish changed on the job (not the code and
     # arguments again), in one statement
     rows.close_and_finish(job, number, closed)

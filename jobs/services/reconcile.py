@@ -17,6 +17,7 @@ from lambdasite.redis_client import get_queue, get_redis
 
 from .. import events, metrics
 from ..models import Job, Status
+from . import waits
 from .dispatch import enqueue, rq_job_id, tenant_fill_slots_safely
 from .lifecycle import job_expire_lease
 
@@ -24,7 +25,8 @@ HEARTBEAT_KEY = metrics.RECONCILER_KEY
 
 
 def reconcile(*, now: datetime | None = None) -> dict:
-    """One pass: due retries queued, free slots filled, lost dispatches redone, expired leases retried."""
+    """One pass: due retries queued, durable runs' timers fired, free slots filled, lost dispatches
+    redone, expired leases retried."""
     now = now or timezone.now()
     counts = {"scheduled_due": 0, "retries_due": 0, "redispatched": 0, "leases_expired": 0}
     expired = Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
@@ -35,6 +37,7 @@ def reconcile(*, now: datetime | None = None) -> dict:
             counts["leases_expired"] += 1
     counts["scheduled_due"] = _queue_due_scheduled(now)
     counts["retries_due"] = _queue_due_retries(now)
+    counts.update(waits.durable_reconcile(now=now))  # durable runs' timers: resumed runs go in line below
     tenants = set(
         Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
         .values_list("tenant_id", flat=True)

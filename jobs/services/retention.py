@@ -44,6 +44,8 @@ _PURGE_SQL = (
     DELETE FROM jobs_connection WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
 ), attempts AS (
     DELETE FROM jobs_attempt WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
+), steps AS (
+    DELETE FROM jobs_step WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
 ), jobs AS (
     DELETE FROM jobs_job WHERE id IN (SELECT id FROM doomed) RETURNING 1
 )

@@ -54,6 +54,7 @@ class JobSpec:
     egress: str | list = "none"  # "none", "public" or a list of "host:port" patterns
     env: dict = field(default_factory=dict)  # {NAME: value}
     secrets: dict = field(default_factory=dict)  # {ENV_NAME: secret name}
+    durable: bool = False  # a durable run: its handler gets a context (jobs.services.steps)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class Origin:
 
 # what an invocation resolved (an alias's canary may pick another version on a retry) is not compared
 _RESOLVED = ("version_id", "version_number", "held", "handler", "alias")
-_REACH_DEFAULTS = {"egress": "none", "env": {}, "secrets": {}}  # left out of the hash when default
+# left out of the hash when default (a body that says nothing of them hashes as before they existed)
+_REACH_DEFAULTS = {"egress": "none", "env": {}, "secrets": {}, "durable": False}
 _FUNCTION_FIELDS = (
     "function_id",
     "function_name",
@@ -184,6 +186,7 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, origin: Orig
         version_number=spec.version_number,
         alias=spec.alias,
         callback_url=spec.callback_url,
+        durable=spec.durable,
         **_reach_columns(spec),
         **origin.columns(),
         **extra,

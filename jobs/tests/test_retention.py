@@ -77,6 +77,19 @@ def test_a_schedule_run_keeps_its_row_when_its_job_is_purged(alice):
     assert run.job_id is None
 
 
+def test_a_durable_run_goes_with_its_steps_and_its_children_keep_their_rows(alice):
+    from jobs.models import Step
+
+    run = _job(alice, age_days=60)
+    Step.objects.create(job=run, seq=1, name="a", kind="step", status="succeeded", started_at=run.finished_at)
+    child = _job(alice, age_days=1)
+    Job.objects.filter(pk=child.pk).update(parent=run, parent_step=1, child_index=0)
+    assert jobs_purge().jobs == 1
+    assert not Step.objects.exists()
+    child.refresh_from_db()
+    assert child.parent_id is None
+
+
 def test_manage_py_purge_dry_run_shows_what_would_go(alice):
     _job(alice, age_days=45)
     out = StringIO()

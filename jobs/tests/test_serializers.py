@@ -38,6 +38,10 @@ def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
         "env": {"LONGER": "1", "B": ""},
     }
     ids.append(alice.post_job(reaching).json()["id"])  # left waiting too
+    run = alice.post_job({**bodies[3], "durable": True}).json()["id"]  # a durable run and a child of it
+    child = alice.post_job(bodies[3]).json()["id"]
+    Job.objects.filter(pk=child).update(parent_id=run, parent_step=1, child_index=0, trigger="parent")
+    ids += [run, child]
     Attempt.objects.filter(job_id=ids[0]).update(secret_revisions=[["stripe", 3]], masked=2, egress_bytes=512)
     for job_id in ids:
         job = Job.objects.prefetch_related("attempt_set").get(pk=job_id)
@@ -50,6 +54,7 @@ def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
             "self": reverse("api-job-detail", args=[job.id]),
             "logs": reverse("api-job-logs", args=[job.id]),
             "connections": reverse("api-job-connections", args=[job.id]),
+            "steps": reverse("api-job-steps", args=[job.id]),
         }
     first = JobDetailSerializer(Job.objects.get(pk=ids[0])).data["attempt_history"][0]
     assert first["secret_revisions"] == [{"secret": "stripe", "revision": 3}] and first["masked"] == 2
@@ -57,6 +62,10 @@ def test_every_kind_of_job_renders_as_drf_would(alice, run_worker):
         "a.example.com:443",
         "b.example.com:443",
     ]
+    parent = JobDetailSerializer(Job.objects.get(pk=run)).data
+    assert parent["durable"] is True and parent["children_count"] == 1
+    assert parent["children"] == [{"id": child, "status": "dispatched", "step": 1, "index": 0}]
+    assert JobSerializer(Job.objects.get(pk=child)).data["parent"] == run
     retried = JobDetailSerializer(Job.objects.get(pk=ids[1])).data
     assert retried["error"]["type"] == "ValueError" and len(retried["attempt_history"]) == 1
     many = JobSerializer(Job.objects.filter(pk__in=ids).order_by("created_at"), many=True).data

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lambdasite import ssrf
-from lambdasite.parsers import args_problem, qualifier_problem
+from lambdasite.parsers import MAX_ARGS_DEPTH, args_problem, json_problem, qualifier_problem
 from sandbox.egress_policy import MAX_PATTERNS
 
 INT_MAX = 2**31 - 1  # PostgreSQL's integer: a larger number would fail in the database, a 500
@@ -32,6 +32,26 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class JsonValueField(serializers.JSONField):
+    """Any JSON value that can be stored and served back (lambdasite.parsers' ``json_problem``, as
+    arguments are checked); the schema calls it a ``JsonValue``."""
+
+    def to_internal_value(self, data):
+        problem = json_problem(data, max_depth=MAX_ARGS_DEPTH)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return data
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false and only those: "yes", 1 or "true" are type errors."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 class CodeField(StrictCharField):

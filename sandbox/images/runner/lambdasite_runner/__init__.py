@@ -56,4 +56,13 @@ Runner -> host (stdout): frames ``kind(1) + u32 length + payload``:
 the error as JSON), ``1``/``2`` stdout/stderr bytes, ``T`` a log cap was reached,
 ``R`` result bytes, ``X`` exit summary JSON, ``C`` cleanliness report JSON
 (after each job, before the runner reads the next request).
-"""
+
+Durable runs (``header["durable"]``): the body carries the run's id and journal
+(a snippet's JSON gets ``"durable"``; a function's arguments become ``{"args",
+"durable"}``), and the job's process gets a record channel, a socket at fd 5
+(every other job's process closes it). Each length-prefixed record it sends is
+relayed whole, unparsed and masked like output, as an ``S`` frame; the host
+stores it and answers with ``b"A" + u32 length + JSON`` on stdin, which the
+runner passes back on the channel (one answer per record; an answer that comes
+after its job ended is skipped before the next request). The runner's end is
+non-blocking: a process that does not read its answers loses the channel."""

@@ -4,11 +4,24 @@ import json
 import os
 import select
 import signal
+import struct
+import sys
 import time
 
 from . import state
 from .cleanup import kill_others
-from .wire import buf, max_rss_kb, read_cpu_ns, read_oom_kills, read_wakeups, view, write_frame, zero_buffer
+from .wire import (
+    buf,
+    max_rss_kb,
+    read_cpu_ns,
+    read_exact,
+    read_oom_kills,
+    read_wakeups,
+    view,
+    write_all,
+    write_frame,
+    zero_buffer,
+)
 
 _result = bytearray(0)
 _job_running = False
@@ -92,12 +105,13 @@ class Caps:
 
 
 class DirectChild:
-    """A job process that is the runner's own child (snippets, node): its status comes from wait4."""
+    """A job process that is the runner's own child (snippets, node): its status comes from wait4.
+    ``ctl``: a durable run's record channel (the runner's end), else None."""
 
     status_fd = None
 
-    def __init__(self, pid, out_r, err_r, res_r):
-        self.pid, self.out_r, self.err_r, self.res_r = pid, out_r, err_r, res_r
+    def __init__(self, pid, out_r, err_r, res_r, ctl=None):
+        self.pid, self.out_r, self.err_r, self.res_r, self.ctl = pid, out_r, err_r, res_r, ctl
 
     def poll(self):
         try:
@@ -112,8 +126,8 @@ class DirectChild:
 class ZygoteChild:
     """A job process forked by a function's zygote: the zygote reports its status."""
 
-    def __init__(self, zygote, out_r, err_r, res_r):
-        self.zygote, self.out_r, self.err_r, self.res_r = zygote, out_r, err_r, res_r
+    def __init__(self, zygote, out_r, err_r, res_r, ctl=None):
+        self.zygote, self.out_r, self.err_r, self.res_r, self.ctl = zygote, out_r, err_r, res_r, ctl
         self.status_fd = zygote.ctrl.fileno()
 
     @property
@@ -189,6 +203,9 @@ class Supervised:
         self.child = child
         self.streams = {child.out_r: b"1", child.err_r: b"2"}
         self.open_fds = {child.out_r, child.err_r, child.res_r}
+        self.records = (
+            Records(child.ctl, self.result_view.nbytes, self.caps) if child.ctl is not None else None
+        )
 
     # -- while it runs -------------------------------------------------------------
 
@@ -231,6 +248,8 @@ class Supervised:
         watch = [wake_r, *self.open_fds]
         if self.status is None and self.child.status_fd is not None:
             watch.append(self.child.status_fd)
+        if self.records is not None:
+            watch.extend(self.records.fds())
         ready, _, _ = select.select(watch, [], [], max(remaining, 0) if self.status is None else 0)
         return ready
 
@@ -241,6 +260,8 @@ class Supervised:
             pass  # read by child.poll() at the top of the loop
         elif fd == self.child.res_r:
             self._read_result(fd)
+        elif self.records is not None and self.records.owns(fd):
+            self.records.read(fd)
         else:
             try:
                 if not self.caps.relay(fd, self.streams[fd]):
@@ -310,5 +331,118 @@ class Supervised:
                 os.close(fd)
             except OSError:
                 pass
+        if self.records is not None:
+            self.records.close()
         self.result_view[: self.result_len] = bytes(self.result_len)
         zero_buffer()
+
+
+_records = bytearray(0)
+RECORD_SLACK = 65536  # a record's own fields beside the step's result
+
+
+class Records:
+    """A durable run's record channel: the job process sends length-prefixed records on ``ctl``; each
+    is relayed whole to the host as an ``S`` frame (masked like output), and each ``A`` frame the host
+    answers with (read from stdin, one per record) is passed back. The runner parses nothing of a
+    record; one longer than the result cap plus RECORD_SLACK is skipped and relayed empty (the host
+    refuses it). The runner's end is non-blocking: a process that does not read its answers loses
+    the channel, never stalls the runner. Records pass through one preallocated buffer, zeroed after."""
+
+    def __init__(self, ctl, max_result, caps):
+        global _records
+        self.ctl = ctl
+        self.max = max_result + RECORD_SLACK
+        if len(_records) < self.max + 4:
+            _records = bytearray(self.max + 4)
+        self.buf = memoryview(_records)
+        self.fill = 0
+        self.used = 0  # how far the buffer was written: zeroed up to there after the job
+        self.skip = 0
+        self.answers_due = 0
+        self.caps = caps
+
+    def fds(self):
+        return ([self.ctl] if self.ctl is not None else []) + ([0] if self.answers_due else [])
+
+    def owns(self, fd):
+        return fd == 0 or fd == self.ctl
+
+    def read(self, fd):
+        if fd == 0:
+            self._answer()
+        else:
+            self._take()
+
+    def _take(self):
+        try:
+            n = os.readv(self.ctl, [self.buf[self.fill :]]) if self.fill < len(self.buf) else 0
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        if n == 0:
+            self._close_ctl()
+            return
+        self.fill += n
+        self.used = max(self.used, self.fill)
+        self._relay()
+
+    def _relay(self):
+        """Send every whole record in the buffer; keep the start of the next."""
+        start = 0
+        while True:
+            if self.skip:
+                drop = min(self.skip, self.fill - start)
+                self.skip -= drop
+                start += drop
+                if self.skip:
+                    break
+            if self.fill - start < 4:
+                break
+            (size,) = struct.unpack_from(">I", self.buf, start)
+            if size > self.max:
+                self.skip = size
+                start += 4
+                self._send(b"")
+                continue
+            if self.fill - start - 4 < size:
+                break
+            record = self.buf[start + 4 : start + 4 + size]
+            self._send(self.caps.masker.mask(record) if self.caps.masker is not None else record)
+            start += 4 + size
+        if start:
+            left = self.fill - start
+            self.buf[:left] = self.buf[start : self.fill]
+            self.fill = left
+
+    def _send(self, record):
+        write_frame(b"S", record)
+        self.answers_due += 1
+
+    def _answer(self):
+        kind, size = struct.unpack(">cI", read_exact(0, 5))
+        if kind != b"A":
+            sys.stderr.write("runner: expected the host's answer to a record\n")
+            os._exit(3)
+        answer = read_exact(0, size)
+        self.answers_due -= 1
+        if self.ctl is None:
+            return
+        try:
+            write_all(self.ctl, struct.pack(">I", size) + answer)
+        except OSError:  # full (it does not read its answers) or gone: it loses the channel
+            self._close_ctl()
+
+    def _close_ctl(self):
+        if self.ctl is not None:
+            try:
+                os.close(self.ctl)
+            except OSError:
+                pass
+            self.ctl = None
+
+    def close(self):
+        self._close_ctl()
+        self.buf[: self.used] = bytes(self.used)
+        self.fill = self.used = 0

@@ -18,7 +18,7 @@ from .pychild import PythonSpare
 from .wire import pipe_through, read_exact, write_frame
 from .zygote import Zygote
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 MAX_HEADER = 1 << 22  # a request's header: its limits, configuration and secrets
 RUNTIME = os.environ.get("LAMBDASITE_RUNTIME", "python")
 INIT_TIMEOUT_MS = 10_000
@@ -59,7 +59,16 @@ def _drop_python_spare():
     global _python_spare
     if _python_spare is not None:
         os.close(_python_spare.go_w)  # it reads EOF and exits; the sweep reaps it
+        os.close(_python_spare.ctl)
         _python_spare = None
+
+
+def _control(spare, meta):
+    """A pre-started process's record channel: kept for a durable run, else closed."""
+    if meta.get("durable"):
+        return spare.ctl
+    os.close(spare.ctl)
+    return None
 
 
 def _caps(meta):
@@ -80,12 +89,14 @@ def start_snippet(meta):
         _node_spare = None
         # the door's variables were given when it started; the job's own ones come with its request
         extra = {"env": jobenv.variables(meta, with_door=False)}
+        ctl = _control(spare, meta)
         spare.feed(meta, meta["body"], extra)
-        return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
+        return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r, ctl)
     spare = _python_spare or PythonSpare()
     _python_spare = None
+    ctl = _control(spare, meta)
     spare.go({**meta, "job_env": jobenv.variables(meta, with_door=state.door)})
-    return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
+    return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r, ctl)
 
 
 # -- functions --------------------------------------------------------------------
@@ -121,13 +132,15 @@ def start_function_job(meta, args_size):
     if RUNTIME == "node":
         spare = _node_spare or NodeSpare(state.job_uid, state.function, _node_env(state.function))
         _node_spare = None
-        spare.feed(meta, args_size)
-        return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r)
+        ctl = _control(spare, meta)
+        spare.feed(meta, args_size, {"durable": True} if ctl is not None else None)
+        return DirectChild(spare.pid, spare.out_r, spare.err_r, spare.res_r, ctl)
     zygote = state.zygote
     max_result = int(meta.get("max_result_bytes") or 1 << 20)
-    out_r, err_r, res_r, body_w = zygote.start_job(max_result, int(meta.get("cpu_s") or 0))
+    durable = bool(meta.get("durable"))
+    out_r, err_r, res_r, body_w, ctl = zygote.start_job(max_result, int(meta.get("cpu_s") or 0), durable)
     pipe_through(body_w, args_size)
-    return ZygoteChild(zygote, out_r, err_r, res_r)
+    return ZygoteChild(zygote, out_r, err_r, res_r, ctl)
 
 
 def handle_function(meta, fn):
@@ -204,6 +217,9 @@ def main():
         except EOFError:
             os._exit(0)
         kind, size = struct.unpack(">cI", head)
+        if kind == b"A":  # the host's answer to a durable run's record, come after its job ended
+            _skip(size)
+            continue
         if kind != b"J" or size > MAX_HEADER:
             sys.stderr.write("runner: bad request frame\n")
             os._exit(3)

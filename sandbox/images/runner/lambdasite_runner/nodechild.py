@@ -8,7 +8,7 @@ import resource
 
 from . import pychild
 from .privileges import drop_to_job_uid
-from .wire import MAX_FD, job_pipes, pipe_through, write_all
+from .wire import MAX_FD, control_pair, job_pipes, pipe_through, write_all
 
 NODE = "/usr/local/bin/node"
 # the proxy agent Node 22 uses for NODE_USE_ENV_PROXY warns that it is experimental on every job
@@ -23,6 +23,7 @@ class NodeSpare:
     def __init__(self, uid, function=None, env=None):
         (self.out_r, self.err_r, self.res_r, self.body_w), theirs = job_pipes()
         out_w, err_w, res_w, body_r = theirs
+        self.ctl, ctl_theirs = control_pair()  # a durable run's records (fd 5; closed by any other job)
         self.pid = os.fork()
         if self.pid == 0:
             try:
@@ -33,7 +34,8 @@ class NodeSpare:
                 os.dup2(err_w, 2)
                 os.dup2(body_r, 3)
                 os.dup2(res_w, 4)
-                os.closerange(5, MAX_FD)
+                os.dup2(ctl_theirs, 5)
+                os.closerange(6, MAX_FD)
                 pychild.reset_signals()
                 os.chdir("/tmp")
                 drop_to_job_uid(uid)
@@ -41,7 +43,7 @@ class NodeSpare:
                 os.execve(NODE, NODE_ARGS, {**os.environ, **(env or {})})
             finally:
                 os._exit(71)
-        for fd in theirs:
+        for fd in (*theirs, ctl_theirs):
             os.close(fd)
         if function is not None:
             # the module goes first, so the process loads it while no job waits for it

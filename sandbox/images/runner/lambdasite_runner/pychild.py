@@ -1,6 +1,7 @@
 """Python job processes: a snippet's child (forked from the clean runner) and the code both it and a
 function's job child use to call the handler and report its result."""
 
+import functools
 import json
 import os
 import resource
@@ -10,7 +11,7 @@ import sys
 
 from . import jobenv
 from .privileges import drop_to_job_uid
-from .wire import MAX_FD, job_pipes, read_exact, write_all
+from .wire import MAX_FD, control_pair, job_pipes, read_exact, write_all
 
 USER_FILE = "handler.py"
 CHILD_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
@@ -32,11 +33,24 @@ def set_cpu_limit(cpu_s):
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
 
 
-def call_and_report(get_handler, args, res_fd, max_result):
-    """Call the handler, write ``{"ok", "result"}`` or ``{"ok": false, "error"}`` to ``res_fd``, exit."""
+def call_and_report(get_handler, args, res_fd, max_result, durable=None):
+    """Call the handler, write ``{"ok", "result"}`` or ``{"ok": false, "error"}`` to ``res_fd``, exit.
+    ``durable`` (a durable run's ``{"run", "journal"}``): the handler gets its context first."""
     main_pid = os.getpid()
+
+    def report(payload):
+        _report(payload, res_fd, max_result, main_pid)
+
     try:
         fn = get_handler()
+        if durable is not None:
+            from .durable import Context
+
+            ctx = Context(durable, report)
+            if isinstance(args, list):
+                args = [ctx, *args]
+            else:
+                fn = functools.partial(fn, ctx)
         value = fn(*args) if isinstance(args, list) else fn(**args)
         if hasattr(value, "__await__"):
             value = _run_awaitable(value)
@@ -46,6 +60,11 @@ def call_and_report(get_handler, args, res_fd, max_result):
             payload = error_payload("ResultNotSerializable", "result is not JSON-serialisable: %s" % exc, "")
     except BaseException as exc:  # noqa: BLE001 - everything the user raised is reported
         payload = describe(exc)
+    report(payload)
+
+
+def _report(payload, res_fd, max_result, main_pid):
+    """Write the result frame's payload and exit (never returns)."""
     flush_std()
     if os.getpid() != main_pid:
         # a process the user forked reached the end of the handler: only the job's own process reports
@@ -75,8 +94,9 @@ def describe(exc):
         return error_payload(type(exc).__name__, "(the exception could not be described)", "")
 
 
-def python_child(out_w, err_w, res_w, go_r):
-    """Pre-forked between jobs: set up, wait for the go signal, drop to the job's uid, then run the body."""
+def python_child(out_w, err_w, res_w, go_r, ctl):
+    """Pre-forked between jobs: set up, wait for the go signal, drop to the job's uid, then run the body.
+    ``ctl``: a durable run's record channel (kept as fd 5 by a durable run only)."""
     import linecache
 
     os.setsid()
@@ -84,8 +104,9 @@ def python_child(out_w, err_w, res_w, go_r):
     os.dup2(err_w, 2)
     os.dup2(res_w, 3)
     os.dup2(go_r, 4)
+    os.dup2(ctl, 5)
     res_w, go_r = 3, 4
-    os.closerange(5, MAX_FD)
+    os.closerange(6, MAX_FD)
     reset_signals()
     os.chdir("/tmp")
     line_buffered_std()
@@ -104,6 +125,9 @@ def python_child(out_w, err_w, res_w, go_r):
     set_cpu_limit(int(meta.get("cpu_s") or 0))
     req = json.loads(body)
     del body
+    durable = req.get("durable")
+    if durable is None:
+        os.close(5)
     src = req["code"]
     linecache.cache[USER_FILE] = (len(src), None, src.splitlines(True), USER_FILE)
 
@@ -115,7 +139,8 @@ def python_child(out_w, err_w, res_w, go_r):
             raise LookupError("handler %r is not defined as a function" % req["handler"])
         return fn
 
-    call_and_report(handler, req.get("args") or [], res_w, int(meta.get("max_result_bytes") or 1 << 20))
+    max_result = int(meta.get("max_result_bytes") or 1 << 20)
+    call_and_report(handler, req.get("args") or [], res_w, max_result, durable)
 
 
 class PythonSpare:
@@ -123,13 +148,14 @@ class PythonSpare:
 
     def __init__(self):
         (self.out_r, self.err_r, self.res_r, self.go_w), theirs = job_pipes()
+        self.ctl, ctl_theirs = control_pair()
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                python_child(*theirs)  # stdout, stderr, result, go
+                python_child(*theirs, ctl_theirs)  # stdout, stderr, result, go, a durable run's records
             finally:
                 os._exit(70)
-        for fd in theirs:
+        for fd in (*theirs, ctl_theirs):
             os.close(fd)
 
     def go(self, meta):

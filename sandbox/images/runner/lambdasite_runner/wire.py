@@ -24,6 +24,16 @@ def job_pipes():
     return (out_r, err_r, res_r, in_w), (out_w, err_w, res_w, in_r)
 
 
+def control_pair():
+    """A durable run's record channel: -> (the runner's end, the job process's end), raw descriptors of
+    a connected stream socket pair (the job's end blocking, the runner's not)."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours.setblocking(False)
+    return ours.detach(), theirs.detach()
+
+
 def write_frame(kind, payload=b""):
     writev_all(1, [struct.pack(">cI", kind, len(payload)), payload])
 

@@ -17,7 +17,7 @@ import struct
 import time
 
 from . import pychild
-from .wire import job_pipes, read_wakeups, write_all
+from .wire import control_pair, job_pipes, read_wakeups, write_all
 from .zygote_process import START as _START
 from .zygote_process import STATUS as _STATUS
 from .zygote_process import zygote_main
@@ -111,9 +111,14 @@ class Zygote:
 
     # -- jobs -----------------------------------------------------------------
 
-    def start_job(self, max_result, cpu_s):
-        """Ask for a job process; -> (out_r, err_r, res_r, body_w). Its status comes by :meth:`poll`."""
+    def start_job(self, max_result, cpu_s, durable=False):
+        """Ask for a job process; -> (out_r, err_r, res_r, body_w, ctl). Its status comes by :meth:`poll`.
+        ``durable``: the process also gets a record channel (``ctl``, the runner's end; else None)."""
         (out_r, err_r, res_r, body_w), ends = job_pipes()  # the job process gets ``ends``
+        ctl = None
+        if durable:
+            ctl, theirs = control_pair()
+            ends = (*ends, theirs)
         self.job_pid, self.status, self.waiting = None, None, True
         try:
             socket.send_fds(self.ctrl, [_START.pack(max_result, cpu_s)], ends)
@@ -121,7 +126,7 @@ class Zygote:
             self.waiting = False  # the zygote is gone: the pipes report EOF and the job fails
         for fd in ends:
             os.close(fd)
-        return out_r, err_r, res_r, body_w
+        return out_r, err_r, res_r, body_w, ctl
 
     def prepare(self):
         """After the cleanup: let the zygote fork the next job's process ahead of time."""

@@ -154,14 +154,14 @@ def _serve(sock, fn):
     spare = None
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(sock, 64, 4)
+            message, fds, _, _ = socket.recv_fds(sock, 64, 5)
         except InterruptedError:
             continue
         if message == b"W" and not fds:
             if spare is None:
                 spare = _prefork(fn)
             continue
-        if not message or len(fds) != 4 or len(message) != START.size:
+        if not message or len(fds) not in (4, 5) or len(message) != START.size:
             os._exit(0)  # the runner is gone or confused: never guess
         pid = None
         if spare is not None:
@@ -207,8 +207,8 @@ def _prefork(fn):
         try:
             os.close(5)  # the runner's control socket is the zygote's alone
             ours.close()
-            message, fds, _, _ = socket.recv_fds(theirs, 64, 4)
-            if len(fds) != 4 or len(message) != START.size:
+            message, fds, _, _ = socket.recv_fds(theirs, 64, 5)
+            if len(fds) not in (4, 5) or len(message) != START.size:
                 os._exit(0)
             max_result, cpu_s = START.unpack(message)
             _job(fds, fn, max_result, cpu_s)
@@ -219,8 +219,10 @@ def _prefork(fn):
 
 
 def _job(fds, fn, max_result, cpu_s):
-    """A job process: a fork of the initialised zygote, with the job's own pipes and nothing else."""
-    _place(fds)  # 1 stdout, 2 stderr, 3 result, 4 arguments
+    """A job process: a fork of the initialised zygote, with the job's own pipes and nothing else (and a
+    durable run's record channel, then the arguments are ``{"args", "durable"}``)."""
+    durable = len(fds) == 5
+    _place(fds)  # 1 stdout, 2 stderr, 3 result, 4 arguments, 5 a durable run's records
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     os.setsid()
     pychild.set_cpu_limit(cpu_s)
@@ -236,4 +238,10 @@ def _job(fds, fn, max_result, cpu_s):
     except ValueError:
         args = []
     del chunks
-    pychild.call_and_report(lambda: fn, args if isinstance(args, (list, dict)) else [args], 3, max_result)
+    run = None
+    if durable:
+        run = args.get("durable") if isinstance(args, dict) else None
+        args = args.get("args") if isinstance(args, dict) else []
+        run = run if isinstance(run, dict) else {}
+    args = args if isinstance(args, (list, dict)) else [args]
+    pychild.call_and_report(lambda: fn, args, 3, max_result, run)
