@@ -161,6 +161,14 @@ class LeaseRenewer(threading.Thread):
         with self._lock:
             self._leases.discard(lease)
 
+    def stop_all(self, reason: str) -> None:
+        """Ask every attempt this process runs to stop (a cold stop of the worker)."""
+        with self._lock:
+            leases = list(self._leases)
+        for lease in leases:
+            lease.reason = reason
+            lease.stop_job.set()
+
     def run(self) -> None:
         while True:
             time.sleep(settings.LEASE_RENEW_S)
@@ -194,6 +202,28 @@ _renewer = ProcessThread(LeaseRenewer)  # this process's one renewer
 def lease_watch(job_id, attempt: int, stop_job: threading.Event) -> Lease:
     """Keep the attempt's lease renewed until the returned lease's ``stop``."""
     return _renewer().watch(job_id, attempt, stop_job)
+
+
+class WorkerStopping(BaseException):
+    """The worker is stopping cold: the attempt is handed back (a BaseException, as the signal's
+    SystemExit was when jobs ran on the worker's main thread)."""
+
+
+_handing_back = threading.Event()
+
+
+def attempts_hand_back() -> None:
+    """A cold stop: every attempt of this process stops now and is handed back, none starts."""
+    _handing_back.set()
+    _renewer().stop_all("handed_back")
+
+
+def connection_release() -> None:
+    """Give this thread's PostgreSQL connection back to the pool between a long attempt's statements:
+    a worker runs many attempts at once, each holding a connection only while it talks to PostgreSQL
+    (DB_POOL_MAX_SIZE bounds them all). Inside a transaction (a test's) it is kept."""
+    if settings.DB_POOL and not connection.in_atomic_block:
+        connection.close()
 
 
 class LogWriter:
@@ -242,6 +272,7 @@ class LogWriter:
                 for line, ts in stamped:
                     copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
         self.count = max(self.count, lines[-1].seq)
+        connection_release()
         events.log_lines(
             job_id=job_id,
             lines=[
@@ -279,6 +310,7 @@ def job_execute(*, job_id) -> Job | None:
         log.error("secrets unavailable: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
         return lifecycle.job_internal_error(**ending, error=exc, log_lines=0)
     writer = LogWriter(job, attempt)
+    connection_release()  # not held while the job runs: output batches and the verdict take one again
     started = time.monotonic()
     try:
         result = steps.run_result(spec.durable, _run(spec, writer, lease=(job.id, attempt.number)))
@@ -326,7 +358,12 @@ def _run(spec: sandbox.RunSpec, writer: LogWriter, *, lease: tuple) -> sandbox.R
     stop_job = threading.Event()
     keeper = lease_watch(*lease, stop_job)
     try:
-        return sandbox.default().run(spec, writer, cancel=stop_job)
+        if _handing_back.is_set():
+            raise WorkerStopping()
+        result = sandbox.default().run(spec, writer, cancel=stop_job)
+        if keeper.reason == "handed_back":
+            raise WorkerStopping()  # stopped by the cold stop, not cancelled by anyone
+        return result
     finally:
         keeper.stop()
 
