@@ -142,9 +142,11 @@ class Lease:
 
 class LeaseRenewer(threading.Thread):
     """One per worker process, for every attempt it runs (instead of a thread per job): every
-    LEASE_RENEW_S it extends each lease held at least that long, and asks the sandbox to stop an
-    attempt that was cancelled or whose lease was lost. A lease whose renewal fails (the database
-    away) is no longer renewed: it expires and the reconciler runs the attempt again."""
+    LEASE_RENEW_S it extends each lease held at least that long, all in one statement, and asks
+    the sandbox to stop an attempt that was cancelled or whose lease was lost. A renewal that fails
+    (the database away) is tried again at the next tick; an attempt whose lease expires meanwhile
+    is run again by the reconciler, and the statement's fence (status and attempt) keeps this
+    worker's late renewal from touching the job's new attempt."""
 
     def __init__(self) -> None:
         super().__init__(name="lease-renewer", daemon=True)
@@ -175,25 +177,23 @@ class LeaseRenewer(threading.Thread):
             due = time.monotonic() - settings.LEASE_RENEW_S
             with self._lock:
                 leases = [lease for lease in self._leases if lease.since <= due]
-            for lease in leases:
-                self._renew(lease)
             if leases:
+                self._renew(leases)
                 close_old_connections()  # as a request's end: back to the pool between ticks
 
-    def _renew(self, lease: Lease) -> None:
+    def _renew(self, leases: list[Lease]) -> None:
         try:
-            ours, cancel = lifecycle.job_renew_lease(job_id=lease.job_id, attempt=lease.attempt)
-        except Exception:  # noqa: BLE001 - database trouble: this lease simply expires
-            log.exception(
-                "lease renewal failed", extra={"job_id": str(lease.job_id), "attempt": lease.attempt}
-            )
-            self.forget(lease)
+            current = lifecycle.job_renew_leases(leases=[(lease.job_id, lease.attempt) for lease in leases])
+        except Exception:  # noqa: BLE001 - database trouble: tried again at the next tick
+            log.exception("lease renewal failed", extra={"leases": len(leases)})
             connection.close()  # a broken connection is discarded; the next renewal opens a new one
             return
-        if not ours or cancel:
-            lease.reason = "cancelled" if cancel else "lease_lost"
-            lease.stop_job.set()
-            self.forget(lease)
+        for lease in leases:
+            cancel = current.get(str(lease.job_id))
+            if cancel is None or cancel:
+                lease.reason = "cancelled" if cancel else "lease_lost"
+                lease.stop_job.set()
+                self.forget(lease)
 
 
 _renewer = ProcessThread(LeaseRenewer)  # this process's one renewer
