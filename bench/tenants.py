@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from density import used_mb  # noqa: E402
-from e2e import BODY, django_setup, free_port, pct, start_stack, stop_stack  # noqa: E402
+from e2e import BODY, cpu_snapshot, django_setup, free_port, pct, start_stack, stop_stack  # noqa: E402
 
 
 def drive(port: int, keys: list[str], clients: int, seconds: float | None, rounds: int | None = None):
@@ -117,12 +117,16 @@ def main() -> None:
         cells = warm_cells(procs[1].pid)
         grown = cells - cells_before
         memory = used_mb() - baseline
+        before = cpu_snapshot(procs)
         lat, bad, elapsed = drive(port, keys, args.clients, args.seconds)
+        after = cpu_snapshot(procs)
         print(
             f"T={args.tenants} tenants in turn, {args.clients} clients: {len(lat) / elapsed:.1f} jobs/s, "
             f"p50 {statistics.median(lat):.1f} ms p95 {pct(lat, 95):.1f} ms p99 {pct(lat, 99):.1f} ms "
             f"({len(lat)} ok, {bad} failed)"
         )
+        per_job = {name: (after[name] - before[name]) * 1000 / max(len(lat), 1) for name in before}
+        print("    CPU per job (ms): " + ", ".join(f"{name} {value:.1f}" for name, value in per_job.items()))
         print(
             f"warm cells held by the worker: {warm_cells(procs[1].pid)}; host memory per warm cell "
             f"{memory / max(grown, 1):.1f} MB ({memory:.0f} MB for {grown} cells started by the first pass)"

@@ -116,7 +116,8 @@ class Sandbox:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=30)
+                # a connection per thread talking to the engine at once (starts, removals, attaches)
+                self._client = docker.from_env(timeout=30, max_pool_size=32)
                 self._client.ping()
             except (DockerException, OSError) as exc:
                 self._client = None
@@ -344,13 +345,15 @@ class Sandbox:
 
     def _refill_spares(self) -> None:
         """Top up each spare profile to what arrivals ask for, started side by side (bounded by the
-        start gate), within the memory left for idle cells."""
+        start gate), within the memory left beside the running jobs. A spare serves any new tenant,
+        an idle cell one tenant: spares push the least recently used idle cells out, not the reverse."""
         target = self.arrivals.target()
         starts = []
         for runtime, limits in self.spare_profiles:
             key = (runtime, limits.profile())
             with self._lock:
-                missing = min(target - len(self._spares.get(key, [])), self._idle_room())
+                spares = sum(len(v) for v in self._spares.values())
+                missing = min(target - len(self._spares.get(key, [])), self._idle_allowed() - spares)
             starts += [(runtime, limits, key)] * max(missing, 0)
         if not starts or self._stop.is_set():
             return
@@ -366,10 +369,9 @@ class Sandbox:
             return
         with self._lock:
             self._spares.setdefault(key, []).append(cell)
-
-    def _idle_room(self) -> int:
-        """Caller holds the lock: how many more idle cells or spares the memory (and count) allows."""
-        return self._idle_allowed() - len(self._lru) - sum(len(v) for v in self._spares.values())
+            evicted = self._evict_over_capacity()
+        for old in evicted:
+            self._discard(old)
 
     def _idle_allowed(self) -> int:
         allowed = self.budget.idle_cells_allowed() if self.budget is not None else 1 << 30
