@@ -231,15 +231,15 @@ class SandboxWorker(SimpleWorker):
             log.info("attempt handed back", extra={"event": "handed_back", "rq_job": job.id})
         finally:
             connections.close_all()
-            self.budget.release(memory_mb)
-            with self._threads_lock:
-                self._threads.discard(threading.current_thread())
-                if not self._threads:
-                    self._state = WorkerStatus.IDLE
             try:
                 self.connection.delete(job.key)
             except Exception:  # noqa: BLE001 - an orphan hash is harmless: RQ never runs it again
                 log.warning("could not delete the RQ job %s", job.id, exc_info=True)
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+                if not self._threads:
+                    self._state = WorkerStatus.IDLE
+            self.budget.release(memory_mb)  # last: it wakes the loop (and a stop waiting for the end)
 
     def in_flight(self) -> int:
         with self._threads_lock:
