@@ -70,7 +70,7 @@ def sandbox_configure(*, spares: bool = True, budget: Budget | None = None) -> s
     pool = sandbox.configure(
         reuse=settings.SANDBOX_REUSE,
         idle_ttl_s=settings.SANDBOX_IDLE_TTL_S,
-        budget=budget,
+        budget=budget or worker_budget(),
         spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES)
         if settings.SANDBOX_SPARES and spares
         else (),
