@@ -84,6 +84,20 @@ def warm_cells(worker_pid: int) -> int:
     return len(client.containers.list(filters={"label": f"lambdasite.pid={worker_pid}"}))
 
 
+def cell_waits(run: str) -> str:
+    """p50 and max of the attempts' cell wait so far (a spare taken: a few ms; a container started: more)."""
+    from jobs.models import Attempt
+
+    waits = sorted(
+        Attempt.objects.filter(
+            job__tenant__slug__startswith=f"many-{run}-", start_ms__isnull=False
+        ).values_list("start_ms", flat=True)
+    )
+    if not waits:
+        return "none recorded"
+    return f"p50 {statistics.median(waits):.0f} ms, p90 {pct(waits, 90):.0f} ms, max {waits[-1]:.0f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=50)
@@ -114,6 +128,7 @@ def main() -> None:
             f"first pass: {args.tenants} tenants ran once in {elapsed:.1f} s "
             f"({args.tenants / elapsed:.1f} jobs/s, p50 {statistics.median(lat):.0f} ms, {bad} failed)"
         )
+        print(f"    a first job's wait for its cell (start_ms): {cell_waits(run)}")
         cells = warm_cells(procs[1].pid)
         grown = cells - cells_before
         memory = used_mb() - baseline
