@@ -26,7 +26,7 @@ def test_submit_enqueues_only_after_commit(alice):
     queue = get_queue()
     job = submit(alice)
     assert queue.count == 1
-    assert queue.jobs[0].args == (str(job.id),)
+    assert queue.jobs[0].args == (str(job.id), job.memory_mb)  # its memory: for the worker's admission
     assert Job.objects.get(pk=job.id).status == "dispatched"
 
 
