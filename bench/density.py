@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from e2e import django_setup, free_port, start_stack, stop_stack  # noqa: E402
+from e2e import cpu_snapshot, django_setup, free_port, start_stack, stop_stack  # noqa: E402
 
 
 def used_mb() -> float:
@@ -119,13 +119,19 @@ def main() -> None:
     try:
         baseline = used_mb()
         for number in range(1, args.rounds + 1):
+            before = cpu_snapshot(procs)
             r = one_round(port, key, tenant.pk, args, baseline)
+            after = cpu_snapshot(procs)
             print(
                 f"round {number} ({'cold cells' if number == 1 else 'warm cells'}): {args.jobs} jobs x "
                 f"{args.sleep:g} s sleep, {args.memory_mb} MB each: all done in {r['elapsed']:.2f} s, "
                 f"effective concurrency {args.jobs * args.sleep / r['elapsed']:.1f}, "
                 f"at most {r['running']} running at once, host memory per in-flight job "
                 f"{r['per_job']:.1f} MB ({r['memory_mb']:.0f} MB over the idle stack)"
+            )
+            per_job = {name: (after[name] - before[name]) * 1000 / args.jobs for name in before}
+            print(
+                "    CPU per job (ms): " + ", ".join(f"{name} {value:.1f}" for name, value in per_job.items())
             )
             time.sleep(1)
     finally:

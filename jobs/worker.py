@@ -52,6 +52,7 @@ def worker_budget() -> Budget:
         budget_mb=settings.WORKER_MEMORY_SHARE_MB,
         max_inflight=settings.WORKER_MAX_INFLIGHT,
         idle_cell_mb=settings.SANDBOX_IDLE_CELL_MB,
+        warm_reserve_mb=settings.SANDBOX_WARM_RESERVE_MB,
     )
 
 

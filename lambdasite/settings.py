@@ -277,6 +277,10 @@ WORKER_MAX_INFLIGHT = env_int(
     minimum=1,
 )
 SANDBOX_IDLE_CELL_MB = env_int("SANDBOX_IDLE_CELL_MB", 12, minimum=1)  # an idle cell's footprint (measured)
+# the part of a worker's share never given to jobs: warm cells for the next jobs when the host is full
+SANDBOX_WARM_RESERVE_MB = env_int(
+    "SANDBOX_WARM_RESERVE_MB", capacity.default_warm_reserve_mb(WORKER_MEMORY_SHARE_MB), minimum=0
+)
 SANDBOX_STARTS_AT_ONCE = env_int(
     "SANDBOX_STARTS_AT_ONCE", 8, minimum=1
 )  # container starts in flight per worker

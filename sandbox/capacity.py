@@ -6,7 +6,9 @@ quarters of the host's memory or of its cgroup's limit, split between the ``WORK
 job-worker processes of the host). A limit is what a job may use, not what it uses: summing limits
 is what makes the kernel's OOM killer a job's verdict, never a neighbour's. Idle cells and spares
 use what is left (``idle_cell_mb`` each, measured: a runner waiting for its next job) and go first,
-least recently used first, when running jobs need the room.
+least recently used first, when running jobs need the room; ``warm_reserve_mb`` of the share is
+never given to jobs, so a host running all it can still keeps that many cells warm for the next
+ones (without it, a full host evicted every idle cell and the next wave of jobs started cold).
 
 Plain Python (no Django): the worker, the pool and their tests share it.
 """
@@ -55,6 +57,11 @@ def worker_share_mb(budget_mb: int, workers_per_host: int) -> int:
     return max(1, budget_mb // max(1, workers_per_host))
 
 
+def default_warm_reserve_mb(share_mb: int) -> int:
+    """The part of a worker's share kept for warm cells whatever runs: a tenth."""
+    return share_mb // 10
+
+
 def default_max_inflight(share_mb: int, smallest_job_mb: int) -> int:
     """As many of the smallest jobs as the share holds: memory, not this cap, is the real bound."""
     return max(1, min(MAX_INFLIGHT_CEILING, share_mb // max(1, smallest_job_mb)))
@@ -64,8 +71,11 @@ class Budget:
     """One worker process's share: the jobs it runs (count and memory limits) and its idle cells'
     allowance. Thread-safe: job threads admit and release, the pool asks how many cells it may keep."""
 
-    def __init__(self, *, budget_mb: int, max_inflight: int, idle_cell_mb: int = 12) -> None:
+    def __init__(
+        self, *, budget_mb: int, max_inflight: int, idle_cell_mb: int = 12, warm_reserve_mb: int = 0
+    ) -> None:
         self.budget_mb = budget_mb
+        self.jobs_mb = max(1, budget_mb - max(0, warm_reserve_mb))  # what running jobs may hold
         self.max_inflight = max(1, max_inflight)
         self.idle_cell_mb = max(1, idle_cell_mb)
         self.running_mb = 0
@@ -77,7 +87,7 @@ class Budget:
         if self.inflight >= self.max_inflight:
             return False
         # a job larger than the whole share still runs, alone: refusing it forever would strand it
-        return self.inflight == 0 or self.running_mb + memory_mb <= self.budget_mb
+        return self.inflight == 0 or self.running_mb + memory_mb <= self.jobs_mb
 
     def room_for(self, memory_mb: int) -> bool:
         with self._cond:

@@ -98,3 +98,11 @@ def test_spares_follow_how_fast_jobs_needing_a_new_cell_arrive():
     assert arrivals.target() == 8  # never past the maximum
     now[0] = 11.0
     assert arrivals.target() == 1  # the burst is over
+
+
+def test_the_warm_reserve_is_never_given_to_jobs_and_keeps_cells_warm_on_a_full_host():
+    budget = Budget(budget_mb=1000, max_inflight=100, idle_cell_mb=10, warm_reserve_mb=100)
+    assert budget.admit(450) and budget.admit(450)
+    assert not budget.admit(32)  # 900 of 1000: the rest is the reserve
+    assert budget.idle_cells_allowed() == 10  # the reserve holds ten idle cells however full
+    assert capacity.default_warm_reserve_mb(18_000) == 1_800
