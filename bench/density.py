@@ -72,7 +72,13 @@ def counts(tenant_id) -> tuple[int, int]:
 
 def one_round(port: int, key: str, tenant_id, args, baseline_mb: float) -> dict:
     code = f"import time\ndef main(i):\n    time.sleep({args.sleep})\n    return i\n"
-    body = {"runtime": "python", "code": code, "memory_mb": args.memory_mb}
+    # the timeout well past the sleep: a job that timed out loses its cell (the next round would start cold)
+    body = {
+        "runtime": "python",
+        "code": code,
+        "memory_mb": args.memory_mb,
+        "timeout_ms": int(args.sleep * 1000) + 10_000,
+    }
     jobs = [{**body, "args": [i]} for i in range(args.jobs)]
     _, finished_before = counts(tenant_id)
     peak = {"running": 0, "memory_mb": 0.0, "per_job": 0.0}
