@@ -35,6 +35,48 @@ sys.path.insert(0, str(ROOT / "bench"))
 from e2e import cpu_snapshot, django_setup, free_port, start_stack, stop_stack  # noqa: E402
 
 
+def cells_memory_mb(worker_pid: int) -> tuple[int, float]:
+    """(cells, MB) of a worker's cells as the kernel counts them: each container's cgroup (its
+    runner and job processes, page cache left out) plus its share of the engine's shims (one
+    containerd-shim per container). A shared machine's other processes do not blur it, as
+    MemAvailable's changes do."""
+    import docker
+
+    ids = [c.id for c in docker.from_env().containers.list(filters={"label": f"lambdasite.pid={worker_pid}"})]
+    total = 0
+    for cid in ids:
+        total += _cgroup_bytes(cid)
+    shims = [rss for comm, rss in _processes() if comm.startswith("containerd-shim")]
+    shim_each = sum(shims) / len(shims) if shims else 0
+    return len(ids), (total + shim_each * len(ids)) / 2**20
+
+
+def _cgroup_bytes(cid: str) -> int:
+    for base, usage in (
+        ("/sys/fs/cgroup/memory/docker", "memory.usage_in_bytes"),
+        ("/sys/fs/cgroup/docker", "memory.current"),
+    ):
+        try:
+            used = int(open(f"{base}/{cid}/{usage}").read())
+            stat = dict(line.split() for line in open(f"{base}/{cid}/memory.stat"))
+        except OSError:
+            continue
+        cache = int(stat.get("total_inactive_file", stat.get("inactive_file", 0)))
+        return max(0, used - cache)
+    return 0
+
+
+def _processes():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm = open(f"/proc/{entry}/comm").read().strip()
+                rss = int(open(f"/proc/{entry}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, ValueError, IndexError):
+                continue
+            yield comm, rss
+
+
 def used_mb() -> float:
     info = {}
     for line in open("/proc/meminfo"):
@@ -70,7 +112,7 @@ def counts(tenant_id) -> tuple[int, int]:
         return cursor.fetchone()
 
 
-def one_round(port: int, key: str, tenant_id, args, baseline_mb: float) -> dict:
+def one_round(port: int, key: str, tenant_id, args, baseline_mb: float, worker_pid: int) -> dict:
     code = f"import time\ndef main(i):\n    time.sleep({args.sleep})\n    return i\n"
     # the timeout well past the sleep: a job that timed out loses its cell (the next round would start cold)
     body = {
@@ -81,7 +123,8 @@ def one_round(port: int, key: str, tenant_id, args, baseline_mb: float) -> dict:
     }
     jobs = [{**body, "args": [i]} for i in range(args.jobs)]
     _, finished_before = counts(tenant_id)
-    peak = {"running": 0, "memory_mb": 0.0, "per_job": 0.0}
+    peak = {"running": 0, "memory_mb": 0.0, "per_job": 0.0, "cells": 0, "cell_mb": 0.0}
+    measured_at = 0.0
     t0 = time.monotonic()
     submitter = threading.Thread(target=submit, args=(port, key, jobs))
     submitter.start()
@@ -90,6 +133,11 @@ def one_round(port: int, key: str, tenant_id, args, baseline_mb: float) -> dict:
         memory = used_mb() - baseline_mb
         if running > peak["running"]:
             peak.update(running=running, memory_mb=memory, per_job=memory / running)
+        if running >= peak["running"] * 0.95 and running and time.monotonic() - measured_at > 1.0:
+            cells, cell_mb = cells_memory_mb(worker_pid)  # near the peak, at most once a second
+            measured_at = time.monotonic()
+            if cells:
+                peak.update(cells=cells, cell_mb=cell_mb, cell_running=running)
         if finished - finished_before >= args.jobs:
             break
         if time.monotonic() - t0 > args.timeout:
@@ -126,7 +174,7 @@ def main() -> None:
         baseline = used_mb()
         for number in range(1, args.rounds + 1):
             before = cpu_snapshot(procs)
-            r = one_round(port, key, tenant.pk, args, baseline)
+            r = one_round(port, key, tenant.pk, args, baseline, procs[1].pid)
             after = cpu_snapshot(procs)
             print(
                 f"round {number} ({'cold cells' if number == 1 else 'warm cells'}): {args.jobs} jobs x "
@@ -135,6 +183,12 @@ def main() -> None:
                 f"at most {r['running']} running at once, host memory per in-flight job "
                 f"{r['per_job']:.1f} MB ({r['memory_mb']:.0f} MB over the idle stack)"
             )
+            if r["cells"]:
+                each = r["cell_mb"] / r["cells"]
+                print(
+                    f"    the worker's cells near the peak ({r['cell_running']} running): {r['cells']} "
+                    f"cells, {r['cell_mb']:.0f} MB in their cgroups and shims, {each:.1f} MB per cell"
+                )
             per_job = {name: (after[name] - before[name]) * 1000 / args.jobs for name in before}
             print(
                 "    CPU per job (ms): " + ", ".join(f"{name} {value:.1f}" for name, value in per_job.items())

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from density import used_mb  # noqa: E402
+from density import cells_memory_mb, used_mb  # noqa: E402
 from e2e import BODY, cpu_snapshot, django_setup, free_port, pct, start_stack, stop_stack  # noqa: E402
 
 
@@ -142,6 +142,11 @@ def main() -> None:
         )
         per_job = {name: (after[name] - before[name]) * 1000 / max(len(lat), 1) for name in before}
         print("    CPU per job (ms): " + ", ".join(f"{name} {value:.1f}" for name, value in per_job.items()))
+        cells, cell_mb = cells_memory_mb(procs[1].pid)
+        print(
+            f"    the worker's cells (idle now) in their cgroups and shims: {cells} cells, {cell_mb:.0f} MB, "
+            f"{cell_mb / max(cells, 1):.1f} MB per warm cell"
+        )
         print(
             f"warm cells held by the worker: {warm_cells(procs[1].pid)}; host memory per warm cell "
             f"{memory / max(grown, 1):.1f} MB ({memory:.0f} MB for {grown} cells started by the first pass)"
