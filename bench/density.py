@@ -48,6 +48,11 @@ def cells_memory_mb(worker_pid: int) -> tuple[int, float]:
         total += _cgroup_bytes(cid)
     shims = [rss for comm, rss in _processes() if comm.startswith("containerd-shim")]
     shim_each = sum(shims) / len(shims) if shims else 0
+    if ids:
+        print(
+            f"    ({len(ids)} cells: {total / len(ids) / 2**20:.1f} MB in each one's cgroup, "
+            f"{shim_each / 2**20:.1f} MB for its shim)"
+        )
     return len(ids), (total + shim_each * len(ids)) / 2**20
 
 
