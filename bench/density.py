@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--memory-mb", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--workers", type=int, default=1)  # make run's default: one job worker
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     args = parser.parse_args()
     django_setup(args.redis_url)
@@ -174,7 +175,7 @@ def main() -> None:
     key = api_key_issue(tenant=tenant, name="bench", operator=True).plaintext
     port = free_port()
     env = {**os.environ, "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1"}
-    procs = start_stack(env, port, workers=1)
+    procs = start_stack(env, port, workers=args.workers)
     try:
         baseline = used_mb()
         for number in range(1, args.rounds + 1):

@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=1)  # make run's default: one job worker
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     args = parser.parse_args()
     django_setup(args.redis_url)
@@ -120,7 +121,7 @@ def main() -> None:
         keys.append(api_key_issue(tenant=tenant, name="bench", operator=True).plaintext)
     port = free_port()
     env = {**os.environ, "REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1"}
-    procs = start_stack(env, port, workers=1)
+    procs = start_stack(env, port, workers=args.workers)
     try:
         baseline, cells_before = used_mb(), warm_cells(procs[1].pid)
         lat, bad, elapsed = drive(port, keys, args.clients, None, rounds=args.tenants)
