@@ -42,7 +42,9 @@ def cells_memory_mb(worker_pid: int) -> tuple[int, float]:
     MemAvailable's changes do."""
     import docker
 
-    ids = [c.id for c in docker.from_env().containers.list(filters={"label": f"lambdasite.pid={worker_pid}"})]
+    # the list's own rows: inspecting each would race with cells being removed
+    rows = docker.from_env().api.containers(filters={"label": f"lambdasite.pid={worker_pid}"})
+    ids = [row["Id"] for row in rows]
     total = 0
     for cid in ids:
         total += _cgroup_bytes(cid)

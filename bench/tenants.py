@@ -80,8 +80,7 @@ def drive(port: int, keys: list[str], clients: int, seconds: float | None, round
 def warm_cells(worker_pid: int) -> int:
     import docker
 
-    client = docker.from_env()
-    return len(client.containers.list(filters={"label": f"lambdasite.pid={worker_pid}"}))
+    return len(docker.from_env().api.containers(filters={"label": f"lambdasite.pid={worker_pid}"}))
 
 
 def cell_waits(run: str) -> str:
