@@ -276,7 +276,9 @@ WORKER_MAX_INFLIGHT = env_int(
     capacity.default_max_inflight(WORKER_MEMORY_SHARE_MB, JOB_MIN_MEMORY_MB),
     minimum=1,
 )
-SANDBOX_IDLE_CELL_MB = env_int("SANDBOX_IDLE_CELL_MB", 12, minimum=1)  # an idle cell's footprint (measured)
+# an idle cell's cost to the host: its cgroup (~13.5 MB: the runner and the next job's pre-started
+# process) and its share of the engine's shim; measured 17.5-18.7 MB per cell (bench/tenants.py)
+SANDBOX_IDLE_CELL_MB = env_int("SANDBOX_IDLE_CELL_MB", 18, minimum=1)
 # the part of a worker's share never given to jobs: warm cells for the next jobs when the host is full
 SANDBOX_WARM_RESERVE_MB = env_int(
     "SANDBOX_WARM_RESERVE_MB", capacity.default_warm_reserve_mb(WORKER_MEMORY_SHARE_MB), minimum=0
