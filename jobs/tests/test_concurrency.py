@@ -46,8 +46,10 @@ def raise_cap(persona, cap: int) -> None:
 
 
 def run_intervals(ids) -> list[tuple]:
-    """Each finished attempt's run (its user code's time, cell start excluded): (start, end, worker)."""
-    rows = Attempt.objects.filter(job_id__in=ids, finished_at__isnull=False, duration_ms__isnull=False)
+    """Each succeeded attempt's run (its user code's time, cell start excluded): (start, end, worker).
+    (On a loaded machine an attempt may be lost and run again — at least once, fenced — so a job may
+    have another attempt beside its one success.)"""
+    rows = Attempt.objects.filter(job_id__in=ids, status="succeeded", duration_ms__isnull=False)
     return [
         (a.finished_at - timedelta(milliseconds=a.duration_ms), a.finished_at, a.worker)
         for a in rows.only("finished_at", "duration_ms", "worker")
@@ -75,7 +77,10 @@ def test_fifty_sleeping_jobs_overlap_with_two_worker_processes(alice, stack):
     )
     assert_exactly_one_success_each(ids)
     intervals = run_intervals(ids)
-    assert len(intervals) == 50
+    others = list(
+        Attempt.objects.filter(job_id__in=ids).exclude(status="succeeded").values("status", "error")
+    )
+    assert len(intervals) == 50 and len(others) <= 2, others  # a lost attempt or two at most
     # one at a time per process would be 2 at most (cold cells start a few at a time: not all 50)
     assert most_at_once(intervals) >= 10, most_at_once(intervals)
     assert len({worker for _, _, worker in intervals}) == 2  # both processes ran jobs
