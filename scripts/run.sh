@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run web + job workers + build workers + scheduler + webhook deliveries in the foreground under supervisord:
 # a process that dies (a crash, the OOM killer, a SIGKILL) is restarted, its jobs recovered by
-# the lease/reconcile path; Ctrl-C stops everything gracefully (workers finish their job first).
+# the lease/reconcile path; Ctrl-C stops everything gracefully (workers finish the jobs they run first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
