@@ -231,7 +231,7 @@ SANDBOX_FSIZE_MB = env_int("SANDBOX_FSIZE_MB", 16, minimum=1)
 # Keep the range clear of real users on the Docker host.
 SANDBOX_UID_BASE = env_int("SANDBOX_UID_BASE", 200_000, minimum=65_536)
 
-# -- Egress: the door out of a cell (sandbox/egress.py, one proxy per worker) -----------
+# -- Egress: the door out of a cell (sandbox/egress/, one proxy per worker) ------------
 # extra ranges jobs may reach through their door (labs, tests: 198.18.0.0/15); never loopback, link-local
 # and metadata, the forms that embed another address, the platform's own services or port 25
 try:

@@ -19,6 +19,7 @@ from jobs import events
 from jobs.models import Job
 from jobs.services import submit
 from lambdasite.caching import Cache, after_commit
+from lambdasite.parsers import qualifier_problem
 from lambdasite.redis_client import generation, get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
@@ -155,6 +156,23 @@ def version_resolve(
     if extra is not None and rand() < weight:
         return extra, qualifier
     return main, qualifier
+
+
+def qualifier_refusal(*, function: Function, qualifier: str) -> str | None:
+    """Why ``qualifier`` names nothing ``function`` has, or None: the check a route or a schedule
+    makes when it is saved, so that what it stores is what its invocations will resolve. The same
+    rule as theirs (``qualifier_problem``'s shape, then ``version_resolve``), read from the database
+    rather than the lookup cache: an alias set a moment ago, or in this very transaction, counts.
+    Blank (the latest ready version) names something by definition."""
+    if not qualifier:
+        return None
+    if (problem := qualifier_problem(qualifier)) is not None:
+        return problem
+    try:
+        version_resolve(function=_load(function.tenant_id, function.name), qualifier=qualifier)
+    except (AliasNotFound, VersionNotFound) as exc:
+        return exc.message
+    return None
 
 
 def invocation_spec(

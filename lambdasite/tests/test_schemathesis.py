@@ -52,6 +52,7 @@ expected-statuses = {accepted}
 # Rules no JSON Schema can state, for which a schema-valid request may still be a 400:
 # a cursor is opaque (only one the server made is valid), `since` must be in the past (the clock
 # decides), a cron expression must parse and fire no more often than the tenant's minimum interval,
+# a schedule's qualifier must name a version or alias its function has,
 # requirements and dependencies must be valid for the function's runtime, a webhook endpoint's
 # host must resolve to a public address (DNS decides), run_at may be at most JOB_MAX_DELAY_S ahead,
 # a version's egress, env and secrets must pass the egress policy's rules and name secrets the
