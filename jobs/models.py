@@ -56,6 +56,7 @@ FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, St
 EGRESS_MODES = ("none", "allowlist", "public")  # sandbox.egress_policy.EGRESS_MODES
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
 REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED)
+MIN_PRIORITY, DEFAULT_PRIORITY, MAX_PRIORITY = 0, 5, 9
 
 
 def _finished_after_started() -> Q:
@@ -172,6 +173,11 @@ class Job(models.Model):
     )
     parent_step = models.PositiveIntegerField(null=True, blank=True)
     child_index = models.PositiveIntegerField(null=True, blank=True)
+    # flow control (jobs.services.flow): a tenant's waiting jobs are dispatched highest priority first,
+    # then by due time and age; an invocation of a function with a concurrency_key stores the key its
+    # args gave at submit (null: no key), so filling reads no args
+    priority = models.PositiveSmallIntegerField(default=DEFAULT_PRIORITY, db_default=DEFAULT_PRIORITY)
+    concurrency_key = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -203,6 +209,28 @@ class Job(models.Model):
             ),
             # the reconciler's look for children left unfinished under a finished parent
             models.Index(fields=["status"], name="job_child_status", condition=Q(parent__isnull=False)),
+            # slot filling (jobs.services.dispatch, flow): a tenant's waiting jobs in dispatch order, read
+            # from the front and stopped at the free slots however long the backlog. Partial: a job has
+            # an entry only while it is queued (its insert), none of its later transitions adds one
+            models.Index(
+                fields=["tenant", "-priority", "next_attempt_at", "created_at"],
+                name="job_waiting_order",
+                condition=Q(status="queued"),
+            ),
+            # the general fill's lanes: one function's waiting jobs (one key's, when keyed) in dispatch
+            # order, and the distinct keys with waiting jobs found by skipping through it
+            models.Index(
+                fields=[
+                    "tenant",
+                    "function",
+                    "concurrency_key",
+                    "-priority",
+                    "next_attempt_at",
+                    "created_at",
+                ],
+                name="job_waiting_lane",
+                condition=Q(status="queued", function__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -226,6 +254,9 @@ class Job(models.Model):
                 name="job_usage_not_negative",
             ),
             models.CheckConstraint(condition=Q(egress_mode__in=EGRESS_MODES), name="job_egress_mode"),
+            models.CheckConstraint(
+                condition=Q(priority__gte=MIN_PRIORITY, priority__lte=MAX_PRIORITY), name="job_priority_range"
+            ),
         ]
 
     def __str__(self) -> str:
