@@ -14,6 +14,7 @@ from accounts.models import Tenant
 from jobs import policy
 from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
+from jobs.services import dispatch
 from jobs.services.actions import job_cancel
 from lambdasite.exceptions import ValidationFailed
 
@@ -257,6 +258,8 @@ def function_update(
                 function=function,
                 settings=flow_check(tenant=function.tenant, settings=settings, exclude=function.pk),
             )
+            # a raised ceiling or a new key may free slots now, not at the next job's end
+            dispatch.fill_after_commit(function.tenant_id)
         function.save()
         functions_changed(function.tenant_id, function.name)
     return function

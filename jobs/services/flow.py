@@ -35,10 +35,10 @@ _FUNCTION = """(SELECT {columns}, 0 FROM jobs_job
 
 # one key per step of the recursion (an index probe each), then each key's first jobs
 _KEYED = """(WITH RECURSIVE lanes{i}(k) AS (
-   (SELECT concurrency_key FROM jobs_job WHERE tenant_id = %(tenant)s AND function_id = %(f{i})s
+   (SELECT concurrency_key::text FROM jobs_job WHERE tenant_id = %(tenant)s AND function_id = %(f{i})s
     AND status = %(queued)s AND concurrency_key IS NOT NULL ORDER BY concurrency_key LIMIT 1)
    UNION ALL
-   SELECT (SELECT j.concurrency_key FROM jobs_job j WHERE j.tenant_id = %(tenant)s
+   SELECT (SELECT j.concurrency_key::text FROM jobs_job j WHERE j.tenant_id = %(tenant)s
            AND j.function_id = %(f{i})s AND j.status = %(queued)s AND j.concurrency_key > l.k
            ORDER BY j.concurrency_key LIMIT 1)
    FROM lanes{i} l WHERE l.k IS NOT NULL
