@@ -1,15 +1,12 @@
 """Flow control (issue 25): a function's max_concurrency, reserved_concurrency, concurrency_key and
 concurrency_per_key, and the partial index of the functions that have any (the fill's probe)."""
 
-from django.conf import settings
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0009_quota_durable_runs"),
         ("functions", "0004_version_durable"),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [

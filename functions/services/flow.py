@@ -55,7 +55,7 @@ def flow_check(*, tenant: Tenant, settings: FlowSettings, exclude=None) -> FlowS
     """``settings`` made whole (a key's default per-key limit is 1) or a 400 naming the field. In a
     transaction: a reservation is checked under the tenant's lock."""
     if settings.max_concurrency is not None and settings.max_concurrency < 1:
-        raise _fail("max_concurrency", "must be at least 1 (null: no ceiling)")
+        raise _fail("max_concurrency", "must be at least 1 (or none: no ceiling)")
     if settings.reserved_concurrency < 0:
         raise _fail("reserved_concurrency", "may not be negative")
     if settings.max_concurrency is not None and settings.reserved_concurrency > settings.max_concurrency:
