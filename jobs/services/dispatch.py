@@ -143,7 +143,8 @@ def _fill_params(tenant_id, now) -> dict:
 
 
 def _fill_locked(cursor, params: dict) -> tuple[str, list[Job]]:
-    """Take the tenant's slot lock and mark its oldest due jobs dispatched, up to its free slots."""
+    """Take the tenant's slot lock and mark its due jobs dispatched in dispatch order, up to its free
+    slots (and, on the general path, its functions' limits)."""
     # NO KEY UPDATE: serializes slot filling per tenant without blocking the FOR KEY SHARE
     # that every job insert's foreign-key check takes on the tenant row (no deadlocks)
     cursor.execute(_FILL_LOCK_SQL, params)
