@@ -265,6 +265,7 @@ def job_invoke_again(request, job_id):
             qualifier=job.alias or str(job.version_number),
             args=job.args,
             origin=Origin.of_user(request.user),
+            priority=job.priority,
         )
     except ApplicationError as exc:
         messages.error(request, exc.message)
