@@ -196,7 +196,7 @@ def test_the_flow_control_card_sets_and_clears_the_limits(client, alice, adder):
 @pytest.mark.parametrize(
     "form, message",
     [
-        ({"concurrency_key": "$..x"}, "Concurrency key: cannot read"),
+        ({"concurrency_key": "$[0]..x"}, "Concurrency key: cannot read"),
         ({"max_concurrency": "0"}, "Max at once: must be at least 1"),
         ({"max_concurrency": "many"}, "Max at once: must be at least 1"),
         ({"reserved_concurrency": "4"}, "Reserved: 4 reserved in all would leave no room"),
