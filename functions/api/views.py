@@ -319,6 +319,7 @@ invoke = holding(invoke_view)  # POST /api/v1/functions/{name}/invoke; a ?wait a
 @api_view(["POST"])
 def warm_view(request: Request, name: str) -> Response:
     function = _function(request, name)
-    fields = validated(WarmSerializer, request.data if request.data is not None else {})
+    # its schema says a JSON object (or no body): a body of null is refused as any non-object is
+    fields = validated(WarmSerializer, request.data)
     version, queued = warm.warm_request(function=function, count=fields["count"])
     return Response({"function": function.name, "version": version.number, "queued": queued}, status=202)
