@@ -6,7 +6,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import Tenant
 
@@ -217,19 +218,26 @@ class Job(models.Model):
                 name="job_waiting_order",
                 condition=Q(status="queued"),
             ),
-            # the general fill's lanes: one function's waiting jobs (one key's, when keyed) in dispatch
-            # order, and the distinct keys with waiting jobs found by skipping through it
+            # the general fill (jobs.services.flow). Lanes: one function's waiting jobs, one key's when it
+            # is keyed, in dispatch order; the functions and keys with waiting jobs found by skipping
+            # through it. The key as COALESCE(key, ''): an equality on it keeps the order usable (with
+            # "IS NULL" PostgreSQL would sort every matching row), and a key's jobs with no key found
+            # share the empty key anyway
             models.Index(
-                fields=[
-                    "tenant",
-                    "function",
-                    "concurrency_key",
-                    "-priority",
-                    "next_attempt_at",
-                    "created_at",
-                ],
+                F("tenant"),
+                F("function"),
+                Coalesce("concurrency_key", Value("")),
+                F("priority").desc(),
+                F("next_attempt_at"),
+                F("created_at"),
                 name="job_waiting_lane",
                 condition=Q(status="queued", function__isnull=False),
+            ),
+            # and inline jobs (no function) in dispatch order, apart from the functions' backlogs
+            models.Index(
+                fields=["tenant", "-priority", "next_attempt_at", "created_at"],
+                name="job_waiting_inline",
+                condition=Q(status="queued", function__isnull=True),
             ),
         ]
         constraints = [

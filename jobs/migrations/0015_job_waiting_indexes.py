@@ -1,7 +1,9 @@
-"""Flow control (issue 25): the slot filling's indexes, both partial on queued jobs (a job has an entry
-while it waits, none of its later transitions adds one): a tenant's waiting jobs in dispatch order, and
-a function's (a key's) waiting jobs in dispatch order, skipped through key by key."""
+"""Flow control (issue 25): the slot filling's indexes, all partial on queued jobs (a job has entries
+while it waits, none of its later transitions adds one): a tenant's waiting jobs in dispatch order (the
+fast path); a function's or one key's waiting jobs in dispatch order (the general path's lanes, skipped
+through function by function and key by key); its inline jobs in dispatch order."""
 
+import django.db.models.functions.comparison
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
@@ -26,16 +28,22 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name="job",
             index=models.Index(
+                models.F("tenant"),
+                models.F("function"),
+                django.db.models.functions.comparison.Coalesce("concurrency_key", models.Value("")),
+                models.OrderBy(models.F("priority"), descending=True),
+                models.F("next_attempt_at"),
+                models.F("created_at"),
                 condition=models.Q(("function__isnull", False), ("status", "queued")),
-                fields=[
-                    "tenant",
-                    "function",
-                    "concurrency_key",
-                    "-priority",
-                    "next_attempt_at",
-                    "created_at",
-                ],
                 name="job_waiting_lane",
+            ),
+        ),
+        AddIndexConcurrently(
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("function__isnull", True), ("status", "queued")),
+                fields=["tenant", "-priority", "next_attempt_at", "created_at"],
+                name="job_waiting_inline",
             ),
         ),
     ]

@@ -7,9 +7,10 @@ exact and nothing else dispatches this tenant's jobs meanwhile. Tenants without 
 here (the three-statement fast path).
 
 The candidates are bounded however long the backlog is, each part read from the front of an index
-(job_waiting_order, job_waiting_lane) and stopped at what could be taken:
-- jobs of no limited function (inline jobs, functions without limits): at most the unreserved slots
-  left, skipping the limited functions' jobs as it reads (their backlog is what it may walk past);
+and stopped at what could be taken:
+- jobs of no limited function: inline jobs (job_waiting_inline), and each function without limits
+  (the functions with waiting jobs found by skipping through job_waiting_lane one function at a
+  time), at most the unreserved slots left from each, the best of them kept;
 - each limited function without a key: at most the slots it could take;
 - each keyed function: its keys with waiting jobs, found by skipping through the lane index one key
   at a time (a key's flood costs one step, not one per job), and from each key at most its free
@@ -25,35 +26,54 @@ _COLUMNS = "id, function_id, concurrency_key, priority, next_attempt_at, created
 _ORDER = "ORDER BY priority DESC, next_attempt_at, created_at"
 _DUE = "status = %(queued)s AND next_attempt_at <= %(now)s"
 
-_OTHERS = f"""(SELECT {_COLUMNS}, 0 FROM jobs_job
- WHERE tenant_id = %(tenant)s AND {_DUE} AND (function_id IS NULL OR NOT function_id = ANY(%(limited)s))
- {_ORDER} LIMIT %(others)s)"""
+# the lane index's key: an equality on it keeps the index's order (models.Job's job_waiting_lane)
+_KEY = "COALESCE(concurrency_key, '')"
 
-_FUNCTION = """(SELECT {columns}, 0 FROM jobs_job
- WHERE tenant_id = %(tenant)s AND function_id = %(f{i})s AND concurrency_key IS NULL AND {due}
- {order} LIMIT %(room{i})s)"""
+# inline jobs (job_waiting_inline), and each function without limits that has waiting jobs, found by
+# skipping through job_waiting_lane one function at a time: never a walk past a limited function's backlog
+_OTHERS = f"""(WITH RECURSIVE fns(f) AS (
+   (SELECT function_id FROM jobs_job WHERE tenant_id = %(tenant)s AND status = %(queued)s
+    AND function_id IS NOT NULL ORDER BY function_id LIMIT 1)
+   UNION ALL
+   SELECT (SELECT j.function_id FROM jobs_job j WHERE j.tenant_id = %(tenant)s AND j.status = %(queued)s
+           AND j.function_id > fns.f ORDER BY j.function_id LIMIT 1)
+   FROM fns WHERE fns.f IS NOT NULL
+ )
+ SELECT o.*, 0 FROM (
+   (SELECT {_COLUMNS} FROM jobs_job WHERE tenant_id = %(tenant)s AND function_id IS NULL AND {_DUE}
+    {_ORDER} LIMIT %(others)s)
+   UNION ALL
+   SELECT w.* FROM fns CROSS JOIN LATERAL (
+     SELECT {_COLUMNS} FROM jobs_job WHERE tenant_id = %(tenant)s AND function_id = fns.f
+     AND {_KEY} = '' AND {_DUE} {_ORDER} LIMIT %(others)s
+   ) w WHERE fns.f IS NOT NULL AND NOT fns.f = ANY(%(limited)s)
+ ) o {_ORDER} LIMIT %(others)s)"""
+
+_FUNCTION = f"""(SELECT {_COLUMNS}, 0 FROM jobs_job
+ WHERE tenant_id = %(tenant)s AND function_id = %(f{{i}})s AND {_KEY} = '' AND {_DUE}
+ {_ORDER} LIMIT %(room{{i}})s)"""
 
 # one key per step of the recursion (an index probe each), then each key's first jobs
-_KEYED = """(WITH RECURSIVE lanes{i}(k) AS (
-   (SELECT concurrency_key::text FROM jobs_job WHERE tenant_id = %(tenant)s AND function_id = %(f{i})s
-    AND status = %(queued)s AND concurrency_key IS NOT NULL ORDER BY concurrency_key LIMIT 1)
+_KEYED = f"""(WITH RECURSIVE lanes{{i}}(k) AS (
+   (SELECT {_KEY}::text FROM jobs_job WHERE tenant_id = %(tenant)s AND function_id = %(f{{i}})s
+    AND status = %(queued)s ORDER BY {_KEY} LIMIT 1)
    UNION ALL
-   SELECT (SELECT j.concurrency_key::text FROM jobs_job j WHERE j.tenant_id = %(tenant)s
-           AND j.function_id = %(f{i})s AND j.status = %(queued)s AND j.concurrency_key > l.k
-           ORDER BY j.concurrency_key LIMIT 1)
-   FROM lanes{i} l WHERE l.k IS NOT NULL
+   SELECT (SELECT COALESCE(j.concurrency_key, '')::text FROM jobs_job j WHERE j.tenant_id = %(tenant)s
+           AND j.function_id = %(f{{i}})s AND j.status = %(queued)s AND COALESCE(j.concurrency_key, '') > l.k
+           ORDER BY COALESCE(j.concurrency_key, '') LIMIT 1)
+   FROM lanes{{i}} l WHERE l.k IS NOT NULL
  )
  SELECT w.id, w.function_id, w.concurrency_key, w.priority, w.next_attempt_at, w.created_at,
         COALESCE(c.n, 0) + w.place AS lane_round
- FROM lanes{i} l
+ FROM lanes{{i}} l
  CROSS JOIN LATERAL (
-   SELECT {columns}, row_number() OVER ({order}) AS place FROM jobs_job
-   WHERE tenant_id = %(tenant)s AND function_id = %(f{i})s AND concurrency_key = l.k AND {due}
-   {order} LIMIT %(lane{i})s
+   SELECT {_COLUMNS}, row_number() OVER ({_ORDER}) AS place FROM jobs_job
+   WHERE tenant_id = %(tenant)s AND function_id = %(f{{i}})s AND {_KEY} = l.k AND {_DUE}
+   {_ORDER} LIMIT %(lane{{i}})s
  ) w
- LEFT JOIN unnest(%(keys{i})s::text[], %(counts{i})s::bigint[]) AS c(k, n) ON c.k = l.k
- WHERE l.k IS NOT NULL AND COALESCE(c.n, 0) + w.place <= %(cap{i})s
- ORDER BY w.priority DESC, lane_round, w.next_attempt_at, w.created_at LIMIT %(room{i})s)"""
+ LEFT JOIN unnest(%(keys{{i}})s::text[], %(counts{{i}})s::bigint[]) AS c(k, n) ON c.k = l.k
+ WHERE l.k IS NOT NULL AND COALESCE(c.n, 0) + w.place <= %(cap{{i}})s
+ ORDER BY w.priority DESC, lane_round, w.next_attempt_at, w.created_at LIMIT %(room{{i}})s)"""
 
 _DISPATCH_SQL = """
 UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s
@@ -113,7 +133,7 @@ def _candidates_query(params: dict, slots: Slots) -> tuple[str, dict]:
             continue
         values[f"f{i}"], values[f"room{i}"] = function_id, room
         if not limits.keyed:
-            parts.append(_FUNCTION.format(i=i, columns=_COLUMNS, due=_DUE, order=_ORDER))
+            parts.append(_FUNCTION.format(i=i))
             continue
         in_flight = Counter()
         for (f, k), n in slots.in_flight.items():
@@ -121,5 +141,5 @@ def _candidates_query(params: dict, slots: Slots) -> tuple[str, dict]:
                 in_flight[k or ""] += n
         values[f"keys{i}"], values[f"counts{i}"] = list(in_flight), list(in_flight.values())
         values[f"cap{i}"], values[f"lane{i}"] = limits.per_key, min(limits.per_key, room)
-        parts.append(_KEYED.format(i=i, columns=_COLUMNS, due=_DUE, order=_ORDER))
+        parts.append(_KEYED.format(i=i))
     return "\nUNION ALL\n".join(parts), values
