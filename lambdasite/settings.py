@@ -281,6 +281,8 @@ REDISPATCH_AFTER_S = env_float(
 WAIT_MAX_S = env_float("WAIT_MAX_S", 30.0)  # cap of ?wait= on submit
 IDEMPOTENCY_TTL_H = env_float("IDEMPOTENCY_TTL_H", 24.0)
 BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
+# flow control's Prometheus gauges: the busiest functions and keys only (a bounded label count)
+FLOW_METRICS_TOP = env_int("FLOW_METRICS_TOP", 20, minimum=0)
 
 # -- Functions: dependency builds, layers, warm cells ---------------------------------
 BUILD_TIMEOUT_S = env_float("BUILD_TIMEOUT_S", 600.0)  # one resolve or install step

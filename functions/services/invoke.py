@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from accounts.models import ApiKey, Tenant
-from jobs import events
-from jobs.models import Job
+from jobs import concurrency_key, events
+from jobs.models import DEFAULT_PRIORITY, Job
 from jobs.services import submit
 from lambdasite.caching import Cache, after_commit
 from lambdasite.parsers import qualifier_problem
@@ -76,6 +76,11 @@ class FunctionView:
     newest: VersionView | None
     aliases: dict[str, tuple[VersionView, VersionView | None, float]]
     by_number: dict[int, VersionView | None] = field(default_factory=dict)
+    key_steps: tuple = ()  # its concurrency_key parsed (jobs.concurrency_key): empty for none
+
+    def key_of(self, args) -> str | None:
+        """The concurrency key an invocation with these args gets (None: the function has no key)."""
+        return concurrency_key.evaluate(self.key_steps, args) if self.key_steps else None
 
     def version(self, number: int) -> VersionView | None:
         if number not in self.by_number:
@@ -127,6 +132,7 @@ def _load(tenant_id, name: str) -> FunctionView | None:
             a.name: (VersionView.of(a.version), VersionView.of(a.additional_version), a.additional_weight)
             for a in aliases
         },
+        key_steps=concurrency_key.parse(function.concurrency_key) if function.concurrency_key else (),
     )
 
 
@@ -186,6 +192,7 @@ def invocation_spec(
     run_at=None,
     delay_s: int | None = None,
     callback_url: str = "",
+    priority: int | None = None,
 ) -> submit.JobSpec:
     """The job an invocation submits (raises 404 for an unknown function, 409 for a failed version)."""
     function = function_view(tenant_id=tenant.id, name=name)
@@ -222,6 +229,8 @@ def invocation_spec(
         env=version.env,
         secrets=version.secrets,
         durable=version.durable,
+        priority=priority if priority is not None else DEFAULT_PRIORITY,
+        concurrency_key=function.key_of(args),
     )
 
 
@@ -244,11 +253,12 @@ def function_invoke(
     memory_mb: int | None = None,
     idempotency_key: str | None = None,
     origin: submit.Origin | None = None,
+    priority: int | None = None,
     **when,
 ) -> tuple[Job, bool]:
     """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job.
     ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook;
-    ``origin``: who asked for it (by default the API key)."""
+    ``origin``: who asked for it (by default the API key); ``priority``: 0-9 (default 5)."""
     spec = invocation_spec(
         tenant=tenant,
         name=name,
@@ -256,6 +266,7 @@ def function_invoke(
         args=args or [],
         timeout_ms=timeout_ms,
         memory_mb=memory_mb,
+        priority=priority,
         **when,
     )
     return submit.job_submit(

@@ -58,7 +58,9 @@ expected-statuses = {accepted}
 # a version's egress, env and secrets must pass the egress policy's rules and name secrets the
 # tenant has, an alias's canary (additional_version) must differ from its version, and a route's path
 # must be a pattern, its qualifier name a version or alias the function has, its auth name a secret the
-# tenant has, its origins be origins and its body cap fit the quota.
+# tenant has, its origins be origins and its body cap fit the quota, and a function's flow control must
+# hold together (a concurrency_key in the path subset, a per-key limit only with a key, a reservation
+# within the function's ceiling and leaving room in the tenant's cap).
 [[operations]]
 include-operation-id = {semantic}
 checks.positive_data_acceptance.expected-statuses = {accepted_or_400}
@@ -71,6 +73,7 @@ SEMANTIC = [
     "schedules_create",
     "schedules_update",
     "functions_create",
+    "functions_update",
     "functions_versions_create",
     "webhooks_create",
     "webhooks_update",
