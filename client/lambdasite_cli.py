@@ -20,6 +20,9 @@ lambdasite webhook create https://example.com/hook --events job.failed,job.dead
 lambdasite route add hello /hello/{name} --method GET           # -> its public URL
 lambdasite route add stripe-events /stripe --auth hmac --preset stripe --secret stripe --async
 lambdasite route list hello | route rm hello ROUTE_ID | route replay JOB_ID --qualifier 2 --wait
+lambdasite deploy ./sync --name sync --max-concurrency 5 --concurrency-key '$[0].store_id'  # flow control
+lambdasite limits sync --reserved-concurrency 2 --concurrency-per-key 1   # change it without deploying
+lambdasite invoke sync --args '[{"store_id": 42}]' --priority 8      # 0-9, default 5; run takes it too
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def _add_job_commands(sub) -> None:
     _add_limits(run)
     run.add_argument("--wait", action="store_true", help="wait for the result and print it")
     run.add_argument("--durable", action="store_true", help="a durable run: the handler gets ctx first")
+    _add_priority(run)
     run.set_defaults(command_fn=_run)
     steps = sub.add_parser("steps", help="list a durable run's recorded steps")
     steps.add_argument("job")
@@ -115,6 +119,7 @@ def _add_function_commands(sub) -> None:
     _add_limits(deploy)
     deploy.add_argument("--description")
     _add_reach(deploy)
+    _add_flow(deploy)
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for the build")
     deploy.add_argument(
         "--durable",
@@ -127,7 +132,12 @@ def _add_function_commands(sub) -> None:
     invoke.add_argument("target")
     invoke.add_argument("--args", default="[]", help="JSON array of arguments")
     invoke.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    _add_priority(invoke)
     invoke.set_defaults(command_fn=_invoke)
+    limits = sub.add_parser("limits", help="set a function's flow control (max, reserved, key) and print it")
+    limits.add_argument("name")
+    _add_flow(limits)
+    limits.set_defaults(command_fn=_limits)
     sub.add_parser("functions", help="list deployed functions").set_defaults(command_fn=_functions)
     versions = sub.add_parser("versions", help="list a function's versions")
     versions.add_argument("name")
@@ -139,6 +149,41 @@ def _add_function_commands(sub) -> None:
     alias.add_argument("--canary", type=int, help="a second version that gets --weight of the calls")
     alias.add_argument("--weight", type=float)
     alias.set_defaults(command_fn=_alias)
+
+
+def _add_priority(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--priority",
+        type=int,
+        choices=range(10),
+        metavar="0-9",
+        help="default 5: higher waiting jobs go first",
+    )
+
+
+def _count_or_none(text: str):
+    """A flow-control number, or "none" to clear it (sent as null)."""
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or none, not {text!r}") from None
+
+
+def _add_flow(parser: argparse.ArgumentParser) -> None:
+    """Flow control (left out: unchanged; none clears)."""
+    parser.add_argument("--max-concurrency", type=_count_or_none, default=..., metavar="N|none")
+    parser.add_argument("--reserved-concurrency", type=_count_or_none, default=..., metavar="N|none")
+    parser.add_argument(
+        "--concurrency-key", default=..., metavar="PATH", help="e.g. '$[0].store_id'; '' removes the key"
+    )
+    parser.add_argument("--concurrency-per-key", type=_count_or_none, default=..., metavar="N|none")
+
+
+def _flow(opts) -> dict:
+    names = ("max_concurrency", "reserved_concurrency", "concurrency_key", "concurrency_per_key")
+    return {name: getattr(opts, name) for name in names if getattr(opts, name) is not ...}
 
 
 def _add_reach(deploy: argparse.ArgumentParser) -> None:
@@ -278,6 +323,7 @@ def _run(client: Client, opts) -> int:
         memory_mb=opts.memory_mb,
         max_retries=opts.max_retries,
         durable=True if opts.durable else None,
+        priority=opts.priority,
         wait=30 if opts.wait else None,
     )
     return _finish(client, job, opts.wait)
@@ -343,6 +389,7 @@ def _deploy(client: Client, opts) -> int:
         max_retries=opts.max_retries,
         description=opts.description,
         durable=opts.durable,
+        flow=_flow(opts),
         **_reach(opts),
     )
     number = version["number"]
@@ -397,9 +444,20 @@ def _pairs(option: str, items: list[str]) -> dict:
 def _invoke(client: Client, opts) -> int:
     name, _, qualifier = opts.target.partition(":")
     job = client.invoke(
-        name, json.loads(opts.args), qualifier=qualifier or None, wait=30 if opts.wait else None
+        name,
+        json.loads(opts.args),
+        qualifier=qualifier or None,
+        wait=30 if opts.wait else None,
+        priority=opts.priority,
     )
     return _finish(client, job, opts.wait)
+
+
+def _limits(client: Client, opts) -> int:
+    function = client.function_update(opts.name, **_flow(opts))
+    names = ("max_concurrency", "reserved_concurrency", "concurrency_key", "concurrency_per_key")
+    print(json.dumps({"function": function["name"], **{name: function[name] for name in names}}))
+    return 0
 
 
 def _functions(client: Client, opts) -> int:

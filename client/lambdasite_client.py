@@ -136,17 +136,27 @@ class Client:
                 return None
             raise
 
-    def deploy(self, *, name: str, runtime: str, code: str, **fields) -> dict:
+    def deploy(self, *, name: str, runtime: str, code: str, flow: dict | None = None, **fields) -> dict:
         """Deploy ``name``: its version 1, or its next version if it exists. -> the new version.
         ``egress`` ("none", "public" or ["host:port", ...]), ``env`` ({NAME: value}) and ``secrets``
-        ({ENV_NAME: secret name}) left out are the previous version's."""
+        ({ENV_NAME: secret name}) left out are the previous version's. ``flow``: the function's
+        max_concurrency, reserved_concurrency, concurrency_key, concurrency_per_key (None clears one;
+        left out: unchanged), set with the new function or by a PATCH before the new version."""
         fields = {k: v for k, v in fields.items() if v is not None}
         if self.function(name) is None:
             created = self.request(
-                "POST", "/functions", {"name": name, "runtime": runtime, "code": code, **fields}
+                "POST",
+                "/functions",
+                {"name": name, "runtime": runtime, "code": code, **fields, **(flow or {})},
             )
             return created["version"]
+        if flow:
+            self.function_update(name, **flow)
         return self.request("POST", f"/functions/{_q(name)}/versions", {"code": code, **fields})
+
+    def function_update(self, name: str, **fields) -> dict:
+        """PATCH a function's settings (provisioned, description, flow control); None clears one."""
+        return self.request("PATCH", f"/functions/{_q(name)}", fields)
 
     def version(self, name: str, number: int) -> dict:
         return self.request("GET", f"/functions/{_q(name)}/versions/{number}")

@@ -54,6 +54,11 @@ LABELS = {
     "egress": "Egress",
     "secrets": "Secrets",
     "env": "Environment",
+    "max_concurrency": "Max at once",
+    "reserved_concurrency": "Reserved",
+    "concurrency_key": "Concurrency key",
+    "concurrency_per_key": "Per key",
+    "priority": "Priority",
 }
 # DRF's stock sentences, said as the rest of a sentence that starts with the field's label.
 _DRF_WORDS = (

@@ -35,6 +35,7 @@ urlpatterns = [
     path("functions/<str:name>/alias", functions.function_alias, name="function-alias"),
     path("functions/<str:name>/invoke", functions.function_invoke, name="function-invoke"),
     path("functions/<str:name>/warm", functions.function_warm, name="function-warm"),
+    path("functions/<str:name>/flow", functions.function_flow, name="function-flow"),
     path("functions/<str:name>/delete", functions.function_delete, name="function-delete"),
     path("functions/<str:name>/routes/new", routes.route_new, name="route-new"),
     path("functions/<str:name>/routes/<str:route_id>/", routes.route_edit, name="route-edit"),

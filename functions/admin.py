@@ -51,6 +51,11 @@ class FunctionAdmin(admin.ModelAdmin):
         "runtime",
         "handler",
         "latest_number",
+        # flow control is the tenant's (API, dashboard, CLI): its checks and re-keying live in the service
+        "max_concurrency",
+        "reserved_concurrency",
+        "concurrency_key",
+        "concurrency_per_key",
         "created_by",
         "created_at",
         "updated_at",

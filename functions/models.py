@@ -85,6 +85,14 @@ class Function(models.Model):
     memory_mb = models.PositiveIntegerField(null=True, blank=True)
     max_retries = models.PositiveIntegerField(null=True, blank=True)
     provisioned = models.PositiveIntegerField(default=0)  # warm cells kept ready for the latest version
+    # flow control (jobs.services.flow), enforced when slots are filled. max_concurrency: at most this
+    # many of its jobs dispatched or running (null: the tenant's cap alone); reserved_concurrency: slots
+    # of the tenant's cap only its jobs may take (they may also use the unreserved rest); a
+    # concurrency_key (jobs.concurrency_key) makes each key's jobs a lane of concurrency_per_key slots
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True, db_default=None)
+    reserved_concurrency = models.PositiveIntegerField(default=0, db_default=0)
+    concurrency_key = models.CharField(max_length=200, blank=True, default="", db_default="")
+    concurrency_per_key = models.PositiveIntegerField(null=True, blank=True, db_default=None)
     is_disabled = models.BooleanField(default=False)
     disabled_reason = models.CharField(max_length=200, blank=True)
     latest_number = models.PositiveIntegerField(default=0)
@@ -99,6 +107,27 @@ class Function(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="one_function_name_per_tenant"),
             models.CheckConstraint(condition=Q(name__regex=NAME_PATTERN), name="function_name_format"),
+            models.CheckConstraint(
+                condition=Q(max_concurrency__isnull=True)
+                | (Q(max_concurrency__gte=1) & Q(max_concurrency__gte=F("reserved_concurrency"))),
+                name="function_max_concurrency_covers_reserved",
+            ),
+            models.CheckConstraint(
+                condition=(Q(concurrency_key="") & Q(concurrency_per_key__isnull=True))
+                | (~Q(concurrency_key="") & Q(concurrency_per_key__gte=1)),
+                name="function_concurrency_key_has_a_limit",
+            ),
+        ]
+        indexes = [
+            # the fill's "does this tenant need the general path?" probe: an index that holds only the
+            # functions with a limit, so a tenant without one costs the probe of an empty range
+            models.Index(
+                fields=["tenant"],
+                name="function_flow_limited",
+                condition=Q(max_concurrency__isnull=False)
+                | Q(reserved_concurrency__gt=0)
+                | ~Q(concurrency_key=""),
+            ),
         ]
 
     def __str__(self) -> str:

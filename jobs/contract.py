@@ -29,11 +29,22 @@ from lambdasite.api.fields import (
 )
 from sandbox import RUNTIMES
 
-from . import billing, completion, rendering, selectors
-from .models import Attempt, Job, Trigger
+from . import billing, completion, rendering, selectors, waiting
+from .models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, Attempt, Job, Trigger
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 _HANDLER = re.compile(HANDLER_RE)
+
+
+def priority_field() -> StrictIntegerField:
+    """A job's or an invocation's priority (left out: the default, and the body hashes as before)."""
+    return StrictIntegerField(
+        required=False,
+        min_value=MIN_PRIORITY,
+        max_value=MAX_PRIORITY,
+        help_text=f"{MIN_PRIORITY}-{MAX_PRIORITY}, default {DEFAULT_PRIORITY}: the tenant's waiting jobs are "
+        "dispatched highest first (then by due time and age); other tenants are not affected",
+    )
 
 
 class JobSubmitSerializer(StrictSerializer):
@@ -56,6 +67,7 @@ class JobSubmitSerializer(StrictSerializer):
         help_text="a durable run: the handler gets a context first (ctx.step, ctx.sleep, ctx.invoke, "
         "ctx.map, ctx.wait_for_event)",
     )
+    priority = priority_field()
 
     def validate(self, attrs):
         return when_from(attrs)
@@ -176,6 +188,14 @@ class JobSerializer(serializers.ModelSerializer):
     parent = serializers.SerializerMethodField(
         help_text="the durable run whose invoke or map step started this job (null: none)"
     )
+    priority = serializers.IntegerField(
+        read_only=True, help_text="0-9: a tenant's waiting jobs are dispatched highest first (default 5)"
+    )
+    concurrency_key = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="the key its function's concurrency_key found in its args (null: no key)",
+    )
 
     class Meta:
         model = Job
@@ -214,6 +234,8 @@ class JobSerializer(serializers.ModelSerializer):
             "egress_bytes",
             "durable",
             "parent",
+            "priority",
+            "concurrency_key",
             "links",
         ]
 
@@ -279,9 +301,21 @@ class JobDetailSerializer(JobSerializer):
         help_text="a durable run's children (its first 1000, by step and place)"
     )
     children_count = serializers.SerializerMethodField(help_text="how many children it has")
+    waiting_reason = serializers.SerializerMethodField(
+        help_text="while it waits (scheduled, queued, dispatched, retrying): why, read now, e.g. "
+        "'tenant concurrency 4/4', 'function max_concurrency 5/5', 'key store_id=42: 1/1 in use', "
+        "'no free worker'; null otherwise"
+    )
 
     class Meta(JobSerializer.Meta):
-        fields = JobSerializer.Meta.fields + ["code", "args", "attempt_history", "children", "children_count"]
+        fields = JobSerializer.Meta.fields + [
+            "code",
+            "args",
+            "attempt_history",
+            "children",
+            "children_count",
+            "waiting_reason",
+        ]
 
     @extend_schema_field(ChildSerializer(many=True))
     def get_children(self, job: Job) -> list[dict]:
@@ -289,6 +323,10 @@ class JobDetailSerializer(JobSerializer):
 
     def get_children_count(self, job: Job) -> int:
         return selectors.job_children(job=job)[1]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_waiting_reason(self, job: Job) -> str | None:
+        return waiting.waiting_reason(job)
 
     def to_representation(self, job: Job) -> dict:
         return rendering.job_detail_body(job, job.attempt_set.all())

@@ -143,6 +143,7 @@ class LambdasiteCollector:
         yield from _event_counters(conn)
         yield from _histograms(conn)
         yield from _job_gauges()
+        yield from _flow_gauges()
         yield from _fleet_gauges(conn)
 
 
@@ -211,6 +212,49 @@ def _job_gauges():
         "Durable runs suspended at a wait (a sleep, children, an event): holding no worker or slot",
         value=_count(jobs, Status.WAITING),
     )
+
+
+# in flight and waiting per function, and per function and key, over the jobs not yet finished
+_FLOW_SQL = """
+SELECT t.slug, j.function_name, {key}, j.status IN (%(dispatched)s, %(running)s) AS in_flight, count(*)
+FROM jobs_job j JOIN accounts_tenant t ON t.id = j.tenant_id
+WHERE j.status IN (%(queued)s, %(dispatched)s, %(running)s) AND j.function_id IS NOT NULL {where}
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def _flow_gauges():
+    """Flow control per function and per concurrency key: jobs in flight (dispatched or running) and
+    waiting (queued), for the ``FLOW_METRICS_TOP`` busiest of each only, so a tenant with a million
+    keys adds a bounded number of series. A key is cut to 64 characters."""
+    from django.db import connection
+
+    from .models import Status
+
+    top = settings.FLOW_METRICS_TOP
+    if top <= 0:
+        return
+    params = {"queued": Status.QUEUED, "dispatched": Status.DISPATCHED, "running": Status.RUNNING}
+    for name, help_text, key, where, labels in (
+        ("lambdasite_function_jobs", "Jobs of a function in flight or waiting (the busiest functions)",
+         "''", "", ["tenant", "function", "state"]),
+        ("lambdasite_concurrency_key_jobs", "Jobs of a function's concurrency key in flight or waiting "
+         "(the busiest keys)", "left(j.concurrency_key, 64)", "AND j.concurrency_key IS NOT NULL",
+         ["tenant", "function", "key", "state"]),
+    ):  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(_FLOW_SQL.format(key=key, where=where), params)
+            rows = cursor.fetchall()
+        totals: dict[tuple, dict[str, int]] = {}
+        for slug, function, found, in_flight, n in rows:
+            counts = totals.setdefault((slug, function, found), {"in_flight": 0, "waiting": 0})
+            counts["in_flight" if in_flight else "waiting"] += n
+        gauge = GaugeMetricFamily(name, help_text, labels=labels)
+        busiest = sorted(totals.items(), key=lambda item: -sum(item[1].values()))[:top]
+        for (slug, function, found), counts in busiest:
+            for state, n in counts.items():
+                gauge.add_metric([slug, function, *([found] if len(labels) == 4 else []), state], n)
+        yield gauge
 
 
 def _count(jobs, *statuses: str) -> int:

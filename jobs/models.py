@@ -6,7 +6,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import Tenant
 
@@ -56,6 +57,7 @@ FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.KILLED, St
 EGRESS_MODES = ("none", "allowlist", "public")  # sandbox.egress_policy.EGRESS_MODES
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.LOST)
 REQUEUEABLE = (Status.DEAD, Status.FAILED, Status.TIMED_OUT, Status.KILLED, Status.CANCELLED)
+MIN_PRIORITY, DEFAULT_PRIORITY, MAX_PRIORITY = 0, 5, 9
 
 
 def _finished_after_started() -> Q:
@@ -172,6 +174,11 @@ class Job(models.Model):
     )
     parent_step = models.PositiveIntegerField(null=True, blank=True)
     child_index = models.PositiveIntegerField(null=True, blank=True)
+    # flow control (jobs.services.flow): a tenant's waiting jobs are dispatched highest priority first,
+    # then by due time and age; an invocation of a function with a concurrency_key stores the key its
+    # args gave at submit (null: no key), so filling reads no args
+    priority = models.PositiveSmallIntegerField(default=DEFAULT_PRIORITY, db_default=DEFAULT_PRIORITY)
+    concurrency_key = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -203,6 +210,35 @@ class Job(models.Model):
             ),
             # the reconciler's look for children left unfinished under a finished parent
             models.Index(fields=["status"], name="job_child_status", condition=Q(parent__isnull=False)),
+            # slot filling (jobs.services.dispatch, flow): a tenant's waiting jobs in dispatch order, read
+            # from the front and stopped at the free slots however long the backlog. Partial: a job has
+            # an entry only while it is queued (its insert), none of its later transitions adds one
+            models.Index(
+                fields=["tenant", "-priority", "next_attempt_at", "created_at"],
+                name="job_waiting_order",
+                condition=Q(status="queued"),
+            ),
+            # the general fill (jobs.services.flow). Lanes: one function's waiting jobs, one key's when it
+            # is keyed, in dispatch order; the functions and keys with waiting jobs found by skipping
+            # through it. The key as COALESCE(key, ''): an equality on it keeps the order usable (with
+            # "IS NULL" PostgreSQL would sort every matching row), and a key's jobs with no key found
+            # share the empty key anyway
+            models.Index(
+                F("tenant"),
+                F("function"),
+                Coalesce("concurrency_key", Value("")),
+                F("priority").desc(),
+                F("next_attempt_at"),
+                F("created_at"),
+                name="job_waiting_lane",
+                condition=Q(status="queued", function__isnull=False),
+            ),
+            # and inline jobs (no function) in dispatch order, apart from the functions' backlogs
+            models.Index(
+                fields=["tenant", "-priority", "next_attempt_at", "created_at"],
+                name="job_waiting_inline",
+                condition=Q(status="queued", function__isnull=True),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -226,6 +262,9 @@ class Job(models.Model):
                 name="job_usage_not_negative",
             ),
             models.CheckConstraint(condition=Q(egress_mode__in=EGRESS_MODES), name="job_egress_mode"),
+            models.CheckConstraint(
+                condition=Q(priority__gte=MIN_PRIORITY, priority__lte=MAX_PRIORITY), name="job_priority_range"
+            ),
         ]
 
     def __str__(self) -> str:

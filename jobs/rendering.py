@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from lambdasite.jsonbody import render_json
 
-from . import billing, selectors
+from . import billing, selectors, waiting
 from .models import Attempt, Job
 
 # a finished body larger than this is not published: the waiting web process reads PostgreSQL
@@ -99,6 +99,8 @@ def job_body(job: Job) -> dict:
         "egress_bytes": job.egress_bytes,
         "durable": job.durable,
         "parent": str(job.parent_id) if job.parent_id else None,
+        "priority": job.priority,
+        "concurrency_key": job.concurrency_key,
         "links": {
             "self": base,
             "logs": f"{base}/logs",
@@ -122,6 +124,7 @@ def job_detail_body(job: Job, attempts) -> dict:
     body.update(code=job.code, args=job.args, attempt_history=[attempt_body(a) for a in attempts])
     children, count = selectors.job_children(job=job)
     body.update(children=[child_body(*child) for child in children], children_count=count)
+    body["waiting_reason"] = waiting.waiting_reason(job)
     return body
 
 

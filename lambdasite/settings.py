@@ -232,7 +232,7 @@ SANDBOX_FSIZE_MB = env_int("SANDBOX_FSIZE_MB", 16, minimum=1)
 # Keep the range clear of real users on the Docker host.
 SANDBOX_UID_BASE = env_int("SANDBOX_UID_BASE", 200_000, minimum=65_536)
 
-# -- Egress: the door out of a cell (sandbox/egress.py, one proxy per worker) -----------
+# -- Egress: the door out of a cell (sandbox/egress/, one proxy per worker) ------------
 # extra ranges jobs may reach through their door (labs, tests: 198.18.0.0/15); never loopback, link-local
 # and metadata, the forms that embed another address, the platform's own services or port 25
 try:
@@ -306,6 +306,8 @@ REDISPATCH_AFTER_S = env_float(
 WAIT_MAX_S = env_float("WAIT_MAX_S", 30.0)  # cap of ?wait= on submit
 IDEMPOTENCY_TTL_H = env_float("IDEMPOTENCY_TTL_H", 24.0)
 BATCH_MAX_JOBS = env_int("BATCH_MAX_JOBS", 100, minimum=1)
+# flow control's Prometheus gauges: the busiest functions and keys only (a bounded label count)
+FLOW_METRICS_TOP = env_int("FLOW_METRICS_TOP", 20, minimum=0)
 
 # -- Functions: dependency builds, layers, warm cells ---------------------------------
 BUILD_TIMEOUT_S = env_float("BUILD_TIMEOUT_S", 600.0)  # one resolve or install step

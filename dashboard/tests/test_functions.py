@@ -172,3 +172,51 @@ def test_the_flashes_say_what_is_true_after_the_redirect(client, alice, adder):
     )
     plain = client.post("/app/functions/adder/alias", {"alias": "stable", "version": "2"}, follow=True)
     assert "Alias stable now points to version 2." in plain.content.decode()
+
+
+def test_the_flow_control_card_sets_and_clears_the_limits(client, alice, adder):
+    alice.tenant.quota.max_concurrency = 10
+    alice.tenant.quota.save()
+    signed_in(client, alice)
+    form = {"max_concurrency": "5", "reserved_concurrency": "2", "concurrency_key": "$[0].store_id",
+            "concurrency_per_key": ""}  # fmt: skip
+    page = client.post("/app/functions/adder/flow", form, follow=True).content.decode()
+    assert "Flow control of adder saved." in page and "At most 5 at once." in page
+    adder.refresh_from_db()
+    assert (adder.max_concurrency, adder.reserved_concurrency, adder.concurrency_per_key) == (5, 2, 1)
+    cleared = {
+        "max_concurrency": "",
+        "reserved_concurrency": "",
+        "concurrency_key": "",
+        "concurrency_per_key": "",
+    }
+    assert "No limits" in client.post("/app/functions/adder/flow", cleared, follow=True).content.decode()
+
+
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ({"concurrency_key": "$[0]..x"}, "Concurrency key: cannot read"),
+        ({"max_concurrency": "0"}, "Max at once: must be at least 1"),
+        ({"max_concurrency": "many"}, "Max at once: must be at least 1"),
+        ({"reserved_concurrency": "4"}, "Reserved: 4 reserved in all would leave no room"),
+        ({"concurrency_per_key": "2"}, "Per key: needs a Concurrency key"),
+    ],
+)
+def test_the_flow_control_card_says_what_is_wrong(client, alice, adder, form, message):
+    alice.tenant.quota.max_concurrency = 4
+    alice.tenant.quota.save()
+    signed_in(client, alice)
+    response = client.post("/app/functions/adder/flow", form, follow=True)
+    assert response.status_code == 200 and message in response.content.decode()
+    adder.refresh_from_db()
+    assert adder.max_concurrency is None and adder.reserved_concurrency == 0
+
+
+def test_viewers_cannot_change_flow_control(client, alice, adder):
+    viewer = user_get_or_create(email="vera@acme.test", password="pw")
+    membership_set(tenant=alice.tenant, user=viewer, role=Membership.Role.VIEWER)
+    client.force_login(viewer)
+    assert client.post("/app/functions/adder/flow", {"max_concurrency": "1"}).status_code == 403
+    adder.refresh_from_db()
+    assert adder.max_concurrency is None

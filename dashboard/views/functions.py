@@ -298,6 +298,31 @@ def function_invoke(request, name):
     return redirect("dashboard:job-detail", job_id=result.id) if hasattr(result, "status") else result
 
 
+FLOW_FORM = ("max_concurrency", "reserved_concurrency", "concurrency_key", "concurrency_per_key")
+
+
+@require_POST
+@dashboard_view(write=True)
+def function_flow(request, name):
+    """The flow-control form: blank numbers clear a ceiling, a blank key removes the key."""
+    given = {}
+    for field in FLOW_FORM:
+        text = request.POST.get(field, "").strip()
+        if field == "concurrency_key":
+            given[field] = text
+        elif not text:
+            given[field] = 0 if field == "reserved_concurrency" else None
+        else:
+            given[field] = _int(text) if text.isdigit() else -1  # refused by the service, in words
+    result = _act(
+        request,
+        name,
+        lambda f: deploy.function_update(function=f, **given),
+        f"Flow control of {name} saved.",
+    )
+    return redirect("dashboard:function-detail", name=name) if hasattr(result, "tenant_id") else result
+
+
 @require_POST
 @dashboard_view(write=True)
 def function_warm(request, name):

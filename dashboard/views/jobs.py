@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from functions.services import invoke
-from jobs import billing, selectors
+from jobs import billing, selectors, waiting
 from jobs.events import event_for_line
 from jobs.models import FINISHED, JOB_STATUSES, REQUEUEABLE, Job, LogLine, Status
 from jobs.paging import job_page
@@ -101,6 +101,7 @@ def _job_context(request, job: Job) -> dict:
         else None,
         "error": plain_error(job.error, job.runtime, timeout=ms(job.timeout_ms), memory_mb=job.memory_mb),
         "cancel_pending": job.cancel_requested and job.status not in FINISHED,
+        "waiting_reason": waiting.waiting_reason(job),  # read now: what holds it (jobs.waiting)
     }
 
 
@@ -264,6 +265,7 @@ def job_invoke_again(request, job_id):
             qualifier=job.alias or str(job.version_number),
             args=job.args,
             origin=Origin.of_user(request.user),
+            priority=job.priority,
         )
     except ApplicationError as exc:
         messages.error(request, exc.message)

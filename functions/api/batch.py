@@ -10,7 +10,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.contract import BatchSubmitSerializer, JobSerializer, JobSubmitSerializer
+from jobs.contract import BatchSubmitSerializer, JobSerializer, JobSubmitSerializer, priority_field
 from jobs.services import submit
 from lambdasite.api.contract import validated
 from lambdasite.api.fields import (
@@ -38,6 +38,7 @@ class FunctionItemSerializer(StrictSerializer):
     timeout_ms = timeout_field()
     memory_mb = memory_field()
     run_at, delay_s, callback_url = later_fields()
+    priority = priority_field()
 
     def validate(self, attrs):
         return when_from(attrs)
@@ -98,6 +99,7 @@ def _mixed_batch(request: Request, items: list) -> list[submit.JobSpec]:
                     run_at=data.get("run_at"),
                     delay_s=data.get("delay_s"),
                     callback_url=data.get("callback_url", ""),
+                    priority=data.get("priority"),
                 )
             )
         except ApplicationError as exc:

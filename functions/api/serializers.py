@@ -7,6 +7,7 @@ from datetime import UTC
 from django.urls import reverse
 from rest_framework import serializers
 
+from jobs.contract import priority_field
 from lambdasite.api.fields import (
     ArgsField,
     CodeField,
@@ -61,13 +62,42 @@ class VersionCreateSerializer(StrictSerializer):
     )
 
 
-class FunctionCreateSerializer(VersionCreateSerializer):
+class FlowFieldsMixin(serializers.Serializer):
+    """A function's flow control (ranges and the key's syntax: the service's, functions.services.flow)."""
+
+    max_concurrency = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        help_text="at most this many of its jobs dispatched or running at once (null: no ceiling)",
+    )
+    reserved_concurrency = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        help_text="slots of the tenant's max_concurrency only this function may use (it may use the "
+        "unreserved rest too); a tenant's reservations together leave at least one slot (0: none)",
+    )
+    concurrency_key = StrictCharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=200,
+        help_text="a path into the invocation's args, e.g. $[0].store_id or $[1]: jobs with the same "
+        "key share concurrency_per_key slots, and keys take turns (empty or null: no key)",
+    )
+    concurrency_per_key = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        help_text="jobs of one key at once (default 1 with a concurrency_key)",
+    )
+
+
+class FunctionCreateSerializer(FlowFieldsMixin, VersionCreateSerializer):
     name = StrictCharField(max_length=64, help_text="lowercase letters, digits, - and _ (unique per tenant)")
     runtime = serializers.ChoiceField(choices=RUNTIMES)
     provisioned = StrictIntegerField(required=False, min_value=0, help_text="warm cells kept ready")
 
 
-class FunctionUpdateSerializer(StrictSerializer):
+class FunctionUpdateSerializer(FlowFieldsMixin, StrictSerializer):
     provisioned = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
 
@@ -86,6 +116,7 @@ class InvokeSerializer(StrictSerializer):
     timeout_ms = timeout_field()
     memory_mb = memory_field()
     run_at, delay_s, callback_url = later_fields()
+    priority = priority_field()
 
     def validate(self, attrs):
         return when_from(attrs)
@@ -162,6 +193,10 @@ def function_body(function: Function, *, latest_ready: int | None, aliases) -> d
         "limits": {"timeout_ms": function.timeout_ms, "memory_mb": function.memory_mb},
         "max_retries": function.max_retries,
         "provisioned": function.provisioned,
+        "max_concurrency": function.max_concurrency,
+        "reserved_concurrency": function.reserved_concurrency,
+        "concurrency_key": function.concurrency_key or None,
+        "concurrency_per_key": function.concurrency_per_key,
         "disabled": function.is_disabled,
         "latest_version": function.latest_number,
         "latest_ready_version": latest_ready,
@@ -186,6 +221,10 @@ class FunctionSchema(serializers.Serializer):
     limits = serializers.DictField()
     max_retries = serializers.IntegerField(allow_null=True)
     provisioned = serializers.IntegerField()
+    max_concurrency = serializers.IntegerField(allow_null=True)
+    reserved_concurrency = serializers.IntegerField()
+    concurrency_key = serializers.CharField(allow_null=True)
+    concurrency_per_key = serializers.IntegerField(allow_null=True)
     disabled = serializers.BooleanField()
     latest_version = serializers.IntegerField()
     latest_ready_version = serializers.IntegerField(allow_null=True)

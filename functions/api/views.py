@@ -18,6 +18,7 @@ from .. import selectors
 from ..exceptions import AliasNotFound, FunctionNotFound, VersionNotFound
 from ..models import Alias, BuildStatus, Function, FunctionVersion
 from ..services import aliases, deploy, warm
+from ..services.flow import FLOW_FIELDS, FlowSettings
 from . import handlers
 from .serializers import (
     AliasSchema,
@@ -61,6 +62,12 @@ def _number(text: str) -> int:
 def _spec(data: dict) -> deploy.VersionSpec:
     fields = {f.name for f in deploy.VersionSpec.__dataclass_fields__.values()}
     return deploy.VersionSpec(**{k: v for k, v in data.items() if k in fields})
+
+
+def _flow(data: dict) -> FlowSettings:
+    """The flow-control fields taken out of a create body (left out or null: none)."""
+    given = {f: data.pop(f) for f in FLOW_FIELDS if f in data}
+    return FlowSettings().changed(**given)
 
 
 def _detail(function: Function) -> dict:
@@ -117,6 +124,7 @@ def functions(request: Request) -> Response:
         name=data.pop("name"),
         runtime=data.pop("runtime"),
         provisioned=data.pop("provisioned", 0),
+        flow=_flow(data),
         spec=_spec(data),
     )
     body = {**_detail(function), "version": version_body(version)}
@@ -128,7 +136,13 @@ def functions(request: Request) -> Response:
 @extend_schema(
     methods=["PATCH"],
     operation_id="functions_update",
-    summary="Change the warm pool size (provisioned) or the description",
+    summary="Change the warm pool size (provisioned), the description or flow control",
+    description=(
+        "Flow control: `max_concurrency` (a ceiling; null: none), `reserved_concurrency` (slots of the "
+        "tenant's cap kept for this function), `concurrency_key` (a path into the args such as "
+        "`$[0].store_id`; empty or null: none) and `concurrency_per_key` (jobs of one key at once). "
+        "Fields left out stay as they are."
+    ),
     request=FunctionUpdateSerializer,
     responses={200: FunctionSchema, **errors(400, 401, 403, 404, 429)},
 )
@@ -305,6 +319,7 @@ invoke = holding(invoke_view)  # POST /api/v1/functions/{name}/invoke; a ?wait a
 @api_view(["POST"])
 def warm_view(request: Request, name: str) -> Response:
     function = _function(request, name)
-    fields = validated(WarmSerializer, request.data if request.data is not None else {})
+    # its schema says a JSON object (or no body): a body of null is refused as any non-object is
+    fields = validated(WarmSerializer, request.data)
     version, queued = warm.warm_request(function=function, count=fields["count"])
     return Response({"function": function.name, "version": version.number, "queued": queued}, status=202)

@@ -14,6 +14,7 @@ from accounts.models import Tenant
 from jobs import policy
 from jobs.models import FINISHED, Job
 from jobs.runtimes import RUNTIME_INFO
+from jobs.services import dispatch
 from jobs.services.actions import job_cancel
 from lambdasite.exceptions import ValidationFailed
 
@@ -21,6 +22,7 @@ from .. import validation
 from ..exceptions import FunctionExists, FunctionLimit, VersionLimit
 from ..models import BuildStatus, Function, FunctionVersion
 from . import builds
+from .flow import FlowSettings, flow_apply, flow_check
 from .invoke import functions_changed
 
 log = logging.getLogger("lambdasite.functions")
@@ -150,9 +152,16 @@ def _new_version(function: Function, spec: VersionSpec, user) -> FunctionVersion
 
 
 def function_create(
-    *, tenant: Tenant, user, name: str, runtime: str, spec: VersionSpec, provisioned: int = 0
+    *,
+    tenant: Tenant,
+    user,
+    name: str,
+    runtime: str,
+    spec: VersionSpec,
+    provisioned: int = 0,
+    flow: FlowSettings | None = None,
 ) -> tuple[Function, FunctionVersion]:
-    """A new function and its version 1. -> (function, version)"""
+    """A new function and its version 1, with its flow-control settings. -> (function, version)"""
     validation.function_name(name)
     if runtime not in RUNTIME_INFO:
         raise ValidationFailed(
@@ -171,7 +180,7 @@ def function_create(
                     "operator to raise max_functions",
                     details={"quota": "max_functions", "limit": quota.max_functions},
                 )
-            function = Function.objects.create(
+            function = Function(
                 tenant=tenant,
                 name=name,
                 runtime=runtime,
@@ -179,6 +188,8 @@ def function_create(
                 provisioned=provisioned,
                 created_by=user,
             )
+            flow_apply(function=function, settings=flow_check(tenant=tenant, settings=flow or FlowSettings()))
+            function.save(force_insert=True)
             version = _new_version(function, spec, user)
     except IntegrityError:
         raise FunctionExists(f"a function named {name} exists; deploy a new version of it instead") from None
@@ -220,9 +231,15 @@ def _check_provisioned(tenant: Tenant, provisioned: int, *, exclude) -> None:
 
 
 def function_update(
-    *, function: Function, provisioned: int | None = None, description: str | None = None
+    *,
+    function: Function,
+    provisioned: int | None = None,
+    description: str | None = None,
+    **flow_given,
 ) -> Function:
-    """Settings that are not part of a version: the warm pool size and the description."""
+    """Settings that are not part of a version: the warm pool size, the description, and flow control
+    (``flow_given``: max_concurrency, reserved_concurrency, concurrency_key, concurrency_per_key;
+    left out: unchanged; None clears)."""
     tenant_require_active(function.tenant)
     with transaction.atomic():
         function = (
@@ -235,6 +252,14 @@ def function_update(
             function.provisioned = provisioned
         if description is not None:
             function.description = description
+        if flow_given:
+            settings = FlowSettings.of(function).changed(**flow_given)
+            flow_apply(
+                function=function,
+                settings=flow_check(tenant=function.tenant, settings=settings, exclude=function.pk),
+            )
+            # a raised ceiling or a new key may free slots now, not at the next job's end
+            dispatch.fill_after_commit(function.tenant_id)
         function.save()
         functions_changed(function.tenant_id, function.name)
     return function

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from accounts.models import ApiKey, Tenant
-from jobs import events
-from jobs.models import Job
+from jobs import concurrency_key, events
+from jobs.models import DEFAULT_PRIORITY, Job
 from jobs.services import submit
 from lambdasite.caching import Cache, after_commit
+from lambdasite.parsers import qualifier_problem
 from lambdasite.redis_client import generation, get_redis
 
 from ..exceptions import AliasNotFound, FunctionDisabled, FunctionNotFound, VersionFailed, VersionNotFound
@@ -75,6 +76,11 @@ class FunctionView:
     newest: VersionView | None
     aliases: dict[str, tuple[VersionView, VersionView | None, float]]
     by_number: dict[int, VersionView | None] = field(default_factory=dict)
+    key_steps: tuple = ()  # its concurrency_key parsed (jobs.concurrency_key): empty for none
+
+    def key_of(self, args) -> str | None:
+        """The concurrency key an invocation with these args gets (None: the function has no key)."""
+        return concurrency_key.evaluate(self.key_steps, args) if self.key_steps else None
 
     def version(self, number: int) -> VersionView | None:
         if number not in self.by_number:
@@ -126,6 +132,7 @@ def _load(tenant_id, name: str) -> FunctionView | None:
             a.name: (VersionView.of(a.version), VersionView.of(a.additional_version), a.additional_weight)
             for a in aliases
         },
+        key_steps=concurrency_key.parse(function.concurrency_key) if function.concurrency_key else (),
     )
 
 
@@ -157,6 +164,23 @@ def version_resolve(
     return main, qualifier
 
 
+def qualifier_refusal(*, function: Function, qualifier: str) -> str | None:
+    """Why ``qualifier`` names nothing ``function`` has, or None: the check a route or a schedule
+    makes when it is saved, so that what it stores is what its invocations will resolve. The same
+    rule as theirs (``qualifier_problem``'s shape, then ``version_resolve``), read from the database
+    rather than the lookup cache: an alias set a moment ago, or in this very transaction, counts.
+    Blank (the latest ready version) names something by definition."""
+    if not qualifier:
+        return None
+    if (problem := qualifier_problem(qualifier)) is not None:
+        return problem
+    try:
+        version_resolve(function=_load(function.tenant_id, function.name), qualifier=qualifier)
+    except (AliasNotFound, VersionNotFound) as exc:
+        return exc.message
+    return None
+
+
 def invocation_spec(
     *,
     tenant: Tenant,
@@ -168,6 +192,7 @@ def invocation_spec(
     run_at=None,
     delay_s: int | None = None,
     callback_url: str = "",
+    priority: int | None = None,
 ) -> submit.JobSpec:
     """The job an invocation submits (raises 404 for an unknown function, 409 for a failed version)."""
     function = function_view(tenant_id=tenant.id, name=name)
@@ -204,6 +229,8 @@ def invocation_spec(
         env=version.env,
         secrets=version.secrets,
         durable=version.durable,
+        priority=priority if priority is not None else DEFAULT_PRIORITY,
+        concurrency_key=function.key_of(args),
     )
 
 
@@ -226,11 +253,12 @@ def function_invoke(
     memory_mb: int | None = None,
     idempotency_key: str | None = None,
     origin: submit.Origin | None = None,
+    priority: int | None = None,
     **when,
 ) -> tuple[Job, bool]:
     """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job.
     ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook;
-    ``origin``: who asked for it (by default the API key)."""
+    ``origin``: who asked for it (by default the API key); ``priority``: 0-9 (default 5)."""
     spec = invocation_spec(
         tenant=tenant,
         name=name,
@@ -238,6 +266,7 @@ def function_invoke(
         args=args or [],
         timeout_ms=timeout_ms,
         memory_mb=memory_mb,
+        priority=priority,
         **when,
     )
     return submit.job_submit(

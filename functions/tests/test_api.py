@@ -213,6 +213,24 @@ def test_unknown_qualifiers_are_404s(alice, qualifier, code):
     assert response.status_code == 404 and response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("qualifier", ["", "latest", "1", "prod", "7", "nope", "1234567890", "0001"])
+def test_what_routes_and_schedules_accept_is_what_an_invocation_resolves(
+    alice, qualifier, django_capture_on_commit_callbacks
+):
+    """One rule: ``qualifier_refusal`` (checked when a route or a schedule is saved) refuses exactly
+    the qualifiers an invocation answers 404 for."""
+    from functions.services.invoke import qualifier_refusal
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deploy(alice)
+        call(alice, "PUT", "/api/v1/functions/adder/aliases/prod", {"version": 1})
+    refusal = qualifier_refusal(function=Function.objects.get(), qualifier=qualifier)
+    answer = invoke(alice, "adder", [1, 2], qualifier=qualifier)
+    assert answer.status_code == (202 if refusal is None else 404), (refusal, answer.json())
+    if refusal is not None:
+        assert answer.json()["error"]["message"] == refusal
+
+
 def raw_invoke(persona, name: str, body: str, query: str = ""):
     path = f"/api/v1/functions/{name}/invoke" + (f"?{query}" if query else "")
     return persona.client.post(path, data=body.encode(), content_type="application/json")

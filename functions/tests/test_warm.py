@@ -111,3 +111,11 @@ def test_warming_a_function_still_building_is_a_409_not_a_404(alice):
     deploy(alice, requirements="six==1.16.0\n")
     refused = _warm(alice)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "version_not_ready"
+
+
+def test_a_warm_body_must_be_an_object_or_nothing(alice):
+    from functions.tests.support import make_adder
+
+    make_adder(alice.tenant)
+    refused = alice.client.post("/api/v1/functions/adder/warm", data="null", content_type="application/json")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "validation_error"

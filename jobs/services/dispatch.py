@@ -16,6 +16,7 @@ from lambdasite.redis_client import get_queue
 
 from .. import events
 from ..models import Job, Status
+from . import flow
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -25,21 +26,33 @@ _FILL_PRECHECK_SQL = (
     "SELECT 1 FROM jobs_job WHERE tenant_id = %(tenant)s AND status = %(queued)s"
     " AND next_attempt_at <= %(now)s LIMIT 1"
 )
+# The lock also says whether the tenant has a function with a flow-control limit (jobs.services.flow):
+# a probe of the partial index function_flow_limited, empty for a tenant without one, so the fast path
+# pays no extra round trip and the answer is never stale (a cached one could let a new ceiling be
+# overrun until the cache noticed).
 _FILL_LOCK_SQL = (
-    "SELECT t.slug, t.is_suspended, q.max_concurrency FROM accounts_tenant t"
+    "SELECT t.slug, t.is_suspended, q.max_concurrency, EXISTS (SELECT 1 FROM functions_function f"
+    " WHERE f.tenant_id = t.id AND (f.max_concurrency IS NOT NULL OR f.reserved_concurrency > 0"
+    " OR NOT (f.concurrency_key = '')))"
+    " FROM accounts_tenant t"
     " JOIN accounts_quota q ON q.tenant_id = t.id WHERE t.id = %(tenant)s FOR NO KEY UPDATE OF t"
 )
+# A tenant without limits: its waiting jobs by priority, due time and age (index job_waiting_order,
+# read from its front and stopped at the free slots). The ids as an ARRAY, not IN (subquery): the planner
+# cannot know the LIMIT, guesses thousands of rows and, with a large backlog, hash-joins them against a
+# sequential scan of the whole table (measured: 370 ms a fill over 600k waiting jobs; with ARRAY, the
+# primary key's index: under a millisecond).
 _FILL_SQL = """
 UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM jobs_job
     WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s
-    ORDER BY next_attempt_at, created_at
+    ORDER BY priority DESC, next_attempt_at, created_at
     LIMIT GREATEST(0, %(max)s - (
         SELECT count(*) FROM jobs_job WHERE tenant_id = %(tenant)s AND status IN (%(dispatched)s, %(running)s)
     ))
-) AND status = %(queued)s
-RETURNING id, attempts, timeout_ms, next_attempt_at, created_at, memory_mb
+)) AND status = %(queued)s
+RETURNING id, attempts, timeout_ms, memory_mb, priority, next_attempt_at, created_at
 """
 
 
@@ -105,7 +118,8 @@ def _rq_fields(queue, job_id: str, *, timeout: int, memory_mb: int | None = None
 
 
 def tenant_fill_slots(*, tenant_id, now=None) -> int:
-    """Dispatch the tenant's oldest waiting jobs while fewer than max_concurrency are dispatched or running.
+    """Dispatch the tenant's waiting jobs (highest priority, then oldest) while fewer than max_concurrency
+    are dispatched or running, within its functions' limits (jobs.services.flow).
 
     Each tenant holds at most its concurrency in Redis, so one tenant's flood never
     sits in front of another tenant's job: RQ's FIFO sees the tenants interleaved.
@@ -136,19 +150,23 @@ def _fill_params(tenant_id, now) -> dict:
 
 
 def _fill_locked(cursor, params: dict) -> tuple[str, list[Job]]:
-    """Take the tenant's slot lock and mark its oldest due jobs dispatched, up to its free slots."""
+    """Take the tenant's slot lock and mark its due jobs dispatched in dispatch order, up to its free
+    slots (and, on the general path, its functions' limits)."""
     # NO KEY UPDATE: serializes slot filling per tenant without blocking the FOR KEY SHARE
     # that every job insert's foreign-key check takes on the tenant row (no deadlocks)
     cursor.execute(_FILL_LOCK_SQL, params)
-    slug, suspended, max_concurrency = cursor.fetchone()
+    slug, suspended, max_concurrency, limited = cursor.fetchone()
     if suspended:
         return slug, []
-    # a new statement, so its snapshot (and the in-flight count) is taken after the lock
-    cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
-    rows = sorted(cursor.fetchall(), key=lambda row: (row[3], row[4]))
+    if limited:  # per-function and per-key limits: the general path, in the order it chose
+        rows = flow.fill_limited(cursor, params, cap=max_concurrency)
+    else:
+        # a new statement, so its snapshot (and the in-flight count) is taken after the lock
+        cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
+        rows = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[5], row[6]))
     return slug, [
         Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms, memory_mb=memory_mb)
-        for job_id, attempts, timeout_ms, _, _, memory_mb in rows
+        for job_id, attempts, timeout_ms, memory_mb, *_ in rows
     ]
 
 

@@ -22,7 +22,7 @@ from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationF
 
 from .. import metrics, policy
 from ..exceptions import IdempotencyBusy, IdempotencyConflict
-from ..models import Job, Status, Trigger
+from ..models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, Job, Status, Trigger
 from . import dispatch, notify
 from .admission import tenant_admit
 
@@ -55,6 +55,9 @@ class JobSpec:
     env: dict = field(default_factory=dict)  # {NAME: value}
     secrets: dict = field(default_factory=dict)  # {ENV_NAME: secret name}
     durable: bool = False  # a durable run: its handler gets a context (jobs.services.steps)
+    priority: int = DEFAULT_PRIORITY  # 0-9: a tenant's waiting jobs go highest first (jobs.services.flow)
+    # what the function's concurrency_key found in args (invoke evaluates it): its lane, or None
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class Origin:
 _RESOLVED = ("version_id", "version_number", "held", "handler", "alias")
 # left out of the hash when default (a body that says nothing of them hashes as before they existed)
 _REACH_DEFAULTS = {"egress": "none", "env": {}, "secrets": {}, "durable": False}
+_DEFAULTS = {**_REACH_DEFAULTS, "priority": DEFAULT_PRIORITY}
+# derived from the body (the function's concurrency_key over args): never part of the request
+_DERIVED = ("concurrency_key",)
 _FUNCTION_FIELDS = (
     "function_id",
     "function_name",
@@ -136,6 +142,11 @@ def job_spec_validate(*, tenant: Tenant, spec: JobSpec) -> JobSpec:
                 f"run_at: at most {settings.JOB_MAX_DELAY_S} s ahead",
                 details={"fields": {"run_at": [f"at most {settings.JOB_MAX_DELAY_S} s ahead"]}},
             )
+    if not (isinstance(spec.priority, int) and MIN_PRIORITY <= spec.priority <= MAX_PRIORITY):
+        raise ValidationFailed(
+            f"priority: must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}",
+            details={"fields": {"priority": [f"from {MIN_PRIORITY} to {MAX_PRIORITY}"]}},
+        )
     spec = _reach_checked(tenant, spec)
     return dataclasses.replace(spec, timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries)
 
@@ -155,9 +166,11 @@ def request_hash(spec: JobSpec) -> str:
     """What an Idempotency-Key compares: the request as given (a job that reaches nothing hashes as
     jobs did before they could reach anything; an invocation's reach is its version's, not compared)."""
     fields = {
-        k: v for k, v in spec.__dict__.items() if k not in _FUNCTION_FIELDS or v not in (None, "", False)
+        k: v
+        for k, v in spec.__dict__.items()
+        if k not in _DERIVED and (k not in _FUNCTION_FIELDS or v not in (None, "", False))
     }
-    fields = {k: v for k, v in fields.items() if k not in _REACH_DEFAULTS or v != _REACH_DEFAULTS[k]}
+    fields = {k: v for k, v in fields.items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
     if spec.invoked_as:
         fields = {k: v for k, v in fields.items() if k not in _RESOLVED and k not in _REACH_DEFAULTS}
     if spec.delay_s is not None:
@@ -187,6 +200,8 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, origin: Orig
         alias=spec.alias,
         callback_url=spec.callback_url,
         durable=spec.durable,
+        priority=spec.priority,
+        concurrency_key=spec.concurrency_key,
         **_reach_columns(spec),
         **origin.columns(),
         **extra,

@@ -9,7 +9,9 @@ favicon, whose only difference is its ``<link rel="icon">`` in every page's head
 job body's ``trigger`` (an addition: who or what asked for the job), and for the run console (issue
 23: the jobs list's what/trigger/duration columns, the job page's status strip, progress and details;
 only those five pages changed), and for issue 24's dashboard and budget (additions only: the new-job
-page's network and configuration fieldset, usage's ``egress`` and ``limits.max_egress_bytes_month``).
+page's network and configuration fieldset, usage's ``egress`` and ``limits.max_egress_bytes_month``),
+and for issue 25's flow control (additions only: the job body's ``priority`` and ``concurrency_key``,
+the detail's ``waiting_reason``, the job page's priority and what it waits for).
 Regenerate it only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 

@@ -52,12 +52,15 @@ expected-statuses = {accepted}
 # Rules no JSON Schema can state, for which a schema-valid request may still be a 400:
 # a cursor is opaque (only one the server made is valid), `since` must be in the past (the clock
 # decides), a cron expression must parse and fire no more often than the tenant's minimum interval,
+# a schedule's qualifier must name a version or alias its function has,
 # requirements and dependencies must be valid for the function's runtime, a webhook endpoint's
 # host must resolve to a public address (DNS decides), run_at may be at most JOB_MAX_DELAY_S ahead,
 # a version's egress, env and secrets must pass the egress policy's rules and name secrets the
 # tenant has, an alias's canary (additional_version) must differ from its version, and a route's path
 # must be a pattern, its qualifier name a version or alias the function has, its auth name a secret the
-# tenant has, its origins be origins and its body cap fit the quota.
+# tenant has, its origins be origins and its body cap fit the quota, and a function's flow control must
+# hold together (a concurrency_key in the path subset, a per-key limit only with a key, a reservation
+# within the function's ceiling and leaving room in the tenant's cap).
 [[operations]]
 include-operation-id = {semantic}
 checks.positive_data_acceptance.expected-statuses = {accepted_or_400}
@@ -70,6 +73,7 @@ SEMANTIC = [
     "schedules_create",
     "schedules_update",
     "functions_create",
+    "functions_update",
     "functions_versions_create",
     "webhooks_create",
     "webhooks_update",

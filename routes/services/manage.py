@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.guards import tenant_require_active
-from functions.models import Alias, Function, FunctionVersion
+from functions.models import Function
+from functions.services.invoke import qualifier_refusal
 from lambdasite.exceptions import ValidationFailed
 from vault import selectors as vault_selectors
 from vault.validation import NAME_RULE, is_secret_name
@@ -24,7 +25,6 @@ from ..models import METHODS, AuthType, Mode, Route
 log = logging.getLogger("lambdasite.routes")
 
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,100}$")
-_QUALIFIER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PREFIX = re.compile(r"^[\x21-\x7e]{0,32}$")
 MAX_ORIGINS = 20
 MAX_RATE_PER_MINUTE = 1_000_000
@@ -83,13 +83,11 @@ def _methods(value) -> list[str]:
 def _qualifier(function: Function, value: str) -> str:
     if value in ("", "latest"):
         return ""
-    if not isinstance(value, str) or not _QUALIFIER.match(value):
+    if not isinstance(value, str):
         raise _refuse("qualifier", "an alias name, a version number, or latest")
-    if value.isdigit():
-        if not FunctionVersion.objects.filter(function=function, number=int(value[:9])).exists():
-            raise _refuse("qualifier", f"{function.name} has no version {value}")
-    elif not Alias.objects.filter(function=function, name=value).exists():
-        raise _refuse("qualifier", f"{function.name} has no alias {value!r}")
+    # the rule an invocation resolves it by: a route never stores what its requests could not run as
+    if (problem := qualifier_refusal(function=function, qualifier=value)) is not None:
+        raise _refuse("qualifier", problem)
     return value
 
 

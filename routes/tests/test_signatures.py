@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks import Webhook
 
+from lambdasite import standard_webhooks
 from routes import signatures
 from routes.signatures import Refused, Scheme, sign, verify
-from webhooks import signing as standard_webhooks
 
 NOW = 1_800_000_000
 BODY = json.dumps({"id": "evt_123", "event_id": "Ev0001", "type": "x"}).encode()
@@ -92,12 +93,24 @@ def test_stripe_accepts_any_of_several_v1_signatures_during_a_rotation():
 
 
 def test_standard_webhooks_verifies_what_the_platform_s_own_webhooks_sign():
-    """The preset checks exactly what webhooks/signing.py (the standardwebhooks library) sends."""
+    """The preset and the platform's webhooks share one implementation (lambdasite/standard_webhooks.py)."""
     secret = standard_webhooks.new_secret()
     body = '{"type": "job.succeeded"}'
     at = datetime.fromtimestamp(NOW, tz=UTC)
     signed = headers_of(standard_webhooks.headers(secret=secret, webhook_id="msg_9", body=body, at=at))
     assert verify(Scheme("standard-webhooks"), secret, signed, body.encode(), now=NOW) == "msg_9"
+
+
+def test_standard_webhooks_verifies_what_the_reference_library_signs():
+    """A sender using the standardwebhooks library, as the spec's own SDKs sign."""
+    secret = standard_webhooks.new_secret()
+    body = '{"type": "invoice.paid"}'
+    at = datetime.fromtimestamp(NOW, tz=UTC)
+    signed = {"webhook-id": "msg_10", "webhook-timestamp": str(NOW),
+              "webhook-signature": Webhook(secret).sign("msg_10", at, body)}  # fmt: skip
+    assert verify(Scheme("standard-webhooks"), secret, signed, body.encode(), now=NOW) == "msg_10"
+    with pytest.raises(Refused, match="does not match"):
+        verify(Scheme("standard-webhooks"), secret, signed, body.encode() + b" ", now=NOW)
 
 
 def test_a_custom_prefix_is_required_and_an_overlong_header_refused():

@@ -434,9 +434,9 @@ def test_a_monthly_budget_smaller_than_the_cap_cuts_a_transfer_midway(proxy, doo
 
 
 def test_connections_past_the_records_are_counted_with_their_bytes(proxy, door, monkeypatch):
-    from sandbox import egress
+    from sandbox.egress import accounting
 
-    monkeypatch.setattr(egress, "MAX_RECORDS", 2)
+    monkeypatch.setattr(accounting, "MAX_RECORDS", 2)
     bind(proxy, door)
     for _ in range(5):
         plain(door, "GET http://api.lab.test/hello HTTP/1.1\r\nHost: api.lab.test\r\n\r\n")

@@ -43,6 +43,7 @@ def _schedule(request: Request, name: str) -> Schedule:
         "`timezone` an IANA name (DST handled as Debian's cron does). `overlap: skip` skips a tick while "
         "the previous run waits or runs; `catch_up: latest` runs once for ticks missed while the service was "
         "down, `none` skips them. After `max_failures` consecutive failed runs the schedule pauses itself. "
+        "`qualifier` must name an alias or a version the function has (else a 400 naming the field). "
         "The answer lists the next 5 fire times."
     ),
     request=ScheduleCreateSerializer,
@@ -114,7 +115,8 @@ def schedule_runs(request: Request, name: str) -> Response:
     operation_id="schedules_run_now",
     summary="Run the schedule's function now (a manual run; the ticks are unchanged)",
     description="A refused invocation (rate, budget, a disabled function, a failed version) is "
-    "answered with its error and records no run.",
+    "answered with its error and records no run. A schedule whose alias was deleted after it was saved "
+    "is a 409 `schedule_qualifier_gone` (change its `qualifier`, or set the alias again).",
     request=None,
     responses={202: RunSchema, **errors(401, 403, 404, 409, 429)},
 )

@@ -11,9 +11,10 @@ from django.utils import timezone
 from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
+from functions.services.invoke import qualifier_refusal
 from functions.validation import function_name
 from lambdasite.exceptions import ValidationFailed
-from lambdasite.parsers import args_problem, qualifier_problem
+from lambdasite.parsers import args_problem
 
 from ..exceptions import ScheduleExists, ScheduleLimit
 from ..models import Schedule
@@ -61,8 +62,6 @@ def _apply(schedule: Schedule, spec: ScheduleSpec, tenant: Tenant) -> None:
             if len(json.dumps(value)) > tenant.quota.max_args_bytes:
                 raise _fail("args", "over this tenant's cap of args bytes")
             schedule.args = value
-        elif name == "qualifier" and value and (problem := qualifier_problem(value)) is not None:
-            raise _fail("qualifier", problem)
         elif name == "overlap" and value not in Schedule.Overlap.values:
             raise _fail("overlap", "skip or allow")
         elif name == "catch_up" and value not in Schedule.CatchUp.values:
@@ -71,6 +70,13 @@ def _apply(schedule: Schedule, spec: ScheduleSpec, tenant: Tenant) -> None:
             setattr(schedule, name, value)
     if schedule.function_id is None:
         raise _fail("function", "required: the name of a deployed function")
+    if spec.qualifier is not None or spec.function is not None:
+        # checked against the function it will run, by the rule its runs resolve it with: a schedule
+        # never stores a qualifier its every tick would be refused for (an alias deleted later is
+        # the run's 409, see ticks.invocation_of)
+        problem = qualifier_refusal(function=schedule.function, qualifier=schedule.qualifier)
+        if problem is not None:
+            raise _fail("qualifier", problem)
 
 
 def _arm(schedule: Schedule, now) -> list:

@@ -8,9 +8,10 @@ fired twice.
 
 Ticks older than SCHEDULE_MISSED_AFTER_S when the pass sees them were missed (the service was
 down): ``catch_up: none`` skips them, ``latest`` runs once for them. ``overlap: skip`` skips a
-tick while the previous run's job still waits or runs. A run whose job fails (or that is refused)
-counts towards ``max_failures`` consecutive failures, which pause the schedule with the reason
-and a ``schedule.paused`` event."""
+tick while the previous run's job still waits or runs. A run whose job fails (or that is refused:
+a quota, a disabled function, an alias deleted since the schedule was saved, each said with its
+reason) counts towards ``max_failures`` consecutive failures, which pause the schedule with the
+reason and a ``schedule.paused`` event."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from functions.exceptions import AliasNotFound, VersionNotFound
 from functions.services.invoke import invocation_spec
 from jobs.models import FINISHED, Status
-from jobs.services.submit import Origin, job_submit
+from jobs.services.submit import JobSpec, Origin, job_submit
 from lambdasite.exceptions import ApplicationError
 
+from ..exceptions import ScheduleQualifierGone
 from ..models import Schedule, ScheduleRun
 from ..signals import schedule_paused
 from . import crontab
@@ -108,6 +111,27 @@ def _previous_unfinished(schedule: Schedule, run: ScheduleRun) -> bool:
     return last is not None and last.job is not None and last.job.status not in FINISHED
 
 
+def invocation_of(schedule: Schedule) -> JobSpec:
+    """The job a run of ``schedule`` submits, refused as an invocation would be. Its qualifier was
+    checked when the schedule was saved, so one that names nothing now is an alias deleted since:
+    the schedule's own state, said as such (409 with the fix) rather than as a missing thing (404),
+    which a caller of ``POST /schedules/{name}/run`` would read as the schedule being gone."""
+    try:
+        return invocation_spec(
+            tenant=schedule.tenant,
+            name=schedule.function.name,
+            qualifier=schedule.qualifier or None,
+            args=schedule.args,
+        )
+    except (AliasNotFound, VersionNotFound) as exc:
+        qualifier = schedule.qualifier or "latest"
+        raise ScheduleQualifierGone(
+            f"schedule {schedule.name} runs {schedule.function.name} as {qualifier!r}, which names "
+            f"nothing now ({exc.message}): change the schedule's qualifier, or set the alias again",
+            details={"function": schedule.function.name, "qualifier": qualifier, "cause": exc.code},
+        ) from None
+
+
 def fire_tick(schedule: Schedule, tick: datetime) -> str | None:
     """Record the run of ``tick`` and submit its job (the caller holds the schedule's lock, in a
     transaction). -> the run's status, or None if this tick already has a run."""
@@ -121,14 +145,11 @@ def fire_tick(schedule: Schedule, tick: datetime) -> str | None:
         run.save(update_fields=["status"])
         return run.status
     try:
-        spec = invocation_spec(
-            tenant=schedule.tenant,
-            name=schedule.function.name,
-            qualifier=schedule.qualifier or None,
-            args=schedule.args,
-        )
         run.job, _ = job_submit(
-            tenant=schedule.tenant, api_key=None, spec=spec, origin=Origin.of_schedule(schedule)
+            tenant=schedule.tenant,
+            api_key=None,
+            spec=invocation_of(schedule),
+            origin=Origin.of_schedule(schedule),
         )
     except ApplicationError as exc:
         run.status, run.error, run.outcome = ScheduleRun.Status.REFUSED, exc.message[:1000], "refused"
@@ -199,22 +220,20 @@ def schedule_run_now(*, schedule: Schedule) -> ScheduleRun:
     """A run asked for by hand (overlap does not apply); its outcome counts like any other's.
 
     A refusal of its invocation (the tenant's rate or budget, a disabled function, a failed
-    version) is raised to the caller, who is there to see it, and writes nothing: no refused run,
-    no failure counted towards pausing the schedule, so refused requests cannot pile up rows."""
+    version, an alias deleted since the schedule was saved) is raised to the caller, who is there
+    to see it, and writes nothing: no refused run, no failure counted towards pausing the
+    schedule, so refused requests cannot pile up rows."""
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update(of=("self",))
             .select_related("tenant__quota", "function")
             .get(pk=schedule.pk)
         )
-        spec = invocation_spec(
-            tenant=schedule.tenant,
-            name=schedule.function.name,
-            qualifier=schedule.qualifier or None,
-            args=schedule.args,
-        )
         job, _ = job_submit(
-            tenant=schedule.tenant, api_key=None, spec=spec, origin=Origin.of_schedule(schedule)
+            tenant=schedule.tenant,
+            api_key=None,
+            spec=invocation_of(schedule),
+            origin=Origin.of_schedule(schedule),
         )
         now = timezone.now()
         run = ScheduleRun.objects.create(schedule=schedule, tick_at=now, manual=True, status="fired", job=job)

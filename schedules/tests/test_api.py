@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions.tests.support import call, make_adder
+from functions.services import aliases
+from functions.services.deploy import VersionSpec, function_create
+from functions.tests.support import PY_ADD, call, make_adder
 from schedules.models import Schedule
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +127,93 @@ def test_the_service_refuses_what_no_run_could_use(alice, adder, spec, field):
 def test_a_schedule_qualifier_must_be_able_to_name_something(alice, adder):
     response = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": "²"})
     assert response.status_code == 400 and "qualifier" in response.json()["error"]["message"]
+    aliases.alias_set(function=adder, name="prod", version=1)
     assert call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": "prod"}).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("qualifier", "message"),
+    [
+        ("prod", "adder has no alias 'prod'"),
+        ("7", "adder has no version 7"),
+        ("1234567890", "adder has no version 1234567890"),
+    ],
+)
+def test_a_qualifier_naming_nothing_the_function_has_is_refused(alice, adder, qualifier, message):
+    """Schemathesis ST302: a schedule created with an unknown alias was a 201, and its every run a
+    404 alias_not_found, as if the schedule were gone. Refused when saved, as a route's is."""
+    response = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": qualifier})
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and error["details"]["fields"] == {"qualifier": [message]}
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize("qualifier", ["", "latest", "1", "prod"])
+def test_a_qualifier_naming_something_is_taken(alice, adder, qualifier):
+    aliases.alias_set(function=adder, name="prod", version=1)  # in this transaction: no cache to wait for
+    response = call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": qualifier})
+    assert response.status_code == 201, response.json()
+    assert response.json()["qualifier"] == (qualifier or None)
+
+
+def test_a_change_is_checked_against_the_function_it_will_run(alice, adder):
+    aliases.alias_set(function=adder, name="prod", version=1)
+    assert call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": "prod"}).status_code == 201
+    to_unknown = call(alice, "PATCH", "/api/v1/schedules/nightly", {"qualifier": "staging"})
+    assert to_unknown.status_code == 400
+    assert to_unknown.json()["error"]["details"]["fields"] == {"qualifier": ["adder has no alias 'staging'"]}
+    function_create(
+        tenant=alice.tenant, user=None, name="other", runtime="python", spec=VersionSpec(code=PY_ADD)
+    )
+    # the qualifier stays "prod": the other function has no such alias
+    to_other = call(alice, "PATCH", "/api/v1/schedules/nightly", {"function": "other"})
+    assert to_other.status_code == 400
+    assert to_other.json()["error"]["details"]["fields"] == {"qualifier": ["other has no alias 'prod'"]}
+    both = call(alice, "PATCH", "/api/v1/schedules/nightly", {"function": "other", "qualifier": ""})
+    assert both.status_code == 200 and both.json()["function"] == "other"
+    schedule = Schedule.objects.get()
+    assert schedule.function.name == "other" and schedule.qualifier == ""
+
+
+def test_a_dashboard_form_gets_the_same_refusal(alice, adder):
+    """The dashboard's form reaches the service without the API's serializer."""
+    from lambdasite.exceptions import ValidationFailed
+    from schedules.services import manage
+
+    spec = manage.ScheduleSpec(cron="30 2 * * *", function="adder", qualifier="prod")
+    with pytest.raises(ValidationFailed) as refused:
+        manage.schedule_create(tenant=alice.tenant, name="nightly", spec=spec)
+    assert refused.value.details["fields"] == {"qualifier": ["adder has no alias 'prod'"]}
+
+
+def test_running_a_schedule_whose_alias_was_deleted_is_a_409_naming_the_fix(
+    alice, adder, django_capture_on_commit_callbacks
+):
+    """Before: a 404 alias_not_found from POST /schedules/{name}/run, read as the schedule gone."""
+    from jobs.models import Job
+    from schedules.models import ScheduleRun
+
+    with django_capture_on_commit_callbacks(execute=True):  # the invocation cache sees each change
+        aliases.alias_set(function=adder, name="prod", version=1)
+    call(alice, "POST", "/api/v1/schedules", {**NIGHTLY, "qualifier": "prod"})
+    assert call(alice, "POST", "/api/v1/schedules/nightly/run").status_code == 202
+    with django_capture_on_commit_callbacks(execute=True):
+        aliases.alias_delete(function=adder, name="prod")
+    answer = call(alice, "POST", "/api/v1/schedules/nightly/run")
+    assert answer.status_code == 409, answer.json()
+    error = answer.json()["error"]
+    assert error["code"] == "schedule_qualifier_gone"
+    assert (
+        "adder has no alias 'prod'" in error["message"]
+        and "change the schedule's qualifier" in error["message"]
+    )
+    assert error["details"] == {"function": "adder", "qualifier": "prod", "cause": "alias_not_found"}
+    assert ScheduleRun.objects.count() == 1 and Job.objects.count() == 1  # the refusal wrote nothing
+    assert call(alice, "GET", "/api/v1/schedules/nightly").status_code == 200  # the schedule is there
+    # fixed by pointing it elsewhere, then it runs again
+    assert call(alice, "PATCH", "/api/v1/schedules/nightly", {"qualifier": "1"}).status_code == 200
+    assert call(alice, "POST", "/api/v1/schedules/nightly/run").status_code == 202
 
 
 def test_six_fields_mean_seconds_first(alice, adder):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from functions.services import deploy
+from functions.services import aliases, deploy
 from jobs.models import Job, Status
 from schedules.models import Schedule, ScheduleRun
 from schedules.services import crontab, ticks
@@ -236,6 +236,30 @@ def test_a_refused_invocation_is_a_failed_run(alice, adder):
     assert run.status == "refused" and "disabled" in run.error
     schedule.refresh_from_db()
     assert not schedule.enabled and "refused" in schedule.paused_reason
+
+
+@pytest.mark.django_db
+def test_a_tick_of_a_schedule_whose_alias_was_deleted_is_a_failed_run_saying_so(
+    alice, adder, django_capture_on_commit_callbacks
+):
+    """What the scheduler records for it (as for any refused run): a refused run whose error names
+    the alias and the fix, a failure counted, and the schedule paused after max_failures of them."""
+    with django_capture_on_commit_callbacks(execute=True):  # the invocation cache sees each change
+        aliases.alias_set(function=adder, name="prod", version=1)
+    schedule = make(alice, max_failures=2, qualifier="prod")
+    with django_capture_on_commit_callbacks(execute=True):
+        aliases.alias_delete(function=adder, name="prod")
+    ticks.schedules_tick(now=T0 + timedelta(minutes=1, seconds=1))
+    run = ScheduleRun.objects.get()
+    assert run.status == "refused" and run.outcome == "refused" and run.job is None
+    assert "adder has no alias 'prod'" in run.error and "change the schedule's qualifier" in run.error
+    schedule.refresh_from_db()
+    assert schedule.enabled and schedule.consecutive_failures == 1
+    ticks.schedules_tick(now=T0 + timedelta(minutes=2, seconds=1))
+    schedule.refresh_from_db()
+    assert not schedule.enabled and schedule.consecutive_failures == 2
+    assert "refused" in schedule.paused_reason and "no alias 'prod'" in schedule.paused_reason
+    assert not Job.objects.exists()
 
 
 @pytest.mark.django_db

@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.rendering import job_body
+from lambdasite import standard_webhooks
 
-from .. import signing
 from ..exceptions import DeliveryNotFound, RedeliveryLimit, RedeliveryPending
 from ..models import CallbackSecret, Delivery, DeliveryAttempt, Event, OutboxEvent, WebhookEndpoint
 from ..wording import plain_error
@@ -177,7 +177,7 @@ def _secret(delivery: Delivery) -> str:
     )
     if found is None:
         found, _ = CallbackSecret.objects.get_or_create(
-            tenant_id=delivery.tenant_id, defaults={"secret": signing.new_secret()}
+            tenant_id=delivery.tenant_id, defaults={"secret": standard_webhooks.new_secret()}
         )
         found = found.secret
     return found
@@ -188,7 +188,9 @@ def _attempt(delivery: Delivery, started: datetime) -> Answer:
     try:
         body = delivery.event.body
         secret = _secret(delivery)
-        headers = signing.headers(secret=secret, webhook_id=delivery.webhook_id, body=body, at=started)
+        headers = standard_webhooks.headers(
+            secret=secret, webhook_id=delivery.webhook_id, body=body, at=started
+        )
         return post(delivery.url, body.encode(), headers, owner=delivery.tenant_id)
     except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt and retried
         log.exception("webhook attempt raised", extra={"delivery": str(delivery.pk)})

@@ -10,10 +10,10 @@ from django.db import transaction
 from accounts.guards import tenant_require_active
 from accounts.models import Tenant
 from functions.models import Function
-from lambdasite import ssrf
+from lambdasite import ssrf, standard_webhooks
 from lambdasite.exceptions import ValidationFailed
 
-from .. import outbox, signing
+from .. import outbox
 from ..exceptions import EndpointLimit
 from ..models import EVENT_TYPES, CallbackSecret, WebhookEndpoint
 from .throttle import webhook_write_admit
@@ -60,7 +60,7 @@ def endpoint_create(
         events=_events(events),
         function=_function(tenant, function),
         description=description[:200],
-        secret=signing.new_secret(),
+        secret=standard_webhooks.new_secret(),
     )
     with transaction.atomic():
         if WebhookEndpoint.objects.filter(tenant=tenant).count() >= tenant.quota.max_webhook_endpoints:
@@ -106,7 +106,7 @@ def endpoint_update(
 
 def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     webhook_write_admit(tenant_id=endpoint.tenant_id)
-    endpoint.secret = signing.new_secret()
+    endpoint.secret = standard_webhooks.new_secret()
     endpoint.save(update_fields=["secret"])
     return endpoint
 
@@ -119,13 +119,15 @@ def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 def callback_secret(*, tenant: Tenant) -> str:
     """The secret signing the tenant's ``callback_url`` deliveries (made on first use)."""
-    found, _ = CallbackSecret.objects.get_or_create(tenant=tenant, defaults={"secret": signing.new_secret()})
+    found, _ = CallbackSecret.objects.get_or_create(
+        tenant=tenant, defaults={"secret": standard_webhooks.new_secret()}
+    )
     return found.secret
 
 
 def callback_secret_rotate(*, tenant: Tenant) -> str:
     webhook_write_admit(tenant_id=tenant.id)
     found, _ = CallbackSecret.objects.update_or_create(
-        tenant=tenant, defaults={"secret": signing.new_secret()}
+        tenant=tenant, defaults={"secret": standard_webhooks.new_secret()}
     )
     return found.secret

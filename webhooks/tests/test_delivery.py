@@ -22,7 +22,8 @@ from standardwebhooks import Webhook
 from jobs.contract import JobSerializer
 from jobs.models import Job, Status
 from jobs.services.actions import job_cancel
-from webhooks import outbox, signing
+from lambdasite import standard_webhooks
+from webhooks import outbox
 from webhooks.exceptions import RedeliveryPending
 from webhooks.models import Delivery, Event, OutboxEvent
 from webhooks.services import delivery, endpoints
@@ -445,7 +446,7 @@ def test_any_exception_during_a_send_is_recorded_as_a_failed_attempt_with_its_re
     def broken(**kwargs):
         raise RuntimeError("signing broke")
 
-    monkeypatch.setattr(signing, "headers", broken)
+    monkeypatch.setattr(standard_webhooks, "headers", broken)
     a_delivery(alice, receiver.url)
     now = timezone.now()
     [failed] = pump(now)
