@@ -39,6 +39,7 @@ from .sweep import owner_labels, sweep_orphans
 
 log = logging.getLogger("lambdasite.sandbox")
 REUSE_MODES = ("tenant", "never")
+REMOVALS_AT_ONCE = 16  # container removals in flight when the pool closes
 
 
 class Sandbox:
@@ -238,16 +239,23 @@ class Sandbox:
         self.flush()
 
     def flush(self) -> None:
-        """Remove every retired cell's container now (normally the reaper thread does it)."""
+        """Remove every retired cell's container now (normally the reaper thread does it), side by
+        side: a worker holding hundreds of warm cells must be gone within its stop grace."""
+        doomed = []
         while True:
             try:
-                cell = self._doomed.get_nowait()
+                doomed.append(self._doomed.get_nowait())
             except queue.Empty:
                 break
+        if doomed:
             try:
-                cell.destroy()
+                with ThreadPoolExecutor(
+                    max_workers=REMOVALS_AT_ONCE, thread_name_prefix="cell-remove"
+                ) as pool:
+                    list(pool.map(lambda cell: cell.destroy(), doomed))
             finally:
-                self._doomed.task_done()
+                for _ in doomed:
+                    self._doomed.task_done()
         self._doomed.join()  # and those the reaper thread is removing right now
 
     def _discard(self, cell: Cell) -> None:
