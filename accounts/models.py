@@ -140,7 +140,8 @@ class Quota(models.Model):
         PUBLIC = "public", "public (any public address)"
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="quota")
-    max_concurrency = models.PositiveIntegerField(default=4)
+    # jobs dispatched or running at once; 100: what one host now runs (issue 25, README "Capacity")
+    max_concurrency = models.PositiveIntegerField(default=100)
     submissions_per_minute = models.PositiveIntegerField(default=600)
     monthly_gb_seconds = models.FloatField(default=100_000.0)
     max_timeout_ms = models.PositiveIntegerField(default=60_000)

@@ -1,6 +1,6 @@
 """End-to-end benchmark: HTTP submit -> worker -> sandbox -> result, through the whole stack.
 
-    .venv/bin/python bench/e2e.py [--clients 8] [--seconds 20] [--workers 2] [--runtime python|node]
+    .venv/bin/python bench/e2e.py [--clients 8] [--seconds 20] [--workers 1] [--runtime python|node]
 
 Starts its own stack (uvicorn web, N workers, the reconciler) on the database of
 DATABASE_URL and a scratch Redis database, twice: with warm cells (SANDBOX_REUSE=tenant)
@@ -264,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)  # make run's default: one job worker per host
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--modes", default="tenant,never")
     parser.add_argument("--runtime", default="python", choices=sorted(BODIES))

@@ -142,9 +142,11 @@ class Lease:
 
 class LeaseRenewer(threading.Thread):
     """One per worker process, for every attempt it runs (instead of a thread per job): every
-    LEASE_RENEW_S it extends each lease held at least that long, and asks the sandbox to stop an
-    attempt that was cancelled or whose lease was lost. A lease whose renewal fails (the database
-    away) is no longer renewed: it expires and the reconciler runs the attempt again."""
+    LEASE_RENEW_S it extends each lease held at least that long, all in one statement, and asks
+    the sandbox to stop an attempt that was cancelled or whose lease was lost. A renewal that fails
+    (the database away) is tried again at the next tick; an attempt whose lease expires meanwhile
+    is run again by the reconciler, and the statement's fence (status and attempt) keeps this
+    worker's late renewal from touching the job's new attempt."""
 
     def __init__(self) -> None:
         super().__init__(name="lease-renewer", daemon=True)
@@ -161,31 +163,37 @@ class LeaseRenewer(threading.Thread):
         with self._lock:
             self._leases.discard(lease)
 
+    def stop_all(self, reason: str) -> None:
+        """Ask every attempt this process runs to stop (a cold stop of the worker)."""
+        with self._lock:
+            leases = list(self._leases)
+        for lease in leases:
+            lease.reason = reason
+            lease.stop_job.set()
+
     def run(self) -> None:
         while True:
             time.sleep(settings.LEASE_RENEW_S)
             due = time.monotonic() - settings.LEASE_RENEW_S
             with self._lock:
                 leases = [lease for lease in self._leases if lease.since <= due]
-            for lease in leases:
-                self._renew(lease)
             if leases:
+                self._renew(leases)
                 close_old_connections()  # as a request's end: back to the pool between ticks
 
-    def _renew(self, lease: Lease) -> None:
+    def _renew(self, leases: list[Lease]) -> None:
         try:
-            ours, cancel = lifecycle.job_renew_lease(job_id=lease.job_id, attempt=lease.attempt)
-        except Exception:  # noqa: BLE001 - database trouble: this lease simply expires
-            log.exception(
-                "lease renewal failed", extra={"job_id": str(lease.job_id), "attempt": lease.attempt}
-            )
-            self.forget(lease)
+            current = lifecycle.job_renew_leases(leases=[(lease.job_id, lease.attempt) for lease in leases])
+        except Exception:  # noqa: BLE001 - database trouble: tried again at the next tick
+            log.exception("lease renewal failed", extra={"leases": len(leases)})
             connection.close()  # a broken connection is discarded; the next renewal opens a new one
             return
-        if not ours or cancel:
-            lease.reason = "cancelled" if cancel else "lease_lost"
-            lease.stop_job.set()
-            self.forget(lease)
+        for lease in leases:
+            cancel = current.get(str(lease.job_id))
+            if cancel is None or cancel:
+                lease.reason = "cancelled" if cancel else "lease_lost"
+                lease.stop_job.set()
+                self.forget(lease)
 
 
 _renewer = ProcessThread(LeaseRenewer)  # this process's one renewer
@@ -194,6 +202,28 @@ _renewer = ProcessThread(LeaseRenewer)  # this process's one renewer
 def lease_watch(job_id, attempt: int, stop_job: threading.Event) -> Lease:
     """Keep the attempt's lease renewed until the returned lease's ``stop``."""
     return _renewer().watch(job_id, attempt, stop_job)
+
+
+class WorkerStopping(BaseException):
+    """The worker is stopping cold: the attempt is handed back (a BaseException, as the signal's
+    SystemExit was when jobs ran on the worker's main thread)."""
+
+
+_handing_back = threading.Event()
+
+
+def attempts_hand_back() -> None:
+    """A cold stop: every attempt of this process stops now and is handed back, none starts."""
+    _handing_back.set()
+    _renewer().stop_all("handed_back")
+
+
+def connection_release() -> None:
+    """Give this thread's PostgreSQL connection back to the pool between a long attempt's statements:
+    a worker runs many attempts at once, each holding a connection only while it talks to PostgreSQL
+    (DB_POOL_MAX_SIZE bounds them all). Inside a transaction (a test's) it is kept."""
+    if settings.DB_POOL and not connection.in_atomic_block:
+        connection.close()
 
 
 class LogWriter:
@@ -242,6 +272,7 @@ class LogWriter:
                 for line, ts in stamped:
                     copy.write_row((job_id, number, offset + line.seq, line.stream, ts, line.text))
         self.count = max(self.count, lines[-1].seq)
+        connection_release()
         events.log_lines(
             job_id=job_id,
             lines=[
@@ -279,6 +310,7 @@ def job_execute(*, job_id) -> Job | None:
         log.error("secrets unavailable: %s", exc, extra={"event": "internal_error", **_ids(job, attempt)})
         return lifecycle.job_internal_error(**ending, error=exc, log_lines=0)
     writer = LogWriter(job, attempt)
+    connection_release()  # not held while the job runs: output batches and the verdict take one again
     started = time.monotonic()
     try:
         result = steps.run_result(spec.durable, _run(spec, writer, lease=(job.id, attempt.number)))
@@ -326,7 +358,12 @@ def _run(spec: sandbox.RunSpec, writer: LogWriter, *, lease: tuple) -> sandbox.R
     stop_job = threading.Event()
     keeper = lease_watch(*lease, stop_job)
     try:
-        return sandbox.default().run(spec, writer, cancel=stop_job)
+        if _handing_back.is_set():
+            raise WorkerStopping()
+        result = sandbox.default().run(spec, writer, cancel=stop_job)
+        if keeper.reason == "handed_back":
+            raise WorkerStopping()  # stopped by the cold stop, not cancelled by anyone
+        return result
     finally:
         keeper.stop()
 

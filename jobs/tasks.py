@@ -5,5 +5,6 @@ from __future__ import annotations
 from .execution import job_execute
 
 
-def run_job(job_id: str) -> None:
+def run_job(job_id: str, memory_mb: int | None = None) -> None:
+    """``memory_mb`` is for the worker's admission (``jobs.worker``); the claim reads the row."""
     job_execute(job_id=job_id)

@@ -1,9 +1,11 @@
-"""The RQ worker: runs jobs in-process so the sandbox's warm cells outlive each job.
+"""The RQ worker: runs many jobs at once in-process, so the sandbox's warm cells outlive each job.
 
 RQ's default worker forks a work-horse per job, and anything the horse holds
 (here: started containers) dies with it. Jobs already run in a container, so
 the fork buys no isolation; a ``SimpleWorker`` keeps the cell pool in the
-worker process for its whole life.
+worker process for its whole life. Each job runs on a thread of its own, in a
+cell of its own; the loop pops only while the host's memory budget has room
+(``sandbox.capacity``), so a job waiting on I/O no longer holds a process.
 
 Two roles share it: job workers take the jobs queue (jobs, invocations, warm-ups) and never a
 build; build workers take only the builds queue, so a deploy never occupies a job worker and a job
@@ -15,17 +17,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from rq import Queue, worker_registration
+from rq.exceptions import StopRequested
 from rq.worker import SimpleWorker, WorkerStatus
 
 import sandbox
 from lambdasite.redis_client import build_queue_name, get_queue
+from sandbox.capacity import Budget
 from sandbox.egress import EgressProxy, table_resolver
 from sandbox.netpolicy import NetPolicy
 
@@ -40,9 +46,20 @@ def worker_queues(*, builds: bool) -> list[Queue]:
     return [get_queue(build_queue_name())] if builds else [get_queue()]
 
 
-def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
+def worker_budget() -> Budget:
+    """This worker's share of the host's memory budget (see sandbox.capacity)."""
+    return Budget(
+        budget_mb=settings.WORKER_MEMORY_SHARE_MB,
+        max_inflight=settings.WORKER_MAX_INFLIGHT,
+        idle_cell_mb=settings.SANDBOX_IDLE_CELL_MB,
+        warm_reserve_mb=settings.SANDBOX_WARM_RESERVE_MB,
+    )
+
+
+def sandbox_configure(*, spares: bool = True, budget: Budget | None = None) -> sandbox.Sandbox:
     """Build the process's cell pool from settings, with spares for the default profile of each runtime
-    (none for a build worker: it starts builder containers, never cells)."""
+    (none for a build worker: it starts builder containers, never cells); its idle cells and spares
+    live in what ``budget`` leaves beside the running jobs."""
     profile = sandbox.Limits(
         memory_mb=settings.JOB_DEFAULT_MEMORY_MB,
         cpus=settings.SANDBOX_CPUS,
@@ -54,11 +71,13 @@ def sandbox_configure(*, spares: bool = True) -> sandbox.Sandbox:
     pool = sandbox.configure(
         reuse=settings.SANDBOX_REUSE,
         idle_ttl_s=settings.SANDBOX_IDLE_TTL_S,
-        max_idle_cells=settings.SANDBOX_MAX_IDLE_CELLS,
+        budget=budget or worker_budget(),
         spare_profiles=tuple((runtime, profile) for runtime in sandbox.RUNTIMES)
         if settings.SANDBOX_SPARES and spares
         else (),
         spares_per_profile=settings.SANDBOX_SPARES,
+        spares_max=settings.SANDBOX_SPARES_MAX,
+        starts_at_once=settings.SANDBOX_STARTS_AT_ONCE,
         sweep_interval_s=settings.SANDBOX_SWEEP_INTERVAL_S,
         provision_interval_s=settings.PROVISION_INTERVAL_S,
         idle_cpu_max_ms=settings.SANDBOX_IDLE_CPU_MAX_MS,
@@ -126,7 +145,15 @@ class SandboxWorker(SimpleWorker):
     heartbeat that finds the registration gone (Redis lost its data) registers again. A
     task that raises is logged; the job's lease expires and the reconciler runs it again.
     (The fleet's count of live workers is not this registration, which keeps a killed
-    worker for minutes, but ``metrics.worker_beat``'s expiring heartbeats.)"""
+    worker for minutes, but ``metrics.worker_beat``'s expiring heartbeats.)
+
+    Many at once: each popped job runs on a thread of its own (the claim, the run in its own
+    cell, the verdict: ``jobs.execution``), and the loop pops again at once while ``budget``
+    has room for another (``sandbox.capacity``: the running jobs' memory limits and a count).
+    A popped job whose memory does not fit within ``HOLD_S`` goes back to the front of the queue
+    (another worker may have the room) and this loop waits for a job to end before it pops
+    again. Stopping: SIGTERM ends the popping at once and waits for the jobs in flight (the
+    supervisor's grace bounds it); a second SIGTERM (cold) hands every attempt back."""
 
     HEARTBEAT_EVERY_S = 5.0
     # How long one BLPOP waits. RQ's default (worker_ttl - 15 = 405 s) outlasts redis-py's socket
@@ -139,26 +166,124 @@ class SandboxWorker(SimpleWorker):
     def dequeue_timeout(self) -> int:
         return self.DEQUEUE_TIMEOUT_S
 
-    def __init__(self, *args, **kwargs) -> None:
+    HOLD_S = 1.0  # how long a popped job waits in the worker for its memory before going back
+
+    def __init__(
+        self, *args, budget: Budget | None = None, hand_back: Callable[[], None] = lambda: None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._beat_at = 0.0
         self._written_state = None
         self._suspension_checked_at = 0.0
+        self.budget = budget or Budget(budget_mb=settings.WORKER_MEMORY_SHARE_MB, max_inflight=1)
+        self._waiting = False  # in a pop or waiting for room: a stop request may end the loop right there
+        self._cold = False  # a second stop signal: hand the attempts in flight back (``hand_back``)
+        self.hand_back = hand_back
+        self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
+
+    # -- popping while there is room ------------------------------------------
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        self._waiting = True
+        try:
+            # pop only while the smallest job would fit: a popped job is one no other worker can take
+            while not self.budget.wait_for_room(settings.JOB_MIN_MEMORY_MB, timeout=1.0):
+                self.heartbeat()
+            if self._stop_requested:
+                raise StopRequested()
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        finally:
+            self._waiting = False
 
     def execute_job(self, job, queue) -> None:
+        memory_mb = job_memory_mb(job)
+        deadline = time.monotonic() + self.HOLD_S
+        while not self.budget.admit(memory_mb, timeout=0.2):
+            if self._stop_requested or time.monotonic() > deadline:
+                self._give_back(job, queue)
+                if not self._stop_requested:
+                    self.budget.wait_released(timeout=5.0)  # pop again once some memory came back
+                return
+        thread = threading.Thread(
+            target=self._perform, args=(job, memory_mb), name=f"job-{job.id}"[:40], daemon=True
+        )
+        with self._threads_lock:
+            self._threads.add(thread)
         self._state = WorkerStatus.BUSY
-        close_old_connections()
+        thread.start()
+
+    def _give_back(self, job, queue) -> None:
+        """A popped job this worker has no room for: back to the front of the queue, untouched."""
         try:
+            self.connection.lpush(queue.key, job.id)
+        except Exception:  # noqa: BLE001 - lost from Redis: the reconciler dispatches it again
+            log.warning("could not give the RQ job %s back", job.id, exc_info=True)
+
+    def _perform(self, job, memory_mb: int) -> None:
+        """One job on its own thread; its database connection goes back to the pool when it ends
+        (Django's connections are per thread: a thread that kept one would hold it for good)."""
+        try:
+            close_old_connections()
             job.func(*job.args, **job.kwargs)
         except Exception:  # noqa: BLE001 - the lease expires and the reconciler retries the attempt
             log.exception("task failed", extra={"event": "task_failed", "rq_job": job.id})
+        except BaseException:  # noqa: BLE001 - a cold stop (execution.WorkerStopping): handed back
+            log.info("attempt handed back", extra={"event": "handed_back", "rq_job": job.id})
         finally:
-            close_old_connections()
-            self._state = WorkerStatus.IDLE
+            connections.close_all()
             try:
                 self.connection.delete(job.key)
             except Exception:  # noqa: BLE001 - an orphan hash is harmless: RQ never runs it again
                 log.warning("could not delete the RQ job %s", job.id, exc_info=True)
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+                if not self._threads:
+                    self._state = WorkerStatus.IDLE
+            self.budget.release(memory_mb)  # last: it wakes the loop (and a stop waiting for the end)
+
+    def in_flight(self) -> int:
+        with self._threads_lock:
+            return len(self._threads)
+
+    # -- stopping -------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """SIGTERM: pop no more. In a pop or a wait for room the loop ends right there; elsewhere it
+        ends at its next turn. The jobs in flight finish in ``teardown``."""
+        self._stop_requested = True
+        self.set_shutdown_requested_date()
+        if self._waiting:
+            raise StopRequested()
+
+    def request_force_stop(self, signum, frame) -> None:
+        try:
+            super().request_force_stop(signum, frame)
+        except SystemExit:
+            self._cold = True
+            raise
+
+    def teardown(self) -> None:
+        try:
+            self._finish_in_flight()
+        finally:
+            super().teardown()
+
+    def _finish_in_flight(self) -> None:
+        """Wait for every job in flight (a graceful stop); on a cold stop (a second signal, raised
+        here as SystemExit) hand each attempt back and wait a little for the hand-backs."""
+        try:
+            while self.in_flight() and not self._cold:
+                self.heartbeat()
+                self.budget.wait_released(timeout=1.0)
+            if self._cold:
+                raise SystemExit()
+        except BaseException:
+            self.hand_back()
+            deadline = time.monotonic() + 10.0
+            while self.in_flight() and time.monotonic() < deadline:
+                self.budget.wait_released(timeout=0.5)
+            raise
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         if pipeline is None and time.monotonic() - self._beat_at < self.HEARTBEAT_EVERY_S:
@@ -197,7 +322,10 @@ class SandboxWorker(SimpleWorker):
         self._written_state = self._state
 
     def set_state(self, state: str, pipeline=None) -> None:
-        """Kept in memory; written with the next heartbeat (at most HEARTBEAT_EVERY_S late)."""
+        """Kept in memory; written with the next heartbeat (at most HEARTBEAT_EVERY_S late). Busy
+        while any job is in flight, whatever the loop is doing."""
+        if state == WorkerStatus.IDLE and getattr(self, "_threads", None):
+            state = WorkerStatus.BUSY
         self._state = state
         if pipeline is not None:  # registration and death write it with their own pipeline
             super().set_state(state, pipeline)
@@ -211,6 +339,15 @@ class SandboxWorker(SimpleWorker):
             super().check_for_suspension(burst)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("suspension not checked: %s", exc)  # as above: never end the worker for it
+
+
+def job_memory_mb(job) -> int:
+    """The memory limit a popped job asks for (``run_job(job_id, memory_mb)``, set by dispatch); a
+    hash made before dispatch said it, or another task, counts as the default job."""
+    args = job.args
+    if len(args) > 1 and isinstance(args[1], int) and args[1] > 0:
+        return args[1]
+    return settings.JOB_DEFAULT_MEMORY_MB
 
 
 def relax_commit_durability() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from sandbox import capacity
 from sandbox.netpolicy import parse_cidrs
 
 from .env import (
@@ -216,10 +217,10 @@ SPECTACULAR_SETTINGS = {
 # -- Jobs and sandbox ---------------------------------------------------------
 SANDBOX_REUSE = env_choice("SANDBOX_REUSE", "tenant", ("tenant", "never"))
 SANDBOX_IDLE_TTL_S = env_float("SANDBOX_IDLE_TTL_S", 300.0)
-SANDBOX_MAX_IDLE_CELLS = env_int("SANDBOX_MAX_IDLE_CELLS", 16, minimum=0)
 # an idle cell whose tenant code used more CPU than this since its last job: retired, CPU billed (0: off)
 SANDBOX_IDLE_CPU_MAX_MS = env_float("SANDBOX_IDLE_CPU_MAX_MS", 250.0)
-SANDBOX_SPARES = env_int("SANDBOX_SPARES", 1, minimum=0)
+SANDBOX_SPARES = env_int("SANDBOX_SPARES", 1, minimum=0)  # blank spares per runtime at least...
+SANDBOX_SPARES_MAX = env_int("SANDBOX_SPARES_MAX", 16, minimum=0)  # ...and at most, as new tenants arrive
 SANDBOX_SWEEP_INTERVAL_S = env_float("SANDBOX_SWEEP_INTERVAL_S", 10.0)  # orphaned containers of dead workers
 SANDBOX_CPUS = env_float("SANDBOX_CPUS", 1.0)
 SANDBOX_PIDS = env_int("SANDBOX_PIDS", 64, minimum=8)
@@ -261,6 +262,30 @@ JOB_MIN_TIMEOUT_MS = 100  # the smallest limits a job, a version or an invocatio
 JOB_MIN_MEMORY_MB = 32
 JOB_DEFAULT_TIMEOUT_MS = env_int("JOB_DEFAULT_TIMEOUT_MS", 5000, minimum=JOB_MIN_TIMEOUT_MS)
 JOB_DEFAULT_MEMORY_MB = env_int("JOB_DEFAULT_MEMORY_MB", 128, minimum=JOB_MIN_MEMORY_MB)
+
+# -- Capacity: how much one host runs at once (sandbox/capacity.py; README "Capacity and host sizing") --
+# the memory the host gives to jobs and warm cells: by default 75% of its RAM (or of its cgroup's limit)
+HOST_MEMORY_BUDGET_MB = env_int("HOST_MEMORY_BUDGET_MB", capacity.default_budget_mb(), minimum=64)
+# job-worker processes sharing one host's budget (make run and compose: one, holding every cell of the host)
+WORKERS_PER_HOST = env_int("WORKERS_PER_HOST", 1, minimum=1)
+WORKER_MEMORY_SHARE_MB = capacity.worker_share_mb(HOST_MEMORY_BUDGET_MB, WORKERS_PER_HOST)
+# jobs one worker runs at once: a job is admitted only while the running jobs' memory limits and its own
+# fit in the worker's share; this caps the count as well (default: as many of the smallest jobs as fit)
+WORKER_MAX_INFLIGHT = env_int(
+    "WORKER_MAX_INFLIGHT",
+    capacity.default_max_inflight(WORKER_MEMORY_SHARE_MB, JOB_MIN_MEMORY_MB),
+    minimum=1,
+)
+# an idle cell's cost to the host: its cgroup (~13.5 MB: the runner and the next job's pre-started
+# process) and its share of the engine's shim; measured 17.5-18.7 MB per cell (bench/tenants.py)
+SANDBOX_IDLE_CELL_MB = env_int("SANDBOX_IDLE_CELL_MB", 18, minimum=1)
+# the part of a worker's share never given to jobs: warm cells for the next jobs when the host is full
+SANDBOX_WARM_RESERVE_MB = env_int(
+    "SANDBOX_WARM_RESERVE_MB", capacity.default_warm_reserve_mb(WORKER_MEMORY_SHARE_MB), minimum=0
+)
+SANDBOX_STARTS_AT_ONCE = env_int(
+    "SANDBOX_STARTS_AT_ONCE", 8, minimum=1
+)  # container starts in flight per worker
 
 # -- Delivery: leases, retries, reconciler ---------------------------------------
 LEASE_S = env_float("LEASE_S", 15.0)  # a running attempt whose lease is not renewed for this long is lost

@@ -20,13 +20,16 @@ import queue
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 
 import docker
 from docker.errors import DockerException
 
 from . import cgroups
+from .capacity import Arrivals, Budget
 from .cell import Cell, OnOutput
 from .egress import EgressProxy
 from .exceptions import SandboxError
@@ -36,6 +39,7 @@ from .sweep import owner_labels, sweep_orphans
 
 log = logging.getLogger("lambdasite.sandbox")
 REUSE_MODES = ("tenant", "never")
+REMOVALS_AT_ONCE = 16  # container removals in flight when the pool closes
 
 
 class Sandbox:
@@ -44,9 +48,12 @@ class Sandbox:
         *,
         reuse: str = "tenant",
         idle_ttl_s: float = 300.0,
-        max_idle_cells: int = 16,
+        max_idle_cells: int | None = None,
+        budget: Budget | None = None,
         spare_profiles: tuple[tuple[str, Limits], ...] = (),
         spares_per_profile: int = 1,
+        spares_max: int | None = None,
+        starts_at_once: int = 8,
         sweep_interval_s: float = 10.0,
         client: docker.DockerClient | None = None,
         provision_source: Callable[[], list[tuple[RunSpec, int]]] | None = None,
@@ -61,13 +68,25 @@ class Sandbox:
             raise ValueError(f"reuse must be one of {REUSE_MODES}, not {reuse!r}")
         self.reuse = reuse
         self.idle_ttl_s = idle_ttl_s
+        # idle cells and spares are bounded by memory: what the budget leaves beside the running jobs'
+        # limits (``budget``), and optionally by a count (``max_idle_cells``, None: memory alone)
         self.max_idle_cells = max_idle_cells
+        self.budget = budget
         self.spare_profiles = tuple(spare_profiles)
         self.spares_per_profile = spares_per_profile
+        # spares per profile follow how fast jobs needing a new cell arrive, between these two
+        self.arrivals = Arrivals(minimum=spares_per_profile, maximum=max(spares_max or 0, spares_per_profile))
         self.sweep_interval_s = sweep_interval_s
         self._client = client
         self._lock = threading.Lock()
         self._idle: dict[tuple, list[Cell]] = {}
+        self._lru: OrderedDict[Cell, None] = OrderedDict()  # every idle cell, least recently used first
+        # container starts at once: past a few, the engine only gets slower for every one of them
+        self._starts = threading.BoundedSemaphore(max(1, starts_at_once))
+        self._starter = ThreadPoolExecutor(
+            max_workers=max(1, starts_at_once), thread_name_prefix="cell-start"
+        )
+        self._wake = threading.Event()  # a spare was taken: refill now, not at the next tick
         self._spares: dict[tuple, list[Cell]] = {}
         self._busy: set[Cell] = set()
         self._stop = threading.Event()
@@ -98,7 +117,8 @@ class Sandbox:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=30)
+                # a connection per thread talking to the engine at once (starts, removals, attaches)
+                self._client = docker.from_env(timeout=30, max_pool_size=32)
                 self._client.ping()
             except (DockerException, OSError) as exc:
                 self._client = None
@@ -183,8 +203,8 @@ class Sandbox:
         with self._lock:
             return {
                 "reuse": self.reuse,
-                "warm_cells": sum(len(v) for v in self._idle.values()) + len(self._busy),
-                "idle_cells": sum(len(v) for v in self._idle.values()),
+                "warm_cells": len(self._lru) + len(self._busy),
+                "idle_cells": len(self._lru),
                 "busy_cells": len(self._busy),
                 "spares": sum(len(v) for v in self._spares.values()),
                 "provisioned_cells": sum(
@@ -203,14 +223,15 @@ class Sandbox:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self._starter.shutdown(wait=True)
         with self._lock:
-            cells = [c for v in self._idle.values() for c in v] + [
-                c for v in self._spares.values() for c in v
-            ]
+            cells = list(self._lru) + [c for v in self._spares.values() for c in v]
             self._idle.clear()
+            self._lru.clear()
             self._spares.clear()
         for cell in cells:
             cell.retire()
@@ -218,16 +239,23 @@ class Sandbox:
         self.flush()
 
     def flush(self) -> None:
-        """Remove every retired cell's container now (normally the reaper thread does it)."""
+        """Remove every retired cell's container now (normally the reaper thread does it), side by
+        side: a worker holding hundreds of warm cells must be gone within its stop grace."""
+        doomed = []
         while True:
             try:
-                cell = self._doomed.get_nowait()
+                doomed.append(self._doomed.get_nowait())
             except queue.Empty:
                 break
+        if doomed:
             try:
-                cell.destroy()
+                with ThreadPoolExecutor(
+                    max_workers=REMOVALS_AT_ONCE, thread_name_prefix="cell-remove"
+                ) as pool:
+                    list(pool.map(lambda cell: cell.destroy(), doomed))
             finally:
-                self._doomed.task_done()
+                for _ in doomed:
+                    self._doomed.task_done()
         self._doomed.join()  # and those the reaper thread is removing right now
 
     def _discard(self, cell: Cell) -> None:
@@ -304,7 +332,7 @@ class Sandbox:
         now = time.monotonic()
         expired = []
         with self._lock:
-            idle = [c for cells in self._idle.values() for c in cells]
+            idle = list(self._lru)
         burning = {c for c in idle if self._burning(c)}
         with self._lock:
             for key, cells in list(self._idle.items()):
@@ -315,19 +343,49 @@ class Sandbox:
                     self._idle[key] = keep
                 else:
                     del self._idle[key]
+            for cell in expired:
+                self._lru.pop(cell, None)
+            expired += self._evict_over_capacity()
         for cell in expired:
             self._discard(cell)
+        self._refill_spares()
+        self._provision()
+
+    def _refill_spares(self) -> None:
+        """Top up each spare profile to what arrivals ask for, started side by side (bounded by the
+        start gate), within the memory left beside the running jobs. A spare serves any new tenant,
+        an idle cell one tenant: spares push the least recently used idle cells out, not the reverse."""
+        target = self.arrivals.target()
+        starts = []
         for runtime, limits in self.spare_profiles:
             key = (runtime, limits.profile())
             with self._lock:
-                missing = self.spares_per_profile - len(self._spares.get(key, []))
-            for _ in range(max(missing, 0)):
-                if self._stop.is_set():
-                    return
-                cell = self._new_cell(runtime, limits)
-                with self._lock:
-                    self._spares.setdefault(key, []).append(cell)
-        self._provision()
+                spares = sum(len(v) for v in self._spares.values())
+                missing = min(target - len(self._spares.get(key, [])), self._idle_allowed() - spares)
+            starts += [(runtime, limits, key)] * max(missing, 0)
+        if not starts or self._stop.is_set():
+            return
+        wait([self._starter.submit(self._start_spare, *start) for start in starts])
+
+    def _start_spare(self, runtime: str, limits: Limits, key: tuple) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            cell = self._new_cell(runtime, limits)
+        except SandboxError as exc:
+            log.warning("starting a spare failed: %s", exc)
+            return
+        with self._lock:
+            self._spares.setdefault(key, []).append(cell)
+            evicted = self._evict_over_capacity()
+        for old in evicted:
+            self._discard(old)
+
+    def _idle_allowed(self) -> int:
+        allowed = self.budget.idle_cells_allowed() if self.budget is not None else 1 << 30
+        if self.max_idle_cells is not None:
+            allowed = min(allowed, self.max_idle_cells)
+        return allowed
 
     # -- internals ---------------------------------------------------------
 
@@ -343,7 +401,8 @@ class Sandbox:
                 log.warning("sandbox maintenance: %s", exc)
             except Exception:  # noqa: BLE001 - the pool thread must not die
                 log.exception("sandbox maintenance failed")
-            self._stop.wait(interval_s)
+            self._wake.wait(interval_s)
+            self._wake.clear()
 
     def _new_cell(
         self, runtime: str, limits: Limits, layer: str | None = None, spec: RunSpec | None = None
@@ -354,7 +413,8 @@ class Sandbox:
         cell = Cell(self.client, runtime, image_tag(runtime), limits, self._labels, layer, secrets=secrets)
         if spec is not None and spec.egress.enabled:
             cell.door = self.egress.open_door(cell.name, uid=spec.job_uid - 1)  # the runner's uid relays
-        return cell.start()
+        with self._starts:
+            return cell.start()
 
     def _acquire(self, spec: RunSpec, *, fresh: bool = False) -> Cell:
         profile = (spec.runtime, spec.limits.profile())
@@ -368,17 +428,22 @@ class Sandbox:
                 idle = self._idle.get(key, [])
                 while idle and cell is None:
                     candidate = idle.pop()
+                    self._lru.pop(candidate, None)
                     cell = None if candidate.broken else candidate
                 if key in self._idle and not idle:
-                    del self._idle[key]  # no empty lists: eviction and stats read every entry
+                    del self._idle[key]  # no empty lists: stats and rotation read every entry
             if spec.function is not None and spec.secrets:
                 stale = self._rotated(_cell_key(spec, profile))
             if cell is None and not fresh and _blank(spec):  # spares have no layer, door or secrets
+                self.arrivals.record()  # a job that needs a new cell: what spares are sized by
                 spares = self._spares.get(profile, [])
                 if spares:
                     cell = spares.pop(0)
+                    self._wake.set()
             if cell is not None:
                 self._busy.add(cell)
+            # the worker admitted this job's memory: idle cells beyond what is left go now
+            stale += self._evict_over_capacity()
         for old in stale:
             self._discard(old)
         if cell is None:
@@ -394,39 +459,48 @@ class Sandbox:
         stale = []
         for other in [k for k in self._idle if k[:-1] == key[:-1] and k[-1] != key[-1]]:
             stale += self._idle.pop(other)
+        for cell in stale:
+            self._lru.pop(cell, None)
         return stale
 
     def _release(self, cell: Cell, spec: RunSpec) -> None:
-        evicted = None
+        evicted: list[Cell] = []
         with self._lock:
             self._busy.discard(cell)
             keep = self.reuse == "tenant" and not cell.broken and not self._stop.is_set()
             if keep:
                 self._idle.setdefault(_cell_key(spec, cell.profile), []).append(cell)
-                evicted = self._evict_over_capacity()
+                self._lru[cell] = None  # the most recently used
+            evicted = self._evict_over_capacity()
         if keep and self.idle_cpu_max_ms:
             # the counter as the job left it: what the cell uses from now on is not a job's
             cell.idle_cpu_ns = cgroups.cpu_ns(cell.id)
         if not keep:
             self._discard(cell)
-        if evicted is not None:
-            self._discard(evicted)
+        for old in evicted:
+            self._discard(old)
 
-    def _evict_over_capacity(self) -> Cell | None:
-        """Caller holds the lock; returns the least recently used idle cell if over capacity."""
-        total = sum(len(v) for v in self._idle.values())
-        if total <= self.max_idle_cells:
-            return None
+    def _evict_over_capacity(self) -> list[Cell]:
+        """Caller holds the lock: take out the idle cells (least recently used first) and then the
+        spares that the memory left beside the running jobs (and the count, if set) cannot hold."""
+        over = len(self._lru) + sum(len(v) for v in self._spares.values()) - self._idle_allowed()
+        if over <= 0:
+            return []
         # provisioned cells are what an operator asked to keep: evicted last
-        candidates = [kv for kv in self._idle.items() if kv[0] not in self._provisioned] or list(
-            self._idle.items()
-        )
-        key, cells = min(candidates, key=lambda kv: min(c.last_used for c in kv[1]))
-        oldest = min(cells, key=lambda c: c.last_used)
-        cells.remove(oldest)
-        if not cells:
-            del self._idle[key]
-        return oldest
+        order = [c for c in self._lru if c.key not in self._provisioned]
+        order += [c for c in self._lru if c.key in self._provisioned]
+        evicted = order[:over]
+        for cell in evicted:
+            del self._lru[cell]
+            cells = self._idle.get(cell.key, [])
+            if cell in cells:
+                cells.remove(cell)
+            if not cells:
+                self._idle.pop(cell.key, None)
+        for cells in self._spares.values():  # still over: spares are the next to go
+            while cells and len(evicted) < over:
+                evicted.append(cells.pop())
+        return evicted
 
 
 def _cell_key(spec: RunSpec, profile: tuple) -> tuple:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run web + job workers + build workers + scheduler + webhook deliveries in the foreground under supervisord:
 # a process that dies (a crash, the OOM killer, a SIGKILL) is restarted, its jobs recovered by
-# the lease/reconcile path; Ctrl-C stops everything gracefully (workers finish their job first).
+# the lease/reconcile path; Ctrl-C stops everything gracefully (workers finish the jobs they run first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -9,7 +9,10 @@ if [ -f .env ]; then set -a; . ./.env; set +a; fi
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/lambdasite}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}" WEB_CONCURRENCY="${WEB_CONCURRENCY:-1}"
-WORKERS="${WORKERS:-2}"
+# one job-worker process holds every cell of the host and runs many jobs at once, bounded by memory
+# (HOST_MEMORY_BUDGET_MB, WORKER_MAX_INFLIGHT); more processes split the host's budget between them
+WORKERS="${WORKERS:-1}"
+export WORKERS_PER_HOST="${WORKERS_PER_HOST:-$WORKERS}"
 BUILD_WORKERS="${BUILD_WORKERS:-1}"  # function builds have their own workers: a job never waits behind one
 STOP_GRACE_S="${STOP_GRACE_S:-20}"
 # where supervisord keeps its socket and pid file (one per running stack; tests use their own)

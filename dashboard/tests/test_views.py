@@ -64,6 +64,7 @@ def test_a_user_without_tenant_gets_a_clear_page(db):
 
 def test_overview_shows_counts_charts_quotas_and_cost(alice, web, run_worker):
     alice.tenant.quota.submissions_per_minute = 6  # refills at 0.1 token/s
+    alice.tenant.quota.max_concurrency = 4  # the bar's numbers below (the default is 100)
     alice.tenant.quota.save()
     for args in ([1, 2], [3, 4]):
         alice.post_job({**ADD, "args": args})

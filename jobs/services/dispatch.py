@@ -64,7 +64,8 @@ TASK = "jobs.tasks.run_job"
 
 
 def enqueue(job: Job, *, at_front: bool = False) -> None:
-    """Put the job's next attempt on the RQ queue (its id only: PostgreSQL holds the rest).
+    """Put the job's next attempt on the RQ queue (its id, and its memory limit for the worker's
+    admission: PostgreSQL holds the rest).
 
     One MULTI/EXEC round trip writes what RQ's ``Queue.enqueue`` writes in two (the queue's
     registration, the job's hash, the id in the list), and the hash comes from a template made once
@@ -73,7 +74,7 @@ def enqueue(job: Job, *, at_front: bool = False) -> None:
     back exactly as it reads one it wrote itself."""
     queue = get_queue()
     rq_id = rq_job_id(job.id, job.attempts + 1)
-    fields = _rq_fields(queue, str(job.id), timeout=job.timeout_ms // 1000 + 120)
+    fields = _rq_fields(queue, str(job.id), timeout=job.timeout_ms // 1000 + 120, memory_mb=job.memory_mb)
     with queue.connection.pipeline() as pipe:  # a transaction: the hash exists before its id is listed
         pipe.sadd(queue.redis_queues_keys, queue.key)
         pipe.hset(queue.job_class.key_for(rq_id), mapping=fields)
@@ -98,11 +99,14 @@ def _rq_static() -> dict:
     return {name: value for name, value in fields.items() if name not in _PER_JOB}
 
 
-def _rq_fields(queue, job_id: str, *, timeout: int) -> dict:
-    """The RQ job hash of ``run_job(job_id)``, as ``Queue.enqueue(..., result_ttl=0, failure_ttl=3600)``
-    writes it."""
+def _rq_fields(queue, job_id: str, *, timeout: int, memory_mb: int | None = None) -> dict:
+    """The RQ job hash of ``run_job(job_id, memory_mb)``, as ``Queue.enqueue(..., result_ttl=0,
+    failure_ttl=3600)`` writes it. The memory limit rides along so that a worker admits the job by
+    its memory before claiming it (``jobs.worker``); a hash without it (``run_job(job_id)``, made
+    before) still runs, counted as a default job."""
     stamp = utcformat(rq_now())
-    data = zlib.compress(queue.serializer.dumps((TASK, None, (job_id,), {})))
+    args = (job_id,) if memory_mb is None else (job_id, int(memory_mb))
+    data = zlib.compress(queue.serializer.dumps((TASK, None, args, {})))
     return {
         **_rq_static(),
         "created_at": stamp,

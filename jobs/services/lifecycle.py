@@ -90,6 +90,24 @@ def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
     return (row is not None, bool(row and row[0]))
 
 
+def job_renew_leases(*, leases: list[tuple]) -> dict[str, bool]:
+    """Extend the leases of many running attempts, ``[(job_id, attempt)]``, in one statement.
+    -> {job id (str): cancel requested} for the attempts still current (one absent lost its lease)."""
+    if not leases:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            rows.RENEW_MANY_SQL,
+            {
+                "ids": [str(job_id) for job_id, _ in leases],
+                "attempts": [int(attempt) for _, attempt in leases],
+                "running": Status.RUNNING,
+                "lease": timezone.now() + timedelta(seconds=settings.LEASE_S),
+            },
+        )
+        return {str(job_id): bool(cancel) for job_id, cancel in cursor.fetchall()}
+
+
 def _close_attempt(job: Job, number: int, ran_ms: float | None, columns: dict, *, write: bool = True) -> dict:
     """The step every end of an attempt shares (a verdict, a sandbox failure, a hand-back, an expired
     lease): what its user code ran (nothing if it never started) is billed to the job, and its row is

@@ -95,7 +95,7 @@ def _redispatch_lost(now: datetime) -> int:
     stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
     lost = list(
         Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only(
-            "id", "attempts", "timeout_ms"
+            "id", "attempts", "timeout_ms", "memory_mb"
         )[:5000]
     )
     redispatched = 0

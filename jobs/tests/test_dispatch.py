@@ -26,7 +26,7 @@ def test_submit_enqueues_only_after_commit(alice):
     queue = get_queue()
     job = submit(alice)
     assert queue.count == 1
-    assert queue.jobs[0].args == (str(job.id),)
+    assert queue.jobs[0].args == (str(job.id), job.memory_mb)  # its memory: for the worker's admission
     assert Job.objects.get(pk=job.id).status == "dispatched"
 
 
@@ -57,14 +57,15 @@ def test_the_lean_enqueue_writes_what_rq_itself_writes(redis_conn):
     from rq.job import Job as RQJob
 
     queue = get_queue()
-    ours = Job(id=uuid.uuid4(), attempts=0, timeout_ms=5000)
-    retried = Job(id=uuid.uuid4(), attempts=2, timeout_ms=65000)
+    ours = Job(id=uuid.uuid4(), attempts=0, timeout_ms=5000, memory_mb=256)
+    retried = Job(id=uuid.uuid4(), attempts=2, timeout_ms=65000, memory_mb=128)
     dispatch.enqueue(ours)
     dispatch.enqueue(retried, at_front=True)
     theirs_id = str(uuid.uuid4())
     queue.enqueue(
         dispatch.TASK,
         theirs_id,
+        256,
         job_id=dispatch.rq_job_id(theirs_id, 1),
         job_timeout=125,
         result_ttl=0,
@@ -81,7 +82,8 @@ def test_the_lean_enqueue_writes_what_rq_itself_writes(redis_conn):
         )  # fmt: skip
 
     assert seen(lean) == seen(rqs)
-    assert lean.args == (str(ours.id),) and rqs.args == (theirs_id,)
+    # the memory limit rides along, for the worker's admission before its claim
+    assert lean.args == (str(ours.id), 256) and rqs.args == (theirs_id, 256)
     assert lean.description == f"lambdasite job {ours.id}"
     assert set(redis_conn.hkeys(lean.key)) == set(redis_conn.hkeys(rqs.key))  # the same fields, no more
     # the retry went to the front, the first job and RQ's own behind it, and the queue is registered

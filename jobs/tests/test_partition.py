@@ -197,6 +197,10 @@ def test_a_worker_host_cut_off_mid_job_is_fenced_recovered_and_rejoins(
     alice.tenant.quota.max_concurrency = 20
     alice.tenant.quota.save()
     stack.env["DB_DEAD_PEER_S"] = str(DEAD_PEER_S)
+    # one job at a time per worker, as this test's story needs: A cut off while exactly the job whose
+    # first line is stored runs (a job of A's whose output came after the cut gives its attempt up,
+    # with no late result to fence), and B alone kept busy long enough for A to rejoin and take some
+    stack.env["WORKER_MAX_INFLIGHT"] = "1"
     stack.start("reconciler", "scheduler")  # in the root namespace: the control plane stays reachable
     worker_a = _start_worker(stack, host_a, forwarder, "worker-a")
     worker_b = _start_worker(stack, host_b, forwarder, "worker-b")

@@ -7,6 +7,7 @@ processes so that a deploy, however slow its dependencies, never holds a job wor
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 import time
 
@@ -16,8 +17,14 @@ from django.core.management.base import BaseCommand
 import sandbox
 from functions.tasks import ProvisionWatch, provisioned_specs
 from jobs import metrics
-from jobs.execution import worker_name
-from jobs.worker import SandboxWorker, relax_commit_durability, sandbox_configure, worker_queues
+from jobs.execution import attempts_hand_back, worker_name
+from jobs.worker import (
+    SandboxWorker,
+    relax_commit_durability,
+    sandbox_configure,
+    worker_budget,
+    worker_queues,
+)
 from lambdasite.caching import best_effort
 
 log = logging.getLogger("lambdasite.worker")
@@ -34,8 +41,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, burst: bool = False, builds: bool = False, **options):
         relax_commit_durability()
+        _raise_open_files_limit()  # every cell holds a socket: hundreds of cells, hundreds of descriptors
         role = "builds" if builds else "jobs"
-        pool = sandbox_configure(spares=not builds)
+        budget = worker_budget()
+        pool = sandbox_configure(spares=not builds, budget=budget)
         removed = sandbox.sweep_orphans(pool.client)
         if removed:
             log.warning("removed %d orphaned sandbox containers", len(removed))
@@ -46,8 +55,17 @@ class Command(BaseCommand):
             pool.provision_changed = ProvisionWatch()  # a warm-up asked for: read the targets now
             pool.start_maintenance()  # spares, idle reaping, provisioned cells, orphans of dead workers
         queues = worker_queues(builds=builds)
-        worker = SandboxWorker(queues, connection=queues[0].connection, name=worker_name().replace(":", "-"))
-        log.info("worker starting", extra={"worker": worker.name, "event": "worker_start", "role": role})
+        worker = SandboxWorker(
+            queues,
+            connection=queues[0].connection,
+            name=worker_name().replace(":", "-"),
+            budget=budget,
+            hand_back=attempts_hand_back,
+        )
+        log.info(
+            "worker starting",
+            extra={"worker": worker.name, "event": "worker_start", "role": role, **budget.snapshot()},
+        )
         stop_beating = threading.Event()
         beat = threading.Thread(target=_beat, args=(worker.name, role, pool, stop_beating), daemon=True)
         beat.start()
@@ -58,6 +76,16 @@ class Command(BaseCommand):
             beat.join(timeout=5)
             _safely(lambda: metrics.worker_gone(role=role, name=worker.name))
             pool.close()
+
+
+def _raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the open files limit above %d", soft)
 
 
 def _safely(fn) -> None:
@@ -79,7 +107,8 @@ def _beat(name: str, role: str, pool, stop: threading.Event, clock=time.monotoni
     while True:
         _safely(lambda: metrics.worker_beat(role=role, name=name, ttl_s=3 * every))
         if role == "jobs":
-            metrics.publish_pool(name, pool.stats(), ttl_s=3 * every)
+            stats = {**pool.stats(), "inflight": pool.budget.inflight if pool.budget else 0}
+            metrics.publish_pool(name, stats, ttl_s=3 * every)
         if last_gc is None or clock() - last_gc > settings.LAYER_GC_INTERVAL_S:
             last_gc = clock()
             try:
