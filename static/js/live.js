@@ -81,8 +81,10 @@
     state.mode = mode;
     document.documentElement.setAttribute("data-live", mode);
     if (!indicator) return;
-    indicator.hidden = mode === "live";
+    // only while it has something to say: an empty bar while the socket connects would push the
+    // page down for a moment on every load
     indicator.textContent = mode === "polling" ? "Live updates interrupted: refreshing every few seconds while reconnecting…" : "";
+    indicator.hidden = !indicator.textContent;
   }
 
   function emit(name, detail) { document.dispatchEvent(new CustomEvent(name, { detail: detail })); }
