@@ -79,17 +79,6 @@ def job_claim(
     return job, attempt
 
 
-def job_renew_lease(*, job_id, attempt: int) -> tuple[bool, bool]:
-    """Extend the lease of the current attempt. -> (still ours, cancel requested)"""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            rows.RENEW_SQL,
-            [timezone.now() + timedelta(seconds=settings.LEASE_S), job_id, attempt, Status.RUNNING],
-        )
-        row = cursor.fetchone()
-    return (row is not None, bool(row and row[0]))
-
-
 def job_renew_leases(*, leases: list[tuple]) -> dict[str, bool]:
     """Extend the leases of many running attempts, ``[(job_id, attempt)]``, in one statement.
     -> {job id (str): cancel requested} for the attempts still current (one absent lost its lease)."""

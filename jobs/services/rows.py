@@ -38,10 +38,6 @@ def claim_sql() -> str:
     return _CLAIM_SQL.format(columns=", ".join(f.column for f in Job._meta.concrete_fields))
 
 
-RENEW_SQL = (
-    "UPDATE jobs_job SET lease_expires_at = %s WHERE id = %s AND attempts = %s AND "
-    "status = %s RETURNING cancel_requested"
-)
 # every lease of a worker process in one statement (hundreds of attempts in flight: one round trip per
 # tick, not one per attempt), the rows locked in id order so that it never deadlocks with another writer
 RENEW_MANY_SQL = """
