@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from lambdasite.exceptions import Forbidden, PayloadTooLarge, ValidationFailed
@@ -142,6 +143,8 @@ class Quota(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="quota")
     # jobs dispatched or running at once; 100: what one host now runs (issue 25, README "Capacity")
     max_concurrency = models.PositiveIntegerField(default=100)
+    # the worker pools (jobs.pools) this tenant's jobs may be placed in; null: every pool
+    allowed_pools = ArrayField(models.CharField(max_length=32), null=True, blank=True, default=None)
     submissions_per_minute = models.PositiveIntegerField(default=600)
     monthly_gb_seconds = models.FloatField(default=100_000.0)
     max_timeout_ms = models.PositiveIntegerField(default=60_000)

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
@@ -92,6 +93,11 @@ class Function(models.Model):
     max_concurrency = models.PositiveIntegerField(null=True, blank=True, db_default=None)
     reserved_concurrency = models.PositiveIntegerField(default=0, db_default=0)
     concurrency_key = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # placement (jobs.pools): the worker pool its jobs go to, and where they may overflow once they
+    # waited overflow_after_s (null: never); copied onto each job at submit, a job's own placement wins
+    pool = models.CharField(max_length=32, default="default", db_default="default")
+    overflow = ArrayField(models.CharField(max_length=32), default=list, db_default=[], blank=True)
+    overflow_after_s = models.FloatField(null=True, blank=True)
     concurrency_per_key = models.PositiveIntegerField(null=True, blank=True, db_default=None)
     is_disabled = models.BooleanField(default=False)
     disabled_reason = models.CharField(max_length=200, blank=True)

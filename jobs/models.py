@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -179,6 +180,15 @@ class Job(models.Model):
     # args gave at submit (null: no key), so filling reads no args
     priority = models.PositiveSmallIntegerField(default=DEFAULT_PRIORITY, db_default=DEFAULT_PRIORITY)
     concurrency_key = models.CharField(max_length=200, null=True, blank=True)
+    # placement (jobs.pools, jobs.placement): the worker pool the job is placed in now (its RQ queue);
+    # home_pool, overflow and overflow_after_s are what was asked at submit (a job still waiting
+    # after overflow_after_s may go to the first overflow pool with room); placed_by says why it is
+    # where it is ("home", "overflow after 2.0 s wait")
+    pool = models.CharField(max_length=32, default="default", db_default="default")
+    home_pool = models.CharField(max_length=32, default="default", db_default="default")
+    overflow = ArrayField(models.CharField(max_length=32), default=list, db_default=[], blank=True)
+    overflow_after_s = models.FloatField(null=True, blank=True)
+    placed_by = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -36,14 +36,19 @@ from sandbox.egress import EgressProxy, table_resolver
 from sandbox.netpolicy import NetPolicy
 
 from . import billing, egress_budget
+from .pools import DEFAULT_POOL
+from .pools import queue as pool_queue
 
 log = logging.getLogger("lambdasite.worker")
 
 
-def worker_queues(*, builds: bool) -> list[Queue]:
-    """What a worker of each role takes: a build worker the builds queue only, a job worker the jobs
-    queue only (warm-ups included: they start cells, the job workers' business)."""
-    return [get_queue(build_queue_name())] if builds else [get_queue()]
+def worker_queues(*, builds: bool, pools: list[str] | None = None) -> list[Queue]:
+    """What a worker of each role takes: a build worker the builds queue only, a job worker the queues
+    of the pools it serves (``jobs.pools``; warm-ups included: they start cells, the job workers'
+    business), in the order given."""
+    if builds:
+        return [get_queue(build_queue_name())]
+    return [pool_queue(pool) for pool in pools or [DEFAULT_POOL]]
 
 
 def worker_budget() -> Budget:

@@ -383,6 +383,7 @@ PRICE_CURRENCY = env_str("PRICE_CURRENCY", "USD")
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # when set, /metrics needs `Authorization: Bearer <token>`
 READYZ_RECONCILER_MAX_AGE_S = env_float("READYZ_RECONCILER_MAX_AGE_S", 15.0)  # /healthz/fleet: older is bad
 WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)  # a worker missing 3 beats is not counted live
+WORKER_POOLS = env_list("WORKER_POOLS", ["default"])  # the pools a job worker serves (jobs.pools)
 WORKER_ASYNC_COMMIT = env_bool("WORKER_ASYNC_COMMIT", True)  # see jobs.worker.relax_commit_durability
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

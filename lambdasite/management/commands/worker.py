@@ -12,12 +12,14 @@ import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 import sandbox
 from functions.tasks import ProvisionWatch, provisioned_specs
 from jobs import metrics
+from jobs import pools as pools_live
 from jobs.execution import attempts_hand_back, worker_name
+from jobs.pools import parse_names as parse_pools
 from jobs.worker import (
     SandboxWorker,
     relax_commit_durability,
@@ -38,8 +40,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--builds", action="store_true", help="a build worker: take function builds only, never jobs"
         )
+        parser.add_argument(
+            "--pools",
+            default=None,
+            help="the worker pools a job worker serves, comma-separated (default: WORKER_POOLS, 'default')",
+        )
 
-    def handle(self, *args, burst: bool = False, builds: bool = False, **options):
+    def handle(self, *args, burst: bool = False, builds: bool = False, pools: str | None = None, **options):
+        try:
+            served = [] if builds else parse_pools(pools or settings.WORKER_POOLS)
+        except ValueError as exc:
+            raise CommandError(f"--pools / WORKER_POOLS: {exc}") from exc
         relax_commit_durability()
         _raise_open_files_limit()  # every cell holds a socket: hundreds of cells, hundreds of descriptors
         role = "builds" if builds else "jobs"
@@ -54,7 +65,7 @@ class Command(BaseCommand):
             )
             pool.provision_changed = ProvisionWatch()  # a warm-up asked for: read the targets now
             pool.start_maintenance()  # spares, idle reaping, provisioned cells, orphans of dead workers
-        queues = worker_queues(builds=builds)
+        queues = worker_queues(builds=builds, pools=served)
         worker = SandboxWorker(
             queues,
             connection=queues[0].connection,
@@ -64,10 +75,18 @@ class Command(BaseCommand):
         )
         log.info(
             "worker starting",
-            extra={"worker": worker.name, "event": "worker_start", "role": role, **budget.snapshot()},
+            extra={
+                "worker": worker.name,
+                "event": "worker_start",
+                "role": role,
+                "pools": ",".join(served),
+                **budget.snapshot(),
+            },
         )
         stop_beating = threading.Event()
-        beat = threading.Thread(target=_beat, args=(worker.name, role, pool, stop_beating), daemon=True)
+        beat = threading.Thread(
+            target=_beat, args=(worker.name, role, pool, stop_beating), kwargs={"pools": served}, daemon=True
+        )
         beat.start()
         try:
             worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
@@ -75,6 +94,8 @@ class Command(BaseCommand):
             stop_beating.set()
             beat.join(timeout=5)
             _safely(lambda: metrics.worker_gone(role=role, name=worker.name))
+            if served:
+                _safely(lambda: pools_live.gone(worker=worker.name, pools=served))
             pool.close()
 
 
@@ -93,7 +114,9 @@ def _safely(fn) -> None:
     best_effort("writing the heartbeat", fn)
 
 
-def _beat(name: str, role: str, pool, stop: threading.Event, clock=time.monotonic) -> None:
+def _beat(
+    name: str, role: str, pool, stop: threading.Event, clock=time.monotonic, pools: list[str] = ()
+) -> None:
     """Every WORKER_HEARTBEAT_S, from its own thread (a long job does not stop it): this worker's
     heartbeat, expiring after three missed beats (the fleet's count of live workers); its warm
     cells and spares, for /metrics (summed over workers there); and, every LAYER_GC_INTERVAL_S,
@@ -106,6 +129,8 @@ def _beat(name: str, role: str, pool, stop: threading.Event, clock=time.monotoni
     last_gc = None  # the first beat collects
     while True:
         _safely(lambda: metrics.worker_beat(role=role, name=name, ttl_s=3 * every))
+        if pools:  # the pools this worker serves are alive as long as it beats (jobs.pools)
+            _safely(lambda: pools_live.beat(worker=name, pools=list(pools), ttl_s=3 * every))
         if role == "jobs":
             stats = {**pool.stats(), "inflight": pool.budget.inflight if pool.budget else 0}
             metrics.publish_pool(name, stats, ttl_s=3 * every)
