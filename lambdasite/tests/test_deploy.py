@@ -94,7 +94,12 @@ def _exported_metrics() -> set[str]:
     """Every sample name /metrics can show (Lambdasite's collector, read from real PostgreSQL and Redis)."""
     from jobs.metrics import LambdasiteCollector
 
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "gauge": ("",),
+        "summary": ("",),  # the pools' recent waits: quantiles only (jobs.metrics._placement_gauges)
+    }
     return {
         family.name + suffix for family in LambdasiteCollector().collect() for suffix in suffixes[family.type]
     }
@@ -124,9 +129,12 @@ def test_the_alert_rules_parse_and_name_only_metrics_we_export(db):
     assert config["rule_files"] == ["prometheus-rules.yml"]
     rules = yaml.safe_load((ROOT / "deploy" / config["rule_files"][0]).read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
-    assert {"LambdasiteNoJobWorker", "LambdasiteNoBuildWorker", "LambdasiteReconcilerStale"} <= {
-        rule["alert"] for rule in alerts
-    }
+    assert {
+        "LambdasiteNoJobWorker",
+        "LambdasiteNoBuildWorker",
+        "LambdasiteReconcilerStale",
+        "LambdasitePoolWithoutWorker",
+    } <= {rule["alert"] for rule in alerts}
     exported = _exported_metrics() | {"up"}
     for rule in alerts:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule
@@ -137,4 +145,4 @@ def test_the_alert_rules_parse_and_name_only_metrics_we_export(db):
         selectors = set(re.findall(r"\b(lambdasite_[a-z_]+|up)\b(?=\s*[{)<>=!]|\s*$)", expr))
         assert selectors and selectors <= exported, (rule["alert"], selectors - exported)
         for label, _ in re.findall(r'(\w+)=~?"([^"]*)"', expr):
-            assert label in ("role", "queue", "job"), (rule["alert"], label)
+            assert label in ("role", "queue", "job", "state", "quantile"), (rule["alert"], label)
