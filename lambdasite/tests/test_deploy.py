@@ -47,13 +47,25 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     )
     socket = "/var/run/docker.sock"
     mounts = {name: str(svc.get("volumes", [])) for name, svc in services.items()}
-    assert sorted(name for name, mount in mounts.items() if socket in mount) == ["build-worker", "worker"]
+    assert sorted(name for name, mount in mounts.items() if socket in mount) == [
+        "build-worker",
+        "worker",
+        "worker-eu",
+    ]
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["worker"]["stop_grace_period"] in ("120s", "2m", "2m0s")
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert "READYZ_CHECK_DOCKER" not in services["web"]["environment"]  # web's readiness: PostgreSQL, Redis
     assert services["worker"]["command"][-1].endswith("manage.py worker")
     assert services["build-worker"]["command"][-1].endswith("manage.py worker --builds")
+    # a second pool: the same worker serving "eu" only, started only with its profile
+    eu = services["worker-eu"]
+    assert eu["profiles"] == ["eu"] and eu["command"][-1].endswith("manage.py worker --pools eu")
+    assert eu["volumes"] == services["worker"]["volumes"] and eu["stop_grace_period"] == "120s"
+    assert (
+        services["worker"]["environment"]["WORKER_POOLS"] == "default"
+        and "profiles" not in services["worker"]
+    )
     prometheus_mounts = " ".join(str(v) for v in services["prometheus"]["volumes"])
     assert "prometheus-rules.yml" in prometheus_mounts
     # builders have network none: the build worker's proxy sockets live in a named volume they mount
