@@ -23,7 +23,7 @@ lambdasite route list hello | route rm hello ROUTE_ID | route replay JOB_ID --qu
 lambdasite deploy ./sync --name sync --max-concurrency 5 --concurrency-key '$[0].store_id'  # flow control
 lambdasite limits sync --reserved-concurrency 2 --concurrency-per-key 1   # change it without deploying
 lambdasite invoke sync --args '[{"store_id": 42}]' --priority 8      # 0-9, default 5; run takes it too
-lambdasite deploy ./etl --name etl --pool default --overflow burst --after-wait 2  # placement; run, invoke too
+lambdasite deploy ./etl --name etl --pool default --overflow burst --after-wait 2  # also on run, invoke
 """
 
 from __future__ import annotations
