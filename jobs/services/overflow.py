@@ -38,7 +38,7 @@ WHERE status = %(dispatched)s AND NOT overflow = '{}' AND pool = home_pool
 ORDER BY dispatched_at LIMIT %(batch)s
 """
 _MOVE_DISPATCHED_SQL = """
-UPDATE jobs_job SET pool = %(pool)s, placed_by = %(placed_by)s
+UPDATE jobs_job SET pool = %(pool)s, placed_by = %(placed_by)s, dispatched_at = %(now)s
 WHERE id = %(id)s AND status = %(dispatched)s AND attempts = %(attempts)s AND pool = home_pool
 """
 # job_overflow_due: only jobs placed with overflow pools are in it (usually none)
@@ -113,6 +113,7 @@ def _move_saturated(now: datetime, room: dict[str, int], conn) -> int:
                     "id": job_id,
                     "dispatched": Status.DISPATCHED,
                     "attempts": attempts,
+                    "now": now,  # dispatched anew: the lost-dispatch check counts from here
                 },
             )
             if cursor.rowcount != 1:

@@ -51,9 +51,11 @@ def test_a_saturated_home_overflows_after_the_wait_and_not_before(alice, fleet):
     job = dispatched(alice)
     early = overflow_pass(now=job.dispatched_at + timedelta(seconds=1.9))
     assert early["overflowed"] == 0 and Job.objects.get(pk=job.id).pool == "default"
-    moved = overflow_pass(now=job.dispatched_at + timedelta(seconds=2.34))
+    at = job.dispatched_at + timedelta(seconds=2.34)
+    moved = overflow_pass(now=at)
     assert moved["overflowed"] == 1
     job.refresh_from_db()
+    assert job.dispatched_at == at  # dispatched anew: the lost-dispatch check counts from the move
     # "full" is listed first but has no room: the first listed pool with room
     assert (job.pool, job.home_pool, job.placed_by) == ("burst", "default", "overflow after 2.3 s wait")
     assert job.status == Status.DISPATCHED
