@@ -107,10 +107,20 @@ def _static_files_found_on_request():
         yield
 
 
+# a live worker of the default pool, as every stack has: the fill dispatches only to pools with a live
+# worker (jobs.pools), so without it no test could see a job dispatched without starting a worker.
+# A test of a pool without workers removes it (``pools.gone(worker=TEST_POOL_WORKER, pools=["default"])``).
+TEST_POOL_WORKER = "test-default-pool"
+
+
 @pytest.fixture(autouse=True)
 def redis_conn():
+    from jobs import pools
+
     conn = get_redis()
     conn.flushdb()
+    pools.beat(worker=TEST_POOL_WORKER, pools=[pools.DEFAULT_POOL], ttl_s=24 * 3600)
+    pools.forget_live()
     yield conn
 
 

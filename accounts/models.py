@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from lambdasite.exceptions import Forbidden, PayloadTooLarge, ValidationFailed
+from lambdasite.parsers import POOL_NAME_RULE, pool_name_valid
 
 
 class Tenant(models.Model):
@@ -144,7 +146,13 @@ class Quota(models.Model):
     # jobs dispatched or running at once; 100: what one host now runs (issue 25, README "Capacity")
     max_concurrency = models.PositiveIntegerField(default=100)
     # the worker pools (jobs.pools) this tenant's jobs may be placed in; null: every pool
-    allowed_pools = ArrayField(models.CharField(max_length=32), null=True, blank=True, default=None)
+    allowed_pools = ArrayField(
+        models.CharField(max_length=32),
+        null=True,
+        blank=True,
+        default=None,
+        help_text="worker pools this tenant's jobs may be placed in, comma-separated; empty: every pool",
+    )
     submissions_per_minute = models.PositiveIntegerField(default=600)
     monthly_gb_seconds = models.FloatField(default=100_000.0)
     max_timeout_ms = models.PositiveIntegerField(default=60_000)
@@ -256,6 +264,31 @@ class Quota(models.Model):
             code="egress_not_allowed",
             details={"field": "egress", "quota": "max_egress", "limit": self.max_egress, "requested": asked},
         )
+
+    def check_pools(self, names) -> None:
+        """Refuse a placement naming a pool outside ``allowed_pools`` (403 ``pool_not_allowed``, naming
+        the pool and the allowed ones); null allows every pool."""
+        allowed = self.allowed_pools
+        if allowed is None:
+            return
+        for name in names:
+            if name not in allowed:
+                raise Forbidden(
+                    f"pool: this tenant may not use pool {name!r} (allowed: {', '.join(allowed) or 'none'}); "
+                    "ask an operator to allow it",
+                    code="pool_not_allowed",
+                    details={"field": "pool", "pool": name, "allowed": list(allowed)},
+                )
+
+    def clean(self) -> None:
+        """An operator's allowed_pools are pool names (jobs.pools), each once (admin, quota_set)."""
+        if not self.allowed_pools:
+            self.allowed_pools = None  # empty: every pool (a form's empty field, quota_set's "none")
+            return
+        bad = [name for name in self.allowed_pools if not pool_name_valid(name)]
+        if bad:
+            raise ValidationError({"allowed_pools": f"{bad[0]!r}: {POOL_NAME_RULE}"})
+        self.allowed_pools = list(dict.fromkeys(self.allowed_pools))
 
     def check_limits(self, *, timeout_ms: int | None, memory_mb: int | None, max_retries: int | None) -> None:
         """Refuse a limit over this quota's cap (400 naming the field and the cap); None: not given."""

@@ -23,6 +23,7 @@ lambdasite route list hello | route rm hello ROUTE_ID | route replay JOB_ID --qu
 lambdasite deploy ./sync --name sync --max-concurrency 5 --concurrency-key '$[0].store_id'  # flow control
 lambdasite limits sync --reserved-concurrency 2 --concurrency-per-key 1   # change it without deploying
 lambdasite invoke sync --args '[{"store_id": 42}]' --priority 8      # 0-9, default 5; run takes it too
+lambdasite deploy ./etl --name etl --pool default --overflow burst --after-wait 2  # also on run, invoke
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import sys
 
 try:
     from lambdasite_client import FINISHED, RUNTIME_BY_SUFFIX, ApiError, Client, read_function_dir
+    from lambdasite_placement import add_placement, placement
 except ImportError:  # in the repository: client/ is a package
     from .lambdasite_client import FINISHED, RUNTIME_BY_SUFFIX, ApiError, Client, read_function_dir
+    from .lambdasite_placement import add_placement, placement
 
 
 class _UsageError(Exception):
@@ -85,6 +88,7 @@ def _add_job_commands(sub) -> None:
     run.add_argument("--wait", action="store_true", help="wait for the result and print it")
     run.add_argument("--durable", action="store_true", help="a durable run: the handler gets ctx first")
     _add_priority(run)
+    add_placement(run)
     run.set_defaults(command_fn=_run)
     steps = sub.add_parser("steps", help="list a durable run's recorded steps")
     steps.add_argument("job")
@@ -120,6 +124,7 @@ def _add_function_commands(sub) -> None:
     deploy.add_argument("--description")
     _add_reach(deploy)
     _add_flow(deploy)
+    add_placement(deploy)
     deploy.add_argument("--no-wait", action="store_true", help="do not wait for the build")
     deploy.add_argument(
         "--durable",
@@ -133,6 +138,7 @@ def _add_function_commands(sub) -> None:
     invoke.add_argument("--args", default="[]", help="JSON array of arguments")
     invoke.add_argument("--wait", action="store_true", help="wait for the result and print it")
     _add_priority(invoke)
+    add_placement(invoke)
     invoke.set_defaults(command_fn=_invoke)
     limits = sub.add_parser("limits", help="set a function's flow control (max, reserved, key) and print it")
     limits.add_argument("name")
@@ -325,6 +331,7 @@ def _run(client: Client, opts) -> int:
         durable=True if opts.durable else None,
         priority=opts.priority,
         wait=30 if opts.wait else None,
+        **placement(opts),
     )
     return _finish(client, job, opts.wait)
 
@@ -389,7 +396,7 @@ def _deploy(client: Client, opts) -> int:
         max_retries=opts.max_retries,
         description=opts.description,
         durable=opts.durable,
-        flow=_flow(opts),
+        flow={**_flow(opts), **placement(opts)},  # function settings: with the function, or PATCHed
         **_reach(opts),
     )
     number = version["number"]
@@ -449,6 +456,7 @@ def _invoke(client: Client, opts) -> int:
         qualifier=qualifier or None,
         wait=30 if opts.wait else None,
         priority=opts.priority,
+        **placement(opts),
     )
     return _finish(client, job, opts.wait)
 

@@ -42,11 +42,13 @@ def version_spec(version: FunctionVersion) -> sandbox.RunSpec:
     )
 
 
-def provisioned_specs() -> list[tuple[sandbox.RunSpec, int]]:
-    """The pool's provision source (called from its maintenance thread)."""
+def provisioned_specs(*, pools: list[str] | None = None) -> list[tuple[sandbox.RunSpec, int]]:
+    """The pool's provision source (called from its maintenance thread): the cells of the functions
+    placed in the worker ``pools`` this worker serves (None: every function, shared by all workers)."""
     try:
         me = worker_name().replace(":", "-")  # as the worker command names its RQ worker
-        return [(version_spec(version), n) for version, n in warm.provisioned_versions(me=me)]
+        found = warm.provisioned_versions(me=me, pools=pools)
+        return [(version_spec(version), n) for version, n in found]
     except Exception:  # noqa: BLE001 - keep the last targets; the next pass reads again
         log.exception("reading provisioned functions failed")
         raise

@@ -31,6 +31,7 @@ from sandbox import RUNTIMES
 
 from . import billing, completion, rendering, selectors, waiting
 from .models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, Attempt, Job, Trigger
+from .placement import MAX_AFTER_WAIT_S, MAX_OVERFLOW, Placement, PlacementInvalid, parse_placement
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 _HANDLER = re.compile(HANDLER_RE)
@@ -45,6 +46,56 @@ def priority_field() -> StrictIntegerField:
         help_text=f"{MIN_PRIORITY}-{MAX_PRIORITY}, default {DEFAULT_PRIORITY}: the tenant's waiting jobs are "
         "dispatched highest first (then by due time and age); other tenants are not affected",
     )
+
+
+class PlacementSchema(serializers.Serializer):
+    """A placement (jobs.placement), declared for the schema: the rules are jobs.placement's."""
+
+    pool = serializers.CharField(help_text="the home pool (default: default)")
+    overflow = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=f"at most {MAX_OVERFLOW} other pools, tried in order once the job has waited",
+    )
+    after_wait_s = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text=f"seconds of waiting before overflow (over 0, at most {MAX_AFTER_WAIT_S:g}); "
+        "required with overflow",
+    )
+
+
+@extend_schema_field(PlacementSchema)
+class PlacementField(serializers.JSONField):
+    """``placement``: checked whole by jobs.placement (with ``pool``) in ``placement_from``."""
+
+
+def placement_fields() -> tuple[StrictCharField, PlacementField]:
+    """The ``pool`` shorthand and the ``placement`` object of a submit, an invocation or a function."""
+    return (
+        StrictCharField(
+            required=False, max_length=64, help_text='the worker pool to run in (shorthand of {"pool": ...})'
+        ),
+        PlacementField(
+            required=False,
+            help_text="where to run: a home pool, and pools to overflow to after after_wait_s of waiting "
+            "(not with pool); left out: the function's placement, else the default pool",
+        ),
+    )
+
+
+def placement_from(attrs: dict) -> dict:
+    """``pool`` or ``placement`` (not both) as one checked ``placement`` (absent when not given)."""
+    given = {name: attrs.pop(name) for name in ("pool", "placement") if name in attrs}
+    try:
+        found = parse_placement(given)
+    except PlacementInvalid as exc:
+        field, _, inner = exc.field.partition(".")
+        message = f"{inner}: {exc.message}" if inner else exc.message
+        raise serializers.ValidationError({field: [message]}) from None
+    if found is not None:
+        attrs["placement"] = found
+    return attrs
 
 
 class JobSubmitSerializer(StrictSerializer):
@@ -68,9 +119,10 @@ class JobSubmitSerializer(StrictSerializer):
         "ctx.map, ctx.wait_for_event)",
     )
     priority = priority_field()
+    pool, placement = placement_fields()
 
     def validate(self, attrs):
-        return when_from(attrs)
+        return placement_from(when_from(attrs))
 
     def validate_handler(self, value: str) -> str:
         if not _HANDLER.match(value):
@@ -196,6 +248,12 @@ class JobSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="the key its function's concurrency_key found in its args (null: no key)",
     )
+    pool = serializers.CharField(read_only=True, help_text="the worker pool it is placed in (or ran in)")
+    placement = serializers.SerializerMethodField(help_text="where it asked to run (its own, its function's)")
+    placed_by = serializers.CharField(
+        read_only=True,
+        help_text="why it is in that pool: home, or 'overflow after 2.0 s wait' ('' until dispatched)",
+    )
 
     class Meta:
         model = Job
@@ -236,6 +294,9 @@ class JobSerializer(serializers.ModelSerializer):
             "parent",
             "priority",
             "concurrency_key",
+            "pool",
+            "placement",
+            "placed_by",
             "links",
         ]
 
@@ -245,6 +306,10 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_parent(self, job: Job) -> str | None:
         return str(job.parent_id) if job.parent_id else None
+
+    @extend_schema_field(PlacementSchema)
+    def get_placement(self, job: Job) -> dict:
+        return Placement.of(job).body()
 
     def get_env(self, job: Job) -> dict[str, str]:
         return dict(sorted(job.env.items()))

@@ -249,6 +249,12 @@ class Job(models.Model):
                 name="job_waiting_inline",
                 condition=Q(status="queued", function__isnull=True),
             ),
+            # waiting jobs that may overflow (jobs.services.overflow reads it every tick): usually none
+            models.Index(
+                fields=["next_attempt_at"],
+                name="job_overflow_due",
+                condition=Q(status="queued") & ~Q(overflow=[]),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -14,24 +14,25 @@ a stack with one pool is exactly what it was.
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 import time
 
 from django.conf import settings
 from rq import Queue
 
+from lambdasite.parsers import POOL_NAME_RE, POOL_NAME_RULE, pool_name_valid
 from lambdasite.redis_client import get_queue, get_redis
 
+log = logging.getLogger("lambdasite.jobs")
+
 DEFAULT_POOL = "default"
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-NAME_RULE = "a pool name is 1-32 characters: a lowercase letter, then lowercase letters, digits or '-'"
+NAME_RE, NAME_RULE = POOL_NAME_RE, POOL_NAME_RULE  # (the rule's home is below every app: quotas use it)
 LIVE_KEY = "lambdasite:pools:live"  # sorted set: "<pool>|<worker name>" -> when its heartbeat expires
 LIVE_CACHE_S = 1.0  # how long a process reuses its view of the live pools (the fill reads it per submit)
 
 
-def valid_name(name: object) -> bool:
-    return isinstance(name, str) and bool(NAME_RE.match(name))
+valid_name = pool_name_valid
 
 
 def parse_names(raw: str | list[str]) -> list[str]:
@@ -87,32 +88,43 @@ def live_workers(*, now: float | None = None, conn=None) -> dict[str, list[str]]
 
 
 class _LiveCache:
-    """The live pools' names, read from Redis at most every ``LIVE_CACHE_S`` per process."""
+    """The live pools' names, read from Redis at most every ``LIVE_CACHE_S`` per process. Redis away:
+    the last answer (None before any: unknown), read again after ``LIVE_CACHE_S``."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._names: frozenset[str] | None = None
-        self._read_at = 0.0
+        self._read_at: float | None = None
 
-    def names(self) -> frozenset[str]:
+    def names(self) -> frozenset[str] | None:
         with self._lock:
-            if self._names is None or self._clock() - self._read_at >= LIVE_CACHE_S:
-                self._names = frozenset(live_workers())
+            if self._read_at is None or self._clock() - self._read_at >= LIVE_CACHE_S:
                 self._read_at = self._clock()
+                try:
+                    self._names = frozenset(live_workers())
+                except Exception:  # noqa: BLE001 - keep the last answer: never fail a submit for it
+                    log.warning("reading the live pools failed; using the last answer", exc_info=True)
             return self._names
 
     def forget(self) -> None:
         with self._lock:
-            self._names = None
+            self._names, self._read_at = None, None
 
 
 _live = _LiveCache()
 
 
 def live_names() -> frozenset[str]:
-    """The pools that have a live worker now (at most ``LIVE_CACHE_S`` old)."""
-    return _live.names()
+    """The pools that have a live worker now (at most ``LIVE_CACHE_S`` old; Redis away: the last answer)."""
+    return _live.names() or frozenset()
+
+
+def dispatchable() -> list[str] | None:
+    """The pools the fill may dispatch to: the live ones; None (every pool) when Redis could not be
+    read and no answer is known yet, so that a submit never fails or strands a job for it."""
+    names = _live.names()
+    return None if names is None else sorted(names)
 
 
 def forget_live() -> None:

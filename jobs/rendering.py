@@ -17,6 +17,7 @@ from lambdasite.jsonbody import render_json
 
 from . import billing, selectors, waiting
 from .models import Attempt, Job
+from .placement import Placement
 
 # a finished body larger than this is not published: the waiting web process reads PostgreSQL
 PUBLISHED_BODY_MAX_BYTES = 16 * 1024
@@ -101,6 +102,9 @@ def job_body(job: Job) -> dict:
         "parent": str(job.parent_id) if job.parent_id else None,
         "priority": job.priority,
         "concurrency_key": job.concurrency_key,
+        "pool": job.pool,
+        "placement": Placement.of(job).body(),
+        "placed_by": job.placed_by,
         "links": {
             "self": base,
             "logs": f"{base}/logs",

@@ -6,6 +6,7 @@ while it waits): shown in the job's API detail (``waiting_reason``) and on its p
   slot (``jobs.slots``): ``tenant concurrency 4/4``, ``function max_concurrency 5/5``,
   ``key store_id=42: 1/1 in use``, ``function reserved …``; with none of these, it is
   ``waiting for dispatch`` (a slot is free: the next fill takes it);
+- queued or dispatched in a pool with no live worker (jobs.pools): ``no live worker in pool eu``;
 - dispatched: ``no free worker`` (in Redis, not yet taken by a worker);
 - anything else (running, waiting on a durable step, finished): None."""
 
@@ -16,6 +17,7 @@ from datetime import UTC
 from django.db import connection
 from django.utils import timezone
 
+from . import pools
 from .models import Job, Status
 from .slots import Slots
 
@@ -30,7 +32,7 @@ def waiting_reason(job: Job, *, now=None) -> str | None:
     if job.status == Status.RETRYING:
         return f"retry backoff until {_when(job.next_attempt_at)}" if job.next_attempt_at else "retry backoff"
     if job.status == Status.DISPATCHED:
-        return "no free worker"
+        return _no_live_worker(job) or "no free worker"
     if job.status != Status.QUEUED:
         return None
     if job.tenant.is_suspended:
@@ -40,7 +42,14 @@ def waiting_reason(job: Job, *, now=None) -> str | None:
     now = now or timezone.now()
     if job.next_attempt_at > now:
         return f"not due until {_when(job.next_attempt_at)}"
-    return _slot_reason(job)
+    return _no_live_worker(job) or _slot_reason(job)
+
+
+def _no_live_worker(job: Job) -> str | None:
+    live = pools.dispatchable()
+    if live is None or job.pool in live:
+        return None
+    return f"no live worker in pool {job.pool}"
 
 
 def _slot_reason(job: Job) -> str:

@@ -104,6 +104,16 @@ def args_problem(args) -> str | None:
     return json_problem(args, max_depth=MAX_ARGS_DEPTH)
 
 
+# a worker pool's name (jobs.pools): here, below every app, so that a quota's allowed_pools is checked
+# by the same rule as a placement
+POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+POOL_NAME_RULE = "a pool name is 1-32 characters: a lowercase letter, then lowercase letters, digits or '-'"
+
+
+def pool_name_valid(name: object) -> bool:
+    return isinstance(name, str) and bool(POOL_NAME_RE.match(name))
+
+
 _QUALIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

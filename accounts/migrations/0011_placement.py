@@ -14,7 +14,12 @@ class Migration(migrations.Migration):
             model_name="quota",
             name="allowed_pools",
             field=django.contrib.postgres.fields.ArrayField(
-                base_field=models.CharField(max_length=32), blank=True, default=None, null=True, size=None
+                base_field=models.CharField(max_length=32),
+                blank=True,
+                default=None,
+                help_text="worker pools this tenant's jobs may be placed in, comma-separated; empty: every pool",
+                null=True,
+                size=None,
             ),
         ),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.postgres.fields import ArrayField
 from django.core.management import CommandError, call_command
 from django.db import models
 
@@ -25,11 +26,14 @@ def hooli():
 @pytest.mark.parametrize("field", _limits(), ids=lambda f: f.name)
 def test_quota_set_sets_every_field_of_the_quota(hooli, field, capsys):
     default = field.get_default()
+    given = None
     if field.choices:
         wanted = next(value for value, _ in field.choices if value != default)
+    elif isinstance(field, ArrayField):  # a list, given comma-separated
+        wanted, given = ["eu", "default"], "eu, default,eu"
     else:
         wanted = default * 2 + 1.5 if isinstance(field, models.FloatField) else default + 7
-    call_command("quota_set", "hooli", "--" + field.name.replace("_", "-"), str(wanted))
+    call_command("quota_set", "hooli", "--" + field.name.replace("_", "-"), given or str(wanted))
     quota = Quota.objects.get(tenant=hooli)
     assert getattr(quota, field.name) == wanted
     others = {f.name: getattr(quota, f.name) for f in _limits() if f is not field}
@@ -57,6 +61,7 @@ def test_quota_set_sets_several_fields_at_once_and_keeps_its_short_names(hooli):
         (["--gb-seconds", "-2"], "must not be negative"),
         (["--gb-seconds", "nan"], "finite"),
         (["--gb-seconds", "inf"], "finite"),
+        (["--allowed-pools", "default,EU"], "'EU'"),  # not a pool name (jobs.pools)
     ],
 )
 def test_a_bad_value_is_a_clean_error_and_nothing_is_saved(hooli, args, message):

@@ -10,7 +10,14 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.contract import BatchSubmitSerializer, JobSerializer, JobSubmitSerializer, priority_field
+from jobs.contract import (
+    BatchSubmitSerializer,
+    JobSerializer,
+    JobSubmitSerializer,
+    placement_fields,
+    placement_from,
+    priority_field,
+)
 from jobs.services import submit
 from lambdasite.api.contract import validated
 from lambdasite.api.fields import (
@@ -39,9 +46,10 @@ class FunctionItemSerializer(StrictSerializer):
     memory_mb = memory_field()
     run_at, delay_s, callback_url = later_fields()
     priority = priority_field()
+    pool, placement = placement_fields()
 
     def validate(self, attrs):
-        return when_from(attrs)
+        return placement_from(when_from(attrs))
 
 
 @extend_schema(
@@ -100,6 +108,7 @@ def _mixed_batch(request: Request, items: list) -> list[submit.JobSpec]:
                     delay_s=data.get("delay_s"),
                     callback_url=data.get("callback_url", ""),
                     priority=data.get("priority"),
+                    placement=data.get("placement"),
                 )
             )
         except ApplicationError as exc:

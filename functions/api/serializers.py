@@ -7,7 +7,8 @@ from datetime import UTC
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.contract import priority_field
+from jobs.contract import PlacementSchema, placement_fields, placement_from, priority_field
+from jobs.placement import Placement
 from lambdasite.api.fields import (
     ArgsField,
     CodeField,
@@ -91,13 +92,22 @@ class FlowFieldsMixin(serializers.Serializer):
     )
 
 
-class FunctionCreateSerializer(FlowFieldsMixin, VersionCreateSerializer):
+class PlacementFieldsMixin(serializers.Serializer):
+    """A function's placement (jobs.placement): where its jobs run unless an invocation says."""
+
+    pool, placement = placement_fields()
+
+    def validate(self, attrs):
+        return placement_from(super().validate(attrs))
+
+
+class FunctionCreateSerializer(PlacementFieldsMixin, FlowFieldsMixin, VersionCreateSerializer):
     name = StrictCharField(max_length=64, help_text="lowercase letters, digits, - and _ (unique per tenant)")
     runtime = serializers.ChoiceField(choices=RUNTIMES)
     provisioned = StrictIntegerField(required=False, min_value=0, help_text="warm cells kept ready")
 
 
-class FunctionUpdateSerializer(FlowFieldsMixin, StrictSerializer):
+class FunctionUpdateSerializer(PlacementFieldsMixin, FlowFieldsMixin, StrictSerializer):
     provisioned = StrictIntegerField(required=False, min_value=0)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
 
@@ -117,9 +127,10 @@ class InvokeSerializer(StrictSerializer):
     memory_mb = memory_field()
     run_at, delay_s, callback_url = later_fields()
     priority = priority_field()
+    pool, placement = placement_fields()
 
     def validate(self, attrs):
-        return when_from(attrs)
+        return placement_from(when_from(attrs))
 
 
 class WarmSerializer(StrictSerializer):
@@ -197,6 +208,7 @@ def function_body(function: Function, *, latest_ready: int | None, aliases) -> d
         "reserved_concurrency": function.reserved_concurrency,
         "concurrency_key": function.concurrency_key or None,
         "concurrency_per_key": function.concurrency_per_key,
+        "placement": Placement.of(function).body(),
         "disabled": function.is_disabled,
         "latest_version": function.latest_number,
         "latest_ready_version": latest_ready,
@@ -225,6 +237,7 @@ class FunctionSchema(serializers.Serializer):
     reserved_concurrency = serializers.IntegerField()
     concurrency_key = serializers.CharField(allow_null=True)
     concurrency_per_key = serializers.IntegerField(allow_null=True)
+    placement = PlacementSchema(help_text="where its jobs run unless an invocation says otherwise")
     disabled = serializers.BooleanField()
     latest_version = serializers.IntegerField()
     latest_ready_version = serializers.IntegerField(allow_null=True)

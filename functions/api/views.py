@@ -124,6 +124,7 @@ def functions(request: Request) -> Response:
         name=data.pop("name"),
         runtime=data.pop("runtime"),
         provisioned=data.pop("provisioned", 0),
+        placement=data.pop("placement", None),
         flow=_flow(data),
         spec=_spec(data),
     )
@@ -136,8 +137,9 @@ def functions(request: Request) -> Response:
 @extend_schema(
     methods=["PATCH"],
     operation_id="functions_update",
-    summary="Change the warm pool size (provisioned), the description or flow control",
+    summary="Change the warm pool size (provisioned), the description, flow control or placement",
     description=(
+        "Placement: `pool` or `placement` (as on invoke) sets where its jobs run from now on. "
         "Flow control: `max_concurrency` (a ceiling; null: none), `reserved_concurrency` (slots of the "
         "tenant's cap kept for this function), `concurrency_key` (a path into the args such as "
         "`$[0].store_id`; empty or null: none) and `concurrency_per_key` (jobs of one key at once). "

@@ -13,6 +13,8 @@ from accounts.guards import tenant_deploy, tenant_require_active
 from accounts.models import Tenant
 from jobs import policy
 from jobs.models import FINISHED, Job
+from jobs.placement import DEFAULT as DEFAULT_PLACEMENT
+from jobs.placement import Placement
 from jobs.runtimes import RUNTIME_INFO
 from jobs.services import dispatch
 from jobs.services.actions import job_cancel
@@ -160,8 +162,10 @@ def function_create(
     spec: VersionSpec,
     provisioned: int = 0,
     flow: FlowSettings | None = None,
+    placement: Placement | None = None,
 ) -> tuple[Function, FunctionVersion]:
-    """A new function and its version 1, with its flow-control settings. -> (function, version)"""
+    """A new function and its version 1, with its flow-control settings and placement (None: the
+    default pool). -> (function, version)"""
     validation.function_name(name)
     if runtime not in RUNTIME_INFO:
         raise ValidationFailed(
@@ -170,6 +174,8 @@ def function_create(
         )
     spec = _check_spec(tenant, runtime, spec, spec.handler or "main")
     quota = tenant.quota
+    placement = placement or DEFAULT_PLACEMENT
+    quota.check_pools(placement.names())
     _check_provisioned(tenant, provisioned, exclude=None)
     tenant_deploy(tenant)
     try:
@@ -187,6 +193,7 @@ def function_create(
                 handler=spec.handler,
                 provisioned=provisioned,
                 created_by=user,
+                **placement.function_columns(),
             )
             flow_apply(function=function, settings=flow_check(tenant=tenant, settings=flow or FlowSettings()))
             function.save(force_insert=True)
@@ -235,11 +242,12 @@ def function_update(
     function: Function,
     provisioned: int | None = None,
     description: str | None = None,
+    placement: Placement | None = None,
     **flow_given,
 ) -> Function:
-    """Settings that are not part of a version: the warm pool size, the description, and flow control
-    (``flow_given``: max_concurrency, reserved_concurrency, concurrency_key, concurrency_per_key;
-    left out: unchanged; None clears)."""
+    """Settings that are not part of a version: the warm pool size, the description, the placement of
+    its jobs from now on (None: unchanged), and flow control (``flow_given``: max_concurrency,
+    reserved_concurrency, concurrency_key, concurrency_per_key; left out: unchanged; None clears)."""
     tenant_require_active(function.tenant)
     with transaction.atomic():
         function = (
@@ -252,6 +260,10 @@ def function_update(
             function.provisioned = provisioned
         if description is not None:
             function.description = description
+        if placement is not None:
+            function.tenant.quota.check_pools(placement.names())
+            for name, value in placement.function_columns().items():
+                setattr(function, name, value)
         if flow_given:
             settings = FlowSettings.of(function).changed(**flow_given)
             flow_apply(

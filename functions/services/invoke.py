@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from accounts.models import ApiKey, Tenant
 from jobs import concurrency_key, events
 from jobs.models import DEFAULT_PRIORITY, Job
+from jobs.placement import DEFAULT as DEFAULT_PLACEMENT
+from jobs.placement import Placement
 from jobs.services import submit
 from lambdasite.caching import Cache, after_commit
 from lambdasite.parsers import qualifier_problem
@@ -77,6 +79,7 @@ class FunctionView:
     aliases: dict[str, tuple[VersionView, VersionView | None, float]]
     by_number: dict[int, VersionView | None] = field(default_factory=dict)
     key_steps: tuple = ()  # its concurrency_key parsed (jobs.concurrency_key): empty for none
+    placement: Placement = DEFAULT_PLACEMENT  # where its jobs run unless one asks otherwise
 
     def key_of(self, args) -> str | None:
         """The concurrency key an invocation with these args gets (None: the function has no key)."""
@@ -133,6 +136,7 @@ def _load(tenant_id, name: str) -> FunctionView | None:
             for a in aliases
         },
         key_steps=concurrency_key.parse(function.concurrency_key) if function.concurrency_key else (),
+        placement=Placement.of(function),
     )
 
 
@@ -193,6 +197,7 @@ def invocation_spec(
     delay_s: int | None = None,
     callback_url: str = "",
     priority: int | None = None,
+    placement: Placement | None = None,
 ) -> submit.JobSpec:
     """The job an invocation submits (raises 404 for an unknown function, 409 for a failed version)."""
     function = function_view(tenant_id=tenant.id, name=name)
@@ -231,6 +236,8 @@ def invocation_spec(
         durable=version.durable,
         priority=priority if priority is not None else DEFAULT_PRIORITY,
         concurrency_key=function.key_of(args),
+        placement=placement,
+        function_placement=function.placement,
     )
 
 
@@ -254,11 +261,13 @@ def function_invoke(
     idempotency_key: str | None = None,
     origin: submit.Origin | None = None,
     priority: int | None = None,
+    placement: Placement | None = None,
     **when,
 ) -> tuple[Job, bool]:
     """Submit an invocation. -> (job, created): a repeated Idempotency-Key gets the first job.
     ``when``: ``run_at`` or ``delay_s`` for a delayed run, ``callback_url`` for a one-off webhook;
-    ``origin``: who asked for it (by default the API key); ``priority``: 0-9 (default 5)."""
+    ``origin``: who asked for it (by default the API key); ``priority``: 0-9 (default 5);
+    ``placement``: where to run (None: the function's)."""
     spec = invocation_spec(
         tenant=tenant,
         name=name,
@@ -267,6 +276,7 @@ def function_invoke(
         timeout_ms=timeout_ms,
         memory_mb=memory_mb,
         priority=priority,
+        placement=placement,
         **when,
     )
     return submit.job_submit(

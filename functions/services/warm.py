@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from jobs import metrics
+from jobs.pools import live_workers
 from jobs.services.admission import tenant_admit
 from lambdasite.exceptions import ValidationFailed
 from lambdasite.redis_client import get_redis
@@ -83,19 +84,27 @@ def provisioned_share(n: int, *, workers: list[str], me: str, salt: int) -> int:
     return n // count + (1 if place < n % count else 0)
 
 
-def provisioned_versions(*, me: str, workers: list[str] | None = None) -> list[tuple[FunctionVersion, int]]:
+def provisioned_versions(
+    *, me: str, workers: list[str] | None = None, pools: list[str] | None = None
+) -> list[tuple[FunctionVersion, int]]:
     """What worker ``me`` keeps warm: for each enabled function with ``provisioned`` cells, the latest
-    ready version and this worker's share, so the fleet holds exactly the tenant's cap, not cap x W."""
-    if workers is None:
+    ready version and this worker's share, so the fleet holds exactly the tenant's cap, not cap x W.
+    ``pools``: the worker pools ``me`` serves; only their functions, each shared among the live
+    workers of its own pool (None: every function, shared among ``workers``)."""
+    if workers is None and pools is None:
         workers = metrics.workers_alive_names("jobs")
+    by_pool = live_workers() if pools is not None else {}
     boosts = warm_boosts()
     wanted = Function.objects.filter(
         Q(provisioned__gt=0) | Q(pk__in=list(boosts)), is_disabled=False, tenant__is_suspended=False
     )
+    if pools is not None:
+        wanted = wanted.filter(pool__in=pools)
     out = []
     for function in wanted.select_related("tenant__quota"):
         target = max(function.provisioned, boosts.get(function.pk, 0))
-        share = provisioned_share(target, workers=workers, me=me, salt=function.pk)
+        sharing = workers if pools is None else by_pool.get(function.pool, [])
+        share = provisioned_share(target, workers=sharing, me=me, salt=function.pk)
         if share <= 0:
             continue
         version = latest_ready(function=function)

@@ -37,4 +37,12 @@ class Migration(migrations.Migration):
             name="pool",
             field=models.CharField(db_default="default", default="default", max_length=32),
         ),
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("status", "queued"), models.Q(("overflow", []), _negated=True)),
+                fields=["next_attempt_at"],
+                name="job_overflow_due",
+            ),
+        ),
     ]

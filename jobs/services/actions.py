@@ -8,6 +8,7 @@ from django.utils import timezone
 from .. import events, signals
 from ..exceptions import JobFinished, JobNotFinished, NotRetryable
 from ..models import FINISHED, REQUEUEABLE, WAITING, Job, Status
+from ..placement import back_home
 from . import dispatch, notify, steps
 from .admission import tenant_admit
 from .rows import locked_job
@@ -45,6 +46,7 @@ def job_requeue(*, job: Job, by_operator: bool = False) -> Job:
     if job.durable:
         steps.run_rewind(job)  # it resumes at its first step that did not succeed
     job.status, job.cancel_requested, job.retry_base = Status.QUEUED, False, job.attempts
+    back_home(job)
     job.result = job.error = job.exit_code = job.finished_at = None
     job.next_attempt_at = timezone.now()
     job.save()

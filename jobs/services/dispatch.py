@@ -14,17 +14,21 @@ from rq.utils import utcformat
 from lambdasite.caching import after_commit, best_effort
 from lambdasite.redis_client import get_queue
 
-from .. import events
+from .. import events, pools
 from ..models import Job, Status
+from ..pools import queue as pool_queue
 from . import flow
 
 log = logging.getLogger("lambdasite.jobs")
 
 # Slot filling runs on every submit and every finished attempt: three plain statements
 # instead of the ORM's five (measured: the ORM's query compilation dominated it).
+# Only jobs placed in a pool with a live worker are dispatched (jobs.pools; null: every pool): a job
+# for a pool without one waits in PostgreSQL, not in a queue no worker reads.
+LIVE_POOL = "(%(live)s::text[] IS NULL OR pool = ANY(%(live)s::text[]))"
 _FILL_PRECHECK_SQL = (
     "SELECT 1 FROM jobs_job WHERE tenant_id = %(tenant)s AND status = %(queued)s"
-    " AND next_attempt_at <= %(now)s LIMIT 1"
+    f" AND next_attempt_at <= %(now)s AND {LIVE_POOL} LIMIT 1"
 )
 # The lock also says whether the tenant has a function with a flow-control limit (jobs.services.flow):
 # a probe of the partial index function_flow_limited, empty for a tenant without one, so the fast path
@@ -42,17 +46,17 @@ _FILL_LOCK_SQL = (
 # cannot know the LIMIT, guesses thousands of rows and, with a large backlog, hash-joins them against a
 # sequential scan of the whole table (measured: 370 ms a fill over 600k waiting jobs; with ARRAY, the
 # primary key's index: under a millisecond).
-_FILL_SQL = """
-UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s
+_FILL_SQL = f"""
+UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s, {flow.PLACED}
 WHERE id = ANY(ARRAY(
     SELECT id FROM jobs_job
-    WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s
+    WHERE tenant_id = %(tenant)s AND status = %(queued)s AND next_attempt_at <= %(now)s AND {LIVE_POOL}
     ORDER BY priority DESC, next_attempt_at, created_at
     LIMIT GREATEST(0, %(max)s - (
         SELECT count(*) FROM jobs_job WHERE tenant_id = %(tenant)s AND status IN (%(dispatched)s, %(running)s)
     ))
 )) AND status = %(queued)s
-RETURNING id, attempts, timeout_ms, memory_mb, priority, next_attempt_at, created_at
+RETURNING {flow.RETURNED}
 """
 
 
@@ -64,7 +68,7 @@ TASK = "jobs.tasks.run_job"
 
 
 def enqueue(job: Job, *, at_front: bool = False) -> None:
-    """Put the job's next attempt on the RQ queue (its id, and its memory limit for the worker's
+    """Put the job's next attempt on its pool's RQ queue (its id, and its memory limit for the worker's
     admission: PostgreSQL holds the rest).
 
     One MULTI/EXEC round trip writes what RQ's ``Queue.enqueue`` writes in two (the queue's
@@ -72,7 +76,7 @@ def enqueue(job: Job, *, at_front: bool = False) -> None:
     by RQ's own Job with only the per-job fields replaced: building an RQ Job per dispatch was a
     measured share of a submit's CPU. ``jobs/tests/test_dispatch.py`` checks that RQ reads the hash
     back exactly as it reads one it wrote itself."""
-    queue = get_queue()
+    queue = pool_queue(job.pool)
     rq_id = rq_job_id(job.id, job.attempts + 1)
     fields = _rq_fields(queue, str(job.id), timeout=job.timeout_ms // 1000 + 120, memory_mb=job.memory_mb)
     with queue.connection.pipeline() as pipe:  # a transaction: the hash exists before its id is listed
@@ -85,7 +89,7 @@ def enqueue(job: Job, *, at_front: bool = False) -> None:
         pipe.execute()
 
 
-_PER_JOB = ("created_at", "enqueued_at", "data", "description", "timeout")
+_PER_JOB = ("created_at", "enqueued_at", "data", "description", "timeout", "origin")
 
 
 @functools.cache
@@ -114,6 +118,7 @@ def _rq_fields(queue, job_id: str, *, timeout: int, memory_mb: int | None = None
         "data": data,
         "description": f"lambdasite job {job_id}",
         "timeout": timeout,
+        "origin": queue.name,  # its pool's queue (jobs.pools), as RQ records it
     }
 
 
@@ -146,6 +151,7 @@ def _fill_params(tenant_id, now) -> dict:
         "queued": Status.QUEUED,
         "dispatched": Status.DISPATCHED,
         "running": Status.RUNNING,
+        "live": pools.dispatchable(),  # (cached for a second: no round trip per submit)
     }
 
 
@@ -165,8 +171,8 @@ def _fill_locked(cursor, params: dict) -> tuple[str, list[Job]]:
         cursor.execute(_FILL_SQL, {**params, "max": max_concurrency})
         rows = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[5], row[6]))
     return slug, [
-        Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms, memory_mb=memory_mb)
-        for job_id, attempts, timeout_ms, memory_mb, *_ in rows
+        Job(id=job_id, attempts=attempts, timeout_ms=timeout_ms, memory_mb=memory_mb, pool=pool)
+        for job_id, attempts, timeout_ms, memory_mb, _, _, _, pool in rows
     ]
 
 

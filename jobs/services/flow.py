@@ -24,7 +24,14 @@ from ..slots import Candidate, Slots
 
 _COLUMNS = "id, function_id, concurrency_key, priority, next_attempt_at, created_at"
 _ORDER = "ORDER BY priority DESC, next_attempt_at, created_at"
-_DUE = "status = %(queued)s AND next_attempt_at <= %(now)s"
+# due, and placed in a pool with a live worker (null: every pool; dispatch.LIVE_POOL)
+_DUE = (
+    "status = %(queued)s AND next_attempt_at <= %(now)s"
+    " AND (%(live)s::text[] IS NULL OR pool = ANY(%(live)s::text[]))"
+)
+# what both fills set and return: a job dispatched in its home pool says so (an overflow said why)
+PLACED = "placed_by = COALESCE(NULLIF(placed_by, ''), 'home')"
+RETURNED = "id, attempts, timeout_ms, memory_mb, priority, next_attempt_at, created_at, pool"
 
 # the lane index's key: an equality on it keeps the index's order (models.Job's job_waiting_lane)
 _KEY = "COALESCE(concurrency_key, '')"
@@ -75,16 +82,16 @@ _KEYED = f"""(WITH RECURSIVE lanes{{i}}(k) AS (
  WHERE l.k IS NOT NULL AND COALESCE(c.n, 0) + w.place <= %(cap{{i}})s
  ORDER BY w.priority DESC, lane_round, w.next_attempt_at, w.created_at LIMIT %(room{{i}})s)"""
 
-_DISPATCH_SQL = """
-UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s
+_DISPATCH_SQL = f"""
+UPDATE jobs_job SET status = %(dispatched)s, dispatched_at = %(now)s, {PLACED}
 WHERE id = ANY(%(ids)s) AND status = %(queued)s
-RETURNING id, attempts, timeout_ms, memory_mb, priority, next_attempt_at, created_at
+RETURNING {RETURNED}
 """
 
 
 def fill_limited(cursor, params: dict, *, cap: int) -> list[tuple]:
     """Dispatch what the tenant's limits allow now; -> the dispatched rows in dispatch order
-    (id, attempts, timeout_ms, memory_mb, priority, next_attempt_at, created_at)."""
+    (id, attempts, timeout_ms, memory_mb, priority, next_attempt_at, created_at, pool)."""
     statuses = {"dispatched": params["dispatched"], "running": params["running"]}
     slots = Slots.read(cursor, tenant_id=params["tenant"], cap=cap, statuses=statuses)
     if slots.free() <= 0:

@@ -20,6 +20,7 @@ from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: rep
 
 from .. import billing, metrics, signals
 from ..models import Attempt, Job, Status
+from ..placement import BACK_HOME_FIELDS, back_home
 from ..steprecords import FATAL_TYPES
 from . import connections, dispatch, notify, retry, rows, steps
 
@@ -165,6 +166,8 @@ def _settle(
         if not durable:  # (job_finish made its commit durable with its first statement)
             notify.commit_durably()
         signals.job_outcome.send(sender=Job, job=job)  # its receivers write in this transaction
+    if not decision.finished:
+        back_home(job)  # it waits again: in its home pool, and it may overflow again
     if decision.back_in_line:
         job.next_attempt_at = job.created_at  # back at its original place in the tenant's line
     if decision.backoff_step:
@@ -327,10 +330,20 @@ def job_handback(*, job_id, attempt_number: int, log_lines: int = 0, ran_ms: flo
         return
     # back at its original place in the tenant's line, and at the front of Redis's
     job.status, job.lease_expires_at, job.next_attempt_at = Status.QUEUED, None, job.created_at
+    back_home(job)
     job.log_lines += log_lines
     notify.status_after_commit(job)
     dispatch.fill_after_commit(job.tenant_id)
-    job.save(update_fields=["status", "lease_expires_at", "next_attempt_at", "log_lines", *_CHARGED])
+    job.save(
+        update_fields=[
+            "status",
+            "lease_expires_at",
+            "next_attempt_at",
+            "log_lines",
+            *_CHARGED,
+            *BACK_HOME_FIELDS,
+        ]
+    )
     notify.attempt_ended_after_commit(job, gb_seconds=closed["gb_seconds"])
 
 

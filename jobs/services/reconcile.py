@@ -11,15 +11,18 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
-from lambdasite.redis_client import get_queue, get_redis
+from lambdasite.redis_client import get_redis
 
 from .. import events, metrics
 from ..models import Job, Status
+from ..pools import queue as pool_queue
 from . import waits
 from .dispatch import enqueue, rq_job_id, tenant_fill_slots_safely
 from .lifecycle import job_expire_lease
+from .overflow import overflow_pass
 
 HEARTBEAT_KEY = metrics.RECONCILER_KEY
 
@@ -38,6 +41,7 @@ def reconcile(*, now: datetime | None = None) -> dict:
     counts["scheduled_due"] = _queue_due_scheduled(now)
     counts["retries_due"] = _queue_due_retries(now)
     counts.update(waits.durable_reconcile(now=now))  # durable runs' timers: resumed runs go in line below
+    counts.update(overflow_pass(now=now))  # before the fill: a job given another pool goes now
     tenants = set(
         Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
         .values_list("tenant_id", flat=True)
@@ -95,29 +99,37 @@ def _redispatch_lost(now: datetime) -> int:
     stale = now - timedelta(seconds=settings.REDISPATCH_AFTER_S)
     lost = list(
         Job.objects.filter(status=Status.DISPATCHED, dispatched_at__lte=stale).only(
-            "id", "attempts", "timeout_ms", "memory_mb"
+            "id", "attempts", "timeout_ms", "memory_mb", "pool", "home_pool"
         )[:5000]
     )
     redispatched = 0
-    waiting = _waiting_in_redis(get_redis()) if lost else set()
+    waiting = _waiting_in_redis(get_redis(), {job.pool for job in lost}) if lost else set()
     for job in lost:
-        # still in the RQ queue: waiting behind others. Anything else (gone after FLUSHALL or a
-        # restart, or popped by a worker that died before its claim) means Redis lost it; a
+        # still in its pool's RQ queue: waiting behind others. Anything else (gone after FLUSHALL or
+        # a restart, or popped by a worker that died before its claim) means Redis lost it; a
         # worker that popped it and claims it late only meets the claim's compare-and-set
         if rq_job_id(job.id, job.attempts + 1).encode() in waiting:
             continue
-        enqueue(job, at_front=True)
-        Job.objects.filter(pk=job.id, status=Status.DISPATCHED).update(dispatched_at=now)
+        if job.pool != job.home_pool:  # it had overflowed: it waits at home again, and may overflow again
+            Job.objects.filter(pk=job.id, status=Status.DISPATCHED).update(
+                status=Status.QUEUED, pool=F("home_pool"), placed_by=""
+            )
+        else:
+            enqueue(job, at_front=True)
+            Job.objects.filter(pk=job.id, status=Status.DISPATCHED).update(dispatched_at=now)
         redispatched += 1
     return redispatched
 
 
-def _waiting_in_redis(conn) -> set[bytes]:
-    """The RQ job ids waiting in the jobs queue, in one round trip. Dispatch is slot-gated, so the
-    queue holds at most the tenants' concurrency: short. (RQ's job hash cannot tell: the lean worker
-    does not mark what it popped, so a worker killed between its pop and its claim leaves the hash
-    saying "queued" while the id is gone from the list.)"""
-    return set(conn.lrange(get_queue().key, 0, -1))
+def _waiting_in_redis(conn, pools: set[str]) -> set[bytes]:
+    """The RQ job ids waiting in these pools' queues, in one round trip. Dispatch is slot-gated, so
+    the queues hold at most the tenants' concurrency: short. (RQ's job hash cannot tell: the lean
+    worker does not mark what it popped, so a worker killed between its pop and its claim leaves the
+    hash saying "queued" while the id is gone from the list.)"""
+    with conn.pipeline(transaction=False) as pipe:
+        for pool in sorted(pools):
+            pipe.lrange(pool_queue(pool).key, 0, -1)
+        return {rq_id for ids in pipe.execute() for rq_id in ids}
 
 
 def heartbeat(interval_s: float) -> None:

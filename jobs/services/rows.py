@@ -117,6 +117,8 @@ FINISH_FIELDS = [
     "billed_ms",
     "gb_seconds",
     "egress_bytes",
+    "pool",  # a job that waits again is back in its home pool (placement.back_home)
+    "placed_by",
 ]
 
 

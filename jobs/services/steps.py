@@ -31,6 +31,7 @@ from sandbox.jsonsafe import scrub
 
 from .. import events, steprecords
 from ..models import Event, Job, Status, Step, Trigger
+from ..placement import back_home
 from ..steprecords import Record, Refused
 from . import submit
 
@@ -392,6 +393,7 @@ def run_suspend(job: Job, now: datetime) -> None:
         job.status, job.next_attempt_at = Status.QUEUED, now
     else:
         job.status, job.next_attempt_at = Status.WAITING, found["wake"]
+    back_home(job)  # its next execution starts from its home pool
 
 
 def run_rewind(job: Job) -> int:

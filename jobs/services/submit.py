@@ -23,6 +23,7 @@ from lambdasite.exceptions import ApplicationError, PayloadTooLarge, ValidationF
 from .. import metrics, policy
 from ..exceptions import IdempotencyBusy, IdempotencyConflict
 from ..models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, Job, Status, Trigger
+from ..placement import Placement, resolve
 from . import dispatch, notify
 from .admission import tenant_admit
 
@@ -58,6 +59,9 @@ class JobSpec:
     priority: int = DEFAULT_PRIORITY  # 0-9: a tenant's waiting jobs go highest first (jobs.services.flow)
     # what the function's concurrency_key found in args (invoke evaluates it): its lane, or None
     concurrency_key: str | None = None
+    # where it runs (jobs.placement): as asked (None: not given), and its function's (invoke fills it in)
+    placement: Placement | None = None
+    function_placement: Placement | None = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,9 @@ class Origin:
 _RESOLVED = ("version_id", "version_number", "held", "handler", "alias")
 # left out of the hash when default (a body that says nothing of them hashes as before they existed)
 _REACH_DEFAULTS = {"egress": "none", "env": {}, "secrets": {}, "durable": False}
-_DEFAULTS = {**_REACH_DEFAULTS, "priority": DEFAULT_PRIORITY}
-# derived from the body (the function's concurrency_key over args): never part of the request
-_DERIVED = ("concurrency_key",)
+_DEFAULTS = {**_REACH_DEFAULTS, "priority": DEFAULT_PRIORITY, "placement": None}
+# derived from the body (the function's concurrency_key over args, its placement): never part of the request
+_DERIVED = ("concurrency_key", "function_placement")
 _FUNCTION_FIELDS = (
     "function_id",
     "function_name",
@@ -148,6 +152,7 @@ def job_spec_validate(*, tenant: Tenant, spec: JobSpec) -> JobSpec:
             details={"fields": {"priority": [f"from {MIN_PRIORITY} to {MAX_PRIORITY}"]}},
         )
     spec = _reach_checked(tenant, spec)
+    quota.check_pools(resolve(spec.placement, spec.function_placement).names())  # (the quota may change)
     return dataclasses.replace(spec, timeout_ms=timeout_ms, memory_mb=memory_mb, max_retries=max_retries)
 
 
@@ -173,6 +178,8 @@ def request_hash(spec: JobSpec) -> str:
     fields = {k: v for k, v in fields.items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
     if spec.invoked_as:
         fields = {k: v for k, v in fields.items() if k not in _RESOLVED and k not in _REACH_DEFAULTS}
+    if fields.get("placement") is not None:
+        fields["placement"] = fields["placement"].body()
     if spec.delay_s is not None:
         fields.pop("run_at", None)
     elif fields.get("run_at") is not None:
@@ -203,6 +210,7 @@ def _new_job(tenant: Tenant, api_key: ApiKey | None, spec: JobSpec, origin: Orig
         priority=spec.priority,
         concurrency_key=spec.concurrency_key,
         **_reach_columns(spec),
+        **resolve(spec.placement, spec.function_placement).job_columns(),
         **origin.columns(),
         **extra,
     )

@@ -11,7 +11,8 @@ job body's ``trigger`` (an addition: who or what asked for the job), and for the
 only those five pages changed), and for issue 24's dashboard and budget (additions only: the new-job
 page's network and configuration fieldset, usage's ``egress`` and ``limits.max_egress_bytes_month``),
 and for issue 25's flow control (additions only: the job body's ``priority`` and ``concurrency_key``,
-the detail's ``waiting_reason``, the job page's priority and what it waits for).
+the detail's ``waiting_reason``, the job page's priority and what it waits for), and for issue 28's
+placement (additions only: the job body's ``pool``, ``placement`` and ``placed_by``, the job page's pool).
 Regenerate it only for an intended change: ``CONTRACT_RECORD=1 make test ARGS=jobs/tests/test_contract.py``.
 """
 

@@ -34,7 +34,7 @@ def test_a_crash_between_commit_and_enqueue_loses_nothing(alice, run_worker, fas
     def redis_gone(*args, **kwargs):
         raise ConnectionError("the process died before it could enqueue")
 
-    monkeypatch.setattr(dispatch, "get_queue", redis_gone)
+    monkeypatch.setattr(dispatch, "pool_queue", redis_gone)
     response = alice.post_job(QUICK)
     assert response.status_code == 202  # accepted: the row is committed even though Redis never saw it
     job_id = response.json()["id"]

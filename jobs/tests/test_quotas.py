@@ -161,6 +161,7 @@ def test_a_spent_budget_is_429_until_raised_in_admin(alice, client, redis_conn):
     get_user_model().objects.create_superuser("op@example.com", "op@example.com", "pw")
     client.login(username="op@example.com", password="pw")
     form = {f.name: getattr(quota, f.name) for f in quota._meta.fields if f.name not in ("id", "tenant")}
+    form["allowed_pools"] = ""  # (a form's empty field: every pool)
     form.update(tenant=alice.tenant.pk, monthly_gb_seconds=100)
     assert client.post(f"/admin/accounts/quota/{quota.pk}/change/", form).status_code == 302
     assert alice.post_job(QUICK).status_code == 202  # no restart needed

@@ -46,6 +46,7 @@ def test_operators_set_max_egress_and_max_secrets_on_the_tenants_quota(operator,
         f.name: getattr(alice.tenant.quota, f.name) for f in Quota._meta.concrete_fields if f.name != "id"
     }
     form.update(tenant=alice.tenant.pk, max_egress="public", max_secrets=5, max_egress_bytes_month=2 << 30)
+    form.update(allowed_pools="")  # (a list field: empty is every pool)
     response = operator.post(f"/admin/accounts/quota/{alice.tenant.quota.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     quota = Quota.objects.get(tenant=alice.tenant)
@@ -53,3 +54,21 @@ def test_operators_set_max_egress_and_max_secrets_on_the_tenants_quota(operator,
     form.update(max_egress_bytes_month="")  # empty: no monthly egress budget
     operator.post(f"/admin/accounts/quota/{alice.tenant.quota.pk}/change/", form)
     assert Quota.objects.get(tenant=alice.tenant).max_egress_bytes_month is None
+
+
+def test_operators_set_allowed_pools_on_the_quota(operator, alice):
+    """The worker pools a tenant may use (jobs.placement): comma-separated names, checked; empty: all."""
+    page = operator.get(f"/admin/accounts/tenant/{alice.tenant.pk}/change/").content.decode()
+    assert 'name="quota-0-allowed_pools"' in page
+    url = f"/admin/accounts/quota/{alice.tenant.quota.pk}/change/"
+    form = {
+        f.name: getattr(alice.tenant.quota, f.name) for f in Quota._meta.concrete_fields if f.name != "id"
+    }
+    form.update(tenant=alice.tenant.pk, allowed_pools="default,eu,eu")
+    assert operator.post(url, form).status_code == 302
+    assert Quota.objects.get(tenant=alice.tenant).allowed_pools == ["default", "eu"]
+    refused = operator.post(url, {**form, "allowed_pools": "default,Bad Pool"})
+    assert refused.status_code == 200 and "a pool name is 1-32 characters" in refused.content.decode()
+    assert Quota.objects.get(tenant=alice.tenant).allowed_pools == ["default", "eu"]
+    operator.post(url, {**form, "allowed_pools": ""})
+    assert Quota.objects.get(tenant=alice.tenant).allowed_pools is None

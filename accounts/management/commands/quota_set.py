@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import models
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                 *names,
                 dest=field.name,
                 default=None,
-                metavar="X" if isinstance(field, models.FloatField) else "N",
+                metavar=_metavar(field),
                 help=f"{field.help_text or field.verbose_name} (default {field.get_default()}"
                 f"{'; none: unlimited' if field.null else ''})".replace("%", "%%"),
             )
@@ -63,11 +64,12 @@ class Command(BaseCommand):
             raw = options.get(field.name)
             if raw is not None:
                 setattr(quota, field.name, _value(field, raw, quota))
-                changed.append(f"{field.name}={getattr(quota, field.name)}")
+                changed.append(field.name)
         try:
             quota.full_clean(exclude=["tenant"])  # the model's constraints, across fields
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+        changed = [f"{name}={getattr(quota, name)}" for name in changed]  # as cleaned
         quota.save()
         if options["suspend"] or options["resume"]:
             tenant.is_suspended = bool(options["suspend"])
@@ -76,11 +78,19 @@ class Command(BaseCommand):
         self.stdout.write(f"{slug}: " + (", ".join(changed) or "unchanged"))
 
 
+def _metavar(field: models.Field) -> str:
+    if isinstance(field, ArrayField):
+        return "A,B"
+    return "X" if isinstance(field, models.FloatField) else "N"
+
+
 def _value(field: models.Field, raw: str, quota: Quota):
     """``raw`` parsed and validated by the field (its type, its range); limits are never negative. A
     limit that may be empty (``--max-egress-bytes-month``) is lifted by ``none`` or ``unlimited``."""
     if field.null and raw.strip().lower() in ("none", "unlimited"):
         return None
+    if isinstance(field, ArrayField):  # a list, comma-separated (--allowed-pools default,eu)
+        return [part.strip() for part in raw.split(",") if part.strip()]
     try:
         value = field.clean(raw, quota)
     except ValidationError as exc:

@@ -6,6 +6,7 @@ processes so that a deploy, however slow its dependencies, never holds a job wor
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import threading
@@ -60,9 +61,8 @@ class Command(BaseCommand):
         if removed:
             log.warning("removed %d orphaned sandbox containers", len(removed))
         if not burst and not builds:
-            pool.provision_source = (
-                provisioned_specs  # functions' provisioned and warmed cells, this worker's share
-            )
+            # functions' provisioned and warmed cells: this worker's share of those of the pools it serves
+            pool.provision_source = functools.partial(provisioned_specs, pools=served)
             pool.provision_changed = ProvisionWatch()  # a warm-up asked for: read the targets now
             pool.start_maintenance()  # spares, idle reaping, provisioned cells, orphans of dead workers
         queues = worker_queues(builds=builds, pools=served)
@@ -114,6 +114,10 @@ def _safely(fn) -> None:
     best_effort("writing the heartbeat", fn)
 
 
+def _slots(budget: dict) -> dict:
+    return {"inflight": budget["inflight"], "max_inflight": budget["max_inflight"]}
+
+
 def _beat(
     name: str, role: str, pool, stop: threading.Event, clock=time.monotonic, pools: list[str] = ()
 ) -> None:
@@ -132,7 +136,9 @@ def _beat(
         if pools:  # the pools this worker serves are alive as long as it beats (jobs.pools)
             _safely(lambda: pools_live.beat(worker=name, pools=list(pools), ttl_s=3 * every))
         if role == "jobs":
-            stats = {**pool.stats(), "inflight": pool.budget.inflight if pool.budget else 0}
+            budget = pool.budget.snapshot() if pool.budget else {"inflight": 0, "max_inflight": 1}
+            # the job slots it offers its pools: the overflow pass's room (jobs.services.overflow)
+            stats = {**pool.stats(), **_slots(budget), "pools": list(pools)}
             metrics.publish_pool(name, stats, ttl_s=3 * every)
         if last_gc is None or clock() - last_gc > settings.LAYER_GC_INTERVAL_S:
             last_gc = clock()
