@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from conftest import TEST_POOL_WORKER
 from jobs import pools
 from jobs.models import Job
 
@@ -17,6 +18,13 @@ from .pages import signed_in
 pytestmark = pytest.mark.django_db
 
 CODE = "def main():\n    return 1\n"
+
+
+@pytest.fixture(autouse=True)
+def only_the_workers_a_test_beats(redis_conn):
+    """Live workers here are the heartbeats each test writes: not the suite's stand-in worker of the
+    default pool (conftest), which every other test needs for its jobs to be dispatched."""
+    pools.gone(worker=TEST_POOL_WORKER, pools=[pools.DEFAULT_POOL])
 
 
 @pytest.fixture

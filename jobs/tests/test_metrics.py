@@ -9,11 +9,19 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import TEST_POOL_WORKER
 from jobs import pools
 from jobs.metrics import LambdasiteCollector
 from jobs.models import Job
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def only_the_workers_a_test_beats(redis_conn):
+    """Live workers here are the heartbeats each test writes: not the suite's stand-in worker of the
+    default pool (conftest), which every other test needs for its jobs to be dispatched."""
+    pools.gone(worker=TEST_POOL_WORKER, pools=[pools.DEFAULT_POOL])
 
 
 def place(persona, pool: str, status: str, *, wait_ms: float | None = None) -> Job:

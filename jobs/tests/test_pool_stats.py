@@ -12,10 +12,18 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import api_key_issue
+from conftest import TEST_POOL_WORKER
 from jobs import pool_stats, pools
 from jobs.models import Job
 
 CODE = "def main():\n    return 1\n"
+
+
+@pytest.fixture(autouse=True)
+def only_the_workers_a_test_beats(redis_conn):
+    """Live workers here are the heartbeats each test writes: not the suite's stand-in worker of the
+    default pool (conftest), which every other test needs for its jobs to be dispatched."""
+    pools.gone(worker=TEST_POOL_WORKER, pools=[pools.DEFAULT_POOL])
 
 
 def make_job(persona, *, pool: str, status: str, started_s_ago: float | None = None, wait_ms=None) -> Job:
