@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import statistics
 
 import pytest
 from django.conf import settings
@@ -51,6 +52,9 @@ def test_a_job_placed_in_the_far_pool_runs_there_and_its_wait_is_measured(alice,
     near = stack.start("worker-default", "worker", "--pools", "default")
     far = _start_worker(stack, host, forwarder, "worker-eu", "--pools", "eu", delay_s=DELAY_S)
     assert wait_until(lambda: {"default", "eu"} <= set(pools.live_workers()), 60), stack.report()
+    # the eu worker's first job: its start-up and the tenant's first cell are not the link's cost
+    warm_up = alice.post_job({**QUICK, "args": [0], "pool": "eu"}).json()["id"]
+    assert wait_until(lambda: terminal_count([warm_up]) == 1, 90), stack.report()
 
     far_answer = alice.post_job({**QUICK, "args": [1], "pool": "eu"})
     near_answer = alice.post_job({**QUICK, "args": [2]})
@@ -65,10 +69,13 @@ def test_a_job_placed_in_the_far_pool_runs_there_and_its_wait_is_measured(alice,
     assert ran_on[far_job.id].endswith(f":{far.pid}") and ran_on[near_job.id].endswith(f":{near.pid}")
     # the eu worker heard of the job over its link: it cannot have started sooner than one trip
     assert far_job.queue_wait_ms >= DELAY_S * 1000, far_job.queue_wait_ms
-    # and the tenant sees that wait as the pool's (the job is its only one started there)
+    # and the tenant sees the pool's waits: its two jobs that started there
     seen = {p["name"]: p for p in alice.client.get("/api/v1/pools").json()["pools"]}
-    assert seen["eu"]["workers"] == 1 and seen["eu"]["wait_ms"]["p50"] == round(far_job.queue_wait_ms, 3)
+    waits = [Job.objects.get(pk=warm_up).queue_wait_ms, far_job.queue_wait_ms]
+    assert seen["eu"]["workers"] == 1
+    assert seen["eu"]["wait_ms"]["p50"] == pytest.approx(statistics.median(waits), abs=0.001)
     print(
         f"\nregions: queue wait {far_job.queue_wait_ms:.1f} ms in eu ({DELAY_S * 1000:.0f} ms each way to "
-        f"PostgreSQL and Redis), {near_job.queue_wait_ms:.1f} ms in default (beside them)"
+        f"PostgreSQL and Redis), {near_job.queue_wait_ms:.1f} ms in default (beside them); the eu worker's "
+        f"first job waited {waits[0]:.1f} ms"
     )
