@@ -6,6 +6,7 @@ from .views import (
     functions,
     jobs,
     keys,
+    operator,
     overview,
     routes,
     schedules,
@@ -68,4 +69,5 @@ urlpatterns = [
     path("invitations/", team.invitations, name="invitations"),
     path("invite/<str:token>/", team.invitation_link, name="invitation-link"),
     path("switch", tenants.switch_tenant, name="switch"),
+    path("operator/pools/", operator.pools, name="operator-pools"),  # staff only
 ]

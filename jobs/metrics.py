@@ -20,7 +20,7 @@ import logging
 import time
 
 from django.conf import settings
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from lambdasite.caching import best_effort
 from lambdasite.redis_client import build_queue_name, get_queue, get_redis
@@ -145,6 +145,7 @@ class LambdasiteCollector:
         yield from _job_gauges()
         yield from _flow_gauges()
         yield from _fleet_gauges(conn)
+        yield from _placement_gauges()
 
 
 def _event_counters(conn):
@@ -301,6 +302,41 @@ def _pool_totals(conn) -> dict[str, int]:
         for name in totals:
             totals[name] += stats.get(name, 0)
     return totals
+
+
+def _placement_gauges():
+    """Per worker pool (``jobs.pools``; "pool" here is a placement pool, not the sandbox's cells): live
+    workers, the RQ queue's length, jobs waiting and in flight there, and the queue waits of the jobs
+    that started there in the last five minutes as a summary's p50 and p95 (``jobs.pool_stats``)."""
+    from .pool_stats import platform_pools
+
+    found = platform_pools()
+    workers = GaugeMetricFamily("lambdasite_pool_workers", "Live workers serving a pool", labels=["pool"])
+    depth = GaugeMetricFamily(
+        "lambdasite_pool_queue_depth", "Jobs in a pool's RQ queue, not yet taken by a worker", labels=["pool"]
+    )
+    jobs = GaugeMetricFamily(
+        "lambdasite_pool_jobs",
+        "Jobs placed in a pool: queued (waiting in PostgreSQL) or in_flight (dispatched or running)",
+        labels=["pool", "state"],
+    )
+    waits = Metric(
+        "lambdasite_pool_queue_wait_seconds",
+        "Queue wait of the jobs that started in a pool in the last 5 minutes (quantiles of that window)",
+        "summary",
+    )
+    for pool in found:
+        name = pool["name"]
+        workers.add_metric([name], len(pool["workers"]))
+        depth.add_metric([name], pool["queue_depth"])
+        jobs.add_metric([name, "queued"], pool["queued"])
+        jobs.add_metric([name, "in_flight"], pool["in_flight"])
+        for quantile, key in (("0.5", "p50"), ("0.95", "p95")):
+            if pool["wait_ms"][key] is not None:
+                waits.add_sample(
+                    waits.name, {"pool": name, "quantile": quantile}, pool["wait_ms"][key] / 1000.0
+                )
+    yield from (workers, depth, jobs, waits)
 
 
 def workers_alive_names(role: str, *, now: float | None = None) -> list[str]:

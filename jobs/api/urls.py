@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import durable, jobs, tenant
+from . import durable, jobs, pools, tenant
 
 urlpatterns = [
     path("jobs", jobs.jobs_endpoint, name="api-jobs"),
@@ -15,4 +15,5 @@ urlpatterns = [
     path("runtimes", tenant.runtimes, name="api-runtimes"),
     path("usage", tenant.usage, name="api-usage"),
     path("stats", tenant.stats, name="api-stats"),
+    path("pools", pools.pools, name="api-pools"),
 ]

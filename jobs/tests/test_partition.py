@@ -45,7 +45,9 @@ def ip(*args: str) -> None:
 
 class Forwarder:
     """TCP forwarders in the root namespace, each from a link address to a loopback service. A side
-    that breaks closes the other, as a server's keepalive would end a backend whose client is gone."""
+    that breaks closes the other, as a server's keepalive would end a backend whose client is gone.
+    With ``delay_s`` every chunk arrives that much later, each way, in order: a far link's latency
+    (this machine's kernel has no netem qdisc, so the delay is added here, where the bytes pass)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -53,15 +55,17 @@ class Forwarder:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
-    def add(self, listen_host: str, target_port: int) -> int:
+    def add(self, listen_host: str, target_port: int, delay_s: float = 0.0) -> int:
         async def start() -> int:
-            server = await asyncio.start_server(lambda r, w: self._pipe(r, w, target_port), listen_host, 0)
+            server = await asyncio.start_server(
+                lambda r, w: self._pipe(r, w, target_port, delay_s), listen_host, 0
+            )
             self.servers.append(server)
             return server.sockets[0].getsockname()[1]
 
         return asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
 
-    async def _pipe(self, reader, writer, target_port):
+    async def _pipe(self, reader, writer, target_port, delay_s: float = 0.0):
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, DEAD_PEER_S - 3)
@@ -76,9 +80,12 @@ class Forwarder:
 
         async def copy(src, dst):
             try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
+                if delay_s:
+                    await _delayed_copy(src, dst, delay_s)
+                else:
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
             except (OSError, asyncio.IncompleteReadError):
                 pass
             finally:
@@ -102,13 +109,35 @@ class Forwarder:
         self.loop.close()
 
 
-class Host:
-    """A network namespace joined to the root namespace by a veth pair (10.213.N.0/24)."""
+async def _delayed_copy(src, dst, delay_s: float) -> None:
+    """Copy ``src`` to ``dst`` until the end, each chunk written ``delay_s`` after it was read."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Queue = asyncio.Queue()
 
-    def __init__(self, tag: str, index: int) -> None:
+    async def deliver() -> None:
+        while (item := await line.get()) is not None:
+            due, data = item
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            dst.write(data)
+            await dst.drain()
+
+    delivering = asyncio.ensure_future(deliver())
+    try:
+        while not delivering.done() and (data := await src.read(65536)):
+            line.put_nowait((loop.time() + delay_s, data))
+    finally:
+        line.put_nowait(None)
+        await delivering
+
+
+class Host:
+    """A network namespace joined to the root namespace by a veth pair (10.213.N.0/24, or the /24
+    ``net`` names: "198.18.7" for 198.18.7.0/24)."""
+
+    def __init__(self, tag: str, index: int, net: str | None = None) -> None:
         self.ns = f"ls{tag}{index}"
         self.link = f"ls{tag}{index}h"  # the root side; the namespace side is named eth0
-        self.net = f"10.213.{index * 100 + int(tag[:2], 16) % 50}"
+        self.net = net or f"10.213.{index * 100 + int(tag[:2], 16) % 50}"
         self.address = f"{self.net}.1"
         ip("netns", "add", self.ns)
         ip("link", "add", self.link, "type", "veth", "peer", "name", f"ls{tag}{index}n")
@@ -161,11 +190,15 @@ def two_hosts():
             host.remove()
 
 
-def _start_worker(stack: Stack, host: Host, forwarder: Forwarder, name: str) -> subprocess.Popen:
+def _start_worker(
+    stack: Stack, host: Host, forwarder: Forwarder, name: str, *args: str, delay_s: float = 0.0
+) -> subprocess.Popen:
+    """``manage.py worker ARGS`` in the host's namespace, reaching PostgreSQL and Redis over its link
+    (``delay_s`` more each way)."""
     pg_port, redis_port = _service_ports()
     db = connection.settings_dict
-    pg = forwarder.add(host.address, pg_port)
-    rd = forwarder.add(host.address, redis_port)
+    pg = forwarder.add(host.address, pg_port, delay_s)
+    rd = forwarder.add(host.address, redis_port, delay_s)
     redis_db = settings.REDIS_URL.rsplit("/", 1)[1]
     env = {
         **stack.env,
@@ -175,7 +208,7 @@ def _start_worker(stack: Stack, host: Host, forwarder: Forwarder, name: str) -> 
     }
     log = ROOT / "var" / f"partition-{name}.log"
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", host.ns, sys.executable, "manage.py", "worker"],
+        ["ip", "netns", "exec", host.ns, sys.executable, "manage.py", "worker", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -7,7 +7,15 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from conftest import TEST_POOL_WORKER
 from jobs import pools
+
+
+@pytest.fixture(autouse=True)
+def only_the_workers_a_test_beats(redis_conn):
+    """These tests count heartbeats: not the suite's stand-in worker of the default pool (conftest)."""
+    pools.gone(worker=TEST_POOL_WORKER, pools=[pools.DEFAULT_POOL])
+    pools.forget_live()
 
 
 @pytest.mark.parametrize("raw", ["default", "eu", "eu-west-1", "a", "x" * 32])

@@ -47,13 +47,25 @@ def test_compose_config_is_valid_and_keeps_the_trust_boundaries():
     )
     socket = "/var/run/docker.sock"
     mounts = {name: str(svc.get("volumes", [])) for name, svc in services.items()}
-    assert sorted(name for name, mount in mounts.items() if socket in mount) == ["build-worker", "worker"]
+    assert sorted(name for name, mount in mounts.items() if socket in mount) == [
+        "build-worker",
+        "worker",
+        "worker-eu",
+    ]
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["worker"]["stop_grace_period"] in ("120s", "2m", "2m0s")
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert "READYZ_CHECK_DOCKER" not in services["web"]["environment"]  # web's readiness: PostgreSQL, Redis
     assert services["worker"]["command"][-1].endswith("manage.py worker")
     assert services["build-worker"]["command"][-1].endswith("manage.py worker --builds")
+    # a second pool: the same worker serving "eu" only, started only with its profile
+    eu = services["worker-eu"]
+    assert eu["profiles"] == ["eu"] and eu["command"][-1].endswith("manage.py worker --pools eu")
+    assert eu["volumes"] == services["worker"]["volumes"] and eu["stop_grace_period"] == "120s"
+    assert (
+        services["worker"]["environment"]["WORKER_POOLS"] == "default"
+        and "profiles" not in services["worker"]
+    )
     prometheus_mounts = " ".join(str(v) for v in services["prometheus"]["volumes"])
     assert "prometheus-rules.yml" in prometheus_mounts
     # builders have network none: the build worker's proxy sockets live in a named volume they mount
@@ -94,7 +106,12 @@ def _exported_metrics() -> set[str]:
     """Every sample name /metrics can show (Lambdasite's collector, read from real PostgreSQL and Redis)."""
     from jobs.metrics import LambdasiteCollector
 
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "gauge": ("",),
+        "summary": ("",),  # the pools' recent waits: quantiles only (jobs.metrics._placement_gauges)
+    }
     return {
         family.name + suffix for family in LambdasiteCollector().collect() for suffix in suffixes[family.type]
     }
@@ -124,9 +141,12 @@ def test_the_alert_rules_parse_and_name_only_metrics_we_export(db):
     assert config["rule_files"] == ["prometheus-rules.yml"]
     rules = yaml.safe_load((ROOT / "deploy" / config["rule_files"][0]).read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
-    assert {"LambdasiteNoJobWorker", "LambdasiteNoBuildWorker", "LambdasiteReconcilerStale"} <= {
-        rule["alert"] for rule in alerts
-    }
+    assert {
+        "LambdasiteNoJobWorker",
+        "LambdasiteNoBuildWorker",
+        "LambdasiteReconcilerStale",
+        "LambdasitePoolWithoutWorker",
+    } <= {rule["alert"] for rule in alerts}
     exported = _exported_metrics() | {"up"}
     for rule in alerts:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule
@@ -137,4 +157,4 @@ def test_the_alert_rules_parse_and_name_only_metrics_we_export(db):
         selectors = set(re.findall(r"\b(lambdasite_[a-z_]+|up)\b(?=\s*[{)<>=!]|\s*$)", expr))
         assert selectors and selectors <= exported, (rule["alert"], selectors - exported)
         for label, _ in re.findall(r'(\w+)=~?"([^"]*)"', expr):
-            assert label in ("role", "queue", "job"), (rule["alert"], label)
+            assert label in ("role", "queue", "job", "state", "quantile"), (rule["alert"], label)

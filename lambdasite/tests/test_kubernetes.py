@@ -143,7 +143,9 @@ def test_the_kustomizations_reference_what_exists():
 def test_only_workers_see_the_docker_socket_and_everything_runs_as_non_root():
     for _path, name, pod in _pod_specs():
         sockets = [v for v in pod.get("volumes", []) if "docker.sock" in str(v.get("hostPath", {}))]
-        assert bool(sockets) == (name in ("lambdasite-worker", "lambdasite-build-worker")), name
+        assert bool(sockets) == (
+            name in ("lambdasite-worker", "lambdasite-worker-eu", "lambdasite-build-worker")
+        ), name
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
         for container in pod["containers"]:
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -207,6 +209,50 @@ def test_web_is_ready_on_its_own_and_builds_have_their_own_workers():
 
 
 def test_keda_watches_the_queue_the_workers_take_jobs_from():
-    scaled = next(d for _, d in _documents() if d["kind"] == "ScaledObject")
-    assert scaled["spec"]["scaleTargetRef"]["name"] == "lambdasite-worker"
-    assert scaled["spec"]["triggers"][0]["metadata"]["listName"] == f"rq:queue:{settings.RQ_QUEUE}"
+    """One ScaledObject per worker Deployment, each on the RQ list of the pool its workers serve
+    (``jobs.pools.queue_name``): the base's on the default pool's, the eu pool's on ``jobs.eu``."""
+    from jobs.pools import DEFAULT_POOL, queue_name
+
+    workers = {name: pod for _, name, pod in _pod_specs() if name.startswith("lambdasite-worker")}
+    assert set(workers) == {"lambdasite-worker", "lambdasite-worker-eu"}
+    scaled = {
+        d["spec"]["scaleTargetRef"]["name"]: d["spec"] for _, d in _documents() if d["kind"] == "ScaledObject"
+    }
+    assert set(scaled) == set(workers)
+    for name, pod in workers.items():
+        command = pod["containers"][0]["command"]
+        pool = command[command.index("--pools") + 1] if "--pools" in command else DEFAULT_POOL
+        assert scaled[name]["triggers"][0]["metadata"]["listName"] == f"rq:queue:{queue_name(pool)}", name
+        # a pool's queue is empty while no worker serves it (dispatch waits for a live one): never 0
+        assert scaled[name]["minReplicaCount"] >= 1, name
+    assert (
+        scaled["lambdasite-worker"]["triggers"][0]["metadata"]["listName"] == f"rq:queue:{settings.RQ_QUEUE}"
+    )
+
+
+def test_a_pools_workers_are_the_base_workers_but_for_name_pool_nodes_and_replicas():
+    """pools/eu/worker.yaml copies base/worker.yaml (kustomize cannot reach a file outside its root):
+    anything else that differs is drift, e.g. a security setting changed in one only."""
+    base = {d["kind"]: d for d in yaml.safe_load_all((KUBE / "base" / "worker.yaml").read_text())}
+    eu = {d["kind"]: d for d in yaml.safe_load_all((KUBE / "pools" / "eu" / "worker.yaml").read_text())}
+    assert set(eu) == set(base) == {"Deployment", "PodDisruptionBudget"}
+    pod = eu["Deployment"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["command"] == ["python", "manage.py", "worker", "--pools", "eu"]
+    assert pod["nodeSelector"] == {**base["Deployment"]["spec"]["template"]["spec"]["nodeSelector"],
+                                   "topology.kubernetes.io/region": "eu-west-1"}  # fmt: skip
+    renamed = yaml.safe_load(
+        yaml.safe_dump(base)
+        .replace("lambdasite-worker\n", "lambdasite-worker-eu\n")
+        .replace("lambdasite-worker}", "lambdasite-worker-eu}")
+    )
+    for doc in (renamed, eu):
+        spec = doc["Deployment"]["spec"]
+        spec.pop("replicas")
+        spec["template"]["spec"]["containers"][0].pop("command")
+        spec["template"]["spec"].pop("nodeSelector")
+    assert eu == renamed
+    pools_kustomization = yaml.safe_load((KUBE / "pools" / "eu" / "kustomization.yaml").read_text())
+    assert (
+        pools_kustomization["labels"]
+        == yaml.safe_load((KUBE / "base" / "kustomization.yaml").read_text())["labels"]
+    )
