@@ -65,7 +65,7 @@ def job_claim(
     job.tenant = tenant_of(job.tenant_id)
     if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
-        transaction.on_commit(lambda: metrics.observe("job_queue_wait_seconds", wait_s))
+        transaction.on_commit(lambda: metrics.observe_queue_wait(job.pool, wait_s))
     attempt = Attempt(
         id=row[-1],
         job=job,
