@@ -286,21 +286,29 @@ class SandboxWorker(SimpleWorker):
             raise
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
-        if pipeline is None and time.monotonic() - self._beat_at < self.HEARTBEAT_EVERY_S:
+        if pipeline is not None:
+            # RQ's suspension check (``is_suspended``) beats inside its own pipeline, whose replies this
+            # worker never sees. After Redis lost its data that HSET recreated the hash with
+            # ``last_heartbeat`` alone, every later heartbeat found the key and never registered again:
+            # the worker was left out of RQ's count for good, without a word in its log. The beat
+            # below (every HEARTBEAT_EVERY_S, far within the TTL) is the only one that writes.
+            return
+        if time.monotonic() - self._beat_at < self.HEARTBEAT_EVERY_S:
             return
         self._beat_at = time.monotonic()
-        if pipeline is not None:
-            super().heartbeat(timeout, pipeline)
-            return
         try:
             with self.connection.pipeline(transaction=False) as pipe:
-                pipe.exists(self.key)
+                # registered = a whole hash (its birth: a stray HSET after a flush makes a partial one)
+                # and a member of the set RQ counts (its cleaner can drop a worker that re-registered
+                # between its EXISTS and its SREM)
+                pipe.hexists(self.key, "birth")
+                pipe.sismember(self.redis_workers_keys, self.key)
                 super().heartbeat(timeout, pipe)
                 if self._state != self._written_state:
                     pipe.hset(self.key, "state", self._state)
                     self._written_state = self._state
-                registered = pipe.execute()[0]
-            if not registered:
+                born, counted = pipe.execute()[:2]
+            if not (born and counted):
                 self._register_again()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             # RQ's loop calls this outside its own Redis error handling: an exception here would end
@@ -310,8 +318,8 @@ class SandboxWorker(SimpleWorker):
             log.warning("heartbeat not written: %s", exc)
 
     def _register_again(self) -> None:
-        """The registration is gone (a Redis restart without persistence, FLUSHALL): the heartbeat
-        just refreshed a key that no longer existed, so write the whole registration again."""
+        """The registration is gone or partial (a Redis restart without persistence, FLUSHALL): the
+        heartbeat just refreshed a key that no longer existed, so write the whole registration again."""
         log.warning("worker registration lost; registering again", extra={"event": "worker_reregistered"})
         with self.connection.pipeline() as pipe:
             pipe.delete(self.key)  # the partial hash the heartbeat's HSET just created

@@ -160,6 +160,7 @@ def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis
     import sys
 
     from rest_framework.test import APIClient
+    from rq import Worker
 
     from jobs import metrics
     from jobs.tests.test_chaos import ROOT, Stack, wait_until
@@ -187,11 +188,14 @@ def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis
         victim = start("jobs-2", "worker")
         start("builds-1", "worker", "--builds")
         assert wait_until(lambda: fleet() == {"jobs": 2, "builds": 1}, 60, 0.1), (fleet(), stack.report())
+        # the beat starts before RQ's loop registers: flushed before a worker's birth, its registration
+        # would come back at that birth and prove nothing. Flushed just after it, as here, is where a
+        # heartbeat in RQ's suspension check used to hide the loss for good (see the test above).
+        assert wait_until(lambda: Worker.count(connection=redis_conn) == 3, 30, 0.01), stack.report()
 
         redis_conn.flushdb()  # as FLUSHALL, on the suite's own database
         assert APIClient().get("/readyz").status_code == 200  # web's readiness never depended on them
         assert wait_until(lambda: fleet() == {"jobs": 2, "builds": 1}, 5, 0.05), (fleet(), stack.report())
-        from rq import Worker
 
         # RQ's own registration too, at the worker loop's next heartbeat (every 5 s)
         assert wait_until(lambda: Worker.count(connection=redis_conn) == 3, 15, 0.2), stack.report()
@@ -202,3 +206,28 @@ def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis
         assert metrics.workers_alive()["jobs"] == 1
     finally:
         stack.stop()
+
+
+def test_a_registration_made_partial_is_written_again_at_the_next_heartbeat(redis_conn):
+    """RQ checks for suspension with a heartbeat in the same pipeline. After a FLUSHALL that heartbeat
+    recreated the worker's hash with ``last_heartbeat`` alone, so every later heartbeat found the key
+    and never registered again: RQ's count left the worker out for good, without a word in its log
+    (the fleet test's flake: the flush landed between a worker's birth and its first loop turn). A
+    heartbeat now checks what RQ counts: the whole hash and the worker's place in the set."""
+    from rq import Worker
+
+    from lambdasite.redis_client import get_queue
+
+    worker = SandboxWorker([get_queue()], connection=redis_conn, name="partial")
+    worker.register_birth()
+    redis_conn.flushdb()
+    worker.check_for_suspension(burst=False)  # due at once, as on the loop's first turn
+    worker.heartbeat()  # due at once (never beaten yet)
+    assert Worker.count(connection=redis_conn) == 1 and Worker.count(queue=get_queue()) == 1
+    assert b"birth" in redis_conn.hgetall(worker.key)
+
+    redis_conn.srem("rq:workers", worker.key)  # RQ's cleaner, racing a registration, drops the member
+    worker._beat_at = 0.0
+    worker.heartbeat()
+    assert Worker.count(connection=redis_conn) == 1
+    worker.register_death()
