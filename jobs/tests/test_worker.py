@@ -114,6 +114,25 @@ def record(what: str) -> None:
     get_redis().rpush("test:ran", what)
 
 
+def test_a_popped_job_leaves_rqs_pop_list_whether_it_runs_or_goes_back(redis_conn):
+    """A worker of one queue pops by moving the id into RQ's intermediate list, which RQ's own
+    execution empties and this worker's did not: every job's id stayed for good, and RQ's maintenance
+    walked the whole list every 10 minutes (a given-back job would be failed as "stuck" there)."""
+    from lambdasite.redis_client import get_queue
+
+    queue = get_queue()
+    first, second = queue.enqueue(record, "first"), queue.enqueue(record, "second")
+    worker = SandboxWorker([queue], connection=redis_conn)
+    job, popped_from = Queue.dequeue_any([queue], timeout=1, connection=redis_conn)
+    assert job.id == first.id and redis_conn.lrange(queue.intermediate_queue_key, 0, -1) == [job.id.encode()]
+    worker._give_back(job, popped_from)
+    assert queue.get_job_ids() == [first.id, second.id]
+    assert redis_conn.llen(queue.intermediate_queue_key) == 0
+    SandboxWorker([queue], connection=redis_conn).work(burst=True, with_scheduler=False)
+    assert redis_conn.lrange("test:ran", 0, -1) == [b"first", b"second"]
+    assert redis_conn.llen(queue.intermediate_queue_key) == 0
+
+
 def test_job_workers_never_take_a_build_and_build_workers_take_only_builds(redis_conn):
     """Every worker used to take the builds queue first: a deploy per worker stopped every tenant's
     jobs. A job worker now leaves builds alone (a job never waits behind one), a build worker jobs."""
