@@ -48,7 +48,8 @@ _tenants: Cache[Tenant] = Cache(max_age_s=2.0)
 
 
 def tenant_cached(tenant_id) -> Tenant:
-    """A worker's view of a tenant and its quota (the limits of jobs it claims), at most 2 s old."""
+    """A worker's view of a tenant and its quota, at most 2 s old (the egress budget's; the limits a job
+    runs under come with its claim)."""
     return _tenants.get_or_load(tenant_id, lambda: Tenant.objects.select_related("quota").get(pk=tenant_id))
 
 
@@ -290,11 +291,12 @@ class LogWriter:
 
 def job_execute(*, job_id) -> Job | None:
     """Run one attempt of a job in the sandbox (called by the worker)."""
-    claimed = lifecycle.job_claim(job_id=job_id, worker=worker_name(), tenant_of=tenant_cached)
+    claimed = lifecycle.job_claim(job_id=job_id, worker=worker_name())
     if claimed is None:
         log.info("job not waiting; skipped", extra={"event": "skipped", "job_id": str(job_id)})
         return None
     job, attempt = claimed
+    _tenants.put(job.tenant_id, job.tenant)  # read by the claim just now: the egress budget's view
     ending = {"job_id": job.id, "attempt_number": attempt.number}
     try:
         spec = run_spec(job, attempt)

@@ -211,7 +211,7 @@ class SandboxWorker(SimpleWorker):
                     self.budget.wait_released(timeout=5.0)  # pop again once some memory came back
                 return
         thread = threading.Thread(
-            target=self._perform, args=(job, memory_mb), name=f"job-{job.id}"[:40], daemon=True
+            target=self._perform, args=(job, queue, memory_mb), name=f"job-{job.id}"[:40], daemon=True
         )
         with self._threads_lock:
             self._threads.add(thread)
@@ -219,13 +219,17 @@ class SandboxWorker(SimpleWorker):
         thread.start()
 
     def _give_back(self, job, queue) -> None:
-        """A popped job this worker has no room for: back to the front of the queue, untouched."""
+        """A popped job this worker has no room for: back to the front of the queue, untouched (and
+        out of RQ's intermediate list, where the pop put it)."""
         try:
-            self.connection.lpush(queue.key, job.id)
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                pipe.lpush(queue.key, job.id)
+                pipe.execute()
         except Exception:  # noqa: BLE001 - lost from Redis: the reconciler dispatches it again
             log.warning("could not give the RQ job %s back", job.id, exc_info=True)
 
-    def _perform(self, job, memory_mb: int) -> None:
+    def _perform(self, job, queue, memory_mb: int) -> None:
         """One job on its own thread; its database connection goes back to the pool when it ends
         (Django's connections are per thread: a thread that kept one would hold it for good)."""
         try:
@@ -238,7 +242,13 @@ class SandboxWorker(SimpleWorker):
         finally:
             connections.close_all()
             try:
-                self.connection.delete(job.key)
+                # RQ's pop moves the id into the queue's intermediate list (RQ's own execution takes it
+                # out): left there, every job's id stayed for good, and RQ's maintenance walked the
+                # whole list in the worker's loop every 10 minutes, three round trips per id
+                with self.connection.pipeline(transaction=False) as pipe:
+                    pipe.delete(job.key)
+                    pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                    pipe.execute()
             except Exception:  # noqa: BLE001 - an orphan hash is harmless: RQ never runs it again
                 log.warning("could not delete the RQ job %s", job.id, exc_info=True)
             with self._threads_lock:
@@ -291,21 +301,29 @@ class SandboxWorker(SimpleWorker):
             raise
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
-        if pipeline is None and time.monotonic() - self._beat_at < self.HEARTBEAT_EVERY_S:
+        if pipeline is not None:
+            # RQ's suspension check (``is_suspended``) beats inside its own pipeline, whose replies this
+            # worker never sees. After Redis lost its data that HSET recreated the hash with
+            # ``last_heartbeat`` alone, every later heartbeat found the key and never registered again:
+            # the worker was left out of RQ's count for good, without a word in its log. The beat
+            # below (every HEARTBEAT_EVERY_S, far within the TTL) is the only one that writes.
+            return
+        if time.monotonic() - self._beat_at < self.HEARTBEAT_EVERY_S:
             return
         self._beat_at = time.monotonic()
-        if pipeline is not None:
-            super().heartbeat(timeout, pipeline)
-            return
         try:
             with self.connection.pipeline(transaction=False) as pipe:
-                pipe.exists(self.key)
+                # registered = a whole hash (its birth: a stray HSET after a flush makes a partial one)
+                # and a member of the set RQ counts (its cleaner can drop a worker that re-registered
+                # between its EXISTS and its SREM)
+                pipe.hexists(self.key, "birth")
+                pipe.sismember(self.redis_workers_keys, self.key)
                 super().heartbeat(timeout, pipe)
                 if self._state != self._written_state:
                     pipe.hset(self.key, "state", self._state)
                     self._written_state = self._state
-                registered = pipe.execute()[0]
-            if not registered:
+                born, counted = pipe.execute()[:2]
+            if not (born and counted):
                 self._register_again()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             # RQ's loop calls this outside its own Redis error handling: an exception here would end
@@ -315,8 +333,8 @@ class SandboxWorker(SimpleWorker):
             log.warning("heartbeat not written: %s", exc)
 
     def _register_again(self) -> None:
-        """The registration is gone (a Redis restart without persistence, FLUSHALL): the heartbeat
-        just refreshed a key that no longer existed, so write the whole registration again."""
+        """The registration is gone or partial (a Redis restart without persistence, FLUSHALL): the
+        heartbeat just refreshed a key that no longer existed, so write the whole registration again."""
         log.warning("worker registration lost; registering again", extra={"event": "worker_reregistered"})
         with self.connection.pipeline() as pipe:
             pipe.delete(self.key)  # the partial hash the heartbeat's HSET just created

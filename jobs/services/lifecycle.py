@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,7 +14,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 import sandbox
-from accounts.models import Tenant
 from sandbox.jsonsafe import scrub  # jsonb refuses NUL and lone surrogates: replaced, never lost
 
 from .. import billing, metrics, signals
@@ -32,17 +30,12 @@ def is_current(job: Job, attempt_number: int) -> bool:
     return job.attempts == attempt_number and job.status == Status.RUNNING
 
 
-def _tenant(tenant_id) -> Tenant:
-    return Tenant.objects.select_related("quota").get(pk=tenant_id)
-
-
-def job_claim(
-    *, job_id, worker: str, tenant_of: Callable[[int], Tenant] = _tenant
-) -> tuple[Job, Attempt] | None:
+def job_claim(*, job_id, worker: str) -> tuple[Job, Attempt] | None:
     """Compare-and-set a waiting job to running, open its next attempt, take the lease; None if not waiting.
 
     One statement (an UPDATE ... RETURNING and the attempt's INSERT in a CTE) does the compare-and-set,
-    the lease, the queue wait, the attempt and the read of the row: atomic by itself, one round trip."""
+    the lease, the queue wait, the attempt and the read of the row with its tenant and quota: atomic
+    by itself, one round trip."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -60,9 +53,7 @@ def job_claim(
         row = cursor.fetchone()
         if row is None:
             return None
-    # the job's columns in the model's order, then the attempt's id
-    job = rows.model_from_values(Job, row[:-1])
-    job.tenant = tenant_of(job.tenant_id)
+    job = rows.job_from_claim(row)  # the attempt's id is the row's last column
     if job.attempts == 1:
         wait_s = job.queue_wait_ms / 1000.0
         transaction.on_commit(lambda: metrics.observe_queue_wait(job.pool, wait_s))

@@ -10,7 +10,7 @@ import functools
 
 from django.db import connection
 
-from accounts.models import Tenant
+from accounts.models import Quota, Tenant
 
 from ..models import Attempt, Job
 
@@ -29,13 +29,34 @@ WITH claimed AS (
     SELECT id, attempts, %(running)s, %(worker)s, '', %(now)s, 0, 0.0 FROM claimed
     RETURNING id AS attempt_pk
 )
-SELECT claimed.*, opened.attempt_pk FROM claimed, opened
+SELECT claimed.*, {tenant_columns}, {quota_columns}, opened.attempt_pk
+FROM claimed JOIN accounts_tenant t ON t.id = claimed.tenant_id
+LEFT JOIN accounts_quota q ON q.tenant_id = claimed.tenant_id, opened
 """
 
 
 @functools.cache
 def claim_sql() -> str:
-    return _CLAIM_SQL.format(columns=", ".join(f.column for f in Job._meta.concrete_fields))
+    """The claim, returning the job's columns, its tenant's and its quota's (each in the models' field
+    order; the quota's all NULL for a tenant without one), then the attempt's id: the limits a worker
+    runs the job under are read in the claim itself, never older than it (a cache per tenant missed
+    on every job once more tenants were active than it kept fresh)."""
+    return _CLAIM_SQL.format(
+        columns=", ".join(f.column for f in Job._meta.concrete_fields),
+        tenant_columns=", ".join(f"t.{f.column}" for f in Tenant._meta.concrete_fields),
+        quota_columns=", ".join(f"q.{f.column}" for f in Quota._meta.concrete_fields),
+    )
+
+
+def job_from_claim(row) -> Job:
+    """The claimed job, with its tenant and the tenant's quota, from a row of ``claim_sql``."""
+    jobs, tenants = len(Job._meta.concrete_fields), len(Tenant._meta.concrete_fields)
+    job = model_from_values(Job, row[:jobs])
+    job.tenant = model_from_values(Tenant, row[jobs : jobs + tenants])
+    quota = row[jobs + tenants : jobs + tenants + len(Quota._meta.concrete_fields)]
+    if quota[0] is not None:  # no quota row: tenant.quota raises, as the ORM's read would
+        job.tenant.quota = model_from_values(Quota, quota)
+    return job
 
 
 # every lease of a worker process in one statement (hundreds of attempts in flight: one round trip per

@@ -190,17 +190,31 @@ def test_the_transition_that_finishes_a_job_commits_durably_before_it_is_announc
     assert redis_conn.exists(completion.DONE_KEY.format(job.id))  # ... and told right after it
 
 
-def test_a_claim_is_one_statement_that_opens_the_attempt(alice, django_assert_num_queries):
+def test_a_claim_is_one_statement_that_opens_the_attempt_and_reads_the_tenants_limits(
+    alice, django_assert_num_queries
+):
+    """The claim reads the job's tenant and quota too: a worker's limits are never older than the claim
+    (a per-tenant cache missed on every job with hundreds of tenants active: a query per job)."""
     job = submit(alice)
+    quota = alice.tenant.quota
+    quota.max_log_bytes = 12_345
+    quota.save()
     with django_assert_num_queries(1):
-        claimed = job_claim(job_id=job.id, worker="w1", tenant_of=lambda tenant_id: alice.tenant)
-    job_row, attempt = claimed
+        claimed = job_claim(job_id=job.id, worker="w1")
+        job_row, attempt = claimed
+        assert job_row.tenant == alice.tenant and job_row.tenant.slug == alice.tenant.slug
+        assert job_row.tenant.quota.pk == quota.pk and job_row.tenant.quota.max_log_bytes == 12_345
+        assert job_row.tenant.quota.tenant_id == alice.tenant.pk and not job_row.tenant.is_suspended
     stored = Attempt.objects.get(job_id=job.id)
     assert (stored.pk, stored.number, stored.status, stored.worker) == (attempt.pk, 1, "running", "w1")
     assert job_row.status == "running" and job_row.attempts == 1 and job_row.lease_expires_at is not None
     with django_assert_num_queries(1):
-        assert job_claim(job_id=job.id, worker="w2", tenant_of=lambda tenant_id: alice.tenant) is None
+        assert job_claim(job_id=job.id, worker="w2") is None
     assert Attempt.objects.filter(job_id=job.id).count() == 1  # the losing claim opened nothing
+
+    quota.max_log_bytes = 999  # changed just now: the next claim runs under it, not under a copy
+    quota.save()
+    assert job_claim(job_id=submit(alice).id, worker="w1")[0].tenant.quota.max_log_bytes == 999
 
 
 def test_a_finish_makes_its_commit_durable_without_a_statement_of_its_own(alice):

@@ -114,6 +114,25 @@ def record(what: str) -> None:
     get_redis().rpush("test:ran", what)
 
 
+def test_a_popped_job_leaves_rqs_pop_list_whether_it_runs_or_goes_back(redis_conn):
+    """A worker of one queue pops by moving the id into RQ's intermediate list, which RQ's own
+    execution empties and this worker's did not: every job's id stayed for good, and RQ's maintenance
+    walked the whole list every 10 minutes (a given-back job would be failed as "stuck" there)."""
+    from lambdasite.redis_client import get_queue
+
+    queue = get_queue()
+    first, second = queue.enqueue(record, "first"), queue.enqueue(record, "second")
+    worker = SandboxWorker([queue], connection=redis_conn)
+    job, popped_from = Queue.dequeue_any([queue], timeout=1, connection=redis_conn)
+    assert job.id == first.id and redis_conn.lrange(queue.intermediate_queue_key, 0, -1) == [job.id.encode()]
+    worker._give_back(job, popped_from)
+    assert queue.get_job_ids() == [first.id, second.id]
+    assert redis_conn.llen(queue.intermediate_queue_key) == 0
+    SandboxWorker([queue], connection=redis_conn).work(burst=True, with_scheduler=False)
+    assert redis_conn.lrange("test:ran", 0, -1) == [b"first", b"second"]
+    assert redis_conn.llen(queue.intermediate_queue_key) == 0
+
+
 def test_job_workers_never_take_a_build_and_build_workers_take_only_builds(redis_conn):
     """Every worker used to take the builds queue first: a deploy per worker stopped every tenant's
     jobs. A job worker now leaves builds alone (a job never waits behind one), a build worker jobs."""
@@ -160,6 +179,7 @@ def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis
     import sys
 
     from rest_framework.test import APIClient
+    from rq import Worker
 
     from jobs import metrics
     from jobs.tests.test_chaos import ROOT, Stack, wait_until
@@ -187,11 +207,14 @@ def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis
         victim = start("jobs-2", "worker")
         start("builds-1", "worker", "--builds")
         assert wait_until(lambda: fleet() == {"jobs": 2, "builds": 1}, 60, 0.1), (fleet(), stack.report())
+        # the beat starts before RQ's loop registers: flushed before a worker's birth, its registration
+        # would come back at that birth and prove nothing. Flushed just after it, as here, is where a
+        # heartbeat in RQ's suspension check used to hide the loss for good (see the test above).
+        assert wait_until(lambda: Worker.count(connection=redis_conn) == 3, 30, 0.01), stack.report()
 
         redis_conn.flushdb()  # as FLUSHALL, on the suite's own database
         assert APIClient().get("/readyz").status_code == 200  # web's readiness never depended on them
         assert wait_until(lambda: fleet() == {"jobs": 2, "builds": 1}, 5, 0.05), (fleet(), stack.report())
-        from rq import Worker
 
         # RQ's own registration too, at the worker loop's next heartbeat (every 5 s)
         assert wait_until(lambda: Worker.count(connection=redis_conn) == 3, 15, 0.2), stack.report()
@@ -202,3 +225,28 @@ def test_the_fleet_counts_real_workers_through_a_redis_flush_and_a_sigkill(redis
         assert metrics.workers_alive()["jobs"] == 1
     finally:
         stack.stop()
+
+
+def test_a_registration_made_partial_is_written_again_at_the_next_heartbeat(redis_conn):
+    """RQ checks for suspension with a heartbeat in the same pipeline. After a FLUSHALL that heartbeat
+    recreated the worker's hash with ``last_heartbeat`` alone, so every later heartbeat found the key
+    and never registered again: RQ's count left the worker out for good, without a word in its log
+    (the fleet test's flake: the flush landed between a worker's birth and its first loop turn). A
+    heartbeat now checks what RQ counts: the whole hash and the worker's place in the set."""
+    from rq import Worker
+
+    from lambdasite.redis_client import get_queue
+
+    worker = SandboxWorker([get_queue()], connection=redis_conn, name="partial")
+    worker.register_birth()
+    redis_conn.flushdb()
+    worker.check_for_suspension(burst=False)  # due at once, as on the loop's first turn
+    worker.heartbeat()  # due at once (never beaten yet)
+    assert Worker.count(connection=redis_conn) == 1 and Worker.count(queue=get_queue()) == 1
+    assert b"birth" in redis_conn.hgetall(worker.key)
+
+    redis_conn.srem("rq:workers", worker.key)  # RQ's cleaner, racing a registration, drops the member
+    worker._beat_at = 0.0
+    worker.heartbeat()
+    assert Worker.count(connection=redis_conn) == 1
+    worker.register_death()

@@ -51,3 +51,26 @@ def test_a_cancel_rolled_back_leaves_no_event_and_a_committed_one_has_its_event(
     assert not OutboxEvent.objects.exists() and Job.objects.get(pk=job.id).status == "dispatched"
     job_cancel(job=job)
     assert OutboxEvent.objects.get().type == "job.cancelled"
+
+
+def test_whether_a_tenant_wants_events_is_one_read_for_every_tenant_at_most_two_seconds_old(
+    alice, bob, django_assert_num_queries, monkeypatch
+):
+    """Every outcome asks; with hundreds of tenants active a per-tenant answer missed every time. One
+    read answers for all tenants until it is WANTS_TTL_S old: an endpoint made elsewhere gets the
+    events of outcomes committed within that, one made by this process at once (``forget``)."""
+    from lambdasite.caching import Cache
+
+    now = [0.0]
+    monkeypatch.setattr(outbox, "_wanting", Cache(max_age_s=outbox.WANTS_TTL_S, clock=lambda: now[0]))
+    WebhookEndpoint.objects.create(tenant=alice.tenant, url="https://example.com/h", secret="whsec_x")
+    with django_assert_num_queries(1):
+        assert outbox.tenant_wants_events(alice.tenant.id) and not outbox.tenant_wants_events(bob.tenant.id)
+    WebhookEndpoint.objects.create(tenant=bob.tenant, url="https://example.com/b", secret="whsec_y")
+    now[0] = outbox.WANTS_TTL_S - 0.01
+    assert not outbox.tenant_wants_events(bob.tenant.id)  # made by another process: not seen yet ...
+    now[0] = outbox.WANTS_TTL_S
+    assert outbox.tenant_wants_events(bob.tenant.id)  # ... and seen once the answer is 2 s old
+    WebhookEndpoint.objects.filter(tenant=alice.tenant).update(enabled=False)
+    outbox.forget(alice.tenant.id)  # this process disabled it: asks again at once
+    assert not outbox.tenant_wants_events(alice.tenant.id) and outbox.tenant_wants_events(bob.tenant.id)
