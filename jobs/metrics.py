@@ -14,7 +14,6 @@ Redis that lost its data (restart without persistence, FLUSHALL) is written agai
 
 from __future__ import annotations
 
-import bisect
 import functools
 import json
 import logging
@@ -25,6 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from lambdasite.caching import best_effort
 from lambdasite.redis_client import build_queue_name, get_queue, get_redis
+
+from . import pool_waits
 
 PREFIX = "lambdasite:metrics"
 BUCKETS = {
@@ -92,71 +93,14 @@ def observe(name: str, seconds: float) -> None:
         pipe.execute()
 
 
-# The queue waits of each worker pool over the last minutes, for the operator page and the pools'
-# quantiles in Prometheus: one hash per pool and minute (log-spaced buckets, 25% wide from 1 ms to
-# ~10 min), expiring once out of the window, so a scrape reads a few small hashes, never the jobs table.
-WAIT_WINDOW_S = 300
-WAIT_SLOT_S = 60
-WAIT_BOUNDS = tuple(0.001 * 1.25**k for k in range(73))
-WAIT_POOLS_KEY = f"{PREFIX}:pool_wait_pools"  # the pools that recorded a wait (a set)
-
-
-def _wait_key(pool: str, slot: int) -> str:
-    return f"{PREFIX}:pool_wait:{pool}:{slot}"
-
-
 @_safely
 def observe_queue_wait(pool: str, seconds: float, *, now: float | None = None) -> None:
     """A job's first attempt started after waiting ``seconds``: the platform's wait histogram and
-    its pool's minute of waits (one pipeline, one round trip)."""
-    slot = int((now if now is not None else time.time()) // WAIT_SLOT_S)
-    index = bisect.bisect_left(WAIT_BOUNDS, seconds)
-    key = _wait_key(pool, slot)
+    its pool's minute of waits (``jobs.pool_waits``), in one round trip."""
     with _conn().pipeline(transaction=False) as pipe:
         _observe(pipe, "job_queue_wait_seconds", seconds)
-        pipe.hincrby(key, str(index), 1)
-        pipe.expire(key, WAIT_WINDOW_S + 2 * WAIT_SLOT_S)
-        pipe.sadd(WAIT_POOLS_KEY, pool)
+        pool_waits.record(pipe, pool, seconds, now=now)
         pipe.execute()
-
-
-def pool_waits(*, now: float | None = None) -> dict[str, tuple[int, float, float]]:
-    """Pool -> (jobs that started in the last WAIT_WINDOW_S, p50 and p95 of their waits in ms), the
-    percentiles interpolated within a bucket (within ~12%); pools without a start are left out."""
-    now = now if now is not None else time.time()
-    last = int(now // WAIT_SLOT_S)
-    slots = range(int((now - WAIT_WINDOW_S) // WAIT_SLOT_S) + 1, last + 1)
-    conn = _conn()
-    names = sorted(name.decode() for name in conn.smembers(WAIT_POOLS_KEY))
-    with conn.pipeline(transaction=False) as pipe:
-        for name in names:
-            for slot in slots:
-                pipe.hgetall(_wait_key(name, slot))
-        found = pipe.execute()
-    waits = {}
-    for i, name in enumerate(names):
-        counts = [0] * (len(WAIT_BOUNDS) + 1)
-        for minute in found[i * len(slots) : (i + 1) * len(slots)]:
-            for index, n in minute.items():
-                counts[min(int(index), len(WAIT_BOUNDS))] += int(n)
-        total = sum(counts)
-        if total:
-            waits[name] = (total, _quantile(counts, 0.5) * 1000, _quantile(counts, 0.95) * 1000)
-        else:
-            conn.srem(WAIT_POOLS_KEY, name)  # nothing in the window: listed again at its next start
-    return waits
-
-
-def _quantile(counts: list[int], q: float) -> float:
-    """The q-quantile of a bucketed count, linear within its bucket (as Prometheus' histogram_quantile)."""
-    rank, seen = q * sum(counts), 0
-    for index, n in enumerate(counts):
-        if n and seen + n >= rank:
-            low = WAIT_BOUNDS[index - 1] if index else 0.0
-            high = WAIT_BOUNDS[index] if index < len(WAIT_BOUNDS) else WAIT_BOUNDS[-1]
-            return low + (high - low) * (rank - seen) / n
-        seen += n
-    return WAIT_BOUNDS[-1]
 
 
 @_safely

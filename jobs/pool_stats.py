@@ -6,7 +6,7 @@ Prometheus; a tenant's figures count its own jobs only, never another tenant's l
 "in flight" is dispatched (in the pool's RQ queue) or running. Recent waits are the queue waits of
 the jobs whose first attempt started in the pool in the last ``RECENT_S`` seconds: a tenant's from
 its own jobs (``Job.queue_wait_ms``, through its index), the platform's from the per-minute
-histograms each claim records in Redis (``jobs.metrics.pool_waits``).
+histograms each claim records in Redis (``jobs.pool_waits``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 
-from . import metrics, pools
+from . import pool_waits, pools
 from .models import Status
 
 RECENT_S = 300  # the window of the wait percentiles: the last five minutes
@@ -72,9 +72,9 @@ def platform_pools(*, now: datetime | None = None) -> list[dict]:
     recent waits (with how many jobs they are of). For operators and Prometheus only."""
     live = pools.live_workers()
     counts = _counts(tenant_id=None)
-    # every tenant's waits from the pools' minutes in Redis (jobs.metrics.pool_waits): by SQL they
+    # every tenant's waits from the pools' minutes in Redis (jobs.pool_waits): by SQL they
     # would read every job started in the window, with no index to narrow them, on every scrape
-    waits = metrics.pool_waits(now=now.timestamp() if now else None)
+    waits = pool_waits.pool_waits(now=now.timestamp() if now else None)
     names = {pools.DEFAULT_POOL} | set(live) | set(counts) | set(waits)
     return [
         {

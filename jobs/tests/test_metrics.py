@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import TEST_POOL_WORKER
-from jobs import metrics, pools
+from jobs import metrics, pool_waits, pools
 from jobs.metrics import LambdasiteCollector
 from jobs.models import Job
 
@@ -87,11 +87,11 @@ def test_a_pools_waits_are_those_of_the_last_five_minutes(redis_conn):
     now = 1_000_000.0
     for minutes_ago, wait_s in ((0.1, 0.010), (2, 0.020), (4.5, 0.040), (7, 9.0)):
         metrics.observe_queue_wait("eu", wait_s, now=now - minutes_ago * 60)
-    n, p50, p95 = metrics.pool_waits(now=now)["eu"]
+    n, p50, p95 = pool_waits.pool_waits(now=now)["eu"]
     assert n == 3  # the 9 s wait of 7 minutes ago is out of the window
     assert 20 / 1.25 <= p50 <= 20 * 1.25
     assert 40 / 1.25 <= p95 <= 40 * 1.25
-    assert "eu" not in metrics.pool_waits(now=now + 7 * 60)  # all of it out of the window now
+    assert "eu" not in pool_waits.pool_waits(now=now + 7 * 60)  # all of it out of the window now
 
 
 def test_a_pools_quantiles_are_within_a_bucket_of_the_exact_ones(redis_conn):
@@ -102,7 +102,7 @@ def test_a_pools_quantiles_are_within_a_bucket_of_the_exact_ones(redis_conn):
     waits = [rng.lognormvariate(-3, 1.2) for _ in range(2000)]  # a long-tailed spread around 50 ms
     for wait in waits:
         metrics.observe_queue_wait("default", wait, now=500.0)
-    _, p50, p95 = metrics.pool_waits(now=510.0)["default"]
+    _, p50, p95 = pool_waits.pool_waits(now=510.0)["default"]
     cuts = statistics.quantiles(waits, n=100)
     assert abs(p50 / 1000 - cuts[49]) <= 0.125 * cuts[49]
     assert abs(p95 / 1000 - cuts[94]) <= 0.125 * cuts[94]
@@ -116,5 +116,5 @@ def test_the_claim_of_a_first_attempt_records_its_wait_in_its_pool(
     job = place(alice, "eu", "dispatched")
     with django_capture_on_commit_callbacks(execute=True):
         assert lifecycle.job_claim(job_id=job.pk, worker="w1") is not None
-    assert metrics.pool_waits()["eu"][0] == 1
-    assert "default" not in metrics.pool_waits()
+    assert pool_waits.pool_waits()["eu"][0] == 1
+    assert "default" not in pool_waits.pool_waits()
