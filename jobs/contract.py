@@ -51,7 +51,7 @@ def priority_field() -> StrictIntegerField:
 class PlacementSchema(serializers.Serializer):
     """A placement (jobs.placement), declared for the schema: the rules are jobs.placement's."""
 
-    pool = serializers.CharField(help_text="the home pool (default: default)")
+    pool = serializers.CharField(required=False, help_text="the home pool (default: default)")
     overflow = serializers.ListField(
         child=serializers.CharField(),
         required=False,

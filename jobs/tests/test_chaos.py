@@ -16,6 +16,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from conftest import TEST_POOL_WORKER
+from jobs import pools
 from jobs.models import Attempt, Job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker]
@@ -207,6 +209,10 @@ def private_redis(settings):
     url = f"redis://127.0.0.1:{port}/0"
     settings.RQ_QUEUES = {settings.RQ_QUEUE: {"URL": url, "DEFAULT_TIMEOUT": 3600}}
     state = {"proc": start(), "start": start, "url": url}
+    # the suite's stand-in worker of the default pool (conftest), here too: the jobs are dispatched
+    # into this Redis before it is wiped (then the real workers beat for themselves)
+    pools.beat(worker=TEST_POOL_WORKER, pools=[pools.DEFAULT_POOL], ttl_s=3600)
+    pools.forget_live()
     yield state
     state["proc"].kill()
     state["proc"].wait()
