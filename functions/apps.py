@@ -6,7 +6,7 @@ class FunctionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs.services.steps import child_specs_set
+        from jobs.services.recording import child_specs_set
 
         from .services.invoke import child_specs
 

@@ -1,4 +1,4 @@
-"""The cell pool: warm cells bound to one tenant, blank spares, idle reaping and orphan removal.
+"""The cell pool: cells started, handed to a job, taken back or removed; their keys and doors.
 
 The pool lives in the worker process (workers run jobs in-process, not in a
 forked work-horse), so a warm cell outlives the job that started it. A cell
@@ -11,6 +11,9 @@ A job with egress runs in a cell with a door to the worker's egress proxy (``egr
 the attempt while it runs; a job holding secrets runs in a cell keyed by their revisions, so a
 rotation never reaches a cell that loaded the old value, and a function's cells holding an older
 revision are retired when the new one is asked for. Neither kind comes from the blank spares.
+
+Which idle cells and spares stay between jobs, and the maintenance thread that tops them up, are
+in :mod:`sandbox.warmth` (the pool's base class).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import docker
@@ -35,14 +38,15 @@ from .egress import EgressProxy
 from .exceptions import SandboxError
 from .images import image_tag
 from .spec import DoorUse, Limits, RunResult, RunSpec
-from .sweep import owner_labels, sweep_orphans
+from .sweep import owner_labels
+from .warmth import Warmth
 
 log = logging.getLogger("lambdasite.sandbox")
 REUSE_MODES = ("tenant", "never")
 REMOVALS_AT_ONCE = 16  # container removals in flight when the pool closes
 
 
-class Sandbox:
+class Sandbox(Warmth):
     def __init__(
         self,
         *,
@@ -212,15 +216,6 @@ class Sandbox:
                 ),
             }
 
-    def start_maintenance(self, interval_s: float = 1.0) -> None:
-        """Refill spares and reap idle cells in a background thread."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._maintain_loop, args=(interval_s,), name="sandbox-pool", daemon=True
-        )
-        self._thread.start()
-
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -289,120 +284,7 @@ class Sandbox:
         with self._lock:
             return sum(len([c for c in self._idle.get(key, []) if not c.broken]) for key in self._provisioned)
 
-    def _provision(self) -> None:
-        due = time.monotonic() - self._provision_read > self.provision_interval_s
-        if self.provision_source is not None and (
-            due or (self.provision_changed is not None and self.provision_changed())
-        ):
-            self._provision_read = time.monotonic()
-            self.set_provisioned(self.provision_source())
-        with self._lock:
-            targets = list(self._provisioned.items())
-            busy = [c.key for c in self._busy]
-        for key, (spec, n) in targets:
-            with self._lock:
-                have = len([c for c in self._idle.get(key, []) if not c.broken]) + busy.count(key)
-            for _ in range(max(n - have, 0)):
-                if self._stop.is_set():
-                    return
-                self.warm(spec)
-
-    def _burning(self, cell: Cell) -> bool:
-        """Has this idle cell used more CPU than it may since its last job ended? (Reported once.)"""
-        if not self.idle_cpu_max_ms or cell.idle_cpu_ns is None:
-            return False
-        used = cgroups.cpu_ns(cell.id)
-        if used is None:
-            return False
-        burnt_ms = (used - cell.idle_cpu_ns) / 1e6
-        if burnt_ms <= self.idle_cpu_max_ms:
-            return False
-        log.warning("cell %s used %.0f ms of CPU while idle: retired", cell.name, burnt_ms)
-        if self.on_idle_cpu is not None and cell.key is not None:
-            try:
-                self.on_idle_cpu(str(cell.key[0]), burnt_ms, cell.limits.memory_mb)
-            except Exception:  # noqa: BLE001 - billing must not stop the pool
-                log.exception("reporting a cell's idle CPU failed")
-        cell.idle_cpu_ns = None
-        return True
-
-    def maintain(self) -> None:
-        """One maintenance pass: drop expired idle cells and cells whose tenant code ran while idle,
-        top up spares and provisioned cells."""
-        now = time.monotonic()
-        expired = []
-        with self._lock:
-            idle = list(self._lru)
-        burning = {c for c in idle if self._burning(c)}
-        with self._lock:
-            for key, cells in list(self._idle.items()):
-                ttl = float("inf") if key in self._provisioned else self.idle_ttl_s
-                keep = [c for c in cells if now - c.last_used < ttl and not c.broken and c not in burning]
-                expired += [c for c in cells if c not in keep]
-                if keep:
-                    self._idle[key] = keep
-                else:
-                    del self._idle[key]
-            for cell in expired:
-                self._lru.pop(cell, None)
-            expired += self._evict_over_capacity()
-        for cell in expired:
-            self._discard(cell)
-        self._refill_spares()
-        self._provision()
-
-    def _refill_spares(self) -> None:
-        """Top up each spare profile to what arrivals ask for, started side by side (bounded by the
-        start gate), within the memory left beside the running jobs. A spare serves any new tenant,
-        an idle cell one tenant: spares push the least recently used idle cells out, not the reverse."""
-        target = self.arrivals.target()
-        starts = []
-        for runtime, limits in self.spare_profiles:
-            key = (runtime, limits.profile())
-            with self._lock:
-                spares = sum(len(v) for v in self._spares.values())
-                missing = min(target - len(self._spares.get(key, [])), self._idle_allowed() - spares)
-            starts += [(runtime, limits, key)] * max(missing, 0)
-        if not starts or self._stop.is_set():
-            return
-        wait([self._starter.submit(self._start_spare, *start) for start in starts])
-
-    def _start_spare(self, runtime: str, limits: Limits, key: tuple) -> None:
-        if self._stop.is_set():
-            return
-        try:
-            cell = self._new_cell(runtime, limits)
-        except SandboxError as exc:
-            log.warning("starting a spare failed: %s", exc)
-            return
-        with self._lock:
-            self._spares.setdefault(key, []).append(cell)
-            evicted = self._evict_over_capacity()
-        for old in evicted:
-            self._discard(old)
-
-    def _idle_allowed(self) -> int:
-        allowed = self.budget.idle_cells_allowed() if self.budget is not None else 1 << 30
-        if self.max_idle_cells is not None:
-            allowed = min(allowed, self.max_idle_cells)
-        return allowed
-
     # -- internals ---------------------------------------------------------
-
-    def _maintain_loop(self, interval_s: float) -> None:
-        last_sweep = 0.0
-        while not self._stop.is_set():
-            try:
-                self.maintain()
-                if time.monotonic() - last_sweep > self.sweep_interval_s:
-                    sweep_orphans(self.client)
-                    last_sweep = time.monotonic()
-            except SandboxError as exc:
-                log.warning("sandbox maintenance: %s", exc)
-            except Exception:  # noqa: BLE001 - the pool thread must not die
-                log.exception("sandbox maintenance failed")
-            self._wake.wait(interval_s)
-            self._wake.clear()
 
     def _new_cell(
         self, runtime: str, limits: Limits, layer: str | None = None, spec: RunSpec | None = None
@@ -479,28 +361,6 @@ class Sandbox:
             self._discard(cell)
         for old in evicted:
             self._discard(old)
-
-    def _evict_over_capacity(self) -> list[Cell]:
-        """Caller holds the lock: take out the idle cells (least recently used first) and then the
-        spares that the memory left beside the running jobs (and the count, if set) cannot hold."""
-        over = len(self._lru) + sum(len(v) for v in self._spares.values()) - self._idle_allowed()
-        if over <= 0:
-            return []
-        # provisioned cells are what an operator asked to keep: evicted last
-        order = [c for c in self._lru if c.key not in self._provisioned]
-        order += [c for c in self._lru if c.key in self._provisioned]
-        evicted = order[:over]
-        for cell in evicted:
-            del self._lru[cell]
-            cells = self._idle.get(cell.key, [])
-            if cell in cells:
-                cells.remove(cell)
-            if not cells:
-                self._idle.pop(cell.key, None)
-        for cells in self._spares.values():  # still over: spares are the next to go
-            while cells and len(evicted) < over:
-                evicted.append(cells.pop())
-        return evicted
 
 
 def _cell_key(spec: RunSpec, profile: tuple) -> tuple:

@@ -13,7 +13,7 @@ from django.test import Client as DjangoClient
 
 from accounts.models import Membership
 from accounts.services import api_key_issue, membership_set, user_get_or_create
-from client import lambdasite_cli, lambdasite_client
+from client import lambdasite_cli, lambdasite_client, lambdasite_secrets
 from functions.models import FunctionVersion
 from vault.services import secret_values
 
@@ -87,7 +87,7 @@ def test_secret_set_reads_the_value_from_stdin_and_prints_no_value(cli, alice):
 
 def test_secret_set_at_a_terminal_prompts_twice_without_echo(cli, alice, monkeypatch):
     answers = iter([VALUE, VALUE, VALUE, "typo"])
-    monkeypatch.setattr(lambdasite_cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(lambdasite_secrets.getpass, "getpass", lambda prompt: next(answers))
     monkeypatch.setattr("sys.stdin", type("Tty", (), {"isatty": lambda self: True})())
     assert cli("secret", "set", "slack")[0] == 0 and stored(alice, "slack") == VALUE
     code, _, err = cli("secret", "set", "slack")

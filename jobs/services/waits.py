@@ -33,7 +33,8 @@ from sandbox.jsonsafe import scrub
 from .. import events, signals
 from ..exceptions import JobFinished
 from ..models import FINISHED, WAITING, Event, Job, Status, Step
-from . import dispatch, notify, rows, steps
+from . import dispatch, notify, rows
+from .eventwaits import event_lock, event_timeout_error
 
 log = logging.getLogger("lambdasite.jobs")
 
@@ -211,7 +212,7 @@ def _timers_fire(job_id, now: datetime) -> int:
             step.status, step.finished_at, step.wake_at = State.SUCCEEDED, now, None
         elif step.kind == Step.Kind.EVENT:
             step.status, step.finished_at, step.wake_at = State.FAILED, now, None
-            step.error = steps.event_timeout_error(step.input or {"event": step.event, "key": step.key})
+            step.error = event_timeout_error(step.input or {"event": step.event, "key": step.key})
         else:  # children still running when the run's lifetime ended
             run_expire(job, now)
             return 1
@@ -251,7 +252,7 @@ def event_publish(*, tenant: Tenant, name: str, key: str = "", data=None) -> tup
             details={"field": "data", "size": size, "limit": tenant.quota.max_args_bytes},
         )
     now = timezone.now()
-    steps.event_lock(tenant.id, name, key)
+    event_lock(tenant.id, name, key)
     event = Event.objects.create(tenant=tenant, name=name, key=key, data=scrub(data), received_at=now)
     waiting = sorted(
         Step.objects.filter(

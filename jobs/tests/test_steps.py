@@ -1,4 +1,4 @@
-"""The host's side of durable runs without Docker (jobs.services.steps and waits): an execution's
+"""The host's side of durable runs without Docker (jobs.services.steps, recording and waits): an execution's
 records are handed to its Session as the sandbox would hand them, attempts end with RunResults built
 here, and timers fire on the reconciler's injected clock. PostgreSQL and Redis are real."""
 
@@ -12,7 +12,7 @@ import pytest
 import sandbox
 from functions.services.deploy import VersionSpec, function_create
 from jobs.models import Job, Status, Step
-from jobs.services import steps, waits
+from jobs.services import recording, steps, waits
 from jobs.services.lifecycle import job_claim, job_finish
 from jobs.services.reconcile import reconcile
 from jobs.services.submit import JobSpec, job_submit
@@ -183,7 +183,7 @@ def test_a_run_that_outlives_its_lifetime_while_children_run_fails_and_cancels_t
     run.record(seq=1, name="fan", kind="map", function="square", items=[[1], [2]], qualifier=None)
     job = run.end()
     fan = Step.objects.get(job=job)
-    assert fan.wake_at == steps.run_deadline(job)
+    assert fan.wake_at == recording.run_deadline(job)
     reconcile(now=fan.wake_at)
     job = Job.objects.get(pk=job.id)
     assert (job.status, job.error["type"]) == (Status.FAILED, "RunLifetimeExceeded")
