@@ -22,7 +22,9 @@ def invoke(call: Call, name: str) -> Reply:
     """POST /api/v1/functions/{name}/invoke: ``?qualifier``/``?wait``, the body and
     ``Idempotency-Key`` checked before anything is written; then the invocation service."""
     query = InvokeFilter.parse(call.query)
-    fields = validated(InvokeSerializer, call.data if call.data is not None else {})  # null: no fields
+    # no body: no fields ({}); a body of null is refused, as submit and warm-up refuse it (the schema
+    # says an object)
+    fields = validated(InvokeSerializer, call.data)
     job, created = invoking.function_invoke(
         tenant=call.tenant,
         api_key=call.api_key,

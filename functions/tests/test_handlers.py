@@ -26,8 +26,10 @@ def test_an_invocation_is_a_job_of_the_chosen_version(alice):
     assert reply.status == 202 and reply.hold.seconds == 3
     assert (reply.body["function"], reply.body["version"]) == ("adder", 1)
     assert reply.body["limits"]["timeout_ms"] == 1000
-    bare = handlers.invoke(call(alice, None), "adder")  # a body of null: no fields
+    bare = handlers.invoke(call(alice, {}), "adder")  # no body: no fields
     assert bare.status == 202 and Job.objects.get(pk=bare.body["id"]).args == []
+    with pytest.raises(ValidationFailed, match="No data provided"):  # a body of null, as submit's
+        handlers.invoke(call(alice, None), "adder")
 
 
 def test_refusals_name_what_is_wrong_and_write_nothing(alice, bob):

@@ -23,7 +23,9 @@ def test_wait_is_a_number_of_seconds_up_to_wait_max(settings):
 def test_line_paging_defaults_and_bounds():
     assert LogsFilter.parse(QueryDict("")) == {"after": 0, "limit": 1000}
     assert LogsFilter.parse(QueryDict("after=7&limit=5")) == {"after": 7, "limit": 5}
-    assert LogsFilter.parse(QueryDict("limit="))["limit"] == 1000  # blank: the default, as Django reads it
+    for blank in ("limit=", "after="):  # given but empty: not an integer (not the default, as a form has it)
+        with pytest.raises(ValidationFailed, match="must be an integer"):
+            LogsFilter.parse(QueryDict(blank))
     with pytest.raises(ValidationFailed, match="limit: must be between 1 and 5000"):
         LogsFilter.parse(QueryDict("limit=0"))
     with pytest.raises(ValidationFailed, match="after: must be an integer"):
