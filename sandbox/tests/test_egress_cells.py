@@ -148,7 +148,12 @@ def main():
            "door": os.path.exists("/run/lambdasite/egress")}
     for target in [("198.18.0.2", 80), ("198.18.0.2", 443), ("127.0.0.1", 3128)]:
         try:
-            socket.create_connection(target, timeout=3).close()
+            with socket.create_connection(target, timeout=3) as conn:
+                # nothing sent, then read to the end: the proxy has answered (and recorded) the probe
+                # before the job returns, instead of maybe after its attempt was closed
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(4096):
+                    pass
             out[str(target)] = "connected"
         except OSError as exc:
             out[str(target)] = exc.errno
@@ -164,7 +169,8 @@ const net = require('net'), fs = require('fs'), dns = require('dns');
 function tryConnect(port, host) {
   return new Promise((res) => {
     const s = net.connect({ port, host, timeout: 3000 });
-    s.on('connect', () => { s.destroy(); res('connected'); });
+    // nothing sent, then read to the end: the proxy has answered (and recorded) the probe first
+    s.on('connect', () => { s.end(); s.resume(); s.on('close', () => res('connected')); });
     s.on('error', (e) => res(e.code));
     s.on('timeout', () => { s.destroy(); res('timeout'); });
   });
