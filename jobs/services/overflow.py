@@ -54,6 +54,32 @@ WHERE id = %(id)s AND status = %(queued)s AND pool = %(was)s
 """
 
 
+# the next moment a job becomes due for overflow, after ``now`` (the reconciler wakes for it between
+# its ticks, so a job overflows at its after_wait_s, not up to a tick later); dispatched ones are few
+# (the tenants' caps), waiting ones are read through job_overflow_due
+_NEXT_DUE_SQL = """
+SELECT LEAST(
+    (SELECT min(dispatched_at + overflow_after_s * interval '1 second') FROM jobs_job
+     WHERE status = %(dispatched)s AND NOT overflow = '{}' AND pool = home_pool
+       AND dispatched_at + overflow_after_s * interval '1 second' > %(now)s),
+    (SELECT min(next_attempt_at + overflow_after_s * interval '1 second') FROM jobs_job
+     WHERE status = %(queued)s AND NOT overflow = '{}' AND NOT pool = ANY(%(live)s::text[])
+       AND next_attempt_at + overflow_after_s * interval '1 second' > %(now)s)
+)
+"""
+
+
+def next_due(*, now: datetime, live: set[str] | None = None) -> datetime | None:
+    """When the next job placed with overflow pools will have waited its after_wait_s (after ``now``),
+    or None: none will (``live``: the pools with a live worker, read now if not given)."""
+    if live is None:
+        live = set(pools.live_workers())
+    params = {"dispatched": Status.DISPATCHED, "queued": Status.QUEUED, "now": now, "live": sorted(live)}
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_DUE_SQL, params)
+        return cursor.fetchone()[0]
+
+
 def overflow_pass(*, now: datetime) -> dict:
     """One pass at ``now`` (the reconciler's clock). -> {"overflowed": dispatched jobs moved,
     "replaced": waiting jobs given another pool}"""

@@ -123,3 +123,30 @@ def test_a_job_without_overflow_stays_where_it_is(alice, bob, fleet):
     later = saturated.dispatched_at + timedelta(hours=1)
     assert overflow_pass(now=later) == {"overflowed": 0, "replaced": 0}
     assert Job.objects.get(pk=stranded).pool == "eu" and Job.objects.get(pk=saturated.id).pool == "default"
+
+
+def test_the_next_overflow_is_when_the_first_job_will_have_waited_its_wait(alice, fleet):
+    from jobs.services.overflow import next_due
+
+    first = dispatched(alice)
+    second = dispatched(alice, {**SPILL, "after_wait_s": 0.5})
+    assert next_due(now=first.dispatched_at) == second.dispatched_at + timedelta(seconds=0.5)
+    # once the second's moment has passed, the first's is next; after both, none
+    after_second = second.dispatched_at + timedelta(seconds=0.6)
+    assert next_due(now=after_second) == first.dispatched_at + timedelta(seconds=2)
+    assert next_due(now=first.dispatched_at + timedelta(seconds=2.1)) is None
+    # a job without overflow pools is never due
+    alice.post_job({**QUICK})
+    assert next_due(now=first.dispatched_at + timedelta(seconds=2.1)) is None
+
+
+def test_a_stranded_job_is_due_when_its_wait_ends_and_not_while_its_pool_is_live(alice, fleet):
+    from jobs.services.overflow import next_due
+
+    placement = {"pool": "gone", "overflow": ["burst"], "after_wait_s": 3}
+    job_id = alice.post_job({**QUICK, "placement": placement}).json()["id"]
+    job = Job.objects.get(pk=job_id)
+    assert job.status == Status.QUEUED  # no live worker in "gone": it waits in PostgreSQL
+    due = job.next_attempt_at + timedelta(seconds=3)
+    assert next_due(now=job.next_attempt_at, live={"default", "burst"}) == due
+    assert next_due(now=job.next_attempt_at, live={"default", "burst", "gone"}) is None

@@ -22,8 +22,12 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
+from django.utils import timezone
 
 from functions.services.builds import builds_reconcile
+from jobs.models import Job, Status
+from jobs.services.dispatch import tenant_fill_slots_safely
+from jobs.services.overflow import next_due, overflow_pass
 from jobs.services.reconcile import heartbeat, reconcile
 from jobs.services.retention import jobs_purge
 from schedules.services.ticks import schedules_tick
@@ -69,4 +73,39 @@ class Command(BaseCommand):
                 log.exception("reconcile pass failed")
             if once:
                 return
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            _until_next_pass(stop, started + interval)
+
+
+def _until_next_pass(stop: threading.Event, next_pass: float, clock=time.monotonic) -> None:
+    """Wait for the next pass; meanwhile, wake when a job placed with overflow pools has waited its
+    after_wait_s and run the overflow pass for it (a job overflows at its wait, not up to a tick
+    later)."""
+    while not stop.is_set():
+        wake = next_pass
+        try:
+            due = next_due(now=timezone.now())
+            if due is not None:
+                wake = min(next_pass, clock() + max(0.0, (due - timezone.now()).total_seconds()) + 0.01)
+        except Exception:  # noqa: BLE001 - the full pass runs at its tick anyway
+            log.exception("reading the next overflow failed")
+        if stop.wait(max(0.0, wake - clock())) or clock() >= next_pass:
+            return
+        try:
+            counts = overflow_pass(now=timezone.now())
+            if any(counts.values()):
+                log.info("overflowed", extra={"event": "reconciled", **counts})
+                _fill_waiting(counts)
+        except Exception:  # noqa: BLE001 - as the pass: never end the loop
+            log.exception("overflow pass failed")
+        finally:
+            close_old_connections()
+
+
+def _fill_waiting(counts: dict) -> None:
+    """Jobs re-placed while waiting go to their new pool's queue now, by their tenants' fill."""
+    if not counts.get("replaced"):
+        return
+    now = timezone.now()
+    placed = Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now).exclude(overflow=[])
+    for tenant_id in placed.values_list("tenant_id", flat=True).distinct():  # (job_overflow_due)
+        tenant_fill_slots_safely(tenant_id=tenant_id)
