@@ -43,7 +43,7 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PY" -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; "$PY" -m venv .venv; }
 fi
-REQ_STAMP=var/.requirements.sha
+REQ_STAMP=.venv/.requirements.sha  # in the venv itself: a new venv always installs
 req_sha=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$req_sha" ]; then
   say "installing pinned requirements"
