@@ -68,6 +68,8 @@ def most_at_once(intervals) -> int:
 def test_fifty_sleeping_jobs_overlap_with_two_worker_processes(alice, stack):
     raise_cap(alice, 100)
     stack.env["WORKERS_PER_HOST"] = "2"
+    # each takes at most 30 (its budget would let one take all 50 while the other still starts)
+    stack.env["WORKER_MAX_INFLIGHT"] = "30"
     stack.start("reconciler", "scheduler")
     stack.start("worker-a", "worker")
     stack.start("worker-b", "worker")
