@@ -48,6 +48,7 @@ class Zygote:
         self.job_pid = None
         self.status = None
         self.waiting = False
+        self.gone = False  # its control socket reached EOF: it died (whether or not it is reaped yet)
         self.baseline = None
         try:
             write_all(code_w, code)
@@ -123,7 +124,7 @@ class Zygote:
         try:
             socket.send_fds(self.ctrl, [_START.pack(max_result, cpu_s)], ends)
         except OSError:
-            self.waiting = False  # the zygote is gone: the pipes report EOF and the job fails
+            self.waiting, self.gone = False, True  # the zygote is gone: the pipes report EOF, the job fails
         for fd in ends:
             os.close(fd)
         return out_r, err_r, res_r, body_w, ctl
@@ -151,6 +152,7 @@ class Zygote:
                 message = b""
             if not message:  # the zygote died
                 self.waiting = False
+                self.gone = True
                 self.status = (signal.SIGKILL, None)
             elif message[:1] == b"P" and len(message) == 5:
                 self.job_pid = struct.unpack(">I", message[1:])[0]
@@ -188,7 +190,10 @@ class Zygote:
         }
 
     def problems(self):
-        if self._dead():
+        # the EOF first: a killed zygote closes its files before the kernel makes it a zombie, and in
+        # that moment waitpid does not see it dead yet and /proc may still show it running (under load
+        # the cell was once kept, and the next job waited on a dead zygote until its time limit)
+        if self.gone or self._dead():
             return ["the zygote died"]
         now = self._fingerprint()
         if now is None or self.baseline is None:
