@@ -31,7 +31,8 @@ from sandbox import RUNTIMES
 
 from . import billing, completion, rendering, selectors, waiting
 from .models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, Attempt, Job, Trigger
-from .placement import MAX_AFTER_WAIT_S, MAX_OVERFLOW, Placement, PlacementInvalid, parse_placement
+from .placement import Placement
+from .placement_fields import PlacementSchema, placement_fields, placement_from
 
 HANDLER_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 _HANDLER = re.compile(HANDLER_RE)
@@ -46,56 +47,6 @@ def priority_field() -> StrictIntegerField:
         help_text=f"{MIN_PRIORITY}-{MAX_PRIORITY}, default {DEFAULT_PRIORITY}: the tenant's waiting jobs are "
         "dispatched highest first (then by due time and age); other tenants are not affected",
     )
-
-
-class PlacementSchema(serializers.Serializer):
-    """A placement (jobs.placement), declared for the schema: the rules are jobs.placement's."""
-
-    pool = serializers.CharField(required=False, help_text="the home pool (default: default)")
-    overflow = serializers.ListField(
-        child=serializers.CharField(),
-        required=False,
-        help_text=f"at most {MAX_OVERFLOW} other pools, tried in order once the job has waited",
-    )
-    after_wait_s = serializers.FloatField(
-        required=False,
-        allow_null=True,
-        help_text=f"seconds of waiting before overflow (over 0, at most {MAX_AFTER_WAIT_S:g}); "
-        "required with overflow",
-    )
-
-
-@extend_schema_field(PlacementSchema)
-class PlacementField(serializers.JSONField):
-    """``placement``: checked whole by jobs.placement (with ``pool``) in ``placement_from``."""
-
-
-def placement_fields() -> tuple[StrictCharField, PlacementField]:
-    """The ``pool`` shorthand and the ``placement`` object of a submit, an invocation or a function."""
-    return (
-        StrictCharField(
-            required=False, max_length=64, help_text='the worker pool to run in (shorthand of {"pool": ...})'
-        ),
-        PlacementField(
-            required=False,
-            help_text="where to run: a home pool, and pools to overflow to after after_wait_s of waiting "
-            "(not with pool); left out: the function's placement, else the default pool",
-        ),
-    )
-
-
-def placement_from(attrs: dict) -> dict:
-    """``pool`` or ``placement`` (not both) as one checked ``placement`` (absent when not given)."""
-    given = {name: attrs.pop(name) for name in ("pool", "placement") if name in attrs}
-    try:
-        found = parse_placement(given)
-    except PlacementInvalid as exc:
-        field, _, inner = exc.field.partition(".")
-        message = f"{inner}: {exc.message}" if inner else exc.message
-        raise serializers.ValidationError({field: [message]}) from None
-    if found is not None:
-        attrs["placement"] = found
-    return attrs
 
 
 class JobSubmitSerializer(StrictSerializer):

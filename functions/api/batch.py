@@ -10,14 +10,8 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.contract import (
-    BatchSubmitSerializer,
-    JobSerializer,
-    JobSubmitSerializer,
-    placement_fields,
-    placement_from,
-    priority_field,
-)
+from jobs.contract import BatchSubmitSerializer, JobSerializer, JobSubmitSerializer, priority_field
+from jobs.placement_fields import placement_fields, placement_from
 from jobs.services import submit
 from lambdasite.api.contract import validated
 from lambdasite.api.fields import (

@@ -7,8 +7,9 @@ from datetime import UTC
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.contract import PlacementSchema, placement_fields, placement_from, priority_field
+from jobs.contract import priority_field
 from jobs.placement import Placement
+from jobs.placement_fields import PlacementSchema, placement_fields, placement_from
 from lambdasite.api.fields import (
     ArgsField,
     CodeField,
