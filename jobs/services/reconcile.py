@@ -42,15 +42,19 @@ def reconcile(*, now: datetime | None = None) -> dict:
     counts["retries_due"] = _queue_due_retries(now)
     counts.update(waits.durable_reconcile(now=now))  # durable runs' timers: resumed runs go in line below
     counts.update(overflow_pass(now=now))  # before the fill: a job given another pool goes now
-    tenants = set(
-        Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
-        .values_list("tenant_id", flat=True)
-        .distinct()
-    )
-    for tenant_id in tenants:
-        tenant_fill_slots_safely(tenant_id=tenant_id, now=now)
+    fill_due_tenants(now=now)
     counts["redispatched"] = _redispatch_lost(now)
     return counts
+
+
+def fill_due_tenants(*, now: datetime, overflow_only: bool = False) -> None:
+    """Fill the slots of every tenant with a due waiting job (``overflow_only``: a job placed with
+    overflow pools, read through job_overflow_due: those the overflow pass may just have re-placed)."""
+    due = Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now)
+    if overflow_only:
+        due = due.exclude(overflow=[])
+    for tenant_id in set(due.values_list("tenant_id", flat=True).distinct()):
+        tenant_fill_slots_safely(tenant_id=tenant_id, now=now)
 
 
 _DUE_SCHEDULED_SQL = """

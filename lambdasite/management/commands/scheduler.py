@@ -25,10 +25,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from functions.services.builds import builds_reconcile
-from jobs.models import Job, Status
-from jobs.services.dispatch import tenant_fill_slots_safely
 from jobs.services.overflow import next_due, overflow_pass
-from jobs.services.reconcile import heartbeat, reconcile
+from jobs.services.reconcile import fill_due_tenants, heartbeat, reconcile
 from jobs.services.retention import jobs_purge
 from schedules.services.ticks import schedules_tick
 
@@ -94,18 +92,9 @@ def _until_next_pass(stop: threading.Event, next_pass: float, clock=time.monoton
             counts = overflow_pass(now=timezone.now())
             if any(counts.values()):
                 log.info("overflowed", extra={"event": "reconciled", **counts})
-                _fill_waiting(counts)
+                if counts.get("replaced"):  # jobs re-placed while waiting: to their new pool now
+                    fill_due_tenants(now=timezone.now(), overflow_only=True)
         except Exception:  # noqa: BLE001 - as the pass: never end the loop
             log.exception("overflow pass failed")
         finally:
             close_old_connections()
-
-
-def _fill_waiting(counts: dict) -> None:
-    """Jobs re-placed while waiting go to their new pool's queue now, by their tenants' fill."""
-    if not counts.get("replaced"):
-        return
-    now = timezone.now()
-    placed = Job.objects.filter(status=Status.QUEUED, next_attempt_at__lte=now).exclude(overflow=[])
-    for tenant_id in placed.values_list("tenant_id", flat=True).distinct():  # (job_overflow_due)
-        tenant_fill_slots_safely(tenant_id=tenant_id)
